@@ -1,0 +1,46 @@
+"""``python -m gateway --config FILE``: run the reference gateway datapath."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gateway import config
+from gateway.control.server import ControlServer
+from gateway.datapath import Datapath
+from gateway.io.ports import PortError
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m gateway", description="edgelab reference gateway datapath")
+    ap.add_argument("--config", required=True, help="YAML config of this gateway node")
+    ap.add_argument("--check", action="store_true", help="validate the config and exit")
+    args = ap.parse_args(argv)
+    try:
+        cfg = config.load(args.config)
+        dp = Datapath(cfg)
+    except config.ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(f"gateway: {args.config}: config is valid ({len(cfg.ports)} ports, {len(cfg.instances)} instances, {len(cfg.routers)} routers)")
+        return 0
+    try:
+        dp.open_ports()
+        control = ControlServer(dp, cfg.control_socket)
+    except (PortError, OSError) as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        dp.close_ports()
+        return 1
+    print(f"gateway: {cfg.node} running, control socket {cfg.control_socket}", flush=True)
+    try:
+        dp.run(control)
+    finally:
+        control.close()
+        dp.close_ports()
+    print(f"gateway: {cfg.node} stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

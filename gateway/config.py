@@ -1,0 +1,354 @@
+"""Gateway configuration: YAML in, validated dataclasses out.
+
+Where this sits: read once at start (``python -m gateway --config FILE``); the
+datapath builds its tables from the result.  Every error names the file, the
+field path and the offending value, and says what was expected, in one
+sentence: :class:`ConfigError` is the only exception that leaves this module.
+
+Schema (see ``topologies/edge_basic.py`` for a full example)::
+
+    node: edge1
+    control_socket: /run/edgelab/edge1.sock      # optional
+    ports:       {NAME: {ifname: IF, role: tenant|uplink|transit|management}}
+    instances:   {NAME: {records: [{port: NAME, vlan: 1-4094 | null}]}}
+    routers:
+      - name: t1
+        tlr_id: 1
+        dr: {ports: [{instance: NAME, ip: A.B.C.D/N, mac: MAC}], routes: [...]}
+        sr: {ports: [...], routes: [{prefix: A.B.C.D/N, via: A.B.C.D}]}
+        transit: {subnet: 169.254.0.0/28, dr: 169.254.0.1, sr: 169.254.0.2}
+    tables: {mac_aging: 300, arp_timeout: 300, arp_queue: 16, arp_retries: 3}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gateway.headers import mac_bytes
+
+PORT_ROLES = ("tenant", "uplink", "transit", "management")
+
+
+class ConfigError(Exception):
+    """A configuration the gateway cannot run; the message is for the user."""
+
+
+@dataclass
+class PortConfig:
+    name: str
+    ifname: str
+    role: str
+
+
+@dataclass
+class Record:
+    port: str
+    vlan: int | None
+
+
+@dataclass
+class InstanceConfig:
+    name: str
+    records: list[Record]
+
+
+@dataclass
+class RouterPortConfig:
+    instance: str
+    ip: ipaddress.IPv4Interface
+    mac: bytes
+
+
+@dataclass
+class RouteConfig:
+    prefix: ipaddress.IPv4Network
+    via: ipaddress.IPv4Address
+
+
+@dataclass
+class RouterHalf:
+    """The DR or the SR of one logical router."""
+
+    ports: list[RouterPortConfig]
+    routes: list[RouteConfig]
+
+
+@dataclass
+class TransitConfig:
+    subnet: ipaddress.IPv4Network
+    dr: ipaddress.IPv4Address
+    sr: ipaddress.IPv4Address
+
+
+@dataclass
+class RouterConfig:
+    name: str
+    tlr_id: int
+    dr: RouterHalf
+    sr: RouterHalf | None
+    transit: TransitConfig | None
+
+
+@dataclass
+class TablesConfig:
+    mac_aging: float = 300.0
+    arp_timeout: float = 300.0
+    arp_queue: int = 16
+    arp_retries: int = 3
+
+
+@dataclass
+class Config:
+    node: str
+    control_socket: str
+    ports: dict[str, PortConfig]
+    instances: dict[str, InstanceConfig]
+    routers: list[RouterConfig]
+    tables: TablesConfig = field(default_factory=TablesConfig)
+    source: str = "<config>"
+
+
+class _Reader:
+    """Walks the parsed YAML, keeping the field path for error messages."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, path: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {path}: {message}")
+
+    def mapping(self, value: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"expected a mapping, got {_show(value)}")
+        for key in value:
+            if key not in required and key not in optional:
+                allowed = ", ".join(required + optional)
+                raise self.fail(f"{path}.{key}" if path else str(key), f"unknown field; expected one of: {allowed}")
+        for key in required:
+            if key not in value:
+                raise self.fail(path or "(top level)", f"missing required field '{key}'")
+        return value
+
+    def named(self, value: Any, path: str) -> dict[str, Any]:
+        """A mapping of user-chosen names to bodies (ports, instances)."""
+        if not isinstance(value, dict):
+            raise self.fail(path, f"expected a mapping of names, got {_show(value)}")
+        return value
+
+    def sequence(self, value: Any, path: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.fail(path, f"expected a list, got {_show(value)}")
+        return value
+
+    def name(self, value: Any, path: str) -> str:
+        if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+            raise self.fail(path, f"{_show(value)} is not a name (a non-empty string without spaces)")
+        return value
+
+    def integer(self, value: Any, path: str, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.fail(path, f"{_show(value)} is not an integer in {low}..{high}")
+        return value
+
+    def number(self, value: Any, path: str, low: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
+            raise self.fail(path, f"{_show(value)} is not a number >= {low}")
+        return float(value)
+
+    def interface(self, value: Any, path: str) -> ipaddress.IPv4Interface:
+        try:
+            if not isinstance(value, str) or "/" not in value:
+                raise ValueError
+            return ipaddress.IPv4Interface(value)
+        except ValueError:
+            raise self.fail(path, f"{_show(value)} is not an IPv4 address with a prefix length (like 172.16.10.1/24)") from None
+
+    def network(self, value: Any, path: str) -> ipaddress.IPv4Network:
+        try:
+            if not isinstance(value, str):
+                raise ValueError
+            return ipaddress.IPv4Network(value)
+        except ValueError:
+            raise self.fail(path, f"{_show(value)} is not an IPv4 prefix with host bits zero (like 10.0.0.0/8)") from None
+
+    def address(self, value: Any, path: str) -> ipaddress.IPv4Address:
+        try:
+            if not isinstance(value, str):
+                raise ValueError
+            return ipaddress.IPv4Address(value)
+        except ValueError:
+            raise self.fail(path, f"{_show(value)} is not an IPv4 address (like 192.0.2.1)") from None
+
+    def mac(self, value: Any, path: str) -> bytes:
+        try:
+            if not isinstance(value, str):
+                raise ValueError(f"{_show(value)} is not a MAC address (expected like 02:00:00:00:00:01)")
+            raw = mac_bytes(value)
+        except ValueError as exc:
+            raise self.fail(path, str(exc)) from None
+        if raw[0] & 1:
+            raise self.fail(path, f"{value!r} is a multicast MAC; a router port needs a unicast one")
+        return raw
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return f"a {type(value).__name__}"
+    return repr(value)
+
+
+def derived_mac(*parts: str) -> bytes:
+    """A stable locally administered MAC for a router port with none configured."""
+    digest = hashlib.sha256("/".join(parts).encode()).digest()
+    return bytes([0x02]) + digest[:5]
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    return parse(text, str(path))
+
+
+def parse(text: str, source: str = "<config>") -> Config:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+    return build(raw, source)
+
+
+def build(raw: Any, source: str = "<config>") -> Config:
+    r = _Reader(source)
+    top = r.mapping(raw, "", ("node", "ports", "instances"), ("control_socket", "routers", "tables"))
+    node = r.name(top["node"], "node")
+    sock = top.get("control_socket", f"/run/edgelab/{node}.sock")
+    if not isinstance(sock, str) or not sock.startswith("/"):
+        raise r.fail("control_socket", f"{_show(sock)} is not an absolute path")
+
+    ports: dict[str, PortConfig] = {}
+    ifnames: dict[str, str] = {}
+    for pname, pval in r.named(top["ports"], "ports").items():
+        path = f"ports.{pname}"
+        r.name(pname, path)
+        body = r.mapping(pval, path, ("ifname",), ("role",))
+        ifname = r.name(body["ifname"], f"{path}.ifname")
+        if len(ifname) > 15:
+            raise r.fail(f"{path}.ifname", f"{ifname!r} is longer than the kernel's 15-character interface names")
+        if ifname in ifnames:
+            raise r.fail(f"{path}.ifname", f"{ifname!r} is already used by port '{ifnames[ifname]}'")
+        ifnames[ifname] = pname
+        role = body.get("role", "tenant")
+        if role not in PORT_ROLES:
+            raise r.fail(f"{path}.role", f"{_show(role)} is not a port role; expected one of: {', '.join(PORT_ROLES)}")
+        ports[pname] = PortConfig(pname, ifname, role)
+    if not ports:
+        raise r.fail("ports", "at least one port is required")
+
+    instances: dict[str, InstanceConfig] = {}
+    owners: dict[tuple[str, int | None], str] = {}
+    for iname, ival in r.named(top["instances"] or {}, "instances").items():
+        path = f"instances.{iname}"
+        r.name(iname, path)
+        body = r.mapping(ival, path, ("records",))
+        records = []
+        for i, rec in enumerate(r.sequence(body["records"], f"{path}.records")):
+            rpath = f"{path}.records[{i}]"
+            rb = r.mapping(rec, rpath, ("port",), ("vlan",))
+            port = r.name(rb["port"], f"{rpath}.port")
+            if port not in ports:
+                raise r.fail(f"{rpath}.port", f"{port!r} is not a configured port; known ports: {', '.join(ports)}")
+            vlan = rb.get("vlan")
+            if vlan is not None:
+                vlan = r.integer(vlan, f"{rpath}.vlan", 1, 4094)
+            key = (port, vlan)
+            if key in owners:
+                tag = "untagged" if vlan is None else f"VLAN {vlan}"
+                raise r.fail(rpath, f"port {port!r} {tag} is already mapped to instance '{owners[key]}'; a (port, VLAN) names one instance")
+            owners[key] = iname
+            records.append(Record(port, vlan))
+        instances[iname] = InstanceConfig(iname, records)
+
+    routers: list[RouterConfig] = []
+    seen_names: set[str] = set()
+    seen_ids: set[int] = set()
+    port_owner: dict[str, str] = {}
+    for i, rval in enumerate(r.sequence(top.get("routers", []) or [], "routers")):
+        path = f"routers[{i}]"
+        body = r.mapping(rval, path, ("name", "tlr_id", "dr"), ("sr", "transit"))
+        name = r.name(body["name"], f"{path}.name")
+        if name in seen_names:
+            raise r.fail(f"{path}.name", f"router {name!r} is defined twice")
+        seen_names.add(name)
+        tlr_id = r.integer(body["tlr_id"], f"{path}.tlr_id", 1, 4094)
+        if tlr_id in seen_ids:
+            raise r.fail(f"{path}.tlr_id", f"TLR id {tlr_id} is already used by another router")
+        seen_ids.add(tlr_id)
+        dr = _half(r, body["dr"], f"{path}.dr", instances, node, name, "dr", port_owner)
+        sr = _half(r, body["sr"], f"{path}.sr", instances, node, name, "sr", port_owner) if body.get("sr") is not None else None
+        transit = None
+        if sr is not None:
+            if "transit" not in body:
+                raise r.fail(path, "a router with an 'sr' needs a 'transit' (subnet, dr, sr addresses)")
+            tb = r.mapping(body["transit"], f"{path}.transit", ("subnet", "dr", "sr"))
+            subnet = r.network(tb["subnet"], f"{path}.transit.subnet")
+            dr_ip = r.address(tb["dr"], f"{path}.transit.dr")
+            sr_ip = r.address(tb["sr"], f"{path}.transit.sr")
+            for key, ip in (("dr", dr_ip), ("sr", sr_ip)):
+                if ip not in subnet:
+                    raise r.fail(f"{path}.transit.{key}", f"{ip} is not inside the transit subnet {subnet}")
+            if dr_ip == sr_ip:
+                raise r.fail(f"{path}.transit.sr", f"{sr_ip} is also the DR's transit address")
+            transit = TransitConfig(subnet, dr_ip, sr_ip)
+        routers.append(RouterConfig(name, tlr_id, dr, sr, transit))
+
+    tables = TablesConfig()
+    if top.get("tables") is not None:
+        tb = r.mapping(top["tables"], "tables", (), ("mac_aging", "arp_timeout", "arp_queue", "arp_retries"))
+        if "mac_aging" in tb:
+            tables.mac_aging = r.number(tb["mac_aging"], "tables.mac_aging", 1)
+        if "arp_timeout" in tb:
+            tables.arp_timeout = r.number(tb["arp_timeout"], "tables.arp_timeout", 1)
+        if "arp_queue" in tb:
+            tables.arp_queue = r.integer(tb["arp_queue"], "tables.arp_queue", 1, 4096)
+        if "arp_retries" in tb:
+            tables.arp_retries = r.integer(tb["arp_retries"], "tables.arp_retries", 1, 10)
+    return Config(node, sock, ports, instances, routers, tables, source)
+
+
+def _half(
+    r: _Reader, value: Any, path: str, instances: dict[str, InstanceConfig], node: str, router: str, kind: str,
+    port_owner: dict[str, str],
+) -> RouterHalf:
+    body = r.mapping(value, path, ("ports",), ("routes",))
+    ports = []
+    for j, pval in enumerate(r.sequence(body["ports"], f"{path}.ports")):
+        ppath = f"{path}.ports[{j}]"
+        pb = r.mapping(pval, ppath, ("instance", "ip"), ("mac",))
+        inst = r.name(pb["instance"], f"{ppath}.instance")
+        if inst not in instances:
+            raise r.fail(f"{ppath}.instance", f"{inst!r} is not a configured instance; known: {', '.join(instances) or 'none'}")
+        if inst in port_owner:
+            raise r.fail(f"{ppath}.instance", f"instance {inst!r} already has a router port ({port_owner[inst]})")
+        port_owner[inst] = f"{router}.{kind}"
+        ip = r.interface(pb["ip"], f"{ppath}.ip")
+        mac = r.mac(pb["mac"], f"{ppath}.mac") if "mac" in pb else derived_mac(node, router, kind, inst)
+        ports.append(RouterPortConfig(inst, ip, mac))
+    routes = []
+    for j, rv in enumerate(r.sequence(body.get("routes", []) or [], f"{path}.routes")):
+        rpath = f"{path}.routes[{j}]"
+        rb = r.mapping(rv, rpath, ("prefix", "via"))
+        routes.append(RouteConfig(r.network(rb["prefix"], f"{rpath}.prefix"), r.address(rb["via"], f"{rpath}.via")))
+    return RouterHalf(ports, routes)

@@ -1,0 +1,1 @@
+"""Control plane access: the JSON control socket (server, client) and the CLI."""

@@ -1,0 +1,167 @@
+"""Control commands: one JSON request in, one JSON response out.
+
+Where this sits: the control server (``server.py``) decodes a request line and
+calls :func:`handle`; it never raises.  A request is an object with ``cmd``:
+
+=========  ==========================================================================
+cmd        fields
+=========  ==========================================================================
+ping       -
+show       what: ports | instances | mac | arp | fib | counters | drops | traces | summary
+trace      action: start (count) | show | clear | inject (port, frame: hex)
+route      action: add | del, router, half: dr | sr, prefix, via (add only)
+=========  ==========================================================================
+
+Response: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "one sentence"}``.
+Every error is counted (``show counters`` -> control.errors).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from gateway.tables.fib import Route
+
+if TYPE_CHECKING:
+    from gateway.datapath import Datapath
+
+
+class CommandError(Exception):
+    pass
+
+
+SHOW: dict[str, Callable[[Datapath], Any]] = {
+    "ports": lambda dp: [p.to_dict() for p in dp.model.ports.values()],
+    "instances": lambda dp: [i.to_dict() for i in dp.model.instances.values()],
+    "mac": lambda dp: dp.macs.dump(time.monotonic()),
+    "arp": lambda dp: [dict(row, router=r.label) for r in dp.model.routers for row in r.arp.dump(time.monotonic())],
+    "fib": lambda dp: [dict(rt.to_dict(), router=r.label, tlr_id=r.tlr_id) for r in dp.model.routers for rt in r.fib.routes()],
+    "counters": lambda dp: dp.counters(),
+    "drops": lambda dp: dp.pipeline.drops(),
+    "traces": lambda dp: list(dp.traces),
+}
+
+
+def _summary(dp: Datapath) -> dict[str, Any]:
+    return {
+        "node": dp.cfg.node,
+        "uptime": round(time.time() - dp.started, 1),
+        "ports": len(dp.model.ports),
+        "instances": len(dp.model.instances),
+        "routers": [r.label for r in dp.model.routers],
+        "mac_entries": len(dp.macs),
+        "drops": sum(dp.pipeline.drops().values()),
+    }
+
+
+SHOW["summary"] = _summary
+
+
+def _field(req: dict[str, Any], name: str, kind: type = str) -> Any:
+    if name not in req:
+        raise CommandError(f"'{req.get('cmd')}' needs the field '{name}'")
+    value = req[name]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise CommandError(f"field '{name}' must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def _show(dp: Datapath, req: dict[str, Any]) -> Any:
+    what = req.get("what", "summary")
+    fn = SHOW.get(what) if isinstance(what, str) else None
+    if fn is None:
+        raise CommandError(f"cannot show {what!r}; choose one of: {', '.join(sorted(SHOW))}")
+    return fn(dp)
+
+
+def _trace(dp: Datapath, req: dict[str, Any]) -> Any:
+    action = _field(req, "action")
+    if action == "start":
+        count = req.get("count", 10)
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 10000:
+            raise CommandError(f"trace count must be an integer in 1..10000, got {count!r}")
+        dp.trace_budget = count
+        return {"tracing": count}
+    if action == "show":
+        return list(dp.traces)
+    if action == "clear":
+        dp.traces.clear()
+        dp.trace_budget = 0
+        return {"cleared": True}
+    if action == "inject":
+        port = _field(req, "port")
+        if port not in dp.model.ports:
+            raise CommandError(f"no port {port!r}; ports: {', '.join(dp.model.ports)}")
+        try:
+            frame = bytes.fromhex(_field(req, "frame"))
+        except ValueError:
+            raise CommandError("field 'frame' must be the frame in hex") from None
+        if not 14 <= len(frame) <= 9216:
+            raise CommandError(f"an injected frame must be 14..9216 bytes, got {len(frame)}")
+        return dp.inject(port, frame)
+    raise CommandError(f"unknown trace action {action!r}; choose start, show, clear or inject")
+
+
+def _route(dp: Datapath, req: dict[str, Any]) -> Any:
+    action = _field(req, "action")
+    name = _field(req, "router")
+    half = req.get("half", "dr")
+    router = next((r for r in dp.model.routers if r.name == name and r.kind == half), None)
+    if router is None:
+        known = ", ".join(r.label for r in dp.model.routers)
+        raise CommandError(f"no router {name!r} with a {half!r} half; routers: {known}")
+    try:
+        prefix = ipaddress.IPv4Network(_field(req, "prefix"))
+    except ValueError as exc:
+        raise CommandError(f"bad prefix: {exc}") from None
+    if action == "del":
+        removed = router.fib.remove(int(prefix.network_address), prefix.prefixlen)
+        if removed is None:
+            raise CommandError(f"{router.label} has no route {prefix}")
+        return removed.to_dict()
+    if action != "add":
+        raise CommandError(f"unknown route action {action!r}; choose add or del")
+    try:
+        via = int(ipaddress.IPv4Address(_field(req, "via")))
+    except ValueError as exc:
+        raise CommandError(f"bad next hop: {exc}") from None
+    port = router.connected_port(via)
+    peer = dp.model.transit.get(via)
+    if port is not None:
+        route = Route(int(prefix.network_address), prefix.prefixlen, via, port)
+    elif peer is not None and peer.router.name == router.name and peer.router is not router:
+        route = Route(int(prefix.network_address), prefix.prefixlen, via, None, transit=True)
+    else:
+        raise CommandError(f"next hop {ipaddress.IPv4Address(via)} is not on a connected subnet of {router.label}")
+    router.fib.add(route)
+    return route.to_dict()
+
+
+def _ping(dp: Datapath, req: dict[str, Any]) -> Any:
+    return {"node": dp.cfg.node, "uptime": round(time.time() - dp.started, 1)}
+
+
+COMMANDS: dict[str, Callable[[Datapath, dict[str, Any]], Any]] = {
+    "ping": _ping,
+    "show": _show,
+    "trace": _trace,
+    "route": _route,
+}
+
+
+def handle(dp: Datapath, req: Any) -> dict[str, Any]:
+    dp.control_requests += 1
+    try:
+        if not isinstance(req, dict):
+            raise CommandError("a request must be a JSON object with a 'cmd' field")
+        cmd = req.get("cmd")
+        fn = COMMANDS.get(cmd) if isinstance(cmd, str) else None
+        if fn is None:
+            raise CommandError(f"unknown command {cmd!r}; commands: {', '.join(COMMANDS)}")
+        return {"ok": True, "result": fn(dp, req)}
+    except CommandError as exc:
+        dp.control_errors += 1
+        return {"ok": False, "error": str(exc)}

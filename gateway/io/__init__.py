@@ -1,0 +1,1 @@
+"""Transports between the datapath and the world: NIC ports (AF_PACKET)."""

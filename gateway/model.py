@@ -1,0 +1,195 @@
+"""The logical model at run time: ports, EVI service instances, routers.
+
+Where this sits: built once from a validated :class:`gateway.config.Config`;
+the stages hold references to these objects, never to config dataclasses.
+
+- A :class:`Port` is a NIC with a transport (``io.ports``) behind it.
+- An :class:`Instance` is an L2 broadcast domain; ``members`` are the
+  (port, VLAN) pairs its records name, the flood list.
+- A :class:`Router` is one half of a logical router: the DR or the SR.  Its
+  :class:`RouterPort` s sit on instances (logical switches), plus one port on
+  the transit switch that joins DR and SR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gateway.config import Config, ConfigError, RouterHalf
+from gateway.headers import ip_str, mac_str
+from gateway.tables.arp import ArpTable
+from gateway.tables.fib import Fib, Route, mask
+
+class Transport(Protocol):
+    """What a port needs from its I/O: ``io.ports.AfPacket`` or a test double."""
+
+    def fileno(self) -> int: ...
+    def recv_batch(self, limit: int) -> list[tuple[bytearray, int | None]]: ...
+    def send(self, frame: bytes | bytearray) -> None: ...
+    def close(self) -> None: ...
+
+
+class Port:
+    __slots__ = ("name", "ifname", "role", "io", "rx", "tx", "tx_errors")
+
+    def __init__(self, name: str, ifname: str, role: str) -> None:
+        self.name = name
+        self.ifname = ifname
+        self.role = role
+        self.io: Transport | None = None
+        self.rx = 0
+        self.tx = 0
+        self.tx_errors = 0
+
+    def send(self, frame: bytes | bytearray) -> None:
+        try:
+            self.io.send(frame)  # type: ignore[union-attr]
+            self.tx += 1
+        except OSError:
+            # A full socket buffer or a link going down costs this frame, not the daemon.
+            self.tx_errors += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ifname": self.ifname, "role": self.role, "rx": self.rx, "tx": self.tx, "tx_errors": self.tx_errors}
+
+
+class Instance:
+    __slots__ = ("name", "members", "router_port")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.members: list[tuple[Port, int | None]] = []
+        self.router_port: RouterPort | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        rp = self.router_port
+        return {
+            "name": self.name,
+            "records": [{"port": p.name, "vlan": v} for p, v in self.members],
+            "router_port": None if rp is None else {"router": rp.router.label, "ip": f"{ip_str(rp.ip)}/{rp.plen}", "mac": mac_str(rp.mac)},
+        }
+
+
+class RouterPort:
+    """A router's address on one segment.  ``instance`` is None for the transit port."""
+
+    __slots__ = ("router", "instance", "ip", "plen", "mac", "label")
+
+    def __init__(self, router: Router, instance: Instance | None, ip: int, plen: int, mac: bytes) -> None:
+        self.router = router
+        self.instance = instance
+        self.ip = ip
+        self.plen = plen
+        self.mac = mac
+        self.label = f"{router.label}:{instance.name if instance else 'transit'}"
+
+    @property
+    def network(self) -> int:
+        return self.ip & mask(self.plen)
+
+
+@dataclass(eq=False)
+class Router:
+    """The DR or the SR of logical router ``name``; ``kind`` is the stage that runs it."""
+
+    name: str
+    kind: str  # "dr" or "sr"
+    tlr_id: int
+    arp: ArpTable
+    fib: Fib = field(default_factory=Fib)
+    ports: list[RouterPort] = field(default_factory=list)
+    transit_port: RouterPort | None = None
+    local_ips: dict[int, RouterPort] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}-{self.kind}"
+
+    def add_port(self, port: RouterPort) -> None:
+        self.ports.append(port)
+        self.local_ips[port.ip] = port
+        if port.instance is not None:
+            self.fib.add(Route(port.network, port.plen, None, port, origin="connected"))
+
+    def connected_port(self, ip: int) -> RouterPort | None:
+        for port in self.ports:
+            if port.instance is not None and ip & mask(port.plen) == port.network:
+                return port
+        return None
+
+
+@dataclass
+class Model:
+    ports: dict[str, Port]
+    instances: dict[str, Instance]
+    records: dict[tuple[str, int | None], Instance]
+    routers: list[Router]
+    # transit address -> the local router port that owns it
+    transit: dict[int, RouterPort]
+
+
+def build(cfg: Config) -> Model:
+    """Turn a validated config into run-time objects (no I/O is opened here)."""
+    ports = {name: Port(name, p.ifname, p.role) for name, p in cfg.ports.items()}
+    instances: dict[str, Instance] = {}
+    records: dict[tuple[str, int | None], Instance] = {}
+    for name, ic in cfg.instances.items():
+        inst = instances[name] = Instance(name)
+        for rec in ic.records:
+            inst.members.append((ports[rec.port], rec.vlan))
+            records[(rec.port, rec.vlan)] = inst
+    routers: list[Router] = []
+    transit: dict[int, RouterPort] = {}
+    t = cfg.tables
+    for i, rc in enumerate(cfg.routers):
+        path = f"routers[{i}]"
+        dr = Router(rc.name, "dr", rc.tlr_id, ArpTable(t.arp_timeout, t.arp_queue, t.arp_retries))
+        _add_ports(dr, rc.dr, instances)
+        routers.append(dr)
+        sr = None
+        if rc.sr is not None and rc.transit is not None:
+            sr = Router(rc.name, "sr", rc.tlr_id, ArpTable(t.arp_timeout, t.arp_queue, t.arp_retries))
+            _add_ports(sr, rc.sr, instances)
+            routers.append(sr)
+            tplen = rc.transit.subnet.prefixlen
+            dr.transit_port = RouterPort(dr, None, int(rc.transit.dr), tplen, b"\x00" * 6)
+            sr.transit_port = RouterPort(sr, None, int(rc.transit.sr), tplen, b"\x00" * 6)
+            dr.local_ips[int(rc.transit.dr)] = dr.transit_port
+            sr.local_ips[int(rc.transit.sr)] = sr.transit_port
+            transit[int(rc.transit.dr)] = dr.transit_port
+            transit[int(rc.transit.sr)] = sr.transit_port
+        _add_routes(dr, rc.dr, f"{path}.dr", cfg, rc.transit and int(rc.transit.sr), rc.transit)
+        if sr is not None and rc.transit is not None:
+            _add_routes(sr, rc.sr, f"{path}.sr", cfg, int(rc.transit.dr), rc.transit)  # type: ignore[arg-type]
+            # The SR reaches every tenant subnet of its DR through the transit switch,
+            # and the DR sends everything else to the SR.
+            for route in dr.fib.routes():
+                if not route.transit and route.plen != 0:
+                    sr.fib.add(Route(route.prefix, route.plen, int(rc.transit.dr), None, transit=True, origin="transit"))
+            if not any(route.plen == 0 for route in dr.fib.routes()):
+                dr.fib.add(Route(0, 0, int(rc.transit.sr), None, transit=True, origin="transit"))
+    return Model(ports, instances, records, routers, transit)
+
+
+def _add_ports(router: Router, half: RouterHalf, instances: dict[str, Instance]) -> None:
+    for pc in half.ports:
+        inst = instances[pc.instance]
+        rp = RouterPort(router, inst, int(pc.ip.ip), pc.ip.network.prefixlen, pc.mac)
+        inst.router_port = rp
+        router.add_port(rp)
+
+
+def _add_routes(router: Router, half: RouterHalf, path: str, cfg: Config, peer_transit: int | None, transit: Any) -> None:
+    for j, rc in enumerate(half.routes):
+        via = int(rc.via)
+        port = router.connected_port(via)
+        if port is not None:
+            router.fib.add(Route(int(rc.prefix.network_address), rc.prefix.prefixlen, via, port))
+        elif transit is not None and rc.via in transit.subnet and peer_transit == via:
+            router.fib.add(Route(int(rc.prefix.network_address), rc.prefix.prefixlen, via, None, transit=True))
+        else:
+            raise ConfigError(
+                f"{cfg.source}: {path}.routes[{j}].via: {rc.via} is not on a connected subnet of this router"
+                " (nor its transit peer); a next hop must be directly reachable"
+            )

@@ -1,0 +1,39 @@
+"""egress: VLAN push per output and transmit.
+
+Where this sits: the last stage.  ``pkt.outputs`` lists (port, VLAN) members
+chosen by ``l2switch`` or a router; the frame goes out each one, tagged with
+that member's VLAN (untagged when it is ``null``).  The ingress tag was popped
+on receive, so pop/push/swap are all "write the output's tag".
+
+Exits: ``done``; drops: ``no-output``.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from gateway.headers import ETH_P_8021Q
+from gateway.packet import Packet
+from gateway.stages.base import DONE, Stage
+
+_TAG = struct.Struct("!HH")
+
+
+class Egress(Stage):
+    name = "egress"
+    DROPS = ("no-output",)
+
+    def process(self, pkt: Packet) -> str:
+        outputs = pkt.outputs
+        if not outputs:
+            return self.drop(pkt, "no-output")
+        buf = pkt.buf
+        trace = pkt.trace
+        for port, vlan in outputs:
+            if vlan is None:
+                port.send(buf)
+            else:
+                port.send(buf[:12] + _TAG.pack(ETH_P_8021Q, vlan) + buf[12:])
+            if trace is not None:
+                trace.append(f"egress: out {port.name} {'untagged' if vlan is None else f'vlan {vlan}'}")
+        return DONE

@@ -1,0 +1,91 @@
+"""l2switch: MAC learning and forwarding inside one EVI service instance.
+
+Where this sits: after ``classify``.  Learns the source MAC against the
+(port, VLAN) the frame came in on, then:
+
+- destination is the MAC of the instance's router port -> the router's stage
+  (``dr`` or ``sr``);
+- broadcast/multicast -> flooded to every other member of the instance; an
+  ARP broadcast is also handed to the router, which answers for its address;
+- known unicast -> the learned member; unknown unicast -> flooded.
+
+Flooding uses the instance's member list only, so a frame never leaves its
+instance.  Exits: ``dr``, ``sr``, ``egress``; drops: ``multicast-source``,
+``same-segment`` (the destination lives where the frame came from),
+``no-other-member`` (a flood with nowhere to go).
+"""
+
+from __future__ import annotations
+
+from time import monotonic
+
+from gateway.headers import ETH_P_ARP, mac_str
+from gateway.packet import Packet
+from gateway.stages.base import Stage
+
+
+class L2Switch(Stage):
+    name = "l2switch"
+    DROPS = ("multicast-source", "same-segment", "no-other-member")
+
+    def __init__(self, dp) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(dp)
+        self.floods = 0
+
+    def process(self, pkt: Packet) -> str:
+        buf = pkt.buf
+        inst = pkt.instance
+        src = bytes(buf[6:12])
+        if src[0] & 1:
+            return self.drop(pkt, "multicast-source", mac_str(src))
+        macs = self.dp.macs
+        macs.learn(inst, src, pkt.in_port, pkt.vlan, monotonic())  # type: ignore[arg-type]
+        dst = bytes(buf[0:6])
+        rp = inst.router_port  # type: ignore[union-attr]
+        if rp is not None and dst == rp.mac:
+            pkt.router = rp.router
+            pkt.rport = rp
+            pkt.note(self.name, f"to router port {rp.label}")
+            return rp.router.kind
+        if dst[0] & 1:
+            flood = self._flood_list(pkt)
+            if rp is not None and buf[12] == ETH_P_ARP >> 8 and buf[13] == ETH_P_ARP & 0xFF:
+                if flood:
+                    copy = Packet(bytearray(buf), pkt.in_port, pkt.vlan)
+                    copy.outputs = flood
+                    copy.trace = pkt.trace
+                    self.dp.pipeline.inject(copy, "egress")
+                    self.floods += 1
+                pkt.router = rp.router
+                pkt.rport = rp
+                pkt.note(self.name, f"arp broadcast: flood {len(flood)} member(s) and to router port {rp.label}")
+                return rp.router.kind
+            if not flood:
+                return self.drop(pkt, "no-other-member")
+            self.floods += 1
+            pkt.outputs = flood
+            pkt.note(self.name, f"flood {mac_str(dst)} to {len(flood)} member(s)")
+            return "egress"
+        entry = macs.lookup(inst, dst)  # type: ignore[arg-type]
+        if entry is None:
+            flood = self._flood_list(pkt)
+            if not flood:
+                return self.drop(pkt, "no-other-member")
+            self.floods += 1
+            pkt.outputs = flood
+            pkt.note(self.name, f"unknown {mac_str(dst)}: flood to {len(flood)} member(s)")
+            return "egress"
+        if entry.port is pkt.in_port and entry.vlan == pkt.vlan:
+            return self.drop(pkt, "same-segment", mac_str(dst))
+        pkt.outputs = [entry.member]
+        pkt.note(self.name, f"{mac_str(dst)} learned on {entry.port.name}")
+        return "egress"
+
+    def _flood_list(self, pkt: Packet) -> list:  # type: ignore[type-arg]
+        in_port, vlan = pkt.in_port, pkt.vlan
+        return [m for m in pkt.instance.members if m[0] is not in_port or m[1] != vlan]  # type: ignore[union-attr]
+
+    def counters(self) -> dict:  # type: ignore[type-arg]
+        out = super().counters()
+        out["floods"] = self.floods
+        return out

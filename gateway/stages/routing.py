@@ -1,0 +1,246 @@
+"""The routing walk shared by the ``dr`` and ``sr`` stages (not a stage itself).
+
+Where this sits: ``dr.py`` and ``sr.py`` subclass :class:`RouterStage`; a
+packet arrives with ``pkt.router`` (which DR or SR) and ``pkt.rport`` (the
+router port it came in on) set by ``l2switch`` or ``transit``.
+
+The walk, for a packet received by a router::
+
+    ARP?            -> answer for our address / learn, release queued packets
+    IPv4 checks     -> drop malformed (ip-truncated, ip-bad-ihl, ...)
+    for us?         -> ICMP echo reply; anything else dropped (local-unsupported)
+    TTL <= 1        -> ICMP time exceeded, drop (ttl-expired)
+    before_route    -> hook (the SR's DNAT)
+    FIB lookup      -> none: ICMP net unreachable, drop (no-route)
+    TTL - 1
+    transit route   -> exit ``transit`` towards the peer router
+    after_route     -> hook (the SR's firewall and SNAT)
+    ARP lookup      -> miss: queue behind a resolution (bounded), send request
+    rewrite MACs    -> exit ``egress`` to the learned member (or flood)
+
+Packets the router builds (echo replies, ICMP errors) re-enter the same stage
+with ``originated`` set and skip straight to the FIB lookup.
+"""
+
+from __future__ import annotations
+
+from time import monotonic
+
+from gateway.headers import ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, Arp, HeaderError, Icmp, ip_str, ipv4_check, mac_str
+from gateway.l3 import arp_reply, arp_request, decrement_ttl, echo_reply, icmp_error
+from gateway.model import Router, RouterPort
+from gateway.packet import Packet
+from gateway.stages.base import DONE, Stage
+from gateway.tables.fib import Route
+
+
+class RouterStage(Stage):
+    DROPS = (
+        "not-ipv4",
+        "ip-truncated",
+        "ip-bad-version",
+        "ip-bad-ihl",
+        "ip-bad-length",
+        "ip-bad-checksum",
+        "icmp-truncated",
+        "arp-truncated",
+        "arp-unsupported",
+        "not-routable",
+        "local-unsupported",
+        "ttl-expired",
+        "no-route",
+        "arp-queue-full",
+        "arp-unresolved",
+    )
+
+    def __init__(self, dp) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(dp)
+        self.arp_requests = 0
+        self.arp_replies = 0
+        self.arp_other = 0
+        self.arp_misses = 0
+        self.echo_replies = 0
+        self.icmp_errors = 0
+
+    # -- hooks for the SR's services -------------------------------------------------
+    def before_route(self, pkt: Packet) -> str | None:
+        """Runs before the FIB lookup (the SR does DNAT here). A return value ends the walk."""
+        return None
+
+    def after_route(self, pkt: Packet, route: Route) -> str | None:
+        """Runs after the FIB lookup, towards a segment (the SR's firewall and SNAT)."""
+        return None
+
+    # -- the walk ------------------------------------------------------------------------
+    def process(self, pkt: Packet) -> str:
+        if pkt.originated:
+            return self.deliver(pkt)
+        buf = pkt.buf
+        ethertype = (buf[12] << 8) | buf[13]
+        if ethertype == ETH_P_ARP:
+            return self.arp_input(pkt)
+        if ethertype != ETH_P_IP:
+            return self.drop(pkt, "not-ipv4", f"ethertype {ethertype:#06x}")
+        reason = ipv4_check(buf, 14)
+        if reason is not None:
+            return self.drop(pkt, reason)
+        total = (buf[16] << 8) | buf[17]
+        if len(buf) > 14 + total:
+            del buf[14 + total :]  # Ethernet padding is not part of the datagram
+        dst = int.from_bytes(buf[30:34], "big")
+        router: Router = pkt.router  # type: ignore[assignment]
+        if dst in router.local_ips:
+            return self.local_input(pkt, (buf[14] & 0x0F) * 4, total)
+        if dst == 0xFFFFFFFF or dst >> 28 == 0xE or dst == 0:
+            return self.drop(pkt, "not-routable", ip_str(dst))
+        if buf[22] <= 1:
+            self.send_error(pkt, Icmp.TIME_EXCEEDED, 0)
+            return self.drop(pkt, "ttl-expired")
+        verdict = self.before_route(pkt)
+        if verdict is not None:
+            return verdict
+        dst = int.from_bytes(buf[30:34], "big")
+        route = router.fib.lookup(dst)
+        if route is None:
+            self.send_error(pkt, Icmp.DEST_UNREACH, 0)
+            return self.drop(pkt, "no-route", ip_str(dst))
+        decrement_ttl(buf)
+        return self.output(pkt, route, dst)
+
+    def deliver(self, pkt: Packet) -> str:
+        """Route a packet this router built (no TTL checks, no hooks on the way in)."""
+        dst = int.from_bytes(pkt.buf[30:34], "big")
+        route = pkt.router.fib.lookup(dst)  # type: ignore[union-attr]
+        if route is None:
+            return self.drop(pkt, "no-route", f"own packet to {ip_str(dst)}")
+        return self.output(pkt, route, dst)
+
+    def output(self, pkt: Packet, route: Route, dst: int) -> str:
+        if route.transit:
+            pkt.next_hop = route.via  # type: ignore[assignment]
+            pkt.note(self.name, f"{ip_str(dst)} via transit {ip_str(route.via)}")  # type: ignore[arg-type]
+            return "transit"
+        verdict = self.after_route(pkt, route)
+        if verdict is not None:
+            return verdict
+        rport: RouterPort = route.port  # type: ignore[assignment]
+        nh = route.via if route.via is not None else dst
+        mac = pkt.router.arp.lookup(rport, nh)  # type: ignore[union-attr]
+        if mac is None:
+            return self.resolve(pkt, rport, nh)
+        self.rewrite(pkt, rport, mac)
+        pkt.note(self.name, f"{ip_str(dst)} via {ip_str(nh)} ({mac_str(mac)}) on {rport.instance.name}")  # type: ignore[union-attr]
+        return "egress"
+
+    def rewrite(self, pkt: Packet, rport: RouterPort, mac: bytes) -> None:
+        buf = pkt.buf
+        buf[0:6] = mac
+        buf[6:12] = rport.mac
+        pkt.outputs = self.dp.macs.resolve(rport.instance, mac)
+
+    # -- ARP -----------------------------------------------------------------------------
+    def resolve(self, pkt: Packet, rport: RouterPort, nh: int) -> str:
+        router: Router = pkt.router  # type: ignore[assignment]
+        queued, new = router.arp.enqueue(rport, nh, pkt, monotonic())
+        if not queued:
+            return self.drop(pkt, "arp-queue-full", ip_str(nh))
+        self.arp_misses += 1
+        if new:
+            self.send_arp_request(rport, nh, pkt.trace)
+        pkt.note(self.name, f"arp miss for {ip_str(nh)} on {rport.instance.name}: queued")  # type: ignore[union-attr]
+        return DONE
+
+    def send_arp_request(self, rport: RouterPort, ip: int, trace: list[str] | None = None) -> None:
+        req = Packet(arp_request(rport.mac, rport.ip, ip), None, None)
+        req.outputs = rport.instance.members  # type: ignore[union-attr]
+        req.trace = trace
+        self.arp_requests += 1
+        self.dp.pipeline.inject(req, "egress")
+
+    def arp_input(self, pkt: Packet) -> str:
+        try:
+            arp, _ = Arp.parser(memoryview(pkt.buf)[14:])
+        except HeaderError as exc:
+            return self.drop(pkt, exc.reason)
+        rport = pkt.rport
+        router: Router = pkt.router  # type: ignore[assignment]
+        now = monotonic()
+        if rport is None or rport.instance is None:
+            self.arp_other += 1
+            return DONE
+        if arp.tpa == rport.ip and arp.spa != 0:
+            released = router.arp.learn(rport, arp.spa, arp.sha, now)
+            if arp.op == Arp.REQUEST:
+                reply = Packet(arp_reply(rport.mac, rport.ip, arp.sha, arp.spa), None, None)
+                reply.outputs = [(pkt.in_port, pkt.vlan)]  # type: ignore[list-item]
+                reply.trace = pkt.trace
+                self.arp_replies += 1
+                self.dp.pipeline.inject(reply, "egress")
+                pkt.note(self.name, f"arp who-has {ip_str(arp.tpa)}: reply {mac_str(rport.mac)}")
+            else:
+                pkt.note(self.name, f"arp {ip_str(arp.spa)} is-at {mac_str(arp.sha)}: learned")
+        else:
+            # Not aimed at us: only refresh what we already know (RFC 826 merge), so a
+            # gratuitous ARP moves an existing neighbour entry.
+            released = router.arp.refresh(rport, arp.spa, arp.sha, now) if arp.spa else []
+            self.arp_other += 1
+            pkt.note(self.name, f"arp for {ip_str(arp.tpa)}: not ours")
+        for queued in released:
+            self.rewrite(queued, rport, arp.sha)
+            queued.note(self.name, f"arp resolved {ip_str(arp.spa)}: released")
+            self.dp.pipeline.inject(queued, "egress")
+        return DONE
+
+    # -- packets for the router itself -------------------------------------------------
+    def local_input(self, pkt: Packet, ihl: int, total: int) -> str:
+        buf = pkt.buf
+        if buf[23] == IPPROTO_ICMP:
+            if total - ihl < 8:
+                return self.drop(pkt, "icmp-truncated")
+            if buf[14 + ihl] == Icmp.ECHO_REQUEST:
+                pkt.buf = echo_reply(buf, ihl, total)
+                pkt.originated = True
+                self.echo_replies += 1
+                pkt.note(self.name, "echo request for us: reply")
+                return self.deliver(pkt)
+        return self.drop(pkt, "local-unsupported", f"protocol {buf[23]} to {ip_str(bytes(buf[30:34]))}")
+
+    def send_error(self, pkt: Packet, icmp_type: int, code: int) -> None:
+        router: Router = pkt.router  # type: ignore[assignment]
+        src = pkt.rport.ip if pkt.rport is not None else router.ports[0].ip
+        frame = icmp_error(pkt.buf, src, icmp_type, code)
+        if frame is None:
+            return
+        err = Packet(frame, None, None)
+        err.router = router
+        err.rport = pkt.rport
+        err.originated = True
+        err.trace = pkt.trace
+        self.icmp_errors += 1
+        pkt.note(self.name, f"icmp type {icmp_type} code {code} to {ip_str(bytes(pkt.buf[26:30]))}")
+        self.dp.pipeline.inject(err, self.name)
+
+    # -- timers ------------------------------------------------------------------------
+    def tick(self, now: float) -> None:
+        for router in self.dp.model.routers:
+            if router.kind != self.name:
+                continue
+            retry, failed = router.arp.due(now)
+            for rport, ip in retry:
+                self.send_arp_request(rport, ip)
+            for pkt in failed:
+                self.send_error(pkt, Icmp.DEST_UNREACH, 1)
+                self.drop(pkt, "arp-unresolved")
+            router.arp.expire(now)
+
+    def counters(self) -> dict:  # type: ignore[type-arg]
+        out = super().counters()
+        out.update(
+            arp_requests=self.arp_requests,
+            arp_replies=self.arp_replies,
+            arp_other=self.arp_other,
+            arp_misses=self.arp_misses,
+            echo_replies=self.echo_replies,
+            icmp_errors=self.icmp_errors,
+        )
+        return out

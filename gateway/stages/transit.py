@@ -1,0 +1,32 @@
+"""transit: the switch between a logical router's DR and its SR(s).
+
+Where this sits: between ``dr`` and ``sr`` in both directions.  A router that
+routes over the transit switch sets ``pkt.next_hop`` to the peer's transit
+address; this stage finds who owns that address.  When the owner runs in this
+process (a single edge holding DR and SR), the packet goes straight to its
+stage with no frame on any wire.
+
+Exits: ``dr``, ``sr``; drops: ``no-transit-peer``.
+"""
+
+from __future__ import annotations
+
+from gateway.headers import ip_str
+from gateway.packet import Packet
+from gateway.stages.base import Stage
+
+
+class Transit(Stage):
+    name = "transit"
+    DROPS = ("no-transit-peer",)
+
+    def process(self, pkt: Packet) -> str:
+        owner = self.dp.model.transit.get(pkt.next_hop)
+        if owner is None:
+            return self.drop(pkt, "no-transit-peer", ip_str(pkt.next_hop))
+        pkt.router = owner.router
+        pkt.rport = owner
+        # From here on the packet is transit traffic for the peer, even if we built it.
+        pkt.originated = False
+        pkt.note(self.name, f"to {owner.router.label} at {ip_str(owner.ip)} (local)")
+        return owner.router.kind

@@ -1,0 +1,1 @@
+"""State the stages read and write: FIB, ARP, MAC tables."""

@@ -1,0 +1,88 @@
+"""Forwarding information base: longest-prefix match over IPv4 routes.
+
+Where this sits: read by the ``dr`` and ``sr`` stages for every routed packet;
+written at start from the config and at run time by the control socket.
+
+One dict per prefix length, probed from the longest length present down to
+the shortest: at most 33 dict lookups, usually a handful, with no per-lookup
+allocation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gateway.headers import ip_str
+
+if TYPE_CHECKING:
+    from gateway.model import RouterPort
+
+
+@dataclass(eq=False)
+class Route:
+    """A FIB entry.
+
+    ``port`` is the router port whose segment holds the next hop (None for a
+    route through the transit switch); ``via`` is the next hop address, None
+    for a connected route (the next hop is the destination itself).
+    """
+
+    prefix: int
+    plen: int
+    via: int | None
+    port: RouterPort | None
+    transit: bool = False
+    origin: str = "static"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prefix": f"{ip_str(self.prefix)}/{self.plen}",
+            "via": ip_str(self.via) if self.via is not None else None,
+            "port": "transit" if self.transit else (self.port.instance.name if self.port else None),
+            "origin": self.origin,
+        }
+
+
+def mask(plen: int) -> int:
+    return (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
+
+
+class Fib:
+    def __init__(self) -> None:
+        self._by_len: dict[int, dict[int, Route]] = {}
+        self._lens: list[int] = []  # descending
+        self.generation = 0
+
+    def add(self, route: Route) -> None:
+        route.prefix &= mask(route.plen)
+        table = self._by_len.setdefault(route.plen, {})
+        table[route.prefix] = route
+        self._lens = sorted(self._by_len, reverse=True)
+        self.generation += 1
+
+    def remove(self, prefix: int, plen: int) -> Route | None:
+        table = self._by_len.get(plen)
+        if not table:
+            return None
+        route = table.pop(prefix & mask(plen), None)
+        if not table:
+            del self._by_len[plen]
+            self._lens = sorted(self._by_len, reverse=True)
+        if route is not None:
+            self.generation += 1
+        return route
+
+    def lookup(self, dst: int) -> Route | None:
+        by_len = self._by_len
+        for plen in self._lens:
+            route = by_len[plen].get(dst & mask(plen))
+            if route is not None:
+                return route
+        return None
+
+    def routes(self) -> list[Route]:
+        return [r for plen in self._lens for r in self._by_len[plen].values()]
+
+    def __len__(self) -> int:
+        return sum(len(t) for t in self._by_len.values())
