@@ -1,0 +1,101 @@
+"""End-to-end fixtures: one running topology per session, artifacts on failure.
+
+Options: ``--dut NAME`` selects the gateway implementation (default
+``reference``); ``--topology-only`` starts the topology, prints how to reach
+it and waits for Enter (for debugging, as FRR topotests do).
+
+Artifacts: when a test fails, the gateway's ``show`` output (counters, drops,
+traces, MAC/ARP/FIB) and its log go to ``artifacts/e2e/<test>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts" / "e2e"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--dut", default=os.environ.get("EDGELAB_DUT", "reference"), help="gateway implementation under test")
+    parser.addoption("--topology-only", action="store_true", help="start the topology and wait; run no tests")
+
+
+def _missing_prerequisites() -> str | None:
+    if os.geteuid() != 0:
+        return "end-to-end tests need root"
+    for tool in ("mnexec", "ovs-vsctl", "ethtool", "ping"):
+        if shutil.which(tool) is None:
+            return f"'{tool}' is not installed (run make bootstrap)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def lab(request: pytest.FixtureRequest) -> Iterator[Any]:
+    missing = _missing_prerequisites()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing}; CI must run the end-to-end tests")
+        pytest.skip(missing)
+    import topologies
+
+    with topologies.start("edge-basic", dut=request.config.getoption("--dut")) as running:
+        if request.config.getoption("--topology-only"):
+            print("\ntopology edge-basic is up; in another shell: edgelab gw edge1 show summary")
+            input("press Enter to tear it down ")
+            pytest.skip("--topology-only")
+        yield running
+
+
+@pytest.fixture(scope="session")
+def plan(lab: Any) -> dict[str, Any]:
+    return lab.plan
+
+
+@pytest.fixture(scope="session")
+def gw(lab: Any) -> Any:
+    return lab.gateway("edge1")
+
+
+@pytest.fixture
+def reference_only(gw: Any) -> Any:
+    """For tests of the reference gateway's own internals (traces, stage counters)."""
+    if "trace" not in gw.capabilities:
+        pytest.skip("this gateway exposes no traces or stage counters")
+    return gw
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+@pytest.fixture(autouse=True)
+def artifacts_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is None or not rep.failed or "lab" not in request.fixturenames:
+        return
+    lab = request.getfixturevalue("lab")
+    out = ARTIFACTS / request.node.name
+    out.mkdir(parents=True, exist_ok=True)
+    for name in lab.plan.get("gateways", {}):
+        handle = lab.gateway(name)
+        for what in ("summary", "counters", "drops", "traces", "mac", "arp", "fib", "ports", "instances"):
+            try:
+                data = handle.show(what)
+            except Exception as exc:  # noqa: BLE001 - an artifact must not hide the failure
+                data = {"error": str(exc)}
+            (out / f"{name}-{what}.json").write_text(json.dumps(data, indent=2))
+        log_text = getattr(handle, "log_text", None)
+        if log_text:
+            (out / f"{name}.log").write_text(log_text())

@@ -1,0 +1,1 @@
+"""Helpers shared by the pytest suites and the Robot keyword library."""

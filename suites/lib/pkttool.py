@@ -1,0 +1,147 @@
+"""A tiny packet tool that runs *inside* a test host (stdlib only, fast to start).
+
+Where this sits: the suites build and dissect packets with scapy in the test
+process; this tool only moves raw frames in the host's namespace, so a
+capture starts in milliseconds instead of scapy's second.
+
+    python -m suites.lib.pkttool capture IFACE [--seconds S] [--max N]
+        prints READY, then one JSON list of hex frames when done (S elapsed,
+        N frames, or stdin closed).  802.1Q tags the kernel took out of band
+        are put back inline, so the caller sees frames as they were on the wire.
+    python -m suites.lib.pkttool send IFACE HEX [HEX ...] [--gap MS]
+    python -m suites.lib.pkttool tcp-server PORT          (prints READY; reports bytes and sha256)
+    python -m suites.lib.pkttool tcp-client ADDR PORT NBYTES
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import select
+import socket
+import struct
+import sys
+import time
+
+SOL_PACKET = 263
+PACKET_AUXDATA = 8
+PACKET_IGNORE_OUTGOING = 23
+TP_STATUS_VLAN_VALID = 0x10
+_AUX = struct.Struct("IIIHHHH")
+
+
+def _raw(iface: str) -> socket.socket:
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    sock.bind((iface, 0))
+    return sock
+
+
+def capture(iface: str, seconds: float, max_frames: int) -> int:
+    sock = _raw(iface)
+    sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+    sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+    frames: list[str] = []
+    print("READY", flush=True)
+    deadline = time.monotonic() + seconds
+    watch = [sock, sys.stdin]
+    while len(frames) < max_frames:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        ready, _, _ = select.select(watch, [], [], left)
+        if sys.stdin in ready:
+            if not os.read(sys.stdin.fileno(), 4096):
+                # Caller closed stdin: take what is already queued, then stop.
+                watch = [sock]
+                deadline = min(deadline, time.monotonic() + 0.2)
+        if sock in ready:
+            data, anc, _flags, _addr = sock.recvmsg(65535, socket.CMSG_SPACE(_AUX.size))
+            for level, kind, cdata in anc:
+                if level == SOL_PACKET and kind == PACKET_AUXDATA:
+                    status, *_rest, tci, tpid = _AUX.unpack_from(cdata)
+                    if status & TP_STATUS_VLAN_VALID:
+                        data = data[:12] + struct.pack("!HH", tpid or 0x8100, tci) + data[12:]
+            frames.append(data.hex())
+    print(json.dumps(frames), flush=True)
+    return 0
+
+
+def send(iface: str, frames: list[str], gap_ms: float) -> int:
+    sock = _raw(iface)
+    for i, frame in enumerate(frames):
+        sock.send(bytes.fromhex(frame))
+        if gap_ms and i + 1 < len(frames):
+            time.sleep(gap_ms / 1000)
+    return 0
+
+
+def tcp_server(port: int) -> int:
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", port))
+    srv.listen(1)
+    srv.settimeout(30)
+    print("READY", flush=True)
+    conn, peer = srv.accept()
+    conn.settimeout(30)
+    digest = hashlib.sha256()
+    total = 0
+    while True:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        digest.update(chunk)
+        total += len(chunk)
+    conn.sendall(digest.hexdigest().encode())
+    conn.close()
+    print(json.dumps({"bytes": total, "sha256": digest.hexdigest(), "peer": peer[0]}), flush=True)
+    return 0
+
+
+def tcp_client(addr: str, port: int, nbytes: int) -> int:
+    payload = os.urandom(nbytes)
+    conn = socket.create_connection((addr, port), timeout=30)
+    conn.sendall(payload)
+    conn.shutdown(socket.SHUT_WR)
+    answer = b""
+    while True:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    conn.close()
+    print(json.dumps({"bytes": nbytes, "sha256": hashlib.sha256(payload).hexdigest(), "server_sha256": answer.decode()}), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="pkttool")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("capture")
+    c.add_argument("iface")
+    c.add_argument("--seconds", type=float, default=5.0)
+    c.add_argument("--max", type=int, default=1000)
+    s = sub.add_parser("send")
+    s.add_argument("iface")
+    s.add_argument("frames", nargs="+")
+    s.add_argument("--gap", type=float, default=0.0)
+    ts = sub.add_parser("tcp-server")
+    ts.add_argument("port", type=int)
+    tc = sub.add_parser("tcp-client")
+    tc.add_argument("addr")
+    tc.add_argument("port", type=int)
+    tc.add_argument("nbytes", type=int)
+    args = ap.parse_args(argv)
+    if args.cmd == "capture":
+        return capture(args.iface, args.seconds, args.max)
+    if args.cmd == "send":
+        return send(args.iface, args.frames, args.gap)
+    if args.cmd == "tcp-server":
+        return tcp_server(args.port)
+    return tcp_client(args.addr, args.port, args.nbytes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

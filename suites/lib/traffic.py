@@ -1,0 +1,136 @@
+"""Traffic helpers for the suites: real packets in real host namespaces.
+
+Where this sits: used by ``suites/e2e`` tests and by the Robot keyword
+library.  Frames are built and dissected with scapy here, in the test
+process; moving them in and out of a host is ``pkttool``'s job (started in
+the host with ``node.popen``).  Every command's exit status is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from scapy.layers.l2 import Ether
+
+from topologies.nodes import run
+
+REPO = Path(__file__).resolve().parents[2]
+PKTTOOL = [sys.executable, "-m", "suites.lib.pkttool"]
+
+
+class TrafficError(AssertionError):
+    pass
+
+
+class Capture:
+    """Frames captured on one host interface (a list of scapy ``Ether``)."""
+
+    def __init__(self, host: Any, iface: str, seconds: float, max_frames: int) -> None:
+        self.host = host
+        self.iface = iface
+        self.frames: list[Ether] = []
+        self.proc = host.popen(
+            [*PKTTOOL, "capture", iface, "--seconds", str(seconds), "--max", str(max_frames)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO),
+        )
+        line = self.proc.stdout.readline().decode().strip()
+        if line != "READY":
+            err = self.proc.stderr.read().decode()
+            raise TrafficError(f"capture on {host.name}:{iface} did not start: {line} {err}")
+
+    def stop(self, timeout: float = 30.0) -> list[Ether]:
+        try:
+            out, err = self.proc.communicate(input=b"", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise TrafficError(f"capture on {self.host.name}:{self.iface} did not stop") from None
+        if self.proc.returncode != 0:
+            raise TrafficError(f"capture on {self.host.name}:{self.iface} failed: {err.decode()}")
+        self.frames = [Ether(bytes.fromhex(h)) for h in json.loads(out.decode().strip().splitlines()[-1])]
+        return self.frames
+
+
+@contextmanager
+def capture(host: Any, iface: str | None = None, seconds: float = 10.0, max_frames: int = 1000) -> Iterator[Capture]:
+    """Capture on ``host`` while the block runs; frames are in ``cap.frames`` afterwards."""
+    cap = Capture(host, iface or host.defaultIntf().name, seconds, max_frames)
+    try:
+        yield cap
+    finally:
+        if cap.proc.poll() is None or not cap.frames:
+            cap.stop()
+
+
+def send(host: Any, frames: Iterable[bytes | Ether], iface: str | None = None, gap_ms: float = 0.0) -> None:
+    hexes = [bytes(f).hex() for f in frames]
+    argv = [*PKTTOOL, "send", iface or host.defaultIntf().name, *hexes]
+    if gap_ms:
+        argv += ["--gap", str(gap_ms)]
+    proc = host.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO))
+    _out, err = proc.communicate(timeout=30)
+    if proc.returncode != 0:
+        raise TrafficError(f"send on {host.name} failed: {err.decode()}")
+
+
+class PingResult:
+    def __init__(self, text: str, returncode: int) -> None:
+        self.text = text
+        self.returncode = returncode
+        m = re.search(r"(\d+) packets transmitted, (\d+) received", text)
+        self.sent = int(m.group(1)) if m else 0
+        self.received = int(m.group(2)) if m else 0
+        self.ttls = [int(t) for t in re.findall(r"ttl=(\d+)", text)]
+        self.errors = re.findall(r"From (\S+) icmp_seq=\d+ (.+)", text)
+
+    @property
+    def ok(self) -> bool:
+        return self.received > 0 and self.received == self.sent
+
+
+def ping(host: Any, dst: str, count: int = 3, ttl: int | None = None, interval: float = 0.2, wait: float = 1.0) -> PingResult:
+    """``ping`` from ``host``; the result keeps the text for failure messages."""
+    argv = ["ping", "-n", "-c", str(count), "-i", str(interval), "-W", str(wait)]
+    if ttl is not None:
+        argv += ["-t", str(ttl)]
+    result = run(host, [*argv, dst], check=False, timeout=count * (interval + wait) + 10)
+    if result.returncode not in (0, 1):  # 1: no reply, which callers assert on
+        raise TrafficError(f"ping on {host.name} failed to run: {result.stderr}")
+    return PingResult(result.stdout, result.returncode)
+
+
+def tcp_transfer(client: Any, server: Any, server_ip: str, nbytes: int = 1 << 20, port: int = 5001) -> dict[str, Any]:
+    """Send ``nbytes`` random bytes client -> server over TCP; return both sides' digests."""
+    srv = server.popen([*PKTTOOL, "tcp-server", str(port)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO))
+    try:
+        line = srv.stdout.readline().decode().strip()
+        if line != "READY":
+            raise TrafficError(f"tcp server on {server.name} did not start: {srv.stderr.read().decode()}")
+        cli = run(client, [*PKTTOOL, "tcp-client", server_ip, str(port), str(nbytes)], check=False, timeout=60)
+        out, err = srv.communicate(timeout=60)
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+            srv.wait()
+    if cli.returncode != 0:
+        raise TrafficError(f"tcp client on {client.name} failed: {cli.stderr.strip()}")
+    if srv.returncode != 0:
+        raise TrafficError(f"tcp server on {server.name} failed: {err.decode()}")
+    client_side = json.loads(cli.stdout.strip().splitlines()[-1])
+    server_side = json.loads(out.decode().strip().splitlines()[-1])
+    return {"client": client_side, "server": server_side}
+
+
+def neighbour_mac(host: Any, ip: str) -> str | None:
+    """The MAC ``host``'s kernel has for ``ip`` (None if unresolved)."""
+    out = run(host, ["ip", "-j", "neigh", "show", ip]).stdout
+    for entry in json.loads(out or "[]"):
+        if entry.get("lladdr") and entry.get("state", ["FAILED"])[0] not in ("FAILED", "INCOMPLETE"):
+            return str(entry["lladdr"])
+    return None

@@ -1,0 +1,158 @@
+"""A running topology: Mininet network + gateway software + teardown.
+
+Who does what: the topology module declares nodes and links; :class:`Lab`
+builds and starts the Mininet network, applies what Mininet cannot declare
+(OVS VLAN access/trunk ports, offloads off, host routes), asks the DUT driver
+to start the gateway software on each gateway node and waits until it
+answers; ``stop()`` undoes all of it in reverse and never raises halfway, so
+nothing is left behind when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from mininet.log import setLogLevel
+from mininet.net import Mininet
+
+from topologies import TopologyError
+from topologies.nodes import GatewayNode, TestHost, UserOVS, quiet_interfaces, run, run_root
+
+RUN_ROOT = Path("/run/edgelab")
+
+
+def _require_root_and_ovs() -> None:
+    if os.geteuid() != 0:
+        raise TopologyError("starting a topology needs root (network namespaces, OVS); run it with sudo or as root")
+    for tool in ("ovs-vsctl", "ethtool", "ip", "mnexec"):
+        if shutil.which(tool) is None:
+            raise TopologyError(f"'{tool}' is not installed; run 'make bootstrap' (ci/bootstrap.sh) first")
+    probe = run_root(["ovs-vsctl", "--timeout=5", "show"], check=False)
+    if probe.returncode != 0:
+        raise TopologyError(
+            "Open vSwitch is not running; start it with '/usr/share/openvswitch/scripts/ovs-ctl start' "
+            "(make bootstrap does)"
+        )
+
+
+def clean_leftovers(mod: ModuleType) -> list[str]:
+    """Remove bridges and root-namespace interfaces a dead run of this topology left behind."""
+    removed = []
+    for sw in mod.PLAN.get("switches", {}):
+        if run_root(["ovs-vsctl", "--timeout=10", "br-exists", sw], check=False).returncode == 0:
+            run_root(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", sw], check=False)
+            removed.append(f"bridge {sw}")
+        links = run_root(["ip", "-o", "link", "show"], check=False).stdout
+        for line in links.splitlines():
+            ifname = line.split(":")[1].strip().split("@")[0]
+            if ifname.startswith(f"{sw}-eth"):
+                run_root(["ip", "link", "del", ifname], check=False)
+                removed.append(f"interface {ifname}")
+    return removed
+
+
+class Lab:
+    def __init__(self, mod: ModuleType, dut: str = "reference", quiet: bool = True, log: Any = None) -> None:
+        from suites import duts
+
+        self.module = mod
+        self.plan: dict[str, Any] = mod.PLAN
+        self.name: str = mod.NAME
+        self.driver = duts.get(dut)(self)
+        self.dut = dut
+        self.net: Mininet | None = None
+        self.rundir: Path | None = None
+        self.log = log or (lambda msg: print(f"[{self.name}] {msg}", file=sys.stderr, flush=True))
+        self._quiet = quiet
+        self._gateways: dict[str, Any] = {}
+
+    # -- bring up ----------------------------------------------------------------------
+    def start(self) -> None:
+        _require_root_and_ovs()
+        setLogLevel("warning" if self._quiet else "info")
+        leftovers = clean_leftovers(self.module)
+        if leftovers:
+            self.log(f"removed leftovers of an earlier run: {', '.join(leftovers)}")
+        RUN_ROOT.mkdir(parents=True, exist_ok=True)
+        self.rundir = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=RUN_ROOT))
+        t0 = time.monotonic()
+        topo = self.module.TOPO(plan=self.plan, gateway_cls=self.driver.node_cls, host_cls=TestHost)
+        self.net = Mininet(topo=topo, switch=UserOVS, controller=None, autoSetMacs=False, autoStaticArp=False, build=True, waitConnected=False)
+        self.net.start()
+        for node in self.net.hosts:
+            quiet_interfaces(node)
+        for sw in self.net.switches:
+            quiet_interfaces(sw)
+        self._configure_switches()
+        self._configure_hosts()
+        for gw in self.plan.get("gateways", {}):
+            self.log(f"starting {self.dut} gateway on {gw}")
+            self._gateways[gw] = self.driver.start(gw)
+        self.log(f"up in {time.monotonic() - t0:.1f} s (run dir {self.rundir})")
+
+    def _configure_switches(self) -> None:
+        for sw_name, spec in self.plan.get("switches", {}).items():
+            sw = self.net.get(sw_name)  # type: ignore[union-attr]
+            for peer, vlan in spec.get("access", {}).items():
+                run_root(["ovs-vsctl", "set", "port", self.intf_towards(sw_name, peer), f"tag={vlan}"])
+            for peer in spec.get("trunks", []):
+                # An empty trunks list means every VLAN: clear any restriction.
+                run_root(["ovs-vsctl", "clear", "port", self.intf_towards(sw_name, peer), "trunks", "tag"])
+            del sw
+
+    def _configure_hosts(self) -> None:
+        for name, h in self.plan.get("hosts", {}).items():
+            host = self.net.get(name)  # type: ignore[union-attr]
+            for prefix, via in h.get("routes", {}).items():
+                run(host, ["ip", "route", "replace", prefix, "via", via])
+        for name in self.plan.get("probes", {}):
+            probe = self.net.get(name)  # type: ignore[union-attr]
+            run(probe, ["ip", "addr", "flush", "dev", probe.defaultIntf().name])
+
+    # -- accessors ---------------------------------------------------------------------
+    def host(self, name: str) -> Any:
+        if self.net is None or name not in self.net:
+            raise TopologyError(f"no node {name!r} in {self.name}")
+        return self.net.get(name)
+
+    def gateway(self, name: str) -> Any:
+        if name not in self._gateways:
+            raise TopologyError(f"no gateway {name!r} in {self.name}; gateways: {', '.join(self._gateways)}")
+        return self._gateways[name]
+
+    def intf_towards(self, node: str, peer: str) -> str:
+        """Name of ``node``'s interface on the link to ``peer``."""
+        a, b = self.net.get(node), self.net.get(peer)  # type: ignore[union-attr]
+        for link in self.net.linksBetween(a, b):  # type: ignore[union-attr]
+            return link.intf1.name if link.intf1.node is a else link.intf2.name
+        raise TopologyError(f"no link between {node} and {peer}")
+
+    # -- tear down ---------------------------------------------------------------------
+    def stop(self) -> None:
+        """Undo everything; each step runs even if an earlier one failed."""
+        for gw in list(self._gateways):
+            try:
+                self.driver.stop(gw)
+            except Exception as exc:  # noqa: BLE001
+                self.log(f"stopping gateway {gw}: {exc}")
+        self._gateways.clear()
+        if self.net is not None:
+            try:
+                self.net.stop()
+            except Exception as exc:  # noqa: BLE001
+                self.log(f"stopping Mininet: {exc}")
+            self.net = None
+        try:
+            clean_leftovers(self.module)
+        except Exception as exc:  # noqa: BLE001
+            self.log(f"final cleanup: {exc}")
+        if self.rundir is not None and not os.environ.get("EDGELAB_KEEP_RUNDIR"):
+            shutil.rmtree(self.rundir, ignore_errors=True)
+            self.rundir = None

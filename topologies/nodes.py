@@ -1,0 +1,100 @@
+"""Mininet node roles of the testbed, and the helpers that run commands on nodes.
+
+Who does what: topologies *declare* nodes and links (``Topo.build``); the
+lab (``lab.py``) starts them and applies what Mininet cannot declare (VLAN
+tags on OVS ports, offloads, routes); DUT drivers (``suites/duts``) start
+the gateway software on a :class:`GatewayNode`.
+
+Every command here has its exit status checked: a failed step raises
+:class:`NodeCommandError` naming the node and the command.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+
+from mininet.node import Host, Node, OVSSwitch
+
+
+class NodeCommandError(RuntimeError):
+    pass
+
+
+def run(node: Node, argv: Sequence[str], check: bool = True, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` inside ``node``'s namespace; raise if it fails and ``check``."""
+    proc = node.popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise NodeCommandError(f"{node.name}: '{' '.join(argv)}' did not finish in {timeout:.0f} s") from None
+    result = subprocess.CompletedProcess(list(argv), proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+    if check and result.returncode != 0:
+        raise NodeCommandError(
+            f"{node.name}: '{' '.join(argv)}' failed (exit {result.returncode}): {result.stderr.strip() or result.stdout.strip()}"
+        )
+    return result
+
+
+def run_root(argv: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command in the root namespace (OVS, link cleanup)."""
+    result = subprocess.run(list(argv), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise NodeCommandError(f"'{' '.join(argv)}' failed (exit {result.returncode}): {result.stderr.strip()}")
+    return result
+
+
+OFFLOADS = ("rx", "off", "tx", "off", "tso", "off", "gso", "off", "gro", "off", "rxvlan", "off", "txvlan", "off")
+
+
+def quiet_interfaces(node: Node) -> None:
+    """Offloads off and IPv6 off on every interface of ``node``.
+
+    Offloads: a veth hands partial checksums to whatever reads it; a userspace
+    datapath (the gateway, OVS netdev) would forward them wrong.  IPv6: router
+    solicitations and MLD reports are noise in captures and counters.
+    """
+    for intf in node.intfList():
+        if intf.name == "lo":
+            continue
+        # ethtool exits non-zero when one feature is fixed; the rest still applies.
+        run(node, ["ethtool", "-K", intf.name, *OFFLOADS], check=False)
+        run(node, ["sysctl", "-qw", f"net.ipv6.conf.{intf.name}.disable_ipv6=1"], check=False)
+
+
+class TestHost(Host):
+    """A tenant or provider host: Mininet's Host, with IPv6 off (no stray ND/MLD)."""
+
+    def config(self, **params):  # type: ignore[no-untyped-def]
+        result = super().config(**params)
+        self.cmd("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
+        return result
+
+
+class GatewayNode(Node):
+    """The node in the gateway's position: interfaces with no kernel addresses.
+
+    The gateway software (started by a DUT driver) owns the interfaces; the
+    node's kernel must not answer ARP or route on them, so every address
+    Mininet assigns is flushed and forwarding is off.
+    """
+
+    def config(self, **params):  # type: ignore[no-untyped-def]
+        params.pop("ip", None)
+        result = super().config(**params)
+        self.cmd("sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
+        for intf in self.intfList():
+            if intf.name != "lo":
+                self.cmd(f"ip addr flush dev {intf.name}")
+        return result
+
+
+class UserOVS(OVSSwitch):
+    """Open vSwitch on the userspace (netdev) datapath: the kernel here has no OVS module."""
+
+    def __init__(self, name: str, **params):  # type: ignore[no-untyped-def]
+        params.setdefault("datapath", "user")
+        params.setdefault("failMode", "standalone")
+        super().__init__(name, **params)
