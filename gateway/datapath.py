@@ -115,6 +115,7 @@ class Datapath:
         self.macs.age(now)
         for stage in self.pipeline.stages.values():
             stage.tick(now)
+        self.pipeline.drain()
 
     # -- the loop ----------------------------------------------------------------------
     def run(self, control: Any = None) -> None:

@@ -56,6 +56,10 @@ class Pipeline:
 
     def run(self, pkt: Packet, stage: str = "classify") -> None:
         self._walk(pkt, stage)
+        self.drain()
+
+    def drain(self) -> None:
+        """Run the packets stages created (also those created by timers, outside any walk)."""
         deferred = self._deferred
         while deferred:
             self._walk(*deferred.popleft())

@@ -1,0 +1,90 @@
+"""Config validation: good configs load, each bad one names field and value."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from gateway import config
+from gateway.datapath import Datapath
+from suites.unit.conftest import EDGE_YAML
+
+
+def _edit(fn) -> str:
+    raw = yaml.safe_load(EDGE_YAML)
+    fn(raw)
+    return yaml.safe_dump(raw)
+
+
+def test_reference_config_loads():
+    cfg = config.parse(EDGE_YAML, "edge1.yaml")
+    assert list(cfg.ports) == ["trunk", "uplink"]
+    assert cfg.instances["web"].records[0].vlan == 10
+    assert cfg.instances["provider"].records[0].vlan is None
+    assert cfg.routers[0].tlr_id == 1
+    assert cfg.control_socket == "/tmp/edgelab-unit.sock"
+
+
+def test_topology_plan_config_is_valid():
+    import topologies
+
+    for name in topologies.names():
+        for gw in topologies.plan(name)["gateways"].values():
+            Datapath(config.build(gw["config"], f"{name}.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda r: r.pop("node"), "missing required field 'node'"),
+        (lambda r: r.update(colour="blue"), "colour: unknown field"),
+        (lambda r: r["ports"]["trunk"].update(role="spine"), "ports.trunk.role: 'spine' is not a port role"),
+        (lambda r: r["ports"]["uplink"].update(ifname="edge1-eth0"), "ports.uplink.ifname: 'edge1-eth0' is already used"),
+        (lambda r: r["ports"]["trunk"].update(ifname="a-very-long-interface"), "longer than the kernel's 15-character"),
+        (lambda r: r["instances"]["web"]["records"][0].update(vlan=4095), "instances.web.records[0].vlan: 4095 is not an integer in 1..4094"),
+        (lambda r: r["instances"]["web"]["records"][0].update(port="eth7"), "instances.web.records[0].port: 'eth7' is not a configured port"),
+        (lambda r: r["instances"]["app"]["records"][0].update(vlan=10), "VLAN 10 is already mapped to instance"),
+        (lambda r: r["routers"][0]["dr"]["ports"][0].update(ip="172.16.10.1"), "routers[0].dr.ports[0].ip: '172.16.10.1' is not an IPv4 address with a prefix length"),
+        (lambda r: r["routers"][0]["dr"]["ports"][0].update(mac="01:00:5e:00:00:01"), "is a multicast MAC"),
+        (lambda r: r["routers"][0]["dr"]["ports"][0].update(mac="zz:00"), "is not a MAC address"),
+        (lambda r: r["routers"][0]["dr"]["ports"][1].update(instance="web"), "instance 'web' already has a router port"),
+        (lambda r: r["routers"][0]["dr"]["ports"][0].update(instance="dmz"), "'dmz' is not a configured instance"),
+        (lambda r: r["routers"][0].update(tlr_id=0), "routers[0].tlr_id: 0 is not an integer in 1..4094"),
+        (lambda r: r["routers"][0]["transit"].update(sr="10.0.0.1"), "10.0.0.1 is not inside the transit subnet"),
+        (lambda r: r["routers"][0].pop("transit"), "needs a 'transit'"),
+        (lambda r: r["routers"][0]["sr"].update(routes=[{"prefix": "0.0.0.0/0", "via": "198.51.100.1"}]), "routers[0].sr.routes[0].via: 198.51.100.1 is not on a connected subnet"),
+        (lambda r: r["routers"][0]["sr"].update(routes=[{"prefix": "10.0.0.1/8", "via": "203.0.113.9"}]), "'10.0.0.1/8' is not an IPv4 prefix with host bits zero"),
+        (lambda r: r.update(tables={"arp_queue": -1}), "tables.arp_queue: -1 is not an integer"),
+    ],
+)
+def test_bad_config_is_named(edit, expected):
+    text = _edit(edit)
+    with pytest.raises(config.ConfigError) as err:
+        Datapath(config.parse(text, "edge1.yaml"))
+    message = str(err.value)
+    assert message.startswith("edge1.yaml: "), message
+    assert expected in message, message
+    assert "\n" not in message
+
+
+def test_bad_yaml_gives_line_and_column():
+    with pytest.raises(config.ConfigError, match=r"edge1.yaml: not valid YAML at line \d+, column \d+"):
+        config.parse("node: edge1\nports: [a, b\n", "edge1.yaml")
+
+
+def test_missing_file_is_one_sentence(tmp_path):
+    with pytest.raises(config.ConfigError, match="cannot read the config file"):
+        config.load(tmp_path / "nope.yaml")
+
+
+def test_cli_check_mode(tmp_path, capsys):
+    from gateway.__main__ import main
+
+    good = tmp_path / "good.yaml"
+    good.write_text(EDGE_YAML)
+    assert main(["--config", str(good), "--check"]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(EDGE_YAML.replace("vlan: 20", "vlan: 5000"))
+    assert main(["--config", str(bad), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "instances.app.records[0].vlan: 5000" in err and "Traceback" not in err

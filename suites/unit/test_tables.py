@@ -1,0 +1,109 @@
+"""FIB longest-prefix match and control commands."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+from gateway.control.commands import handle
+from gateway.headers import ip_int
+from gateway.tables.fib import Fib, Route
+
+
+def test_fib_longest_prefix_wins():
+    fib = Fib()
+    for prefix, plen, via in (("0.0.0.0", 0, 1), ("10.0.0.0", 8, 2), ("10.1.0.0", 16, 3), ("10.1.2.0", 24, 4)):
+        fib.add(Route(ip_int(prefix), plen, via, None))
+    assert fib.lookup(ip_int("10.1.2.3")).via == 4
+    assert fib.lookup(ip_int("10.1.3.3")).via == 3
+    assert fib.lookup(ip_int("10.200.0.1")).via == 2
+    assert fib.lookup(ip_int("192.0.2.1")).via == 1
+    fib.remove(ip_int("10.1.0.0"), 16)
+    assert fib.lookup(ip_int("10.1.3.3")).via == 2
+    assert fib.remove(ip_int("10.1.0.0"), 16) is None
+
+
+def test_fib_host_bits_masked_on_add():
+    fib = Fib()
+    fib.add(Route(ip_int("10.1.2.3"), 24, 9, None))
+    assert fib.lookup(ip_int("10.1.2.200")).via == 9
+
+
+def test_show_everything(rig):
+    for what in ("ports", "instances", "mac", "arp", "fib", "counters", "drops", "traces", "summary"):
+        resp = handle(rig.dp, {"cmd": "show", "what": what})
+        assert resp["ok"], resp
+        json.dumps(resp)
+    fib = handle(rig.dp, {"cmd": "show", "what": "fib"})["result"]
+    assert {"prefix": "0.0.0.0/0", "via": "169.254.0.2", "port": "transit", "router": "t1-dr"}.items() <= next(
+        r for r in fib if r["router"] == "t1-dr" and r["prefix"] == "0.0.0.0/0"
+    ).items()
+    assert any(r["router"] == "t1-sr" and r["prefix"] == "172.16.10.0/24" and r["via"] == "169.254.0.1" for r in fib)
+
+
+def test_bad_requests_are_answered_and_counted(rig):
+    bad = [
+        [],
+        {"nocmd": 1},
+        {"cmd": "explode"},
+        {"cmd": "show", "what": "everything"},
+        {"cmd": "trace", "action": "inject", "port": "nope", "frame": "00"},
+        {"cmd": "trace", "action": "inject", "port": "trunk", "frame": "zz"},
+        {"cmd": "trace", "action": "start", "count": 0},
+        {"cmd": "route", "action": "add", "router": "t1", "half": "dr", "prefix": "10.0.0.0/8", "via": "8.8.8.8"},
+        {"cmd": "route", "action": "add", "router": "t1", "half": "dr", "prefix": "10.0.0.0/33", "via": "172.16.10.5"},
+        {"cmd": "route", "action": "del", "router": "t9", "prefix": "10.0.0.0/8"},
+    ]
+    for req in bad:
+        resp = handle(rig.dp, req)
+        assert resp["ok"] is False and resp["error"], req
+    assert rig.dp.control_errors == len(bad)
+
+
+def test_route_add_and_del_take_effect(rig):
+    resp = handle(rig.dp, {"cmd": "route", "action": "add", "router": "t1", "half": "dr", "prefix": "10.50.0.0/16", "via": "172.16.20.254"})
+    assert resp["ok"], resp
+    router = next(r for r in rig.dp.model.routers if r.label == "t1-dr")
+    assert router.fib.lookup(ip_int("10.50.1.1")).via == ip_int("172.16.20.254")
+    assert handle(rig.dp, {"cmd": "route", "action": "del", "router": "t1", "half": "dr", "prefix": "10.50.0.0/16"})["ok"]
+    assert router.fib.lookup(ip_int("10.50.1.1")).transit
+
+
+def test_control_server_survives_garbage(rig, tmp_path):
+    """Real unix socket: garbage lines get an error line, the next request still works."""
+    import select
+
+    from gateway.control.server import ControlServer
+
+    path = str(tmp_path / "ctl.sock")
+    server = ControlServer(rig.dp, path)
+    ep = select.epoll()
+    handlers: dict = {}
+    server.attach(ep, handlers)
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            for fd, _ in ep.poll(0.05):
+                handlers[fd]()
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(5)
+            sock.connect(path)
+            sock.sendall(b"this is not json\n{\"cmd\": \"ping\"}\n")
+            data = b""
+            while data.count(b"\n") < 2:
+                data += sock.recv(4096)
+        first, second = (json.loads(line) for line in data.splitlines())
+        assert first["ok"] is False and "not valid JSON" in first["error"]
+        assert second["ok"] is True and second["result"]["node"] == "edge1"
+        assert rig.dp.control_errors == 1
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+        ep.close()
