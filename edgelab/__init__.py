@@ -1,0 +1,1 @@
+"""The ``edgelab`` command: gateway control, topologies, conformance helpers."""

@@ -1,0 +1,5 @@
+import sys
+
+from edgelab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,188 @@
+"""``edgelab``: one command for the testbed.
+
+    edgelab topologies                      list topologies
+    edgelab plan TOPOLOGY                   print a topology's address plan (JSON)
+    edgelab up TOPOLOGY [--dut NAME]        start it and open the Mininet CLI; tear down on exit
+    edgelab clean                           remove what a crashed run left behind
+    edgelab gw NODE show WHAT [--json]      ask a running gateway (fib, mac, arp, counters, drops, ...)
+    edgelab gw NODE trace start [N] | show | clear
+    edgelab gw NODE route add|del ROUTER PREFIX [VIA] [--half dr|sr]
+
+A gateway's control socket is found under /run/edgelab (a running topology
+keeps it in its run directory); ``--socket PATH`` names one directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+RUN_ROOT = Path("/run/edgelab")
+
+
+class CliError(Exception):
+    pass
+
+
+def find_socket(node: str, explicit: str | None = None) -> str:
+    if explicit:
+        return explicit
+    candidates = sorted(RUN_ROOT.glob(f"*/{node}.sock")) + sorted(RUN_ROOT.glob(f"{node}.sock"))
+    if not candidates:
+        raise CliError(f"no control socket for gateway {node!r} under {RUN_ROOT}; is a topology running? (edgelab up edge-basic)")
+    if len(candidates) > 1:
+        raise CliError(f"several gateways named {node!r} are running: {', '.join(map(str, candidates))}; pick one with --socket")
+    return str(candidates[0])
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(empty)"
+    cols = list(dict.fromkeys(k for row in rows for k in row))
+    cells = [[("-" if row.get(c) is None else str(row.get(c))) for c in cols] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def render(what: str, result: Any) -> str:
+    if what == "traces" or (isinstance(result, list) and result and "steps" in result[0]):
+        out = []
+        for t in result:
+            out.append(f"{t['port']} vlan {t['vlan']}: {t['packet']}")
+            out += [f"    {s}" for s in t["steps"]]
+            out.append(f"    => {t['verdict']}")
+        return "\n".join(out) or "(no traces)"
+    if isinstance(result, list) and all(isinstance(r, dict) for r in result):
+        flat = [{k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in r.items()} for r in result]
+        return _table(flat)
+    if what == "drops" and isinstance(result, dict):
+        return _table([{"drop": k, "count": v} for k, v in sorted(result.items())]) if result else "(no drops)"
+    return json.dumps(result, indent=2)
+
+
+def cmd_gw(args: argparse.Namespace) -> int:
+    from gateway.control.client import ControlClient, ControlError
+
+    client = ControlClient(find_socket(args.node, args.socket))
+    words = args.words
+    if not words:
+        raise CliError("say what to do: show WHAT | trace start|show|clear | route add|del ...")
+    verb, rest = words[0], words[1:]
+    try:
+        if verb == "show":
+            what = rest[0] if rest else "summary"
+            result = client.show(what)
+        elif verb == "trace":
+            action = rest[0] if rest else "show"
+            req: dict[str, Any] = {"cmd": "trace", "action": action}
+            if action == "start" and len(rest) > 1:
+                req["count"] = _int(rest[1], "trace count")
+            what = "traces" if action == "show" else action
+            result = client.request(req)
+        elif verb == "route":
+            if len(rest) < 3:
+                raise CliError("usage: route add|del ROUTER PREFIX [VIA] [--half dr|sr]")
+            req = {"cmd": "route", "action": rest[0], "router": rest[1], "prefix": rest[2], "half": args.half}
+            if len(rest) > 3:
+                req["via"] = rest[3]
+            what, result = "route", client.request(req)
+        else:
+            raise CliError(f"unknown gateway command {verb!r}; use show, trace or route")
+    except ControlError as exc:
+        raise CliError(str(exc)) from None
+    print(json.dumps(result, indent=2) if args.json else render(what, result))
+    return 0
+
+
+def _int(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise CliError(f"{what} must be an integer, got {text!r}") from None
+
+
+def cmd_topologies(args: argparse.Namespace) -> int:
+    import topologies
+
+    for name in topologies.names():
+        print(f"{name:14} {topologies.plan(name).get('description', '')}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    import topologies
+
+    print(json.dumps(topologies.plan(args.topology), indent=2))
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from mininet.cli import CLI
+
+    import topologies
+
+    with topologies.start(args.topology, dut=args.dut, quiet=False) as lab:
+        print(f"\n{args.topology} is up with the {args.dut} gateway. Try: t1 ping -c1 {topologies.plan(args.topology)['hosts']['ext1']['ip'].split('/')[0]}")
+        for gw in lab.plan.get("gateways", {}):
+            print(f"  in another shell: edgelab gw {gw} show fib")
+        print("  'exit' or Ctrl-D tears everything down.\n")
+        CLI(lab.net)
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    import topologies
+    from topologies.lab import clean_leftovers
+
+    removed = []
+    for name in topologies.names():
+        removed += clean_leftovers(topologies.module(name))
+    print("removed: " + ", ".join(removed) if removed else "nothing to clean")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="edgelab", description="edge gateway testbed")
+    sub = ap.add_subparsers(dest="command", required=True)
+    gw = sub.add_parser("gw", help="talk to a running gateway")
+    gw.add_argument("node")
+    gw.add_argument("words", nargs="*")
+    gw.add_argument("--json", action="store_true", help="raw JSON output")
+    gw.add_argument("--socket", help="control socket path (default: found under /run/edgelab)")
+    gw.add_argument("--half", default="dr", choices=("dr", "sr"), help="router half for route changes")
+    gw.set_defaults(fn=cmd_gw)
+    sub.add_parser("topologies", help="list topologies").set_defaults(fn=cmd_topologies)
+    pl = sub.add_parser("plan", help="print a topology's address plan")
+    pl.add_argument("topology")
+    pl.set_defaults(fn=cmd_plan)
+    up = sub.add_parser("up", help="start a topology and open the Mininet CLI")
+    up.add_argument("topology")
+    up.add_argument("--dut", default="reference")
+    up.set_defaults(fn=cmd_up)
+    sub.add_parser("clean", help="remove leftovers of crashed runs").set_defaults(fn=cmd_clean)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except CliError as exc:
+        print(f"edgelab: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # errors the user can cause arrive here as our own exception types
+        from topologies import TopologyError
+
+        if isinstance(exc, TopologyError):
+            print(f"edgelab: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
