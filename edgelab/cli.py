@@ -32,9 +32,13 @@ def find_socket(node: str, explicit: str | None = None) -> str:
         return explicit
     candidates = sorted(RUN_ROOT.glob(f"*/{node}.sock")) + sorted(RUN_ROOT.glob(f"{node}.sock"))
     if not candidates:
-        raise CliError(f"no control socket for gateway {node!r} under {RUN_ROOT}; is a topology running? (edgelab up edge-basic)")
+        raise CliError(
+            f"no control socket for gateway {node!r} under {RUN_ROOT}; is a topology running? (edgelab up edge-basic)"
+        )
     if len(candidates) > 1:
-        raise CliError(f"several gateways named {node!r} are running: {', '.join(map(str, candidates))}; pick one with --socket")
+        raise CliError(
+            f"several gateways named {node!r} are running: {', '.join(map(str, candidates))}; pick one with --socket"
+        )
     return str(candidates[0])
 
 
@@ -127,7 +131,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     import topologies
 
     with topologies.start(args.topology, dut=args.dut, quiet=False) as lab:
-        print(f"\n{args.topology} is up with the {args.dut} gateway. Try: t1 ping -c1 {topologies.plan(args.topology)['hosts']['ext1']['ip'].split('/')[0]}")
+        print(
+            f"\n{args.topology} is up with the {args.dut} gateway. Try: t1 ping -c1 {topologies.plan(args.topology)['hosts']['ext1']['ip'].split('/')[0]}"
+        )
         for gw in lab.plan.get("gateways", {}):
             print(f"  in another shell: edgelab gw {gw} show fib")
         print("  'exit' or Ctrl-D tears everything down.\n")

@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     if args.check:
-        print(f"gateway: {args.config}: config is valid ({len(cfg.ports)} ports, {len(cfg.instances)} instances, {len(cfg.routers)} routers)")
+        print(
+            f"gateway: {args.config}: config is valid ({len(cfg.ports)} ports, {len(cfg.instances)} instances, {len(cfg.routers)} routers)"
+        )
         return 0
     try:
         dp.open_ports()

@@ -123,7 +123,9 @@ class _Reader:
     def fail(self, path: str, message: str) -> ConfigError:
         return ConfigError(f"{self.source}: {path}: {message}")
 
-    def mapping(self, value: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    def mapping(
+        self, value: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise self.fail(path, f"expected a mapping, got {_show(value)}")
         for key in value:
@@ -167,7 +169,9 @@ class _Reader:
                 raise ValueError
             return ipaddress.IPv4Interface(value)
         except ValueError:
-            raise self.fail(path, f"{_show(value)} is not an IPv4 address with a prefix length (like 172.16.10.1/24)") from None
+            raise self.fail(
+                path, f"{_show(value)} is not an IPv4 address with a prefix length (like 172.16.10.1/24)"
+            ) from None
 
     def network(self, value: Any, path: str) -> ipaddress.IPv4Network:
         try:
@@ -175,7 +179,9 @@ class _Reader:
                 raise ValueError
             return ipaddress.IPv4Network(value)
         except ValueError:
-            raise self.fail(path, f"{_show(value)} is not an IPv4 prefix with host bits zero (like 10.0.0.0/8)") from None
+            raise self.fail(
+                path, f"{_show(value)} is not an IPv4 prefix with host bits zero (like 10.0.0.0/8)"
+            ) from None
 
     def address(self, value: Any, path: str) -> ipaddress.IPv4Address:
         try:
@@ -276,7 +282,10 @@ def build(raw: Any, source: str = "<config>") -> Config:
             key = (port, vlan)
             if key in owners:
                 tag = "untagged" if vlan is None else f"VLAN {vlan}"
-                raise r.fail(rpath, f"port {port!r} {tag} is already mapped to instance '{owners[key]}'; a (port, VLAN) names one instance")
+                raise r.fail(
+                    rpath,
+                    f"port {port!r} {tag} is already mapped to instance '{owners[key]}'; a (port, VLAN) names one instance",
+                )
             owners[key] = iname
             records.append(Record(port, vlan))
         instances[iname] = InstanceConfig(iname, records)
@@ -297,7 +306,11 @@ def build(raw: Any, source: str = "<config>") -> Config:
             raise r.fail(f"{path}.tlr_id", f"TLR id {tlr_id} is already used by another router")
         seen_ids.add(tlr_id)
         dr = _half(r, body["dr"], f"{path}.dr", instances, node, name, "dr", port_owner)
-        sr = _half(r, body["sr"], f"{path}.sr", instances, node, name, "sr", port_owner) if body.get("sr") is not None else None
+        sr = (
+            _half(r, body["sr"], f"{path}.sr", instances, node, name, "sr", port_owner)
+            if body.get("sr") is not None
+            else None
+        )
         transit = None
         if sr is not None:
             if "transit" not in body:
@@ -306,9 +319,9 @@ def build(raw: Any, source: str = "<config>") -> Config:
             subnet = r.network(tb["subnet"], f"{path}.transit.subnet")
             dr_ip = r.address(tb["dr"], f"{path}.transit.dr")
             sr_ip = r.address(tb["sr"], f"{path}.transit.sr")
-            for key, ip in (("dr", dr_ip), ("sr", sr_ip)):
+            for half, ip in (("dr", dr_ip), ("sr", sr_ip)):
                 if ip not in subnet:
-                    raise r.fail(f"{path}.transit.{key}", f"{ip} is not inside the transit subnet {subnet}")
+                    raise r.fail(f"{path}.transit.{half}", f"{ip} is not inside the transit subnet {subnet}")
             if dr_ip == sr_ip:
                 raise r.fail(f"{path}.transit.sr", f"{sr_ip} is also the DR's transit address")
             transit = TransitConfig(subnet, dr_ip, sr_ip)
@@ -329,7 +342,13 @@ def build(raw: Any, source: str = "<config>") -> Config:
 
 
 def _half(
-    r: _Reader, value: Any, path: str, instances: dict[str, InstanceConfig], node: str, router: str, kind: str,
+    r: _Reader,
+    value: Any,
+    path: str,
+    instances: dict[str, InstanceConfig],
+    node: str,
+    router: str,
+    kind: str,
     port_owner: dict[str, str],
 ) -> RouterHalf:
     body = r.mapping(value, path, ("ports",), ("routes",))
@@ -339,7 +358,9 @@ def _half(
         pb = r.mapping(pval, ppath, ("instance", "ip"), ("mac",))
         inst = r.name(pb["instance"], f"{ppath}.instance")
         if inst not in instances:
-            raise r.fail(f"{ppath}.instance", f"{inst!r} is not a configured instance; known: {', '.join(instances) or 'none'}")
+            raise r.fail(
+                f"{ppath}.instance", f"{inst!r} is not a configured instance; known: {', '.join(instances) or 'none'}"
+            )
         if inst in port_owner:
             raise r.fail(f"{ppath}.instance", f"instance {inst!r} already has a router port ({port_owner[inst]})")
         port_owner[inst] = f"{router}.{kind}"

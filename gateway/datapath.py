@@ -124,7 +124,7 @@ class Datapath:
         handlers: dict[int, Any] = {}
         for port in self.model.ports.values():
             fd = port.io.fileno()  # type: ignore[union-attr]
-            handlers[fd] = (lambda p=port: self.poll_port(p))
+            handlers[fd] = lambda p=port: self.poll_port(p)
             ep.register(fd, select.EPOLLIN)
         if control is not None:
             control.attach(ep, handlers)

@@ -240,8 +240,16 @@ class IPv4:
         ihl = self.header_len // 4
         raw = bytearray(
             self._PACK.pack(
-                0x40 | ihl, self.tos, total, self.ident, self.flags_frag, self.ttl,
-                self.proto, 0, self.src, self.dst,
+                0x40 | ihl,
+                self.tos,
+                total,
+                self.ident,
+                self.flags_frag,
+                self.ttl,
+                self.proto,
+                0,
+                self.src,
+                self.dst,
             )
         )
         raw += self.options
@@ -341,8 +349,15 @@ class Tcp:
         hlen = TCP_MIN + len(self.options)
         raw = bytearray(
             self._PACK.pack(
-                self.sport, self.dport, self.seq, self.ack, (hlen // 4) << 4, self.flags,
-                self.window, 0, self.urg,
+                self.sport,
+                self.dport,
+                self.seq,
+                self.ack,
+                (hlen // 4) << 4,
+                self.flags,
+                self.window,
+                0,
+                self.urg,
             )
         )
         raw += self.options + payload

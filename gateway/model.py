@@ -21,6 +21,7 @@ from gateway.headers import ip_str, mac_str
 from gateway.tables.arp import ArpTable
 from gateway.tables.fib import Fib, Route, mask
 
+
 class Transport(Protocol):
     """What a port needs from its I/O: ``io.ports.AfPacket`` or a test double."""
 
@@ -51,7 +52,14 @@ class Port:
             self.tx_errors += 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ifname": self.ifname, "role": self.role, "rx": self.rx, "tx": self.tx, "tx_errors": self.tx_errors}
+        return {
+            "name": self.name,
+            "ifname": self.ifname,
+            "role": self.role,
+            "rx": self.rx,
+            "tx": self.tx,
+            "tx_errors": self.tx_errors,
+        }
 
 
 class Instance:
@@ -67,7 +75,9 @@ class Instance:
         return {
             "name": self.name,
             "records": [{"port": p.name, "vlan": v} for p, v in self.members],
-            "router_port": None if rp is None else {"router": rp.router.label, "ip": f"{ip_str(rp.ip)}/{rp.plen}", "mac": mac_str(rp.mac)},
+            "router_port": None
+            if rp is None
+            else {"router": rp.router.label, "ip": f"{ip_str(rp.ip)}/{rp.plen}", "mac": mac_str(rp.mac)},
         }
 
 
@@ -159,14 +169,16 @@ def build(cfg: Config) -> Model:
             sr.local_ips[int(rc.transit.sr)] = sr.transit_port
             transit[int(rc.transit.dr)] = dr.transit_port
             transit[int(rc.transit.sr)] = sr.transit_port
-        _add_routes(dr, rc.dr, f"{path}.dr", cfg, rc.transit and int(rc.transit.sr), rc.transit)
-        if sr is not None and rc.transit is not None:
-            _add_routes(sr, rc.sr, f"{path}.sr", cfg, int(rc.transit.dr), rc.transit)  # type: ignore[arg-type]
+        _add_routes(dr, rc.dr, f"{path}.dr", cfg, int(rc.transit.sr) if rc.transit else None, rc.transit)
+        if sr is not None and rc.sr is not None and rc.transit is not None:
+            _add_routes(sr, rc.sr, f"{path}.sr", cfg, int(rc.transit.dr), rc.transit)
             # The SR reaches every tenant subnet of its DR through the transit switch,
             # and the DR sends everything else to the SR.
             for route in dr.fib.routes():
                 if not route.transit and route.plen != 0:
-                    sr.fib.add(Route(route.prefix, route.plen, int(rc.transit.dr), None, transit=True, origin="transit"))
+                    sr.fib.add(
+                        Route(route.prefix, route.plen, int(rc.transit.dr), None, transit=True, origin="transit")
+                    )
             if not any(route.plen == 0 for route in dr.fib.routes()):
                 dr.fib.add(Route(0, 0, int(rc.transit.sr), None, transit=True, origin="transit"))
     return Model(ports, instances, records, routers, transit)
@@ -180,7 +192,9 @@ def _add_ports(router: Router, half: RouterHalf, instances: dict[str, Instance])
         router.add_port(rp)
 
 
-def _add_routes(router: Router, half: RouterHalf, path: str, cfg: Config, peer_transit: int | None, transit: Any) -> None:
+def _add_routes(
+    router: Router, half: RouterHalf, path: str, cfg: Config, peer_transit: int | None, transit: Any
+) -> None:
     for j, rc in enumerate(half.routes):
         via = int(rc.via)
         port = router.connected_port(via)

@@ -45,7 +45,14 @@ _REPORTED_ERRORS = 5
 
 class Pipeline:
     def __init__(self, dp: Datapath) -> None:
-        stages: list[Stage] = [Classify(dp), L2Switch(dp), DistributedRouter(dp), Transit(dp), ServiceRouter(dp), Egress(dp)]
+        stages: list[Stage] = [
+            Classify(dp),
+            L2Switch(dp),
+            DistributedRouter(dp),
+            Transit(dp),
+            ServiceRouter(dp),
+            Egress(dp),
+        ]
         self.stages: dict[str, Stage] = {s.name: s for s in stages}
         self._deferred: deque[tuple[Packet, str]] = deque()
         self.internal_errors = 0

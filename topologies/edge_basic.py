@@ -34,13 +34,50 @@ PLAN: dict[str, Any] = {
     "name": NAME,
     "description": "one edge gateway, tenants on VLANs 10 and 20, one provider host",
     "hosts": {
-        "t1": {"ip": "172.16.10.11/24", "gw": "172.16.10.1", "vlan": 10, "instance": "web", "node": "edge1", "switch": "s1", "mac": "02:00:00:10:00:11"},
-        "t2": {"ip": "172.16.10.12/24", "gw": "172.16.10.1", "vlan": 10, "instance": "web", "node": "edge1", "switch": "s1", "mac": "02:00:00:10:00:12"},
-        "t3": {"ip": "172.16.20.13/24", "gw": "172.16.20.1", "vlan": 20, "instance": "app", "node": "edge1", "switch": "s1", "mac": "02:00:00:20:00:13"},
-        "t4": {"ip": "172.16.10.14/24", "gw": "172.16.10.1", "vlan": None, "instance": "web", "node": "edge1", "port": "access", "mac": "02:00:00:10:00:14"},
+        "t1": {
+            "ip": "172.16.10.11/24",
+            "gw": "172.16.10.1",
+            "vlan": 10,
+            "instance": "web",
+            "node": "edge1",
+            "switch": "s1",
+            "mac": "02:00:00:10:00:11",
+        },
+        "t2": {
+            "ip": "172.16.10.12/24",
+            "gw": "172.16.10.1",
+            "vlan": 10,
+            "instance": "web",
+            "node": "edge1",
+            "switch": "s1",
+            "mac": "02:00:00:10:00:12",
+        },
+        "t3": {
+            "ip": "172.16.20.13/24",
+            "gw": "172.16.20.1",
+            "vlan": 20,
+            "instance": "app",
+            "node": "edge1",
+            "switch": "s1",
+            "mac": "02:00:00:20:00:13",
+        },
+        "t4": {
+            "ip": "172.16.10.14/24",
+            "gw": "172.16.10.1",
+            "vlan": None,
+            "instance": "web",
+            "node": "edge1",
+            "port": "access",
+            "mac": "02:00:00:10:00:14",
+        },
         "ext1": {
-            "ip": "203.0.113.10/24", "gw": None, "vlan": None, "instance": "provider", "node": "edge1",
-            "mac": "02:00:00:cb:00:10", "routes": {"172.16.0.0/16": "203.0.113.1"},
+            "ip": "203.0.113.10/24",
+            "gw": None,
+            "vlan": None,
+            "instance": "provider",
+            "node": "edge1",
+            "mac": "02:00:00:cb:00:10",
+            "routes": {"172.16.0.0/16": "203.0.113.1"},
         },
     },
     # Hosts with no address on a trunk port: they craft tagged frames with scapy.
@@ -84,7 +121,9 @@ PLAN: dict[str, Any] = {
         }
     },
     # Router addresses the suites probe, by role.
-    "routers": {"t1": {"tlr_id": 1, "dr": {"web": "172.16.10.1", "app": "172.16.20.1"}, "sr": {"uplink": "203.0.113.1"}}},
+    "routers": {
+        "t1": {"tlr_id": 1, "dr": {"web": "172.16.10.1", "app": "172.16.20.1"}, "sr": {"uplink": "203.0.113.1"}}
+    },
     "nat": {},
 }
 

@@ -23,7 +23,7 @@ from mininet.log import setLogLevel
 from mininet.net import Mininet
 
 from topologies import TopologyError
-from topologies.nodes import GatewayNode, TestHost, UserOVS, quiet_interfaces, run, run_root
+from topologies.nodes import TestHost, UserOVS, quiet_interfaces, run, run_root
 
 RUN_ROOT = Path("/run/edgelab")
 
@@ -84,7 +84,15 @@ class Lab:
         self.rundir = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=RUN_ROOT))
         t0 = time.monotonic()
         topo = self.module.TOPO(plan=self.plan, gateway_cls=self.driver.node_cls, host_cls=TestHost)
-        self.net = Mininet(topo=topo, switch=UserOVS, controller=None, autoSetMacs=False, autoStaticArp=False, build=True, waitConnected=False)
+        self.net = Mininet(
+            topo=topo,
+            switch=UserOVS,
+            controller=None,
+            autoSetMacs=False,
+            autoStaticArp=False,
+            build=True,
+            waitConnected=False,
+        )
         self.net.start()
         for node in self.net.hosts:
             quiet_interfaces(node)

@@ -30,7 +30,9 @@ def run(node: Node, argv: Sequence[str], check: bool = True, timeout: float = 60
         proc.kill()
         out, err = proc.communicate()
         raise NodeCommandError(f"{node.name}: '{' '.join(argv)}' did not finish in {timeout:.0f} s") from None
-    result = subprocess.CompletedProcess(list(argv), proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+    result = subprocess.CompletedProcess(
+        list(argv), proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+    )
     if check and result.returncode != 0:
         raise NodeCommandError(
             f"{node.name}: '{' '.join(argv)}' failed (exit {result.returncode}): {result.stderr.strip() or result.stdout.strip()}"
@@ -84,7 +86,9 @@ class GatewayNode(Node):
     def config(self, **params):  # type: ignore[no-untyped-def]
         params.pop("ip", None)
         result = super().config(**params)
-        self.cmd("sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
+        self.cmd(
+            "sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
+        )
         for intf in self.intfList():
             if intf.name != "lo":
                 self.cmd(f"ip addr flush dev {intf.name}")

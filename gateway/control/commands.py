@@ -38,7 +38,9 @@ SHOW: dict[str, Callable[[Datapath], Any]] = {
     "instances": lambda dp: [i.to_dict() for i in dp.model.instances.values()],
     "mac": lambda dp: dp.macs.dump(time.monotonic()),
     "arp": lambda dp: [dict(row, router=r.label) for r in dp.model.routers for row in r.arp.dump(time.monotonic())],
-    "fib": lambda dp: [dict(rt.to_dict(), router=r.label, tlr_id=r.tlr_id) for r in dp.model.routers for rt in r.fib.routes()],
+    "fib": lambda dp: [
+        dict(rt.to_dict(), router=r.label, tlr_id=r.tlr_id) for r in dp.model.routers for rt in r.fib.routes()
+    ],
     "counters": lambda dp: dp.counters(),
     "drops": lambda dp: dp.pipeline.drops(),
     "traces": lambda dp: list(dp.traces),

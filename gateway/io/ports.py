@@ -55,12 +55,32 @@ def prepare(ifname: str) -> None:
     try:
         # Unsupported features make ethtool exit non-zero although the rest applied.
         subprocess.run(
-            [ethtool, "-K", ifname, "rx", "off", "tx", "off", "tso", "off", "gso", "off", "gro", "off",
-             "rxvlan", "off", "txvlan", "off"],
-            capture_output=True, text=True,
+            [
+                ethtool,
+                "-K",
+                ifname,
+                "rx",
+                "off",
+                "tx",
+                "off",
+                "tso",
+                "off",
+                "gso",
+                "off",
+                "gro",
+                "off",
+                "rxvlan",
+                "off",
+                "txvlan",
+                "off",
+            ],
+            capture_output=True,
+            text=True,
         )
     except FileNotFoundError:
-        raise PortError("ethtool is missing; it is needed to turn checksum offloads off (apt-get install ethtool)") from None
+        raise PortError(
+            "ethtool is missing; it is needed to turn checksum offloads off (apt-get install ethtool)"
+        ) from None
     try:
         with open(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "w") as fh:
             fh.write("1")

@@ -136,7 +136,7 @@ class RouterStage(Stage):
         buf = pkt.buf
         buf[0:6] = mac
         buf[6:12] = rport.mac
-        pkt.outputs = self.dp.macs.resolve(rport.instance, mac)
+        pkt.outputs = self.dp.macs.resolve(rport.instance, mac)  # type: ignore[arg-type]
 
     # -- ARP -----------------------------------------------------------------------------
     def resolve(self, pkt: Packet, rport: RouterPort, nh: int) -> str:

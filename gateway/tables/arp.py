@@ -120,7 +120,13 @@ class ArpTable:
 
     def dump(self, now: float) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = [
-            {"port": port.label, "ip": ip_str(ip), "mac": mac_str(e.mac), "age": round(now - e.updated, 1), "state": "reachable"}
+            {
+                "port": port.label,
+                "ip": ip_str(ip),
+                "mac": mac_str(e.mac),
+                "age": round(now - e.updated, 1),
+                "state": "reachable",
+            }
             for (port, ip), e in self._entries.items()
         ]
         rows += [

@@ -39,7 +39,7 @@ class Route:
         return {
             "prefix": f"{ip_str(self.prefix)}/{self.plen}",
             "via": ip_str(self.via) if self.via is not None else None,
-            "port": "transit" if self.transit else (self.port.instance.name if self.port else None),
+            "port": "transit" if self.transit else (self.port.label if self.port else None),
             "origin": self.origin,
         }
 

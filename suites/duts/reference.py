@@ -80,7 +80,9 @@ class ReferenceDriver(DutDriver):
         with open(log_path, "wb") as log:
             proc = node.popen(
                 [sys.executable, "-u", "-m", "gateway", "--config", str(cfg_path)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 cwd=str(Path(__file__).resolve().parents[2]),
             )
         handle = ReferenceGateway(gateway, proc, sock, log_path, cfg_path)
@@ -88,13 +90,17 @@ class ReferenceDriver(DutDriver):
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"gateway {gateway} exited with status {proc.returncode}: {handle.log_text().strip()[-2000:]}")
+                raise RuntimeError(
+                    f"gateway {gateway} exited with status {proc.returncode}: {handle.log_text().strip()[-2000:]}"
+                )
             try:
                 handle.client.ping()
                 return handle
             except ControlError:
                 time.sleep(0.1)
-        raise RuntimeError(f"gateway {gateway} did not answer on {sock} within {READY_TIMEOUT:.0f} s: {handle.log_text()[-2000:]}")
+        raise RuntimeError(
+            f"gateway {gateway} did not answer on {sock} within {READY_TIMEOUT:.0f} s: {handle.log_text()[-2000:]}"
+        )
 
     def stop(self, gateway: str) -> None:
         handle = self._handles.pop(gateway, None)

@@ -24,7 +24,9 @@ ARTIFACTS = REPO / "artifacts" / "e2e"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--dut", default=os.environ.get("EDGELAB_DUT", "reference"), help="gateway implementation under test")
+    parser.addoption(
+        "--dut", default=os.environ.get("EDGELAB_DUT", "reference"), help="gateway implementation under test"
+    )
     parser.addoption("--topology-only", action="store_true", help="start the topology and wait; run no tests")
 
 

@@ -6,8 +6,6 @@ what the gateway must have counted.  Addresses come from the topology plan.
 
 from __future__ import annotations
 
-from typing import Any
-
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
@@ -44,7 +42,11 @@ def test_broadcast_stays_in_its_instance(lab, plan):
     """A VLAN 10 broadcast reaches web's hosts (t1, t4) and never app's (t3) or the provider."""
     probe = lab.host("probe")
     marker = b"edgelab-isolation-web"
-    frame = Ether(dst="ff:ff:ff:ff:ff:ff", src=plan["probes"]["probe"]["mac"]) / Dot1Q(vlan=10, type=MARK_TYPE) / Raw(marker)
+    frame = (
+        Ether(dst="ff:ff:ff:ff:ff:ff", src=plan["probes"]["probe"]["mac"])
+        / Dot1Q(vlan=10, type=MARK_TYPE)
+        / Raw(marker)
+    )
     caps = {}
     names = ("t1", "t3", "t4", "ext1")
     for name in names:
@@ -62,10 +64,21 @@ def test_unknown_vlan_is_dropped_and_counted(lab, plan, gw):
     probe = lab.host("probe")
     marker = b"edgelab-vlan-99"
     before = drop_count(gw, "classify/no-service-instance")
-    frame = Ether(dst="ff:ff:ff:ff:ff:ff", src=plan["probes"]["probe"]["mac"]) / Dot1Q(vlan=99, type=MARK_TYPE) / Raw(marker)
-    caps = {name: traffic.Capture(lab.host(name), lab.host(name).defaultIntf().name, seconds=3, max_frames=200) for name in ("t4", "ext1")}
+    frame = (
+        Ether(dst="ff:ff:ff:ff:ff:ff", src=plan["probes"]["probe"]["mac"])
+        / Dot1Q(vlan=99, type=MARK_TYPE)
+        / Raw(marker)
+    )
+    caps = {
+        name: traffic.Capture(lab.host(name), lab.host(name).defaultIntf().name, seconds=3, max_frames=200)
+        for name in ("t4", "ext1")
+    }
     traffic.send(probe, [frame] * 5, gap_ms=10)
-    poll(lambda: drop_count(gw, "classify/no-service-instance") - before >= 5, timeout=5, what="5 drops counted as classify/no-service-instance")
+    poll(
+        lambda: drop_count(gw, "classify/no-service-instance") - before >= 5,
+        timeout=5,
+        what="5 drops counted as classify/no-service-instance",
+    )
     for name, cap in caps.items():
         assert not _marked(cap.stop(), marker), f"a VLAN 99 frame (no record) reached {name}"
 
@@ -106,8 +119,10 @@ def test_arp_request_on_the_wire(lab, plan):
     """The router's ARP reply, as it appears on the wire to a crafted request."""
     probe = lab.host("probe")
     router_ip = plan["routers"]["t1"]["dr"]["web"]
-    req = Ether(dst="ff:ff:ff:ff:ff:ff", src=plan["probes"]["probe"]["mac"]) / Dot1Q(vlan=10) / ARP(
-        op=1, hwsrc=plan["probes"]["probe"]["mac"], psrc="172.16.10.99", pdst=router_ip
+    req = (
+        Ether(dst="ff:ff:ff:ff:ff:ff", src=plan["probes"]["probe"]["mac"])
+        / Dot1Q(vlan=10)
+        / ARP(op=1, hwsrc=plan["probes"]["probe"]["mac"], psrc="172.16.10.99", pdst=router_ip)
     )
     cap = traffic.Capture(probe, probe.defaultIntf().name, seconds=3, max_frames=50)
     traffic.send(probe, [req])
@@ -125,7 +140,9 @@ def test_ttl_expiry_gives_time_exceeded(lab, plan, gw):
     assert not result.ok
     assert result.errors, f"no ICMP error reported: {result.text}"
     source, message = result.errors[0]
-    assert source == plan["routers"]["t1"]["dr"]["web"], f"time exceeded must come from the DR's web port, came from {source}"
+    assert source == plan["routers"]["t1"]["dr"]["web"], (
+        f"time exceeded must come from the DR's web port, came from {source}"
+    )
     assert "Time to live exceeded" in message
     poll(lambda: drop_count(gw, "dr/ttl-expired") > before, what="dr/ttl-expired counted")
 
@@ -158,7 +175,9 @@ def test_udp_checksum_survives_routing(lab, plan):
     traffic.ping(t3, _addr(plan, "ext1"), count=1)  # resolve ARP on the way
     marker = b"edgelab-udp-checksum"
     head = Ether(dst=router_port(plan, "app")["mac"], src=plan["hosts"]["t3"]["mac"])
-    dgram = head / IP(src=_addr(plan, "t3"), dst=_addr(plan, "ext1"), ttl=64) / UDP(sport=40000, dport=40001) / Raw(marker)
+    dgram = (
+        head / IP(src=_addr(plan, "t3"), dst=_addr(plan, "ext1"), ttl=64) / UDP(sport=40000, dport=40001) / Raw(marker)
+    )
     cap = traffic.Capture(ext1, ext1.defaultIntf().name, seconds=3, max_frames=100)
     traffic.send(t3, [dgram])
     got = _marked(cap.stop(), marker)
@@ -210,9 +229,12 @@ def test_malformed_burst_is_counted_and_survived(lab, plan, gw):
 def test_trace_shows_each_stage(lab, plan, reference_only):
     gw = reference_only
     router_mac = plan["gateways"]["edge1"]["config"]["routers"][0]["dr"]["ports"][0]["mac"]
-    frame = Ether(dst=router_mac, src=plan["hosts"]["t1"]["mac"]) / Dot1Q(vlan=10) / IP(
-        src=_addr(plan, "t1"), dst=_addr(plan, "t3"), ttl=9
-    ) / UDP(sport=1, dport=9)
+    frame = (
+        Ether(dst=router_mac, src=plan["hosts"]["t1"]["mac"])
+        / Dot1Q(vlan=10)
+        / IP(src=_addr(plan, "t1"), dst=_addr(plan, "t3"), ttl=9)
+        / UDP(sport=1, dport=9)
+    )
     record = gw.trace_inject("trunk", bytes(frame))
     stages = [step.split(":")[0] for step in record["steps"]]
     assert stages[:3] == ["classify", "l2switch", "dr"], record

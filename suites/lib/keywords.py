@@ -118,7 +118,9 @@ class TrafficKeywords:
         """Send three tagged broadcasts with a marker while every host captures."""
         lab, plan = self.ctx.lab, self.ctx.plan
         marker = f"edgelab-robot-vlan-{vlan}".encode()
-        caps = {name: traffic.Capture(lab.host(name), lab.host(name).defaultIntf().name, 3, 200) for name in plan["hosts"]}
+        caps = {
+            name: traffic.Capture(lab.host(name), lab.host(name).defaultIntf().name, 3, 200) for name in plan["hosts"]
+        }
         src_mac = (plan.get("probes", {}).get(sender) or plan["hosts"][sender])["mac"]
         frame = Ether(dst="ff:ff:ff:ff:ff:ff", src=src_mac) / Dot1Q(vlan=int(vlan), type=MARK_TYPE) / Raw(marker)
         traffic.send(lab.host(sender), [frame] * 3, gap_ms=20)
@@ -137,7 +139,9 @@ class TrafficKeywords:
 
     @keyword("a TCP transfer of ${size:\\d+} bytes from ${src:[\\w-]+} to ${dst:[\\w-]+} arrives intact")
     def tcp_intact(self, size: str, src: str, dst: str) -> None:
-        res = traffic.tcp_transfer(self.ctx.lab.host(src), self.ctx.lab.host(dst), self.ctx.resolve(dst), nbytes=int(size))
+        res = traffic.tcp_transfer(
+            self.ctx.lab.host(src), self.ctx.lab.host(dst), self.ctx.resolve(dst), nbytes=int(size)
+        )
         logger.info(str(res))
         if res["server"]["bytes"] != int(size) or res["server"]["sha256"] != res["client"]["sha256"]:
             raise AssertionError(f"transfer corrupted: {res}")
@@ -154,7 +158,9 @@ class TrafficKeywords:
         try:
             return str(self.ctx.plan["routers"][name][half][segment])
         except KeyError:
-            raise AssertionError(f"no router port {label!r} in the plan (use ROUTER-dr:SEGMENT, e.g. t1-dr:web)") from None
+            raise AssertionError(
+                f"no router port {label!r} in the plan (use ROUTER-dr:SEGMENT, e.g. t1-dr:web)"
+            ) from None
 
 
 class GatewayKeywords:

@@ -112,7 +112,10 @@ def tcp_client(addr: str, port: int, nbytes: int) -> int:
             break
         answer += chunk
     conn.close()
-    print(json.dumps({"bytes": nbytes, "sha256": hashlib.sha256(payload).hexdigest(), "server_sha256": answer.decode()}), flush=True)
+    print(
+        json.dumps({"bytes": nbytes, "sha256": hashlib.sha256(payload).hexdigest(), "server_sha256": answer.decode()}),
+        flush=True,
+    )
     return 0
 
 

@@ -38,7 +38,10 @@ class Capture:
         self.frames: list[Ether] = []
         self.proc = host.popen(
             [*PKTTOOL, "capture", iface, "--seconds", str(seconds), "--max", str(max_frames)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=str(REPO),
         )
         line = self.proc.stdout.readline().decode().strip()
         if line != "READY":
@@ -94,7 +97,9 @@ class PingResult:
         return self.received > 0 and self.received == self.sent
 
 
-def ping(host: Any, dst: str, count: int = 3, ttl: int | None = None, interval: float = 0.2, wait: float = 1.0) -> PingResult:
+def ping(
+    host: Any, dst: str, count: int = 3, ttl: int | None = None, interval: float = 0.2, wait: float = 1.0
+) -> PingResult:
     """``ping`` from ``host``; the result keeps the text for failure messages."""
     argv = ["ping", "-n", "-c", str(count), "-i", str(interval), "-W", str(wait)]
     if ttl is not None:
@@ -107,7 +112,13 @@ def ping(host: Any, dst: str, count: int = 3, ttl: int | None = None, interval: 
 
 def tcp_transfer(client: Any, server: Any, server_ip: str, nbytes: int = 1 << 20, port: int = 5001) -> dict[str, Any]:
     """Send ``nbytes`` random bytes client -> server over TCP; return both sides' digests."""
-    srv = server.popen([*PKTTOOL, "tcp-server", str(port)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO))
+    srv = server.popen(
+        [*PKTTOOL, "tcp-server", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=str(REPO),
+    )
     try:
         line = srv.stdout.readline().decode().strip()
         if line != "READY":

@@ -44,7 +44,9 @@ def test_icmp_udp_tcp_checksums_match_scapy():
     udp = h.Udp(1000, 2000).serialize(b"data", src, dst)
     assert udp == bytes(IP(src="172.16.10.11", dst="203.0.113.10") / UDP(sport=1000, dport=2000) / b"data")[20:]
     tcp = h.Tcp(1000, 80, seq=5, ack=0, flags=h.Tcp.SYN).serialize(b"", src, dst)
-    ref = bytes(IP(src="172.16.10.11", dst="203.0.113.10") / TCP(sport=1000, dport=80, seq=5, flags="S", window=65535))[20:]
+    ref = bytes(IP(src="172.16.10.11", dst="203.0.113.10") / TCP(sport=1000, dport=80, seq=5, flags="S", window=65535))[
+        20:
+    ]
     assert tcp == ref
 
 

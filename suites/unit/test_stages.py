@@ -23,11 +23,17 @@ def web(frame_payload, src=H1, dst=WEB_GW, vlan=10):
 
 def learn_ext(rig):
     """Teach the SR where 203.0.113.10 is (as ext1's ARP reply would)."""
-    rig.send("uplink", bytes(Ether(src=EXT, dst=UP_GW) / ARP(op=2, hwsrc=EXT, psrc="203.0.113.10", hwdst=UP_GW, pdst="203.0.113.1")))
+    rig.send(
+        "uplink",
+        bytes(Ether(src=EXT, dst=UP_GW) / ARP(op=2, hwsrc=EXT, psrc="203.0.113.10", hwdst=UP_GW, pdst="203.0.113.1")),
+    )
 
 
 def learn_host(rig, mac, ip, gw_mac, gw_ip, vlan):
-    rig.send("trunk", bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=vlan) / ARP(op=1, hwsrc=mac, psrc=ip, pdst=gw_ip)))
+    rig.send(
+        "trunk",
+        bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=vlan) / ARP(op=1, hwsrc=mac, psrc=ip, pdst=gw_ip)),
+    )
     rig.take("trunk")
 
 
@@ -57,8 +63,15 @@ def test_flood_stays_inside_instance():
     from suites.unit.conftest import EDGE_YAML, Rig
 
     # Put web on the uplink too (VLAN 10 there), so a flood has somewhere to go.
-    rig = Rig(EDGE_YAML.replace("provider: {records: [{port: uplink}]}", "provider: {records: [{port: uplink}]}\n  web2: {records: [{port: uplink, vlan: 20}]}").replace(
-        "web: {records: [{port: trunk, vlan: 10}]}", "web: {records: [{port: trunk, vlan: 10}, {port: uplink, vlan: 10}]}"))
+    rig = Rig(
+        EDGE_YAML.replace(
+            "provider: {records: [{port: uplink}]}",
+            "provider: {records: [{port: uplink}]}\n  web2: {records: [{port: uplink, vlan: 20}]}",
+        ).replace(
+            "web: {records: [{port: trunk, vlan: 10}]}",
+            "web: {records: [{port: trunk, vlan: 10}, {port: uplink, vlan: 10}]}",
+        )
+    )
     rig.send("trunk", bytes(web(Raw(b"hello" * 10), dst="ff:ff:ff:ff:ff:ff")))
     out = [Ether(f) for f in rig.take("uplink")]
     assert [f[Dot1Q].vlan for f in out] == [10], "flooded once, into web's other member only, tagged 10"
@@ -68,7 +81,12 @@ def test_flood_stays_inside_instance():
 def test_learning_then_unicast_and_same_segment_drop():
     from suites.unit.conftest import EDGE_YAML, Rig
 
-    rig = Rig(EDGE_YAML.replace("web: {records: [{port: trunk, vlan: 10}]}", "web: {records: [{port: trunk, vlan: 10}, {port: uplink, vlan: 10}]}"))
+    rig = Rig(
+        EDGE_YAML.replace(
+            "web: {records: [{port: trunk, vlan: 10}]}",
+            "web: {records: [{port: trunk, vlan: 10}, {port: uplink, vlan: 10}]}",
+        )
+    )
     other = "02:00:00:00:00:77"
     rig.send("uplink", bytes(Ether(src=other, dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=10) / Raw(b"z" * 40)))
     rig.take("trunk")
@@ -96,14 +114,28 @@ def test_mac_aging(rig):
 
 # -- dr / sr ----------------------------------------------------------------------------
 def test_arp_reply_for_router_port(rig):
-    rig.send("trunk", bytes(Ether(src=H1, dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=10) / ARP(op=1, hwsrc=H1, psrc="172.16.10.11", pdst="172.16.10.1")))
+    rig.send(
+        "trunk",
+        bytes(
+            Ether(src=H1, dst="ff:ff:ff:ff:ff:ff")
+            / Dot1Q(vlan=10)
+            / ARP(op=1, hwsrc=H1, psrc="172.16.10.11", pdst="172.16.10.1")
+        ),
+    )
     (reply,) = [Ether(f) for f in rig.take("trunk")]
     assert reply[Dot1Q].vlan == 10 and reply.dst == H1
     assert reply[ARP].op == 2 and reply[ARP].hwsrc == WEB_GW and reply[ARP].psrc == "172.16.10.1"
 
 
 def test_arp_for_someone_else_is_not_answered(rig):
-    rig.send("trunk", bytes(Ether(src=H1, dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=10) / ARP(op=1, hwsrc=H1, psrc="172.16.10.11", pdst="172.16.10.12")))
+    rig.send(
+        "trunk",
+        bytes(
+            Ether(src=H1, dst="ff:ff:ff:ff:ff:ff")
+            / Dot1Q(vlan=10)
+            / ARP(op=1, hwsrc=H1, psrc="172.16.10.11", pdst="172.16.10.12")
+        ),
+    )
     assert rig.take("trunk") == []
     assert rig.dp.pipeline.stages["dr"].arp_other == 1
 
@@ -113,7 +145,14 @@ def test_route_between_instances_with_arp_resolution(rig):
     rig.send("trunk", bytes(web(IP(src="172.16.10.11", dst="172.16.20.13", ttl=10) / UDP(sport=5, dport=6) / b"data")))
     (req,) = [Ether(f) for f in rig.take("trunk")]
     assert req[Dot1Q].vlan == 20 and req[ARP].pdst == "172.16.20.13" and req[ARP].psrc == "172.16.20.1"
-    rig.send("trunk", bytes(Ether(src=H3, dst=APP_GW) / Dot1Q(vlan=20) / ARP(op=2, hwsrc=H3, psrc="172.16.20.13", hwdst=APP_GW, pdst="172.16.20.1")))
+    rig.send(
+        "trunk",
+        bytes(
+            Ether(src=H3, dst=APP_GW)
+            / Dot1Q(vlan=20)
+            / ARP(op=2, hwsrc=H3, psrc="172.16.20.13", hwdst=APP_GW, pdst="172.16.20.1")
+        ),
+    )
     (fwd,) = [Ether(f) for f in rig.take("trunk")]
     assert fwd[Dot1Q].vlan == 20 and fwd.dst == H3 and fwd.src == APP_GW
     assert fwd[IP].ttl == 9 and ipv4_check(bytes(fwd[IP]), 0) is None
@@ -178,7 +217,10 @@ def test_no_route_sends_unreachable(rig):
 def test_no_icmp_error_about_icmp_error(rig):
     learn_ext(rig)
     inner = IP(src="10.0.0.1", dst="203.0.113.10") / UDP()
-    rig.send("uplink", bytes(Ether(src=EXT, dst=UP_GW) / IP(src="203.0.113.10", dst="10.9.9.9") / ICMP(type=3, code=1) / inner))
+    rig.send(
+        "uplink",
+        bytes(Ether(src=EXT, dst=UP_GW) / IP(src="203.0.113.10", dst="10.9.9.9") / ICMP(type=3, code=1) / inner),
+    )
     assert rig.take("uplink") == []
     assert rig.drops() == {"sr/no-route": 1}
 
@@ -189,7 +231,15 @@ def test_north_south_both_ways(rig):
     rig.send("trunk", bytes(web(IP(src="172.16.10.11", dst="203.0.113.10", ttl=64) / UDP(sport=1, dport=2) / b"out")))
     (out,) = [Ether(f) for f in rig.take("uplink")]
     assert Dot1Q not in out and out.dst == EXT and out.src == UP_GW and out[IP].ttl == 62
-    rig.send("uplink", bytes(Ether(src=EXT, dst=UP_GW) / IP(src="203.0.113.10", dst="172.16.10.11", ttl=64) / UDP(sport=2, dport=1) / b"in"))
+    rig.send(
+        "uplink",
+        bytes(
+            Ether(src=EXT, dst=UP_GW)
+            / IP(src="203.0.113.10", dst="172.16.10.11", ttl=64)
+            / UDP(sport=2, dport=1)
+            / b"in"
+        ),
+    )
     (back,) = [Ether(f) for f in rig.take("trunk")]
     assert back[Dot1Q].vlan == 10 and back.dst == H1 and back.src == WEB_GW and back[IP].ttl == 62
 
@@ -230,5 +280,12 @@ def test_stage_exception_costs_one_packet(rig, monkeypatch):
     rig.send("trunk", bytes(web(Raw(b"x" * 40))))
     assert rig.dp.pipeline.internal_errors == 1
     monkeypatch.undo()
-    rig.send("trunk", bytes(Ether(src=H1, dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=10) / ARP(op=1, hwsrc=H1, psrc="172.16.10.11", pdst="172.16.10.1")))
+    rig.send(
+        "trunk",
+        bytes(
+            Ether(src=H1, dst="ff:ff:ff:ff:ff:ff")
+            / Dot1Q(vlan=10)
+            / ARP(op=1, hwsrc=H1, psrc="172.16.10.11", pdst="172.16.10.1")
+        ),
+    )
     assert len(rig.take("trunk")) == 1

@@ -62,11 +62,23 @@ def test_bad_requests_are_answered_and_counted(rig):
 
 
 def test_route_add_and_del_take_effect(rig):
-    resp = handle(rig.dp, {"cmd": "route", "action": "add", "router": "t1", "half": "dr", "prefix": "10.50.0.0/16", "via": "172.16.20.254"})
+    resp = handle(
+        rig.dp,
+        {
+            "cmd": "route",
+            "action": "add",
+            "router": "t1",
+            "half": "dr",
+            "prefix": "10.50.0.0/16",
+            "via": "172.16.20.254",
+        },
+    )
     assert resp["ok"], resp
     router = next(r for r in rig.dp.model.routers if r.label == "t1-dr")
     assert router.fib.lookup(ip_int("10.50.1.1")).via == ip_int("172.16.20.254")
-    assert handle(rig.dp, {"cmd": "route", "action": "del", "router": "t1", "half": "dr", "prefix": "10.50.0.0/16"})["ok"]
+    assert handle(rig.dp, {"cmd": "route", "action": "del", "router": "t1", "half": "dr", "prefix": "10.50.0.0/16"})[
+        "ok"
+    ]
     assert router.fib.lookup(ip_int("10.50.1.1")).transit
 
 
@@ -94,7 +106,7 @@ def test_control_server_survives_garbage(rig, tmp_path):
         with socket.socket(socket.AF_UNIX) as sock:
             sock.settimeout(5)
             sock.connect(path)
-            sock.sendall(b"this is not json\n{\"cmd\": \"ping\"}\n")
+            sock.sendall(b'this is not json\n{"cmd": "ping"}\n')
             data = b""
             while data.count(b"\n") < 2:
                 data += sock.recv(4096)

@@ -1,0 +1,30 @@
+# edgelab: two commands on a fresh machine, as root.
+#   make conformance   the main job: Robot suites on edge-basic with the reference gateway -> results/
+#   make test          unit + end-to-end + Robot suites
+# Both run the idempotent bootstrap first (Debian packages, .venv, Open vSwitch).
+
+DUT ?= reference
+
+.PHONY: bootstrap conformance test unit e2e robot lint clean
+
+bootstrap:
+	@bash ci/bootstrap.sh
+
+conformance: bootstrap
+	@bash ci/conformance.sh --dut $(DUT) --out results
+
+test: bootstrap
+	@bash ci/test.sh
+
+unit: bootstrap
+	@.venv/bin/python -m pytest suites/unit -q
+
+e2e: bootstrap
+	@.venv/bin/python -m pytest suites/e2e -q --dut $(DUT)
+
+lint: bootstrap
+	@.venv/bin/python -m ruff check . && .venv/bin/python -m ruff format --check . && .venv/bin/python -m mypy gateway
+
+clean:
+	@.venv/bin/python -m edgelab clean || true
+	rm -rf results artifacts

@@ -1,0 +1,1 @@
+"""CI helpers (report summaries); the shell scripts beside this file are the entry points."""

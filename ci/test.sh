@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# All tests: unit (no root), end-to-end pytest (topologies, real packets),
+# Robot acceptance suites.  Each layer runs even if an earlier one failed;
+# the exit status is non-zero if any did.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p results/test
+py=.venv/bin/python
+status=0
+
+echo "== lint (ruff) =="
+$py -m ruff check . || status=1
+
+echo "== unit tests =="
+$py -m pytest suites/unit -q -p no:cacheprovider --junitxml=results/test/unit.xml || status=1
+
+echo "== end-to-end tests =="
+$py -m pytest suites/e2e -q -p no:cacheprovider --junitxml=results/test/e2e.xml || status=1
+
+echo "== Robot acceptance suites =="
+bash ci/conformance.sh --out results/test/robot || status=1
+
+$py -m ci.report --totals results/test/unit.xml results/test/e2e.xml results/test/robot/output.xml || status=1
+exit $status
