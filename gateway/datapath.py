@@ -101,7 +101,9 @@ class Datapath:
             "vlan": pkt.vlan,
             "packet": summary,
             "steps": pkt.trace,
-            "verdict": pkt.drop_reason or "forwarded",
+            # forwarded: sent out at least one port; consumed: taken by the gateway
+            # (ARP for a router, or queued behind an ARP resolution).
+            "verdict": pkt.drop_reason or ("forwarded" if pkt.outputs else "consumed"),
         }
 
     def poll_port(self, port: Port) -> int:

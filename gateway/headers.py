@@ -402,8 +402,9 @@ def describe(frame: bytes | bytearray | memoryview) -> str:
     try:
         if eth.ethertype == ETH_P_ARP:
             arp, _ = Arp.parser(rest)
-            what = "who-has" if arp.op == Arp.REQUEST else "is-at"
-            return f"{head} arp {what} {ip_str(arp.tpa)} tell {ip_str(arp.spa)}"
+            if arp.op == Arp.REQUEST:
+                return f"{head} arp who-has {ip_str(arp.tpa)} tell {ip_str(arp.spa)}"
+            return f"{head} arp {ip_str(arp.spa)} is-at {mac_str(arp.sha)}"
         if eth.ethertype == ETH_P_IP:
             ip, l4 = IPv4.parser(rest)
             line = f"{head} ip {ip_str(ip.src)} > {ip_str(ip.dst)} ttl {ip.ttl}"
