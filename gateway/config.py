@@ -15,7 +15,18 @@ Schema (see ``topologies/edge_basic.py`` for a full example)::
       - name: t1
         tlr_id: 1
         dr: {ports: [{instance: NAME, ip: A.B.C.D/N, mac: MAC}], routes: [...]}
-        sr: {ports: [...], routes: [{prefix: A.B.C.D/N, via: A.B.C.D}]}
+        sr:
+          ports: [...]
+          routes: [{prefix: A.B.C.D/N, via: A.B.C.D}]
+          nat:
+            snat: [{source: PREFIX, pool: PREFIX | [ADDR, ...], ports: LO-HI}]
+            dnat: [{public: ADDR, proto: tcp|udp, port: N, to: ADDR, to_port: N}]
+            one_to_one: [{public: ADDR, private: ADDR}]
+            max_sessions: 65536
+            timeouts: {tcp_established: 7440, tcp_transitory: 240, udp: 300, icmp: 60}
+          firewall:
+            rules: [{name, action: allow|drop|reject, direction: in|out|any,
+                     proto: tcp|udp|icmp|any, src: PREFIX, dst: PREFIX, dport: N | LO-HI}]
         transit: {subnet: 169.254.0.0/28, dr: 169.254.0.1, sr: 169.254.0.2}
     tables: {mac_aging: 300, arp_timeout: 300, arp_queue: 16, arp_retries: 3}
 """
@@ -31,6 +42,15 @@ from typing import Any
 import yaml
 
 from gateway.headers import mac_bytes
+from gateway.services.rules import (
+    PROTOS,
+    DnatRule,
+    FirewallConfig,
+    FirewallRule,
+    NatConfig,
+    OneToOne,
+    SnatRule,
+)
 
 PORT_ROLES = ("tenant", "uplink", "transit", "management")
 
@@ -73,10 +93,12 @@ class RouteConfig:
 
 @dataclass
 class RouterHalf:
-    """The DR or the SR of one logical router."""
+    """The DR or the SR of one logical router; only an SR has services."""
 
     ports: list[RouterPortConfig]
     routes: list[RouteConfig]
+    nat: NatConfig | None = None
+    firewall: FirewallConfig | None = None
 
 
 @dataclass
@@ -351,7 +373,8 @@ def _half(
     kind: str,
     port_owner: dict[str, str],
 ) -> RouterHalf:
-    body = r.mapping(value, path, ("ports",), ("routes",))
+    services = ("nat", "firewall") if kind == "sr" else ()
+    body = r.mapping(value, path, ("ports",), ("routes", *services))
     ports = []
     for j, pval in enumerate(r.sequence(body["ports"], f"{path}.ports")):
         ppath = f"{path}.ports[{j}]"
@@ -372,4 +395,117 @@ def _half(
         rpath = f"{path}.routes[{j}]"
         rb = r.mapping(rv, rpath, ("prefix", "via"))
         routes.append(RouteConfig(r.network(rb["prefix"], f"{rpath}.prefix"), r.address(rb["via"], f"{rpath}.via")))
-    return RouterHalf(ports, routes)
+    nat = parse_nat(r, body["nat"], f"{path}.nat") if body.get("nat") is not None else None
+    firewall = None
+    if body.get("firewall") is not None:
+        fb = r.mapping(body["firewall"], f"{path}.firewall", (), ("rules",))
+        rules = [parse_fw_rule(r, rv, f"{path}.firewall.rules[{k}]", f"rule-{k + 1}") for k, rv in enumerate(r.sequence(fb.get("rules") or [], f"{path}.firewall.rules"))]
+        _unique_names(r, rules, f"{path}.firewall.rules")
+        firewall = FirewallConfig(rules)
+    return RouterHalf(ports, routes, nat, firewall)
+
+
+# -- services (also used by the control socket for rules added at run time) -------------
+TIMEOUT_KEYS = ("tcp_established", "tcp_transitory", "tcp_closed", "udp", "icmp", "other")
+
+
+def parse_nat(r: _Reader, value: Any, path: str) -> NatConfig:
+    body = r.mapping(value, path, (), ("snat", "dnat", "one_to_one", "max_sessions", "timeouts"))
+    nat = NatConfig()
+    nat.snat = [parse_snat(r, v, f"{path}.snat[{i}]", f"snat-{i + 1}") for i, v in enumerate(r.sequence(body.get("snat") or [], f"{path}.snat"))]
+    nat.dnat = [parse_dnat(r, v, f"{path}.dnat[{i}]", f"dnat-{i + 1}") for i, v in enumerate(r.sequence(body.get("dnat") or [], f"{path}.dnat"))]
+    nat.one_to_one = [
+        parse_one_to_one(r, v, f"{path}.one_to_one[{i}]", f"one-to-one-{i + 1}")
+        for i, v in enumerate(r.sequence(body.get("one_to_one") or [], f"{path}.one_to_one"))
+    ]
+    _unique_names(r, [*nat.snat, *nat.dnat, *nat.one_to_one], path)
+    if "max_sessions" in body:
+        nat.max_sessions = r.integer(body["max_sessions"], f"{path}.max_sessions", 1, 10_000_000)
+    if body.get("timeouts") is not None:
+        tb = r.mapping(body["timeouts"], f"{path}.timeouts", (), TIMEOUT_KEYS)
+        nat.timeouts = {k: r.number(v, f"{path}.timeouts.{k}", 1) for k, v in tb.items()}
+    publics: dict[int, str] = {}
+    for rule in nat.one_to_one:
+        if rule.public in publics:
+            raise r.fail(path, f"public address {ipaddress.IPv4Address(rule.public)} is used by two 1:1 rules")
+        publics[rule.public] = rule.name
+    return nat
+
+
+def parse_snat(r: _Reader, value: Any, path: str, default_name: str) -> SnatRule:
+    b = r.mapping(value, path, ("source", "pool"), ("ports", "name"))
+    pool_raw = b["pool"]
+    if isinstance(pool_raw, str) and "/" in pool_raw:
+        net = r.network(pool_raw, f"{path}.pool")
+        if net.num_addresses > 65536:
+            raise r.fail(f"{path}.pool", f"{pool_raw!r} is larger than a /16; name a smaller pool")
+        pool = [int(a) for a in net] if net.prefixlen >= 31 else [int(a) for a in net.hosts()]
+    else:
+        items = pool_raw if isinstance(pool_raw, list) else [pool_raw]
+        pool = [int(r.address(a, f"{path}.pool[{i}]")) for i, a in enumerate(items)]
+    if not pool:
+        raise r.fail(f"{path}.pool", "the pool has no address")
+    lo, hi = parse_range(r, b.get("ports", "1024-65535"), f"{path}.ports", 1)
+    name = r.name(b.get("name", default_name), f"{path}.name")
+    return SnatRule(name, r.network(b["source"], f"{path}.source"), pool, lo, hi)
+
+
+def parse_dnat(r: _Reader, value: Any, path: str, default_name: str) -> DnatRule:
+    b = r.mapping(value, path, ("public", "proto", "port", "to"), ("to_port", "name"))
+    proto = b["proto"]
+    if proto not in ("tcp", "udp"):
+        raise r.fail(f"{path}.proto", f"{_show(proto)} is not tcp or udp (port forwarding needs ports; use one_to_one for a whole address)")
+    port = r.integer(b["port"], f"{path}.port", 1, 65535)
+    to_port = r.integer(b.get("to_port", port), f"{path}.to_port", 1, 65535)
+    name = r.name(b.get("name", default_name), f"{path}.name")
+    return DnatRule(name, int(r.address(b["public"], f"{path}.public")), PROTOS[proto], port, int(r.address(b["to"], f"{path}.to")), to_port)  # type: ignore[arg-type]
+
+
+def parse_one_to_one(r: _Reader, value: Any, path: str, default_name: str) -> OneToOne:
+    b = r.mapping(value, path, ("public", "private"), ("name",))
+    name = r.name(b.get("name", default_name), f"{path}.name")
+    return OneToOne(name, int(r.address(b["public"], f"{path}.public")), int(r.address(b["private"], f"{path}.private")))
+
+
+def parse_fw_rule(r: _Reader, value: Any, path: str, default_name: str) -> FirewallRule:
+    b = r.mapping(value, path, ("action",), ("name", "direction", "proto", "src", "dst", "dport"))
+    action = b["action"]
+    if action not in ("allow", "drop", "reject"):
+        raise r.fail(f"{path}.action", f"{_show(action)} is not allow, drop or reject")
+    direction = b.get("direction", "any")
+    if direction not in ("in", "out", "any"):
+        raise r.fail(f"{path}.direction", f"{_show(direction)} is not in, out or any")
+    proto = b.get("proto", "any")
+    if proto not in PROTOS:
+        raise r.fail(f"{path}.proto", f"{_show(proto)} is not tcp, udp, icmp or any")
+    dport = None
+    if b.get("dport") not in (None, "any"):
+        if PROTOS[proto] not in (6, 17):
+            raise r.fail(f"{path}.dport", "a destination port needs proto tcp or udp")
+        dport = parse_range(r, b["dport"], f"{path}.dport", 1)
+    src = r.network(b["src"], f"{path}.src") if b.get("src") not in (None, "any") else None
+    dst = r.network(b["dst"], f"{path}.dst") if b.get("dst") not in (None, "any") else None
+    name = r.name(b.get("name", default_name), f"{path}.name")
+    return FirewallRule(name, action, direction, PROTOS[proto], src, dst, dport)
+
+
+def parse_range(r: _Reader, value: Any, path: str, low: int) -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return r.integer(value, path, low, 65535), value
+    text = str(value)
+    parts = text.split("-")
+    try:
+        lo, hi = (int(parts[0]), int(parts[-1])) if len(parts) in (1, 2) else (0, -1)
+    except ValueError:
+        lo, hi = 0, -1
+    if not (low <= lo <= hi <= 65535):
+        raise r.fail(path, f"{_show(value)} is not a port or port range like 1024-65535")
+    return lo, hi
+
+
+def _unique_names(r: _Reader, rules: list[Any], path: str) -> None:
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.name in seen:
+            raise r.fail(path, f"two rules are named {rule.name!r}; rule names must be unique")
+        seen.add(rule.name)

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from gateway.config import Config, ConfigError, RouterHalf
 from gateway.headers import ip_str, mac_str
+from gateway.services import SrServices
+from gateway.services.rules import FirewallConfig, NatConfig
 from gateway.tables.arp import ArpTable
 from gateway.tables.fib import Fib, Route, mask
 
@@ -111,6 +113,14 @@ class Router:
     ports: list[RouterPort] = field(default_factory=list)
     transit_port: RouterPort | None = None
     local_ips: dict[int, RouterPort] = field(default_factory=dict)
+    # NAT, firewall and conntrack of an SR that has them configured.
+    services: SrServices | None = None
+
+    def answers_arp_for(self, rport: RouterPort, ip: int) -> bool:
+        """Our own address, or (on an SR) a public NAT address on a segment port."""
+        if ip == rport.ip:
+            return True
+        return self.services is not None and rport.instance is not None and ip in self.services.nat.publics
 
     @property
     def label(self) -> str:
@@ -161,6 +171,8 @@ def build(cfg: Config) -> Model:
         if rc.sr is not None and rc.transit is not None:
             sr = Router(rc.name, "sr", rc.tlr_id, ArpTable(t.arp_timeout, t.arp_queue, t.arp_retries))
             _add_ports(sr, rc.sr, instances)
+            if rc.sr.nat is not None or rc.sr.firewall is not None:
+                sr.services = SrServices(rc.sr.nat or NatConfig(), rc.sr.firewall or FirewallConfig())
             routers.append(sr)
             tplen = rc.transit.subnet.prefixlen
             dr.transit_port = RouterPort(dr, None, int(rc.transit.dr), tplen, b"\x00" * 6)

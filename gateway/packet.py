@@ -13,7 +13,7 @@ allocates nothing but itself.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gateway.model import Instance, Port, Router, RouterPort
@@ -32,6 +32,10 @@ class Packet:
         "originated",
         "drop_reason",
         "trace",
+        "conn",
+        "conn_dir",
+        "flow",
+        "nat_rule",
     )
 
     def __init__(self, buf: bytearray, in_port: Port | None, vlan: int | None) -> None:
@@ -51,6 +55,12 @@ class Packet:
         self.drop_reason: str | None = None
         # A list of "stage: what it did" lines when this packet is traced.
         self.trace: list[str] | None = None
+        # SR services: the connection this packet belongs to and its direction,
+        # or for a new connection its original tuple and the DNAT rule it hit.
+        self.conn: Any = None
+        self.conn_dir = 0
+        self.flow: Any = None
+        self.nat_rule: Any = None
 
     def note(self, stage: str, text: str) -> None:
         if self.trace is not None:

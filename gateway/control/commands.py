@@ -8,8 +8,11 @@ cmd        fields
 =========  ==========================================================================
 ping       -
 show       what: ports | instances | mac | arp | fib | counters | drops | traces | summary
+                 | nat | conntrack | firewall   (router: NAME, optional)
 trace      action: start (count) | show | clear | inject (port, frame: hex)
 route      action: add | del, router, half: dr | sr, prefix, via (add only)
+nat        action: add (router, kind: snat | dnat | one_to_one, rule: {...}) | del (router, name)
+firewall   action: add (router, rule: {...}, position) | del (router, name)
 =========  ==========================================================================
 
 Response: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "one sentence"}``.
@@ -62,6 +65,23 @@ def _summary(dp: Datapath) -> dict[str, Any]:
 SHOW["summary"] = _summary
 
 
+def _services(dp: Datapath, req: dict[str, Any] | None = None) -> list[Any]:
+    """The SRs with services, optionally only router ``req['router']``."""
+    name = (req or {}).get("router")
+    found = [r for r in dp.model.routers if r.services is not None and (name is None or r.name == name)]
+    if name is not None and not found:
+        known = ", ".join(r.name for r in dp.model.routers if r.services is not None) or "none"
+        raise CommandError(f"router {name!r} has no SR with NAT or firewall; routers with services: {known}")
+    return found
+
+
+SHOW_WITH_REQUEST: dict[str, Callable[[Datapath, dict[str, Any]], Any]] = {
+    "nat": lambda dp, req: {r.name: r.services.show_nat(time.monotonic()) for r in _services(dp, req)},
+    "conntrack": lambda dp, req: {r.name: r.services.show_conntrack(time.monotonic()) for r in _services(dp, req)},
+    "firewall": lambda dp, req: {r.name: r.services.fw.show() for r in _services(dp, req)},
+}
+
+
 def _field(req: dict[str, Any], name: str, kind: type = str) -> Any:
     if name not in req:
         raise CommandError(f"'{req.get('cmd')}' needs the field '{name}'")
@@ -73,10 +93,67 @@ def _field(req: dict[str, Any], name: str, kind: type = str) -> Any:
 
 def _show(dp: Datapath, req: dict[str, Any]) -> Any:
     what = req.get("what", "summary")
+    if isinstance(what, str) and what in SHOW_WITH_REQUEST:
+        return SHOW_WITH_REQUEST[what](dp, req)
     fn = SHOW.get(what) if isinstance(what, str) else None
     if fn is None:
-        raise CommandError(f"cannot show {what!r}; choose one of: {', '.join(sorted(SHOW))}")
+        raise CommandError(f"cannot show {what!r}; choose one of: {', '.join(sorted([*SHOW, *SHOW_WITH_REQUEST]))}")
     return fn(dp)
+
+
+def _one_service(dp: Datapath, req: dict[str, Any]) -> Any:
+    _field(req, "router")
+    return _services(dp, req)[0].services
+
+
+def _nat(dp: Datapath, req: dict[str, Any]) -> Any:
+    from gateway import config
+
+    svc = _one_service(dp, req)
+    action = _field(req, "action")
+    if action == "del":
+        try:
+            rule = svc.nat.remove(_field(req, "name"))
+        except KeyError:
+            raise CommandError(f"no NAT rule named {req['name']!r}; rules: {', '.join(r.name for r in svc.nat.all_rules())}") from None
+        return rule.to_dict()
+    if action != "add":
+        raise CommandError(f"unknown nat action {action!r}; choose add or del")
+    kind = _field(req, "kind")
+    parsers: dict[str, Any] = {"snat": config.parse_snat, "dnat": config.parse_dnat, "one_to_one": config.parse_one_to_one}
+    if kind not in parsers:
+        raise CommandError(f"unknown NAT kind {kind!r}; choose snat, dnat or one_to_one")
+    reader = config._Reader("control")
+    try:
+        rule = parsers[kind](reader, _field(req, "rule", dict), "rule", f"{kind}-runtime-{len(svc.nat.all_rules()) + 1}")
+        svc.nat.add(rule)
+    except (config.ConfigError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    return rule.to_dict()
+
+
+def _firewall(dp: Datapath, req: dict[str, Any]) -> Any:
+    from gateway import config
+
+    svc = _one_service(dp, req)
+    action = _field(req, "action")
+    if action == "del":
+        try:
+            rule = svc.fw.remove(_field(req, "name"))
+        except KeyError:
+            raise CommandError(f"no firewall rule named {req['name']!r}; rules: {', '.join(r.name for r in svc.fw.rules) or 'none'}") from None
+        return rule.to_dict()
+    if action != "add":
+        raise CommandError(f"unknown firewall action {action!r}; choose add or del")
+    position = req.get("position")
+    if position is not None and (not isinstance(position, int) or isinstance(position, bool) or not 0 <= position <= len(svc.fw.rules)):
+        raise CommandError(f"position must be an integer in 0..{len(svc.fw.rules)}, got {position!r}")
+    try:
+        rule = config.parse_fw_rule(config._Reader("control"), _field(req, "rule", dict), "rule", f"runtime-{svc.fw.generation}")
+        svc.fw.add(rule, position)
+    except (config.ConfigError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    return rule.to_dict()
 
 
 def _trace(dp: Datapath, req: dict[str, Any]) -> Any:
@@ -151,6 +228,8 @@ COMMANDS: dict[str, Callable[[Datapath, dict[str, Any]], Any]] = {
     "show": _show,
     "trace": _trace,
     "route": _route,
+    "nat": _nat,
+    "firewall": _firewall,
 }
 
 

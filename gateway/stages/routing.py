@@ -35,7 +35,7 @@ from gateway.tables.fib import Route
 
 
 class RouterStage(Stage):
-    DROPS = (
+    DROPS: tuple[str, ...] = (
         "not-ipv4",
         "ip-truncated",
         "ip-bad-version",
@@ -116,13 +116,13 @@ class RouterStage(Stage):
         return self.output(pkt, route, dst)
 
     def output(self, pkt: Packet, route: Route, dst: int) -> str:
+        verdict = self.after_route(pkt, route)
+        if verdict is not None:
+            return verdict
         if route.transit:
             pkt.next_hop = route.via  # type: ignore[assignment]
             pkt.note(self.name, f"{ip_str(dst)} via transit {ip_str(route.via)}")  # type: ignore[arg-type]
             return "transit"
-        verdict = self.after_route(pkt, route)
-        if verdict is not None:
-            return verdict
         rport: RouterPort = route.port  # type: ignore[assignment]
         nh = route.via if route.via is not None else dst
         mac = pkt.router.arp.lookup(rport, nh)  # type: ignore[union-attr]
@@ -168,10 +168,10 @@ class RouterStage(Stage):
         if rport is None or rport.instance is None:
             self.arp_other += 1
             return DONE
-        if arp.tpa == rport.ip and arp.spa != 0:
+        if arp.spa != 0 and router.answers_arp_for(rport, arp.tpa):
             released = router.arp.learn(rport, arp.spa, arp.sha, now)
             if arp.op == Arp.REQUEST:
-                reply = Packet(arp_reply(rport.mac, rport.ip, arp.sha, arp.spa), None, None)
+                reply = Packet(arp_reply(rport.mac, arp.tpa, arp.sha, arp.spa), None, None)
                 reply.outputs = [(pkt.in_port, pkt.vlan)]  # type: ignore[list-item]
                 reply.trace = pkt.trace
                 self.arp_replies += 1

@@ -1,0 +1,142 @@
+"""Flow tuples and in-place address/port rewrites with incremental checksums.
+
+Where this sits: used by the SR's services (``services/``): conntrack reads
+the 5-tuple of each packet, NAT rewrites addresses and ports.  A tuple is a
+plain Python tuple ``(proto, src, sport, dst, dport)`` with int addresses, so
+it hashes fast as a dict key.  For ICMP echo the identifier stands in for
+both ports (RFC 5508: the identifier is translated like a port).
+
+Rewrites update the IPv4 header checksum and the L4 checksum incrementally
+(RFC 1624): TCP and UDP checksums cover the addresses through the pseudo
+header, ICMP's does not.  A UDP checksum of 0 means "none" and stays 0.
+"""
+
+from __future__ import annotations
+
+from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, checksum, csum_update16, csum_update32
+
+FlowTuple = tuple[int, int, int, int, int]
+
+ICMP_ECHO_REQUEST = 8
+ICMP_ECHO_REPLY = 0
+ICMP_ERRORS = frozenset({3, 4, 5, 11, 12})
+
+# What a tuple extraction found.
+NORMAL = 0
+ICMP_ERROR = 1
+UNTRACKABLE = 2  # a non-first fragment, or an L4 header cut short
+
+
+def flow_tuple(buf: bytearray, l3: int = 14) -> tuple[FlowTuple, int]:
+    """The 5-tuple of the IPv4 packet at ``l3`` and what kind of packet it is."""
+    ihl = (buf[l3] & 0x0F) * 4
+    proto = buf[l3 + 9]
+    src = int.from_bytes(buf[l3 + 12 : l3 + 16], "big")
+    dst = int.from_bytes(buf[l3 + 16 : l3 + 20], "big")
+    if ((buf[l3 + 6] << 8) | buf[l3 + 7]) & 0x1FFF:
+        return (proto, src, 0, dst, 0), UNTRACKABLE
+    l4 = l3 + ihl
+    end = l3 + ((buf[l3 + 2] << 8) | buf[l3 + 3])
+    if proto == IPPROTO_TCP or proto == IPPROTO_UDP:
+        if end - l4 < (20 if proto == IPPROTO_TCP else 8):
+            return (proto, src, 0, dst, 0), UNTRACKABLE
+        return (proto, src, (buf[l4] << 8) | buf[l4 + 1], dst, (buf[l4 + 2] << 8) | buf[l4 + 3]), NORMAL
+    if proto == IPPROTO_ICMP:
+        if end - l4 < 8:
+            return (proto, src, 0, dst, 0), UNTRACKABLE
+        itype = buf[l4]
+        if itype == ICMP_ECHO_REQUEST or itype == ICMP_ECHO_REPLY:
+            ident = (buf[l4 + 4] << 8) | buf[l4 + 5]
+            return (proto, src, ident, dst, ident), NORMAL
+        if itype in ICMP_ERRORS:
+            return (proto, src, 0, dst, 0), ICMP_ERROR
+    return (proto, src, 0, dst, 0), NORMAL
+
+
+def inner_tuple(buf: bytearray, l3: int = 14) -> tuple[FlowTuple, int] | None:
+    """The tuple of the packet quoted in the ICMP error at ``l3``, and its offset."""
+    ihl = (buf[l3] & 0x0F) * 4
+    inner = l3 + ihl + 8
+    if len(buf) < inner + 20 or buf[inner] >> 4 != 4:
+        return None
+    iihl = (buf[inner] & 0x0F) * 4
+    proto = buf[inner + 9]
+    src = int.from_bytes(buf[inner + 12 : inner + 16], "big")
+    dst = int.from_bytes(buf[inner + 16 : inner + 20], "big")
+    l4 = inner + iihl
+    if proto in (IPPROTO_TCP, IPPROTO_UDP) and len(buf) >= l4 + 4:
+        return (proto, src, (buf[l4] << 8) | buf[l4 + 1], dst, (buf[l4 + 2] << 8) | buf[l4 + 3]), inner
+    if proto == IPPROTO_ICMP and len(buf) >= l4 + 6:
+        ident = (buf[l4 + 4] << 8) | buf[l4 + 5]
+        return (proto, src, ident, dst, ident), inner
+    return (proto, src, 0, dst, 0), inner
+
+
+def _l4_csum_offset(proto: int) -> int:
+    return 16 if proto == IPPROTO_TCP else 6 if proto == IPPROTO_UDP else 2
+
+
+def rewrite(buf: bytearray, l3: int, src: bool, new_ip: int, new_port: int) -> None:
+    """Set the source (``src``) or destination address and port of the packet at ``l3``."""
+    ihl = (buf[l3] & 0x0F) * 4
+    proto = buf[l3 + 9]
+    a_off = l3 + (12 if src else 16)
+    old_ip = int.from_bytes(buf[a_off : a_off + 4], "big")
+    l4 = l3 + ihl
+    whole = len(buf) - l4
+    frag_first = not (((buf[l3 + 6] << 8) | buf[l3 + 7]) & 0x1FFF)
+    if old_ip != new_ip:
+        buf[a_off : a_off + 4] = new_ip.to_bytes(4, "big")
+        csum = csum_update32((buf[l3 + 10] << 8) | buf[l3 + 11], old_ip, new_ip)
+        buf[l3 + 10], buf[l3 + 11] = csum >> 8, csum & 0xFF
+        if frag_first and proto in (IPPROTO_TCP, IPPROTO_UDP):
+            co = l4 + _l4_csum_offset(proto)
+            if whole >= co - l4 + 2:
+                old = (buf[co] << 8) | buf[co + 1]
+                if not (proto == IPPROTO_UDP and old == 0):
+                    c = csum_update32(old, old_ip, new_ip)
+                    if proto == IPPROTO_UDP and c == 0:
+                        c = 0xFFFF
+                    buf[co], buf[co + 1] = c >> 8, c & 0xFF
+    if not frag_first:
+        return
+    if proto in (IPPROTO_TCP, IPPROTO_UDP):
+        p_off = l4 + (0 if src else 2)
+        if whole < p_off - l4 + 2:
+            return
+    elif proto == IPPROTO_ICMP and buf[l4] in (ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY):
+        p_off = l4 + 4  # the echo identifier, for both directions
+    else:
+        return
+    old_port = (buf[p_off] << 8) | buf[p_off + 1]
+    if old_port == new_port:
+        return
+    buf[p_off], buf[p_off + 1] = new_port >> 8, new_port & 0xFF
+    co = l4 + _l4_csum_offset(proto)
+    if whole < co - l4 + 2:
+        return
+    old = (buf[co] << 8) | buf[co + 1]
+    if proto == IPPROTO_UDP and old == 0:
+        return
+    c = csum_update16(old, old_port, new_port)
+    if proto == IPPROTO_UDP and c == 0:
+        c = 0xFFFF
+    buf[co], buf[co + 1] = c >> 8, c & 0xFF
+
+
+def fix_icmp_error(buf: bytearray, l3: int, inner: int) -> None:
+    """After rewriting the quoted packet: its header checksum, then the ICMP checksum."""
+    iihl = (buf[inner] & 0x0F) * 4
+    buf[inner + 10] = buf[inner + 11] = 0
+    c = checksum(buf[inner : inner + iihl])
+    buf[inner + 10], buf[inner + 11] = c >> 8, c & 0xFF
+    ihl = (buf[l3] & 0x0F) * 4
+    l4 = l3 + ihl
+    end = l3 + ((buf[l3 + 2] << 8) | buf[l3 + 3])
+    buf[l4 + 2] = buf[l4 + 3] = 0
+    c = checksum(buf[l4:end])
+    buf[l4 + 2], buf[l4 + 3] = c >> 8, c & 0xFF
+
+
+def tcp_flags(buf: bytearray, l3: int = 14) -> int:
+    return buf[l3 + (buf[l3] & 0x0F) * 4 + 13]

@@ -1,0 +1,238 @@
+"""Connection tracking for the SR: one entry per connection, NAT included.
+
+Where this sits: the SR stage looks every routed packet up here (before
+routing) and creates entries for new connections (after routing, once the
+firewall allowed it and NAT chose its translation).
+
+After Linux's nf_conntrack: an entry holds two tuples, ``orig`` (the first
+packet as it arrived) and ``reply`` (what a reply looks like as *it*
+arrives).  NAT is nothing more than a reply tuple that is not the plain
+inverse of ``orig``: to translate a packet of one direction, make it look
+like the inverse of the other direction's tuple.  SNAT, DNAT, 1:1 and hairpin
+(both at once) are the same mechanism.
+
+States: ``new`` (only the first direction seen), ``established`` (a reply
+was seen), plus the TCP states that pick the timeout.  Timeouts are per
+class; each class keeps its entries in last-use order, so expiry only looks
+at the oldest entries.  The table has a size limit; a new connection beyond
+it is refused (the caller counts ``nat-table-full``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from typing import Any
+
+from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ip_str
+from gateway.l4 import FlowTuple
+
+ORIG = 0
+REPLY = 1
+UNTRACKED = 2  # a packet the SR lets through (or not) without an entry: unrelated ICMP errors
+
+# TCP flag bits
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+
+# TCP states (a compact version of RFC 9293's, as a middlebox sees them)
+SYN_SENT = "syn-sent"
+SYN_RECV = "syn-recv"
+ESTABLISHED = "established"
+FIN_WAIT = "fin-wait"  # one side sent FIN
+TIME_WAIT = "time-wait"  # both sides sent FIN
+CLOSED = "closed"  # RST seen
+
+DEFAULT_TIMEOUTS = {
+    "tcp_established": 7440.0,  # RFC 5382 REQ-5: at least 2 h 4 min
+    "tcp_transitory": 240.0,  # RFC 5382: 4 min for partially open or closing
+    "tcp_closed": 10.0,
+    "udp": 300.0,  # RFC 4787 REQ-5: at least 2 min; 5 min recommended
+    "icmp": 60.0,  # RFC 5508 REQ-1
+    "other": 600.0,
+}
+
+
+def proto_name(proto: int) -> str:
+    return {IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp", IPPROTO_ICMP: "icmp"}.get(proto, str(proto))
+
+
+def tuple_str(t: FlowTuple) -> str:
+    proto, src, sport, dst, dport = t
+    if proto in (IPPROTO_TCP, IPPROTO_UDP):
+        return f"{ip_str(src)}:{sport} > {ip_str(dst)}:{dport}"
+    if proto == IPPROTO_ICMP:
+        return f"{ip_str(src)} > {ip_str(dst)} id {sport}"
+    return f"{ip_str(src)} > {ip_str(dst)}"
+
+
+def inverse(t: FlowTuple) -> FlowTuple:
+    return (t[0], t[3], t[4], t[1], t[2])
+
+
+class Conn:
+    __slots__ = (
+        "id", "orig", "reply", "state", "tclass", "created", "last", "packets", "bytes",
+        "inbound", "snat", "dnat", "rule", "fw_gen", "released", "fin",
+    )
+
+    def __init__(self, cid: int, orig: FlowTuple, reply: FlowTuple, now: float, inbound: bool) -> None:
+        self.id = cid
+        self.orig = orig
+        self.reply = reply
+        self.state = "new"
+        self.tclass = "other"
+        self.created = now
+        self.last = now
+        self.packets = [0, 0]
+        self.bytes = [0, 0]
+        self.inbound = inbound  # first packet came in from the uplink
+        self.snat: Any = None  # the NAT rule that chose the source translation
+        self.dnat: Any = None  # the NAT rule that chose the destination translation
+        self.rule: Any = None  # the firewall rule that allowed it (None: default policy)
+        self.fw_gen = 0
+        self.released = False
+        self.fin = 0  # bit per direction that sent a FIN
+
+    @property
+    def translated(self) -> bool:
+        return self.reply != inverse(self.orig)
+
+    def target(self, direction: int) -> FlowTuple:
+        """What a packet of ``direction`` must look like after translation."""
+        return inverse(self.reply) if direction == ORIG else inverse(self.orig)
+
+    def to_dict(self, now: float, timeouts: dict[str, float]) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "proto": proto_name(self.orig[0]),
+            "orig": tuple_str(self.orig),
+            "reply": tuple_str(self.reply),
+            "state": self.state,
+            "direction": "inbound" if self.inbound else "outbound",
+            "nat": ("snat " if self.snat else "") + ("dnat" if self.dnat else "") or None,
+            "age": round(now - self.created, 1),
+            "expires_in": round(self.last + timeouts[self.tclass] - now, 1),
+            "packets": list(self.packets),
+            "bytes": list(self.bytes),
+        }
+
+
+class ConnTable:
+    def __init__(self, limit: int, timeouts: dict[str, float] | None = None) -> None:
+        self.limit = limit
+        self.timeouts = dict(DEFAULT_TIMEOUTS, **(timeouts or {}))
+        self._by_tuple: dict[FlowTuple, tuple[Conn, int]] = {}
+        self._classes: dict[str, OrderedDict[int, Conn]] = {c: OrderedDict() for c in self.timeouts}
+        self._ids = itertools.count(1)
+        self.generation = 0
+        self.created = 0
+        self.expired = 0
+        self.on_release: Any = None  # callback(conn) when an entry goes away (frees NAT ports)
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self._classes.values())
+
+    def lookup(self, t: FlowTuple) -> tuple[Conn | None, int]:
+        hit = self._by_tuple.get(t)
+        if hit is None:
+            return None, ORIG
+        return hit
+
+    def taken(self, t: FlowTuple) -> bool:
+        return t in self._by_tuple
+
+    def full(self) -> bool:
+        return len(self) >= self.limit
+
+    def add(self, orig: FlowTuple, reply: FlowTuple, now: float, inbound: bool) -> Conn:
+        conn = Conn(next(self._ids), orig, reply, now, inbound)
+        conn.tclass = _initial_class(orig[0])
+        self._by_tuple[orig] = (conn, ORIG)
+        self._by_tuple[reply] = (conn, REPLY)
+        self._classes[conn.tclass][conn.id] = conn
+        self.created += 1
+        self.generation += 1
+        return conn
+
+    def touch(self, conn: Conn, direction: int, size: int, now: float, flags: int = 0) -> None:
+        """Account a packet and advance the state; TCP ``flags`` drive the TCP states."""
+        conn.last = now
+        conn.packets[direction] += 1
+        conn.bytes[direction] += size
+        old_class = conn.tclass
+        proto = conn.orig[0]
+        if proto == IPPROTO_TCP:
+            _tcp_advance(conn, direction, flags)
+        elif direction == REPLY and conn.state == "new":
+            conn.state = "established"
+        new_class = conn.tclass
+        bucket = self._classes[old_class]
+        if new_class != old_class:
+            del bucket[conn.id]
+            self._classes[new_class][conn.id] = conn
+        else:
+            bucket.move_to_end(conn.id)
+
+    def remove(self, conn: Conn) -> None:
+        if conn.released:
+            return
+        conn.released = True
+        self._classes[conn.tclass].pop(conn.id, None)
+        for t in (conn.orig, conn.reply):
+            if self._by_tuple.get(t, (None,))[0] is conn:
+                del self._by_tuple[t]
+        self.generation += 1
+        if self.on_release is not None:
+            self.on_release(conn)
+
+    def expire(self, now: float) -> int:
+        n = 0
+        for cls, bucket in self._classes.items():
+            timeout = self.timeouts[cls]
+            while bucket:
+                conn = next(iter(bucket.values()))
+                if now - conn.last <= timeout:
+                    break
+                self.remove(conn)
+                n += 1
+        self.expired += n
+        return n
+
+    def flush(self) -> None:
+        for bucket in self._classes.values():
+            for conn in list(bucket.values()):
+                self.remove(conn)
+
+    def conns(self) -> list[Conn]:
+        return sorted((c for b in self._classes.values() for c in b.values()), key=lambda c: c.id)
+
+    def dump(self, now: float) -> list[dict[str, Any]]:
+        return [c.to_dict(now, self.timeouts) for c in self.conns()]
+
+
+def _initial_class(proto: int) -> str:
+    if proto == IPPROTO_TCP:
+        return "tcp_transitory"
+    if proto == IPPROTO_UDP:
+        return "udp"
+    if proto == IPPROTO_ICMP:
+        return "icmp"
+    return "other"
+
+
+def _tcp_advance(conn: Conn, direction: int, flags: int) -> None:
+    if flags & RST:
+        conn.state, conn.tclass = CLOSED, "tcp_closed"
+        return
+    state = conn.state
+    if state == "new":
+        conn.state = SYN_SENT
+    elif state == SYN_SENT and direction == REPLY and flags & SYN and flags & ACK:
+        conn.state = SYN_RECV
+    elif state == SYN_RECV and direction == ORIG and flags & ACK:
+        conn.state, conn.tclass = ESTABLISHED, "tcp_established"
+    if flags & FIN:
+        conn.fin |= 1 << direction
+        # Both sides closed: the short timeout; one side: still transitory.
+        conn.state = TIME_WAIT if conn.fin == 3 else FIN_WAIT
+        conn.tclass = "tcp_transitory"

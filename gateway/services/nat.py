@@ -1,0 +1,149 @@
+"""NAT: which translation a new connection gets, and the public ports in use.
+
+Where this sits: the ``sr`` stage asks :meth:`Nat.match_dnat` before routing
+and :meth:`Nat.choose_snat` after routing, for the first packet of a
+connection only; conntrack (``conntrack.py``) applies the translation to
+every packet after that and calls :meth:`Nat.release` when the connection
+goes away.
+
+Allocation: every connection gets its own public (address, port) per
+protocol — one public endpoint is never handed to two sessions, so two
+tenants using the same source port both work.  The tenant's own source port
+is kept when it is free (port preservation, RFC 4787); otherwise a rotating
+cursor walks the range.  ICMP echo identifiers are allocated like ports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.headers import ip_str
+from gateway.l4 import FlowTuple
+from gateway.services.rules import DnatRule, NatConfig, OneToOne, SnatRule
+
+EXHAUSTED = "exhausted"
+
+
+class Nat:
+    def __init__(self, cfg: NatConfig) -> None:
+        self.snat: list[SnatRule] = list(cfg.snat)
+        self.dnat: list[DnatRule] = list(cfg.dnat)
+        self.one_to_one: list[OneToOne] = list(cfg.one_to_one)
+        self._used: dict[tuple[int, int], set[int]] = {}
+        self._cursor: dict[tuple[int, int], int] = {}
+        self.generation = 0
+        self.exhausted = 0
+        self._publics: frozenset[int] = frozenset()
+        self._refresh()
+
+    # -- rules ---------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        addrs = {a for r in self.snat for a in r.pool}
+        addrs |= {r.public for r in self.dnat} | {r.public for r in self.one_to_one}
+        self._publics = frozenset(addrs)
+        self.generation += 1
+
+    @property
+    def publics(self) -> frozenset[int]:
+        """Public addresses the SR answers ARP for on its uplink."""
+        return self._publics
+
+    def public_list(self) -> list[str]:
+        return sorted(ip_str(a) for a in self._publics)
+
+    def add(self, rule: SnatRule | DnatRule | OneToOne) -> None:
+        if any(r.name == rule.name for r in self.all_rules()):
+            raise ValueError(f"a NAT rule named {rule.name!r} exists already")
+        if isinstance(rule, SnatRule):
+            self.snat.insert(0, rule)  # runtime rules take precedence over configured ones
+        elif isinstance(rule, DnatRule):
+            self.dnat.insert(0, rule)
+        else:
+            self.one_to_one.insert(0, rule)
+        self._refresh()
+
+    def remove(self, name: str) -> SnatRule | DnatRule | OneToOne:
+        for table in (self.snat, self.dnat, self.one_to_one):
+            for rule in table:
+                if rule.name == name:
+                    table.remove(rule)  # type: ignore[arg-type]
+                    rule.active = False
+                    self._refresh()
+                    return rule
+        raise KeyError(name)
+
+    def all_rules(self) -> list[Any]:
+        return [*self.snat, *self.dnat, *self.one_to_one]
+
+    def rules(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.all_rules()]
+
+    # -- decisions -------------------------------------------------------------------------
+    def match_dnat(self, t: FlowTuple) -> tuple[DnatRule | OneToOne, int, int] | None:
+        """For a new connection to a public address: the rule and the new destination."""
+        proto, _src, _sport, dst, dport = t
+        if dst not in self._publics:
+            return None
+        for rule in self.dnat:
+            if rule.public == dst and rule.proto == proto and rule.port == dport:
+                return rule, rule.to, rule.to_port
+        for one in self.one_to_one:
+            if one.public == dst:
+                return one, one.private, dport
+        return None
+
+    def choose_snat(self, t: FlowTuple) -> tuple[SnatRule | OneToOne, int, int] | str | None:
+        """For a new outbound connection: the rule and the public source, EXHAUSTED, or None."""
+        proto, src, sport, dst, dport = t
+        for one in self.one_to_one:
+            if one.private == src:
+                return one, one.public, sport
+        for rule in self.snat:
+            if rule.matches(src):
+                got = self._allocate(rule, proto, sport)
+                if got is None:
+                    self.exhausted += 1
+                    return EXHAUSTED
+                return rule, got[0], got[1]
+        return None
+
+    def _allocate(self, rule: SnatRule, proto: int, want: int) -> tuple[int, int] | None:
+        lo, hi = rule.port_lo, rule.port_hi
+        span = hi - lo + 1
+        for ip in rule.pool:
+            used = self._used.setdefault((proto, ip), set())
+            if lo <= want <= hi and want not in used:
+                used.add(want)
+                return ip, want
+            key = (proto, ip)
+            start = self._cursor.get(key, lo)
+            for i in range(span):
+                port = lo + (start - lo + i) % span
+                if port not in used:
+                    used.add(port)
+                    self._cursor[key] = port + 1 if port < hi else lo
+                    return ip, port
+        return None
+
+    def release_port(self, proto: int, ip: int, port: int, rule: Any) -> None:
+        if isinstance(rule, SnatRule):
+            self._used.get((proto, ip), set()).discard(port)
+
+    def release(self, conn: Any) -> None:
+        """Conntrack dropped ``conn``: give its public port back."""
+        rule = conn.snat
+        if isinstance(rule, SnatRule):
+            proto, _s, _sp, ip, port = conn.reply
+            self._used.get((proto, ip), set()).discard(port)
+
+    def pool_usage(self) -> list[dict[str, Any]]:
+        out = []
+        for rule in self.snat:
+            span = rule.port_hi - rule.port_lo + 1
+            used = {proto: sum(len(self._used.get((proto, ip), ())) for ip in rule.pool) for proto in (6, 17, 1)}
+            out.append({
+                "rule": rule.name, "addresses": [ip_str(a) for a in rule.pool],
+                "capacity_per_protocol": span * len(rule.pool),
+                "used": {"tcp": used[6], "udp": used[17], "icmp": used[1]},
+            })
+        return out

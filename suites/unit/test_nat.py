@@ -1,0 +1,280 @@
+"""SR services on synthetic packets: SNAT, DNAT, 1:1, hairpin, ICMP errors,
+conntrack states and timeouts, firewall rules, exhaustion."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, UDPerror
+from scapy.layers.l2 import ARP, Dot1Q, Ether
+
+from gateway.control.commands import handle
+from suites.unit.conftest import EDGE_YAML, Rig
+
+H1, H2, H3 = "02:00:00:00:00:11", "02:00:00:00:00:12", "02:00:00:00:00:13"
+EXT = "02:00:00:00:00:99"
+WEB_GW, APP_GW, UP_GW = "02:00:00:00:10:01", "02:00:00:00:20:01", "02:00:00:00:cb:01"
+POOL = ("203.0.113.64", "203.0.113.65")
+
+NAT_YAML = EDGE_YAML.replace(
+    """        - {instance: provider, ip: 203.0.113.1/24, mac: "02:00:00:00:cb:01"}
+""",
+    """        - {instance: provider, ip: 203.0.113.1/24, mac: "02:00:00:00:cb:01"}
+      routes: [{prefix: 0.0.0.0/0, via: 203.0.113.10}]
+      nat:
+        snat: [{name: tenants, source: 172.16.0.0/16, pool: [203.0.113.64, 203.0.113.65]}]
+        dnat: [{name: web-8080, public: 203.0.113.80, proto: tcp, port: 8080, to: 172.16.20.13, to_port: 80}]
+        one_to_one: [{name: t2-public, public: 203.0.113.90, private: 172.16.10.12}]
+        max_sessions: MAXSESS
+        timeouts: {udp: 30}
+      firewall:
+        rules: [{name: no-telnet, action: reject, direction: out, proto: tcp, dport: 23}]
+""",
+)
+
+
+def nat_rig(max_sessions: int = 1000) -> Rig:
+    rig = Rig(NAT_YAML.replace("MAXSESS", str(max_sessions)))
+    # Neighbours: ext1 on the uplink; t1, t2 (web, VLAN 10) and t3 (app, VLAN 20) on the trunk.
+    rig.send("uplink", bytes(Ether(src=EXT, dst=UP_GW) / ARP(op=2, hwsrc=EXT, psrc="203.0.113.10", hwdst=UP_GW, pdst="203.0.113.1")))
+    for mac, ip, gw, vlan in ((H1, "172.16.10.11", "172.16.10.1", 10), (H2, "172.16.10.12", "172.16.10.1", 10), (H3, "172.16.20.13", "172.16.20.1", 20)):
+        rig.send("trunk", bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=vlan) / ARP(op=1, hwsrc=mac, psrc=ip, pdst=gw)))
+    rig.take("trunk")
+    rig.take("uplink")
+    return rig
+
+
+@pytest.fixture
+def nrig() -> Rig:
+    return nat_rig()
+
+
+def out_frame(l3, src=H1, vlan=10, gw=WEB_GW):
+    return bytes(Ether(src=src, dst=gw) / Dot1Q(vlan=vlan) / l3)
+
+
+def in_frame(l3):
+    return bytes(Ether(src=EXT, dst=UP_GW) / l3)
+
+
+def one(frames):
+    assert len(frames) == 1, [Ether(f).summary() for f in frames]
+    return Ether(frames[0])
+
+
+def checksums_valid(pkt) -> bool:
+    ip = IP(bytes(pkt[IP]))
+    raw = bytes(ip)
+    ip2 = IP(raw)
+    del ip2.chksum
+    for layer in (TCP, UDP, ICMP):
+        if layer in ip2:
+            del ip2[layer].chksum
+    return bytes(IP(bytes(ip2))) == raw
+
+
+def test_snat_udp_out_and_back(nrig):
+    nrig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / UDP(sport=5555, dport=9999) / b"q"))
+    out = one(nrig.take("uplink"))
+    assert out[IP].src in POOL and out[UDP].sport == 5555, "source translated, port preserved"
+    assert checksums_valid(out)
+    nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst=out[IP].src) / UDP(sport=9999, dport=5555) / b"a"))
+    back = one(nrig.take("trunk"))
+    assert back[IP].dst == "172.16.10.11" and back[UDP].dport == 5555 and back[Dot1Q].vlan == 10
+    assert checksums_valid(back)
+    (entry,) = handle(nrig.dp, {"cmd": "show", "what": "conntrack"})["result"]["t1"]["entries"]
+    assert entry["state"] == "established" and entry["packets"] == [1, 1]
+
+
+def test_two_tenants_same_source_port_get_distinct_public_endpoints(nrig):
+    nrig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / UDP(sport=5555, dport=9999)))
+    nrig.send("trunk", out_frame(IP(src="172.16.20.13", dst="203.0.113.10") / UDP(sport=5555, dport=9999), src=H3, vlan=20, gw=APP_GW))
+    a, b = (Ether(f) for f in nrig.take("uplink"))
+    assert (a[IP].src, a[UDP].sport) != (b[IP].src, b[UDP].sport)
+    for pkt, host, mac in ((a, "172.16.10.11", H1), (b, "172.16.20.13", H3)):
+        nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst=pkt[IP].src) / UDP(sport=9999, dport=pkt[UDP].sport)))
+        back = one(nrig.take("trunk"))
+        assert back[IP].dst == host and back.dst == mac and back[UDP].dport == 5555
+
+
+def test_icmp_echo_identifier_translated(nrig):
+    nrig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / ICMP(id=77, seq=1)))
+    nrig.send("trunk", out_frame(IP(src="172.16.20.13", dst="203.0.113.10") / ICMP(id=77, seq=1), src=H3, vlan=20, gw=APP_GW))
+    a, b = (Ether(f) for f in nrig.take("uplink"))
+    assert (a[IP].src, a[ICMP].id) != (b[IP].src, b[ICMP].id)
+    assert checksums_valid(a) and checksums_valid(b)
+    nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst=b[IP].src) / ICMP(type=0, id=b[ICMP].id, seq=1)))
+    back = one(nrig.take("trunk"))
+    assert back[IP].dst == "172.16.20.13" and back[ICMP].id == 77 and checksums_valid(back)
+
+
+def test_dnat_port_forward_both_directions(nrig):
+    nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst="203.0.113.80") / TCP(sport=40000, dport=8080, flags="S")))
+    syn = one(nrig.take("trunk"))
+    assert syn[IP].dst == "172.16.20.13" and syn[TCP].dport == 80 and syn[Dot1Q].vlan == 20 and syn[IP].src == "203.0.113.10"
+    assert checksums_valid(syn)
+    nrig.send("trunk", out_frame(IP(src="172.16.20.13", dst="203.0.113.10") / TCP(sport=80, dport=40000, flags="SA"), src=H3, vlan=20, gw=APP_GW))
+    synack = one(nrig.take("uplink"))
+    assert synack[IP].src == "203.0.113.80" and synack[TCP].sport == 8080 and checksums_valid(synack)
+
+
+def test_one_to_one_both_directions(nrig):
+    nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst="203.0.113.90") / ICMP(id=5)))
+    req = one(nrig.take("trunk"))
+    assert req[IP].dst == "172.16.10.12" and req.dst == H2
+    nrig.send("trunk", out_frame(IP(src="172.16.10.12", dst="203.0.113.10") / UDP(sport=7000, dport=53), src=H2))
+    out = one(nrig.take("uplink"))
+    assert out[IP].src == "203.0.113.90" and out[UDP].sport == 7000
+
+
+def test_hairpin_to_a_dnat_address(nrig):
+    nrig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.80") / TCP(sport=41000, dport=8080, flags="S")))
+    syn = one(nrig.take("trunk"))
+    assert syn[IP].dst == "172.16.20.13" and syn[TCP].dport == 80
+    assert syn[IP].src in POOL, "hairpin must SNAT so the reply comes back through the SR"
+    nrig.send("trunk", out_frame(IP(src="172.16.20.13", dst=syn[IP].src) / TCP(sport=80, dport=syn[TCP].sport, flags="SA"), src=H3, vlan=20, gw=APP_GW))
+    back = one(nrig.take("trunk"))
+    assert back[IP].src == "203.0.113.80" and back[TCP].sport == 8080
+    assert back[IP].dst == "172.16.10.11" and back[TCP].dport == 41000 and checksums_valid(back)
+
+
+def test_icmp_error_translated_back_through_snat(nrig):
+    nrig.send("trunk", out_frame(IP(src="172.16.10.11", dst="198.51.100.10", ttl=3) / UDP(sport=33434, dport=33435) / b"probe"))
+    out = one(nrig.take("uplink"))
+    quoted = bytes(out[IP])
+    # The provider router beyond answers "time exceeded" to the public address.
+    err = IP(src="203.0.113.10", dst=out[IP].src) / ICMP(type=11, code=0) / quoted
+    nrig.send("uplink", in_frame(err))
+    back = one(nrig.take("trunk"))
+    assert back[IP].dst == "172.16.10.11" and back[IP].src == "203.0.113.10" and back[ICMP].type == 11
+    assert back[IPerror].src == "172.16.10.11" and back[UDPerror].sport == 33434
+    assert checksums_valid(back)
+    inner = IP(bytes(back[IPerror]))
+    assert inner.chksum == IP(bytes(IP(src=inner.src, dst=inner.dst, ttl=inner.ttl, proto=inner.proto, id=inner.id, len=inner.len, flags=inner.flags))).chksum
+    assert handle(nrig.dp, {"cmd": "show", "what": "conntrack"})["result"]["t1"]["related"] == 1
+
+
+def test_unsolicited_inbound_dropped_and_counted(nrig):
+    nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst="172.16.10.11") / UDP(sport=1, dport=2)))
+    nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst="203.0.113.64") / UDP(sport=1, dport=2)))
+    assert nrig.take("trunk") == []
+    assert nrig.drops() == {"sr/fw-unsolicited": 1, "sr/nat-no-session": 1}
+
+
+def test_tcp_out_of_state_is_invalid(nrig):
+    nrig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / TCP(sport=1234, dport=80, flags="A")))
+    nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst="203.0.113.80") / TCP(sport=1, dport=8080, flags="A")))
+    assert nrig.take("uplink") == [] and nrig.take("trunk") == []
+    assert nrig.drops() == {"sr/ct-invalid": 2}
+
+
+def test_tcp_states(nrig):
+    def o(flags):
+        nrig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / TCP(sport=1234, dport=80, flags=flags)))
+        return one(nrig.take("uplink"))
+
+    def i(flags, pub):
+        nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst=pub[IP].src) / TCP(sport=80, dport=pub[TCP].sport, flags=flags)))
+        one(nrig.take("trunk"))
+
+    def state():
+        (e,) = handle(nrig.dp, {"cmd": "show", "what": "conntrack"})["result"]["t1"]["entries"]
+        return e["state"]
+
+    pub = o("S")
+    assert state() == "syn-sent"
+    i("SA", pub)
+    assert state() == "syn-recv"
+    o("A")
+    assert state() == "established"
+    o("FA")
+    assert state() == "fin-wait"
+    i("FA", pub)
+    assert state() == "time-wait"
+
+
+def test_firewall_reject_sends_admin_prohibited(nrig):
+    nrig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / TCP(sport=1234, dport=23, flags="S")))
+    assert nrig.take("uplink") == []
+    err = one(nrig.take("trunk"))
+    assert err[ICMP].type == 3 and err[ICMP].code == 13 and err[IP].dst == "172.16.10.11"
+    assert nrig.drops() == {"sr/fw-reject": 1}
+    fw = handle(nrig.dp, {"cmd": "show", "what": "firewall"})["result"]["t1"]
+    assert fw["rules"][0]["hits"] == 1
+
+
+def test_rule_added_at_runtime_blocks_the_next_packet_of_a_running_flow(nrig):
+    pkt = IP(src="172.16.10.11", dst="203.0.113.10") / ICMP(id=9)
+    nrig.send("trunk", out_frame(pkt))
+    assert len(nrig.take("uplink")) == 1
+    resp = handle(nrig.dp, {"cmd": "firewall", "action": "add", "router": "t1", "position": 0,
+                            "rule": {"name": "block-ext", "action": "drop", "dst": "203.0.113.10/32"}})
+    assert resp["ok"], resp
+    nrig.send("trunk", out_frame(pkt))
+    assert nrig.take("uplink") == []
+    assert nrig.drops() == {"sr/fw-drop": 1}
+    assert handle(nrig.dp, {"cmd": "firewall", "action": "del", "router": "t1", "name": "block-ext"})["ok"]
+    nrig.send("trunk", out_frame(pkt))
+    assert len(nrig.take("uplink")) == 1
+
+
+def test_nat_rule_added_and_removed_at_runtime(nrig):
+    resp = handle(nrig.dp, {"cmd": "nat", "action": "add", "router": "t1", "kind": "dnat",
+                            "rule": {"name": "ssh", "public": "203.0.113.81", "proto": "tcp", "port": 2222, "to": "172.16.10.11", "to_port": 22}})
+    assert resp["ok"], resp
+    nrig.send("uplink", bytes(Ether(src=EXT, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=EXT, psrc="203.0.113.10", pdst="203.0.113.81")))
+    arp = one(nrig.take("uplink"))
+    assert arp[ARP].psrc == "203.0.113.81" and arp[ARP].hwsrc == UP_GW
+    nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst="203.0.113.81") / TCP(sport=5, dport=2222, flags="S")))
+    assert one(nrig.take("trunk"))[TCP].dport == 22
+    assert handle(nrig.dp, {"cmd": "nat", "action": "del", "router": "t1", "name": "ssh"})["ok"]
+    nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst="203.0.113.81") / TCP(sport=5, dport=2222, flags="A")))
+    assert nrig.take("trunk") == []
+
+
+def test_pool_exhaustion_is_counted():
+    rig = nat_rig()
+    assert handle(rig.dp, {"cmd": "nat", "action": "add", "router": "t1", "kind": "snat",
+                           "rule": {"name": "tiny", "source": "172.16.10.11/32", "pool": ["203.0.113.70"], "ports": "5000-5001"}})["ok"]
+    for sport in (1, 2, 3):
+        rig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / UDP(sport=sport, dport=53)))
+    outs = [Ether(f) for f in rig.take("uplink")]
+    assert sorted(o[UDP].sport for o in outs) == [5000, 5001] and {o[IP].src for o in outs} == {"203.0.113.70"}
+    assert rig.drops() == {"sr/nat-pool-exhausted": 1}
+    pools = handle(rig.dp, {"cmd": "show", "what": "nat"})["result"]["t1"]["pools"]
+    assert next(p for p in pools if p["rule"] == "tiny")["used"]["udp"] == 2
+
+
+def test_session_table_limit():
+    rig = nat_rig(max_sessions=2)
+    for sport in (1, 2, 3):
+        rig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / UDP(sport=sport, dport=53)))
+    assert len(rig.take("uplink")) == 2
+    assert rig.drops() == {"sr/nat-table-full": 1}
+
+
+def test_udp_session_times_out_and_frees_its_port(nrig):
+    nrig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / UDP(sport=5555, dport=53)))
+    out = one(nrig.take("uplink"))
+    nrig.dp.tick(time.monotonic() + 31)
+    assert handle(nrig.dp, {"cmd": "show", "what": "conntrack"})["result"]["t1"]["count"] == 0
+    nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst=out[IP].src) / UDP(sport=53, dport=5555)))
+    assert nrig.take("trunk") == []
+    assert nrig.drops() == {"sr/nat-no-session": 1}
+
+
+def test_bad_runtime_rules_are_refused(nrig):
+    bad = [
+        {"cmd": "nat", "action": "add", "router": "t1", "kind": "dnat", "rule": {"public": "203.0.113.80", "proto": "gre", "port": 1, "to": "172.16.10.11"}},
+        {"cmd": "nat", "action": "add", "router": "t1", "kind": "snat", "rule": {"source": "172.16.0.0/16", "pool": "x"}},
+        {"cmd": "nat", "action": "add", "router": "t9", "kind": "snat", "rule": {}},
+        {"cmd": "nat", "action": "del", "router": "t1", "name": "nope"},
+        {"cmd": "firewall", "action": "add", "router": "t1", "rule": {"action": "maybe"}},
+        {"cmd": "firewall", "action": "add", "router": "t1", "rule": {"action": "drop", "proto": "icmp", "dport": 5}},
+        {"cmd": "firewall", "action": "add", "router": "t1", "rule": {"action": "drop", "name": "no-telnet"}},
+    ]
+    for req in bad:
+        resp = handle(nrig.dp, req)
+        assert resp["ok"] is False, req
+    assert nrig.dp.control_errors == len(bad)
