@@ -4,9 +4,10 @@
 
     t1 (vlan 10, web) ─┐
     t2 (vlan 10, web) ─┤                                   uplink 203.0.113.0/24
-    t3 (vlan 20, app) ─┼─ s1 (OVS, access ports) ══trunk══ edge1 ── ext1 (provider)
-    probe (trunk)     ─┘                                    │ access (untagged, web)
-                                                            t4
+    t3 (vlan 20, app) ─┼─ s1 (OVS, access ports) ══trunk══ edge1 ── ext1 ── ext2
+    probe (trunk)     ─┘                                    │      (provider   198.51.100.0/24
+                                                            │       router)
+                                                            t4 (access, untagged, web)
 
 - ``s1`` is an OVS userspace bridge: t1..t3 sit on access ports of their
   VLAN; the port towards ``edge1`` and the ``probe`` port are trunks carrying
@@ -16,8 +17,14 @@
   untagged ``access`` port is also in ``web``, so t1 <-> t4 is switched by
   the gateway itself (VLAN 10 popped one way, pushed the other).  Logical router ``t1``
   (TLR id 1): DR ports 172.16.10.1 and 172.16.20.1, SR uplink 203.0.113.1.
-- ``ext1`` stands for the provider: it routes the tenant prefixes back
-  through edge1 (there is no NAT in this plan).
+- ``ext1`` is the provider's router (Linux forwarding), ``ext2`` a host
+  behind it, so traceroute from a tenant crosses the NAT with ICMP errors
+  from a router beyond it.  The provider has no route to the tenant
+  prefixes: the SR's NAT is the only way in and out.
+- NAT on the SR: tenants (172.16.0.0/16) -> pool 203.0.113.64-65; port
+  forward 203.0.113.80 tcp/8080 -> t3:80 and udp/5353 -> t3:5353; 1:1
+  203.0.113.90 <-> t2.  Firewall: telnet out is rejected; unsolicited inbound
+  is dropped unless NAT forwards it.
 
 The plan below is the one source of addresses; suites read it.
 """
@@ -32,7 +39,7 @@ NAME = "edge-basic"
 
 PLAN: dict[str, Any] = {
     "name": NAME,
-    "description": "one edge gateway, tenants on VLANs 10 and 20, one provider host",
+    "description": "one edge gateway with NAT and firewall, tenants on VLANs 10 and 20, a provider router and host",
     "hosts": {
         "t1": {
             "ip": "172.16.10.11/24",
@@ -77,11 +84,23 @@ PLAN: dict[str, Any] = {
             "instance": "provider",
             "node": "edge1",
             "mac": "02:00:00:cb:00:10",
-            "routes": {"172.16.0.0/16": "203.0.113.1"},
+            "router": True,
+            "ip2": "198.51.100.1/24",
+        },
+        "ext2": {
+            "ip": "198.51.100.10/24",
+            "gw": "198.51.100.1",
+            "vlan": None,
+            "instance": None,
+            "node": None,
+            "mac": "02:00:00:c6:00:10",
         },
     },
     # Hosts with no address on a trunk port: they craft tagged frames with scapy.
     "probes": {"probe": {"switch": "s1", "mac": "02:00:00:ee:00:01"}},
+    # Link properties the lab applies after start: the provider's inner link
+    # has a smaller MTU, so path-MTU discovery through the NAT can be shown.
+    "links": [{"between": ["ext1", "ext2"], "mtu": 1400}],
     "switches": {"s1": {"access": {"t1": 10, "t2": 10, "t3": 20}, "trunks": ["edge1", "probe"]}},
     "gateways": {
         "edge1": {
@@ -113,7 +132,20 @@ PLAN: dict[str, Any] = {
                                 {"instance": "app", "ip": "172.16.20.1/24", "mac": "02:00:00:20:00:01"},
                             ]
                         },
-                        "sr": {"ports": [{"instance": "provider", "ip": "203.0.113.1/24", "mac": "02:00:00:cb:00:01"}]},
+                        "sr": {
+                            "ports": [{"instance": "provider", "ip": "203.0.113.1/24", "mac": "02:00:00:cb:00:01"}],
+                            "routes": [{"prefix": "0.0.0.0/0", "via": "203.0.113.10"}],
+                            "nat": {
+                                "snat": [{"name": "tenants", "source": "172.16.0.0/16", "pool": ["203.0.113.64", "203.0.113.65"]}],
+                                "dnat": [
+                                    {"name": "t3-http", "public": "203.0.113.80", "proto": "tcp", "port": 8080, "to": "172.16.20.13", "to_port": 80},
+                                    {"name": "t3-dns", "public": "203.0.113.80", "proto": "udp", "port": 5353, "to": "172.16.20.13", "to_port": 5353},
+                                ],
+                                "one_to_one": [{"name": "t2-public", "public": "203.0.113.90", "private": "172.16.10.12"}],
+                                "max_sessions": 10000,
+                            },
+                            "firewall": {"rules": [{"name": "no-telnet-out", "action": "reject", "direction": "out", "proto": "tcp", "dport": 23}]},
+                        },
                         "transit": {"subnet": "169.254.0.0/28", "dr": "169.254.0.1", "sr": "169.254.0.2"},
                     }
                 ],
@@ -124,7 +156,13 @@ PLAN: dict[str, Any] = {
     "routers": {
         "t1": {"tlr_id": 1, "dr": {"web": "172.16.10.1", "app": "172.16.20.1"}, "sr": {"uplink": "203.0.113.1"}}
     },
-    "nat": {},
+    "nat": {
+        "pool": ["203.0.113.64", "203.0.113.65"],
+        "dnat": {"t3-http": {"public": "203.0.113.80", "proto": "tcp", "port": 8080, "host": "t3", "to_port": 80},
+                 "t3-dns": {"public": "203.0.113.80", "proto": "udp", "port": 5353, "host": "t3", "to_port": 5353}},
+        "one_to_one": {"t2": "203.0.113.90"},
+        "firewall": {"rejected_out": {"proto": "tcp", "port": 23}},
+    },
 }
 
 
@@ -143,6 +181,9 @@ class EdgeBasicTopo(Topo):
         ext = plan["hosts"]["ext1"]
         self.addHost("ext1", cls=host_cls, ip=ext["ip"], mac=ext["mac"])
         self.addLink(edge1, "ext1")
+        ext2 = plan["hosts"]["ext2"]
+        self.addHost("ext2", cls=host_cls, ip=ext2["ip"], mac=ext2["mac"], defaultRoute=f"via {ext2['gw']}")
+        self.addLink("ext1", "ext2", params1={"ip": ext["ip2"]})
         t4 = plan["hosts"]["t4"]
         self.addHost("t4", cls=host_cls, ip=t4["ip"], mac=t4["mac"], defaultRoute=f"via {t4['gw']}")
         self.addLink(edge1, "t4")

@@ -118,8 +118,15 @@ class Lab:
     def _configure_hosts(self) -> None:
         for name, h in self.plan.get("hosts", {}).items():
             host = self.net.get(name)  # type: ignore[union-attr]
+            if h.get("router"):
+                run(host, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
             for prefix, via in h.get("routes", {}).items():
                 run(host, ["ip", "route", "replace", prefix, "via", via])
+        for link in self.plan.get("links", []):
+            a, b = link["between"]
+            if "mtu" in link:
+                run(self.net.get(a), ["ip", "link", "set", self.intf_towards(a, b), "mtu", str(link["mtu"])])  # type: ignore[union-attr]
+                run(self.net.get(b), ["ip", "link", "set", self.intf_towards(b, a), "mtu", str(link["mtu"])])  # type: ignore[union-attr]
         for name in self.plan.get("probes", {}):
             probe = self.net.get(name)  # type: ignore[union-attr]
             run(probe, ["ip", "addr", "flush", "dev", probe.defaultIntf().name])

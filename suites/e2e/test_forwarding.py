@@ -95,8 +95,11 @@ def test_north_south_to_provider(lab, plan):
     out = traffic.ping(lab.host("t1"), _addr(plan, "ext1"), count=3)
     assert out.ok, out.text
     assert all(t == 62 for t in out.ttls), f"DR and SR are two hops: ttls {out.ttls}"
-    inbound = traffic.ping(lab.host("ext1"), _addr(plan, "t3"), count=3)
-    assert inbound.ok, inbound.text
+    beyond = traffic.ping(lab.host("t3"), _addr(plan, "ext2"), count=2)
+    assert beyond.ok, beyond.text
+    assert all(t == 61 for t in beyond.ttls), f"DR, SR and the provider router: ttls {beyond.ttls}"
+    inbound = traffic.ping(lab.host("ext2"), plan["nat"]["one_to_one"]["t2"], count=3)
+    assert inbound.ok, "inbound to t2's 1:1 address: " + inbound.text
 
 
 def test_router_answers_arp_and_ping(lab, plan, gw):
@@ -147,18 +150,24 @@ def test_ttl_expiry_gives_time_exceeded(lab, plan, gw):
     poll(lambda: drop_count(gw, "dr/ttl-expired") > before, what="dr/ttl-expired counted")
 
 
-def test_no_route_gives_unreachable(lab, plan):
-    """ext1 has no route for 10.99.0.0/16; the SR has no route for it either."""
-    ext1 = lab.host("ext1")
+def test_no_route_gives_unreachable(lab, plan, reference_only):
+    """With the SR's default route removed at run time, 10.99.1.1 has no route: net unreachable."""
     from topologies.nodes import run
 
+    gw = reference_only
+    ext1 = lab.host("ext1")
+    default = {"cmd": "route", "router": "t1", "half": "sr", "prefix": "0.0.0.0/0"}
+    gw.request({**default, "action": "del"})
     run(ext1, ["ip", "route", "replace", "10.99.0.0/16", "via", plan["routers"]["t1"]["sr"]["uplink"]])
     try:
         result = traffic.ping(ext1, "10.99.1.1", count=1)
     finally:
         run(ext1, ["ip", "route", "del", "10.99.0.0/16"])
+        gw.request({**default, "action": "add", "via": _addr(plan, "ext1")})
     assert not result.ok
     assert result.errors and "Unreachable" in result.errors[0][1], result.text
+    after = traffic.ping(lab.host("t1"), _addr(plan, "ext2"), count=1)
+    assert after.ok, "default route not restored: " + after.text
 
 
 def test_tcp_transfer_through_gateway(lab, plan):
@@ -166,7 +175,7 @@ def test_tcp_transfer_through_gateway(lab, plan):
     res = traffic.tcp_transfer(lab.host("t1"), lab.host("ext1"), _addr(plan, "ext1"), nbytes=1 << 20)
     assert res["server"]["bytes"] == 1 << 20
     assert res["server"]["sha256"] == res["client"]["sha256"] == res["client"]["server_sha256"]
-    assert res["server"]["peer"] == _addr(plan, "t1")
+    assert res["server"]["peer"] in plan["nat"]["pool"], "the provider sees the SNAT pool, not the tenant"
 
 
 def test_udp_checksum_survives_routing(lab, plan):
@@ -184,6 +193,7 @@ def test_udp_checksum_survives_routing(lab, plan):
     assert got, "the datagram did not reach ext1"
     pkt = got[0]
     assert pkt[IP].ttl == 62
+    assert pkt[IP].src in plan["nat"]["pool"]
     received = pkt[UDP].chksum
     pkt[UDP].chksum = None
     assert IP(bytes(pkt[IP]))[UDP].chksum == received, "UDP checksum wrong after routing"

@@ -11,6 +11,9 @@ capture starts in milliseconds instead of scapy's second.
     python -m suites.lib.pkttool send IFACE HEX [HEX ...] [--gap MS]
     python -m suites.lib.pkttool tcp-server PORT          (prints READY; reports bytes and sha256)
     python -m suites.lib.pkttool tcp-client ADDR PORT NBYTES
+    python -m suites.lib.pkttool udp-echo PORT [--seconds S]   (prints READY; echoes, reports peers)
+    python -m suites.lib.pkttool udp-probe ADDR PORT --sport N [--timeout S]
+        sends one datagram from source port N, prints the answer and who sent it
 """
 
 from __future__ import annotations
@@ -77,14 +80,18 @@ def send(iface: str, frames: list[str], gap_ms: float) -> int:
     return 0
 
 
-def tcp_server(port: int) -> int:
+def tcp_server(port: int, timeout: float = 30.0) -> int:
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("0.0.0.0", port))
     srv.listen(1)
-    srv.settimeout(30)
+    srv.settimeout(timeout)
     print("READY", flush=True)
-    conn, peer = srv.accept()
+    try:
+        conn, peer = srv.accept()
+    except TimeoutError:
+        print(json.dumps({"bytes": 0, "error": "no connection"}), flush=True)
+        return 4
     conn.settimeout(30)
     digest = hashlib.sha256()
     total = 0
@@ -102,7 +109,11 @@ def tcp_server(port: int) -> int:
 
 def tcp_client(addr: str, port: int, nbytes: int) -> int:
     payload = os.urandom(nbytes)
-    conn = socket.create_connection((addr, port), timeout=30)
+    try:
+        conn = socket.create_connection((addr, port), timeout=10)
+    except OSError as exc:
+        print(json.dumps({"bytes": 0, "error": exc.strerror or str(exc), "errno": exc.errno}), flush=True)
+        return 3
     conn.sendall(payload)
     conn.shutdown(socket.SHUT_WR)
     answer = b""
@@ -119,6 +130,41 @@ def tcp_client(addr: str, port: int, nbytes: int) -> int:
     return 0
 
 
+def udp_echo(port: int, seconds: float) -> int:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", port))
+    print("READY", flush=True)
+    peers: list[list[object]] = []
+    deadline = time.monotonic() + seconds
+    watch = [sock, sys.stdin]
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select(watch, [], [], max(0.0, deadline - time.monotonic()))
+        if sys.stdin in ready and not os.read(sys.stdin.fileno(), 4096):
+            break
+        if sock in ready:
+            data, peer = sock.recvfrom(65535)
+            peers.append([peer[0], peer[1]])
+            sock.sendto(data, peer)
+    print(json.dumps({"peers": peers}), flush=True)
+    return 0
+
+
+def udp_probe(addr: str, port: int, sport: int, timeout: float) -> int:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("0.0.0.0", sport))
+    sock.settimeout(timeout)
+    payload = f"probe-{sport}".encode()
+    sock.sendto(payload, (addr, port))
+    try:
+        data, peer = sock.recvfrom(65535)
+        print(json.dumps({"answer": data.decode(errors="replace"), "from": [peer[0], peer[1]], "ok": data == payload}), flush=True)
+        return 0
+    except (TimeoutError, OSError) as exc:
+        print(json.dumps({"answer": None, "error": str(exc), "ok": False}), flush=True)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="pkttool")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -132,17 +178,30 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--gap", type=float, default=0.0)
     ts = sub.add_parser("tcp-server")
     ts.add_argument("port", type=int)
+    ts.add_argument("--timeout", type=float, default=30.0)
     tc = sub.add_parser("tcp-client")
     tc.add_argument("addr")
     tc.add_argument("port", type=int)
     tc.add_argument("nbytes", type=int)
+    ue = sub.add_parser("udp-echo")
+    ue.add_argument("port", type=int)
+    ue.add_argument("--seconds", type=float, default=30.0)
+    up = sub.add_parser("udp-probe")
+    up.add_argument("addr")
+    up.add_argument("port", type=int)
+    up.add_argument("--sport", type=int, required=True)
+    up.add_argument("--timeout", type=float, default=3.0)
     args = ap.parse_args(argv)
+    if args.cmd == "udp-echo":
+        return udp_echo(args.port, args.seconds)
+    if args.cmd == "udp-probe":
+        return udp_probe(args.addr, args.port, args.sport, args.timeout)
     if args.cmd == "capture":
         return capture(args.iface, args.seconds, args.max)
     if args.cmd == "send":
         return send(args.iface, args.frames, args.gap)
     if args.cmd == "tcp-server":
-        return tcp_server(args.port)
+        return tcp_server(args.port, args.timeout)
     return tcp_client(args.addr, args.port, args.nbytes)
 
 

@@ -110,10 +110,16 @@ def ping(
     return PingResult(result.stdout, result.returncode)
 
 
-def tcp_transfer(client: Any, server: Any, server_ip: str, nbytes: int = 1 << 20, port: int = 5001) -> dict[str, Any]:
-    """Send ``nbytes`` random bytes client -> server over TCP; return both sides' digests."""
+def tcp_transfer(
+    client: Any, server: Any, server_ip: str, nbytes: int = 1 << 20, port: int = 5001, listen_port: int | None = None
+) -> dict[str, Any]:
+    """Send ``nbytes`` random bytes client -> server over TCP; return both sides' digests.
+
+    ``server_ip``:``port`` is what the client dials (a public NAT address,
+    maybe); the server listens on ``listen_port`` (default ``port``).
+    """
     srv = server.popen(
-        [*PKTTOOL, "tcp-server", str(port)],
+        [*PKTTOOL, "tcp-server", str(listen_port or port)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -136,6 +142,37 @@ def tcp_transfer(client: Any, server: Any, server_ip: str, nbytes: int = 1 << 20
     client_side = json.loads(cli.stdout.strip().splitlines()[-1])
     server_side = json.loads(out.decode().strip().splitlines()[-1])
     return {"client": client_side, "server": server_side}
+
+
+def tcp_connect(client: Any, addr: str, port: int) -> dict[str, Any]:
+    """Try to open a TCP connection; the result says the error when it failed."""
+    res = run(client, [*PKTTOOL, "tcp-client", addr, str(port), "1"], check=False, timeout=30)
+    if res.returncode not in (0, 3):
+        raise TrafficError(f"tcp client on {client.name} failed to run: {res.stderr}")
+    return dict(json.loads(res.stdout.strip().splitlines()[-1]))
+
+
+class UdpEcho:
+    """A UDP echo server in a host; ``stop()`` returns the peers it answered."""
+
+    def __init__(self, host: Any, port: int) -> None:
+        self.host = host
+        self.proc = host.popen([*PKTTOOL, "udp-echo", str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO))
+        if self.proc.stdout.readline().decode().strip() != "READY":
+            raise TrafficError(f"udp echo on {host.name} did not start: {self.proc.stderr.read().decode()}")
+
+    def stop(self) -> list[tuple[str, int]]:
+        out, err = self.proc.communicate(input=b"", timeout=30)
+        if self.proc.returncode != 0:
+            raise TrafficError(f"udp echo on {self.host.name} failed: {err.decode()}")
+        return [(p[0], p[1]) for p in json.loads(out.decode().strip().splitlines()[-1])["peers"]]
+
+
+def udp_probe(host: Any, addr: str, port: int, sport: int, timeout: float = 3.0) -> dict[str, Any]:
+    res = run(host, [*PKTTOOL, "udp-probe", addr, str(port), "--sport", str(sport), "--timeout", str(timeout)], check=False, timeout=timeout + 10)
+    if res.returncode not in (0, 1):
+        raise TrafficError(f"udp probe on {host.name} failed to run: {res.stderr}")
+    return dict(json.loads(res.stdout.strip().splitlines()[-1]))
 
 
 def neighbour_mac(host: Any, ip: str) -> str | None:

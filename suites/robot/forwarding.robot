@@ -42,7 +42,8 @@ Routed Reachability
     t1      t3      1
     t3      t4      1
     t1      ext1    2
-    ext1    t3      2
+    t3      ext2    3
+    ext2    203.0.113.90    3
 
 The Router Answers Ping On Its Addresses
     [Template]    ${src} reaches ${dst} through ${hops} routed hop(s)
