@@ -1,13 +1,13 @@
 """Conformance summaries from Robot's output.xml (and pytest's JUnit XML).
 
-    python -m ci.report results/output.xml [--write results]
-        a table of every test and its status, totals at the end; --write also
-        saves summary.md and summary.json beside the report.
-    python -m ci.report A/output.xml B/output.xml --write compare
-        several runs (one per DUT) side by side: one row per test, one column
-        per DUT, as a vendor comparison table.
-    python -m ci.report --totals unit.xml e2e.xml robot/output.xml
-        one line per layer and a closing "N passed, N failed" line.
+python -m ci.report results/output.xml [--write results]
+    a table of every test and its status, totals at the end; --write also
+    saves summary.md and summary.json beside the report.
+python -m ci.report A/output.xml B/output.xml --write compare
+    several runs (one per DUT) side by side: one row per test, one column
+    per DUT, as a vendor comparison table.
+python -m ci.report --totals unit.xml e2e.xml robot/output.xml
+    one line per layer and a closing "N passed, N failed" line.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@
     edgelab gw NODE show WHAT [--json]      ask a running gateway (fib, mac, arp, counters, drops, ...)
     edgelab gw NODE trace start [N] | show | clear
     edgelab gw NODE route add|del ROUTER PREFIX [VIA] [--half dr|sr]
+    edgelab gw NODE request '{"cmd": "firewall", "action": "add", ...}'   any control request
 
 A gateway's control socket is found under /run/edgelab (a running topology
 keeps it in its run directory); ``--socket PATH`` names one directly.
@@ -95,8 +96,16 @@ def cmd_gw(args: argparse.Namespace) -> int:
             if len(rest) > 3:
                 req["via"] = rest[3]
             what, result = "route", client.request(req)
+        elif verb == "request":
+            if len(rest) != 1:
+                raise CliError("usage: request 'JSON'")
+            try:
+                req = json.loads(rest[0])
+            except ValueError as exc:
+                raise CliError(f"the request is not valid JSON: {exc}") from None
+            what, result = "request", client.request(req)
         else:
-            raise CliError(f"unknown gateway command {verb!r}; use show, trace or route")
+            raise CliError(f"unknown gateway command {verb!r}; use show, trace, route or request")
     except ControlError as exc:
         raise CliError(str(exc)) from None
     print(json.dumps(result, indent=2) if args.json else render(what, result))

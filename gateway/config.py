@@ -399,7 +399,10 @@ def _half(
     firewall = None
     if body.get("firewall") is not None:
         fb = r.mapping(body["firewall"], f"{path}.firewall", (), ("rules",))
-        rules = [parse_fw_rule(r, rv, f"{path}.firewall.rules[{k}]", f"rule-{k + 1}") for k, rv in enumerate(r.sequence(fb.get("rules") or [], f"{path}.firewall.rules"))]
+        rules = [
+            parse_fw_rule(r, rv, f"{path}.firewall.rules[{k}]", f"rule-{k + 1}")
+            for k, rv in enumerate(r.sequence(fb.get("rules") or [], f"{path}.firewall.rules"))
+        ]
         _unique_names(r, rules, f"{path}.firewall.rules")
         firewall = FirewallConfig(rules)
     return RouterHalf(ports, routes, nat, firewall)
@@ -412,8 +415,14 @@ TIMEOUT_KEYS = ("tcp_established", "tcp_transitory", "tcp_closed", "udp", "icmp"
 def parse_nat(r: _Reader, value: Any, path: str) -> NatConfig:
     body = r.mapping(value, path, (), ("snat", "dnat", "one_to_one", "max_sessions", "timeouts"))
     nat = NatConfig()
-    nat.snat = [parse_snat(r, v, f"{path}.snat[{i}]", f"snat-{i + 1}") for i, v in enumerate(r.sequence(body.get("snat") or [], f"{path}.snat"))]
-    nat.dnat = [parse_dnat(r, v, f"{path}.dnat[{i}]", f"dnat-{i + 1}") for i, v in enumerate(r.sequence(body.get("dnat") or [], f"{path}.dnat"))]
+    nat.snat = [
+        parse_snat(r, v, f"{path}.snat[{i}]", f"snat-{i + 1}")
+        for i, v in enumerate(r.sequence(body.get("snat") or [], f"{path}.snat"))
+    ]
+    nat.dnat = [
+        parse_dnat(r, v, f"{path}.dnat[{i}]", f"dnat-{i + 1}")
+        for i, v in enumerate(r.sequence(body.get("dnat") or [], f"{path}.dnat"))
+    ]
     nat.one_to_one = [
         parse_one_to_one(r, v, f"{path}.one_to_one[{i}]", f"one-to-one-{i + 1}")
         for i, v in enumerate(r.sequence(body.get("one_to_one") or [], f"{path}.one_to_one"))
@@ -454,17 +463,29 @@ def parse_dnat(r: _Reader, value: Any, path: str, default_name: str) -> DnatRule
     b = r.mapping(value, path, ("public", "proto", "port", "to"), ("to_port", "name"))
     proto = b["proto"]
     if proto not in ("tcp", "udp"):
-        raise r.fail(f"{path}.proto", f"{_show(proto)} is not tcp or udp (port forwarding needs ports; use one_to_one for a whole address)")
+        raise r.fail(
+            f"{path}.proto",
+            f"{_show(proto)} is not tcp or udp (port forwarding needs ports; use one_to_one for a whole address)",
+        )
     port = r.integer(b["port"], f"{path}.port", 1, 65535)
     to_port = r.integer(b.get("to_port", port), f"{path}.to_port", 1, 65535)
     name = r.name(b.get("name", default_name), f"{path}.name")
-    return DnatRule(name, int(r.address(b["public"], f"{path}.public")), PROTOS[proto], port, int(r.address(b["to"], f"{path}.to")), to_port)  # type: ignore[arg-type]
+    return DnatRule(
+        name,
+        int(r.address(b["public"], f"{path}.public")),
+        PROTOS[proto],
+        port,
+        int(r.address(b["to"], f"{path}.to")),
+        to_port,
+    )  # type: ignore[arg-type]
 
 
 def parse_one_to_one(r: _Reader, value: Any, path: str, default_name: str) -> OneToOne:
     b = r.mapping(value, path, ("public", "private"), ("name",))
     name = r.name(b.get("name", default_name), f"{path}.name")
-    return OneToOne(name, int(r.address(b["public"], f"{path}.public")), int(r.address(b["private"], f"{path}.private")))
+    return OneToOne(
+        name, int(r.address(b["public"], f"{path}.public")), int(r.address(b["private"], f"{path}.private"))
+    )
 
 
 def parse_fw_rule(r: _Reader, value: Any, path: str, default_name: str) -> FirewallRule:

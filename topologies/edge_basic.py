@@ -136,15 +136,47 @@ PLAN: dict[str, Any] = {
                             "ports": [{"instance": "provider", "ip": "203.0.113.1/24", "mac": "02:00:00:cb:00:01"}],
                             "routes": [{"prefix": "0.0.0.0/0", "via": "203.0.113.10"}],
                             "nat": {
-                                "snat": [{"name": "tenants", "source": "172.16.0.0/16", "pool": ["203.0.113.64", "203.0.113.65"]}],
-                                "dnat": [
-                                    {"name": "t3-http", "public": "203.0.113.80", "proto": "tcp", "port": 8080, "to": "172.16.20.13", "to_port": 80},
-                                    {"name": "t3-dns", "public": "203.0.113.80", "proto": "udp", "port": 5353, "to": "172.16.20.13", "to_port": 5353},
+                                "snat": [
+                                    {
+                                        "name": "tenants",
+                                        "source": "172.16.0.0/16",
+                                        "pool": ["203.0.113.64", "203.0.113.65"],
+                                    }
                                 ],
-                                "one_to_one": [{"name": "t2-public", "public": "203.0.113.90", "private": "172.16.10.12"}],
+                                "dnat": [
+                                    {
+                                        "name": "t3-http",
+                                        "public": "203.0.113.80",
+                                        "proto": "tcp",
+                                        "port": 8080,
+                                        "to": "172.16.20.13",
+                                        "to_port": 80,
+                                    },
+                                    {
+                                        "name": "t3-dns",
+                                        "public": "203.0.113.80",
+                                        "proto": "udp",
+                                        "port": 5353,
+                                        "to": "172.16.20.13",
+                                        "to_port": 5353,
+                                    },
+                                ],
+                                "one_to_one": [
+                                    {"name": "t2-public", "public": "203.0.113.90", "private": "172.16.10.12"}
+                                ],
                                 "max_sessions": 10000,
                             },
-                            "firewall": {"rules": [{"name": "no-telnet-out", "action": "reject", "direction": "out", "proto": "tcp", "dport": 23}]},
+                            "firewall": {
+                                "rules": [
+                                    {
+                                        "name": "no-telnet-out",
+                                        "action": "reject",
+                                        "direction": "out",
+                                        "proto": "tcp",
+                                        "dport": 23,
+                                    }
+                                ]
+                            },
                         },
                         "transit": {"subnet": "169.254.0.0/28", "dr": "169.254.0.1", "sr": "169.254.0.2"},
                     }
@@ -158,8 +190,10 @@ PLAN: dict[str, Any] = {
     },
     "nat": {
         "pool": ["203.0.113.64", "203.0.113.65"],
-        "dnat": {"t3-http": {"public": "203.0.113.80", "proto": "tcp", "port": 8080, "host": "t3", "to_port": 80},
-                 "t3-dns": {"public": "203.0.113.80", "proto": "udp", "port": 5353, "host": "t3", "to_port": 5353}},
+        "dnat": {
+            "t3-http": {"public": "203.0.113.80", "proto": "tcp", "port": 8080, "host": "t3", "to_port": 80},
+            "t3-dns": {"public": "203.0.113.80", "proto": "udp", "port": 5353, "host": "t3", "to_port": 5353},
+        },
         "one_to_one": {"t2": "203.0.113.90"},
         "firewall": {"rejected_out": {"proto": "tcp", "port": 23}},
     },

@@ -115,17 +115,25 @@ def _nat(dp: Datapath, req: dict[str, Any]) -> Any:
         try:
             rule = svc.nat.remove(_field(req, "name"))
         except KeyError:
-            raise CommandError(f"no NAT rule named {req['name']!r}; rules: {', '.join(r.name for r in svc.nat.all_rules())}") from None
+            raise CommandError(
+                f"no NAT rule named {req['name']!r}; rules: {', '.join(r.name for r in svc.nat.all_rules())}"
+            ) from None
         return rule.to_dict()
     if action != "add":
         raise CommandError(f"unknown nat action {action!r}; choose add or del")
     kind = _field(req, "kind")
-    parsers: dict[str, Any] = {"snat": config.parse_snat, "dnat": config.parse_dnat, "one_to_one": config.parse_one_to_one}
+    parsers: dict[str, Any] = {
+        "snat": config.parse_snat,
+        "dnat": config.parse_dnat,
+        "one_to_one": config.parse_one_to_one,
+    }
     if kind not in parsers:
         raise CommandError(f"unknown NAT kind {kind!r}; choose snat, dnat or one_to_one")
     reader = config._Reader("control")
     try:
-        rule = parsers[kind](reader, _field(req, "rule", dict), "rule", f"{kind}-runtime-{len(svc.nat.all_rules()) + 1}")
+        rule = parsers[kind](
+            reader, _field(req, "rule", dict), "rule", f"{kind}-runtime-{len(svc.nat.all_rules()) + 1}"
+        )
         svc.nat.add(rule)
     except (config.ConfigError, ValueError) as exc:
         raise CommandError(str(exc)) from None
@@ -141,15 +149,21 @@ def _firewall(dp: Datapath, req: dict[str, Any]) -> Any:
         try:
             rule = svc.fw.remove(_field(req, "name"))
         except KeyError:
-            raise CommandError(f"no firewall rule named {req['name']!r}; rules: {', '.join(r.name for r in svc.fw.rules) or 'none'}") from None
+            raise CommandError(
+                f"no firewall rule named {req['name']!r}; rules: {', '.join(r.name for r in svc.fw.rules) or 'none'}"
+            ) from None
         return rule.to_dict()
     if action != "add":
         raise CommandError(f"unknown firewall action {action!r}; choose add or del")
     position = req.get("position")
-    if position is not None and (not isinstance(position, int) or isinstance(position, bool) or not 0 <= position <= len(svc.fw.rules)):
+    if position is not None and (
+        not isinstance(position, int) or isinstance(position, bool) or not 0 <= position <= len(svc.fw.rules)
+    ):
         raise CommandError(f"position must be an integer in 0..{len(svc.fw.rules)}, got {position!r}")
     try:
-        rule = config.parse_fw_rule(config._Reader("control"), _field(req, "rule", dict), "rule", f"runtime-{svc.fw.generation}")
+        rule = config.parse_fw_rule(
+            config._Reader("control"), _field(req, "rule", dict), "rule", f"runtime-{svc.fw.generation}"
+        )
         svc.fw.add(rule, position)
     except (config.ConfigError, ValueError) as exc:
         raise CommandError(str(exc)) from None

@@ -29,7 +29,12 @@ class SrServices:
         return {
             "sessions": sessions,
             "session_count": len(sessions),
-            "table": {"entries": len(self.ct), "limit": self.ct.limit, "created": self.ct.created, "expired": self.ct.expired},
+            "table": {
+                "entries": len(self.ct),
+                "limit": self.ct.limit,
+                "created": self.ct.created,
+                "expired": self.ct.expired,
+            },
             "pools": self.nat.pool_usage(),
             "rules": self.nat.rules(),
             "public_addresses": self.nat.public_list(),

@@ -71,8 +71,22 @@ def inverse(t: FlowTuple) -> FlowTuple:
 
 class Conn:
     __slots__ = (
-        "id", "orig", "reply", "state", "tclass", "created", "last", "packets", "bytes",
-        "inbound", "snat", "dnat", "rule", "fw_gen", "released", "fin",
+        "id",
+        "orig",
+        "reply",
+        "state",
+        "tclass",
+        "created",
+        "last",
+        "packets",
+        "bytes",
+        "inbound",
+        "snat",
+        "dnat",
+        "rule",
+        "fw_gen",
+        "released",
+        "fin",
     )
 
     def __init__(self, cid: int, orig: FlowTuple, reply: FlowTuple, now: float, inbound: bool) -> None:

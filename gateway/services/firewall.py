@@ -26,7 +26,9 @@ class Firewall:
         self.generation = 1
         self.default_hits = {"out-allow": 0, "in-forwarded": 0, "in-unsolicited": 0}
 
-    def evaluate(self, inbound: bool, proto: int, src: int, dst: int, dport: int, forwarded: bool, count: bool = True) -> tuple[str, FirewallRule | None]:
+    def evaluate(
+        self, inbound: bool, proto: int, src: int, dst: int, dport: int, forwarded: bool, count: bool = True
+    ) -> tuple[str, FirewallRule | None]:
         for rule in self.rules:
             if rule.matches(inbound, proto, src, dst, dport):
                 if count:
@@ -58,4 +60,8 @@ class Firewall:
         raise KeyError(name)
 
     def show(self) -> dict[str, Any]:
-        return {"rules": [r.to_dict() for r in self.rules], "default": dict(self.default_hits), "generation": self.generation}
+        return {
+            "rules": [r.to_dict() for r in self.rules],
+            "default": dict(self.default_hits),
+            "generation": self.generation,
+        }

@@ -141,9 +141,12 @@ class Nat:
         for rule in self.snat:
             span = rule.port_hi - rule.port_lo + 1
             used = {proto: sum(len(self._used.get((proto, ip), ())) for ip in rule.pool) for proto in (6, 17, 1)}
-            out.append({
-                "rule": rule.name, "addresses": [ip_str(a) for a in rule.pool],
-                "capacity_per_protocol": span * len(rule.pool),
-                "used": {"tcp": used[6], "udp": used[17], "icmp": used[1]},
-            })
+            out.append(
+                {
+                    "rule": rule.name,
+                    "addresses": [ip_str(a) for a in rule.pool],
+                    "capacity_per_protocol": span * len(rule.pool),
+                    "used": {"tcp": used[6], "udp": used[17], "icmp": used[1]},
+                }
+            )
         return out

@@ -35,8 +35,12 @@ class SnatRule:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "kind": "snat", "source": str(self.source),
-            "pool": [ip_str(a) for a in self.pool], "ports": f"{self.port_lo}-{self.port_hi}", "hits": self.hits,
+            "name": self.name,
+            "kind": "snat",
+            "source": str(self.source),
+            "pool": [ip_str(a) for a in self.pool],
+            "ports": f"{self.port_lo}-{self.port_hi}",
+            "hits": self.hits,
         }
 
 
@@ -55,8 +59,14 @@ class DnatRule:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "kind": "dnat", "public": ip_str(self.public), "proto": PROTO_NAMES[self.proto],
-            "port": self.port, "to": ip_str(self.to), "to_port": self.to_port, "hits": self.hits,
+            "name": self.name,
+            "kind": "dnat",
+            "public": ip_str(self.public),
+            "proto": PROTO_NAMES[self.proto],
+            "port": self.port,
+            "to": ip_str(self.to),
+            "to_port": self.to_port,
+            "hits": self.hits,
         }
 
 
@@ -71,7 +81,13 @@ class OneToOne:
     active: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": "one_to_one", "public": ip_str(self.public), "private": ip_str(self.private), "hits": self.hits}
+        return {
+            "name": self.name,
+            "kind": "one_to_one",
+            "public": ip_str(self.public),
+            "private": ip_str(self.private),
+            "hits": self.hits,
+        }
 
 
 @dataclass(eq=False)
@@ -97,7 +113,9 @@ class FirewallRule:
             return False
         if self.dst is not None and dst & int(self.dst.netmask) != int(self.dst.network_address):
             return False
-        if self.dport is not None and not (proto in (IPPROTO_TCP, IPPROTO_UDP) and self.dport[0] <= dport <= self.dport[1]):
+        if self.dport is not None and not (
+            proto in (IPPROTO_TCP, IPPROTO_UDP) and self.dport[0] <= dport <= self.dport[1]
+        ):
             return False
         return True
 
@@ -106,10 +124,14 @@ class FirewallRule:
         if self.dport is not None:
             dport = str(self.dport[0]) if self.dport[0] == self.dport[1] else f"{self.dport[0]}-{self.dport[1]}"
         return {
-            "name": self.name, "action": self.action, "direction": self.direction,
+            "name": self.name,
+            "action": self.action,
+            "direction": self.direction,
             "proto": PROTO_NAMES.get(self.proto, str(self.proto)),
-            "src": str(self.src) if self.src else "any", "dst": str(self.dst) if self.dst else "any",
-            "dport": dport or "any", "hits": self.hits,
+            "src": str(self.src) if self.src else "any",
+            "dst": str(self.dst) if self.dst else "any",
+            "dport": dport or "any",
+            "hits": self.hits,
         }
 
 

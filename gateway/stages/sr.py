@@ -71,7 +71,9 @@ class ServiceRouter(RouterStage):
             if conn.fw_gen != svc.fw.generation and not self._revalidate(svc, conn):
                 svc.ct.remove(conn)
                 return self.drop(pkt, "fw-drop", f"flow {tuple_str(conn.orig)} denied by a changed rule")
-            stale_nat = (conn.snat is not None and not conn.snat.active) or (conn.dnat is not None and not conn.dnat.active)
+            stale_nat = (conn.snat is not None and not conn.snat.active) or (
+                conn.dnat is not None and not conn.dnat.active
+            )
             reopen = flags & SYN and not flags & ACK and direction == ORIG and conn.state in (TIME_WAIT, CLOSED)
             if stale_nat or reopen:
                 svc.ct.remove(conn)
@@ -125,10 +127,16 @@ class ServiceRouter(RouterStage):
         if pkt.conn_dir == UNTRACKED:
             # An ICMP error about no connection we know: the policy decides, nothing is tracked.
             if action != "allow":
-                return self.drop(pkt, "fw-drop" if rule is not None else "fw-unsolicited", f"icmp error {tuple_str(cur)}")
+                return self.drop(
+                    pkt, "fw-drop" if rule is not None else "fw-unsolicited", f"icmp error {tuple_str(cur)}"
+                )
             return None
         if action == DROP:
-            return self.drop(pkt, "fw-drop" if rule is not None else "fw-unsolicited", f"{tuple_str(cur)} ({rule.name if rule else 'default policy'})")
+            return self.drop(
+                pkt,
+                "fw-drop" if rule is not None else "fw-unsolicited",
+                f"{tuple_str(cur)} ({rule.name if rule else 'default policy'})",
+            )
         if action == REJECT:
             self.send_error(pkt, Icmp.DEST_UNREACH, 13)
             return self.drop(pkt, "fw-reject", f"{tuple_str(cur)} ({rule.name})")  # type: ignore[union-attr]
@@ -152,7 +160,9 @@ class ServiceRouter(RouterStage):
             return self.drop(pkt, "ct-clash", tuple_str(reply))
         conn = svc.ct.add(t, reply, monotonic(), inbound)
         conn.snat, conn.dnat, conn.rule, conn.fw_gen = snat_rule, pkt.nat_rule, rule, svc.fw.generation
-        svc.ct.touch(conn, ORIG, len(buf) - 14, conn.created, buf[14 + (buf[14] & 0x0F) * 4 + 13] if proto == IPPROTO_TCP else 0)
+        svc.ct.touch(
+            conn, ORIG, len(buf) - 14, conn.created, buf[14 + (buf[14] & 0x0F) * 4 + 13] if proto == IPPROTO_TCP else 0
+        )
         if new_src != src or new_sport != sport:
             rewrite(buf, 14, True, new_src, new_sport)
             pkt.note(self.name, f"snat {ip_str(src)}:{sport} -> {ip_str(new_src)}:{new_sport} ({snat_rule.name})")  # type: ignore[union-attr]
@@ -165,7 +175,9 @@ class ServiceRouter(RouterStage):
         svc.revalidated += 1
         proto, src, _sport, _dst, _dport = conn.orig
         fw_dst, fw_dport = conn.reply[1], conn.reply[2]  # the destination after DNAT
-        action, rule = svc.fw.evaluate(conn.inbound, proto, src, fw_dst, fw_dport, forwarded=conn.dnat is not None, count=False)
+        action, rule = svc.fw.evaluate(
+            conn.inbound, proto, src, fw_dst, fw_dport, forwarded=conn.dnat is not None, count=False
+        )
         if action != "allow":
             return False
         conn.rule, conn.fw_gen = rule, svc.fw.generation

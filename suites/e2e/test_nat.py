@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.inet import ICMP, IP
 
 from suites.lib import traffic
 from suites.lib.expect import poll
@@ -43,7 +43,14 @@ def test_two_tenants_same_source_port(lab, plan):
 
 def test_port_forward_from_provider(lab, plan):
     rule = plan["nat"]["dnat"]["t3-http"]
-    res = traffic.tcp_transfer(lab.host("ext2"), lab.host(rule["host"]), rule["public"], nbytes=256 * 1024, port=rule["port"], listen_port=rule["to_port"])
+    res = traffic.tcp_transfer(
+        lab.host("ext2"),
+        lab.host(rule["host"]),
+        rule["public"],
+        nbytes=256 * 1024,
+        port=rule["port"],
+        listen_port=rule["to_port"],
+    )
     assert res["server"]["sha256"] == res["client"]["sha256"]
     assert res["server"]["peer"] == addr(plan, "ext2"), "inbound DNAT keeps the client's own address"
 
@@ -64,7 +71,14 @@ def test_one_to_one_both_directions(lab, plan):
 def test_hairpin_to_port_forward(lab, plan):
     """t1 reaches t3 through t3's public address and port."""
     rule = plan["nat"]["dnat"]["t3-http"]
-    res = traffic.tcp_transfer(lab.host("t1"), lab.host(rule["host"]), rule["public"], nbytes=64 * 1024, port=rule["port"], listen_port=rule["to_port"])
+    res = traffic.tcp_transfer(
+        lab.host("t1"),
+        lab.host(rule["host"]),
+        rule["public"],
+        nbytes=64 * 1024,
+        port=rule["port"],
+        listen_port=rule["to_port"],
+    )
     assert res["server"]["sha256"] == res["client"]["sha256"]
     assert res["server"]["peer"] in plan["nat"]["pool"], "hairpin traffic is SNAT'd so the reply returns through the SR"
 
@@ -77,7 +91,10 @@ def test_traceroute_through_snat(lab, plan):
     assert source == addr(plan, "ext1") and "Time to live exceeded" in message, result.text
     hops = [traffic.ping(lab.host("t1"), addr(plan, "ext2"), count=1, ttl=ttl) for ttl in (1, 2, 3, 4)]
     assert [h.errors[0][0] if h.errors else ("reply" if h.ok else None) for h in hops] == [
-        plan["routers"]["t1"]["dr"]["web"], "169.254.0.2", addr(plan, "ext1"), "reply",
+        plan["routers"]["t1"]["dr"]["web"],
+        "169.254.0.2",
+        addr(plan, "ext1"),
+        "reply",
     ]
 
 
@@ -116,14 +133,29 @@ def test_rule_added_at_runtime_blocks_a_running_flow(lab, plan, reference_only):
     """A ping stream runs; a drop rule lands; the stream stops at once; the rule goes; it resumes."""
     gw = reference_only
     t1 = lab.host("t1")
-    stream = t1.popen(["ping", "-n", "-i", "0.05", "-c", "60", "-W", "1", addr(plan, "ext1")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stream = t1.popen(
+        ["ping", "-n", "-i", "0.05", "-c", "60", "-W", "1", addr(plan, "ext1")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         poll(lambda: gw.show("conntrack")["t1"]["count"] > 0, what="the ping flow is tracked")
         time.sleep(0.5)
         before = drop_count(gw, "sr/fw-drop")
-        gw.request({"cmd": "firewall", "action": "add", "router": "t1", "position": 0,
-                    "rule": {"name": "runtime-block", "action": "drop", "proto": "icmp", "dst": f"{addr(plan, 'ext1')}/32"}})
-        poll(lambda: drop_count(gw, "sr/fw-drop") - before >= 5, timeout=5, what="the running flow dropped by the new rule")
+        gw.request(
+            {
+                "cmd": "firewall",
+                "action": "add",
+                "router": "t1",
+                "position": 0,
+                "rule": {"name": "runtime-block", "action": "drop", "proto": "icmp", "dst": f"{addr(plan, 'ext1')}/32"},
+            }
+        )
+        poll(
+            lambda: drop_count(gw, "sr/fw-drop") - before >= 5,
+            timeout=5,
+            what="the running flow dropped by the new rule",
+        )
         gw.request({"cmd": "firewall", "action": "del", "router": "t1", "name": "runtime-block"})
         out, _err = stream.communicate(timeout=30)
     finally:
@@ -159,6 +191,8 @@ def test_show_nat_and_conntrack(lab, plan, reference_only):
     traffic.ping(lab.host("t3"), addr(plan, "ext1"), count=1)
     nat = gw.show("nat")["t1"]
     assert nat["public_addresses"] and set(plan["nat"]["pool"]) <= set(nat["public_addresses"])
-    assert any(s["proto"] == "icmp" and s["orig"].startswith(addr(plan, "t3")) for s in nat["sessions"]), nat["sessions"]
+    assert any(s["proto"] == "icmp" and s["orig"].startswith(addr(plan, "t3")) for s in nat["sessions"]), nat[
+        "sessions"
+    ]
     ct = gw.show("conntrack")["t1"]
     assert ct["count"] >= 1 and all({"state", "orig", "reply", "expires_in"} <= e.keys() for e in ct["entries"])

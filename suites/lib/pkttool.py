@@ -158,7 +158,10 @@ def udp_probe(addr: str, port: int, sport: int, timeout: float) -> int:
     sock.sendto(payload, (addr, port))
     try:
         data, peer = sock.recvfrom(65535)
-        print(json.dumps({"answer": data.decode(errors="replace"), "from": [peer[0], peer[1]], "ok": data == payload}), flush=True)
+        print(
+            json.dumps({"answer": data.decode(errors="replace"), "from": [peer[0], peer[1]], "ok": data == payload}),
+            flush=True,
+        )
         return 0
     except (TimeoutError, OSError) as exc:
         print(json.dumps({"answer": None, "error": str(exc), "ok": False}), flush=True)

@@ -157,7 +157,13 @@ class UdpEcho:
 
     def __init__(self, host: Any, port: int) -> None:
         self.host = host
-        self.proc = host.popen([*PKTTOOL, "udp-echo", str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO))
+        self.proc = host.popen(
+            [*PKTTOOL, "udp-echo", str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=str(REPO),
+        )
         if self.proc.stdout.readline().decode().strip() != "READY":
             raise TrafficError(f"udp echo on {host.name} did not start: {self.proc.stderr.read().decode()}")
 
@@ -169,7 +175,12 @@ class UdpEcho:
 
 
 def udp_probe(host: Any, addr: str, port: int, sport: int, timeout: float = 3.0) -> dict[str, Any]:
-    res = run(host, [*PKTTOOL, "udp-probe", addr, str(port), "--sport", str(sport), "--timeout", str(timeout)], check=False, timeout=timeout + 10)
+    res = run(
+        host,
+        [*PKTTOOL, "udp-probe", addr, str(port), "--sport", str(sport), "--timeout", str(timeout)],
+        check=False,
+        timeout=timeout + 10,
+    )
     if res.returncode not in (0, 1):
         raise TrafficError(f"udp probe on {host.name} failed to run: {res.stderr}")
     return dict(json.loads(res.stdout.strip().splitlines()[-1]))

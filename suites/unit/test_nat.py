@@ -37,9 +37,19 @@ NAT_YAML = EDGE_YAML.replace(
 def nat_rig(max_sessions: int = 1000) -> Rig:
     rig = Rig(NAT_YAML.replace("MAXSESS", str(max_sessions)))
     # Neighbours: ext1 on the uplink; t1, t2 (web, VLAN 10) and t3 (app, VLAN 20) on the trunk.
-    rig.send("uplink", bytes(Ether(src=EXT, dst=UP_GW) / ARP(op=2, hwsrc=EXT, psrc="203.0.113.10", hwdst=UP_GW, pdst="203.0.113.1")))
-    for mac, ip, gw, vlan in ((H1, "172.16.10.11", "172.16.10.1", 10), (H2, "172.16.10.12", "172.16.10.1", 10), (H3, "172.16.20.13", "172.16.20.1", 20)):
-        rig.send("trunk", bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=vlan) / ARP(op=1, hwsrc=mac, psrc=ip, pdst=gw)))
+    rig.send(
+        "uplink",
+        bytes(Ether(src=EXT, dst=UP_GW) / ARP(op=2, hwsrc=EXT, psrc="203.0.113.10", hwdst=UP_GW, pdst="203.0.113.1")),
+    )
+    for mac, ip, gw, vlan in (
+        (H1, "172.16.10.11", "172.16.10.1", 10),
+        (H2, "172.16.10.12", "172.16.10.1", 10),
+        (H3, "172.16.20.13", "172.16.20.1", 20),
+    ):
+        rig.send(
+            "trunk",
+            bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=vlan) / ARP(op=1, hwsrc=mac, psrc=ip, pdst=gw)),
+        )
     rig.take("trunk")
     rig.take("uplink")
     return rig
@@ -89,7 +99,10 @@ def test_snat_udp_out_and_back(nrig):
 
 def test_two_tenants_same_source_port_get_distinct_public_endpoints(nrig):
     nrig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / UDP(sport=5555, dport=9999)))
-    nrig.send("trunk", out_frame(IP(src="172.16.20.13", dst="203.0.113.10") / UDP(sport=5555, dport=9999), src=H3, vlan=20, gw=APP_GW))
+    nrig.send(
+        "trunk",
+        out_frame(IP(src="172.16.20.13", dst="203.0.113.10") / UDP(sport=5555, dport=9999), src=H3, vlan=20, gw=APP_GW),
+    )
     a, b = (Ether(f) for f in nrig.take("uplink"))
     assert (a[IP].src, a[UDP].sport) != (b[IP].src, b[UDP].sport)
     for pkt, host, mac in ((a, "172.16.10.11", H1), (b, "172.16.20.13", H3)):
@@ -100,7 +113,9 @@ def test_two_tenants_same_source_port_get_distinct_public_endpoints(nrig):
 
 def test_icmp_echo_identifier_translated(nrig):
     nrig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / ICMP(id=77, seq=1)))
-    nrig.send("trunk", out_frame(IP(src="172.16.20.13", dst="203.0.113.10") / ICMP(id=77, seq=1), src=H3, vlan=20, gw=APP_GW))
+    nrig.send(
+        "trunk", out_frame(IP(src="172.16.20.13", dst="203.0.113.10") / ICMP(id=77, seq=1), src=H3, vlan=20, gw=APP_GW)
+    )
     a, b = (Ether(f) for f in nrig.take("uplink"))
     assert (a[IP].src, a[ICMP].id) != (b[IP].src, b[ICMP].id)
     assert checksums_valid(a) and checksums_valid(b)
@@ -112,9 +127,22 @@ def test_icmp_echo_identifier_translated(nrig):
 def test_dnat_port_forward_both_directions(nrig):
     nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst="203.0.113.80") / TCP(sport=40000, dport=8080, flags="S")))
     syn = one(nrig.take("trunk"))
-    assert syn[IP].dst == "172.16.20.13" and syn[TCP].dport == 80 and syn[Dot1Q].vlan == 20 and syn[IP].src == "203.0.113.10"
+    assert (
+        syn[IP].dst == "172.16.20.13"
+        and syn[TCP].dport == 80
+        and syn[Dot1Q].vlan == 20
+        and syn[IP].src == "203.0.113.10"
+    )
     assert checksums_valid(syn)
-    nrig.send("trunk", out_frame(IP(src="172.16.20.13", dst="203.0.113.10") / TCP(sport=80, dport=40000, flags="SA"), src=H3, vlan=20, gw=APP_GW))
+    nrig.send(
+        "trunk",
+        out_frame(
+            IP(src="172.16.20.13", dst="203.0.113.10") / TCP(sport=80, dport=40000, flags="SA"),
+            src=H3,
+            vlan=20,
+            gw=APP_GW,
+        ),
+    )
     synack = one(nrig.take("uplink"))
     assert synack[IP].src == "203.0.113.80" and synack[TCP].sport == 8080 and checksums_valid(synack)
 
@@ -133,14 +161,25 @@ def test_hairpin_to_a_dnat_address(nrig):
     syn = one(nrig.take("trunk"))
     assert syn[IP].dst == "172.16.20.13" and syn[TCP].dport == 80
     assert syn[IP].src in POOL, "hairpin must SNAT so the reply comes back through the SR"
-    nrig.send("trunk", out_frame(IP(src="172.16.20.13", dst=syn[IP].src) / TCP(sport=80, dport=syn[TCP].sport, flags="SA"), src=H3, vlan=20, gw=APP_GW))
+    nrig.send(
+        "trunk",
+        out_frame(
+            IP(src="172.16.20.13", dst=syn[IP].src) / TCP(sport=80, dport=syn[TCP].sport, flags="SA"),
+            src=H3,
+            vlan=20,
+            gw=APP_GW,
+        ),
+    )
     back = one(nrig.take("trunk"))
     assert back[IP].src == "203.0.113.80" and back[TCP].sport == 8080
     assert back[IP].dst == "172.16.10.11" and back[TCP].dport == 41000 and checksums_valid(back)
 
 
 def test_icmp_error_translated_back_through_snat(nrig):
-    nrig.send("trunk", out_frame(IP(src="172.16.10.11", dst="198.51.100.10", ttl=3) / UDP(sport=33434, dport=33435) / b"probe"))
+    nrig.send(
+        "trunk",
+        out_frame(IP(src="172.16.10.11", dst="198.51.100.10", ttl=3) / UDP(sport=33434, dport=33435) / b"probe"),
+    )
     out = one(nrig.take("uplink"))
     quoted = bytes(out[IP])
     # The provider router beyond answers "time exceeded" to the public address.
@@ -151,7 +190,22 @@ def test_icmp_error_translated_back_through_snat(nrig):
     assert back[IPerror].src == "172.16.10.11" and back[UDPerror].sport == 33434
     assert checksums_valid(back)
     inner = IP(bytes(back[IPerror]))
-    assert inner.chksum == IP(bytes(IP(src=inner.src, dst=inner.dst, ttl=inner.ttl, proto=inner.proto, id=inner.id, len=inner.len, flags=inner.flags))).chksum
+    assert (
+        inner.chksum
+        == IP(
+            bytes(
+                IP(
+                    src=inner.src,
+                    dst=inner.dst,
+                    ttl=inner.ttl,
+                    proto=inner.proto,
+                    id=inner.id,
+                    len=inner.len,
+                    flags=inner.flags,
+                )
+            )
+        ).chksum
+    )
     assert handle(nrig.dp, {"cmd": "show", "what": "conntrack"})["result"]["t1"]["related"] == 1
 
 
@@ -171,11 +225,16 @@ def test_tcp_out_of_state_is_invalid(nrig):
 
 def test_tcp_states(nrig):
     def o(flags):
-        nrig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / TCP(sport=1234, dport=80, flags=flags)))
+        nrig.send(
+            "trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / TCP(sport=1234, dport=80, flags=flags))
+        )
         return one(nrig.take("uplink"))
 
     def i(flags, pub):
-        nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst=pub[IP].src) / TCP(sport=80, dport=pub[TCP].sport, flags=flags)))
+        nrig.send(
+            "uplink",
+            in_frame(IP(src="203.0.113.10", dst=pub[IP].src) / TCP(sport=80, dport=pub[TCP].sport, flags=flags)),
+        )
         one(nrig.take("trunk"))
 
     def state():
@@ -208,8 +267,16 @@ def test_rule_added_at_runtime_blocks_the_next_packet_of_a_running_flow(nrig):
     pkt = IP(src="172.16.10.11", dst="203.0.113.10") / ICMP(id=9)
     nrig.send("trunk", out_frame(pkt))
     assert len(nrig.take("uplink")) == 1
-    resp = handle(nrig.dp, {"cmd": "firewall", "action": "add", "router": "t1", "position": 0,
-                            "rule": {"name": "block-ext", "action": "drop", "dst": "203.0.113.10/32"}})
+    resp = handle(
+        nrig.dp,
+        {
+            "cmd": "firewall",
+            "action": "add",
+            "router": "t1",
+            "position": 0,
+            "rule": {"name": "block-ext", "action": "drop", "dst": "203.0.113.10/32"},
+        },
+    )
     assert resp["ok"], resp
     nrig.send("trunk", out_frame(pkt))
     assert nrig.take("uplink") == []
@@ -220,10 +287,28 @@ def test_rule_added_at_runtime_blocks_the_next_packet_of_a_running_flow(nrig):
 
 
 def test_nat_rule_added_and_removed_at_runtime(nrig):
-    resp = handle(nrig.dp, {"cmd": "nat", "action": "add", "router": "t1", "kind": "dnat",
-                            "rule": {"name": "ssh", "public": "203.0.113.81", "proto": "tcp", "port": 2222, "to": "172.16.10.11", "to_port": 22}})
+    resp = handle(
+        nrig.dp,
+        {
+            "cmd": "nat",
+            "action": "add",
+            "router": "t1",
+            "kind": "dnat",
+            "rule": {
+                "name": "ssh",
+                "public": "203.0.113.81",
+                "proto": "tcp",
+                "port": 2222,
+                "to": "172.16.10.11",
+                "to_port": 22,
+            },
+        },
+    )
     assert resp["ok"], resp
-    nrig.send("uplink", bytes(Ether(src=EXT, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=EXT, psrc="203.0.113.10", pdst="203.0.113.81")))
+    nrig.send(
+        "uplink",
+        bytes(Ether(src=EXT, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=EXT, psrc="203.0.113.10", pdst="203.0.113.81")),
+    )
     arp = one(nrig.take("uplink"))
     assert arp[ARP].psrc == "203.0.113.81" and arp[ARP].hwsrc == UP_GW
     nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst="203.0.113.81") / TCP(sport=5, dport=2222, flags="S")))
@@ -235,8 +320,16 @@ def test_nat_rule_added_and_removed_at_runtime(nrig):
 
 def test_pool_exhaustion_is_counted():
     rig = nat_rig()
-    assert handle(rig.dp, {"cmd": "nat", "action": "add", "router": "t1", "kind": "snat",
-                           "rule": {"name": "tiny", "source": "172.16.10.11/32", "pool": ["203.0.113.70"], "ports": "5000-5001"}})["ok"]
+    assert handle(
+        rig.dp,
+        {
+            "cmd": "nat",
+            "action": "add",
+            "router": "t1",
+            "kind": "snat",
+            "rule": {"name": "tiny", "source": "172.16.10.11/32", "pool": ["203.0.113.70"], "ports": "5000-5001"},
+        },
+    )["ok"]
     for sport in (1, 2, 3):
         rig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / UDP(sport=sport, dport=53)))
     outs = [Ether(f) for f in rig.take("uplink")]
@@ -266,8 +359,20 @@ def test_udp_session_times_out_and_frees_its_port(nrig):
 
 def test_bad_runtime_rules_are_refused(nrig):
     bad = [
-        {"cmd": "nat", "action": "add", "router": "t1", "kind": "dnat", "rule": {"public": "203.0.113.80", "proto": "gre", "port": 1, "to": "172.16.10.11"}},
-        {"cmd": "nat", "action": "add", "router": "t1", "kind": "snat", "rule": {"source": "172.16.0.0/16", "pool": "x"}},
+        {
+            "cmd": "nat",
+            "action": "add",
+            "router": "t1",
+            "kind": "dnat",
+            "rule": {"public": "203.0.113.80", "proto": "gre", "port": 1, "to": "172.16.10.11"},
+        },
+        {
+            "cmd": "nat",
+            "action": "add",
+            "router": "t1",
+            "kind": "snat",
+            "rule": {"source": "172.16.0.0/16", "pool": "x"},
+        },
         {"cmd": "nat", "action": "add", "router": "t9", "kind": "snat", "rule": {}},
         {"cmd": "nat", "action": "del", "router": "t1", "name": "nope"},
         {"cmd": "firewall", "action": "add", "router": "t1", "rule": {"action": "maybe"}},

@@ -1,0 +1,43 @@
+*** Settings ***
+Documentation       The stateful firewall of the service router on edge-basic: reply traffic
+...                 is allowed, unsolicited inbound traffic is dropped, configured rules reject,
+...                 and a rule added at run time takes effect on the very next packet.
+Library             suites.lib.keywords.EdgelabLibrary    dut=${DUT}
+Suite Setup         Start Topology    edge-basic
+Suite Teardown      Stop Topology
+Test Tags           firewall
+
+
+*** Variables ***
+${DUT}      reference
+
+
+*** Test Cases ***
+Reply Traffic Of A Tenant-Initiated Flow Is Allowed
+    When t1 pings ext2
+    Then the ping succeeds
+
+Unsolicited Inbound Traffic Is Dropped And Counted
+    Given drop counters of edge1 are noted
+    When ext1 pings t1 directly, routing tenant prefixes to the SR
+    Then the ping fails
+    And edge1 counted 2 drops as sr/fw-unsolicited
+
+A Configured Reject Rule Refuses Telnet Out
+    Given drop counters of edge1 are noted
+    Then t1 cannot open TCP port 23 on ext1
+    And edge1 counted 1 drops as sr/fw-reject
+
+A Rule Added At Run Time Blocks The Next Packet
+    [Tags]    runtime-config
+    Given t3 pings ext1
+    And the ping succeeds
+    And drop counters of edge1 are noted
+    When edge1 gets a firewall rule dropping icmp to ext1
+    And t3 pings ext1
+    Then the ping fails
+    And edge1 counted 3 drops as sr/fw-drop
+    When the rules added by this test are removed
+    And t3 pings ext1
+    Then the ping succeeds
+    [Teardown]    The rules added by this test are removed

@@ -1,0 +1,56 @@
+*** Settings ***
+Documentation       NAT on the service router, seen from the hosts of edge-basic: what the
+...                 provider sees as source address, port collisions between tenants, port
+...                 forwarding, 1:1 NAT, hairpin, ICMP errors and path MTU through SNAT,
+...                 pool exhaustion. The provider has no route to the tenant prefixes.
+Library             suites.lib.keywords.EdgelabLibrary    dut=${DUT}
+Suite Setup         Start Topology    edge-basic
+Suite Teardown      Stop Topology
+Test Tags           nat
+
+
+*** Variables ***
+${DUT}      reference
+
+
+*** Test Cases ***
+The Provider Sees The SNAT Pool, Not The Tenant
+    Given topology edge-basic is running
+    Then ext1 sees t1 as an address of the SNAT pool
+    And ext1 sees t3 as an address of the SNAT pool
+
+Two Tenants Using The Same Source Port Both Work
+    When t1 and t3 send UDP from source port 5555 to ext1 port 9999
+    Then 2 of them get their answer
+    And the provider saw 2 distinct public endpoints
+
+Port Forwarding From The Provider
+    When a TCP transfer of 262144 bytes from ext2 to port forward t3-http arrives intact
+    Then the server saw ext2 as the client
+
+One-To-One NAT Inbound
+    When ext2 pings the public address of t2
+    Then the ping succeeds
+
+One-To-One NAT Outbound
+    When t2 send UDP from source port 7000 to ext1 port 9998
+    Then 1 of them get their answer
+    And the provider saw only 203.0.113.90 as the source
+
+Hairpin To A Forwarded Port
+    When a TCP transfer of 65536 bytes from t1 to port forward t3-http arrives intact
+    Then the server saw an address of the SNAT pool as the client
+
+Time Exceeded From Beyond The NAT Is Translated Back
+    When t1 pings ext2 with TTL 3
+    Then ext1 answers with Time to live exceeded
+
+Pool Exhaustion Is Counted And Reported
+    [Tags]    runtime-config
+    Given edge1 gets an SNAT pool of 3 ports on 203.0.113.71 for t4
+    And drop counters of edge1 are noted
+    When t4 opens 5 UDP flows to ext1 port 9997
+    Then 3 of them get their answer
+    And edge1 counted 2 drops as sr/nat-pool-exhausted
+    And edge1 reports 3 of 3 ports used in that pool
+    [Teardown]    The rules added by this test are removed
