@@ -473,11 +473,11 @@ def parse_dnat(r: _Reader, value: Any, path: str, default_name: str) -> DnatRule
     return DnatRule(
         name,
         int(r.address(b["public"], f"{path}.public")),
-        PROTOS[proto],
+        PROTOS[proto] or 0,
         port,
         int(r.address(b["to"], f"{path}.to")),
         to_port,
-    )  # type: ignore[arg-type]
+    )
 
 
 def parse_one_to_one(r: _Reader, value: Any, path: str, default_name: str) -> OneToOne:
