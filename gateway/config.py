@@ -29,6 +29,7 @@ Schema (see ``topologies/edge_basic.py`` for a full example)::
                      proto: tcp|udp|icmp|any, src: PREFIX, dst: PREFIX, dport: N | LO-HI}]
         transit: {subnet: 169.254.0.0/28, dr: 169.254.0.1, sr: 169.254.0.2}
     tables: {mac_aging: 300, arp_timeout: 300, arp_queue: 16, arp_retries: 3}
+    cache: {enabled: true, capacity: 65536, idle_timeout: 10}
 """
 
 from __future__ import annotations
@@ -126,6 +127,13 @@ class TablesConfig:
 
 
 @dataclass
+class CacheConfig:
+    enabled: bool = True
+    capacity: int = 65536
+    idle_timeout: float = 10.0
+
+
+@dataclass
 class Config:
     node: str
     control_socket: str
@@ -134,6 +142,7 @@ class Config:
     routers: list[RouterConfig]
     tables: TablesConfig = field(default_factory=TablesConfig)
     source: str = "<config>"
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
 
 class _Reader:
@@ -260,7 +269,7 @@ def parse(text: str, source: str = "<config>") -> Config:
 
 def build(raw: Any, source: str = "<config>") -> Config:
     r = _Reader(source)
-    top = r.mapping(raw, "", ("node", "ports", "instances"), ("control_socket", "routers", "tables"))
+    top = r.mapping(raw, "", ("node", "ports", "instances"), ("control_socket", "routers", "tables", "cache"))
     node = r.name(top["node"], "node")
     sock = top.get("control_socket", f"/run/edgelab/{node}.sock")
     if not isinstance(sock, str) or not sock.startswith("/"):
@@ -360,7 +369,18 @@ def build(raw: Any, source: str = "<config>") -> Config:
             tables.arp_queue = r.integer(tb["arp_queue"], "tables.arp_queue", 1, 4096)
         if "arp_retries" in tb:
             tables.arp_retries = r.integer(tb["arp_retries"], "tables.arp_retries", 1, 10)
-    return Config(node, sock, ports, instances, routers, tables, source)
+    cache = CacheConfig()
+    if top.get("cache") is not None:
+        cb = r.mapping(top["cache"], "cache", (), ("enabled", "capacity", "idle_timeout"))
+        if "enabled" in cb:
+            if not isinstance(cb["enabled"], bool):
+                raise r.fail("cache.enabled", f"{_show(cb['enabled'])} is not true or false")
+            cache.enabled = cb["enabled"]
+        if "capacity" in cb:
+            cache.capacity = r.integer(cb["capacity"], "cache.capacity", 1, 10_000_000)
+        if "idle_timeout" in cb:
+            cache.idle_timeout = r.number(cb["idle_timeout"], "cache.idle_timeout", 0.1)
+    return Config(node, sock, ports, instances, routers, tables, source, cache)
 
 
 def _half(

@@ -20,6 +20,7 @@ from collections import deque
 from typing import Any
 
 from gateway import model
+from gateway.cache import Cache, Effects
 from gateway.config import Config
 from gateway.headers import ETH_P_8021Q, describe
 from gateway.model import Port, Transport
@@ -43,6 +44,9 @@ class Datapath:
         self.stopping = False
         self.control_errors = 0
         self.control_requests = 0
+        self.cache = Cache(cfg.cache.enabled, cfg.cache.capacity, cfg.cache.idle_timeout)
+        # Bumped when an SR address changes owner (HA takeover); cache entries through an SR depend on it.
+        self.ownership_generation = 0
 
     # -- ports -------------------------------------------------------------------------
     def attach(self, port_name: str, transport: Transport) -> None:
@@ -63,18 +67,47 @@ class Datapath:
                 port.io = None
 
     # -- packets -----------------------------------------------------------------------
-    def receive(self, port: Port, frame: bytearray, vlan: int | None) -> Packet:
-        """Run one received frame through the pipeline; returns it (for traces and tests)."""
+    def receive(self, port: Port, frame: bytearray, vlan: int | None) -> Packet | None:
+        """Carry one received frame through the cache or the pipeline.
+
+        Returns the slow-path packet (for traces and tests), None for a cache hit.
+        """
         port.rx += 1
+        cache = self.cache
+        traced = bool(self.trace_budget)
+        summary = describe(frame) if traced else ""
+        if cache.enabled:
+            entry = cache.lookup(port, vlan, frame)
+            if entry is not None:
+                flags = frame[47] if frame[23] == 6 and len(frame) > 47 else 0
+                out = cache.hit(entry, frame, time.monotonic(), len(frame) - 14, flags)
+                entry.out_port.send(out)
+                if traced:
+                    self.trace_budget -= 1
+                    self.traces.append(
+                        {
+                            "time": round(time.time(), 3),
+                            "port": port.name,
+                            "vlan": vlan,
+                            "packet": summary,
+                            "steps": [f"cache: hit entry #{entry.id} ({entry.summary})"],
+                            "verdict": "forwarded",
+                        }
+                    )
+                return None
         pkt = Packet(frame, port, vlan)
-        if self.trace_budget:
+        fx = Effects(bytes(frame[:128])) if cache.enabled else None
+        pkt.fx = fx
+        if traced:
             self.trace_budget -= 1
-            pkt.trace = []
-            summary = describe(frame)
-            self.pipeline.run(pkt)
+            pkt.trace = ["cache: miss" if fx is not None else "cache: disabled"]
+        self.pipeline.run(pkt)
+        if fx is not None and pkt.drop_reason is None:
+            entry = cache.install(pkt, fx, time.monotonic())
+            if traced and entry is not None:
+                pkt.trace.append(f"cache: installed entry #{entry.id} ({entry.summary})")  # type: ignore[union-attr]
+        if traced:
             self.traces.append(self._trace_record(pkt, summary))
-        else:
-            self.pipeline.run(pkt)
         return pkt
 
     def inject(self, port_name: str, frame: bytes) -> dict[str, Any]:
@@ -114,6 +147,7 @@ class Datapath:
         return len(batch)
 
     def tick(self, now: float) -> None:
+        self.cache.expire(now)
         self.macs.age(now)
         for stage in self.pipeline.stages.values():
             stage.tick(now)
@@ -163,4 +197,5 @@ class Datapath:
             "pipeline": {"internal_errors": self.pipeline.internal_errors},
             "control": {"requests": self.control_requests, "errors": self.control_errors},
             "mac": {"entries": len(self.macs), "moves": self.macs.moves},
+            "cache": self.cache.counters(),
         }

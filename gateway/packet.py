@@ -36,6 +36,7 @@ class Packet:
         "conn_dir",
         "flow",
         "nat_rule",
+        "fx",
     )
 
     def __init__(self, buf: bytearray, in_port: Port | None, vlan: int | None) -> None:
@@ -61,6 +62,9 @@ class Packet:
         self.conn_dir = 0
         self.flow: Any = None
         self.nat_rule: Any = None
+        # The cache's effects recorder (gateway/cache.py) on a slow-path packet
+        # that may become a cache entry; None otherwise.
+        self.fx: Any = None
 
     def note(self, stage: str, text: str) -> None:
         if self.trace is not None:

@@ -11,6 +11,7 @@ show       what: ports | instances | mac | arp | fib | counters | drops | traces
                  | nat | conntrack | firewall   (router: NAME, optional)
 trace      action: start (count) | show | clear | inject (port, frame: hex)
 route      action: add | del, router, half: dr | sr, prefix, via (add only)
+cache      action: enable | disable | flush
 nat        action: add (router, kind: snat | dnat | one_to_one, rule: {...}) | del (router, name)
 firewall   action: add (router, rule: {...}, position) | del (router, name)
 =========  ==========================================================================
@@ -47,6 +48,7 @@ SHOW: dict[str, Callable[[Datapath], Any]] = {
     "counters": lambda dp: dp.counters(),
     "drops": lambda dp: dp.pipeline.drops(),
     "traces": lambda dp: list(dp.traces),
+    "cache": lambda dp: {"counters": dp.cache.counters(), "entries": dp.cache.dump(time.monotonic())},
 }
 
 
@@ -233,6 +235,20 @@ def _route(dp: Datapath, req: dict[str, Any]) -> Any:
     return route.to_dict()
 
 
+def _cache(dp: Datapath, req: dict[str, Any]) -> Any:
+    action = _field(req, "action")
+    if action == "enable":
+        dp.cache.enabled = True
+    elif action == "disable":
+        dp.cache.enabled = False
+        dp.cache.flush()
+    elif action == "flush":
+        return {"flushed": dp.cache.flush()}
+    else:
+        raise CommandError(f"unknown cache action {action!r}; choose enable, disable or flush")
+    return {"enabled": dp.cache.enabled}
+
+
 def _ping(dp: Datapath, req: dict[str, Any]) -> Any:
     return {"node": dp.cfg.node, "uptime": round(time.time() - dp.started, 1)}
 
@@ -244,6 +260,7 @@ COMMANDS: dict[str, Callable[[Datapath, dict[str, Any]], Any]] = {
     "route": _route,
     "nat": _nat,
     "firewall": _firewall,
+    "cache": _cache,
 }
 
 

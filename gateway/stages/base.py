@@ -33,6 +33,8 @@ class Stage:
     def drop(self, pkt: Packet, reason: str, detail: str = "") -> str:
         self.drops[reason] += 1  # KeyError here means an undeclared reason: a bug
         pkt.drop_reason = f"{self.name}/{reason}"
+        if pkt.fx is not None:
+            pkt.fx.no_cache("drop")
         if pkt.trace is not None:
             pkt.trace.append(f"{self.name}: drop {reason}{' (' + detail + ')' if detail else ''}")
         return DROP

@@ -40,6 +40,11 @@ class L2Switch(Stage):
             return self.drop(pkt, "multicast-source", mac_str(src))
         macs = self.dp.macs
         macs.learn(inst, src, pkt.in_port, pkt.vlan, monotonic())  # type: ignore[arg-type]
+        fx = pkt.fx
+        if fx is not None:
+            learned = macs.lookup(inst, src)  # type: ignore[arg-type]
+            fx.mac_touch = learned
+            fx.depend(learned, "valid")
         dst = bytes(buf[0:6])
         rp = inst.router_port  # type: ignore[union-attr]
         if rp is not None and dst == rp.mac:
@@ -48,6 +53,8 @@ class L2Switch(Stage):
             pkt.note(self.name, f"to router port {rp.label}")
             return rp.router.kind
         if dst[0] & 1:
+            if fx is not None:
+                fx.no_cache("flood")
             flood = self._flood_list(pkt)
             if rp is not None and buf[12] == ETH_P_ARP >> 8 and buf[13] == ETH_P_ARP & 0xFF:
                 if flood:
@@ -68,6 +75,8 @@ class L2Switch(Stage):
             return "egress"
         entry = macs.lookup(inst, dst)  # type: ignore[arg-type]
         if entry is None:
+            if fx is not None:
+                fx.no_cache("flood")
             flood = self._flood_list(pkt)
             if not flood:
                 return self.drop(pkt, "no-other-member")
@@ -78,6 +87,8 @@ class L2Switch(Stage):
         if entry.port is pkt.in_port and entry.vlan == pkt.vlan:
             return self.drop(pkt, "same-segment", mac_str(dst))
         pkt.outputs = [entry.member]
+        if fx is not None:
+            fx.depend(entry, "valid")
         pkt.note(self.name, f"{mac_str(dst)} learned on {entry.port.name}")
         return "egress"
 

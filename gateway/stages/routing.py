@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from time import monotonic
 
+from gateway.cache import L3
 from gateway.headers import ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, Arp, HeaderError, Icmp, ip_str, ipv4_check, mac_str
 from gateway.l3 import arp_reply, arp_request, decrement_ttl, echo_reply, icmp_error
 from gateway.model import Router, RouterPort
@@ -77,7 +78,10 @@ class RouterStage(Stage):
             return self.deliver(pkt)
         buf = pkt.buf
         ethertype = (buf[12] << 8) | buf[13]
+        fx = pkt.fx
         if ethertype == ETH_P_ARP:
+            if fx is not None:
+                fx.no_cache("arp")
             return self.arp_input(pkt)
         if ethertype != ETH_P_IP:
             return self.drop(pkt, "not-ipv4", f"ethertype {ethertype:#06x}")
@@ -90,6 +94,8 @@ class RouterStage(Stage):
         dst = int.from_bytes(buf[30:34], "big")
         router: Router = pkt.router  # type: ignore[assignment]
         if dst in router.local_ips:
+            if fx is not None:
+                fx.no_cache("local")
             return self.local_input(pkt, (buf[14] & 0x0F) * 4, total)
         if dst == 0xFFFFFFFF or dst >> 28 == 0xE or dst == 0:
             return self.drop(pkt, "not-routable", ip_str(dst))
@@ -101,10 +107,15 @@ class RouterStage(Stage):
             return verdict
         dst = int.from_bytes(buf[30:34], "big")
         route = router.fib.lookup(dst)
+        if fx is not None:
+            fx.read(L3)
+            fx.depend(router.fib, "generation")
         if route is None:
             self.send_error(pkt, Icmp.DEST_UNREACH, 0)
             return self.drop(pkt, "no-route", ip_str(dst))
         decrement_ttl(buf)
+        if fx is not None:
+            fx.ttl_dec += 1
         return self.output(pkt, route, dst)
 
     def deliver(self, pkt: Packet) -> str:
@@ -125,10 +136,21 @@ class RouterStage(Stage):
             return "transit"
         rport: RouterPort = route.port  # type: ignore[assignment]
         nh = route.via if route.via is not None else dst
-        mac = pkt.router.arp.lookup(rport, nh)  # type: ignore[union-attr]
-        if mac is None:
+        neighbour = pkt.router.arp.entry(rport, nh)  # type: ignore[union-attr]
+        if neighbour is None:
+            if pkt.fx is not None:
+                pkt.fx.no_cache("arp-miss")
             return self.resolve(pkt, rport, nh)
+        mac = neighbour.mac
         self.rewrite(pkt, rport, mac)
+        fx = pkt.fx
+        if fx is not None:
+            fx.depend(neighbour, "valid")
+            where = self.dp.macs.lookup(rport.instance, mac)  # type: ignore[arg-type]
+            if where is None:
+                fx.no_cache("flood")
+            else:
+                fx.depend(where, "valid")
         pkt.note(self.name, f"{ip_str(dst)} via {ip_str(nh)} ({mac_str(mac)}) on {rport.instance.name}")  # type: ignore[union-attr]
         return "egress"
 
@@ -206,6 +228,8 @@ class RouterStage(Stage):
         return self.drop(pkt, "local-unsupported", f"protocol {buf[23]} to {ip_str(bytes(buf[30:34]))}")
 
     def send_error(self, pkt: Packet, icmp_type: int, code: int) -> None:
+        if pkt.fx is not None:
+            pkt.fx.no_cache("icmp-error")
         router: Router = pkt.router  # type: ignore[assignment]
         src = pkt.rport.ip if pkt.rport is not None else router.ports[0].ip
         frame = icmp_error(pkt.buf, src, icmp_type, code)

@@ -29,6 +29,7 @@ from __future__ import annotations
 from time import monotonic
 from typing import Any
 
+from gateway.cache import L4
 from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, Icmp, ip_str
 from gateway.l4 import ICMP_ERROR, UNTRACKABLE, fix_icmp_error, flow_tuple, inner_tuple, rewrite, tcp_flags
 from gateway.packet import Packet
@@ -56,6 +57,9 @@ class ServiceRouter(RouterStage):
     DROPS = RouterStage.DROPS + SERVICE_DROPS
 
     def before_route(self, pkt: Packet) -> str | None:
+        if pkt.fx is not None:
+            # Which SR owns which address may move (HA takeover): flows through an SR depend on it.
+            pkt.fx.depend(self.dp, "ownership_generation")
         svc: SrServices | None = pkt.router.services  # type: ignore[union-attr]
         if svc is None:
             return None
@@ -79,6 +83,7 @@ class ServiceRouter(RouterStage):
                 svc.ct.remove(conn)
                 conn = None
         if conn is not None:
+            self._record(pkt, svc, conn, direction)
             svc.ct.touch(conn, direction, len(buf) - 14, monotonic(), flags)
             target = conn.target(direction)
             if t[3] != target[3] or t[4] != target[4]:
@@ -167,8 +172,21 @@ class ServiceRouter(RouterStage):
             rewrite(buf, 14, True, new_src, new_sport)
             pkt.note(self.name, f"snat {ip_str(src)}:{sport} -> {ip_str(new_src)}:{new_sport} ({snat_rule.name})")  # type: ignore[union-attr]
         pkt.conn, pkt.conn_dir = conn, ORIG
+        self._record(pkt, svc, conn, ORIG)
         pkt.note(self.name, f"conntrack new #{conn.id} {tuple_str(t)} ({rule.name if rule else 'default policy'})")
         return None
+
+    def _record(self, pkt: Packet, svc: SrServices, conn: Any, direction: int) -> None:
+        """Tell the cache: this flow is matched on its 5-tuple and touches ``conn``."""
+        fx = pkt.fx
+        if fx is None:
+            return
+        fx.read(L4)
+        fx.conn = (svc.ct, conn)
+        fx.conn_dir = direction
+        fx.depend(conn, "released")
+        fx.depend(svc.nat, "generation")
+        fx.depend(svc.fw, "generation")
 
     def _revalidate(self, svc: SrServices, conn) -> bool:  # type: ignore[no-untyped-def]
         """A rule changed since this connection was allowed: would it still be?"""
@@ -191,6 +209,8 @@ class ServiceRouter(RouterStage):
         if found is not None:
             inner, ioff = found
             conn, direction = svc.ct.lookup(inverse(inner))
+        if pkt.fx is not None:
+            pkt.fx.no_cache("icmp-error")
         if conn is None:
             pkt.flow = t  # unrelated: the firewall decides, and it is not tracked
             pkt.conn_dir = UNTRACKED

@@ -26,11 +26,14 @@ RETRY_INTERVAL = 1.0
 
 
 class ArpEntry:
-    __slots__ = ("mac", "updated")
+    """One resolved neighbour; replaced (``valid`` False) when its MAC changes."""
+
+    __slots__ = ("mac", "updated", "valid")
 
     def __init__(self, mac: bytes, updated: float) -> None:
         self.mac = mac
         self.updated = updated
+        self.valid = True
 
 
 class Pending:
@@ -55,11 +58,16 @@ class ArpTable:
         entry = self._entries.get((port, ip))
         return entry.mac if entry is not None else None
 
+    def entry(self, port: RouterPort, ip: int) -> ArpEntry | None:
+        return self._entries.get((port, ip))
+
     def learn(self, port: RouterPort, ip: int, mac: bytes, now: float) -> list[Packet]:
         """Record ip -> mac; return the packets that were waiting for it."""
         key = (port, ip)
         entry = self._entries.get(key)
         if entry is None or entry.mac != mac:
+            if entry is not None:
+                entry.valid = False
             self._entries[key] = ArpEntry(mac, now)
             self.generation += 1
         else:
@@ -109,12 +117,14 @@ class ArpTable:
     def expire(self, now: float) -> int:
         stale = [k for k, e in self._entries.items() if now - e.updated > self.timeout]
         for key in stale:
-            del self._entries[key]
+            self._entries.pop(key).valid = False
         if stale:
             self.generation += 1
         return len(stale)
 
     def flush(self) -> None:
+        for entry in self._entries.values():
+            entry.valid = False
         self._entries.clear()
         self.generation += 1
 

@@ -19,13 +19,17 @@ Member = tuple["Port", "int | None"]
 
 
 class MacEntry:
-    __slots__ = ("port", "vlan", "seen", "member")
+    """One learned MAC.  A move replaces the entry, so ``valid`` going False
+    tells a cache entry that depended on it that it is stale."""
+
+    __slots__ = ("port", "vlan", "seen", "member", "valid")
 
     def __init__(self, port: Port, vlan: int | None, seen: float) -> None:
         self.port = port
         self.vlan = vlan
         self.seen = seen
         self.member: Member = (port, vlan)
+        self.valid = True
 
 
 class MacTable:
@@ -42,6 +46,7 @@ class MacTable:
             self._entries[key] = MacEntry(port, vlan, now)
             self.generation += 1
         elif entry.port is not port or entry.vlan != vlan:
+            entry.valid = False
             self._entries[key] = MacEntry(port, vlan, now)
             self.moves += 1
             self.generation += 1
@@ -61,12 +66,14 @@ class MacTable:
     def age(self, now: float) -> int:
         stale = [k for k, e in self._entries.items() if now - e.seen > self.aging]
         for key in stale:
-            del self._entries[key]
+            self._entries.pop(key).valid = False
         if stale:
             self.generation += 1
         return len(stale)
 
     def flush(self) -> None:
+        for entry in self._entries.values():
+            entry.valid = False
         self._entries.clear()
         self.generation += 1
 

@@ -266,8 +266,14 @@ def test_trace_names_every_stage(rig):
     learn_ext(rig)
     pkt = rig.send("trunk", bytes(web(IP(src="172.16.10.11", dst="203.0.113.10") / UDP(sport=1, dport=2))), trace=True)
     stages = [line.split(":")[0] for line in pkt.trace]
-    assert stages == ["classify", "l2switch", "dr", "transit", "sr", "egress"]
+    assert stages == ["cache", "classify", "l2switch", "dr", "transit", "sr", "egress", "cache"]
+    assert pkt.trace[0] == "cache: miss" and pkt.trace[-1].startswith("cache: installed")
     assert rig.dp.traces[-1]["verdict"] == "forwarded"
+    again = rig.send(
+        "trunk", bytes(web(IP(src="172.16.10.11", dst="203.0.113.10") / UDP(sport=1, dport=2))), trace=True
+    )
+    assert again is None, "the second packet of the flow is a cache hit"
+    assert rig.dp.traces[-1]["steps"][0].startswith("cache: hit")
 
 
 def test_stage_exception_costs_one_packet(rig, monkeypatch):

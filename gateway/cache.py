@@ -1,0 +1,454 @@
+"""The datapath cache: one entry per flow, synthesized from the effects the
+stages recorded for the flow's first packet.
+
+Where this sits: between rx and the pipeline.  ``Datapath.receive`` asks
+:meth:`Cache.lookup` first; a hit applies the entry's composed action and
+sends the frame, skipping every stage.  A miss runs the stages with an
+:class:`Effects` recorder on the packet; if the walk was cacheable,
+:meth:`Cache.install` turns the recorded effects into an entry.
+
+Match key.  Each stage records which fields it read; the entry is stored in
+the subtable of that field set (after OVS's megaflows): switched frames match
+on (port, VLAN, MACs, EtherType); a flow routed by the DR alone also on the IP
+destination; a flow through an SR with services on the whole 5-tuple.  A
+packet probes the few subtables in use.  Entries never overlap: for one
+(port, VLAN, MACs, destination) the DR takes one path.
+
+Composed action, applied in one pass: set both MACs, TTL minus the number of
+routers crossed, NAT rewrites of addresses and ports, the IPv4 and L4
+checksums adjusted by deltas computed once at install (RFC 1624: the
+checksum change of a rewrite depends only on old and new field values, and
+TTL - k is the constant -k<<8 whatever the TTL), the output port and its
+VLAN tag; then the state references are touched: the source MAC's entry (so
+it does not age out), the conntrack entry (counters, timeout, TCP state).
+
+Criteria: a walk is cacheable only if no stage said otherwise (floods,
+ARP, punts, ICMP generated, ARP misses, TTL expiry, drops).  Before any
+lookup the fast path sends TCP SYN/FIN/RST, fragments, IP options, TTL too
+small to survive the walk and IPv4 headers that fail the checks to the slow
+path, so they meet the stages and their counters.
+
+Invalidation: an entry keeps (object, attribute, value) triples for what it
+depends on — the FIB generation of each router crossed, the exact MAC and ARP
+entries used (replaced, not edited, when they change), the NAT and firewall
+rule generations, the conntrack entry, the ownership generation of SR
+addresses — and is dropped on its next hit if any changed.  Plus an idle
+timeout and a capacity bound with LRU eviction.
+
+Cost of a hit (measured with ``edgelab bench``; see the benchmark docs):
+key build, one or two dict probes, dependency checks, the rewrite and one
+``send``.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from gateway.headers import ETH_P_8021Q, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ip_str, mac_str
+
+if TYPE_CHECKING:
+    from gateway.model import Port
+    from gateway.packet import Packet
+
+# Field sets a stage may read, and the subtables they make.
+L2 = 0  # in port, VLAN, both MACs, EtherType
+L3 = 1  # + IPv4 destination
+L4 = 2  # + IPv4 source, protocol, ports (or ICMP echo id)
+MASK_NAMES = ("l2", "l3", "l4")
+
+_TAG = struct.Struct("!HH")
+_H10 = struct.Struct("!10H")
+
+# TCP flags that always take the slow path (connection set-up and tear-down).
+_TCP_SLOW = 0x01 | 0x02 | 0x04
+
+
+class Effects:
+    """What the stages did to one slow-path packet, for the cache to compose."""
+
+    __slots__ = ("mask", "deps", "uncacheable", "ttl_dec", "conn", "conn_dir", "mac_touch", "header")
+
+    def __init__(self, header: bytes) -> None:
+        self.mask = L2
+        self.deps: list[tuple[Any, str, Any]] = []
+        self.uncacheable: str | None = None
+        self.ttl_dec = 0
+        self.conn: Any = None
+        self.conn_dir = 0
+        self.mac_touch: Any = None
+        self.header = header  # the frame's first bytes as received
+
+    def read(self, mask: int) -> None:
+        if mask > self.mask:
+            self.mask = mask
+
+    def depend(self, obj: Any, attr: str) -> None:
+        self.deps.append((obj, attr, getattr(obj, attr)))
+
+    def no_cache(self, reason: str) -> None:
+        if self.uncacheable is None:
+            self.uncacheable = reason
+
+
+def key_for(mask: int, port: int, vlan: int | None, buf: bytearray) -> tuple[Any, ...] | None:
+    if mask == L2:
+        return (port, vlan, bytes(buf[0:14]))
+    if mask == L3:
+        return (port, vlan, bytes(buf[0:14]), bytes(buf[30:34]))
+    proto = buf[23]
+    l4 = 14 + (buf[14] & 0x0F) * 4
+    if proto == IPPROTO_TCP or proto == IPPROTO_UDP:
+        ports = bytes(buf[l4 : l4 + 4])
+    elif proto == IPPROTO_ICMP:
+        ports = bytes(buf[l4 + 4 : l4 + 6]) + bytes(buf[l4 : l4 + 1])  # echo id and type
+    else:
+        ports = b""
+    return (port, vlan, bytes(buf[0:14]), bytes(buf[23:24]), bytes(buf[26:34]), ports)
+
+
+def _fold(x: int) -> int:
+    while x >> 16:
+        x = (x & 0xFFFF) + (x >> 16)
+    return x
+
+
+def _delta(old: bytes, new: bytes) -> int:
+    """One's-complement sum of (~old + new) over the 16-bit words that differ."""
+    d = 0
+    for i in range(0, len(old), 2):
+        o = (old[i] << 8) | old[i + 1]
+        n = (new[i] << 8) | new[i + 1]
+        if o != n:
+            d += (~o & 0xFFFF) + n
+    return _fold(d)
+
+
+class Entry:
+    __slots__ = (
+        "id",
+        "key",
+        "mask",
+        "deps",
+        "eth",
+        "ttl_dec",
+        "ip_src",
+        "ip_dst",
+        "l4_off_src",
+        "l4_src",
+        "l4_dst",
+        "ip_delta",
+        "l4_delta",
+        "l4_csum",
+        "udp",
+        "out_port",
+        "out_tag",
+        "conn",
+        "conn_dir",
+        "mac_touch",
+        "hits",
+        "created",
+        "last",
+        "summary",
+    )
+
+    def apply(self, buf: bytearray, now: float) -> bytes | bytearray:
+        """Rewrite ``buf`` in place as the stages would have; return the frame to send."""
+        if self.eth is not None:
+            buf[0:12] = self.eth
+        if self.ttl_dec:
+            buf[22] -= self.ttl_dec
+        if self.ip_src is not None:
+            buf[26:30] = self.ip_src
+        if self.ip_dst is not None:
+            buf[30:34] = self.ip_dst
+        if self.ip_delta:
+            c = _fold((~((buf[24] << 8) | buf[25]) & 0xFFFF) + self.ip_delta)
+            c = ~c & 0xFFFF
+            buf[24] = c >> 8
+            buf[25] = c & 0xFF
+        if self.l4_delta:
+            l4 = 14 + (buf[14] & 0x0F) * 4
+            if self.l4_src is not None:
+                p = l4 + self.l4_off_src
+                buf[p : p + 2] = self.l4_src
+            if self.l4_dst is not None:
+                buf[l4 + 2 : l4 + 4] = self.l4_dst
+            co = l4 + self.l4_csum
+            old = (buf[co] << 8) | buf[co + 1]
+            if not (self.udp and old == 0):
+                c = ~_fold((~old & 0xFFFF) + self.l4_delta) & 0xFFFF
+                if self.udp and c == 0:
+                    c = 0xFFFF
+                buf[co] = c >> 8
+                buf[co + 1] = c & 0xFF
+        if self.out_tag is not None:
+            return buf[:12] + self.out_tag + buf[12:]
+        return buf
+
+
+class Cache:
+    def __init__(self, enabled: bool = True, capacity: int = 65536, idle_timeout: float = 10.0) -> None:
+        self.enabled = enabled
+        self.capacity = capacity
+        self.idle_timeout = idle_timeout
+        self._tables: list[dict[tuple[Any, ...], Entry]] = [{}, {}, {}]
+        self._lru: OrderedDict[int, Entry] = OrderedDict()
+        self._masks_in_use: tuple[int, ...] = ()
+        self._ids = 0
+        self.hits = 0
+        self.misses = 0
+        self.installs = 0
+        self.invalidations = 0
+        self.evictions = 0
+        self.expirations = 0
+        self.bypass = 0
+        self.uncacheable: dict[str, int] = {}
+        self.port_index: dict[Any, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    # -- fast path -------------------------------------------------------------------------
+    def lookup(self, port: Port, vlan: int | None, buf: bytearray) -> Entry | None:
+        """The entry for this frame, or None (a miss, or a frame that must take the slow path)."""
+        n = len(buf)
+        if n < 14:
+            return None
+        if buf[12] == 0x08 and buf[13] == 0x00:
+            # IPv4: only option-less, unfragmented, valid headers are looked up.
+            if n < 34 or buf[14] != 0x45:
+                self.bypass += 1
+                return None
+            total = (buf[16] << 8) | buf[17]
+            if total < 20 or total > n - 14 or buf[20] & 0x3F or buf[21]:
+                self.bypass += 1
+                return None
+            s = sum(_H10.unpack_from(buf, 14))
+            s = (s & 0xFFFF) + (s >> 16)
+            s = (s & 0xFFFF) + (s >> 16)
+            if s != 0xFFFF:
+                self.bypass += 1
+                return None
+            if buf[23] == IPPROTO_TCP and (n < 48 or buf[47] & _TCP_SLOW):
+                self.bypass += 1
+                return None
+            if n > 14 + total:
+                del buf[14 + total :]  # Ethernet padding, as the router stages trim it
+        pidx = self.port_index.get(port)
+        tables = self._tables
+        for mask in self._masks_in_use:
+            key = key_for(mask, pidx, vlan, buf)  # type: ignore[arg-type]
+            entry = tables[mask].get(key)  # type: ignore[arg-type]
+            if entry is None:
+                continue
+            for obj, attr, value in entry.deps:
+                if getattr(obj, attr) != value:
+                    self._remove(entry)
+                    self.invalidations += 1
+                    self.misses += 1
+                    return None
+            if entry.ttl_dec and buf[22] <= entry.ttl_dec:
+                self.bypass += 1
+                return None
+            return entry
+        self.misses += 1
+        return None
+
+    def hit(self, entry: Entry, buf: bytearray, now: float, size: int, flags: int) -> bytes | bytearray:
+        """Account a hit, touch the state the entry references, and rewrite ``buf``."""
+        self.hits += 1
+        entry.hits += 1
+        entry.last = now
+        self._lru.move_to_end(entry.id)
+        if entry.mac_touch is not None:
+            entry.mac_touch.seen = now
+        if entry.conn is not None:
+            entry.conn[0].touch(entry.conn[1], entry.conn_dir, size, now, flags)
+        return entry.apply(buf, now)
+
+    # -- install --------------------------------------------------------------------------
+    def install(self, pkt: Packet, fx: Effects, now: float) -> Entry | None:
+        if fx.uncacheable is not None:
+            self.uncacheable[fx.uncacheable] = self.uncacheable.get(fx.uncacheable, 0) + 1
+            return None
+        if len(pkt.outputs) != 1:
+            self.uncacheable["flood"] = self.uncacheable.get("flood", 0) + 1
+            return None
+        hdr = fx.header
+        out = pkt.buf
+        pidx = self.port_index.setdefault(pkt.in_port, len(self.port_index))
+        key = key_for(fx.mask, pidx, pkt.vlan, bytearray(hdr))
+        entry = Entry()
+        entry.key = key
+        entry.mask = fx.mask
+        entry.deps = fx.deps
+        entry.eth = bytes(out[0:12]) if out[0:12] != hdr[0:12] else None
+        entry.ttl_dec = fx.ttl_dec
+        entry.ip_src = entry.ip_dst = entry.l4_src = entry.l4_dst = None
+        entry.ip_delta = entry.l4_delta = 0
+        entry.l4_off_src = 0
+        entry.l4_csum = 0
+        entry.udp = False
+        is_ip = hdr[12] == 0x08 and hdr[13] == 0x00
+        if is_ip and len(out) >= 34:
+            if out[26:30] != hdr[26:30]:
+                entry.ip_src = bytes(out[26:30])
+            if out[30:34] != hdr[30:34]:
+                entry.ip_dst = bytes(out[30:34])
+            old_ip = bytes(hdr[14:34])
+            new_ip = bytes(out[14:34])
+            # The checksum word itself is excluded; TTL differs by exactly ttl_dec.
+            entry.ip_delta = _delta(old_ip[:10] + old_ip[12:], new_ip[:10] + new_ip[12:])
+            proto = hdr[23]
+            l4 = 14 + (hdr[14] & 0x0F) * 4
+            if proto in (IPPROTO_TCP, IPPROTO_UDP) and len(out) >= l4 + 8 and len(hdr) >= l4 + 8:
+                pseudo_old = bytes(hdr[26:34]) + bytes(hdr[l4 : l4 + 4])
+                pseudo_new = bytes(out[26:34]) + bytes(out[l4 : l4 + 4])
+                entry.l4_delta = _delta(pseudo_old, pseudo_new)
+                entry.l4_csum = 16 if proto == IPPROTO_TCP else 6
+                entry.udp = proto == IPPROTO_UDP
+                if hdr[l4 : l4 + 2] != out[l4 : l4 + 2]:
+                    entry.l4_src = bytes(out[l4 : l4 + 2])
+                if hdr[l4 + 2 : l4 + 4] != out[l4 + 2 : l4 + 4]:
+                    entry.l4_dst = bytes(out[l4 + 2 : l4 + 4])
+            elif proto == IPPROTO_ICMP and len(out) >= l4 + 8 and len(hdr) >= l4 + 8 and hdr[l4] in (0, 8):
+                if hdr[l4 + 4 : l4 + 6] != out[l4 + 4 : l4 + 6]:
+                    entry.l4_delta = _delta(bytes(hdr[l4 + 4 : l4 + 6]), bytes(out[l4 + 4 : l4 + 6]))
+                    entry.l4_src = bytes(out[l4 + 4 : l4 + 6])
+                    entry.l4_off_src = 4
+                    entry.l4_csum = 2
+        port, vlan = pkt.outputs[0]
+        entry.out_port = port
+        entry.out_tag = None if vlan is None else _TAG.pack(ETH_P_8021Q, vlan)
+        entry.conn = fx.conn
+        entry.conn_dir = fx.conn_dir
+        entry.mac_touch = fx.mac_touch
+        entry.hits = 0
+        entry.created = entry.last = now
+        entry.summary = _describe_action(entry, port, vlan)
+        table = self._tables[fx.mask]
+        old = table.get(key)
+        if old is not None:
+            self._remove(old)
+        while len(self._lru) >= self.capacity:
+            _eid, victim = self._lru.popitem(last=False)
+            self._tables[victim.mask].pop(victim.key, None)
+            self.evictions += 1
+        self._ids += 1
+        entry.id = self._ids
+        table[key] = entry
+        self._lru[entry.id] = entry
+        self._refresh_masks()
+        self.installs += 1
+        return entry
+
+    def _remove(self, entry: Entry) -> None:
+        self._tables[entry.mask].pop(entry.key, None)
+        self._lru.pop(entry.id, None)
+
+    def _refresh_masks(self) -> None:
+        # Most specific first: a 5-tuple flow is the common case on an edge.
+        self._masks_in_use = tuple(m for m in (L4, L3, L2) if self._tables[m])
+
+    # -- maintenance ------------------------------------------------------------------------
+    def expire(self, now: float) -> int:
+        n = 0
+        while self._lru:
+            entry = next(iter(self._lru.values()))
+            if now - entry.last <= self.idle_timeout:
+                break
+            self._remove(entry)
+            n += 1
+        if n:
+            self.expirations += n
+            self._refresh_masks()
+        return n
+
+    def flush(self) -> int:
+        n = len(self._lru)
+        for table in self._tables:
+            table.clear()
+        self._lru.clear()
+        self._masks_in_use = ()
+        self.invalidations += n
+        return n
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "entries": len(self._lru),
+            "capacity": self.capacity,
+            "idle_timeout": self.idle_timeout,
+            "hits": self.hits,
+            "misses": self.misses,
+            "bypass": self.bypass,
+            "installs": self.installs,
+            "invalidations": self.invalidations,
+            "evictions": self.evictions,
+            "expirations": self.expirations,
+            "uncacheable": dict(self.uncacheable),
+            "subtables": {MASK_NAMES[m]: len(self._tables[m]) for m in (L2, L3, L4)},
+        }
+
+    def dump(self, now: float, limit: int = 1000) -> list[dict[str, Any]]:
+        rows = []
+        for entry in list(self._lru.values())[-limit:]:
+            rows.append(
+                {
+                    "id": entry.id,
+                    "match": MASK_NAMES[entry.mask],
+                    "key": _describe_key(entry, self.port_index),
+                    "action": entry.summary,
+                    "hits": entry.hits,
+                    "age": round(now - entry.created, 1),
+                    "idle": round(now - entry.last, 1),
+                }
+            )
+        return rows
+
+
+def _describe_key(entry: Entry, port_index: dict[Any, int]) -> str:
+    names = {i: p.name for p, i in port_index.items()}
+    key = entry.key
+    port, vlan, eth = key[0], key[1], key[2]
+    text = f"in {names.get(port, port)} {'untagged' if vlan is None else f'vlan {vlan}'} {mac_str(eth[6:12])} > {mac_str(eth[0:6])}"
+    ethertype = (eth[12] << 8) | eth[13]
+    if ethertype != ETH_P_IP:
+        return f"{text} type {ethertype:#06x}"
+    if entry.mask == L3:
+        return f"{text} ip dst {ip_str(key[3])}"
+    proto = key[3][0]
+    ports = key[5]
+    text += f" ip {ip_str(key[4][0:4])} > {ip_str(key[4][4:8])} proto {proto}"
+    if proto in (IPPROTO_TCP, IPPROTO_UDP):
+        text += f" {int.from_bytes(ports[0:2], 'big')} > {int.from_bytes(ports[2:4], 'big')}"
+    elif proto == IPPROTO_ICMP and ports:
+        text += f" id {int.from_bytes(ports[0:2], 'big')}"
+    return text
+
+
+def _describe_action(entry: Entry, port: Any, vlan: int | None) -> str:
+    parts = []
+    if entry.eth is not None:
+        parts.append(f"eth {mac_str(entry.eth[6:12])} > {mac_str(entry.eth[0:6])}")
+    if entry.ttl_dec:
+        parts.append(f"ttl -{entry.ttl_dec}")
+    if entry.ip_src is not None:
+        parts.append(f"ip src {ip_str(entry.ip_src)}")
+    if entry.ip_dst is not None:
+        parts.append(f"ip dst {ip_str(entry.ip_dst)}")
+    if entry.l4_src is not None:
+        parts.append(f"{'id' if entry.l4_off_src == 4 else 'sport'} {int.from_bytes(entry.l4_src, 'big')}")
+    if entry.l4_dst is not None:
+        parts.append(f"dport {int.from_bytes(entry.l4_dst, 'big')}")
+    if entry.conn is not None:
+        parts.append(f"conntrack #{entry.conn[1].id}")
+    parts.append(f"out {port.name} {'untagged' if vlan is None else f'vlan {vlan}'}")
+    return ", ".join(parts)
+
+
+def now() -> float:
+    return time.monotonic()

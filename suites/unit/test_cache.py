@@ -1,0 +1,359 @@
+"""The datapath cache: hits and misses, invalidation, bounds, and equivalence
+with the slow path (byte-identical output, identical state) under random
+traffic and random table changes."""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.l2 import ARP, Dot1Q, Ether
+
+from gateway.control.commands import handle
+from suites.unit.test_nat import APP_GW, EXT, H1, H2, H3, UP_GW, WEB_GW, nat_rig
+
+# (host MAC, IP, VLAN, gateway MAC) for tenant senders; None VLAN = the uplink.
+SENDERS = {
+    "t1": (H1, "172.16.10.11", 10, WEB_GW),
+    "t2": (H2, "172.16.10.12", 10, WEB_GW),
+    "t3": (H3, "172.16.20.13", 20, APP_GW),
+    "ext": (EXT, "203.0.113.10", None, UP_GW),
+}
+DESTS = [
+    "172.16.10.11",
+    "172.16.10.12",
+    "172.16.20.13",
+    "203.0.113.10",
+    "198.51.100.7",
+    "203.0.113.80",
+    "203.0.113.90",
+    "203.0.113.64",
+    "172.16.10.1",
+    "10.50.1.1",
+]
+
+
+def frame(sender: str, dst: str, l4, ttl: int = 64, bad_csum: bool = False) -> bytes:
+    mac, ip, vlan, gw = SENDERS[sender]
+    eth = Ether(src=mac, dst=gw)
+    if vlan is not None:
+        eth = eth / Dot1Q(vlan=vlan)
+    raw = bytearray(bytes(eth / IP(src=ip, dst=dst, ttl=ttl) / l4))
+    if bad_csum:
+        raw[-len(bytes(IP(src=ip, dst=dst, ttl=ttl) / l4)) + 10] ^= 0x5A
+    return bytes(raw)
+
+
+def send(rig, sender: str, data: bytes):
+    return rig.send("uplink" if SENDERS[sender][2] is None else "trunk", data)
+
+
+def cached_and_plain(max_sessions: int = 1000):
+    a = nat_rig(max_sessions)
+    b = nat_rig(max_sessions)
+    b.dp.cache.enabled = False
+    return a, b
+
+
+# -- behaviour -----------------------------------------------------------------------------
+def test_first_packet_misses_then_hits_for_each_kind_of_flow():
+    rig = nat_rig()
+    c = rig.dp.cache
+    flows = [
+        ("t1", "172.16.20.13", UDP(sport=1000, dport=2000)),  # routed by the DR alone: l3
+        ("t1", "203.0.113.10", UDP(sport=1000, dport=2000)),  # through SR + SNAT: l4
+        ("ext", "203.0.113.80", TCP(sport=5000, dport=8080, flags="A")),  # DNAT, but no SYN: invalid, never cached
+    ]
+    for sender, dst, l4 in flows[:2]:
+        misses, hits = c.misses, c.hits
+        assert send(rig, sender, frame(sender, dst, l4)) is not None
+        assert send(rig, sender, frame(sender, dst, l4)) is None
+        assert (c.misses - misses, c.hits - hits) == (1, 1)
+    assert c.counters()["subtables"] == {"l2": 0, "l3": 1, "l4": 1}
+    rows = handle(rig.dp, {"cmd": "show", "what": "cache"})["result"]["entries"]
+    assert {r["match"] for r in rows} == {"l3", "l4"} and all(r["hits"] == 1 for r in rows)
+    assert any("ip src 203.0.113.6" in r["action"] and "conntrack" in r["action"] for r in rows)
+
+
+def test_cached_output_is_byte_identical_to_slow_path():
+    a, b = cached_and_plain()
+    pkts = [
+        ("t1", "203.0.113.10", UDP(sport=4444, dport=53) / (b"x" * 7)),
+        ("t3", "203.0.113.10", ICMP(id=99, seq=1)),
+        ("t2", "203.0.113.10", UDP(sport=7, dport=8)),  # 1:1
+        ("t1", "172.16.20.13", TCP(sport=1, dport=2, flags="S")),
+        ("t1", "172.16.20.13", TCP(sport=1, dport=2, flags="A") / b"data"),
+    ]
+    for sender, dst, l4 in pkts:
+        for ttl in (64, 9, 3):
+            data = frame(sender, dst, l4, ttl=ttl)
+            send(a, sender, data)
+            send(b, sender, data)
+            for port in ("trunk", "uplink"):
+                assert a.take(port) == b.take(port)
+    assert a.dp.cache.hits > 5
+
+
+def test_route_change_takes_effect_on_next_packet():
+    rig = nat_rig()
+    data = frame("t1", "10.50.1.1", UDP(sport=1, dport=2))
+    send(rig, "t1", data)
+    send(rig, "t1", data)
+    assert len(rig.take("uplink")) == 2 and rig.dp.cache.hits == 1
+    assert handle(
+        rig.dp,
+        {
+            "cmd": "route",
+            "action": "add",
+            "router": "t1",
+            "half": "dr",
+            "prefix": "10.50.0.0/16",
+            "via": "172.16.20.13",
+        },
+    )["ok"]
+    send(rig, "t1", data)
+    assert rig.take("uplink") == []
+    (out,) = [Ether(f) for f in rig.take("trunk")]
+    assert out[Dot1Q].vlan == 20 and out.dst == H3
+    assert rig.dp.cache.invalidations >= 1
+
+
+def test_neighbour_mac_change_takes_effect_on_next_packet():
+    rig = nat_rig()
+    data = frame("t1", "203.0.113.10", UDP(sport=1, dport=2))
+    send(rig, "t1", data)
+    send(rig, "t1", data)
+    assert {Ether(f).dst for f in rig.take("uplink")} == {EXT}
+    new_mac = "02:00:00:00:00:aa"
+    rig.send(
+        "uplink",
+        bytes(
+            Ether(src=new_mac, dst="ff:ff:ff:ff:ff:ff")
+            / ARP(op=2, hwsrc=new_mac, psrc="203.0.113.10", pdst="203.0.113.10")
+        ),
+    )
+    send(rig, "t1", data)
+    assert [Ether(f).dst for f in rig.take("uplink")] == [new_mac]
+
+
+def test_mac_move_takes_effect_on_next_packet():
+    from suites.unit.conftest import EDGE_YAML, Rig
+
+    rig = Rig(
+        EDGE_YAML.replace(
+            "web: {records: [{port: trunk, vlan: 10}]}",
+            "web: {records: [{port: trunk, vlan: 10}, {port: uplink, vlan: 10}]}",
+        )
+    )
+    other = "02:00:00:00:00:77"
+    rig.send("uplink", bytes(Ether(src=other, dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=10) / UDP()))
+    rig.take("trunk")
+    data = bytes(Ether(src=H1, dst=other) / Dot1Q(vlan=10) / IP() / UDP())
+    rig.send("trunk", data)
+    rig.send("trunk", data)
+    assert len(rig.take("uplink")) == 2 and rig.dp.cache.hits == 1
+    # The host moves: it now speaks from the trunk on VLAN 10 ... and frames to it stay on the trunk side.
+    rig.send("trunk", bytes(Ether(src=other, dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=10) / UDP()))
+    rig.take("uplink")
+    rig.send("trunk", data)
+    assert rig.take("uplink") == [] and rig.dp.pipeline.drops().get("l2switch/same-segment") == 1
+
+
+def test_firewall_and_nat_rule_changes_take_effect_on_next_packet():
+    rig = nat_rig()
+    data = frame("t1", "203.0.113.10", UDP(sport=1, dport=53))
+    send(rig, "t1", data)
+    send(rig, "t1", data)
+    assert len(rig.take("uplink")) == 2
+    handle(
+        rig.dp,
+        {
+            "cmd": "firewall",
+            "action": "add",
+            "router": "t1",
+            "position": 0,
+            "rule": {"name": "no-dns", "action": "drop", "proto": "udp", "dport": 53},
+        },
+    )
+    send(rig, "t1", data)
+    assert rig.take("uplink") == [] and rig.drops() == {"sr/fw-drop": 1}
+    handle(rig.dp, {"cmd": "firewall", "action": "del", "router": "t1", "name": "no-dns"})
+    handle(
+        rig.dp,
+        {
+            "cmd": "nat",
+            "action": "add",
+            "router": "t1",
+            "kind": "snat",
+            "rule": {"name": "other-pool", "source": "172.16.10.11/32", "pool": ["203.0.113.99"]},
+        },
+    )
+    send(rig, "t1", data)
+    send(rig, "t1", data)
+    assert [Ether(f)[IP].src for f in rig.take("uplink")] == ["203.0.113.99", "203.0.113.99"]
+
+
+def test_tcp_set_up_and_tear_down_take_the_slow_path():
+    rig = nat_rig()
+    for flags in ("S", "A", "A", "FA", "R"):
+        send(rig, "t1", frame("t1", "172.16.20.13", TCP(sport=9, dport=80, flags=flags)))
+    c = rig.dp.cache
+    assert c.hits == 2, "the SYN's walk installed the flow; both plain ACKs hit"
+    assert c.bypass == 3  # SYN, FIN, RST never look up
+    assert len(rig.take("trunk")) == 5
+
+
+def test_ttl_too_small_for_the_walk_takes_the_slow_path():
+    rig = nat_rig()
+    send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=1, dport=2)))
+    send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=1, dport=2), ttl=2))
+    assert rig.drops() == {"sr/ttl-expired": 1}
+    (err,) = [Ether(f) for f in rig.take("trunk")]
+    assert err[ICMP].type == 11
+
+
+def test_bad_checksum_never_hits():
+    rig = nat_rig()
+    send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=1, dport=2)))
+    send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=1, dport=2), bad_csum=True))
+    assert rig.drops() == {"dr/ip-bad-checksum": 1}
+    assert len(rig.take("uplink")) == 1
+
+
+def test_capacity_bound_with_lru_eviction():
+    rig = nat_rig()
+    rig.dp.cache.capacity = 8
+    for sport in range(20):
+        send(rig, "t1", frame("t1", "172.16.20.13", UDP(sport=1000 + sport, dport=9)))
+    c = rig.dp.cache
+    # DR-only flows match on the destination: one entry however many ports.
+    assert len(c) == 1 and c.hits == 19
+    for sport in range(20):
+        send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=1000 + sport, dport=9)))
+    assert len(c) == 8 and c.evictions == 13
+    send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=1019, dport=9)))
+    assert c.hits == 20, "the most recent flow is still cached"
+
+
+def test_idle_entries_expire():
+    rig = nat_rig()
+    send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=1, dport=2)))
+    assert len(rig.dp.cache) == 1
+    rig.dp.tick(time.monotonic() + rig.dp.cache.idle_timeout + 1)
+    assert len(rig.dp.cache) == 0 and rig.dp.cache.expirations == 1
+
+
+def test_cache_can_be_turned_off_and_flushed_at_run_time():
+    rig = nat_rig()
+    send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=1, dport=2)))
+    assert handle(rig.dp, {"cmd": "cache", "action": "flush"})["result"]["flushed"] == 1
+    assert handle(rig.dp, {"cmd": "cache", "action": "disable"})["ok"]
+    send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=1, dport=2)))
+    send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=1, dport=2)))
+    assert rig.dp.cache.hits == 0 and len(rig.dp.cache) == 0
+    assert handle(rig.dp, {"cmd": "cache", "action": "enable"})["ok"]
+
+
+# -- equivalence -------------------------------------------------------------------------
+l4_strategy = st.one_of(
+    st.builds(
+        lambda s, d, n: UDP(sport=s, dport=d) / (b"u" * n),
+        st.sampled_from([53, 1000, 5353]),
+        st.sampled_from([53, 5353, 9]),
+        st.integers(0, 30),
+    ),
+    st.builds(
+        lambda s, d, f: TCP(sport=s, dport=d, flags=f),
+        st.sampled_from([80, 8080, 4000]),
+        st.sampled_from([80, 8080, 23]),
+        st.sampled_from(["S", "SA", "A", "PA", "FA", "R"]),
+    ),
+    st.builds(lambda i, t: ICMP(type=t, id=i), st.sampled_from([1, 2]), st.sampled_from([8, 0])),
+)
+packet_op = st.tuples(
+    st.just("pkt"),
+    st.sampled_from(sorted(SENDERS)),
+    st.sampled_from(DESTS),
+    l4_strategy,
+    st.sampled_from([64, 64, 64, 3, 2, 1]),
+    st.sampled_from([False, False, False, False, True]),
+    st.integers(1, 4),
+)
+change_op = st.tuples(
+    st.just("change"),
+    st.sampled_from(
+        [
+            {
+                "cmd": "route",
+                "action": "add",
+                "router": "t1",
+                "half": "dr",
+                "prefix": "10.50.0.0/16",
+                "via": "172.16.20.13",
+            },
+            {"cmd": "route", "action": "del", "router": "t1", "half": "dr", "prefix": "10.50.0.0/16"},
+            {
+                "cmd": "firewall",
+                "action": "add",
+                "router": "t1",
+                "position": 0,
+                "rule": {"name": "x", "action": "drop", "proto": "udp", "dport": 53},
+            },
+            {"cmd": "firewall", "action": "del", "router": "t1", "name": "x"},
+            {
+                "cmd": "nat",
+                "action": "add",
+                "router": "t1",
+                "kind": "dnat",
+                "rule": {"name": "y", "public": "203.0.113.80", "proto": "udp", "port": 53, "to": "172.16.10.12"},
+            },
+            {"cmd": "nat", "action": "del", "router": "t1", "name": "y"},
+            "ext-new-mac",
+            "ext-old-mac",
+        ]
+    ),
+)
+
+
+def _state(rig) -> dict:
+    dp = rig.dp
+    now = time.monotonic()
+    strip = ("age", "expires_in", "idle")
+    clean = lambda rows: [{k: v for k, v in r.items() if k not in strip} for r in rows]  # noqa: E731
+    svc = next(r.services for r in dp.model.routers if r.services is not None)
+    return {
+        "drops": dp.pipeline.drops(),
+        "mac": clean(dp.macs.dump(now)),
+        "arp": clean([row for r in dp.model.routers for row in r.arp.dump(now)]),
+        "conntrack": clean(svc.ct.dump(now)),
+        "pools": svc.nat.pool_usage(),
+        "ports": [(p.name, p.rx, p.tx) for p in dp.model.ports.values()],
+    }
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(packet_op, packet_op, packet_op, change_op), min_size=5, max_size=60))
+def test_cache_on_and_off_are_indistinguishable(ops):
+    a, b = cached_and_plain()
+    for op in ops:
+        if op[0] == "pkt":
+            _, sender, dst, l4, ttl, bad, repeat = op
+            data = frame(sender, dst, l4, ttl=ttl, bad_csum=bad)
+            for _ in range(repeat):  # repeats are what the cache serves
+                send(a, sender, data)
+                send(b, sender, data)
+        elif isinstance(op[1], dict):
+            ra, rb = handle(a.dp, op[1]), handle(b.dp, op[1])
+            assert ra["ok"] == rb["ok"]
+        else:
+            mac = "02:00:00:00:00:aa" if op[1] == "ext-new-mac" else EXT
+            arp = bytes(
+                Ether(src=mac, dst=UP_GW) / ARP(op=2, hwsrc=mac, psrc="203.0.113.10", hwdst=UP_GW, pdst="203.0.113.1")
+            )
+            a.send("uplink", arp)
+            b.send("uplink", arp)
+        for port in ("trunk", "uplink"):
+            assert a.take(port) == b.take(port), f"outputs differ on {port} after {op}"
+    assert _state(a) == _state(b)
