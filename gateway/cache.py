@@ -93,7 +93,7 @@ class Effects:
             self.uncacheable = reason
 
 
-def key_for(mask: int, port: int, vlan: int | None, buf: bytearray) -> tuple[Any, ...] | None:
+def key_for(mask: int, port: int, vlan: int | None, buf: bytearray) -> tuple[Any, ...]:
     if mask == L2:
         return (port, vlan, bytes(buf[0:14]))
     if mask == L3:
@@ -127,32 +127,37 @@ def _delta(old: bytes, new: bytes) -> int:
 
 
 class Entry:
+    """A cached flow: its key, its composed action, what it depends on."""
+
     __slots__ = (
-        "id",
-        "key",
-        "mask",
-        "deps",
-        "eth",
-        "ttl_dec",
-        "ip_src",
-        "ip_dst",
-        "l4_off_src",
-        "l4_src",
-        "l4_dst",
-        "ip_delta",
-        "l4_delta",
-        "l4_csum",
-        "udp",
-        "out_port",
-        "out_tag",
-        "conn",
-        "conn_dir",
-        "mac_touch",
-        "hits",
-        "created",
-        "last",
-        "summary",
+        "id", "key", "mask", "deps", "eth", "ttl_dec", "ip_src", "ip_dst", "l4_off_src", "l4_src", "l4_dst",
+        "ip_delta", "l4_delta", "l4_csum", "udp", "out_port", "out_tag", "conn", "conn_dir", "mac_touch",
+        "hits", "created", "last", "summary",
     )
+    id: int
+    key: tuple[Any, ...]
+    mask: int
+    deps: list[tuple[Any, str, Any]]
+    eth: bytes | None  # new destination + source MAC
+    ttl_dec: int  # routers crossed
+    ip_src: bytes | None
+    ip_dst: bytes | None
+    l4_off_src: int  # 0 for a TCP/UDP source port, 4 for an ICMP echo identifier
+    l4_src: bytes | None
+    l4_dst: bytes | None
+    ip_delta: int  # one's-complement change of the IPv4 header checksum
+    l4_delta: int  # ... of the TCP/UDP/ICMP checksum
+    l4_csum: int  # offset of that checksum in the L4 header
+    udp: bool
+    out_port: Any
+    out_tag: bytes | None
+    conn: Any  # (conntrack table, entry) to touch
+    conn_dir: int
+    mac_touch: Any
+    hits: int
+    created: float
+    last: float
+    summary: str
 
     def apply(self, buf: bytearray, now: float) -> bytes | bytearray:
         """Rewrite ``buf`` in place as the stages would have; return the frame to send."""
