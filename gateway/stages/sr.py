@@ -159,7 +159,9 @@ class ServiceRouter(RouterStage):
                 snat_rule.hits += 1
         # An echo identifier is both "ports" of an ICMP tuple: a translated one is too.
         reply = (proto, dst, new_sport if proto == IPPROTO_ICMP else dport, new_src, new_sport)
-        if svc.ct.taken(reply) or svc.ct.taken(t):
+        # reply == t: a host reaching itself through its own 1:1 address; both
+        # directions would look the same, so it cannot be tracked.
+        if reply == t or svc.ct.taken(reply) or svc.ct.taken(t):
             if snat_rule is not None:
                 svc.nat.release_port(proto, new_src, new_sport, snat_rule)
             return self.drop(pkt, "ct-clash", tuple_str(reply))
