@@ -130,9 +130,30 @@ class Entry:
     """A cached flow: its key, its composed action, what it depends on."""
 
     __slots__ = (
-        "id", "key", "mask", "deps", "eth", "ttl_dec", "ip_src", "ip_dst", "l4_off_src", "l4_src", "l4_dst",
-        "ip_delta", "l4_delta", "l4_csum", "udp", "out_port", "out_tag", "conn", "conn_dir", "mac_touch",
-        "hits", "created", "last", "summary",
+        "id",
+        "key",
+        "mask",
+        "deps",
+        "eth",
+        "ttl_dec",
+        "ip_src",
+        "ip_dst",
+        "l4_off_src",
+        "l4_src",
+        "l4_dst",
+        "ip_delta",
+        "l4_delta",
+        "l4_csum",
+        "udp",
+        "out_port",
+        "out_tag",
+        "conn",
+        "conn_dir",
+        "mac_touch",
+        "hits",
+        "created",
+        "last",
+        "summary",
     )
     id: int
     key: tuple[Any, ...]
@@ -202,6 +223,7 @@ class Cache:
         self._tables: list[dict[tuple[Any, ...], Entry]] = [{}, {}, {}]
         self._lru: OrderedDict[int, Entry] = OrderedDict()
         self._masks_in_use: tuple[int, ...] = ()
+        self._l2_only: tuple[int, ...] = ()
         self._ids = 0
         self.hits = 0
         self.misses = 0
@@ -222,6 +244,7 @@ class Cache:
         n = len(buf)
         if n < 14:
             return None
+        masks = self._masks_in_use
         if buf[12] == 0x08 and buf[13] == 0x00:
             # IPv4: only option-less, unfragmented, valid headers are looked up.
             if n < 34 or buf[14] != 0x45:
@@ -242,9 +265,11 @@ class Cache:
                 return None
             if n > 14 + total:
                 del buf[14 + total :]  # Ethernet padding, as the router stages trim it
+        else:
+            masks = self._l2_only  # the l3/l4 keys read IPv4 fields
         pidx = self.port_index.get(port)
         tables = self._tables
-        for mask in self._masks_in_use:
+        for mask in masks:
             key = key_for(mask, pidx, vlan, buf)  # type: ignore[arg-type]
             entry = tables[mask].get(key)  # type: ignore[arg-type]
             if entry is None:
@@ -357,6 +382,7 @@ class Cache:
     def _refresh_masks(self) -> None:
         # Most specific first: a 5-tuple flow is the common case on an edge.
         self._masks_in_use = tuple(m for m in (L4, L3, L2) if self._tables[m])
+        self._l2_only = (L2,) if self._tables[L2] else ()
 
     # -- maintenance ------------------------------------------------------------------------
     def expire(self, now: float) -> int:
@@ -378,6 +404,7 @@ class Cache:
             table.clear()
         self._lru.clear()
         self._masks_in_use = ()
+        self._l2_only = ()
         self.invalidations += n
         return n
 

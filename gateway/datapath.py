@@ -77,10 +77,16 @@ class Datapath:
         traced = bool(self.trace_budget)
         summary = describe(frame) if traced else ""
         if cache.enabled:
-            entry = cache.lookup(port, vlan, frame)
+            entry = None
+            try:
+                entry = cache.lookup(port, vlan, frame)
+                if entry is not None:
+                    flags = frame[47] if len(frame) > 47 and frame[23] == 6 else 0
+                    out = cache.hit(entry, frame, time.monotonic(), len(frame) - 14, flags)
+            except Exception:  # noqa: BLE001 - a bug costs this packet, never the daemon
+                self.pipeline.report_internal_error("cache", None)
+                return None
             if entry is not None:
-                flags = frame[47] if frame[23] == 6 and len(frame) > 47 else 0
-                out = cache.hit(entry, frame, time.monotonic(), len(frame) - 14, flags)
                 entry.out_port.send(out)
                 if traced:
                     self.trace_budget -= 1
@@ -103,9 +109,13 @@ class Datapath:
             pkt.trace = ["cache: miss" if fx is not None else "cache: disabled"]
         self.pipeline.run(pkt)
         if fx is not None and pkt.drop_reason is None:
-            entry = cache.install(pkt, fx, time.monotonic())
-            if traced and entry is not None:
-                pkt.trace.append(f"cache: installed entry #{entry.id} ({entry.summary})")  # type: ignore[union-attr]
+            try:
+                installed = cache.install(pkt, fx, time.monotonic())
+            except Exception:  # noqa: BLE001 - the packet already left; the flow stays uncached
+                self.pipeline.report_internal_error("cache install", None)
+                installed = None
+            if traced and installed is not None:
+                pkt.trace.append(f"cache: installed entry #{installed.id} ({installed.summary})")  # type: ignore[union-attr]
         if traced:
             self.traces.append(self._trace_record(pkt, summary))
         return pkt

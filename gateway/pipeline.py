@@ -79,13 +79,18 @@ class Pipeline:
                 stage.packets += 1
                 name = stage.process(pkt)
         except Exception:  # noqa: BLE001 - see module docstring
-            self.internal_errors += 1
+            self.report_internal_error(name, pkt)
+
+    def report_internal_error(self, where: str, pkt: Packet | None) -> None:
+        """Count a bug that cost one packet; print the first few tracebacks."""
+        self.internal_errors += 1
+        if pkt is not None:
             pkt.drop_reason = "pipeline/internal-error"
             if pkt.trace is not None:
-                pkt.trace.append(f"{name}: internal error: {traceback.format_exc(limit=1).strip()}")
-            if self.internal_errors <= _REPORTED_ERRORS:
-                print(f"gateway: internal error in stage {name} (packet dropped):", file=sys.stderr)
-                traceback.print_exc()
+                pkt.trace.append(f"{where}: internal error: {traceback.format_exc(limit=1).strip()}")
+        if self.internal_errors <= _REPORTED_ERRORS:
+            print(f"gateway: internal error in {where} (packet dropped):", file=sys.stderr)
+            traceback.print_exc()
 
     def drops(self) -> dict[str, int]:
         out = {f"{s.name}/{r}": n for s in self.stages.values() for r, n in s.drops.items() if n}

@@ -11,7 +11,7 @@ show       what: ports | instances | mac | arp | fib | counters | drops | traces
                  | nat | conntrack | firewall   (router: NAME, optional)
 trace      action: start (count) | show | clear | inject (port, frame: hex)
 route      action: add | del, router, half: dr | sr, prefix, via (add only)
-cache      action: enable | disable | flush
+cache      action: enable | disable | flush | set (capacity, idle_timeout)
 nat        action: add (router, kind: snat | dnat | one_to_one, rule: {...}) | del (router, name)
 firewall   action: add (router, rule: {...}, position) | del (router, name)
 =========  ==========================================================================
@@ -244,8 +244,18 @@ def _cache(dp: Datapath, req: dict[str, Any]) -> Any:
         dp.cache.flush()
     elif action == "flush":
         return {"flushed": dp.cache.flush()}
+    elif action == "set":
+        capacity = req.get("capacity", dp.cache.capacity)
+        idle = req.get("idle_timeout", dp.cache.idle_timeout)
+        if not isinstance(capacity, int) or isinstance(capacity, bool) or not 1 <= capacity <= 10_000_000:
+            raise CommandError(f"capacity must be an integer in 1..10000000, got {capacity!r}")
+        if not isinstance(idle, (int, float)) or isinstance(idle, bool) or idle < 0.1:
+            raise CommandError(f"idle_timeout must be a number >= 0.1, got {idle!r}")
+        dp.cache.capacity, dp.cache.idle_timeout = capacity, float(idle)
+        dp.cache.flush()
+        return {"capacity": capacity, "idle_timeout": float(idle)}
     else:
-        raise CommandError(f"unknown cache action {action!r}; choose enable, disable or flush")
+        raise CommandError(f"unknown cache action {action!r}; choose enable, disable, flush or set")
     return {"enabled": dp.cache.enabled}
 
 

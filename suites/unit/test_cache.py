@@ -245,6 +245,17 @@ def test_idle_entries_expire():
     assert len(rig.dp.cache) == 0 and rig.dp.cache.expirations == 1
 
 
+def test_short_non_ip_frames_with_l4_entries_in_use():
+    """Regression: the l3/l4 keys read IPv4 fields; a short ARP frame must not reach them."""
+    rig = nat_rig()
+    send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=1, dport=2)))
+    assert rig.dp.cache.counters()["subtables"]["l4"] == 1
+    rig.send("trunk", bytes(Ether(src=H1, dst=WEB_GW) / Dot1Q(vlan=10, type=0x0806)) + b"\x00\x01\x08\x00")
+    rig.send("trunk", bytes(Ether(src=H1, dst=WEB_GW) / Dot1Q(vlan=10, type=0x0800)) + b"\x45")
+    assert rig.dp.pipeline.internal_errors == 0
+    assert rig.drops() == {"dr/arp-truncated": 1, "dr/ip-truncated": 1}
+
+
 def test_cache_can_be_turned_off_and_flushed_at_run_time():
     rig = nat_rig()
     send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=1, dport=2)))
@@ -280,6 +291,13 @@ packet_op = st.tuples(
     st.sampled_from([64, 64, 64, 3, 2, 1]),
     st.sampled_from([False, False, False, False, True]),
     st.integers(1, 4),
+)
+garbage_op = st.tuples(
+    st.just("raw"),
+    st.sampled_from(["trunk", "uplink"]),
+    st.binary(min_size=14, max_size=60),
+    st.sampled_from([WEB_GW, UP_GW, "ff:ff:ff:ff:ff:ff"]),
+    st.sampled_from([0x0800, 0x0806, 0x86DD]),
 )
 change_op = st.tuples(
     st.just("change"),
@@ -334,7 +352,7 @@ def _state(rig) -> dict:
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.one_of(packet_op, packet_op, packet_op, change_op), min_size=5, max_size=60))
+@given(st.lists(st.one_of(packet_op, packet_op, packet_op, change_op, garbage_op), min_size=5, max_size=60))
 def test_cache_on_and_off_are_indistinguishable(ops):
     a, b = cached_and_plain()
     for op in ops:
@@ -344,6 +362,18 @@ def test_cache_on_and_off_are_indistinguishable(ops):
             for _ in range(repeat):  # repeats are what the cache serves
                 send(a, sender, data)
                 send(b, sender, data)
+        elif op[0] == "raw":
+            _, port, junk, dst, ethertype = op
+            vlan = b"\x81\x00\x00\x0a" if port == "trunk" else b""
+            data = (
+                bytes.fromhex(dst.replace(":", ""))
+                + bytes.fromhex(H1.replace(":", ""))
+                + vlan
+                + ethertype.to_bytes(2, "big")
+                + junk
+            )
+            a.send(port, data)
+            b.send(port, data)
         elif isinstance(op[1], dict):
             ra, rb = handle(a.dp, op[1]), handle(b.dp, op[1])
             assert ra["ok"] == rb["ok"]
@@ -357,3 +387,4 @@ def test_cache_on_and_off_are_indistinguishable(ops):
         for port in ("trunk", "uplink"):
             assert a.take(port) == b.take(port), f"outputs differ on {port} after {op}"
     assert _state(a) == _state(b)
+    assert a.dp.pipeline.internal_errors == b.dp.pipeline.internal_errors == 0
