@@ -368,6 +368,96 @@ class NatKeywords:
             self.ctx.lab.gateway(gw).request({"cmd": kind, "action": "del", "router": "t1", "name": name})
 
 
+class CacheKeywords:
+    """The reference gateway's datapath cache (needs a DUT with cache counters)."""
+
+    def __init__(self, ctx: _Context) -> None:
+        self.ctx = ctx
+        self.before: dict[str, Any] = {}
+        self.received: list[Any] = []
+
+    def _counters(self, gw: str) -> dict[str, Any]:
+        return dict(self.ctx.lab.gateway(gw).show("cache")["counters"])
+
+    @keyword("the cache of ${gw:[\\w-]+} is flushed and its counters noted")
+    def flush_and_note(self, gw: str) -> None:
+        self.ctx.lab.gateway(gw).request({"cmd": "cache", "action": "flush"})
+        self.before[gw] = self._counters(gw)
+
+    @keyword("${gw:[\\w-]+} served at least ${n:\\d+} packets from its cache")
+    def served(self, gw: str, n: str) -> None:
+        c = self._counters(gw)
+        hits = c["hits"] - self.before[gw]["hits"]
+        logger.info(f"cache counters {c}")
+        if hits < int(n):
+            raise AssertionError(f"{hits} cache hits, expected at least {n}")
+
+    @keyword("${gw:[\\w-]+} sent at least ${n:\\d+} packets through the stages")
+    def slow_path(self, gw: str, n: str) -> None:
+        c = self._counters(gw)
+        slow = (c["misses"] - self.before[gw]["misses"]) + (c["bypass"] - self.before[gw]["bypass"])
+        if slow < int(n):
+            raise AssertionError(f"{slow} packets took the slow path, expected at least {n}: {c}")
+
+    @keyword("${gw:[\\w-]+} caches at most ${n:\\d+} flows")
+    def capacity(self, gw: str, n: str) -> None:
+        self.ctx.lab.gateway(gw).request({"cmd": "cache", "action": "set", "capacity": int(n), "idle_timeout": 30})
+
+    @keyword("${gw:[\\w-]+} holds at most ${n:\\d+} cache entries and evicted the rest")
+    def holds(self, gw: str, n: str) -> None:
+        c = self._counters(gw)
+        logger.info(f"cache counters {c}")
+        if c["entries"] > int(n) or c["evictions"] - self.before[gw]["evictions"] <= 0:
+            raise AssertionError(f"cache counters {c}")
+
+    @keyword("${gw:[\\w-]+} gets a route to ${prefix:[\\d./]+} via ${host:[\\w-]+}")
+    def add_route(self, gw: str, prefix: str, host: str) -> None:
+        self.ctx.lab.gateway(gw).request(
+            {
+                "cmd": "route",
+                "action": "add",
+                "router": "t1",
+                "half": "dr",
+                "prefix": prefix,
+                "via": self.ctx.resolve(host),
+            }
+        )
+
+    @keyword("${gw:[\\w-]+} loses its route to ${prefix:[\\d./]+}")
+    def del_route(self, gw: str, prefix: str) -> None:
+        self.ctx.lab.gateway(gw).request(
+            {"cmd": "route", "action": "del", "router": "t1", "half": "dr", "prefix": prefix}
+        )
+
+    @keyword("${src:[\\w-]+} sends ${n:\\d+} marked datagrams to ${dst:[\\d.]+} while ${watcher:[\\w-]+} captures")
+    def send_marked(self, src: str, n: str, dst: str, watcher: str) -> None:
+        from scapy.layers.inet import IP, UDP
+
+        plan = self.ctx.plan
+        host = plan["hosts"][src]
+        gw_mac = next(
+            p["mac"]
+            for r in plan["gateways"]["edge1"]["config"]["routers"]
+            for p in r["dr"]["ports"]
+            if p["instance"] == host["instance"]
+        )
+        marker = b"edgelab-robot-marked"
+        frame = (
+            Ether(src=host["mac"], dst=gw_mac)
+            / IP(src=self.ctx.resolve(src), dst=dst)
+            / UDP(sport=3333, dport=4444)
+            / Raw(marker)
+        )
+        with traffic.capture(self.ctx.lab.host(watcher), seconds=5) as cap:
+            traffic.send(self.ctx.lab.host(src), [frame] * int(n), gap_ms=20)
+        self.received = [f for f in cap.frames if marker in bytes(f)]
+
+    @keyword("${n:\\d+} of them arrived")
+    def arrived(self, n: str) -> None:
+        if len(self.received) != int(n):
+            raise AssertionError(f"{len(self.received)} arrived, expected {n}")
+
+
 class EdgelabLibrary(DynamicCore):
     """Keywords for edgelab acceptance suites.  Import with ``dut=NAME`` (default reference)."""
 
@@ -375,4 +465,6 @@ class EdgelabLibrary(DynamicCore):
 
     def __init__(self, dut: str = "reference") -> None:
         ctx = _Context(dut)
-        super().__init__([TopologyKeywords(ctx), TrafficKeywords(ctx), GatewayKeywords(ctx), NatKeywords(ctx)])
+        super().__init__(
+            [TopologyKeywords(ctx), TrafficKeywords(ctx), GatewayKeywords(ctx), NatKeywords(ctx), CacheKeywords(ctx)]
+        )
