@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from topologies import edge_basic
+from topologies import bench, edge_basic
 
-_MODULES: dict[str, ModuleType] = {m.NAME: m for m in (edge_basic,)}
+_MODULES: dict[str, ModuleType] = {m.NAME: m for m in (edge_basic, bench)}
 
 
 class TopologyError(Exception):

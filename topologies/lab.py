@@ -131,6 +131,16 @@ class Lab:
             probe = self.net.get(name)  # type: ignore[union-attr]
             run(probe, ["ip", "addr", "flush", "dev", probe.defaultIntf().name])
 
+    def stop_gateway(self, name: str) -> None:
+        """Stop the gateway software on ``name`` (the node and its links stay)."""
+        if name in self._gateways:
+            self.driver.stop(name)
+            del self._gateways[name]
+
+    def start_gateway(self, name: str) -> Any:
+        self._gateways[name] = self.driver.start(name)
+        return self._gateways[name]
+
     # -- accessors ---------------------------------------------------------------------
     def host(self, name: str) -> Any:
         if self.net is None or name not in self.net:

@@ -34,6 +34,8 @@ PACKET_IGNORE_OUTGOING = 23
 PACKET_OUTGOING = 4
 TP_STATUS_VLAN_VALID = 0x10
 ETH_P_ALL = 0x0003
+SO_SNDBUFFORCE = 32
+SO_RCVBUFFORCE = 33
 _AUX = struct.Struct("IIIHHHH")
 _AUX_SPACE = socket.CMSG_SPACE(_AUX.size)
 MAX_FRAME = 65535 + 18
@@ -89,7 +91,7 @@ def prepare(ifname: str) -> None:
 
 
 class AfPacket:
-    def __init__(self, ifname: str, rcvbuf: int = 4 << 20) -> None:
+    def __init__(self, ifname: str, rcvbuf: int = 16 << 20) -> None:
         self.ifname = ifname
         try:
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
@@ -104,11 +106,16 @@ class AfPacket:
             self._skip_outgoing = True
         ifindex = socket.if_nametoindex(ifname)
         sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b""))
-        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        # Bigger buffers absorb bursts and scheduling hiccups of a userspace datapath.
+        # The *FORCE variants pass net.core.rmem_max (root may); else fall back.
+        for force, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
             try:
-                sock.setsockopt(socket.SOL_SOCKET, opt, rcvbuf)
+                sock.setsockopt(socket.SOL_SOCKET, force, rcvbuf)
             except OSError:
-                pass
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, plain, rcvbuf)
+                except OSError:
+                    pass
         sock.setblocking(False)
         self.sock = sock
         self.rx_dropped = 0

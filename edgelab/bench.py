@@ -1,0 +1,282 @@
+"""``edgelab bench forwarding``: the kernel, the reference gateway without and
+with its cache, the same traffic, one run.
+
+Method (on the ``bench`` topology: gen -> dut -> sink):
+
+- configurations, in this order on the same veths: (a) ``kernel`` — the dut
+  node as a plain Linux router, same addresses and MACs; (b) ``uncached`` —
+  the reference gateway with its cache disabled; (c) ``cached`` — the same
+  daemon with the cache enabled;
+- traffic: 64-byte UDP frames from trafgen (one CPU), ``many`` flows (250
+  destinations x 1024 source ports) and ``few`` flows (4 destinations);
+- for each configuration and traffic: the highest delivered rate (trafgen
+  unthrottled for ``--seconds``, frames counted on the sink's interface), the
+  highest rate with no loss (binary search on trafgen's rate, loss at most
+  ``--loss`` of what was sent), and the p50/p99 round-trip time of a ping
+  probe flow through the dut (idle);
+- output: a table, ``results/bench-forwarding.json``, a PNG plot, and the
+  ratios cached/uncached and cached/kernel last.
+
+Both cores are shared by trafgen, the kernel's forwarding and the daemon:
+only ratios within one run mean anything; absolute numbers move between runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+CONFIGS = ("kernel", "uncached", "cached")
+FLOWS = {
+    "many": "ipv4(sa=192.0.2.2, da=203.0.113.1, da[3]=dinc(1, 250), ttl=64), udp(sp=dinc(1024, 2047), dp=9)",
+    "few": "ipv4(sa=192.0.2.2, da=203.0.113.1, da[3]=dinc(1, 4), ttl=64), udp(sp=5000, dp=9)",
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, lab: Any, seconds: float, loss: float, search_steps: int) -> None:
+        from topologies.nodes import run
+
+        self.lab = lab
+        self.run = run
+        self.seconds = seconds
+        self.loss = loss
+        self.search_steps = search_steps
+        self.gen = lab.host("gen")
+        self.sink = lab.host("sink")
+        self.dut = lab.host("dut")
+        self.gen_if = lab.intf_towards("gen", "dut")
+        self.sink_if = lab.intf_towards("sink", "dut")
+        plan = lab.plan
+        self.dut_mac = plan["gateways"]["dut"]["kernel"]["interfaces"]["dut-eth0"]["mac"]
+        self.cfg_dir = Path(lab.rundir)
+
+    # -- counters and traffic ----------------------------------------------------------
+    def _count(self, node: Any, ifname: str, key: str) -> int:
+        out = self.run(node, ["ip", "-s", "-j", "link", "show", ifname]).stdout
+        stats = json.loads(out)[0]["stats64"]
+        return int(stats[key]["packets"])
+
+    def _trafgen_cfg(self, flows: str) -> Path:
+        path = self.cfg_dir / f"trafgen-{flows}.cfg"
+        gen_mac = self.lab.plan["hosts"]["gen"]["mac"]
+        # 64-byte frames on the wire: 14 + 20 + 8 + 18 bytes of payload (+ 4 FCS the veth does not carry).
+        path.write_text(f"{{ eth(da={self.dut_mac}, sa={gen_mac}), {FLOWS[flows]}, fill(0x00, 18) }}\n")
+        return path
+
+    def trial(self, flows: str, rate_pps: float | None) -> dict[str, float]:
+        """Offer traffic for ``seconds``; return sent/received packets and rates."""
+        cfg = self._trafgen_cfg(flows)
+        argv = [
+            "timeout",
+            "-s",
+            "INT",
+            f"{self.seconds}",
+            "trafgen",
+            "-o",
+            self.gen_if,
+            "-i",
+            str(cfg),
+            "--cpus",
+            "1",
+            "-q",
+        ]
+        if rate_pps is not None:
+            argv += ["-b", f"{int(max(rate_pps, 1))}pps"]
+        sent0 = self._count(self.gen, self.gen_if, "tx")
+        recv0 = self._count(self.sink, self.sink_if, "rx")
+        res = self.run(self.gen, argv, check=False, timeout=self.seconds + 30)
+        if res.returncode not in (0, 124, 130) and "trafgen" not in res.stdout + res.stderr:
+            raise RuntimeError(f"trafgen failed (exit {res.returncode}): {res.stderr.strip()}")
+        time.sleep(0.5)  # let queued frames drain through the dut
+        sent = self._count(self.gen, self.gen_if, "tx") - sent0
+        recv = self._count(self.sink, self.sink_if, "rx") - recv0
+        return {
+            "offered_pps": rate_pps or 0.0,
+            "sent": sent,
+            "received": recv,
+            "sent_pps": sent / self.seconds,
+            "delivered_pps": recv / self.seconds,
+            "loss": 0.0 if sent == 0 else max(0.0, (sent - recv) / sent),
+        }
+
+    def no_loss_rate(self, flows: str, ceiling: float) -> dict[str, Any]:
+        lo, hi = 0.0, ceiling
+        best: dict[str, float] | None = None
+        trials = []
+        for _ in range(self.search_steps):
+            mid = (lo + hi) / 2
+            t = self.trial(flows, mid)
+            trials.append(t)
+            if t["loss"] <= self.loss:
+                lo, best = mid, t
+            else:
+                hi = mid
+        return {"pps": best["delivered_pps"] if best else 0.0, "trials": trials}
+
+    def latency(self) -> dict[str, float]:
+        res = self.run(
+            self.gen, ["ping", "-n", "-i", "0.005", "-c", "200", "-W", "1", "198.51.100.2"], check=False, timeout=60
+        )
+        rtts = [float(x) for x in re.findall(r"time=([\d.]+) ms", res.stdout)]
+        if len(rtts) < 10:
+            return {"p50_ms": float("nan"), "p99_ms": float("nan"), "replies": len(rtts)}
+        rtts.sort()
+        return {
+            "p50_ms": statistics.median(rtts),
+            "p99_ms": rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))],
+            "replies": len(rtts),
+        }
+
+    def measure(self, config: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        # Warm-up: ARP resolved, flows installed where a cache exists.
+        self.run(self.gen, ["ping", "-n", "-c", "2", "-i", "0.2", "198.51.100.2"], check=False)
+        for flows in FLOWS:
+            log(f"{config}: {flows} flows: highest delivered rate ...")
+            self.trial(flows, 20000)  # warm the flows at a modest rate
+            top = self.trial(flows, None)
+            log(
+                f"{config}: {flows} flows: delivered {top['delivered_pps'] / 1000:.1f} kpps of {top['sent_pps'] / 1000:.1f} kpps sent; searching the no-loss rate ..."
+            )
+            nl = self.no_loss_rate(flows, max(top["sent_pps"], 1.0))
+            log(f"{config}: {flows} flows: no-loss {nl['pps'] / 1000:.1f} kpps")
+            out[flows] = {"max": top, "no_loss": nl}
+        out["latency"] = self.latency()
+        log(f"{config}: ping p50 {out['latency']['p50_ms']:.3f} ms, p99 {out['latency']['p99_ms']:.3f} ms")
+        return out
+
+    # -- switching the dut between configurations --------------------------------------
+    def as_kernel(self) -> None:
+        self.lab.stop_gateway("dut")
+        spec = self.lab.plan["gateways"]["dut"]["kernel"]
+        for ifname, conf in spec["interfaces"].items():
+            self.run(self.dut, ["ip", "link", "set", ifname, "address", conf["mac"]])
+            self.run(self.dut, ["ip", "addr", "add", conf["ip"], "dev", ifname])
+            self.run(self.dut, ["ip", "link", "set", ifname, "up"])
+        for prefix, via in spec["routes"].items():
+            self.run(self.dut, ["ip", "route", "replace", prefix, "via", via])
+        self.run(self.dut, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        self._flush_neighbours()
+
+    def as_gateway(self) -> Any:
+        spec = self.lab.plan["gateways"]["dut"]["kernel"]
+        self.run(self.dut, ["sysctl", "-qw", "net.ipv4.ip_forward=0"])
+        for ifname in spec["interfaces"]:
+            self.run(self.dut, ["ip", "addr", "flush", "dev", ifname])
+        self._flush_neighbours()
+        return self.lab.start_gateway("dut")
+
+    def _flush_neighbours(self) -> None:
+        for node in (self.gen, self.sink):
+            self.run(node, ["ip", "neigh", "flush", "all"], check=False)
+
+
+def plot(results: dict[str, Any], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is not installed: no plot (pip install matplotlib)")
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, flows in zip(axes, FLOWS, strict=True):
+        xs = range(len(CONFIGS))
+        top = [results[c][flows]["max"]["delivered_pps"] / 1000 for c in CONFIGS]
+        nl = [results[c][flows]["no_loss"]["pps"] / 1000 for c in CONFIGS]
+        ax.bar([x - 0.2 for x in xs], top, width=0.4, label="highest delivered")
+        ax.bar([x + 0.2 for x in xs], nl, width=0.4, label="no loss")
+        ax.set_xticks(list(xs), CONFIGS)
+        ax.set_title(f"{flows} flows, 64-byte UDP")
+        ax.set_ylabel("kpps")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return True
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = [("config", "flows", "max kpps", "sent kpps", "no-loss kpps", "p50 ms", "p99 ms")]
+    for c in CONFIGS:
+        for flows in FLOWS:
+            r = results[c][flows]
+            lat = results[c]["latency"]
+            rows.append(
+                (
+                    c,
+                    flows,
+                    f"{r['max']['delivered_pps'] / 1000:.1f}",
+                    f"{r['max']['sent_pps'] / 1000:.1f}",
+                    f"{r['no_loss']['pps'] / 1000:.1f}",
+                    f"{lat['p50_ms']:.3f}",
+                    f"{lat['p99_ms']:.3f}",
+                )
+            )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(v.rjust(w) if i > 1 else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
+        for r in rows
+    )
+
+
+def ratios(results: dict[str, Any]) -> list[str]:
+    out = []
+    for flows in FLOWS:
+        for metric, get in (("max", lambda r: r["max"]["delivered_pps"]), ("no-loss", lambda r: r["no_loss"]["pps"])):
+            k, u, c = (get(results[x][flows]) for x in CONFIGS)
+            cu = c / u if u else float("inf")
+            ck = c / k if k else float("inf")
+            out.append(f"{flows:4} flows {metric:7}: cached/uncached = {cu:5.2f}x   cached/kernel = {ck:5.2f}x")
+    return out
+
+
+def main(seconds: float = 2.0, loss: float = 0.001, steps: int = 6, out_dir: str = "results") -> int:
+    import topologies
+
+    outp = Path(out_dir)
+    outp.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+    t0 = time.monotonic()
+    with topologies.start("bench", dut="reference") as lab:
+        bench = Bench(lab, seconds, loss, steps)
+        bench.as_kernel()
+        results["kernel"] = bench.measure("kernel")
+        gw = bench.as_gateway()
+        gw.request({"cmd": "cache", "action": "disable"})
+        results["uncached"] = bench.measure("uncached")
+        gw.request({"cmd": "cache", "action": "enable"})
+        results["cached"] = bench.measure("cached")
+        results["cache_counters"] = gw.show("cache")["counters"]
+    meta = {
+        "seconds_per_trial": seconds,
+        "loss_tolerance": loss,
+        "search_steps": steps,
+        "frame": "64-byte UDP (60 on the veth, no FCS)",
+        "generator": "trafgen --cpus 1",
+        "duration_s": round(time.monotonic() - t0, 1),
+    }
+    report = {"meta": meta, "results": results}
+    (outp / "bench-forwarding.json").write_text(json.dumps(report, indent=2))
+    plotted = plot(results, outp / "bench-forwarding.png")
+    print()
+    print(table(results))
+    print()
+    print(
+        f"no loss = at most {loss:.1%} of sent frames lost; {seconds:.0f} s per trial; latency = ping through the dut, idle"
+    )
+    print(f"written: {outp / 'bench-forwarding.json'}" + (f", {outp / 'bench-forwarding.png'}" if plotted else ""))
+    print()
+    for line in ratios(results):
+        print(line)
+    return 0

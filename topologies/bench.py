@@ -1,0 +1,110 @@
+"""bench: a traffic generator, one gateway, a sink — for forwarding benchmarks.
+
+::
+
+    gen ──── dut ──── sink
+    192.0.2.0/24   198.51.100.0/24      flows to 203.0.113.0/24 are routed via sink
+
+- ``gen`` runs trafgen (64-byte UDP at line rate or at a set rate).
+- ``dut`` is the gateway under test: the reference gateway (instances
+  ``left``/``right``, untagged; one router whose DR routes 203.0.113.0/24 to
+  the sink) or, for the kernel baseline, the same node as a plain Linux
+  router on the same veths, same addresses and MACs (``kernel`` below).
+- ``sink`` counts what arrives (its interface counters); it owns
+  198.51.100.2 and answers ARP, nothing else.
+
+Many flows: destinations 203.0.113.1-250 and 1024 source ports; few flows:
+4 destinations, one source port.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mininet.topo import Topo
+
+NAME = "bench"
+
+DUT_LEFT_MAC = "02:00:00:bb:00:01"
+DUT_RIGHT_MAC = "02:00:00:bb:00:02"
+
+PLAN: dict[str, Any] = {
+    "name": NAME,
+    "description": "traffic generator, gateway, sink: forwarding benchmarks",
+    "hosts": {
+        "gen": {
+            "ip": "192.0.2.2/24",
+            "gw": "192.0.2.1",
+            "vlan": None,
+            "instance": "left",
+            "node": "dut",
+            "mac": "02:00:00:aa:00:02",
+        },
+        "sink": {
+            "ip": "198.51.100.2/24",
+            "gw": "198.51.100.1",
+            "vlan": None,
+            "instance": "right",
+            "node": "dut",
+            "mac": "02:00:00:cc:00:02",
+        },
+    },
+    "flows_prefix": "203.0.113.0/24",
+    "gateways": {
+        "dut": {
+            "ports": {
+                "left": {"ifname": "dut-eth0", "peer": "gen", "role": "tenant"},
+                "right": {"ifname": "dut-eth1", "peer": "sink", "role": "uplink"},
+            },
+            "mgmt_ip": None,
+            "config": {
+                "node": "dut",
+                "ports": {
+                    "left": {"ifname": "dut-eth0", "role": "tenant"},
+                    "right": {"ifname": "dut-eth1", "role": "tenant"},
+                },
+                "instances": {
+                    "left": {"records": [{"port": "left", "vlan": None}]},
+                    "right": {"records": [{"port": "right", "vlan": None}]},
+                },
+                "routers": [
+                    {
+                        "name": "r1",
+                        "tlr_id": 1,
+                        "dr": {
+                            "ports": [
+                                {"instance": "left", "ip": "192.0.2.1/24", "mac": DUT_LEFT_MAC},
+                                {"instance": "right", "ip": "198.51.100.1/24", "mac": DUT_RIGHT_MAC},
+                            ],
+                            "routes": [{"prefix": "203.0.113.0/24", "via": "198.51.100.2"}],
+                        },
+                    }
+                ],
+                "cache": {"enabled": True, "capacity": 65536, "idle_timeout": 30},
+            },
+            # The same router done by the node's kernel, for the baseline.
+            "kernel": {
+                "interfaces": {
+                    "dut-eth0": {"ip": "192.0.2.1/24", "mac": DUT_LEFT_MAC},
+                    "dut-eth1": {"ip": "198.51.100.1/24", "mac": DUT_RIGHT_MAC},
+                },
+                "routes": {"203.0.113.0/24": "198.51.100.2"},
+            },
+        }
+    },
+    "routers": {"r1": {"tlr_id": 1, "dr": {"left": "192.0.2.1", "right": "198.51.100.1"}}},
+    "nat": {},
+}
+
+
+class BenchTopo(Topo):
+    def build(self, plan: dict[str, Any] = PLAN, gateway_cls: Any = None, host_cls: Any = None) -> None:  # type: ignore[override]
+        dut = self.addNode("dut", cls=gateway_cls)
+        gen, sink = plan["hosts"]["gen"], plan["hosts"]["sink"]
+        self.addHost("gen", cls=host_cls, ip=gen["ip"], mac=gen["mac"], defaultRoute=f"via {gen['gw']}")
+        self.addHost("sink", cls=host_cls, ip=sink["ip"], mac=sink["mac"], defaultRoute=f"via {sink['gw']}")
+        self.addLink("gen", dut)
+        self.addLink(dut, "sink")
+
+
+TOPO = BenchTopo
