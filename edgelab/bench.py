@@ -241,8 +241,12 @@ def ratios(results: dict[str, Any]) -> list[str]:
     return out
 
 
-def main(seconds: float = 2.0, loss: float = 0.001, steps: int = 6, out_dir: str = "results") -> int:
+def main(seconds: float = 2.0, loss: float = 0.001, steps: int = 6, out_dir: str = "results", io: str = "socket") -> int:
     import topologies
+    from topologies import bench as bench_topology
+
+    # The gateway's port I/O for (b) and (c): plain sockets, or the experimental rings.
+    bench_topology.PLAN["gateways"]["dut"]["config"]["io"] = io
 
     outp = Path(out_dir)
     outp.mkdir(parents=True, exist_ok=True)
@@ -264,7 +268,7 @@ def main(seconds: float = 2.0, loss: float = 0.001, steps: int = 6, out_dir: str
         "search_steps": steps,
         "frame": "64-byte UDP (60 on the veth, no FCS)",
         "generator": "trafgen --cpus 1",
-        "duration_s": round(time.monotonic() - t0, 1),
+        "duration_s": round(time.monotonic() - t0, 1), "gateway_io": io,
     }
     report = {"meta": meta, "results": results}
     (outp / "bench-forwarding.json").write_text(json.dumps(report, indent=2))

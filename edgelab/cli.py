@@ -167,7 +167,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.what != "forwarding":
         raise CliError(f"unknown benchmark {args.what!r}; benchmarks: forwarding")
-    return bench.main(seconds=args.seconds, loss=args.loss, steps=args.steps, out_dir=args.out)
+    return bench.main(seconds=args.seconds, loss=args.loss, steps=args.steps, out_dir=args.out, io=args.io)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--loss", type=float, default=0.001, help="loss tolerated by the no-loss search (fraction)")
     be.add_argument("--steps", type=int, default=6, help="binary search steps for the no-loss rate")
     be.add_argument("--out", default="results", help="directory for the JSON and the plot")
+    be.add_argument("--io", default="socket", choices=("socket", "ring"), help="gateway port I/O (ring is experimental)")
     be.set_defaults(fn=cmd_bench)
     return ap
 

@@ -30,6 +30,7 @@ Schema (see ``topologies/edge_basic.py`` for a full example)::
         transit: {subnet: 169.254.0.0/28, dr: 169.254.0.1, sr: 169.254.0.2}
     tables: {mac_aging: 300, arp_timeout: 300, arp_queue: 16, arp_retries: 3}
     cache: {enabled: true, capacity: 65536, idle_timeout: 10}
+    io: socket               # socket: one system call per frame; ring: PACKET_MMAP rings (experimental)
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ class Config:
     tables: TablesConfig = field(default_factory=TablesConfig)
     source: str = "<config>"
     cache: CacheConfig = field(default_factory=CacheConfig)
+    io: str = "socket"
 
 
 class _Reader:
@@ -269,7 +271,7 @@ def parse(text: str, source: str = "<config>") -> Config:
 
 def build(raw: Any, source: str = "<config>") -> Config:
     r = _Reader(source)
-    top = r.mapping(raw, "", ("node", "ports", "instances"), ("control_socket", "routers", "tables", "cache"))
+    top = r.mapping(raw, "", ("node", "ports", "instances"), ("control_socket", "routers", "tables", "cache", "io"))
     node = r.name(top["node"], "node")
     sock = top.get("control_socket", f"/run/edgelab/{node}.sock")
     if not isinstance(sock, str) or not sock.startswith("/"):
@@ -380,7 +382,10 @@ def build(raw: Any, source: str = "<config>") -> Config:
             cache.capacity = r.integer(cb["capacity"], "cache.capacity", 1, 10_000_000)
         if "idle_timeout" in cb:
             cache.idle_timeout = r.number(cb["idle_timeout"], "cache.idle_timeout", 0.1)
-    return Config(node, sock, ports, instances, routers, tables, source, cache)
+    io = top.get("io", "socket")
+    if io not in ("ring", "socket"):
+        raise r.fail("io", f"{_show(io)} is not socket (one system call per frame) or ring (PACKET_MMAP, experimental)")
+    return Config(node, sock, ports, instances, routers, tables, source, cache, io)
 
 
 def _half(

@@ -30,6 +30,7 @@ class Transport(Protocol):
     def fileno(self) -> int: ...
     def recv_batch(self, limit: int) -> list[tuple[bytearray, int | None]]: ...
     def send(self, frame: bytes | bytearray) -> None: ...
+    def flush(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -53,6 +54,11 @@ class Port:
             # A full socket buffer or a link going down costs this frame, not the daemon.
             self.tx_errors += 1
 
+    def rx_dropped(self) -> int:
+        """Frames the kernel dropped before the datapath read them."""
+        drops = getattr(self.io, "kernel_drops", None)
+        return int(drops()) if drops is not None else 0
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -61,6 +67,7 @@ class Port:
             "rx": self.rx,
             "tx": self.tx,
             "tx_errors": self.tx_errors,
+            "rx_dropped": self.rx_dropped(),
         }
 
 

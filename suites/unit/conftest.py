@@ -50,6 +50,9 @@ class FakeWire:
     def send(self, frame: bytes | bytearray) -> None:
         self.sent.append(bytes(frame))
 
+    def flush(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
