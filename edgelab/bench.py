@@ -241,7 +241,9 @@ def ratios(results: dict[str, Any]) -> list[str]:
     return out
 
 
-def main(seconds: float = 2.0, loss: float = 0.001, steps: int = 6, out_dir: str = "results", io: str = "socket") -> int:
+def main(
+    seconds: float = 2.0, loss: float = 0.001, steps: int = 6, out_dir: str = "results", io: str = "socket"
+) -> int:
     import topologies
     from topologies import bench as bench_topology
 
@@ -268,7 +270,8 @@ def main(seconds: float = 2.0, loss: float = 0.001, steps: int = 6, out_dir: str
         "search_steps": steps,
         "frame": "64-byte UDP (60 on the veth, no FCS)",
         "generator": "trafgen --cpus 1",
-        "duration_s": round(time.monotonic() - t0, 1), "gateway_io": io,
+        "duration_s": round(time.monotonic() - t0, 1),
+        "gateway_io": io,
     }
     report = {"meta": meta, "results": results}
     (outp / "bench-forwarding.json").write_text(json.dumps(report, indent=2))
@@ -283,4 +286,111 @@ def main(seconds: float = 2.0, loss: float = 0.001, steps: int = 6, out_dir: str
     print()
     for line in ratios(results):
         print(line)
+    return 0
+
+
+# -- where the time goes: the Python path alone ------------------------------------------
+class _NullWire:
+    """A transport that drops what it is given: isolates the pipeline's own cost."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def fileno(self) -> int:
+        return -1
+
+    def recv_batch(self, limit: int) -> list[tuple[bytearray, int | None]]:
+        return []
+
+    def send(self, frame: bytes | bytearray) -> None:
+        self.sent += 1
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def pipeline_main(packets: int = 20000) -> int:
+    """Per-packet cost of the slow path and of a cache hit, in this process, no system calls.
+
+    Uses the edge-basic gateway configuration; each flow's neighbours are
+    resolved first.  Prints microseconds per packet, the ratio, and the
+    slow path's time per stage (cProfile).
+    """
+    import cProfile
+    import pstats
+
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import ARP, Ether
+
+    import topologies
+    from gateway import config
+    from gateway.datapath import Datapath
+
+    plan = topologies.plan("edge-basic")
+    cfg = config.build(plan["gateways"]["edge1"]["config"], "edge-basic")
+    h = plan["hosts"]
+
+    def fresh(cache: bool) -> Datapath:
+        dp = Datapath(cfg)
+        for name in dp.model.ports:
+            dp.attach(name, _NullWire())
+        dp.cache.enabled = cache
+        trunk, uplink = dp.model.ports["trunk"], dp.model.ports["uplink"]
+        for host, vlan, gw in (("t1", 10, "172.16.10.1"), ("t3", 20, "172.16.20.1")):
+            arp = Ether(src=h[host]["mac"], dst="ff:ff:ff:ff:ff:ff") / ARP(
+                op=1, hwsrc=h[host]["mac"], psrc=h[host]["ip"].split("/")[0], pdst=gw
+            )
+            dp.receive(trunk, bytearray(bytes(arp)), vlan)
+        arp = Ether(src=h["ext1"]["mac"], dst="02:00:00:cb:00:01") / ARP(
+            op=2, hwsrc=h["ext1"]["mac"], psrc="203.0.113.10", pdst="203.0.113.1"
+        )
+        dp.receive(uplink, bytearray(bytes(arp)), None)
+        return dp
+
+    web_gw = "02:00:00:10:00:01"
+    flows = {
+        "east-west (dr, l3 match)": IP(src="172.16.10.11", dst="172.16.20.13")
+        / UDP(sport=1000, dport=2000)
+        / (b"\0" * 18),
+        "north-south (dr+sr+snat, l4 match)": IP(src="172.16.10.11", dst="203.0.113.10")
+        / UDP(sport=1000, dport=2000)
+        / (b"\0" * 18),
+    }
+    print(f"{'flow':38} {'slow path us/pkt':>17} {'cache hit us/pkt':>17} {'ratio':>7}")
+    profile_dp = None
+    for name, l3 in flows.items():
+        raw = bytes(Ether(src=h["t1"]["mac"], dst=web_gw) / l3)
+        costs = []
+        for cache in (False, True):
+            dp = fresh(cache)
+            trunk = dp.model.ports["trunk"]
+            dp.receive(trunk, bytearray(raw), 10)  # the flow's first packet
+            frames = [bytearray(raw) for _ in range(packets)]
+            t0 = time.perf_counter()
+            for f in frames:
+                dp.receive(trunk, f, 10)
+            costs.append((time.perf_counter() - t0) / packets * 1e6)
+            if not cache:
+                profile_dp = (dp, raw)
+        print(f"{name:38} {costs[0]:17.2f} {costs[1]:17.2f} {costs[0] / costs[1]:6.1f}x")
+    dp, raw = profile_dp  # type: ignore[misc]
+    trunk = dp.model.ports["trunk"]
+    frames = [bytearray(raw) for _ in range(packets)]
+    prof = cProfile.Profile()
+    prof.enable()
+    for f in frames:
+        dp.receive(trunk, f, 10)
+    prof.disable()
+    stats = pstats.Stats(prof)
+    print("\nslow path, north-south: time inside each stage's process() (cProfile; the profiler inflates it):")
+    rows = []
+    for (filename, _line, func), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        if func == "process" and "/gateway/stages/" in filename:
+            stage = Path(filename).stem
+            rows.append(("dr + sr" if stage == "routing" else stage, ct))
+    for stage, ct in sorted(rows, key=lambda r: -r[1]):
+        print(f"  {stage:10} {ct / packets * 1e6:8.2f} us/pkt")
     return 0

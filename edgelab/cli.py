@@ -5,6 +5,7 @@
     edgelab up TOPOLOGY [--dut NAME]        start it and open the Mininet CLI; tear down on exit
     edgelab clean                           remove what a crashed run left behind
     edgelab bench forwarding [--seconds S]  kernel vs gateway without/with cache (table, JSON, PNG)
+    edgelab bench pipeline                  per-packet cost of slow path and cache hit, in process
     edgelab gw NODE show WHAT [--json]      ask a running gateway (fib, mac, arp, counters, drops, ...)
     edgelab gw NODE trace start [N] | show | clear
     edgelab gw NODE route add|del ROUTER PREFIX [VIA] [--half dr|sr]
@@ -165,8 +166,8 @@ def cmd_clean(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from edgelab import bench
 
-    if args.what != "forwarding":
-        raise CliError(f"unknown benchmark {args.what!r}; benchmarks: forwarding")
+    if args.what == "pipeline":
+        return bench.pipeline_main()
     return bench.main(seconds=args.seconds, loss=args.loss, steps=args.steps, out_dir=args.out, io=args.io)
 
 
@@ -190,12 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(fn=cmd_up)
     sub.add_parser("clean", help="remove leftovers of crashed runs").set_defaults(fn=cmd_clean)
     be = sub.add_parser("bench", help="run a benchmark (prints figures and ratios)")
-    be.add_argument("what", choices=("forwarding",))
+    be.add_argument("what", choices=("forwarding", "pipeline"))
     be.add_argument("--seconds", type=float, default=2.0, help="length of one trial")
     be.add_argument("--loss", type=float, default=0.001, help="loss tolerated by the no-loss search (fraction)")
     be.add_argument("--steps", type=int, default=6, help="binary search steps for the no-loss rate")
     be.add_argument("--out", default="results", help="directory for the JSON and the plot")
-    be.add_argument("--io", default="socket", choices=("socket", "ring"), help="gateway port I/O (ring is experimental)")
+    be.add_argument(
+        "--io", default="socket", choices=("socket", "ring"), help="gateway port I/O (ring is experimental)"
+    )
     be.set_defaults(fn=cmd_bench)
     return ap
 

@@ -35,9 +35,14 @@ rule generations, the conntrack entry, the ownership generation of SR
 addresses — and is dropped on its next hit if any changed.  Plus an idle
 timeout and a capacity bound with LRU eviction.
 
-Cost of a hit (measured with ``edgelab bench``; see the benchmark docs):
-key build, one or two dict probes, dependency checks, the rewrite and one
-``send``.
+Cost (``edgelab bench pipeline``, in process, no system calls, one run on
+the 2-core VM): a north-south UDP packet (DR + SR + SNAT) costs about 5-10 us
+as a cache hit against 35-65 us through the stages (6-7x); an east-west one
+(DR only) about 4-6 us against 14-22 us (3.5x).  A hit is: key build, one or
+two dict probes, the dependency checks, the rewrite, the conntrack touch.
+End to end (``edgelab bench forwarding``) the two system calls per frame
+(``recvmsg``, ``send``) cost more than the hit itself, so the ratio on the
+wire is lower (about 2x).
 """
 
 from __future__ import annotations
