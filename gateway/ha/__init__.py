@@ -1,0 +1,1 @@
+"""SR high availability: BFD sessions between peer SRs (and their failover agent)."""
