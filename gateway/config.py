@@ -105,18 +105,48 @@ class RouterHalf:
 
 @dataclass
 class TransitConfig:
+    """The transit switch between a DR and its SR(s).
+
+    Without ``instance`` it is internal (DR and SR in this process).  With
+    ``instance`` it is a real segment: each half running here gets a router
+    port on it, and the DR routes to ``peers`` (the SRs' transit addresses).
+    """
+
     subnet: ipaddress.IPv4Network
     dr: ipaddress.IPv4Address
-    sr: ipaddress.IPv4Address
+    sr: ipaddress.IPv4Address | None
+    instance: str | None = None
+    peers: list[ipaddress.IPv4Address] = field(default_factory=list)
+    dr_mac: bytes | None = None
+    sr_mac: bytes | None = None
+
+
+@dataclass
+class HaPeer:
+    """A peer SR: BFD runs to its transit address; on failure we take over its addresses."""
+
+    transit: ipaddress.IPv4Address
+    addresses: list[ipaddress.IPv4Address]
+
+
+@dataclass
+class HaConfig:
+    peers: list[HaPeer]
+    tx_ms: int = 100
+    rx_ms: int = 100
+    mult: int = 3
+    preempt: bool = True
+    socket: str = ""
 
 
 @dataclass
 class RouterConfig:
     name: str
     tlr_id: int
-    dr: RouterHalf
+    dr: RouterHalf | None
     sr: RouterHalf | None
     transit: TransitConfig | None
+    ha: HaConfig | None = None
 
 
 @dataclass
@@ -329,7 +359,7 @@ def build(raw: Any, source: str = "<config>") -> Config:
     port_owner: dict[str, str] = {}
     for i, rval in enumerate(r.sequence(top.get("routers", []) or [], "routers")):
         path = f"routers[{i}]"
-        body = r.mapping(rval, path, ("name", "tlr_id", "dr"), ("sr", "transit"))
+        body = r.mapping(rval, path, ("name", "tlr_id"), ("dr", "sr", "transit", "ha"))
         name = r.name(body["name"], f"{path}.name")
         if name in seen_names:
             raise r.fail(f"{path}.name", f"router {name!r} is defined twice")
@@ -338,27 +368,23 @@ def build(raw: Any, source: str = "<config>") -> Config:
         if tlr_id in seen_ids:
             raise r.fail(f"{path}.tlr_id", f"TLR id {tlr_id} is already used by another router")
         seen_ids.add(tlr_id)
-        dr = _half(r, body["dr"], f"{path}.dr", instances, node, name, "dr", port_owner)
-        sr = (
-            _half(r, body["sr"], f"{path}.sr", instances, node, name, "sr", port_owner)
-            if body.get("sr") is not None
-            else None
-        )
+        if body.get("dr") is None and body.get("sr") is None:
+            raise r.fail(path, "a router needs a 'dr', an 'sr', or both (the halves that run on this node)")
+        dr = _half(r, body["dr"], f"{path}.dr", instances, node, name, "dr", port_owner) if body.get("dr") is not None else None
+        sr = _half(r, body["sr"], f"{path}.sr", instances, node, name, "sr", port_owner) if body.get("sr") is not None else None
         transit = None
-        if sr is not None:
-            if "transit" not in body:
-                raise r.fail(path, "a router with an 'sr' needs a 'transit' (subnet, dr, sr addresses)")
-            tb = r.mapping(body["transit"], f"{path}.transit", ("subnet", "dr", "sr"))
-            subnet = r.network(tb["subnet"], f"{path}.transit.subnet")
-            dr_ip = r.address(tb["dr"], f"{path}.transit.dr")
-            sr_ip = r.address(tb["sr"], f"{path}.transit.sr")
-            for half, ip in (("dr", dr_ip), ("sr", sr_ip)):
-                if ip not in subnet:
-                    raise r.fail(f"{path}.transit.{half}", f"{ip} is not inside the transit subnet {subnet}")
-            if dr_ip == sr_ip:
-                raise r.fail(f"{path}.transit.sr", f"{sr_ip} is also the DR's transit address")
-            transit = TransitConfig(subnet, dr_ip, sr_ip)
-        routers.append(RouterConfig(name, tlr_id, dr, sr, transit))
+        if body.get("transit") is not None:
+            transit = _transit(r, body["transit"], f"{path}.transit", dr is not None, sr is not None, instances, port_owner, name)
+            if (dr is None or sr is None) and transit.instance is None:
+                raise r.fail(f"{path}.transit", "with one half on this node the transit switch is a segment: give it an 'instance'")
+        elif sr is not None:
+            raise r.fail(path, "a router with an 'sr' needs a 'transit' (subnet, dr, sr addresses)")
+        ha = None
+        if body.get("ha") is not None:
+            if sr is None:
+                raise r.fail(f"{path}.ha", "high availability is for a node that runs an SR")
+            ha = _ha(r, body["ha"], f"{path}.ha", node, name)
+        routers.append(RouterConfig(name, tlr_id, dr, sr, transit, ha))
 
     tables = TablesConfig()
     if top.get("tables") is not None:
@@ -431,6 +457,60 @@ def _half(
         _unique_names(r, rules, f"{path}.firewall.rules")
         firewall = FirewallConfig(rules)
     return RouterHalf(ports, routes, nat, firewall)
+
+
+def _transit(
+    r: _Reader, value: Any, path: str, has_dr: bool, has_sr: bool, instances: dict[str, InstanceConfig],
+    port_owner: dict[str, str], router: str,
+) -> TransitConfig:
+    tb = r.mapping(value, path, ("subnet", "dr"), ("sr", "instance", "peers", "dr_mac", "sr_mac"))
+    subnet = r.network(tb["subnet"], f"{path}.subnet")
+    dr_ip = r.address(tb["dr"], f"{path}.dr")
+    sr_ip = r.address(tb["sr"], f"{path}.sr") if tb.get("sr") is not None else None
+    peers = [r.address(p, f"{path}.peers[{i}]") for i, p in enumerate(r.sequence(tb.get("peers") or [], f"{path}.peers"))]
+    for key, ip in (("dr", dr_ip), ("sr", sr_ip), *((f"peers[{i}]", p) for i, p in enumerate(peers))):
+        if ip is not None and ip not in subnet:
+            raise r.fail(f"{path}.{key}", f"{ip} is not inside the transit subnet {subnet}")
+    if has_sr and sr_ip is None:
+        raise r.fail(path, "an SR on this node needs its transit address: 'sr'")
+    if sr_ip is not None and dr_ip == sr_ip:
+        raise r.fail(f"{path}.sr", f"{sr_ip} is also the DR's transit address")
+    instance = None
+    if tb.get("instance") is not None:
+        instance = r.name(tb["instance"], f"{path}.instance")
+        if instance not in instances:
+            raise r.fail(f"{path}.instance", f"{instance!r} is not a configured instance; known: {', '.join(instances)}")
+        if instance in port_owner:
+            raise r.fail(f"{path}.instance", f"instance {instance!r} already has a router port ({port_owner[instance]})")
+        if has_dr and has_sr:
+            raise r.fail(f"{path}.instance", "DR and SR on one node share an internal transit switch: leave out 'instance'")
+        port_owner[instance] = f"{router}.transit"
+    if has_dr and not has_sr and not peers:
+        raise r.fail(path, "a DR whose SRs run elsewhere needs their transit addresses: 'peers'")
+    dr_mac = r.mac(tb["dr_mac"], f"{path}.dr_mac") if "dr_mac" in tb else None
+    sr_mac = r.mac(tb["sr_mac"], f"{path}.sr_mac") if "sr_mac" in tb else None
+    return TransitConfig(subnet, dr_ip, sr_ip, instance, peers, dr_mac, sr_mac)
+
+
+def _ha(r: _Reader, value: Any, path: str, node: str, router: str) -> HaConfig:
+    hb = r.mapping(value, path, ("peers",), ("bfd", "preempt", "socket"))
+    peers = []
+    for i, pv in enumerate(r.sequence(hb["peers"], f"{path}.peers")):
+        pb = r.mapping(pv, f"{path}.peers[{i}]", ("transit",), ("addresses",))
+        addrs = [r.address(a, f"{path}.peers[{i}].addresses[{j}]") for j, a in enumerate(r.sequence(pb.get("addresses") or [], f"{path}.peers[{i}].addresses"))]
+        peers.append(HaPeer(r.address(pb["transit"], f"{path}.peers[{i}].transit"), addrs))
+    ha = HaConfig(peers)
+    if hb.get("bfd") is not None:
+        bb = r.mapping(hb["bfd"], f"{path}.bfd", (), ("tx_ms", "rx_ms", "mult"))
+        ha.tx_ms = r.integer(bb.get("tx_ms", 100), f"{path}.bfd.tx_ms", 10, 60000)
+        ha.rx_ms = r.integer(bb.get("rx_ms", 100), f"{path}.bfd.rx_ms", 10, 60000)
+        ha.mult = r.integer(bb.get("mult", 3), f"{path}.bfd.mult", 1, 255)
+    if "preempt" in hb:
+        if not isinstance(hb["preempt"], bool):
+            raise r.fail(f"{path}.preempt", f"{_show(hb['preempt'])} is not true or false")
+        ha.preempt = hb["preempt"]
+    ha.socket = hb.get("socket", f"/run/edgelab/{node}-{router}-ha.sock")
+    return ha
 
 
 # -- services (also used by the control socket for rules added at run time) -------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gateway.config import Config, ConfigError, RouterHalf
+from gateway.config import Config, ConfigError, RouterHalf, derived_mac
 from gateway.headers import ip_str, mac_str
 from gateway.services import SrServices
 from gateway.services.rules import FirewallConfig, NatConfig
@@ -171,35 +171,61 @@ def build(cfg: Config) -> Model:
     t = cfg.tables
     for i, rc in enumerate(cfg.routers):
         path = f"routers[{i}]"
-        dr = Router(rc.name, "dr", rc.tlr_id, ArpTable(t.arp_timeout, t.arp_queue, t.arp_retries))
-        _add_ports(dr, rc.dr, instances)
-        routers.append(dr)
-        sr = None
-        if rc.sr is not None and rc.transit is not None:
+        tr = rc.transit
+        dr = sr = None
+        if rc.dr is not None:
+            dr = Router(rc.name, "dr", rc.tlr_id, ArpTable(t.arp_timeout, t.arp_queue, t.arp_retries))
+            _add_ports(dr, rc.dr, instances)
+            routers.append(dr)
+        if rc.sr is not None:
             sr = Router(rc.name, "sr", rc.tlr_id, ArpTable(t.arp_timeout, t.arp_queue, t.arp_retries))
             _add_ports(sr, rc.sr, instances)
             if rc.sr.nat is not None or rc.sr.firewall is not None:
                 sr.services = SrServices(rc.sr.nat or NatConfig(), rc.sr.firewall or FirewallConfig())
             routers.append(sr)
-            tplen = rc.transit.subnet.prefixlen
-            dr.transit_port = RouterPort(dr, None, int(rc.transit.dr), tplen, b"\x00" * 6)
-            sr.transit_port = RouterPort(sr, None, int(rc.transit.sr), tplen, b"\x00" * 6)
-            dr.local_ips[int(rc.transit.dr)] = dr.transit_port
-            sr.local_ips[int(rc.transit.sr)] = sr.transit_port
-            transit[int(rc.transit.dr)] = dr.transit_port
-            transit[int(rc.transit.sr)] = sr.transit_port
-        _add_routes(dr, rc.dr, f"{path}.dr", cfg, int(rc.transit.sr) if rc.transit else None, rc.transit)
-        if sr is not None and rc.sr is not None and rc.transit is not None:
-            _add_routes(sr, rc.sr, f"{path}.sr", cfg, int(rc.transit.dr), rc.transit)
+        if tr is not None and tr.instance is not None:
+            # A real transit segment: each half here gets a router port on it, and
+            # routes over it like over any other segment.
+            seg = instances[tr.instance]
+            plen = tr.subnet.prefixlen
+            if dr is not None:
+                mac = tr.dr_mac or derived_mac(cfg.node, rc.name, "dr", "transit")
+                dr.transit_port = RouterPort(dr, seg, int(tr.dr), plen, mac)
+                seg.router_port = dr.transit_port
+                dr.add_port(dr.transit_port)
+            if sr is not None and tr.sr is not None:
+                mac = tr.sr_mac or derived_mac(cfg.node, rc.name, "sr", "transit")
+                sr.transit_port = RouterPort(sr, seg, int(tr.sr), plen, mac)
+                seg.router_port = sr.transit_port
+                sr.add_port(sr.transit_port)
+            if dr is not None and rc.dr is not None:
+                _add_routes(dr, rc.dr, f"{path}.dr", cfg, None, None)
+                if not any(route.plen == 0 for route in dr.fib.routes()):
+                    first = tr.peers[0] if tr.peers else tr.sr
+                    dr.fib.add(Route(0, 0, int(first), dr.transit_port, origin="transit"))  # type: ignore[arg-type]
+            if sr is not None and rc.sr is not None:
+                _add_routes(sr, rc.sr, f"{path}.sr", cfg, None, None)
+            continue
+        if dr is not None and sr is not None and tr is not None and tr.sr is not None and rc.dr is not None and rc.sr is not None:
+            # DR and SR in this process: the transit switch is the transit stage.
+            tplen = tr.subnet.prefixlen
+            dr.transit_port = RouterPort(dr, None, int(tr.dr), tplen, b"\x00" * 6)
+            sr.transit_port = RouterPort(sr, None, int(tr.sr), tplen, b"\x00" * 6)
+            dr.local_ips[int(tr.dr)] = dr.transit_port
+            sr.local_ips[int(tr.sr)] = sr.transit_port
+            transit[int(tr.dr)] = dr.transit_port
+            transit[int(tr.sr)] = sr.transit_port
+            _add_routes(dr, rc.dr, f"{path}.dr", cfg, int(tr.sr), tr)
+            _add_routes(sr, rc.sr, f"{path}.sr", cfg, int(tr.dr), tr)
             # The SR reaches every tenant subnet of its DR through the transit switch,
             # and the DR sends everything else to the SR.
             for route in dr.fib.routes():
                 if not route.transit and route.plen != 0:
-                    sr.fib.add(
-                        Route(route.prefix, route.plen, int(rc.transit.dr), None, transit=True, origin="transit")
-                    )
+                    sr.fib.add(Route(route.prefix, route.plen, int(tr.dr), None, transit=True, origin="transit"))
             if not any(route.plen == 0 for route in dr.fib.routes()):
-                dr.fib.add(Route(0, 0, int(rc.transit.sr), None, transit=True, origin="transit"))
+                dr.fib.add(Route(0, 0, int(tr.sr), None, transit=True, origin="transit"))
+        elif dr is not None and rc.dr is not None:
+            _add_routes(dr, rc.dr, f"{path}.dr", cfg, None, None)
     return Model(ports, instances, records, routers, transit)
 
 
