@@ -30,15 +30,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         dp.open_ports()
         control = ControlServer(dp, cfg.control_socket)
+        ha_socket = next((rc.ha.socket for rc in cfg.routers if rc.ha is not None), None)
+        if ha_socket:
+            from gateway.io.ipc import IpcServer
+
+            dp.ipc = IpcServer(dp, ha_socket)
     except (PortError, OSError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         dp.close_ports()
         return 1
+    dp.announce()
     print(f"gateway: {cfg.node} running, control socket {cfg.control_socket}", flush=True)
     try:
         dp.run(control)
     finally:
         control.close()
+        if dp.ipc is not None:
+            dp.ipc.close()
         dp.close_ports()
     print(f"gateway: {cfg.node} stopped", flush=True)
     return 0

@@ -370,13 +370,26 @@ def build(raw: Any, source: str = "<config>") -> Config:
         seen_ids.add(tlr_id)
         if body.get("dr") is None and body.get("sr") is None:
             raise r.fail(path, "a router needs a 'dr', an 'sr', or both (the halves that run on this node)")
-        dr = _half(r, body["dr"], f"{path}.dr", instances, node, name, "dr", port_owner) if body.get("dr") is not None else None
-        sr = _half(r, body["sr"], f"{path}.sr", instances, node, name, "sr", port_owner) if body.get("sr") is not None else None
+        dr = (
+            _half(r, body["dr"], f"{path}.dr", instances, node, name, "dr", port_owner)
+            if body.get("dr") is not None
+            else None
+        )
+        sr = (
+            _half(r, body["sr"], f"{path}.sr", instances, node, name, "sr", port_owner)
+            if body.get("sr") is not None
+            else None
+        )
         transit = None
         if body.get("transit") is not None:
-            transit = _transit(r, body["transit"], f"{path}.transit", dr is not None, sr is not None, instances, port_owner, name)
+            transit = _transit(
+                r, body["transit"], f"{path}.transit", dr is not None, sr is not None, instances, port_owner, name
+            )
             if (dr is None or sr is None) and transit.instance is None:
-                raise r.fail(f"{path}.transit", "with one half on this node the transit switch is a segment: give it an 'instance'")
+                raise r.fail(
+                    f"{path}.transit",
+                    "with one half on this node the transit switch is a segment: give it an 'instance'",
+                )
         elif sr is not None:
             raise r.fail(path, "a router with an 'sr' needs a 'transit' (subnet, dr, sr addresses)")
         ha = None
@@ -460,14 +473,22 @@ def _half(
 
 
 def _transit(
-    r: _Reader, value: Any, path: str, has_dr: bool, has_sr: bool, instances: dict[str, InstanceConfig],
-    port_owner: dict[str, str], router: str,
+    r: _Reader,
+    value: Any,
+    path: str,
+    has_dr: bool,
+    has_sr: bool,
+    instances: dict[str, InstanceConfig],
+    port_owner: dict[str, str],
+    router: str,
 ) -> TransitConfig:
     tb = r.mapping(value, path, ("subnet", "dr"), ("sr", "instance", "peers", "dr_mac", "sr_mac"))
     subnet = r.network(tb["subnet"], f"{path}.subnet")
     dr_ip = r.address(tb["dr"], f"{path}.dr")
     sr_ip = r.address(tb["sr"], f"{path}.sr") if tb.get("sr") is not None else None
-    peers = [r.address(p, f"{path}.peers[{i}]") for i, p in enumerate(r.sequence(tb.get("peers") or [], f"{path}.peers"))]
+    peers = [
+        r.address(p, f"{path}.peers[{i}]") for i, p in enumerate(r.sequence(tb.get("peers") or [], f"{path}.peers"))
+    ]
     for key, ip in (("dr", dr_ip), ("sr", sr_ip), *((f"peers[{i}]", p) for i, p in enumerate(peers))):
         if ip is not None and ip not in subnet:
             raise r.fail(f"{path}.{key}", f"{ip} is not inside the transit subnet {subnet}")
@@ -479,11 +500,17 @@ def _transit(
     if tb.get("instance") is not None:
         instance = r.name(tb["instance"], f"{path}.instance")
         if instance not in instances:
-            raise r.fail(f"{path}.instance", f"{instance!r} is not a configured instance; known: {', '.join(instances)}")
+            raise r.fail(
+                f"{path}.instance", f"{instance!r} is not a configured instance; known: {', '.join(instances)}"
+            )
         if instance in port_owner:
-            raise r.fail(f"{path}.instance", f"instance {instance!r} already has a router port ({port_owner[instance]})")
+            raise r.fail(
+                f"{path}.instance", f"instance {instance!r} already has a router port ({port_owner[instance]})"
+            )
         if has_dr and has_sr:
-            raise r.fail(f"{path}.instance", "DR and SR on one node share an internal transit switch: leave out 'instance'")
+            raise r.fail(
+                f"{path}.instance", "DR and SR on one node share an internal transit switch: leave out 'instance'"
+            )
         port_owner[instance] = f"{router}.transit"
     if has_dr and not has_sr and not peers:
         raise r.fail(path, "a DR whose SRs run elsewhere needs their transit addresses: 'peers'")
@@ -497,7 +524,10 @@ def _ha(r: _Reader, value: Any, path: str, node: str, router: str) -> HaConfig:
     peers = []
     for i, pv in enumerate(r.sequence(hb["peers"], f"{path}.peers")):
         pb = r.mapping(pv, f"{path}.peers[{i}]", ("transit",), ("addresses",))
-        addrs = [r.address(a, f"{path}.peers[{i}].addresses[{j}]") for j, a in enumerate(r.sequence(pb.get("addresses") or [], f"{path}.peers[{i}].addresses"))]
+        addrs = [
+            r.address(a, f"{path}.peers[{i}].addresses[{j}]")
+            for j, a in enumerate(r.sequence(pb.get("addresses") or [], f"{path}.peers[{i}].addresses"))
+        ]
         peers.append(HaPeer(r.address(pb["transit"], f"{path}.peers[{i}].transit"), addrs))
     ha = HaConfig(peers)
     if hb.get("bfd") is not None:

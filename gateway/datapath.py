@@ -22,7 +22,7 @@ from typing import Any
 from gateway import model
 from gateway.cache import Cache, Effects
 from gateway.config import Config
-from gateway.headers import ETH_P_8021Q, describe
+from gateway.headers import ETH_P_8021Q, describe, ip_int, ip_str
 from gateway.model import Port, Transport
 from gateway.packet import Packet
 from gateway.pipeline import STAGE_ORDER, Pipeline
@@ -47,6 +47,11 @@ class Datapath:
         self.cache = Cache(cfg.cache.enabled, cfg.cache.capacity, cfg.cache.idle_timeout)
         # Bumped when an SR address changes owner (HA takeover); cache entries through an SR depend on it.
         self.ownership_generation = 0
+        self.ipc: Any = None  # io.ipc.IpcServer when a process (the HA agent) may connect
+        self.ha_status: dict[str, Any] = {}
+        self.takeovers = 0
+        self.releases = 0
+        self.garps = 0
 
     # -- ports -------------------------------------------------------------------------
     def attach(self, port_name: str, transport: Transport) -> None:
@@ -176,6 +181,8 @@ class Datapath:
             ep.register(fd, select.EPOLLIN)
         if control is not None:
             control.attach(ep, handlers)
+        if self.ipc is not None:
+            self.ipc.attach(ep, handlers)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
         next_tick = time.monotonic() + TICK
@@ -210,6 +217,103 @@ class Datapath:
 
     def _stop(self, signum: int, _frame: Any) -> None:
         self.stopping = True
+
+    # -- other processes (io/ipc.py) and SR address ownership ---------------------------
+    def ipc_message(self, meta: dict[str, Any], payload: bytes) -> dict[str, Any] | None:
+        kind = meta["type"]
+        if kind == "send":
+            router = self._router(meta["router"], "sr")
+            self.send_from(router, payload)
+            return None
+        if kind == "takeover":
+            return {"type": "ok", "result": self.takeover(meta["router"], meta["ip"])}
+        if kind == "release":
+            return {"type": "ok", "result": self.release(meta["router"], meta["ip"])}
+        if kind == "status":
+            self.ha_status = dict(meta.get("status") or {})
+            return None
+        raise ValueError(f"unknown message type {kind!r}")
+
+    def _router(self, label: str, kind: str) -> Any:
+        name = label.split("-")[0] if label.endswith(f"-{kind}") else label
+        for r in self.model.routers:
+            if r.name == name and r.kind == kind:
+                return r
+        raise KeyError(f"no {kind.upper()} of router {label!r} on this node")
+
+    def send_from(self, router: Any, ip_packet: bytes) -> None:
+        """Route an IPv4 packet a process built as if ``router`` had built it."""
+        from gateway.headers import ipv4_check
+
+        if ipv4_check(ip_packet, 0) is not None:
+            raise ValueError(f"not a valid IPv4 packet ({ipv4_check(ip_packet, 0)})")
+        pkt = Packet(bytearray(b"\x00" * 12 + b"\x08\x00" + ip_packet), None, None)
+        pkt.router = router
+        pkt.rport = router.transit_port or router.ports[0]
+        pkt.originated = True
+        self.pipeline.run(pkt, router.kind)
+
+    def _owner_port(self, router: Any, ip: int) -> Any:
+        for rport in router.ports:
+            if rport.instance is not None and ip & (0xFFFFFFFF << (32 - rport.plen)) & 0xFFFFFFFF == rport.network:
+                return rport
+        raise ValueError(f"{ip_str(ip)} is on no segment of {router.label}")
+
+    def takeover(self, router_name: str, ip_text: str) -> dict[str, Any]:
+        """Answer for ``ip`` from now on and tell the segment with a gratuitous ARP."""
+        router = self._router(router_name, "sr")
+        ip = ip_int(ip_text)
+        rport = self._owner_port(router, ip)
+        if ip == rport.ip:
+            raise ValueError(f"{ip_text} is {router.label}'s own address")
+        fresh = ip not in router.owned
+        router.owned[ip] = rport
+        router.local_ips[ip] = rport
+        if fresh:
+            self.takeovers += 1
+            self.ownership_generation += 1
+        self.garp(rport, ip)
+        return {"router": router.label, "ip": ip_text, "port": rport.label, "new": fresh}
+
+    def release(self, router_name: str, ip_text: str) -> dict[str, Any]:
+        router = self._router(router_name, "sr")
+        ip = ip_int(ip_text)
+        held = router.owned.pop(ip, None)
+        if held is not None:
+            router.local_ips.pop(ip, None)
+            self.releases += 1
+            self.ownership_generation += 1
+        return {"router": router.label, "ip": ip_text, "released": held is not None}
+
+    def garp(self, rport: Any, ip: int) -> None:
+        """A gratuitous ARP request (sender = target = ip) flooded on the port's segment."""
+        from gateway.l3 import arp_request
+
+        frame = arp_request(rport.mac, ip, ip)
+        pkt = Packet(frame, None, None)
+        pkt.outputs = rport.instance.members
+        self.garps += 1
+        self.pipeline.run(pkt, "egress")
+
+    def announce(self) -> None:
+        """At start: a gratuitous ARP for every SR port address, so neighbours (and a peer
+        holding our addresses) learn where they are now."""
+        for router in self.model.routers:
+            if router.kind == "sr":
+                for rport in router.ports:
+                    if rport.instance is not None:
+                        self.garp(rport, rport.ip)
+
+    def ha(self) -> dict[str, Any]:
+        return {
+            "owned": {r.label: sorted(ip_str(ip) for ip in r.owned) for r in self.model.routers if r.kind == "sr"},
+            "agent": self.ha_status,
+            "ipc": self.ipc.counters() if self.ipc is not None else None,
+            "takeovers": self.takeovers,
+            "releases": self.releases,
+            "garps": self.garps,
+            "ownership_generation": self.ownership_generation,
+        }
 
     # -- state for ``show`` ------------------------------------------------------------
     def counters(self) -> dict[str, Any]:

@@ -122,10 +122,12 @@ class Router:
     local_ips: dict[int, RouterPort] = field(default_factory=dict)
     # NAT, firewall and conntrack of an SR that has them configured.
     services: SrServices | None = None
+    # Addresses of a failed peer SR this router has taken over, by the port they live on.
+    owned: dict[int, RouterPort] = field(default_factory=dict)
 
     def answers_arp_for(self, rport: RouterPort, ip: int) -> bool:
-        """Our own address, or (on an SR) a public NAT address on a segment port."""
-        if ip == rport.ip:
+        """Our own address, one taken over from a peer, or (on an SR) a public NAT address."""
+        if ip == rport.ip or self.owned.get(ip) is rport:
             return True
         return self.services is not None and rport.instance is not None and ip in self.services.nat.publics
 
@@ -206,7 +208,14 @@ def build(cfg: Config) -> Model:
             if sr is not None and rc.sr is not None:
                 _add_routes(sr, rc.sr, f"{path}.sr", cfg, None, None)
             continue
-        if dr is not None and sr is not None and tr is not None and tr.sr is not None and rc.dr is not None and rc.sr is not None:
+        if (
+            dr is not None
+            and sr is not None
+            and tr is not None
+            and tr.sr is not None
+            and rc.dr is not None
+            and rc.sr is not None
+        ):
             # DR and SR in this process: the transit switch is the transit stage.
             tplen = tr.subnet.prefixlen
             dr.transit_port = RouterPort(dr, None, int(tr.dr), tplen, b"\x00" * 6)

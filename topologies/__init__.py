@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from topologies import bench, edge_basic
+from topologies import bench, edge_basic, edge_ha
 
-_MODULES: dict[str, ModuleType] = {m.NAME: m for m in (edge_basic, bench)}
+_MODULES: dict[str, ModuleType] = {m.NAME: m for m in (edge_basic, edge_ha, bench)}
 
 
 class TopologyError(Exception):

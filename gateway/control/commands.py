@@ -49,6 +49,7 @@ SHOW: dict[str, Callable[[Datapath], Any]] = {
     "drops": lambda dp: dp.pipeline.drops(),
     "traces": lambda dp: list(dp.traces),
     "cache": lambda dp: {"counters": dp.cache.counters(), "entries": dp.cache.dump(time.monotonic())},
+    "ha": lambda dp: dp.ha(),
 }
 
 
@@ -259,6 +260,17 @@ def _cache(dp: Datapath, req: dict[str, Any]) -> Any:
     return {"enabled": dp.cache.enabled}
 
 
+def _ha(dp: Datapath, req: dict[str, Any]) -> Any:
+    action = _field(req, "action")
+    if action not in ("takeover", "release"):
+        raise CommandError(f"unknown ha action {action!r}; choose takeover or release")
+    try:
+        fn = dp.takeover if action == "takeover" else dp.release
+        return fn(_field(req, "router"), _field(req, "ip"))
+    except (KeyError, ValueError) as exc:
+        raise CommandError(str(exc).strip("'\"")) from None
+
+
 def _ping(dp: Datapath, req: dict[str, Any]) -> Any:
     return {"node": dp.cfg.node, "uptime": round(time.time() - dp.started, 1)}
 
@@ -271,6 +283,7 @@ COMMANDS: dict[str, Callable[[Datapath, dict[str, Any]], Any]] = {
     "nat": _nat,
     "firewall": _firewall,
     "cache": _cache,
+    "ha": _ha,
 }
 
 

@@ -27,7 +27,19 @@ from __future__ import annotations
 from time import monotonic
 
 from gateway.cache import L3
-from gateway.headers import ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, Arp, HeaderError, Icmp, ip_str, ipv4_check, mac_str
+from gateway.ha.bfd import BFD_PORT
+from gateway.headers import (
+    ETH_P_ARP,
+    ETH_P_IP,
+    IPPROTO_ICMP,
+    IPPROTO_UDP,
+    Arp,
+    HeaderError,
+    Icmp,
+    ip_str,
+    ipv4_check,
+    mac_str,
+)
 from gateway.l3 import arp_reply, arp_request, decrement_ttl, echo_reply, icmp_error
 from gateway.model import Router, RouterPort
 from gateway.packet import Packet
@@ -52,6 +64,7 @@ class RouterStage(Stage):
         "no-route",
         "arp-queue-full",
         "arp-unresolved",
+        "no-punt-client",
     )
 
     def __init__(self, dp) -> None:  # type: ignore[no-untyped-def]
@@ -62,6 +75,7 @@ class RouterStage(Stage):
         self.arp_misses = 0
         self.echo_replies = 0
         self.icmp_errors = 0
+        self.punted = 0
 
     # -- hooks for the SR's services -------------------------------------------------
     def before_route(self, pkt: Packet) -> str | None:
@@ -192,7 +206,7 @@ class RouterStage(Stage):
             return DONE
         if arp.spa != 0 and router.answers_arp_for(rport, arp.tpa):
             released = router.arp.learn(rport, arp.spa, arp.sha, now)
-            if arp.op == Arp.REQUEST:
+            if arp.op == Arp.REQUEST and arp.spa != arp.tpa:  # never answer a gratuitous ARP
                 reply = Packet(arp_reply(rport.mac, arp.tpa, arp.sha, arp.spa), None, None)
                 reply.outputs = [(pkt.in_port, pkt.vlan)]  # type: ignore[list-item]
                 reply.trace = pkt.trace
@@ -216,6 +230,15 @@ class RouterStage(Stage):
     # -- packets for the router itself -------------------------------------------------
     def local_input(self, pkt: Packet, ihl: int, total: int) -> str:
         buf = pkt.buf
+        if buf[23] == IPPROTO_UDP and total - ihl >= 8 and (buf[14 + ihl + 2] << 8 | buf[14 + ihl + 3]) == BFD_PORT:
+            # BFD for this router: the HA agent's, through the unix-socket transport.
+            ipc = self.dp.ipc
+            meta = {"type": "packet", "router": pkt.router.label, "port": pkt.rport.label if pkt.rport else None}  # type: ignore[union-attr]
+            if ipc is None or not ipc.broadcast(meta, bytes(buf[14 : 14 + total])):
+                return self.drop(pkt, "no-punt-client", "BFD with no HA agent connected")
+            self.punted += 1
+            pkt.note(self.name, "bfd: punted to the HA agent")
+            return DONE
         if buf[23] == IPPROTO_ICMP:
             if total - ihl < 8:
                 return self.drop(pkt, "icmp-truncated")
@@ -266,5 +289,6 @@ class RouterStage(Stage):
             arp_misses=self.arp_misses,
             echo_replies=self.echo_replies,
             icmp_errors=self.icmp_errors,
+            punted=self.punted,
         )
         return out

@@ -7,6 +7,7 @@ socket placed in the lab's run directory; the daemon's output goes to
 
 from __future__ import annotations
 
+import copy
 import signal
 import subprocess
 import sys
@@ -33,6 +34,8 @@ class ReferenceGateway(GatewayHandle):
         self.socket = sock
         self.log = log
         self.config = cfg
+        self.agent: subprocess.Popen[bytes] | None = None
+        self.agent_log: Path | None = None
 
     def show(self, what: str = "summary") -> Any:
         return self.client.show(what)
@@ -58,6 +61,12 @@ class ReferenceGateway(GatewayHandle):
         except OSError:
             return ""
 
+    def agent_text(self) -> str:
+        try:
+            return self.agent_log.read_text() if self.agent_log else ""
+        except OSError:
+            return ""
+
 
 class ReferenceDriver(DutDriver):
     name = "reference"
@@ -70,9 +79,14 @@ class ReferenceDriver(DutDriver):
     def start(self, gateway: str) -> ReferenceGateway:
         lab = self.lab
         spec = lab.plan["gateways"][gateway]
-        cfg = dict(spec["config"])
+        cfg = copy.deepcopy(spec["config"])
         sock = str(lab.rundir / f"{gateway}.sock")
         cfg["control_socket"] = sock
+        has_ha = False
+        for router in cfg.get("routers", []):
+            if router.get("ha") is not None:
+                router["ha"]["socket"] = str(lab.rundir / f"{gateway}-{router['name']}-ha.sock")
+                has_ha = True
         cfg_path = lab.rundir / f"{gateway}.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         log_path = lab.rundir / f"{gateway}.log"
@@ -88,29 +102,48 @@ class ReferenceDriver(DutDriver):
         handle = ReferenceGateway(gateway, proc, sock, log_path, cfg_path)
         self._handles[gateway] = handle
         deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
+        while True:
             if proc.poll() is not None:
                 raise RuntimeError(
                     f"gateway {gateway} exited with status {proc.returncode}: {handle.log_text().strip()[-2000:]}"
                 )
             try:
                 handle.client.ping()
-                return handle
+                break
             except ControlError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"gateway {gateway} did not answer on {sock} within {READY_TIMEOUT:.0f} s: {handle.log_text()[-2000:]}"
+                    ) from None
                 time.sleep(0.1)
-        raise RuntimeError(
-            f"gateway {gateway} did not answer on {sock} within {READY_TIMEOUT:.0f} s: {handle.log_text()[-2000:]}"
-        )
+        if has_ha:
+            # The HA agent: a separate process that talks BFD through the datapath's unix socket.
+            handle.agent_log = lab.rundir / f"{gateway}-ha.log"
+            with open(handle.agent_log, "ab") as log:
+                handle.agent = node.popen(
+                    [sys.executable, "-u", "-m", "gateway.ha.agent", "--config", str(cfg_path)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=str(Path(__file__).resolve().parents[2]),
+                )
+        return handle
 
     def stop(self, gateway: str) -> None:
         handle = self._handles.pop(gateway, None)
         if handle is None:
             return
-        proc = handle.proc
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        for proc in (handle.agent, handle.proc):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=5)
+
+    def kill(self, gateway: str) -> None:
+        """Kill the gateway's datapath hard (SIGKILL), as a crash would; the agent is left to notice."""
+        handle = self._handles[gateway]
+        handle.proc.kill()
+        handle.proc.wait(timeout=5)
