@@ -232,6 +232,9 @@ class Datapath:
         if kind == "status":
             self.ha_status = dict(meta.get("status") or {})
             return None
+        if kind == "announce":
+            self.announce()
+            return None
         raise ValueError(f"unknown message type {kind!r}")
 
     def _router(self, label: str, kind: str) -> Any:

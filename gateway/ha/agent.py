@@ -147,6 +147,10 @@ class Agent:
                     self._send({"type": "release", "router": peer.router, "ip": ip_str(ip)})
                 peer.held = False
                 print(json.dumps({"event": "release", "peer": ip_str(peer.transit), "t": round(now, 3)}), flush=True)
+            if new == STATE_NAMES[UP]:
+                # Re-assert our own addresses: after a split (only the BFD path was cut) both
+                # sides held each other's; each now claims its own again.
+                self._send({"type": "announce"})
         peer.seen = len(peer.session.changes)
 
     def status(self) -> dict[str, object]:

@@ -9,8 +9,9 @@ datagram: a JSON metadata line, a newline, then the frame or packet bytes
 
 Datapath -> process: ``packet`` (a punted packet; which router and port got it).
 Process -> datapath: ``send`` (an IPv4 packet for a router to route as its own),
-``takeover`` / ``release`` (an address moves to / from this SR), ``status``
-(the process's own state, shown by ``show ha``).  A malformed message gets an
+``takeover`` / ``release`` (an address moves to / from this SR), ``announce``
+(gratuitous ARPs for this SR's own addresses), ``status`` (the process's own
+state, shown by ``show ha``).  A malformed message gets an
 ``error`` answer and is counted; the connection stays.
 """
 

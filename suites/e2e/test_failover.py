@@ -1,0 +1,135 @@
+"""SR failover on edge-ha: BFD between the SR agents, takeover with gratuitous
+ARP, failback; measured with a constant-rate probe from a tenant."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from suites.lib import traffic
+from suites.lib.expect import poll
+from topologies.nodes import run
+
+EXT = "198.51.100.10"
+PROBE_INTERVAL = 0.01
+
+
+@pytest.fixture(scope="module")
+def ha(request: pytest.FixtureRequest) -> Iterator[Any]:
+    from suites.e2e.conftest import _missing_prerequisites
+
+    missing = _missing_prerequisites()
+    if missing:
+        pytest.skip(missing)
+    import topologies
+
+    with topologies.start("edge-ha", dut=request.config.getoption("--dut")) as lab:
+        if "trace" not in lab.gateway("edge1").capabilities:
+            pytest.skip("needs the reference gateway's HA agent")
+        yield lab
+
+
+def bfd_state(lab: Any, edge: str, peer: str) -> str:
+    return str(lab.gateway(edge).show("ha")["agent"].get(peer, {}).get("state"))
+
+
+def both_up(lab: Any) -> bool:
+    return bfd_state(lab, "edge1", "169.254.0.3") == "up" and bfd_state(lab, "edge2", "169.254.0.2") == "up"
+
+
+def dr_neighbour(lab: Any, ip: str) -> str | None:
+    return next((r["mac"] for r in lab.gateway("hv1").show("arp") if r["ip"] == ip), None)
+
+
+def probe(lab: Any, count: int) -> subprocess.Popen[bytes]:
+    return lab.host("t1").popen(
+        ["ping", "-n", "-i", str(PROBE_INTERVAL), "-c", str(count), "-W", "1", EXT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def loss_window(out: bytes, count: int) -> tuple[int, float]:
+    seqs = sorted({int(x) for x in re.findall(rb"icmp_seq=(\d+) ttl", out)})
+    if not seqs:
+        return 0, float("inf")
+    gaps = [b - a - 1 for a, b in zip([0, *seqs], [*seqs, count + 1], strict=True)]
+    return len(seqs), max(gaps) * PROBE_INTERVAL
+
+
+def test_steady_state_both_srs_up(ha):
+    poll(lambda: both_up(ha), timeout=10, what="BFD up between edge1 and edge2")
+    result = traffic.ping(ha.host("t1"), EXT, count=3)
+    assert result.ok and all(t == 61 for t in result.ttls), result.text  # DR, SR, provider router
+    assert dr_neighbour(ha, "169.254.0.2") == ha.plan["transit"]["mac"]["edge1"]
+
+
+def test_kill_active_sr_traffic_moves_to_standby_and_back(ha):
+    plan = ha.plan
+    poll(lambda: both_up(ha), timeout=10, what="BFD up before the failover")
+    edge2 = ha.gateway("edge2")
+    garps_before = edge2.show("ha")["garps"]
+    with traffic.capture(ha.host("pr"), seconds=8) as cap:
+        stream = probe(ha, 300)
+        time.sleep(1.0)
+        ha.driver.kill("edge1")
+        out, _ = stream.communicate(timeout=30)
+    received, window = loss_window(out, 300)
+    assert received > 200, f"traffic did not resume through edge2 ({received}/300 answered)"
+    assert window < 1.0, f"loss window {window * 1000:.0f} ms"
+    owned = edge2.show("ha")["owned"]["t1-sr"]
+    assert set(owned) == {"169.254.0.2", plan["uplinks"]["edge1"]}
+    assert edge2.show("ha")["garps"] > garps_before
+    assert dr_neighbour(ha, "169.254.0.2") == plan["transit"]["mac"]["edge2"], "the DR's neighbour entry moved"
+    from scapy.layers.l2 import ARP
+
+    garps = [f for f in cap.frames if ARP in f and f[ARP].psrc == f[ARP].pdst == plan["uplinks"]["edge1"]]
+    assert garps and garps[0][ARP].hwsrc == "02:00:01:cb:00:02", (
+        "gratuitous ARP for edge1's uplink from edge2 on the provider segment"
+    )
+    # Failback: edge1 comes back, announces itself, edge2 releases (preempt).
+    ha.stop_gateway("edge1")
+    ha.start_gateway("edge1")
+    poll(lambda: both_up(ha), timeout=15, what="BFD up again after edge1 restarted")
+    poll(lambda: edge2.show("ha")["owned"]["t1-sr"] == [], timeout=5, what="edge2 released edge1's addresses")
+    poll(
+        lambda: dr_neighbour(ha, "169.254.0.2") == plan["transit"]["mac"]["edge1"],
+        timeout=5,
+        what="the DR's neighbour entry moved back",
+    )
+    result = traffic.ping(ha.host("t1"), EXT, count=3)
+    assert result.ok, result.text
+
+
+def test_cut_transit_link_of_active_sr(ha):
+    """edge1 stays alive but loses the transit switch: edge2 takes over; both sides' view is logged."""
+    plan = ha.plan
+    poll(lambda: both_up(ha), timeout=15, what="BFD up before the link cut")
+    edge1 = ha.host("edge1")
+    intf = ha.intf_towards("edge1", "st")
+    stream = probe(ha, 300)
+    time.sleep(1.0)
+    run(edge1, ["ip", "link", "set", intf, "down"])
+    try:
+        out, _ = stream.communicate(timeout=30)
+        received, window = loss_window(out, 300)
+        assert received > 200 and window < 1.0, f"{received}/300 answered, loss window {window * 1000:.0f} ms"
+        assert dr_neighbour(ha, "169.254.0.2") == plan["transit"]["mac"]["edge2"]
+        # edge1 cannot hear edge2 either: it takes over edge2's addresses too (a split).
+        # Traffic still has one path: the DR only reaches edge2, and the provider's
+        # neighbour for 203.0.113.1 was moved to edge2 by its gratuitous ARP.
+        assert "169.254.0.3" in ha.gateway("edge1").show("ha")["owned"]["t1-sr"]
+    finally:
+        run(edge1, ["ip", "link", "set", intf, "up"])
+    poll(lambda: both_up(ha), timeout=15, what="BFD up after the link came back")
+    poll(
+        lambda: dr_neighbour(ha, "169.254.0.2") == plan["transit"]["mac"]["edge1"],
+        timeout=5,
+        what="edge1 re-announced its address",
+    )
+    assert traffic.ping(ha.host("t1"), EXT, count=3).ok
