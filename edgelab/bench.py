@@ -394,3 +394,112 @@ def pipeline_main(packets: int = 20000) -> int:
     for stage, ct in sorted(rows, key=lambda r: -r[1]):
         print(f"  {stage:10} {ct / packets * 1e6:8.2f} us/pkt")
     return 0
+
+
+# -- SR failover ----------------------------------------------------------------------------
+def probe_gap(ping_output: bytes, interval: float) -> tuple[float, list[int]]:
+    """The loss window of a ``ping -D`` probe: the longest silence between two
+    consecutive replies, minus the probe interval (wall clock, from ping's own
+    timestamps, so a slow sender does not shrink it)."""
+    import re
+
+    replies = [
+        (float(ts), int(seq))
+        for ts, seq in re.findall(rb"\[(\d+\.\d+)\] \d+ bytes from .*?icmp_seq=(\d+) ttl", ping_output)
+    ]
+    if len(replies) < 2:
+        return float("inf"), [seq for _, seq in replies]
+    times = [t for t, _ in replies]
+    gap = max(b - a for a, b in zip(times, times[1:], strict=False)) - interval
+    return max(gap, 0.0), [seq for _, seq in replies]
+
+
+def failover_main(rounds: int = 5, interval: float = 0.01, out_dir: str = "results") -> int:
+    """``edgelab bench failover``: detection time and loss window over repeated failovers.
+
+    On edge-ha: a ping probe from t1 to ext1 every ``interval`` s; kill edge1's
+    datapath (SIGKILL, as a crash); detection = edge2's agent declaring the
+    peer down (from its log) minus the kill time; loss window = the longest run
+    of unanswered probes.  Then edge1 is restarted and the test waits for
+    failback before the next round.
+    """
+    import subprocess
+
+    import topologies
+    from suites.lib.expect import poll
+
+    ext = "198.51.100.10"
+    count = int(4.0 / interval)
+    rows: list[dict[str, Any]] = []
+    with topologies.start("edge-ha", dut="reference") as lab:
+
+        def both_up() -> bool:
+            a = lab.gateway("edge1").show("ha")["agent"].get("169.254.0.3", {}).get("state")
+            b = lab.gateway("edge2").show("ha")["agent"].get("169.254.0.2", {}).get("state")
+            return a == "up" and b == "up"
+
+        cfg = lab.plan["gateways"]["edge2"]["config"]["routers"][0]["ha"]["bfd"]
+        for i in range(rounds):
+            poll(both_up, timeout=20, what="BFD up between edge1 and edge2")
+            time.sleep(0.5)
+            stream = lab.host("t1").popen(
+                ["ping", "-n", "-D", "-i", str(interval), "-c", str(count), "-W", "1", ext],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            time.sleep(1.0)
+            t_kill = time.monotonic()
+            lab.driver.kill("edge1")
+            out, _ = stream.communicate(timeout=60)
+            window, seqs = probe_gap(out, interval)
+            takeovers = [
+                json.loads(line) for line in lab.gateway("edge2").agent_text().splitlines() if '"takeover"' in line
+            ]
+            detect = (takeovers[-1]["t"] - t_kill) if takeovers and takeovers[-1]["t"] >= t_kill - 1 else float("nan")
+            rows.append(
+                {
+                    "round": i + 1,
+                    "detection_ms": round(detect * 1000, 1),
+                    "loss_window_ms": round(window * 1000, 1),
+                    "answered": len(seqs),
+                    "sent": count,
+                }
+            )
+            log(
+                f"round {i + 1}: detection {detect * 1000:.0f} ms, loss window {window * 1000:.0f} ms ({len(seqs)}/{count} answered)"
+            )
+            lab.stop_gateway("edge1")
+            lab.start_gateway("edge1")
+            poll(
+                lambda: lab.gateway("edge2").show("ha")["owned"]["t1-sr"] == [],
+                timeout=20,
+                what="failback: edge2 released edge1's addresses",
+            )
+    windows = [r["loss_window_ms"] for r in rows]
+    detects = [r["detection_ms"] for r in rows]
+    summary = {
+        "bfd": f"{cfg['tx_ms']} ms x {cfg['mult']}",
+        "detection_ms": {"min": min(detects), "median": statistics.median(detects), "max": max(detects)},
+        "loss_window_ms": {"min": min(windows), "median": statistics.median(windows), "max": max(windows)},
+        "probe_interval_ms": interval * 1000,
+        "target_loss_window_ms": 500,
+    }
+    outp = Path(out_dir)
+    outp.mkdir(parents=True, exist_ok=True)
+    (outp / "bench-failover.json").write_text(json.dumps({"rounds": rows, "summary": summary}, indent=2))
+    print()
+    print(f"{'round':>5} {'detection ms':>13} {'loss window ms':>15} {'answered':>9}")
+    for r in rows:
+        print(f"{r['round']:5} {r['detection_ms']:13.1f} {r['loss_window_ms']:15.1f} {r['answered']:5}/{r['sent']}")
+    print()
+    print(
+        f"BFD {summary['bfd']}, probe every {interval * 1000:.0f} ms, {rounds} failovers (SIGKILL of edge1's datapath)"
+    )
+    print(
+        f"detection   min/median/max: {summary['detection_ms']['min']:.0f} / {summary['detection_ms']['median']:.0f} / {summary['detection_ms']['max']:.0f} ms"
+    )
+    print(
+        f"loss window min/median/max: {summary['loss_window_ms']['min']:.0f} / {summary['loss_window_ms']['median']:.0f} / {summary['loss_window_ms']['max']:.0f} ms (target < 500 ms)"
+    )
+    print(f"written: {outp / 'bench-failover.json'}")
+    return 0

@@ -3,7 +3,6 @@ ARP, failback; measured with a constant-rate probe from a tenant."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -48,18 +47,17 @@ def dr_neighbour(lab: Any, ip: str) -> str | None:
 
 def probe(lab: Any, count: int) -> subprocess.Popen[bytes]:
     return lab.host("t1").popen(
-        ["ping", "-n", "-i", str(PROBE_INTERVAL), "-c", str(count), "-W", "1", EXT],
+        ["ping", "-n", "-D", "-i", str(PROBE_INTERVAL), "-c", str(count), "-W", "1", EXT],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
 
 
 def loss_window(out: bytes, count: int) -> tuple[int, float]:
-    seqs = sorted({int(x) for x in re.findall(rb"icmp_seq=(\d+) ttl", out)})
-    if not seqs:
-        return 0, float("inf")
-    gaps = [b - a - 1 for a, b in zip([0, *seqs], [*seqs, count + 1], strict=True)]
-    return len(seqs), max(gaps) * PROBE_INTERVAL
+    from edgelab.bench import probe_gap
+
+    window, seqs = probe_gap(out, PROBE_INTERVAL)
+    return len(set(seqs)), window
 
 
 def test_steady_state_both_srs_up(ha):
