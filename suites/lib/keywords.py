@@ -458,6 +458,82 @@ class CacheKeywords:
             raise AssertionError(f"{len(self.received)} arrived, expected {n}")
 
 
+class HaKeywords:
+    """SR failover on edge-ha (the reference gateway's HA agents)."""
+
+    def __init__(self, ctx: _Context) -> None:
+        self.ctx = ctx
+        self.window = float("inf")
+        self.answered = 0
+
+    def _state(self, edge: str, peer_transit: str) -> str:
+        return str(self.ctx.lab.gateway(edge).show("ha")["agent"].get(peer_transit, {}).get("state"))
+
+    @keyword("BFD is up between ${a:[\\w-]+} and ${b:[\\w-]+}")
+    def bfd_up(self, a: str, b: str) -> None:
+        sr = self.ctx.plan["transit"]["sr"]
+        poll(
+            lambda: self._state(a, sr[b]) == "up" and self._state(b, sr[a]) == "up",
+            timeout=20,
+            what=f"BFD up between {a} and {b}",
+        )
+
+    @keyword("a probe flow from ${src:[\\w-]+} to ${dst:[\\w-]+} runs while ${edge:[\\w-]+} crashes")
+    def probe_while_crash(self, src: str, dst: str, edge: str) -> None:
+        import subprocess
+        import time
+
+        from edgelab.bench import probe_gap
+
+        interval, count = 0.01, 300
+        stream = self.ctx.lab.host(src).popen(
+            ["ping", "-n", "-D", "-i", str(interval), "-c", str(count), "-W", "1", self.ctx.resolve(dst)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        time.sleep(1.0)
+        self.ctx.lab.driver.kill(edge)
+        out, _ = stream.communicate(timeout=60)
+        self.window, seqs = probe_gap(out, interval)
+        self.answered = len(set(seqs))
+        logger.info(f"loss window {self.window * 1000:.0f} ms, {self.answered}/{count} probes answered")
+
+    @keyword("the probe lost at most ${ms:\\d+} ms of traffic")
+    def lost_at_most(self, ms: str) -> None:
+        if self.window * 1000 > int(ms) or self.answered < 200:
+            raise AssertionError(f"loss window {self.window * 1000:.0f} ms, {self.answered} probes answered")
+
+    @keyword("${edge:[\\w-]+} holds the addresses of ${peer:[\\w-]+}")
+    def holds(self, edge: str, peer: str) -> None:
+        plan = self.ctx.plan
+        want = {plan["transit"]["sr"][peer], plan["uplinks"][peer]}
+        got = set(self.ctx.lab.gateway(edge).show("ha")["owned"]["t1-sr"])
+        if got != want:
+            raise AssertionError(f"{edge} holds {sorted(got)}, expected {sorted(want)}")
+
+    @keyword("${edge:[\\w-]+} holds no address of another SR")
+    def holds_none(self, edge: str) -> None:
+        poll(
+            lambda: self.ctx.lab.gateway(edge).show("ha")["owned"]["t1-sr"] == [],
+            timeout=10,
+            what=f"{edge} released every address",
+        )
+
+    @keyword("the DR reaches ${ip:[\\d.]+} at the MAC of ${edge:[\\w-]+}")
+    def dr_neighbour(self, ip: str, edge: str) -> None:
+        mac = self.ctx.plan["transit"]["mac"][edge]
+        poll(
+            lambda: any(r["ip"] == ip and r["mac"] == mac for r in self.ctx.lab.gateway("hv1").show("arp")),
+            timeout=5,
+            what=f"DR neighbour {ip} at {edge}'s MAC",
+        )
+
+    @keyword("${edge:[\\w-]+} comes back")
+    def comes_back(self, edge: str) -> None:
+        self.ctx.lab.stop_gateway(edge)
+        self.ctx.lab.start_gateway(edge)
+
+
 class EdgelabLibrary(DynamicCore):
     """Keywords for edgelab acceptance suites.  Import with ``dut=NAME`` (default reference)."""
 
@@ -466,5 +542,12 @@ class EdgelabLibrary(DynamicCore):
     def __init__(self, dut: str = "reference") -> None:
         ctx = _Context(dut)
         super().__init__(
-            [TopologyKeywords(ctx), TrafficKeywords(ctx), GatewayKeywords(ctx), NatKeywords(ctx), CacheKeywords(ctx)]
+            [
+                TopologyKeywords(ctx),
+                TrafficKeywords(ctx),
+                GatewayKeywords(ctx),
+                NatKeywords(ctx),
+                CacheKeywords(ctx),
+                HaKeywords(ctx),
+            ]
         )
