@@ -9,13 +9,11 @@ answer and is counted; a client that vanishes mid-answer costs nothing.
 from __future__ import annotations
 
 import json
-import os
-import select
 import socket
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.control.commands import handle
+from gateway.io.unix import UnixListener
 
 if TYPE_CHECKING:
     from gateway.datapath import Datapath
@@ -23,47 +21,17 @@ if TYPE_CHECKING:
 MAX_LINE = 1 << 20
 
 
-class ControlServer:
+class ControlServer(UnixListener):
     def __init__(self, dp: Datapath, path: str) -> None:
+        super().__init__(path, "gateway")
         self.dp = dp
-        self.path = path
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        if os.path.exists(path):
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(path)
-            except OSError:
-                os.unlink(path)  # stale socket of a daemon that died
-            else:
-                probe.close()
-                raise OSError(f"another gateway is already serving {path}")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
-        self.sock.listen(16)
-        self.sock.setblocking(False)
-        self._clients: dict[int, tuple[socket.socket, bytearray]] = {}
-        self._ep: Any = None
-        self._handlers: dict[int, Any] = {}
+        self._buffers: dict[int, bytearray] = {}
 
-    def attach(self, ep: Any, handlers: dict[int, Any]) -> None:
-        self._ep = ep
-        self._handlers = handlers
-        handlers[self.sock.fileno()] = self._accept
-        ep.register(self.sock.fileno(), select.EPOLLIN)
+    def accepted(self, fd: int) -> None:
+        self._buffers[fd] = bytearray()
 
-    def _accept(self) -> None:
-        try:
-            conn, _ = self.sock.accept()
-        except BlockingIOError:
-            return
-        conn.setblocking(False)
-        fd = conn.fileno()
-        self._clients[fd] = (conn, bytearray())
-        self._handlers[fd] = lambda fd=fd: self._readable(fd)
-        self._ep.register(fd, select.EPOLLIN)
-
-    def _readable(self, fd: int) -> None:
-        conn, buf = self._clients[fd]
+    def readable(self, fd: int, conn: socket.socket) -> None:
+        buf = self._buffers[fd]
         try:
             data = conn.recv(65536)
         except BlockingIOError:
@@ -71,14 +39,14 @@ class ControlServer:
         except OSError:
             data = b""
         if not data:
-            self._drop(fd)
+            self.drop(fd)
             return
         buf += data
         while b"\n" in buf:
             line, _, rest = bytes(buf).partition(b"\n")
             buf[:] = rest
             self._answer(fd, conn, line)
-            if fd not in self._clients:
+            if fd not in self.clients:
                 return
         if len(buf) > MAX_LINE:
             buf.clear()
@@ -107,22 +75,8 @@ class ControlServer:
             conn.sendall(data)
             conn.setblocking(False)
         except OSError:
-            self._drop(fd)
+            self.drop(fd)
 
-    def _drop(self, fd: int) -> None:
-        conn, _ = self._clients.pop(fd)
-        self._handlers.pop(fd, None)
-        try:
-            self._ep.unregister(fd)
-        except (OSError, ValueError):
-            pass
-        conn.close()
-
-    def close(self) -> None:
-        for fd in list(self._clients):
-            self._drop(fd)
-        self.sock.close()
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+    def drop(self, fd: int) -> None:
+        self._buffers.pop(fd, None)
+        super().drop(fd)

@@ -18,11 +18,10 @@ state, shown by ``show ha``).  A malformed message gets an
 from __future__ import annotations
 
 import json
-import os
-import select
 import socket
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from gateway.io.unix import UnixListener
 
 if TYPE_CHECKING:
     from gateway.datapath import Datapath
@@ -44,48 +43,18 @@ def decode(data: bytes) -> tuple[dict[str, Any], bytes]:
     return meta, payload
 
 
-class IpcServer:
+class IpcServer(UnixListener):
+    kind = socket.SOCK_SEQPACKET
+
     def __init__(self, dp: Datapath, path: str) -> None:
+        super().__init__(path, "datapath")
         self.dp = dp
-        self.path = path
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.sock.bind(path)
-        self.sock.listen(4)
-        self.sock.setblocking(False)
-        self.clients: dict[int, socket.socket] = {}
-        self._ep: Any = None
-        self._handlers: dict[int, Any] = {}
         self.received = 0
         self.sent = 0
         self.errors = 0
         self.send_failures = 0
 
-    def attach(self, ep: Any, handlers: dict[int, Any]) -> None:
-        self._ep = ep
-        self._handlers = handlers
-        handlers[self.sock.fileno()] = self._accept
-        ep.register(self.sock.fileno(), select.EPOLLIN)
-
-    def _accept(self) -> None:
-        try:
-            conn, _ = self.sock.accept()
-        except BlockingIOError:
-            return
-        conn.setblocking(False)
-        fd = conn.fileno()
-        self.clients[fd] = conn
-        self._handlers[fd] = lambda fd=fd: self._readable(fd)
-        self._ep.register(fd, select.EPOLLIN)
-
-    def _readable(self, fd: int) -> None:
-        conn = self.clients.get(fd)
-        if conn is None:
-            return
+    def readable(self, fd: int, conn: socket.socket) -> None:
         for _ in range(64):
             try:
                 data = conn.recv(MAX_MESSAGE)
@@ -94,7 +63,7 @@ class IpcServer:
             except OSError:
                 data = b""
             if not data:
-                self._drop(fd)
+                self.drop(fd)
                 return
             self.received += 1
             try:
@@ -122,17 +91,7 @@ class IpcServer:
         except BlockingIOError:
             self.send_failures += 1  # a slow reader loses this message, not the datapath its loop
         except OSError:
-            self._drop(fd)
-
-    def _drop(self, fd: int) -> None:
-        conn = self.clients.pop(fd, None)
-        self._handlers.pop(fd, None)
-        try:
-            self._ep.unregister(fd)
-        except (OSError, ValueError):
-            pass
-        if conn is not None:
-            conn.close()
+            self.drop(fd)
 
     def counters(self) -> dict[str, int]:
         return {
@@ -142,12 +101,3 @@ class IpcServer:
             "errors": self.errors,
             "send_failures": self.send_failures,
         }
-
-    def close(self) -> None:
-        for fd in list(self.clients):
-            self._drop(fd)
-        self.sock.close()
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass

@@ -119,3 +119,61 @@ def test_control_server_survives_garbage(rig, tmp_path):
         thread.join()
         server.close()
         ep.close()
+
+
+def test_ipc_transport_takeover_and_bad_messages(tmp_path):
+    """The HA agent's socket: a takeover sends a gratuitous ARP; garbage gets an error and is counted."""
+    import select
+
+    from scapy.layers.l2 import ARP, Ether
+
+    from gateway.io.ipc import IpcServer, decode, encode
+    from suites.unit.test_nat import nat_rig
+
+    rig = nat_rig()
+    path = str(tmp_path / "ha.sock")
+    server = IpcServer(rig.dp, path)
+    rig.dp.ipc = server
+    ep = select.epoll()
+    handlers: dict = {}
+    server.attach(ep, handlers)
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            for fd, _ in ep.poll(0.05):
+                handlers[fd]()
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
+            sock.settimeout(5)
+            sock.connect(path)
+            sock.send(b"not json at all")
+            meta, _ = decode(sock.recv(4096))
+            assert meta["type"] == "error"
+            sock.send(encode({"type": "takeover", "router": "t1", "ip": "203.0.113.99"}))
+            meta, _ = decode(sock.recv(4096))
+            assert meta["type"] == "ok" and meta["result"]["new"] is True
+            sock.send(encode({"type": "takeover", "router": "t1", "ip": "10.9.9.9"}))
+            meta, _ = decode(sock.recv(4096))
+            assert meta["type"] == "error" and "no segment" in meta["error"]
+        garp = [Ether(f) for f in rig.take("uplink") if ARP in Ether(f)]
+        assert garp and garp[0][ARP].psrc == garp[0][ARP].pdst == "203.0.113.99" and garp[0].dst == "ff:ff:ff:ff:ff:ff"
+        assert rig.dp.ha()["owned"]["t1-sr"] == ["203.0.113.99"] and server.errors == 2
+        # ARP for the taken-over address is now answered by the SR.
+        rig.send(
+            "uplink",
+            bytes(
+                Ether(src="02:00:00:00:00:99", dst="ff:ff:ff:ff:ff:ff")
+                / ARP(op=1, hwsrc="02:00:00:00:00:99", psrc="203.0.113.10", pdst="203.0.113.99")
+            ),
+        )
+        (reply,) = [Ether(f) for f in rig.take("uplink")]
+        assert reply[ARP].op == 2 and reply[ARP].psrc == "203.0.113.99"
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+        ep.close()
