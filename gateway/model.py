@@ -203,8 +203,11 @@ def build(cfg: Config) -> Model:
             if dr is not None and rc.dr is not None:
                 _add_routes(dr, rc.dr, f"{path}.dr", cfg, None, None)
                 if not any(route.plen == 0 for route in dr.fib.routes()):
-                    first = tr.peers[0] if tr.peers else tr.sr
-                    dr.fib.add(Route(0, 0, int(first), dr.transit_port, origin="transit"))  # type: ignore[arg-type]
+                    hops = [int(p) for p in tr.peers] if tr.peers else [int(tr.sr)]  # type: ignore[arg-type]
+                    default = Route(0, 0, hops[0], dr.transit_port, origin="transit")
+                    if len(hops) > 1:  # active/active SRs: equal-cost, per flow
+                        default.ecmp = [(h, dr.transit_port) for h in hops]  # type: ignore[misc]
+                    dr.fib.add(default)
             if sr is not None and rc.sr is not None:
                 _add_routes(sr, rc.sr, f"{path}.sr", cfg, None, None)
             continue

@@ -220,6 +220,21 @@ def _route(dp: Datapath, req: dict[str, Any]) -> Any:
         return removed.to_dict()
     if action != "add":
         raise CommandError(f"unknown route action {action!r}; choose add or del")
+    raw_via = req.get("via")
+    if isinstance(raw_via, list) and len(raw_via) > 1:
+        hops = []
+        for v in raw_via:
+            try:
+                hop = int(ipaddress.IPv4Address(v))
+            except ValueError as exc:
+                raise CommandError(f"bad next hop: {exc}") from None
+            hop_port = router.connected_port(hop)
+            if hop_port is None:
+                raise CommandError(f"next hop {v} is not on a connected subnet of {router.label}")
+            hops.append((hop, hop_port))
+        route = Route(int(prefix.network_address), prefix.prefixlen, hops[0][0], hops[0][1], ecmp=hops)
+        router.fib.add(route)
+        return route.to_dict()
     try:
         via = int(ipaddress.IPv4Address(_field(req, "via")))
     except ValueError as exc:

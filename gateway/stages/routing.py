@@ -24,9 +24,10 @@ with ``originated`` set and skip straight to the FIB lookup.
 
 from __future__ import annotations
 
+import zlib
 from time import monotonic
 
-from gateway.cache import L3
+from gateway.cache import L3, L4
 from gateway.ha.bfd import BFD_PORT
 from gateway.headers import (
     ETH_P_ARP,
@@ -45,6 +46,14 @@ from gateway.model import Router, RouterPort
 from gateway.packet import Packet
 from gateway.stages.base import DONE, Stage
 from gateway.tables.fib import Route
+
+
+def flow_hash(buf: bytearray) -> int:
+    """A hash of the IPv4 5-tuple (ports when present), the same for every packet of a flow."""
+    ihl = (buf[14] & 0x0F) * 4
+    l4 = 14 + ihl
+    ports = bytes(buf[l4 : l4 + 4]) if buf[23] in (6, 17) and len(buf) >= l4 + 4 else b""
+    return zlib.crc32(bytes(buf[23:24]) + bytes(buf[26:34]) + ports)
 
 
 class RouterStage(Stage):
@@ -148,8 +157,13 @@ class RouterStage(Stage):
             pkt.next_hop = route.via  # type: ignore[assignment]
             pkt.note(self.name, f"{ip_str(dst)} via transit {ip_str(route.via)}")  # type: ignore[arg-type]
             return "transit"
-        rport: RouterPort = route.port  # type: ignore[assignment]
-        nh = route.via if route.via is not None else dst
+        if route.ecmp:
+            nh, rport = route.pick(flow_hash(pkt.buf))
+            if pkt.fx is not None:
+                pkt.fx.read(L4)  # the next hop depends on the whole 5-tuple
+        else:
+            rport = route.port  # type: ignore[assignment]
+            nh = route.via if route.via is not None else dst
         neighbour = pkt.router.arp.entry(rport, nh)  # type: ignore[union-attr]
         if neighbour is None:
             if pkt.fx is not None:

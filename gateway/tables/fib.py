@@ -34,11 +34,21 @@ class Route:
     port: RouterPort | None
     transit: bool = False
     origin: str = "static"
+    # Equal-cost next hops (via, port); when set, a hash of the flow's 5-tuple picks one,
+    # so a flow stays on one next hop.  ``via``/``port`` are then the first of them.
+    ecmp: list[tuple[int, RouterPort]] | None = None
+
+    def pick(self, flow_hash: int) -> tuple[int, RouterPort]:
+        ecmp = self.ecmp or [(self.via or 0, self.port)]  # type: ignore[list-item]
+        return ecmp[flow_hash % len(ecmp)]
 
     def to_dict(self) -> dict[str, Any]:
+        via: Any = ip_str(self.via) if self.via is not None else None
+        if self.ecmp:
+            via = [ip_str(v) for v, _p in self.ecmp]
         return {
             "prefix": f"{ip_str(self.prefix)}/{self.plen}",
-            "via": ip_str(self.via) if self.via is not None else None,
+            "via": via,
             "port": "transit" if self.transit else (self.port.label if self.port else None),
             "origin": self.origin,
         }

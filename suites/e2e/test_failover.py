@@ -131,3 +131,45 @@ def test_cut_transit_link_of_active_sr(ha):
         what="edge1 re-announced its address",
     )
     assert traffic.ping(ha.host("t1"), EXT, count=3).ok
+
+
+def test_active_active_ecmp_spread_and_survival(ha):
+    """The DR spreads flows over both SRs (equal-cost default route); one SR dies, every flow survives."""
+    poll(lambda: both_up(ha), timeout=15, what="BFD up before switching to active/active")
+    hv1 = ha.gateway("hv1")
+    default = {"cmd": "route", "router": "t1", "half": "dr", "prefix": "0.0.0.0/0"}
+    hv1.request({**default, "action": "del"})
+    hv1.request({**default, "action": "add", "via": ["169.254.0.2", "169.254.0.3"]})
+
+    def sr_packets(edge: str) -> int:
+        c = ha.gateway(edge).show("counters")
+        return int(c["stages"]["sr"]["packets"]) + int(c["cache"]["hits"])
+
+    try:
+        before = {e: sr_packets(e) for e in ("edge1", "edge2")}
+        echo = traffic.UdpEcho(ha.host("ext1"), 9990)
+        try:
+            spread = [traffic.udp_probe(ha.host("t1"), EXT, 9990, sport=26000 + i, timeout=1) for i in range(24)]
+        finally:
+            echo.stop()
+        assert all(a["ok"] for a in spread), spread
+        grown = {e: sr_packets(e) - before[e] for e in before}
+        assert all(n > 0 for n in grown.values()), f"flows must use both SRs: {grown}"
+        ha.driver.kill("edge1")
+        poll(
+            lambda: "169.254.0.2" in ha.gateway("edge2").show("ha")["owned"]["t1-sr"],
+            timeout=5,
+            what="edge2 took over edge1's transit address",
+        )
+        echo = traffic.UdpEcho(ha.host("ext1"), 9990)
+        try:
+            survived = [traffic.udp_probe(ha.host("t1"), EXT, 9990, sport=26000 + i, timeout=1) for i in range(24)]
+        finally:
+            echo.stop()
+        assert all(a["ok"] for a in survived), "a flow was lost with one SR down"
+    finally:
+        hv1.request({**default, "action": "del"})
+        hv1.request({**default, "action": "add", "via": "169.254.0.2"})
+        ha.stop_gateway("edge1")
+        ha.start_gateway("edge1")
+        poll(lambda: both_up(ha), timeout=15, what="BFD up after edge1 restarted")

@@ -1,0 +1,92 @@
+"""A DR whose SRs run elsewhere: routing over the transit segment, ECMP over
+active/active SRs (a flow stays on one SR, flows spread), takeover GARP."""
+
+from __future__ import annotations
+
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import ARP, Ether
+
+from suites.unit.conftest import Rig
+
+HV_YAML = """
+node: hv1
+ports:
+  web: {ifname: hv1-eth0, role: tenant}
+  transit: {ifname: hv1-eth2, role: transit}
+instances:
+  web: {records: [{port: web}]}
+  transit: {records: [{port: transit}]}
+routers:
+  - name: t1
+    tlr_id: 1
+    dr:
+      ports: [{instance: web, ip: 172.16.10.1/24, mac: "02:00:01:10:00:01"}]
+    transit: {subnet: 169.254.0.0/28, dr: 169.254.0.1, instance: transit, peers: [169.254.0.2, 169.254.0.3], dr_mac: "02:00:01:a9:00:01"}
+"""
+T1, SR1, SR2 = "02:00:01:10:00:11", "02:00:01:a9:00:02", "02:00:01:a9:00:03"
+
+
+def rig(cache: bool = True) -> Rig:
+    r = Rig(HV_YAML)
+    r.dp.cache.enabled = cache
+    r.send(
+        "web",
+        bytes(Ether(src=T1, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=T1, psrc="172.16.10.11", pdst="172.16.10.1")),
+    )
+    for mac, ip in ((SR1, "169.254.0.2"), (SR2, "169.254.0.3")):
+        r.send(
+            "transit",
+            bytes(
+                Ether(src=mac, dst="02:00:01:a9:00:01")
+                / ARP(op=2, hwsrc=mac, psrc=ip, hwdst="02:00:01:a9:00:01", pdst="169.254.0.1")
+            ),
+        )
+    r.take("web")
+    r.take("transit")
+    return r
+
+
+def flow(sport: int) -> bytes:
+    return bytes(
+        Ether(src=T1, dst="02:00:01:10:00:01")
+        / IP(src="172.16.10.11", dst="198.51.100.10")
+        / UDP(sport=sport, dport=9)
+        / b"x"
+    )
+
+
+def test_flows_spread_over_both_srs_and_stick():
+    r = rig()
+    chosen = {}
+    for sport in range(2000, 2040):
+        for _ in range(3):  # first packet through the stages, then cache hits
+            r.send("web", flow(sport))
+        macs = {Ether(f).dst for f in r.take("transit")}
+        assert len(macs) == 1, f"flow {sport} split over {macs}"
+        chosen[sport] = macs.pop()
+    assert set(chosen.values()) == {SR1, SR2}, "40 flows must use both SRs"
+    assert r.dp.cache.hits == 80
+
+
+def test_ecmp_choice_is_the_same_with_and_without_cache():
+    a, b = rig(True), rig(False)
+    for sport in range(3000, 3020):
+        for _ in range(2):
+            a.send("web", flow(sport))
+            b.send("web", flow(sport))
+        assert a.take("transit") == b.take("transit")
+
+
+def test_takeover_garp_moves_every_flow_of_the_failed_sr():
+    r = rig()
+    for sport in range(4000, 4020):
+        r.send("web", flow(sport))
+    r.take("transit")
+    # SR2 takes over SR1's transit address: gratuitous ARP from SR2's MAC.
+    r.send(
+        "transit",
+        bytes(Ether(src=SR2, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=SR2, psrc="169.254.0.2", pdst="169.254.0.2")),
+    )
+    for sport in range(4000, 4020):
+        r.send("web", flow(sport))
+    assert {Ether(f).dst for f in r.take("transit")} == {SR2}
