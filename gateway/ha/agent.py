@@ -4,38 +4,62 @@
 
 Where this sits: it connects to the datapath's unix socket (``io/ipc.py``),
 receives the BFD packets the datapath punts to it and sends its own through
-the datapath, which routes them like any packet of the SR.  It runs one BFD
-session (``bfd.py``) to each peer SR named in ``routers[].ha.peers``.
+the datapath, which routes them like any packet of the SR.
 
-Failover: when a session that was Up goes Down, the peer failed; the agent
-asks the datapath to take over the peer's transit address and its other
-addresses (uplink), and the datapath sends a gratuitous ARP for each, so the
-DR's and the provider's neighbour entries move to this SR's MAC without any
-route change.  Recovery (``preempt: true``): a restarted SR announces its own
-addresses with gratuitous ARPs as it starts; when its BFD session comes Up
-again, this agent releases the addresses it held for it.
+Sessions: one BFD session (``bfd.py``) per *path* to each peer SR named in
+``routers[].ha.peers``: to its transit address over the transit switch and to
+each of its other addresses (the uplink) over that segment.  A peer is up
+while any of its sessions is up.
 
-Only sessions that were Up trigger a takeover: at start, a peer that is not
-there yet is not presumed dead.
+Failover: when a peer that was up has no session up any more, it failed; the
+agent asks the datapath to take over the peer's addresses, and the datapath
+sends a gratuitous ARP for each, so the DR's and the provider's neighbour
+entries move to this SR's MAC without any route change.
+
+No split brain when only BFD is cut: if BFD is lost on one path (a filter on
+the transit switch, say) the sessions on the other path keep the peer up and
+nothing moves.  A lost *link* is different: an SR whose own transit or uplink
+interface is down fences itself — it sends AdminDown on every session, so its
+peers take over at once, and releases anything it held — until the link is
+back.
+
+Recovery (``preempt: true``): when a peer comes back up, the agent releases
+the addresses it held for it; every agent re-announces its own addresses
+(gratuitous ARPs) whenever a peer comes up.  Only a peer that was up can
+fail: at start, a peer that is not there yet is not presumed dead.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import random
 import select
 import socket
+import struct
 import sys
 import time
 from dataclasses import dataclass, field
 
 from gateway import config
-from gateway.ha.bfd import BFD_PORT, STATE_NAMES, UP, Session
+from gateway.ha.bfd import BFD_PORT, DOWN, UP, Session
 from gateway.headers import IPPROTO_UDP, IPv4, Udp, ip_str
 from gateway.io.ipc import decode, encode
 
 STATUS_EVERY = 1.0
+SIOCGIFFLAGS = 0x8913
+IFF_UP = 0x1
+IFF_RUNNING = 0x40
+
+
+@dataclass
+class Path:
+    local: int
+    remote: int
+    session: Session
+    sport: int
+    seen: int = 0
 
 
 @dataclass
@@ -43,40 +67,58 @@ class Peer:
     router: str
     transit: int
     addresses: list[int]
-    session: Session
-    sport: int
+    paths: list[Path]
+    was_up: bool = False
     held: bool = False
-    seen: int = 0
     events: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def up(self) -> bool:
+        return any(p.session.state == UP for p in self.paths)
+
+
+def link_up(ifname: str) -> bool:
+    """The interface is administratively up and has carrier (SIOCGIFFLAGS)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            raw = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, struct.pack("16sH14s", ifname.encode()[:15], 0, b""))
+        except OSError:
+            return False
+    flags = struct.unpack("16sH14s", raw)[1]
+    return bool(flags & IFF_UP and flags & IFF_RUNNING)
 
 
 class Agent:
     def __init__(self, cfg: config.Config) -> None:
         self.peers: list[Peer] = []
-        self.local: dict[str, int] = {}
         self.socket_path = ""
         self.preempt: dict[str, bool] = {}
+        self.ifnames: list[str] = []
+        self.fenced = False
         for rc in cfg.routers:
-            if rc.ha is None or rc.transit is None or rc.transit.sr is None:
+            if rc.ha is None or rc.transit is None or rc.transit.sr is None or rc.sr is None:
                 continue
             self.socket_path = rc.ha.socket
-            self.local[rc.name] = int(rc.transit.sr)
             self.preempt[rc.name] = rc.ha.preempt
+            # Our address on each segment: the transit one and the SR's port addresses.
+            mine = [(int(rc.transit.sr), rc.transit.subnet), *((int(p.ip.ip), p.ip.network) for p in rc.sr.ports)]
             for hp in rc.ha.peers:
-                session = Session(random.randint(1, 2**32 - 1), rc.ha.tx_ms * 1000, rc.ha.rx_ms * 1000, rc.ha.mult)
-                self.peers.append(
-                    Peer(
-                        rc.name,
-                        int(hp.transit),
-                        [int(hp.transit), *map(int, hp.addresses)],
-                        session,
-                        random.randint(49152, 65535),
-                    )
-                )
+                paths = []
+                for remote in (hp.transit, *hp.addresses):
+                    local = next((ip for ip, net in mine if remote in net), None)
+                    if local is None:
+                        raise config.ConfigError(f"{cfg.source}: ha peer address {remote} is on no segment of this SR")
+                    session = Session(random.randint(1, 2**32 - 1), rc.ha.tx_ms * 1000, rc.ha.rx_ms * 1000, rc.ha.mult)
+                    paths.append(Path(local, int(remote), session, random.randint(49152, 65535)))
+                self.peers.append(Peer(rc.name, int(hp.transit), [int(hp.transit), *map(int, hp.addresses)], paths))
+            names = {p.name: p.ifname for p in cfg.ports.values()}
+            used = {inst.records[0].port for inst in cfg.instances.values() if inst.records}
+            self.ifnames = sorted(names[p] for p in used if p in names)
         if not self.peers:
             raise config.ConfigError(f"{cfg.source}: no router has 'ha' with peers: nothing for the agent to do")
         self.sock: socket.socket | None = None
 
+    # -- the datapath ---------------------------------------------------------------------
     def connect(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while True:
@@ -97,83 +139,122 @@ class Agent:
         try:
             self.sock.send(encode(meta, payload))
         except BlockingIOError:
-            pass  # the datapath is busy: this BFD packet is lost, the next one follows
+            pass  # the datapath is busy: this message is lost, the next BFD packet follows
 
-    def bfd_packet(self, peer: Peer, payload: bytes) -> bytes:
-        src = self.local[peer.router]
-        udp = Udp(peer.sport, BFD_PORT).serialize(payload, src, peer.transit)
+    def _log(self, event: dict[str, object]) -> None:
+        print(json.dumps(event), flush=True)
+
+    def bfd_packet(self, path: Path, payload: bytes) -> bytes:
+        udp = Udp(path.sport, BFD_PORT).serialize(payload, path.local, path.remote)
         # RFC 5881: TTL 255 on send, checked on receive (GTSM).
-        return IPv4(src=src, dst=peer.transit, proto=IPPROTO_UDP, ttl=255).serialize(len(udp)) + udp
+        return IPv4(src=path.local, dst=path.remote, proto=IPPROTO_UDP, ttl=255).serialize(len(udp)) + udp
 
     def on_packet(self, meta: dict[str, object], payload: bytes, now: float) -> None:
         if len(payload) < 28 or payload[9] != IPPROTO_UDP or payload[8] != 255:
             return
         src = int.from_bytes(payload[12:16], "big")
+        dst = int.from_bytes(payload[16:20], "big")
         ihl = (payload[0] & 0x0F) * 4
         for peer in self.peers:
-            if peer.transit == src and f"{peer.router}-sr" == meta.get("router"):
-                peer.session.receive(payload[ihl + 8 :], now)
-                return
+            if f"{peer.router}-sr" != meta.get("router"):
+                continue
+            for path in peer.paths:
+                if path.remote == src and path.local == dst:
+                    path.session.receive(payload[ihl + 8 :], now)
+                    return
+
+    # -- decisions -------------------------------------------------------------------------
+    def check_links(self, now: float) -> None:
+        down = [name for name in self.ifnames if not link_up(name)]
+        if down and not self.fenced:
+            self.fenced = True
+            for peer in self.peers:
+                for path in peer.paths:
+                    path.session.admin_down(now)
+                if peer.held:
+                    self._release(peer, now)
+            self._log({"event": "fenced", "links_down": down, "t": round(now, 3)})
+        elif not down and self.fenced:
+            self.fenced = False
+            for peer in self.peers:
+                for path in peer.paths:
+                    path.session.state = DOWN  # out of AdminDown: the sessions start again
+                    path.session.next_tx = now
+            self._log({"event": "unfenced", "t": round(now, 3)})
 
     def react(self, peer: Peer, now: float) -> None:
-        for when, old, new, diag in peer.session.changes[peer.seen :]:
-            event = {
-                "event": "bfd",
-                "peer": ip_str(peer.transit),
-                "from": old,
-                "to": new,
-                "diag": diag,
-                "t": round(when, 3),
-            }
-            print(json.dumps(event), flush=True)
-            peer.events.append(event)
-            if old == STATE_NAMES[UP] and new != STATE_NAMES[UP] and not peer.held:
-                for ip in peer.addresses:
-                    self._send({"type": "takeover", "router": peer.router, "ip": ip_str(ip)})
-                peer.held = True
-                print(
-                    json.dumps(
-                        {
-                            "event": "takeover",
-                            "peer": ip_str(peer.transit),
-                            "addresses": [ip_str(a) for a in peer.addresses],
-                            "t": round(now, 3),
-                        }
-                    ),
-                    flush=True,
-                )
-            elif new == STATE_NAMES[UP] and peer.held and self.preempt[peer.router]:
-                for ip in peer.addresses:
-                    self._send({"type": "release", "router": peer.router, "ip": ip_str(ip)})
-                peer.held = False
-                print(json.dumps({"event": "release", "peer": ip_str(peer.transit), "t": round(now, 3)}), flush=True)
-            if new == STATE_NAMES[UP]:
-                # Re-assert our own addresses: after a split (only the BFD path was cut) both
-                # sides held each other's; each now claims its own again.
-                self._send({"type": "announce"})
-        peer.seen = len(peer.session.changes)
+        for path in peer.paths:
+            for when, old, new, diag in path.session.changes[path.seen :]:
+                event = {
+                    "event": "bfd",
+                    "peer": ip_str(peer.transit),
+                    "path": ip_str(path.remote),
+                    "from": old,
+                    "to": new,
+                    "diag": diag,
+                    "t": round(when, 3),
+                }
+                self._log(event)
+                peer.events.append(event)
+            path.seen = len(path.session.changes)
+        up = peer.up
+        if peer.was_up and not up and not peer.held and not self.fenced:
+            for ip in peer.addresses:
+                self._send({"type": "takeover", "router": peer.router, "ip": ip_str(ip)})
+            peer.held = True
+            self._log(
+                {
+                    "event": "takeover",
+                    "peer": ip_str(peer.transit),
+                    "addresses": [ip_str(a) for a in peer.addresses],
+                    "t": round(now, 3),
+                }
+            )
+        elif up and not peer.was_up:
+            if peer.held and self.preempt[peer.router]:
+                self._release(peer, now)
+            # Re-assert our own addresses: whoever held them while we were apart lets go now.
+            self._send({"type": "announce"})
+        peer.was_up = up
+
+    def _release(self, peer: Peer, now: float) -> None:
+        for ip in peer.addresses:
+            self._send({"type": "release", "router": peer.router, "ip": ip_str(ip)})
+        peer.held = False
+        self._log({"event": "release", "peer": ip_str(peer.transit), "t": round(now, 3)})
 
     def status(self) -> dict[str, object]:
-        return {
-            ip_str(p.transit): dict(p.session.status(), holding=p.held, router=p.router, last_events=p.events[-4:])
-            for p in self.peers
-        }
+        out: dict[str, object] = {}
+        for p in self.peers:
+            paths = {ip_str(x.remote): x.session.status() for x in p.paths}
+            out[ip_str(p.transit)] = {
+                "state": "up" if p.up else ("admin-down" if self.fenced else "down"),
+                "holding": p.held,
+                "router": p.router,
+                "paths": paths,
+                "last_events": p.events[-4:],
+            }
+        out["fenced"] = self.fenced
+        return out
 
     def run(self, seconds: float | None = None) -> None:
         assert self.sock is not None
         end = None if seconds is None else time.monotonic() + seconds
         next_status = 0.0
+        paths = [path for peer in self.peers for path in peer.paths]
         while end is None or time.monotonic() < end:
             now = time.monotonic()
+            self.check_links(now)
             for peer in self.peers:
-                out = peer.session.poll(now)
-                if out is not None:
-                    self._send({"type": "send", "router": f"{peer.router}-sr"}, self.bfd_packet(peer, out))
+                for path in peer.paths:
+                    out = path.session.poll(now)
+                    if out is not None:  # AdminDown too: that is how peers learn we fenced ourselves
+                        self._send({"type": "send", "router": f"{peer.router}-sr"}, self.bfd_packet(path, out))
                 self.react(peer, now)
             if now >= next_status:
                 self._send({"type": "status", "status": self.status()})
                 next_status = now + STATUS_EVERY
-            wait = min(p.session.next_tx for p in self.peers) - time.monotonic()
+            wait = min(p.session.next_tx for p in paths) - time.monotonic()
             ready, _, _ = select.select([self.sock], [], [], max(0.0, min(wait, 0.02)))
             if not ready:
                 continue
@@ -191,7 +272,7 @@ class Agent:
                 if meta.get("type") == "packet":
                     self.on_packet(meta, payload, time.monotonic())
                 elif meta.get("type") == "error":
-                    print(json.dumps({"event": "datapath-error", "error": meta.get("error")}), flush=True)
+                    self._log({"event": "datapath-error", "error": meta.get("error")})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,7 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     except (config.ConfigError, OSError) as exc:
         print(f"ha-agent: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"event": "start", "peers": [ip_str(p.transit) for p in agent.peers]}), flush=True)
+    print(
+        json.dumps({"event": "start", "peers": [ip_str(p.transit) for p in agent.peers], "links": agent.ifnames}),
+        flush=True,
+    )
     try:
         agent.run(args.seconds)
     except (ConnectionError, KeyboardInterrupt) as exc:

@@ -105,7 +105,8 @@ def test_kill_active_sr_traffic_moves_to_standby_and_back(ha):
 
 
 def test_cut_transit_link_of_active_sr(ha):
-    """edge1 stays alive but loses the transit switch: edge2 takes over; both sides' view is logged."""
+    """edge1 stays alive but loses its transit link: it fences itself (AdminDown on the
+    uplink session), edge2 takes over at once; edge1 claims nothing of edge2's."""
     plan = ha.plan
     poll(lambda: both_up(ha), timeout=15, what="BFD up before the link cut")
     edge1 = ha.host("edge1")
@@ -118,19 +119,45 @@ def test_cut_transit_link_of_active_sr(ha):
         received, window = loss_window(out, 300)
         assert received > 200 and window < 1.0, f"{received}/300 answered, loss window {window * 1000:.0f} ms"
         assert dr_neighbour(ha, "169.254.0.2") == plan["transit"]["mac"]["edge2"]
-        # edge1 cannot hear edge2 either: it takes over edge2's addresses too (a split).
-        # Traffic still has one path: the DR only reaches edge2, and the provider's
-        # neighbour for 203.0.113.1 was moved to edge2 by its gratuitous ARP.
-        assert "169.254.0.3" in ha.gateway("edge1").show("ha")["owned"]["t1-sr"]
+        assert ha.gateway("edge1").show("ha")["agent"]["fenced"] is True
+        assert ha.gateway("edge1").show("ha")["owned"]["t1-sr"] == [], "a fenced SR claims nothing"
     finally:
         run(edge1, ["ip", "link", "set", intf, "up"])
     poll(lambda: both_up(ha), timeout=15, what="BFD up after the link came back")
+    poll(
+        lambda: ha.gateway("edge2").show("ha")["owned"]["t1-sr"] == [],
+        timeout=5,
+        what="edge2 released edge1's addresses",
+    )
     poll(
         lambda: dr_neighbour(ha, "169.254.0.2") == plan["transit"]["mac"]["edge1"],
         timeout=5,
         what="edge1 re-announced its address",
     )
     assert traffic.ping(ha.host("t1"), EXT, count=3).ok
+
+
+def test_only_bfd_cut_on_transit_is_no_split_brain(ha):
+    """BFD dropped on the transit switch (links up): the uplink sessions keep the peers up;
+    nobody takes over anything, traffic keeps its path."""
+    from topologies.nodes import run_root
+
+    poll(lambda: both_up(ha), timeout=15, what="BFD up before cutting it")
+    run_root(["ovs-ofctl", "add-flow", "st", "priority=100,udp,tp_dst=3784,actions=drop"])
+    try:
+        time.sleep(1.5)  # five detection times
+        for edge in ("edge1", "edge2"):
+            agent = ha.gateway(edge).show("ha")["agent"]
+            peer = agent["169.254.0.3" if edge == "edge1" else "169.254.0.2"]
+            transit_path = peer["paths"]["169.254.0.3" if edge == "edge1" else "169.254.0.2"]
+            assert transit_path["state"] == "down", f"{edge}: BFD over the transit switch should be cut"
+            assert peer["state"] == "up", f"{edge}: the uplink session must keep the peer up"
+            assert ha.gateway(edge).show("ha")["owned"]["t1-sr"] == [], f"{edge} took over an address: split brain"
+        assert dr_neighbour(ha, "169.254.0.2") == ha.plan["transit"]["mac"]["edge1"]
+        assert traffic.ping(ha.host("t1"), EXT, count=3).ok
+    finally:
+        run_root(["ovs-ofctl", "del-flows", "st", "udp,tp_dst=3784"])
+    poll(lambda: both_up(ha), timeout=15, what="BFD back on the transit switch")
 
 
 def test_active_active_ecmp_spread_and_survival(ha):
