@@ -11,7 +11,8 @@
 - ``edge1`` (169.254.0.2, uplink 203.0.113.1) and ``edge2`` (169.254.0.3,
   uplink 203.0.113.2) run the SRs; each runs an HA agent with a BFD session
   to the other (100 ms x 3) over the transit switch, through its datapath.
-- ``pr`` is the provider router (Linux): tenant prefixes via 203.0.113.1.
+- ``pr`` is the provider router: Linux forwarding, FRR (zebra + staticd)
+  holding the route to the tenant prefixes via 203.0.113.1.
   When edge1 fails, edge2 takes over 169.254.0.2 and 203.0.113.1 with
   gratuitous ARPs: no route changes anywhere.
 - ``st`` and ``sp`` are OVS userspace bridges (plain learning switches).
@@ -22,6 +23,8 @@ from __future__ import annotations
 from typing import Any
 
 from mininet.topo import Topo
+
+from topologies.nodes import FrrRouter
 
 NAME = "edge-ha"
 
@@ -96,7 +99,8 @@ PLAN: dict[str, Any] = {
             "mac": "02:00:01:cb:00:fe",
             "router": True,
             "ip2": "198.51.100.1/24",
-            "routes": {"172.16.0.0/16": "203.0.113.1"},
+            # FRR (zebra + staticd) on the provider router holds the route to the tenants.
+            "frr_routes": {"172.16.0.0/16": "203.0.113.1"},
         },
         "ext1": {
             "ip": "198.51.100.10/24",
@@ -204,7 +208,7 @@ class EdgeHaTopo(Topo):
         for edge in edges:
             self.addLink(edge, st)  # edgeN-eth0: transit
             self.addLink(edge, sp)  # edgeN-eth1: uplink
-        self.addHost("pr", cls=host_cls, ip=h["pr"]["ip"], mac=h["pr"]["mac"])
+        self.addHost("pr", cls=FrrRouter, ip=h["pr"]["ip"], mac=h["pr"]["mac"], frr_routes=h["pr"]["frr_routes"])
         self.addLink("pr", sp)
         self.addHost(
             "ext1", cls=host_cls, ip=h["ext1"]["ip"], mac=h["ext1"]["mac"], defaultRoute=f"via {h['ext1']['gw']}"

@@ -102,3 +102,49 @@ class UserOVS(OVSSwitch):
         params.setdefault("datapath", "user")
         params.setdefault("failMode", "standalone")
         super().__init__(name, **params)
+
+
+class FrrRouter(TestHost):
+    """A provider router: Linux forwarding with FRR (zebra + staticd) holding its routes.
+
+    ``frr_routes`` (prefix -> next hop) become ``ip route`` lines of staticd;
+    the daemons run in the node's namespace with their own config and vty
+    socket directory, and stop with the node.
+    """
+
+    def config(self, frr_routes: dict[str, str] | None = None, **params):  # type: ignore[no-untyped-def]
+        import os
+        import shutil
+        import tempfile
+
+        result = super().config(**params)
+        self.cmd("sysctl -qw net.ipv4.ip_forward=1")
+        self.frr_dir = tempfile.mkdtemp(prefix=f"edgelab-frr-{self.name}-")
+        lines = ["frr defaults traditional", f"hostname {self.name}"]
+        lines += [f"ip route {prefix} {via}" for prefix, via in (frr_routes or {}).items()]
+        conf = os.path.join(self.frr_dir, "frr.conf")
+        with open(conf, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+        for path in (self.frr_dir, conf):
+            shutil.chown(path, "frr", "frr")
+        common = ["-d", "-f", conf, "--vty_socket", self.frr_dir, "-z", os.path.join(self.frr_dir, "zserv.api")]
+        for daemon in ("zebra", "staticd"):
+            run(self, [f"/usr/lib/frr/{daemon}", *common, "-i", os.path.join(self.frr_dir, f"{daemon}.pid")])
+        return result
+
+    def vtysh(self, command: str) -> str:
+        return run_root(["vtysh", "--vty_socket", self.frr_dir, "-c", command]).stdout
+
+    def terminate(self) -> None:
+        import os
+        import shutil
+        import signal
+
+        for daemon in ("staticd", "zebra"):
+            try:
+                with open(os.path.join(getattr(self, "frr_dir", ""), f"{daemon}.pid")) as fh:
+                    os.kill(int(fh.read().strip()), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
+        shutil.rmtree(getattr(self, "frr_dir", ""), ignore_errors=True)
+        super().terminate()

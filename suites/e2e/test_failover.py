@@ -72,11 +72,14 @@ def test_kill_active_sr_traffic_moves_to_standby_and_back(ha):
     poll(lambda: both_up(ha), timeout=10, what="BFD up before the failover")
     edge2 = ha.gateway("edge2")
     garps_before = edge2.show("ha")["garps"]
+    hv1 = ha.host("hv1")
+    transit_cap = traffic.Capture(hv1, ha.intf_towards("hv1", "st"), seconds=8, max_frames=5000)
     with traffic.capture(ha.host("pr"), seconds=8) as cap:
         stream = probe(ha, 300)
         time.sleep(1.0)
         ha.driver.kill("edge1")
         out, _ = stream.communicate(timeout=30)
+    transit_frames = transit_cap.stop()
     received, window = loss_window(out, 300)
     assert received > 200, f"traffic did not resume through edge2 ({received}/300 answered)"
     assert window < 1.0, f"loss window {window * 1000:.0f} ms"
@@ -200,3 +203,9 @@ def test_active_active_ecmp_spread_and_survival(ha):
         ha.stop_gateway("edge1")
         ha.start_gateway("edge1")
         poll(lambda: both_up(ha), timeout=15, what="BFD up after edge1 restarted")
+
+
+def test_provider_router_runs_frr(ha):
+    pr = ha.host("pr")
+    routes = pr.vtysh("show ip route 172.16.0.0/16 json")
+    assert '"protocol":"static"' in routes.replace(" ", "") and "203.0.113.1" in routes, routes
