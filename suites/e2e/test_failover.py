@@ -20,9 +20,9 @@ PROBE_INTERVAL = 0.01
 
 @pytest.fixture(scope="module")
 def ha(request: pytest.FixtureRequest) -> Iterator[Any]:
-    from suites.e2e.conftest import _missing_prerequisites
-
     import os
+
+    from suites.e2e.conftest import _missing_prerequisites
 
     missing = _missing_prerequisites() or (
         None if os.path.exists("/usr/lib/frr/zebra") else "FRR is not installed (make bootstrap)"
