@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gateway: {exc}", file=sys.stderr)
         dp.close_ports()
         return 1
+    # Without preemption an SR starts by claiming nothing: a peer may hold its addresses.
+    # Its HA agent claims them once it knows (gateway/ha/agent.py).
+    for rc in cfg.routers:
+        if rc.ha is not None and not rc.ha.preempt:
+            sr = next(r for r in dp.model.routers if r.name == rc.name and r.kind == "sr")
+            sr.yielded.update(p.ip for p in sr.ports if p.instance is not None)
     dp.announce()
     print(f"gateway: {cfg.node} running, control socket {cfg.control_socket}", flush=True)
     try:

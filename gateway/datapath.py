@@ -235,6 +235,8 @@ class Datapath:
         if kind == "announce":
             self.announce()
             return None
+        if kind in ("yield", "claim"):
+            return {"type": "ok", "result": self.claim(meta["router"], meta["ip"], kind == "claim")}
         raise ValueError(f"unknown message type {kind!r}")
 
     def _router(self, label: str, kind: str) -> Any:
@@ -299,17 +301,33 @@ class Datapath:
         self.pipeline.run(pkt, "egress")
 
     def announce(self) -> None:
-        """At start: a gratuitous ARP for every SR port address, so neighbours (and a peer
+        """A gratuitous ARP for every SR port address we claim, so neighbours (and a peer
         holding our addresses) learn where they are now."""
         for router in self.model.routers:
             if router.kind == "sr":
                 for rport in router.ports:
-                    if rport.instance is not None:
+                    if rport.instance is not None and rport.ip not in router.yielded:
                         self.garp(rport, rport.ip)
+
+    def claim(self, router_name: str, ip_text: str, claim: bool) -> dict[str, Any]:
+        """Stop (yield) or start (claim, with a gratuitous ARP) answering for one of our own addresses."""
+        router = self._router(router_name, "sr")
+        ip = ip_int(ip_text)
+        rport = next((p for p in router.ports if p.ip == ip and p.instance is not None), None)
+        if rport is None:
+            raise ValueError(f"{ip_text} is not an address of {router.label}")
+        if claim:
+            router.yielded.discard(ip)
+            self.garp(rport, ip)
+        else:
+            router.yielded.add(ip)
+        self.ownership_generation += 1
+        return {"router": router.label, "ip": ip_text, "claimed": claim}
 
     def ha(self) -> dict[str, Any]:
         return {
             "owned": {r.label: sorted(ip_str(ip) for ip in r.owned) for r in self.model.routers if r.kind == "sr"},
+            "yielded": {r.label: sorted(ip_str(ip) for ip in r.yielded) for r in self.model.routers if r.kind == "sr"},
             "agent": self.ha_status,
             "ipc": self.ipc.counters() if self.ipc is not None else None,
             "takeovers": self.takeovers,

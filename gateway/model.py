@@ -124,9 +124,13 @@ class Router:
     services: SrServices | None = None
     # Addresses of a failed peer SR this router has taken over, by the port they live on.
     owned: dict[int, RouterPort] = field(default_factory=dict)
+    # Our own addresses we do not claim (HA without preemption: a peer may hold them).
+    yielded: set[int] = field(default_factory=set)
 
     def answers_arp_for(self, rport: RouterPort, ip: int) -> bool:
         """Our own address, one taken over from a peer, or (on an SR) a public NAT address."""
+        if ip in self.yielded:
+            return False
         if ip == rport.ip or self.owned.get(ip) is rport:
             return True
         return self.services is not None and rport.instance is not None and ip in self.services.nat.publics

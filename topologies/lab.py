@@ -59,11 +59,19 @@ def clean_leftovers(mod: ModuleType) -> list[str]:
 
 
 class Lab:
-    def __init__(self, mod: ModuleType, dut: str = "reference", quiet: bool = True, log: Any = None) -> None:
+    def __init__(
+        self,
+        mod: ModuleType,
+        dut: str = "reference",
+        quiet: bool = True,
+        log: Any = None,
+        plan: dict[str, Any] | None = None,
+    ) -> None:
         from suites import duts
 
         self.module = mod
-        self.plan: dict[str, Any] = mod.PLAN
+        # A variant of the topology's plan (same nodes and links, other settings) may be given.
+        self.plan: dict[str, Any] = plan if plan is not None else mod.PLAN
         self.name: str = mod.NAME
         self.driver = duts.get(dut)(self)
         self.dut = dut

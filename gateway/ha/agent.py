@@ -43,11 +43,13 @@ import time
 from dataclasses import dataclass, field
 
 from gateway import config
-from gateway.ha.bfd import BFD_PORT, DOWN, UP, Session
+from gateway.ha.bfd import BFD_PORT, DOWN, HELLO_PORT, UP, Session
 from gateway.headers import IPPROTO_UDP, IPv4, Udp, ip_str
 from gateway.io.ipc import decode, encode
 
 STATUS_EVERY = 1.0
+HELLO_EVERY = 0.3
+CLAIM_WAIT = 1.5  # without preemption: how long to listen for peers' hellos before claiming our addresses
 SIOCGIFFLAGS = 0x8913
 IFF_UP = 0x1
 IFF_RUNNING = 0x40
@@ -71,6 +73,8 @@ class Peer:
     was_up: bool = False
     held: bool = False
     events: list[dict[str, object]] = field(default_factory=list)
+    holding: set[int] = field(default_factory=set)  # what the peer says it holds (its hellos)
+    heard: bool = False
 
     @property
     def up(self) -> bool:
@@ -95,6 +99,9 @@ class Agent:
         self.preempt: dict[str, bool] = {}
         self.ifnames: list[str] = []
         self.fenced = False
+        self.own: dict[str, list[int]] = {}  # router -> our own SR addresses
+        self.yielded: dict[str, set[int]] = {}  # router -> own addresses not claimed (no preemption)
+        self.started = time.monotonic()
         for rc in cfg.routers:
             if rc.ha is None or rc.transit is None or rc.transit.sr is None or rc.sr is None:
                 continue
@@ -102,6 +109,9 @@ class Agent:
             self.preempt[rc.name] = rc.ha.preempt
             # Our address on each segment: the transit one and the SR's port addresses.
             mine = [(int(rc.transit.sr), rc.transit.subnet), *((int(p.ip.ip), p.ip.network) for p in rc.sr.ports)]
+            self.own[rc.name] = [ip for ip, _net in mine]
+            # Mirrors the datapath: without preemption it starts claiming none of them.
+            self.yielded[rc.name] = set() if rc.ha.preempt else {ip for ip, _net in mine}
             for hp in rc.ha.peers:
                 paths = []
                 for remote in (hp.transit, *hp.addresses):
@@ -149,19 +159,52 @@ class Agent:
         # RFC 5881: TTL 255 on send, checked on receive (GTSM).
         return IPv4(src=path.local, dst=path.remote, proto=IPPROTO_UDP, ttl=255).serialize(len(udp)) + udp
 
+    def hello_packet(self, path: Path, peer: Peer) -> bytes:
+        held = [ip_str(a) for p in self.peers if p.router == peer.router and p.held for a in p.addresses]
+        body = json.dumps({"holding": held}).encode()
+        udp = Udp(HELLO_PORT, HELLO_PORT).serialize(body, path.local, path.remote)
+        return IPv4(src=path.local, dst=path.remote, proto=IPPROTO_UDP, ttl=255).serialize(len(udp)) + udp
+
     def on_packet(self, meta: dict[str, object], payload: bytes, now: float) -> None:
         if len(payload) < 28 or payload[9] != IPPROTO_UDP or payload[8] != 255:
             return
         src = int.from_bytes(payload[12:16], "big")
         dst = int.from_bytes(payload[16:20], "big")
         ihl = (payload[0] & 0x0F) * 4
+        dport = (payload[ihl + 2] << 8) | payload[ihl + 3]
         for peer in self.peers:
             if f"{peer.router}-sr" != meta.get("router"):
                 continue
             for path in peer.paths:
                 if path.remote == src and path.local == dst:
-                    path.session.receive(payload[ihl + 8 :], now)
+                    if dport == HELLO_PORT:
+                        try:
+                            said = json.loads(payload[ihl + 8 :])
+                            peer.holding = {
+                                int.from_bytes(bytes(int(x) for x in a.split(".")), "big")
+                                for a in said.get("holding", [])
+                            }
+                            peer.heard = True
+                        except (ValueError, AttributeError, TypeError):
+                            pass
+                    else:
+                        path.session.receive(payload[ihl + 8 :], now)
                     return
+
+    def claim_own(self, now: float) -> None:
+        """Without preemption: claim each of our addresses that no live peer says it holds."""
+        for router, yielded in self.yielded.items():
+            if not yielded:
+                continue
+            peers = [p for p in self.peers if p.router == router]
+            if now - self.started < CLAIM_WAIT and not all(p.heard for p in peers):
+                continue  # still listening for who holds what
+            # A peer that went down had its claims cleared at takeover; a live one says what it holds.
+            held_elsewhere: set[int] = set().union(*(p.holding for p in peers))
+            for ip in sorted(yielded - held_elsewhere):
+                self._send({"type": "claim", "router": router, "ip": ip_str(ip)})
+                yielded.discard(ip)
+                self._log({"event": "claim", "ip": ip_str(ip), "t": round(now, 3)})
 
     # -- decisions -------------------------------------------------------------------------
     def check_links(self, now: float) -> None:
@@ -202,6 +245,7 @@ class Agent:
             for ip in peer.addresses:
                 self._send({"type": "takeover", "router": peer.router, "ip": ip_str(ip)})
             peer.held = True
+            peer.holding = set()  # a dead peer holds nothing: our own yielded addresses come back
             self._log(
                 {
                     "event": "takeover",
@@ -235,12 +279,14 @@ class Agent:
                 "last_events": p.events[-4:],
             }
         out["fenced"] = self.fenced
+        out["yielded"] = {r: sorted(ip_str(i) for i in y) for r, y in self.yielded.items()}
         return out
 
     def run(self, seconds: float | None = None) -> None:
         assert self.sock is not None
         end = None if seconds is None else time.monotonic() + seconds
         next_status = 0.0
+        next_hello = 0.0
         paths = [path for peer in self.peers for path in peer.paths]
         while end is None or time.monotonic() < end:
             now = time.monotonic()
@@ -251,6 +297,12 @@ class Agent:
                     if out is not None:  # AdminDown too: that is how peers learn we fenced ourselves
                         self._send({"type": "send", "router": f"{peer.router}-sr"}, self.bfd_packet(path, out))
                 self.react(peer, now)
+            if now >= next_hello and not self.fenced:
+                for peer in self.peers:
+                    for path in peer.paths:
+                        self._send({"type": "send", "router": f"{peer.router}-sr"}, self.hello_packet(path, peer))
+                next_hello = now + HELLO_EVERY
+            self.claim_own(now)
             if now >= next_status:
                 self._send({"type": "status", "status": self.status()})
                 next_status = now + STATUS_EVERY

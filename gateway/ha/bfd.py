@@ -29,6 +29,7 @@ import struct
 from dataclasses import dataclass
 
 BFD_PORT = 3784
+HELLO_PORT = 3799  # not BFD: the HA agents' hellos to each other (which addresses each holds)
 VERSION = 1
 
 ADMIN_DOWN, DOWN, INIT, UP = 0, 1, 2, 3

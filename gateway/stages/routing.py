@@ -28,7 +28,7 @@ import zlib
 from time import monotonic
 
 from gateway.cache import L3, L4
-from gateway.ha.bfd import BFD_PORT
+from gateway.ha.bfd import BFD_PORT, HELLO_PORT
 from gateway.headers import (
     ETH_P_ARP,
     ETH_P_IP,
@@ -46,6 +46,8 @@ from gateway.model import Router, RouterPort
 from gateway.packet import Packet
 from gateway.stages.base import DONE, Stage
 from gateway.tables.fib import Route
+
+PUNT_PORTS = (BFD_PORT, HELLO_PORT)  # to the HA agent: BFD, and its hellos to its peers
 
 
 def flow_hash(buf: bytearray) -> int:
@@ -201,7 +203,10 @@ class RouterStage(Stage):
         return DONE
 
     def send_arp_request(self, rport: RouterPort, ip: int, trace: list[str] | None = None) -> None:
-        req = Packet(arp_request(rport.mac, rport.ip, ip), None, None)
+        # An address we yield (HA without preemption) is not ours to announce: ask as an
+        # ARP probe (sender 0.0.0.0, RFC 5227), so nobody rebinds it to our MAC.
+        sender = 0 if rport.ip in rport.router.yielded else rport.ip
+        req = Packet(arp_request(rport.mac, sender, ip), None, None)
         req.outputs = rport.instance.members  # type: ignore[union-attr]
         req.trace = trace
         self.arp_requests += 1
@@ -217,6 +222,14 @@ class RouterStage(Stage):
         now = monotonic()
         if rport is None or rport.instance is None:
             self.arp_other += 1
+            return DONE
+        if arp.spa == 0 and arp.op == Arp.REQUEST and router.answers_arp_for(rport, arp.tpa):
+            # An ARP probe for our address: answer the prober directly, learn nothing.
+            reply = Packet(arp_reply(rport.mac, arp.tpa, arp.sha, 0), None, None)
+            reply.outputs = [(pkt.in_port, pkt.vlan)]  # type: ignore[list-item]
+            reply.trace = pkt.trace
+            self.arp_replies += 1
+            self.dp.pipeline.inject(reply, "egress")
             return DONE
         if arp.spa != 0 and router.answers_arp_for(rport, arp.tpa):
             released = router.arp.learn(rport, arp.spa, arp.sha, now)
@@ -244,7 +257,7 @@ class RouterStage(Stage):
     # -- packets for the router itself -------------------------------------------------
     def local_input(self, pkt: Packet, ihl: int, total: int) -> str:
         buf = pkt.buf
-        if buf[23] == IPPROTO_UDP and total - ihl >= 8 and (buf[14 + ihl + 2] << 8 | buf[14 + ihl + 3]) == BFD_PORT:
+        if buf[23] == IPPROTO_UDP and total - ihl >= 8 and (buf[14 + ihl + 2] << 8 | buf[14 + ihl + 3]) in PUNT_PORTS:
             # BFD for this router: the HA agent's, through the unix-socket transport.
             ipc = self.dp.ipc
             meta = {"type": "packet", "router": pkt.router.label, "port": pkt.rport.label if pkt.rport else None}  # type: ignore[union-attr]

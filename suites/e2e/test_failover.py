@@ -219,3 +219,70 @@ def test_provider_router_runs_frr(ha):
     pr = ha.host("pr")
     routes = pr.vtysh("show ip route 172.16.0.0/16 json")
     assert '"protocol":"static"' in routes.replace(" ", "") and "203.0.113.1" in routes, routes
+
+
+@pytest.fixture(scope="module")
+def ha_no_preempt(request: pytest.FixtureRequest) -> Iterator[Any]:
+    import os
+
+    import topologies
+
+    if _prerequisites_missing():
+        if os.environ.get("CI"):
+            pytest.fail("prerequisites missing; CI must run the failover tests")
+        pytest.skip("needs root, Mininet, OVS and FRR")
+    plan = topologies.plan("edge-ha")
+    for edge in ("edge1", "edge2"):
+        plan["gateways"][edge]["config"]["routers"][0]["ha"]["preempt"] = False
+    with topologies.start("edge-ha", dut=request.config.getoption("--dut"), plan=plan) as lab:
+        yield lab
+
+
+def _prerequisites_missing() -> bool:
+    import os
+
+    from suites.e2e.conftest import _missing_prerequisites
+
+    return bool(_missing_prerequisites()) or not os.path.exists("/usr/lib/frr/zebra")
+
+
+def test_recovery_without_preemption(ha_no_preempt):
+    """preempt: false — a recovered SR comes back as standby: it claims none of its
+    addresses the peer holds, until that peer fails in turn."""
+    lab = ha_no_preempt
+    plan = lab.plan
+    poll(lambda: both_up(lab), timeout=15, what="BFD up")
+    poll(
+        lambda: all(lab.gateway(e).show("ha")["yielded"]["t1-sr"] == [] for e in ("edge1", "edge2")),
+        timeout=5,
+        what="both SRs claimed their own addresses",
+    )
+    assert traffic.ping(lab.host("t1"), EXT, count=2).ok
+    assert dr_neighbour(lab, "169.254.0.2") == plan["transit"]["mac"]["edge1"]
+    lab.driver.kill("edge1")
+    poll(lambda: "169.254.0.2" in lab.gateway("edge2").show("ha")["owned"]["t1-sr"], timeout=5, what="edge2 took over")
+    assert traffic.ping(lab.host("t1"), EXT, count=3).ok
+    # edge1 returns: no preemption, so it stays standby for its own addresses.
+    lab.stop_gateway("edge1")
+    lab.start_gateway("edge1")
+    poll(lambda: both_up(lab), timeout=15, what="BFD up with the recovered edge1")
+    time.sleep(2.0)  # past the claim wait of the recovered agent
+    assert set(lab.gateway("edge2").show("ha")["owned"]["t1-sr"]) == {"169.254.0.2", plan["uplinks"]["edge1"]}, (
+        "edge2 keeps what it took"
+    )
+    assert set(lab.gateway("edge1").show("ha")["yielded"]["t1-sr"]) >= {"169.254.0.2", plan["uplinks"]["edge1"]}
+    assert dr_neighbour(lab, "169.254.0.2") == plan["transit"]["mac"]["edge2"]
+    assert traffic.ping(lab.host("t1"), EXT, count=3).ok
+    # Now the holder fails: edge1 claims its own addresses back and takes over edge2's.
+    lab.driver.kill("edge2")
+    poll(
+        lambda: lab.gateway("edge1").show("ha")["yielded"]["t1-sr"] == [],
+        timeout=5,
+        what="edge1 claimed its own addresses",
+    )
+    poll(
+        lambda: dr_neighbour(lab, "169.254.0.2") == plan["transit"]["mac"]["edge1"],
+        timeout=5,
+        what="the DR follows edge1's claim",
+    )
+    assert traffic.ping(lab.host("t1"), EXT, count=3).ok
