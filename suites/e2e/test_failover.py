@@ -103,11 +103,14 @@ def test_kill_active_sr_traffic_moves_to_standby_and_back(ha):
     assert transit_garps and transit_garps[0][ARP].hwsrc == plan["transit"]["mac"]["edge2"], (
         "gratuitous ARP on the transit switch"
     )
-    # Failback: edge1 comes back, announces itself, edge2 releases (preempt).
+    # Failback: edge1 comes back, announces itself (GARP the other way), edge2 releases (preempt).
     ha.stop_gateway("edge1")
+    back_cap = traffic.Capture(hv1, ha.intf_towards("hv1", "st"), seconds=4, max_frames=5000)
     ha.start_gateway("edge1")
     poll(lambda: both_up(ha), timeout=15, what="BFD up again after edge1 restarted")
     poll(lambda: edge2.show("ha")["owned"]["t1-sr"] == [], timeout=5, what="edge2 released edge1's addresses")
+    back = [f for f in back_cap.stop() if ARP in f and f[ARP].psrc == f[ARP].pdst == "169.254.0.2"]
+    assert back and back[0][ARP].hwsrc == plan["transit"]["mac"]["edge1"], "edge1's gratuitous ARP on failback"
     poll(
         lambda: dr_neighbour(ha, "169.254.0.2") == plan["transit"]["mac"]["edge1"],
         timeout=5,

@@ -156,11 +156,17 @@ def test_ipc_transport_takeover_and_bad_messages(tmp_path):
             sock.send(encode({"type": "takeover", "router": "t1", "ip": "203.0.113.99"}))
             meta, _ = decode(sock.recv(4096))
             assert meta["type"] == "ok" and meta["result"]["new"] is True
+            generation = rig.dp.ownership_generation
+            sock.send(encode({"type": "takeover", "router": "t1", "ip": "203.0.113.99"}))
+            meta, _ = decode(sock.recv(4096))
+            assert meta["result"]["new"] is False, "a second takeover of the same address changes nothing"
+            assert rig.dp.ownership_generation == generation
             sock.send(encode({"type": "takeover", "router": "t1", "ip": "10.9.9.9"}))
             meta, _ = decode(sock.recv(4096))
             assert meta["type"] == "error" and "no segment" in meta["error"]
         garp = [Ether(f) for f in rig.take("uplink") if ARP in Ether(f)]
-        assert garp and garp[0][ARP].psrc == garp[0][ARP].pdst == "203.0.113.99" and garp[0].dst == "ff:ff:ff:ff:ff:ff"
+        assert len(garp) == 2, "each takeover (also a repeated one) re-announces the address"
+        assert garp[0][ARP].psrc == garp[0][ARP].pdst == "203.0.113.99" and garp[0].dst == "ff:ff:ff:ff:ff:ff"
         assert rig.dp.ha()["owned"]["t1-sr"] == ["203.0.113.99"] and server.errors == 2
         # ARP for the taken-over address is now answered by the SR.
         rig.send(
