@@ -1,0 +1,98 @@
+"""The HA agent's decisions, with its datapath socket replaced by a socketpair."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+import topologies
+from gateway import config
+from gateway.ha import agent as agent_mod
+from gateway.ha.bfd import DOWN, UP
+from gateway.io.ipc import decode
+
+
+@pytest.fixture
+def ha_agent(monkeypatch):
+    plan = topologies.plan("edge-ha")
+    cfg = config.build(plan["gateways"]["edge2"]["config"], "edge2.yaml")
+    agent = agent_mod.Agent(cfg)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours.setblocking(False)
+    theirs.settimeout(1)
+    agent.sock = ours
+    links = {"up": True}
+    monkeypatch.setattr(agent_mod, "link_up", lambda name: links["up"])
+    yield agent, theirs, links
+    ours.close()
+    theirs.close()
+
+
+def messages(sock) -> list[dict]:
+    out = []
+    sock.setblocking(False)
+    while True:
+        try:
+            meta, _ = decode(sock.recv(65536))
+        except BlockingIOError:
+            return out
+        out.append(meta)
+
+
+def set_state(peer, state: int, now: float) -> None:
+    for path in peer.paths:
+        path.session._set_state(state, 0, now)
+
+
+def test_paths_per_peer_address(ha_agent):
+    agent, _, _ = ha_agent
+    (peer,) = agent.peers
+    assert [agent_mod.ip_str(p.remote) for p in peer.paths] == ["169.254.0.2", "203.0.113.1"]
+    assert [agent_mod.ip_str(p.local) for p in peer.paths] == ["169.254.0.3", "203.0.113.2"]
+
+
+def test_takeover_only_after_the_peer_was_up_and_every_path_is_down(ha_agent):
+    agent, dp, _ = ha_agent
+    (peer,) = agent.peers
+    agent.react(peer, 0.0)
+    assert not [m for m in messages(dp) if m["type"] == "takeover"], "a peer never seen up is not presumed dead"
+    set_state(peer, UP, 1.0)
+    agent.react(peer, 1.0)
+    peer.paths[0].session._set_state(DOWN, 1, 2.0)  # transit path lost, uplink path still up
+    agent.react(peer, 2.0)
+    assert not [m for m in messages(dp) if m["type"] == "takeover"], "one path down is not a dead peer"
+    peer.paths[1].session._set_state(DOWN, 1, 3.0)
+    agent.react(peer, 3.0)
+    taken = [m["ip"] for m in messages(dp) if m["type"] == "takeover"]
+    assert taken == ["169.254.0.2", "203.0.113.1"] and peer.held
+
+
+def test_release_on_recovery_with_preemption(ha_agent):
+    agent, dp, _ = ha_agent
+    (peer,) = agent.peers
+    set_state(peer, UP, 1.0)
+    agent.react(peer, 1.0)
+    set_state(peer, DOWN, 2.0)
+    agent.react(peer, 2.0)
+    messages(dp)
+    set_state(peer, UP, 3.0)
+    agent.react(peer, 3.0)
+    kinds = [m["type"] for m in messages(dp)]
+    assert kinds.count("release") == 2 and "announce" in kinds and not peer.held
+
+
+def test_fencing_on_link_loss(ha_agent):
+    agent, dp, links = ha_agent
+    (peer,) = agent.peers
+    set_state(peer, UP, 1.0)
+    agent.react(peer, 1.0)
+    links["up"] = False
+    agent.check_links(2.0)
+    assert agent.fenced and all(p.session.state == 0 for p in peer.paths), "AdminDown on every session"
+    set_state(peer, DOWN, 2.5)
+    agent.react(peer, 2.5)
+    assert not [m for m in messages(dp) if m["type"] == "takeover"], "a fenced SR takes over nothing"
+    links["up"] = True
+    agent.check_links(3.0)
+    assert not agent.fenced and all(p.session.state == DOWN for p in peer.paths)
