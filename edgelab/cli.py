@@ -201,7 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--steps", type=int, default=6, help="binary search steps for the no-loss rate")
     be.add_argument("--out", default="results", help="directory for the JSON and the plot")
     be.add_argument(
-        "--io", default="socket", choices=("socket", "ring"), help="gateway port I/O (ring is experimental)"
+        "--io",
+        default="socket",
+        choices=("socket", "ring", "block"),
+        help="gateway port I/O (ring and block are experimental)",
     )
     be.set_defaults(fn=cmd_bench)
     return ap

@@ -422,8 +422,10 @@ def build(raw: Any, source: str = "<config>") -> Config:
         if "idle_timeout" in cb:
             cache.idle_timeout = r.number(cb["idle_timeout"], "cache.idle_timeout", 0.1)
     io = top.get("io", "socket")
-    if io not in ("ring", "socket"):
-        raise r.fail("io", f"{_show(io)} is not socket (one system call per frame) or ring (PACKET_MMAP, experimental)")
+    if io not in ("ring", "block", "socket"):
+        raise r.fail(
+            "io", f"{_show(io)} is not socket (one system call per frame), ring or block (PACKET_MMAP, experimental)"
+        )
     return Config(node, sock, ports, instances, routers, tables, source, cache, io)
 
 

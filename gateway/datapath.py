@@ -59,11 +59,12 @@ class Datapath:
 
     def open_ports(self) -> None:
         """Open every configured port (needs root): plain sockets, or (experimental) PACKET_MMAP rings."""
-        from gateway.io.ports import AfPacket, RingPort, prepare
+        from gateway.io.ports import AfPacket, BlockRingPort, RingPort, prepare
 
+        kinds = {"socket": AfPacket, "ring": RingPort, "block": BlockRingPort}
         for port in self.model.ports.values():
             prepare(port.ifname)
-            io = RingPort(port.ifname) if self.cfg.io == "ring" else AfPacket(port.ifname)
+            io = kinds[self.cfg.io](port.ifname)
             self.attach(port.name, io)
 
     def close_ports(self) -> None:
@@ -200,11 +201,11 @@ class Datapath:
                 if backlog:
                     backlog = False
                     for port in ports:
-                        if self.poll_port(port) == BATCH:
+                        if self.poll_port(port) >= BATCH:
                             backlog = True
                 for fd, _mask in events:
                     handler = handlers.get(fd)
-                    if handler is not None and handler() == BATCH:
+                    if handler is not None and (handler() or 0) >= BATCH:
                         backlog = True
                 now = time.monotonic()
                 if now >= next_tick:
