@@ -8,12 +8,13 @@ cmd        fields
 =========  ==========================================================================
 ping       -
 show       what: ports | instances | mac | arp | fib | counters | drops | traces | summary
-                 | nat | conntrack | firewall   (router: NAME, optional)
+                 | cache | ha | nat | conntrack | firewall   (router: NAME, optional)
 trace      action: start (count) | show | clear | inject (port, frame: hex)
-route      action: add | del, router, half: dr | sr, prefix, via (add only)
+route      action: add | del, router, half: dr | sr, prefix, via (add only; a list: ECMP)
 cache      action: enable | disable | flush | set (capacity, idle_timeout)
 nat        action: add (router, kind: snat | dnat | one_to_one, rule: {...}) | del (router, name)
 firewall   action: add (router, rule: {...}, position) | del (router, name)
+ha         action: takeover | release, router, ip   (what the HA agent asks, by hand)
 =========  ==========================================================================
 
 Response: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "one sentence"}``.
