@@ -48,7 +48,6 @@ wire is lower (about 2x).
 from __future__ import annotations
 
 import struct
-import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -185,7 +184,7 @@ class Entry:
     last: float
     summary: str
 
-    def apply(self, buf: bytearray, now: float) -> bytes | bytearray:
+    def apply(self, buf: bytearray) -> bytes | bytearray:
         """Rewrite ``buf`` in place as the stages would have; return the frame to send."""
         if self.eth is not None:
             buf[0:12] = self.eth
@@ -302,7 +301,7 @@ class Cache:
             entry.mac_touch.seen = now
         if entry.conn is not None:
             entry.conn[0].touch(entry.conn[1], entry.conn_dir, size, now, flags)
-        return entry.apply(buf, now)
+        return entry.apply(buf)
 
     # -- install --------------------------------------------------------------------------
     def install(self, pkt: Packet, fx: Effects, now: float) -> Entry | None:
@@ -485,7 +484,3 @@ def _describe_action(entry: Entry, port: Any, vlan: int | None) -> str:
         parts.append(f"conntrack #{entry.conn[1].id}")
     parts.append(f"out {port.name} {'untagged' if vlan is None else f'vlan {vlan}'}")
     return ", ".join(parts)
-
-
-def now() -> float:
-    return time.monotonic()

@@ -251,25 +251,22 @@ class Datapath:
         """Route an IPv4 packet a process built as if ``router`` had built it."""
         from gateway.headers import ipv4_check
 
-        if ipv4_check(ip_packet, 0) is not None:
-            raise ValueError(f"not a valid IPv4 packet ({ipv4_check(ip_packet, 0)})")
+        reason = ipv4_check(ip_packet, 0)
+        if reason is not None:
+            raise ValueError(f"not a valid IPv4 packet ({reason})")
         pkt = Packet(bytearray(b"\x00" * 12 + b"\x08\x00" + ip_packet), None, None)
         pkt.router = router
         pkt.rport = router.transit_port or router.ports[0]
         pkt.originated = True
         self.pipeline.run(pkt, router.kind)
 
-    def _owner_port(self, router: Any, ip: int) -> Any:
-        for rport in router.ports:
-            if rport.instance is not None and ip & (0xFFFFFFFF << (32 - rport.plen)) & 0xFFFFFFFF == rport.network:
-                return rport
-        raise ValueError(f"{ip_str(ip)} is on no segment of {router.label}")
-
     def takeover(self, router_name: str, ip_text: str) -> dict[str, Any]:
         """Answer for ``ip`` from now on and tell the segment with a gratuitous ARP."""
         router = self._router(router_name, "sr")
         ip = ip_int(ip_text)
-        rport = self._owner_port(router, ip)
+        rport = router.connected_port(ip)
+        if rport is None:
+            raise ValueError(f"{ip_text} is on no segment of {router.label}")
         if ip == rport.ip:
             raise ValueError(f"{ip_text} is {router.label}'s own address")
         fresh = ip not in router.owned

@@ -110,19 +110,34 @@ def _one_service(dp: Datapath, req: dict[str, Any]) -> Any:
     return _services(dp, req)[0].services
 
 
+def _remove_rule(remove: Callable[[str], Any], name: str, what: str, names: list[str]) -> Any:
+    try:
+        return remove(name).to_dict()
+    except KeyError:
+        raise CommandError(f"no {what} rule named {name!r}; rules: {', '.join(names) or 'none'}") from None
+
+
+def _add_rule(
+    parse: Callable[..., Any], raw: dict[str, Any], default_name: str, add: Callable[..., None], *args: Any
+) -> Any:
+    """Validate a rule with the config's own parser (the same errors as in a file), then add it."""
+    from gateway import config
+
+    try:
+        rule = parse(config._Reader("control"), raw, "rule", default_name)
+        add(rule, *args)
+    except (config.ConfigError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    return rule.to_dict()
+
+
 def _nat(dp: Datapath, req: dict[str, Any]) -> Any:
     from gateway import config
 
     svc = _one_service(dp, req)
     action = _field(req, "action")
     if action == "del":
-        try:
-            rule = svc.nat.remove(_field(req, "name"))
-        except KeyError:
-            raise CommandError(
-                f"no NAT rule named {req['name']!r}; rules: {', '.join(r.name for r in svc.nat.all_rules())}"
-            ) from None
-        return rule.to_dict()
+        return _remove_rule(svc.nat.remove, _field(req, "name"), "NAT", [r.name for r in svc.nat.all_rules()])
     if action != "add":
         raise CommandError(f"unknown nat action {action!r}; choose add or del")
     kind = _field(req, "kind")
@@ -133,15 +148,8 @@ def _nat(dp: Datapath, req: dict[str, Any]) -> Any:
     }
     if kind not in parsers:
         raise CommandError(f"unknown NAT kind {kind!r}; choose snat, dnat or one_to_one")
-    reader = config._Reader("control")
-    try:
-        rule = parsers[kind](
-            reader, _field(req, "rule", dict), "rule", f"{kind}-runtime-{len(svc.nat.all_rules()) + 1}"
-        )
-        svc.nat.add(rule)
-    except (config.ConfigError, ValueError) as exc:
-        raise CommandError(str(exc)) from None
-    return rule.to_dict()
+    default = f"{kind}-runtime-{len(svc.nat.all_rules()) + 1}"
+    return _add_rule(parsers[kind], _field(req, "rule", dict), default, svc.nat.add)
 
 
 def _firewall(dp: Datapath, req: dict[str, Any]) -> Any:
@@ -150,13 +158,7 @@ def _firewall(dp: Datapath, req: dict[str, Any]) -> Any:
     svc = _one_service(dp, req)
     action = _field(req, "action")
     if action == "del":
-        try:
-            rule = svc.fw.remove(_field(req, "name"))
-        except KeyError:
-            raise CommandError(
-                f"no firewall rule named {req['name']!r}; rules: {', '.join(r.name for r in svc.fw.rules) or 'none'}"
-            ) from None
-        return rule.to_dict()
+        return _remove_rule(svc.fw.remove, _field(req, "name"), "firewall", [r.name for r in svc.fw.rules])
     if action != "add":
         raise CommandError(f"unknown firewall action {action!r}; choose add or del")
     position = req.get("position")
@@ -164,14 +166,8 @@ def _firewall(dp: Datapath, req: dict[str, Any]) -> Any:
         not isinstance(position, int) or isinstance(position, bool) or not 0 <= position <= len(svc.fw.rules)
     ):
         raise CommandError(f"position must be an integer in 0..{len(svc.fw.rules)}, got {position!r}")
-    try:
-        rule = config.parse_fw_rule(
-            config._Reader("control"), _field(req, "rule", dict), "rule", f"runtime-{svc.fw.generation}"
-        )
-        svc.fw.add(rule, position)
-    except (config.ConfigError, ValueError) as exc:
-        raise CommandError(str(exc)) from None
-    return rule.to_dict()
+    default = f"runtime-{svc.fw.generation}"
+    return _add_rule(config.parse_fw_rule, _field(req, "rule", dict), default, svc.fw.add, position)
 
 
 def _trace(dp: Datapath, req: dict[str, Any]) -> Any:

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 from gateway import config
 from gateway.ha.bfd import BFD_PORT, DOWN, HELLO_PORT, UP, Session
-from gateway.headers import IPPROTO_UDP, IPv4, Udp, ip_str
+from gateway.headers import IPPROTO_UDP, IPv4, Udp, ip_int, ip_str
 from gateway.io.ipc import decode, encode
 
 STATUS_EVERY = 1.0
@@ -180,10 +180,7 @@ class Agent:
                     if dport == HELLO_PORT:
                         try:
                             said = json.loads(payload[ihl + 8 :])
-                            peer.holding = {
-                                int.from_bytes(bytes(int(x) for x in a.split(".")), "big")
-                                for a in said.get("holding", [])
-                            }
+                            peer.holding = {ip_int(a) for a in said.get("holding", [])}
                             peer.heard = True
                         except (ValueError, AttributeError, TypeError):
                             pass

@@ -92,8 +92,9 @@ def prepare(ifname: str) -> None:
 
 
 class AfPacket:
-    def __init__(self, ifname: str, rcvbuf: int = 16 << 20) -> None:
+    def __init__(self, ifname: str, rcvbuf: int = 16 << 20, receive: bool = True) -> None:
         self.ifname = ifname
+        self.receive = receive  # False: a transmit-only socket, bound to receive nothing
         try:
             # Protocol 0: no frame is queued until the socket is set up and bound
             # (a frame queued before a ring exists would sit in the socket forever).
@@ -121,11 +122,12 @@ class AfPacket:
         self.rx_dropped = 0
         self.setup(sock)
         try:
-            sock.bind((ifname, ETH_P_ALL))
+            sock.bind((ifname, ETH_P_ALL if receive else 0))
         except OSError as exc:
             sock.close()
             raise PortError(f"cannot bind AF_PACKET socket to {ifname!r}: {exc.strerror}") from None
-        sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b""))
+        if receive:
+            sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b""))
         sock.setblocking(False)
 
     def setup(self, sock: socket.socket) -> None:
@@ -213,10 +215,10 @@ class RingPort(AfPacket):
     batch (:meth:`flush`).
     """
 
-    def __init__(self, ifname: str, frame_size: int = 2048, frames: int = 8192) -> None:
+    def __init__(self, ifname: str, frame_size: int = 2048, frames: int = 8192, receive: bool = True) -> None:
         self.frame_size = frame_size
         self._frames_wanted = frames
-        super().__init__(ifname)
+        super().__init__(ifname, receive=receive)
         self.rx_i = 0
         self.tx_i = 0
         self.tx_pending = 0
@@ -232,15 +234,17 @@ class RingPort(AfPacket):
         try:
             sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
             req = struct.pack("IIII", block, blocks, self.frame_size, blocks * per_block)
-            sock.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
+            if self.receive:
+                sock.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
             sock.setsockopt(SOL_PACKET, PACKET_TX_RING, req)
             size = block * blocks
-            self.mm = mmap.mmap(sock.fileno(), 2 * size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            rings = 2 if self.receive else 1  # the kernel maps the RX ring first
+            self.mm = mmap.mmap(sock.fileno(), rings * size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         except OSError as exc:
             sock.close()
             raise PortError(f"cannot set up PACKET_MMAP rings on {self.ifname!r}: {exc.strerror}") from None
         self.nframes = blocks * per_block
-        self.tx_base = size
+        self.tx_base = size if self.receive else 0
 
     def recv_batch(self, limit: int) -> list[tuple[bytearray, int | None]]:
         mm = self.mm
@@ -324,19 +328,8 @@ class BlockRingPort(AfPacket):
         super().__init__(ifname)
         self.blk = 0
         self.rx_truncated = 0
-        # TX: a second socket (protocol 0: it receives nothing) with a V2 ring.
-        self.tx = RingPort.__new__(RingPort)
-        self.tx.frame_size = 2048
-        self.tx._frames_wanted = 4096
-        tx_sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-        self.tx.sock = tx_sock
-        self.tx.ifname = ifname
-        self.tx.setup(tx_sock)
-        tx_sock.bind((ifname, 0))
-        tx_sock.setblocking(False)
-        self.tx.tx_i = 0
-        self.tx.tx_pending = 0
-        self.tx.tx_ring_full = 0
+        # TX: a second, transmit-only socket with a V2 ring.
+        self.tx = RingPort(ifname, frames=4096, receive=False)
         self.send = self.tx.send  # type: ignore[method-assign]
         self.flush = self.tx.flush  # type: ignore[method-assign]
 

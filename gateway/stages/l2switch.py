@@ -39,10 +39,9 @@ class L2Switch(Stage):
         if src[0] & 1:
             return self.drop(pkt, "multicast-source", mac_str(src))
         macs = self.dp.macs
-        macs.learn(inst, src, pkt.in_port, pkt.vlan, monotonic())  # type: ignore[arg-type]
+        learned = macs.learn(inst, src, pkt.in_port, pkt.vlan, monotonic())  # type: ignore[arg-type]
         fx = pkt.fx
         if fx is not None:
-            learned = macs.lookup(inst, src)  # type: ignore[arg-type]
             fx.mac_touch = learned
             fx.depend(learned, "valid")
         dst = bytes(buf[0:6])

@@ -39,19 +39,21 @@ class MacTable:
         self.generation = 0
         self.moves = 0
 
-    def learn(self, instance: Instance, mac: bytes, port: Port, vlan: int | None, now: float) -> None:
+    def learn(self, instance: Instance, mac: bytes, port: Port, vlan: int | None, now: float) -> MacEntry:
+        """Record where ``mac`` was seen; returns its (possibly new) entry."""
         key = (instance, mac)
         entry = self._entries.get(key)
         if entry is None:
-            self._entries[key] = MacEntry(port, vlan, now)
+            entry = self._entries[key] = MacEntry(port, vlan, now)
             self.generation += 1
         elif entry.port is not port or entry.vlan != vlan:
             entry.valid = False
-            self._entries[key] = MacEntry(port, vlan, now)
+            entry = self._entries[key] = MacEntry(port, vlan, now)
             self.moves += 1
             self.generation += 1
         else:
             entry.seen = now
+        return entry
 
     def lookup(self, instance: Instance, mac: bytes) -> MacEntry | None:
         return self._entries.get((instance, mac))

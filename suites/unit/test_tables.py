@@ -3,12 +3,38 @@
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
+from contextlib import contextmanager
 
 from gateway.control.commands import handle
 from gateway.headers import ip_int
 from gateway.tables.fib import Fib, Route
+
+
+@contextmanager
+def serving(listener):
+    """Run ``listener`` (a UnixListener) in a thread with its own epoll loop, as the datapath would."""
+    ep = select.epoll()
+    handlers: dict = {}
+    listener.attach(ep, handlers)
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            for fd, _ in ep.poll(0.05):
+                handlers[fd]()
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        yield listener
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+        ep.close()
 
 
 def test_fib_longest_prefix_wins():
@@ -84,25 +110,12 @@ def test_route_add_and_del_take_effect(rig):
 
 def test_control_server_survives_garbage(rig, tmp_path):
     """Real unix socket: garbage lines get an error line, the next request still works."""
-    import select
 
     from gateway.control.server import ControlServer
 
     path = str(tmp_path / "ctl.sock")
     server = ControlServer(rig.dp, path)
-    ep = select.epoll()
-    handlers: dict = {}
-    server.attach(ep, handlers)
-    stop = threading.Event()
-
-    def loop():
-        while not stop.is_set():
-            for fd, _ in ep.poll(0.05):
-                handlers[fd]()
-
-    thread = threading.Thread(target=loop)
-    thread.start()
-    try:
+    with serving(server):
         with socket.socket(socket.AF_UNIX) as sock:
             sock.settimeout(5)
             sock.connect(path)
@@ -114,16 +127,10 @@ def test_control_server_survives_garbage(rig, tmp_path):
         assert first["ok"] is False and "not valid JSON" in first["error"]
         assert second["ok"] is True and second["result"]["node"] == "edge1"
         assert rig.dp.control_errors == 1
-    finally:
-        stop.set()
-        thread.join()
-        server.close()
-        ep.close()
 
 
 def test_ipc_transport_takeover_and_bad_messages(tmp_path):
     """The HA agent's socket: a takeover sends a gratuitous ARP; garbage gets an error and is counted."""
-    import select
 
     from scapy.layers.l2 import ARP, Ether
 
@@ -134,19 +141,7 @@ def test_ipc_transport_takeover_and_bad_messages(tmp_path):
     path = str(tmp_path / "ha.sock")
     server = IpcServer(rig.dp, path)
     rig.dp.ipc = server
-    ep = select.epoll()
-    handlers: dict = {}
-    server.attach(ep, handlers)
-    stop = threading.Event()
-
-    def loop():
-        while not stop.is_set():
-            for fd, _ in ep.poll(0.05):
-                handlers[fd]()
-
-    thread = threading.Thread(target=loop)
-    thread.start()
-    try:
+    with serving(server):
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
             sock.settimeout(5)
             sock.connect(path)
@@ -178,8 +173,3 @@ def test_ipc_transport_takeover_and_bad_messages(tmp_path):
         )
         (reply,) = [Ether(f) for f in rig.take("uplink")]
         assert reply[ARP].op == 2 and reply[ARP].psrc == "203.0.113.99"
-    finally:
-        stop.set()
-        thread.join()
-        server.close()
-        ep.close()
