@@ -92,22 +92,40 @@ class Bench:
         ]
         if rate_pps is not None:
             argv += ["-b", f"{int(max(rate_pps, 1))}pps"]
+        self.drain()
         sent0 = self._count(self.gen, self.gen_if, "tx")
         recv0 = self._count(self.sink, self.sink_if, "rx")
         res = self.run(self.gen, argv, check=False, timeout=self.seconds + 30)
         if res.returncode not in (0, 124, 130) and "trafgen" not in res.stdout + res.stderr:
             raise RuntimeError(f"trafgen failed (exit {res.returncode}): {res.stderr.strip()}")
-        time.sleep(0.5)  # let queued frames drain through the dut
+        # Delivered rate: what reached the sink while trafgen ran.  Loss: what never
+        # reached it, counted once the dut has emptied its queues.
+        in_window = self._count(self.sink, self.sink_if, "rx") - recv0
         sent = self._count(self.gen, self.gen_if, "tx") - sent0
-        recv = self._count(self.sink, self.sink_if, "rx") - recv0
+        recv = self.drain() - recv0
         return {
             "offered_pps": rate_pps or 0.0,
             "sent": sent,
             "received": recv,
             "sent_pps": sent / self.seconds,
-            "delivered_pps": recv / self.seconds,
+            "delivered_pps": in_window / self.seconds,
             "loss": 0.0 if sent == 0 else max(0.0, (sent - recv) / sent),
         }
+
+    def drain(self, quiet: float = 0.3, limit: float = 15.0) -> int:
+        """Wait until nothing more arrives at the sink (the dut's queues are empty);
+        return the sink's receive counter.  A userspace datapath behind a deep receive
+        ring may still be forwarding seconds after the generator stopped."""
+        deadline = time.monotonic() + limit
+        last = self._count(self.sink, self.sink_if, "rx")
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            now = self._count(self.sink, self.sink_if, "rx")
+            if now == last:
+                return now
+            last = now
+        log(f"the dut was still forwarding {limit:.0f} s after the generator stopped")
+        return last
 
     def no_loss_rate(self, flows: str, ceiling: float) -> dict[str, Any]:
         lo, hi = 0.0, ceiling
@@ -124,6 +142,7 @@ class Bench:
         return {"pps": best["delivered_pps"] if best else 0.0, "trials": trials}
 
     def latency(self) -> dict[str, float]:
+        self.drain()
         res = self.run(
             self.gen, ["ping", "-n", "-i", "0.005", "-c", "200", "-W", "1", "198.51.100.2"], check=False, timeout=60
         )

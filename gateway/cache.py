@@ -69,13 +69,43 @@ _H10 = struct.Struct("!10H")
 # TCP flags that always take the slow path (connection set-up and tear-down).
 _TCP_SLOW = 0x01 | 0x02 | 0x04
 
+# Keys read with one unpack each (IPv4 headers without options: the only ones looked up).
+_KEY_L2 = struct.Struct("14s")
+_KEY_L3 = struct.Struct("14s16x4s")
+_KEY_L4 = struct.Struct("14s9xs2x8s4s")  # MACs+type, protocol, addresses, ports (or ICMP type..id)
+
+
+class Epoch:
+    """How many times anything a cache entry may depend on has changed.
+
+    Every change to a dependency (a FIB, a MAC or ARP entry, NAT or firewall
+    rules, a conntrack entry's release, SR address ownership) bumps it where it
+    happens.  An entry remembers the epoch at which its dependencies were last
+    checked; a hit in the same epoch skips the checks (one comparison instead
+    of one ``getattr`` per dependency), a hit in a later epoch checks them all
+    and drops the entry if any changed.  So invalidation stays exact while the
+    common case, nothing changed, costs nothing.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def bump(self) -> None:
+        self.value += 1
+
+
+EPOCH = Epoch()
+
 
 class Effects:
     """What the stages did to one slow-path packet, for the cache to compose."""
 
-    __slots__ = ("mask", "deps", "uncacheable", "ttl_dec", "conn", "conn_dir", "mac_touch", "header")
+    __slots__ = ("mask", "deps", "uncacheable", "ttl_dec", "conn", "conn_dir", "mac_touch", "header", "epoch")
 
     def __init__(self, header: bytes) -> None:
+        self.epoch = EPOCH.value  # dependencies read from here on are at least this fresh
         self.mask = L2
         self.deps: list[tuple[Any, str, Any]] = []
         self.uncacheable: str | None = None
@@ -97,20 +127,22 @@ class Effects:
             self.uncacheable = reason
 
 
-def key_for(mask: int, port: int, vlan: int | None, buf: bytearray) -> tuple[Any, ...]:
+def key_for(mask: int, port: int, vlan: int | None, buf: bytes | bytearray) -> tuple[Any, ...]:
+    """The match key of ``buf`` for one field set (an IPv4 header without options for l3/l4)."""
     if mask == L2:
-        return (port, vlan, bytes(buf[0:14]))
+        return (port, vlan, *_KEY_L2.unpack_from(buf))
     if mask == L3:
-        return (port, vlan, bytes(buf[0:14]), bytes(buf[30:34]))
-    proto = buf[23]
-    l4 = 14 + (buf[14] & 0x0F) * 4
-    if proto == IPPROTO_TCP or proto == IPPROTO_UDP:
-        ports = bytes(buf[l4 : l4 + 4])
-    elif proto == IPPROTO_ICMP:
-        ports = bytes(buf[l4 + 4 : l4 + 6]) + bytes(buf[l4 : l4 + 1])  # echo id and type
-    else:
+        return (port, vlan, *_KEY_L3.unpack_from(buf))
+    if len(buf) >= 38:
+        eth, proto, addrs, ports = _KEY_L4.unpack_from(buf)
+    else:  # no room for ports (a bare IPv4 header)
+        eth, proto, addrs, ports = bytes(buf[0:14]), bytes(buf[23:24]), bytes(buf[26:34]), bytes(buf[34:38])
+    p = proto[0]
+    if p == IPPROTO_ICMP:
+        ports = bytes(buf[38:40]) + bytes(buf[34:35])  # echo id and type
+    elif p != IPPROTO_TCP and p != IPPROTO_UDP:
         ports = b""
-    return (port, vlan, bytes(buf[0:14]), bytes(buf[23:24]), bytes(buf[26:34]), ports)
+    return (port, vlan, eth, proto, addrs, ports)
 
 
 def _fold(x: int) -> int:
@@ -138,6 +170,7 @@ class Entry:
         "key",
         "mask",
         "deps",
+        "checked",
         "eth",
         "ttl_dec",
         "ip_src",
@@ -163,6 +196,7 @@ class Entry:
     key: tuple[Any, ...]
     mask: int
     deps: list[tuple[Any, str, Any]]
+    checked: int  # the EPOCH value at which ``deps`` were last found unchanged
     eth: bytes | None  # new destination + source MAC
     ttl_dec: int  # routers crossed
     ip_src: bytes | None
@@ -220,6 +254,10 @@ class Entry:
 
 
 class Cache:
+    # Tests set this: every hit checks the dependencies anyway and fails loudly if one
+    # changed without an EPOCH bump (a change site that forgot to say so).
+    verify = False
+
     def __init__(self, enabled: bool = True, capacity: int = 65536, idle_timeout: float = 10.0) -> None:
         self.enabled = enabled
         self.capacity = capacity
@@ -249,37 +287,44 @@ class Cache:
         if n < 14:
             return None
         masks = self._masks_in_use
+        proto = -1
         if buf[12] == 0x08 and buf[13] == 0x00:
             # IPv4: only option-less, unfragmented, valid headers are looked up.
-            if n < 34 or buf[14] != 0x45:
+            if n < 34:
                 self.bypass += 1
                 return None
-            total = (buf[16] << 8) | buf[17]
-            if total < 20 or total > n - 14 or buf[20] & 0x3F or buf[21]:
+            h = _H10.unpack_from(buf, 14)
+            total = h[1]
+            if h[0] >> 8 != 0x45 or total < 20 or total > n - 14 or h[3] & 0x3FFF:
                 self.bypass += 1
                 return None
-            s = sum(_H10.unpack_from(buf, 14))
+            s = sum(h)
             s = (s & 0xFFFF) + (s >> 16)
             s = (s & 0xFFFF) + (s >> 16)
             if s != 0xFFFF:
                 self.bypass += 1
                 return None
-            if buf[23] == IPPROTO_TCP and (n < 48 or buf[47] & _TCP_SLOW):
+            proto = h[4] & 0xFF
+            if proto == IPPROTO_TCP and (n < 48 or buf[47] & _TCP_SLOW):
                 self.bypass += 1
                 return None
             if n > 14 + total:
                 del buf[14 + total :]  # Ethernet padding, as the router stages trim it
+                n = 14 + total
         else:
             masks = self._l2_only  # the l3/l4 keys read IPv4 fields
         pidx = self.port_index.get(port)
         tables = self._tables
         for mask in masks:
-            key = key_for(mask, pidx, vlan, buf)  # type: ignore[arg-type]
-            entry = tables[mask].get(key)  # type: ignore[arg-type]
+            if mask == L4 and (proto == IPPROTO_UDP or proto == IPPROTO_TCP) and n >= 38:
+                key = (pidx, vlan, *_KEY_L4.unpack_from(buf))  # the common case, inline
+            else:
+                key = key_for(mask, pidx, vlan, buf)  # type: ignore[arg-type]
+            entry = tables[mask].get(key)
             if entry is None:
                 continue
-            for obj, attr, value in entry.deps:
-                if getattr(obj, attr) != value:
+            if entry.checked != EPOCH.value or self.verify:
+                if not self._unchanged(entry):
                     self._remove(entry)
                     self.invalidations += 1
                     self.misses += 1
@@ -291,7 +336,18 @@ class Cache:
         self.misses += 1
         return None
 
-    def hit(self, entry: Entry, buf: bytearray, now: float, size: int, flags: int) -> bytes | bytearray:
+    def _unchanged(self, entry: Entry) -> bool:
+        """Whether everything ``entry`` depends on is as it was at install."""
+        epoch = EPOCH.value
+        for obj, attr, value in entry.deps:
+            if getattr(obj, attr) != value:
+                if self.verify and entry.checked == epoch:
+                    raise AssertionError(f"{type(obj).__name__}.{attr} changed without an EPOCH.bump()")
+                return False
+        entry.checked = epoch
+        return True
+
+    def hit(self, entry: Entry, buf: bytearray, now: float) -> bytes | bytearray:
         """Account a hit, touch the state the entry references, and rewrite ``buf``."""
         self.hits += 1
         entry.hits += 1
@@ -299,8 +355,10 @@ class Cache:
         self._lru.move_to_end(entry.id)
         if entry.mac_touch is not None:
             entry.mac_touch.seen = now
-        if entry.conn is not None:
-            entry.conn[0].touch(entry.conn[1], entry.conn_dir, size, now, flags)
+        conn = entry.conn
+        if conn is not None:
+            flags = buf[47] if buf[23] == IPPROTO_TCP else 0  # lookup checked the length
+            conn[0].touch(conn[1], entry.conn_dir, len(buf) - 14, now, flags)
         return entry.apply(buf)
 
     # -- install --------------------------------------------------------------------------
@@ -313,12 +371,16 @@ class Cache:
             return None
         hdr = fx.header
         out = pkt.buf
+        if hdr[12] == 0x08 and hdr[13] == 0x00 and hdr[14] != 0x45:
+            self.uncacheable["ip-options"] = self.uncacheable.get("ip-options", 0) + 1
+            return None  # never looked up: the fast path sends them to the stages
         pidx = self.port_index.setdefault(pkt.in_port, len(self.port_index))
         key = key_for(fx.mask, pidx, pkt.vlan, bytearray(hdr))
         entry = Entry()
         entry.key = key
         entry.mask = fx.mask
         entry.deps = fx.deps
+        entry.checked = fx.epoch
         entry.eth = bytes(out[0:12]) if out[0:12] != hdr[0:12] else None
         entry.ttl_dec = fx.ttl_dec
         entry.ip_src = entry.ip_dst = entry.l4_src = entry.l4_dst = None

@@ -35,7 +35,7 @@ class Transport(Protocol):
 
 
 class Port:
-    __slots__ = ("name", "ifname", "role", "io", "rx", "tx", "tx_errors")
+    __slots__ = ("name", "ifname", "role", "io", "rx", "tx", "tx_errors", "errors", "last_error")
 
     def __init__(self, name: str, ifname: str, role: str) -> None:
         self.name = name
@@ -45,6 +45,8 @@ class Port:
         self.rx = 0
         self.tx = 0
         self.tx_errors = 0
+        self.errors = 0  # socket errors (interface down or gone)
+        self.last_error = 0
 
     def send(self, frame: bytes | bytearray) -> None:
         try:
@@ -67,6 +69,7 @@ class Port:
             "rx": self.rx,
             "tx": self.tx,
             "tx_errors": self.tx_errors,
+            "errors": self.errors,
             "rx_dropped": self.rx_dropped(),
         }
 

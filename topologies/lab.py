@@ -146,6 +146,9 @@ class Lab:
             del self._gateways[name]
 
     def start_gateway(self, name: str) -> Any:
+        """Start the gateway software on ``name``; one already running there is stopped first
+        (two daemons on the same ports would each forward every frame)."""
+        self.stop_gateway(name)
         self._gateways[name] = self.driver.start(name)
         return self._gateways[name]
 

@@ -136,6 +136,13 @@ class AfPacket:
     def fileno(self) -> int:
         return self.sock.fileno()
 
+    def take_error(self) -> int:
+        """The socket's pending error (0 if none); reading it clears it."""
+        try:
+            return self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except OSError as exc:
+            return exc.errno or 0
+
     def kernel_drops(self) -> int:
         """Frames the kernel dropped because we did not read them in time (PACKET_STATISTICS).
 
@@ -214,6 +221,8 @@ class RingPort(AfPacket):
     frames in shared memory and hand them all over with one ``send`` per
     batch (:meth:`flush`).
     """
+
+    poll_interval = 0.001  # the loop reads the ring at least this often (see Datapath.run)
 
     def __init__(self, ifname: str, frame_size: int = 2048, frames: int = 8192, receive: bool = True) -> None:
         self.frame_size = frame_size
@@ -321,7 +330,9 @@ class BlockRingPort(AfPacket):
     at moderate rates while the daemon keeps up at saturation.  Not understood.
     """
 
-    def __init__(self, ifname: str, block_size: int = 1 << 18, blocks: int = 64, retire_ms: int = 1) -> None:
+    poll_interval = 0.001
+
+    def __init__(self, ifname: str, block_size: int = 1 << 16, blocks: int = 256, retire_ms: int = 1) -> None:
         self._block_size = block_size
         self._blocks = blocks
         self._retire_ms = retire_ms

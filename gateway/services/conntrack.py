@@ -24,6 +24,7 @@ import itertools
 from collections import OrderedDict
 from typing import Any
 
+from gateway.cache import EPOCH
 from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ip_str
 from gateway.l4 import FlowTuple
 
@@ -191,6 +192,7 @@ class ConnTable:
         if conn.released:
             return
         conn.released = True
+        EPOCH.bump()
         self._classes[conn.tclass].pop(conn.id, None)
         for t in (conn.orig, conn.reply):
             if self._by_tuple.get(t, (None,))[0] is conn:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.cache import EPOCH
 from gateway.services.rules import FirewallConfig, FirewallRule
 
 ALLOW, DROP, REJECT = "allow", "drop", "reject"
@@ -49,6 +50,7 @@ class Firewall:
             raise ValueError(f"a firewall rule named {rule.name!r} exists already")
         self.rules.insert(len(self.rules) if position is None else position, rule)
         self.generation += 1
+        EPOCH.bump()
 
     def remove(self, name: str) -> FirewallRule:
         for rule in self.rules:
@@ -56,6 +58,7 @@ class Firewall:
                 self.rules.remove(rule)
                 rule.active = False
                 self.generation += 1
+                EPOCH.bump()
                 return rule
         raise KeyError(name)
 

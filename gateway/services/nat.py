@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.cache import EPOCH
 from gateway.headers import ip_str
 from gateway.l4 import FlowTuple
 from gateway.services.rules import DnatRule, NatConfig, OneToOne, SnatRule
@@ -42,6 +43,7 @@ class Nat:
         addrs |= {r.public for r in self.dnat} | {r.public for r in self.one_to_one}
         self._publics = frozenset(addrs)
         self.generation += 1
+        EPOCH.bump()
 
     @property
     def publics(self) -> frozenset[int]:

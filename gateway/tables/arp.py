@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from gateway.cache import EPOCH
 from gateway.headers import ip_str, mac_str
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class ArpTable:
                 entry.valid = False
             self._entries[key] = ArpEntry(mac, now)
             self.generation += 1
+            EPOCH.bump()
         else:
             entry.updated = now
         pending = self.pending.pop(key, None)
@@ -120,6 +122,7 @@ class ArpTable:
             self._entries.pop(key).valid = False
         if stale:
             self.generation += 1
+            EPOCH.bump()
         return len(stale)
 
     def flush(self) -> None:
@@ -127,6 +130,7 @@ class ArpTable:
             entry.valid = False
         self._entries.clear()
         self.generation += 1
+        EPOCH.bump()
 
     def dump(self, now: float) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = [

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gateway.cache import EPOCH
 from gateway.headers import ip_str
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class Fib:
         table[route.prefix] = route
         self._lens = sorted(self._by_len, reverse=True)
         self.generation += 1
+        EPOCH.bump()
 
     def remove(self, prefix: int, plen: int) -> Route | None:
         table = self._by_len.get(plen)
@@ -81,6 +83,7 @@ class Fib:
             self._lens = sorted(self._by_len, reverse=True)
         if route is not None:
             self.generation += 1
+            EPOCH.bump()
         return route
 
     def lookup(self, dst: int) -> Route | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from gateway.cache import EPOCH
 from gateway.headers import mac_str
 
 if TYPE_CHECKING:
@@ -46,11 +47,13 @@ class MacTable:
         if entry is None:
             entry = self._entries[key] = MacEntry(port, vlan, now)
             self.generation += 1
+            EPOCH.bump()
         elif entry.port is not port or entry.vlan != vlan:
             entry.valid = False
             entry = self._entries[key] = MacEntry(port, vlan, now)
             self.moves += 1
             self.generation += 1
+            EPOCH.bump()
         else:
             entry.seen = now
         return entry
@@ -71,6 +74,7 @@ class MacTable:
             self._entries.pop(key).valid = False
         if stale:
             self.generation += 1
+            EPOCH.bump()
         return len(stale)
 
     def flush(self) -> None:
@@ -78,6 +82,7 @@ class MacTable:
             entry.valid = False
         self._entries.clear()
         self.generation += 1
+        EPOCH.bump()
 
     def dump(self, now: float) -> list[dict[str, Any]]:
         return [

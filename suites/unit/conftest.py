@@ -7,6 +7,7 @@ from collections import deque
 import pytest
 
 from gateway import config
+from gateway.cache import Cache
 from gateway.datapath import Datapath
 from gateway.headers import ETH_P_8021Q
 from gateway.model import Port
@@ -33,6 +34,13 @@ routers:
         - {instance: provider, ip: 203.0.113.1/24, mac: "02:00:00:00:cb:01"}
     transit: {subnet: 169.254.0.0/28, dr: 169.254.0.1, sr: 169.254.0.2}
 """
+
+
+@pytest.fixture(autouse=True)
+def verify_cache_dependencies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every cache hit in the unit tests also checks the entry's dependencies and fails
+    if one changed without an epoch bump (gateway/cache.py: Epoch)."""
+    monkeypatch.setattr(Cache, "verify", True)
 
 
 class FakeWire:
