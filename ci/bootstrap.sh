@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-PKGS=(mininet openvswitch-switch ethtool iputils-ping tcpdump iproute2 netsniff-ng frr
+PKGS=(mininet openvswitch-switch ethtool iputils-ping tcpdump iproute2 netsniff-ng nftables frr
       python3-venv python3-pip procps make)
 missing=()
 for pkg in "${PKGS[@]}"; do

@@ -171,7 +171,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return bench.pipeline_main()
     if args.what == "failover":
         return bench.failover_main(rounds=args.rounds, out_dir=args.out)
-    return bench.main(seconds=args.seconds, loss=args.loss, steps=args.steps, out_dir=args.out, io=args.io)
+    return bench.main(
+        seconds=args.seconds, loss=args.loss, steps=args.steps, out_dir=args.out, io=args.io, path=args.path
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,9 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--out", default="results", help="directory for the JSON and the plot")
     be.add_argument(
         "--io",
-        default="socket",
-        choices=("socket", "ring", "block"),
-        help="gateway port I/O (ring and block are experimental)",
+        default="block",
+        choices=("block", "socket", "ring"),
+        help="gateway port I/O (block, the default: PACKET_MMAP rings; socket: one system call per frame each way; ring: experimental)",
+    )
+    be.add_argument(
+        "--path",
+        default="nat",
+        choices=("nat", "routed"),
+        help="forwarding: what the dut does to the traffic: route and SNAT through an SR (nat), or route with the DR alone (routed)",
     )
     be.set_defaults(fn=cmd_bench)
     return ap

@@ -219,32 +219,43 @@ class Entry:
     summary: str
 
     def apply(self, buf: bytearray) -> bytes | bytearray:
-        """Rewrite ``buf`` in place as the stages would have; return the frame to send."""
-        if self.eth is not None:
-            buf[0:12] = self.eth
-        if self.ttl_dec:
-            buf[22] -= self.ttl_dec
+        """Rewrite ``buf`` in place as the stages would have; return the frame to send.
+
+        ``buf`` passed :meth:`Cache.lookup`: an IPv4 header, if any, has no options,
+        so the L4 header starts at byte 34.  The one's-complement folds are inlined:
+        a delta is below 0x10000, so two folds always suffice.
+        """
+        eth = self.eth
+        if eth is not None:
+            buf[0:12] = eth
+        k = self.ttl_dec
+        if k:
+            buf[22] -= k
         if self.ip_src is not None:
             buf[26:30] = self.ip_src
         if self.ip_dst is not None:
             buf[30:34] = self.ip_dst
-        if self.ip_delta:
-            c = _fold((~((buf[24] << 8) | buf[25]) & 0xFFFF) + self.ip_delta)
-            c = ~c & 0xFFFF
+        d = self.ip_delta
+        if d:
+            c = (~((buf[24] << 8) | buf[25]) & 0xFFFF) + d
+            c = (c & 0xFFFF) + (c >> 16)
+            c = ~((c & 0xFFFF) + (c >> 16)) & 0xFFFF
             buf[24] = c >> 8
             buf[25] = c & 0xFF
-        if self.l4_delta:
-            l4 = 14 + (buf[14] & 0x0F) * 4
+        d = self.l4_delta
+        if d:
             if self.l4_src is not None:
-                p = l4 + self.l4_off_src
+                p = 34 + self.l4_off_src
                 buf[p : p + 2] = self.l4_src
             if self.l4_dst is not None:
-                buf[l4 + 2 : l4 + 4] = self.l4_dst
-            co = l4 + self.l4_csum
+                buf[36:38] = self.l4_dst
+            co = 34 + self.l4_csum
             old = (buf[co] << 8) | buf[co + 1]
-            if not (self.udp and old == 0):
-                c = ~_fold((~old & 0xFFFF) + self.l4_delta) & 0xFFFF
-                if self.udp and c == 0:
+            if old or not self.udp:  # a UDP checksum of 0 means none: left alone
+                c = (~old & 0xFFFF) + d
+                c = (c & 0xFFFF) + (c >> 16)
+                c = ~((c & 0xFFFF) + (c >> 16)) & 0xFFFF
+                if c == 0 and self.udp:
                     c = 0xFFFF
                 buf[co] = c >> 8
                 buf[co + 1] = c & 0xFF

@@ -75,10 +75,11 @@ class Datapath:
                 port.io = None
 
     # -- packets -----------------------------------------------------------------------
-    def receive(self, port: Port, frame: bytearray, vlan: int | None) -> Packet | None:
+    def receive(self, port: Port, frame: bytearray, vlan: int | None, now: float | None = None) -> Packet | None:
         """Carry one received frame through the cache or the pipeline.
 
-        Returns the slow-path packet (for traces and tests), None for a cache hit.
+        ``now`` (monotonic) may be given once for a whole batch.  Returns the
+        slow-path packet (for traces and tests), None for a cache hit.
         """
         port.rx += 1
         cache = self.cache
@@ -89,7 +90,7 @@ class Datapath:
             try:
                 entry = cache.lookup(port, vlan, frame)
                 if entry is not None:
-                    out = cache.hit(entry, frame, time.monotonic())
+                    out = cache.hit(entry, frame, time.monotonic() if now is None else now)
             except Exception:  # noqa: BLE001 - a bug costs this packet, never the daemon
                 self.pipeline.report_internal_error("cache", None)
                 return None
@@ -159,8 +160,9 @@ class Datapath:
     def poll_port(self, port: Port) -> int:
         batch = port.io.recv_batch(BATCH)  # type: ignore[union-attr]
         receive = self.receive
+        now = time.monotonic()
         for frame, vlan in batch:
-            receive(port, frame, vlan)
+            receive(port, frame, vlan, now)
         return len(batch)
 
     def tick(self, now: float) -> None:
@@ -379,6 +381,7 @@ class Datapath:
                     "tx": p.tx,
                     "tx_errors": p.tx_errors,
                     "errors": p.errors,
+                    "tx_dropped": p.tx_dropped(),
                     "rx_dropped": p.rx_dropped(),
                 }
                 for p in self.model.ports.values()

@@ -56,6 +56,11 @@ class Port:
             # A full socket buffer or a link going down costs this frame, not the daemon.
             self.tx_errors += 1
 
+    def tx_dropped(self) -> int:
+        """Frames queued on a transmit ring and dropped because the link went down."""
+        tx = getattr(self.io, "tx", self.io)  # io: block transmits through a second socket
+        return int(getattr(tx, "tx_dropped", 0))
+
     def rx_dropped(self) -> int:
         """Frames the kernel dropped before the datapath read them."""
         drops = getattr(self.io, "kernel_drops", None)
@@ -70,6 +75,7 @@ class Port:
             "tx": self.tx,
             "tx_errors": self.tx_errors,
             "errors": self.errors,
+            "tx_dropped": self.tx_dropped(),
             "rx_dropped": self.rx_dropped(),
         }
 

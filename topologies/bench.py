@@ -19,6 +19,7 @@ Many flows: destinations 203.0.113.1-250 and 1024 source ports; few flows:
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from mininet.topo import Topo
@@ -108,3 +109,40 @@ class BenchTopo(Topo):
 
 
 TOPO = BenchTopo
+
+# -- what the dut does to the traffic -------------------------------------------------------
+NAT_POOL = "198.51.100.100"
+PATHS = {
+    "routed": "the DR alone routes gen -> sink (one router, east-west work: l3 match)",
+    "nat": f"DR -> transit -> SR, which routes and SNATs gen's addresses to {NAT_POOL} "
+    "(north-south work: conntrack, NAT, l4 match)",
+}
+
+
+def plan_for(path: str, io: str = "socket") -> dict[str, Any]:
+    """The bench plan for one path (see ``PATHS``) and gateway port I/O, as a new dict.
+
+    ``nat`` moves the sink side of router r1 from its DR to an SR with an SNAT
+    rule; the kernel baseline does the same with an nftables SNAT rule and the
+    kernel's conntrack.
+    """
+    if path not in PATHS:
+        raise ValueError(f"unknown bench path {path!r}; paths: {', '.join(PATHS)}")
+    plan = copy.deepcopy(PLAN)
+    dut = plan["gateways"]["dut"]
+    dut["config"]["io"] = io
+    if path == "nat":
+        router = dut["config"]["routers"][0]
+        left, right = router["dr"]["ports"]
+        router["dr"] = {"ports": [left]}
+        router["sr"] = {
+            "ports": [right],
+            "routes": [{"prefix": "203.0.113.0/24", "via": "198.51.100.2"}],
+            "nat": {
+                "snat": [{"name": "bench", "source": "192.0.2.0/24", "pool": [NAT_POOL]}],
+                "max_sessions": 60000,
+            },
+        }
+        router["transit"] = {"subnet": "169.254.0.0/28", "dr": "169.254.0.1", "sr": "169.254.0.2"}
+        dut["kernel"]["snat"] = {"source": "192.0.2.0/24", "out": "dut-eth1", "to": NAT_POOL}
+    return plan

@@ -233,6 +233,7 @@ class RingPort(AfPacket):
         self.tx_pending = 0
         self.rx_truncated = 0
         self.tx_ring_full = 0
+        self.tx_dropped = 0  # queued frames dropped because the link went down
 
     def setup(self, sock: socket.socket) -> None:
         import mmap
@@ -302,6 +303,27 @@ class RingPort(AfPacket):
                 self.sock.send(b"")
             except (BlockingIOError, InterruptedError):
                 pass  # the kernel took what it could; the rest goes on the next flush
+            except OSError:
+                # The link is down or gone: the kernel took nothing.  Drop what is
+                # queued (counted) rather than send it, stale, when the link returns.
+                self.tx_dropped += self._reclaim()
+
+    def _reclaim(self) -> int:
+        """Take back the queued frames, newest first, and step ``tx_i`` back over them:
+        the kernel sends from the oldest queued slot on and stops at the first slot
+        not queued, so the next frame must go where the kernel will look."""
+        mm = self.mm
+        n = 0
+        i = self.tx_i
+        while n < self.nframes:
+            i = i - 1 if i else self.nframes - 1
+            off = self.tx_base + i * self.frame_size
+            if _U32.unpack_from(mm, off)[0] != TP_STATUS_SEND_REQUEST:
+                break
+            _U32.pack_into(mm, off, TP_STATUS_AVAILABLE)
+            n += 1
+        self.tx_i = (self.tx_i - n) % self.nframes
+        return n
 
     def close(self) -> None:
         try:
