@@ -76,57 +76,78 @@ class Datapath:
 
     # -- packets -----------------------------------------------------------------------
     def receive(self, port: Port, frame: bytearray, vlan: int | None, now: float | None = None) -> Packet | None:
-        """Carry one received frame through the cache or the pipeline.
+        """Carry one received frame through the cache or the pipeline (a batch of one).
 
-        ``now`` (monotonic) may be given once for a whole batch.  Returns the
-        slow-path packet (for traces and tests), None for a cache hit.
+        Returns the slow-path packet (for traces and tests), None for a cache hit.
         """
-        port.rx += 1
+        return self.process(port, ((frame, vlan),), time.monotonic() if now is None else now)
+
+    def process(self, port: Port, batch: Any, now: float) -> Packet | None:
+        """Carry a batch of frames received on ``port`` through the cache or the pipeline.
+
+        The loop is the cached fast path, kept flat: a hit is a lookup, the
+        entry's action and a send, with no other call per frame.  A miss (or a
+        frame the cache must not take, or the cache disabled) walks the stages.
+        ``now`` (monotonic) is read once per batch.  Returns the last slow-path
+        packet, None if the last frame was a cache hit.
+        """
         cache = self.cache
-        traced = bool(self.trace_budget)
-        summary = describe(frame) if traced else ""
-        if cache.enabled:
-            entry = None
-            try:
-                entry = cache.lookup(port, vlan, frame)
-                if entry is not None:
-                    out = cache.hit(entry, frame, time.monotonic() if now is None else now)
-            except Exception:  # noqa: BLE001 - a bug costs this packet, never the daemon
-                self.pipeline.report_internal_error("cache", None)
-                return None
-            if entry is not None:
-                entry.out_port.send(out)
-                if traced:
-                    self.trace_budget -= 1
-                    self.traces.append(
-                        {
-                            "time": round(time.time(), 3),
-                            "port": port.name,
-                            "vlan": vlan,
-                            "packet": summary,
-                            "steps": [f"cache: hit entry #{entry.id} ({entry.summary})"],
-                            "verdict": "forwarded",
-                        }
-                    )
-                return None
+        lookup = cache.lookup if cache.enabled else None
+        hit = cache.hit
+        pkt = None
+        for frame, vlan in batch:
+            port.rx += 1
+            summary = describe(frame) if self.trace_budget else None
+            if lookup is not None:
+                try:
+                    entry = lookup(port, vlan, frame)
+                    if entry is not None:
+                        entry.out_port.send(hit(entry, frame, now))
+                        if summary is not None:
+                            self._trace_hit(port, vlan, summary, entry)
+                        pkt = None
+                        continue
+                except Exception:  # noqa: BLE001 - a bug costs this packet, never the daemon
+                    self.pipeline.report_internal_error("cache", None)
+                    pkt = None
+                    continue
+            pkt = self._walk(port, frame, vlan, now, summary)
+        return pkt
+
+    def _walk(self, port: Port, frame: bytearray, vlan: int | None, now: float, summary: str | None) -> Packet:
+        """The slow path: the stages, recording their effects for the cache."""
+        cache = self.cache
         pkt = Packet(frame, port, vlan)
         fx = Effects(bytes(frame[:128])) if cache.enabled else None
         pkt.fx = fx
-        if traced:
+        if summary is not None:
             self.trace_budget -= 1
             pkt.trace = ["cache: miss" if fx is not None else "cache: disabled"]
         self.pipeline.run(pkt)
         if fx is not None and pkt.drop_reason is None:
             try:
-                installed = cache.install(pkt, fx, time.monotonic())
+                installed = cache.install(pkt, fx, now)
             except Exception:  # noqa: BLE001 - the packet already left; the flow stays uncached
                 self.pipeline.report_internal_error("cache install", None)
                 installed = None
-            if traced and installed is not None:
+            if summary is not None and installed is not None:
                 pkt.trace.append(f"cache: installed entry #{installed.id} ({installed.summary})")  # type: ignore[union-attr]
-        if traced:
+        if summary is not None:
             self.traces.append(self._trace_record(pkt, summary))
         return pkt
+
+    def _trace_hit(self, port: Port, vlan: int | None, summary: str, entry: Any) -> None:
+        self.trace_budget -= 1
+        self.traces.append(
+            {
+                "time": round(time.time(), 3),
+                "port": port.name,
+                "vlan": vlan,
+                "packet": summary,
+                "steps": [f"cache: hit entry #{entry.id} ({entry.summary})"],
+                "verdict": "forwarded",
+            }
+        )
 
     def inject(self, port_name: str, frame: bytes) -> dict[str, Any]:
         """Process ``frame`` as if received on ``port_name`` (a tag inline is taken as the VLAN), traced."""
@@ -159,10 +180,8 @@ class Datapath:
 
     def poll_port(self, port: Port) -> int:
         batch = port.io.recv_batch(BATCH)  # type: ignore[union-attr]
-        receive = self.receive
-        now = time.monotonic()
-        for frame, vlan in batch:
-            receive(port, frame, vlan, now)
+        if batch:
+            self.process(port, batch, time.monotonic())
         return len(batch)
 
     def tick(self, now: float) -> None:

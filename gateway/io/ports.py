@@ -25,6 +25,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
@@ -201,6 +202,8 @@ TP_STATUS_SENDING = 2
 TP_STATUS_WRONG_FORMAT = 4
 _T2HDR = struct.Struct("IIIHHIIHH")  # tpacket2_hdr without its padding
 _U32 = struct.Struct("I")
+_STATUS_LEN = struct.Struct("II")  # tp_status, tp_len: the head of a tpacket2_hdr
+_LOW = 0 if sys.byteorder == "little" else 3  # where a native u32's low byte is
 _TX_DATA = 32  # TPACKET_ALIGN(sizeof(struct tpacket2_hdr)): where a TX frame's data starts
 
 
@@ -281,17 +284,19 @@ class RingPort(AfPacket):
     def send(self, frame: bytes | bytearray) -> None:
         mm = self.mm
         off = self.tx_base + self.tx_i * self.frame_size
-        if _U32.unpack_from(mm, off)[0] & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING):
+        # The status flags that matter sit in the low byte of the u32 tp_status.
+        if mm[off + _LOW] & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING):
             self.flush()
-            if _U32.unpack_from(mm, off)[0] & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING):
+            if mm[off + _LOW] & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING):
                 self.tx_ring_full += 1
                 raise OSError("transmit ring full")
         n = len(frame)
         if n > self.frame_size - _TX_DATA:
             raise OSError(f"frame of {n} bytes does not fit a ring slot")
         mm[off + _TX_DATA : off + _TX_DATA + n] = frame
-        _U32.pack_into(mm, off + 4, n)  # tp_len
-        _U32.pack_into(mm, off, TP_STATUS_SEND_REQUEST)
+        # tp_status and tp_len in one write: the kernel reads a transmit slot only
+        # inside our own send() (flush), never while we fill it.
+        _STATUS_LEN.pack_into(mm, off, TP_STATUS_SEND_REQUEST, n)
         self.tx_i = self.tx_i + 1 if self.tx_i + 1 < self.nframes else 0
         self.tx_pending += 1
 
