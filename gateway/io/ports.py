@@ -234,6 +234,7 @@ class RingPort(AfPacket):
         self.rx_i = 0
         self.tx_i = 0
         self.tx_pending = 0
+        self.tx_bytes = 0
         self.rx_truncated = 0
         self.tx_ring_full = 0
         self.tx_dropped = 0  # queued frames dropped because the link went down
@@ -299,36 +300,70 @@ class RingPort(AfPacket):
         _STATUS_LEN.pack_into(mm, off, TP_STATUS_SEND_REQUEST, n)
         self.tx_i = self.tx_i + 1 if self.tx_i + 1 < self.nframes else 0
         self.tx_pending += 1
+        self.tx_bytes += n
 
     def flush(self) -> None:
-        """Hand every queued frame to the kernel with one system call."""
-        if self.tx_pending:
-            self.tx_pending = 0
-            try:
-                self.sock.send(b"")
-            except (BlockingIOError, InterruptedError):
-                pass  # the kernel took what it could; the rest goes on the next flush
-            except OSError:
-                # The link is down or gone: the kernel took nothing.  Drop what is
-                # queued (counted) rather than send it, stale, when the link returns.
-                self.tx_dropped += self._reclaim()
+        """Hand every queued frame to the kernel with one system call.
 
-    def _reclaim(self) -> int:
-        """Take back the queued frames, newest first, and step ``tx_i`` back over them:
-        the kernel sends from the oldest queued slot on and stops at the first slot
-        not queued, so the next frame must go where the kernel will look."""
-        mm = self.mm
-        n = 0
-        i = self.tx_i
-        while n < self.nframes:
-            i = i - 1 if i else self.nframes - 1
-            off = self.tx_base + i * self.frame_size
-            if _U32.unpack_from(mm, off)[0] != TP_STATUS_SEND_REQUEST:
+        The kernel sends from its own head slot on while slots say
+        SEND_REQUEST, and reports the bytes of the frames it moved past.  When
+        a frame fails (a full peer queue: ENOBUFS; no buffer: EAGAIN; the link
+        down: ENETDOWN) the kernel marks that slot available *without* moving
+        its head past it; from then on it would find no request at its head
+        and send nothing until we happened to fill that very slot again, a
+        whole ring later (seen: seconds of silence, then a burst of stale
+        frames).  So after every flush that did not take all we queued, we
+        find where the kernel stopped, drop what it did not send (counted in
+        ``tx_dropped``) and queue the next frame at its head.
+        """
+        pending, queued = self.tx_pending, self.tx_bytes
+        if not pending:
+            return
+        self.tx_pending = self.tx_bytes = 0
+        try:
+            sent = self.sock.send(b"")
+        except (BlockingIOError, InterruptedError):
+            sent = 0  # nothing was taken (the head frame may have been dropped)
+        except OSError:
+            self._resync(pending, self._head_after_error(pending))
+            return
+        if sent != queued:
+            self._resync(pending, self._head_after(pending, sent))
+
+    def _slot(self, i: int) -> int:
+        return self.tx_base + (i % self.nframes) * self.frame_size
+
+    def _head_after(self, pending: int, sent: int) -> int:
+        """The kernel's head after it reported ``sent`` bytes: past the frames they cover."""
+        i = self.tx_i - pending
+        for _ in range(pending):
+            n = _U32.unpack_from(self.mm, self._slot(i) + 4)[0]  # tp_len
+            if n > sent:
                 break
-            _U32.pack_into(mm, off, TP_STATUS_AVAILABLE)
-            n += 1
-        self.tx_i = (self.tx_i - n) % self.nframes
-        return n
+            sent -= n
+            i += 1
+        return i
+
+    def _head_after_error(self, pending: int) -> int:
+        """The kernel's head after an error: on the slot before the first frame still
+        requested, or on the first queued slot if it touched none (the link was down)."""
+        start = self.tx_i - pending
+        for k in range(pending):
+            if _U32.unpack_from(self.mm, self._slot(start + k))[0] == TP_STATUS_SEND_REQUEST:
+                return start + k - 1 if k else start
+        return self.tx_i - 1  # the last frame failed
+
+    def _resync(self, pending: int, head: int) -> None:
+        """Drop the queued frames from ``head`` on and queue the next frame there."""
+        mm = self.mm
+        dropped = 0
+        for i in range(head, self.tx_i):  # head <= tx_i: neither is reduced modulo the ring yet
+            off = self._slot(i)
+            if mm[off + _LOW] & (TP_STATUS_SEND_REQUEST | TP_STATUS_WRONG_FORMAT):
+                _U32.pack_into(mm, off, TP_STATUS_AVAILABLE)
+            dropped += 1
+        self.tx_dropped += dropped
+        self.tx_i = head % self.nframes
 
     def close(self) -> None:
         try:
