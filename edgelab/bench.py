@@ -248,7 +248,7 @@ class Bench:
             self.run(node, ["ip", "neigh", "flush", "all"], check=False)
 
 
-def plot(results: dict[str, Any], path: Path) -> bool:
+def plot(results: dict[str, Any], path: Path, title: str = "") -> bool:
     try:
         import matplotlib
 
@@ -268,6 +268,8 @@ def plot(results: dict[str, Any], path: Path) -> bool:
         ax.set_title(f"{flows} flows, 64-byte UDP")
         ax.set_ylabel("kpps")
         ax.legend()
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return True
@@ -352,8 +354,9 @@ def main(
     }
     report = {"meta": meta, "results": results}
     (outp / "bench-forwarding.json").write_text(json.dumps(report, indent=2))
-    plotted = plot(results, outp / "bench-forwarding.png")
+    plotted = plot(results, outp / "bench-forwarding.png", f"path {path}, gateway io {io}")
     print()
+    print(f"path {path}: {bench_topology.PATHS[path]}; gateway io: {io}")
     print(table(results))
     print()
     print(

@@ -196,11 +196,11 @@ class Datapath:
         """Serve ports, control socket and timers until SIGTERM/SIGINT.
 
         A socket port is read when epoll says it is readable.  A ring port
-        (``io: ring``/``block``) is also registered, but its wake-ups are not
-        trusted: on this kernel epoll was seen to sleep for 0.45 s while the
-        kernel filled a TPACKET_V3 ring and dropped what did not fit.  So ring
-        ports are read after every wake-up and the wait is capped at their
-        ``poll_interval`` (1 ms: a thousand cheap status reads a second when idle).
+        (``io: ring``/``block``) is registered too, but is also read after every
+        wake-up, and the wait is capped at its ``poll_interval`` (1 ms: a
+        thousand cheap status reads a second when idle): once, while a ring
+        overflowed, epoll was seen to sleep 0.45 s with frames arriving, and a
+        missed wake-up must not cost more than a millisecond.
         """
         ep = select.epoll()
         handlers: dict[int, Any] = {}

@@ -210,12 +210,11 @@ _TX_DATA = 32  # TPACKET_ALIGN(sizeof(struct tpacket2_hdr)): where a TX frame's 
 class RingPort(AfPacket):
     """An AF_PACKET port with TPACKET_V2 receive and transmit rings (PACKET_MMAP).
 
-    Experimental (``io: ring``): on the bench topology it forwards about 1.6x
-    the frames of the plain socket at saturation, but at moderate rates
-    (20-40 kpps of 64-byte frames) the kernel drops frames at the receive ring
-    although the daemon is mostly idle, and the reader's index was once seen
-    out of step with the kernel's.  Until that is understood the default is
-    ``io: socket``.
+    As a receive ring (``io: ring``) it is experimental: the reader was seen
+    waiting on a slot the kernel had left at status 0 while the slots after
+    it were full (TP_STATUS_USER|LOSING), i.e. out of step with the kernel's
+    head; not understood, so ``io: block`` receives through TPACKET_V3
+    blocks instead and uses this class for its transmit ring only.
 
     Why: with a plain socket every frame costs one ``recvmsg`` and one
     ``send``; the system calls, not the Python, dominate a cached packet.
@@ -386,10 +385,13 @@ class BlockRingPort(AfPacket):
     Blocks are owned by one side at a time, so the reader can never wait on a slot
     the kernel skipped; a block is handed over when full or after ``retire_ms``.
 
-    Experimental (``io: block``).  One run of ``edgelab bench forwarding --io
-    block``: cached peak 101-116 kpps (0.57-0.67x the kernel, 3.0-3.3x uncached)
-    but no-loss rates of only 18-20 kpps: as with ``io: ring``, frames are lost
-    at moderate rates while the daemon keeps up at saturation.  Not understood.
+    The default (``io: block``).  Sized for bursts: paced traffic (trafgen)
+    arrives in bursts of a few hundred frames, and the kernel retires a block
+    after each burst (``retire_ms``), so the ring holds as many bursts as it
+    has blocks; with 64 blocks it overflowed at 20-50 kpps while the daemon
+    idled, with 256 blocks of 64 KiB (16 MiB, ~115k 64-byte frames) it does
+    not.  The loop also reads the ring at least every ``poll_interval``
+    instead of relying on epoll alone (see ``Datapath.run``).
     """
 
     poll_interval = 0.001

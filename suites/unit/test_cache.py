@@ -161,6 +161,41 @@ def test_mac_move_takes_effect_on_next_packet():
     assert rig.take("uplink") == [] and rig.dp.pipeline.drops().get("l2switch/same-segment") == 1
 
 
+def test_hits_skip_dependency_checks_until_the_epoch_moves(monkeypatch):
+    """While nothing changes a hit does not look at its dependencies; a change that
+    bumps the epoch makes the next hit check them (and drop a stale entry); a change
+    that forgot to bump is caught in verify mode (on in every unit test)."""
+    import pytest
+
+    from gateway.cache import EPOCH, Cache
+
+    a, _ = cached_and_plain()
+    data = frame("t1", "203.0.113.10", UDP(sport=4000, dport=53))
+    send(a, "t1", data)
+    send(a, "t1", data)
+    assert a.dp.cache.hits == 1
+    entry = next(iter(a.dp.cache._lru.values()))
+    assert entry.checked == EPOCH.value
+    monkeypatch.setattr(Cache, "verify", False)
+    mac_deps = [obj for obj, attr, _ in entry.deps if attr == "valid"]
+    assert mac_deps, "the entry depends on MAC/ARP entries"
+    mac_deps[0].valid = False  # changed behind the cache's back: no bump
+    send(a, "t1", data)
+    assert a.dp.cache.hits == 2, "an unchanged epoch trusts the entry"
+    EPOCH.bump()
+    send(a, "t1", data)
+    assert a.dp.cache.hits == 2 and a.dp.cache.invalidations == 1
+    # Verify mode: the same silent change is an error, not a stale hit.
+    send(a, "t1", data)  # reinstalled
+    entry = next(iter(a.dp.cache._lru.values()))
+    monkeypatch.setattr(Cache, "verify", True)
+    dep = next(obj for obj, attr, _ in entry.deps if attr == "valid")
+    dep.valid = not dep.valid
+    assert entry.checked == EPOCH.value
+    with pytest.raises(AssertionError, match="without an EPOCH.bump"):
+        a.dp.cache.lookup(a.dp.model.ports["trunk"], 10, bytearray(data[:12] + data[16:]))
+
+
 def test_firewall_and_nat_rule_changes_take_effect_on_next_packet():
     rig = nat_rig()
     data = frame("t1", "203.0.113.10", UDP(sport=1, dport=53))

@@ -76,3 +76,60 @@ def test_internal_invariants_are_counted_not_crashed():
     rig.dp.pipeline.run(Packet(bytearray(64), rig.port("trunk"), 10), "egress")
     assert transit.drops["no-transit-peer"] == 1 and egress.drops["no-output"] == 1
     assert rig.dp.pipeline.internal_errors == 0
+
+
+def test_a_port_socket_error_is_read_counted_and_does_not_spin():
+    """A socket error on a port (the interface went down or away) makes epoll report
+    EPOLLERR until the error is read.  The loop reads it, counts it, says it once,
+    and goes on: here a real socket with a pending error (ECONNREFUSED) stands in
+    for the port's socket."""
+    import signal
+    import socket
+    import threading
+
+    from suites.unit.conftest import FakeWire
+
+    class ErrorWire(FakeWire):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", 0))
+            closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            closed.bind(("127.0.0.1", 0))
+            self.sock.connect(closed.getsockname())
+            closed.close()
+            self.sock.send(b"x")  # the ICMP port unreachable leaves ECONNREFUSED pending
+            self.polls = 0
+
+        def fileno(self) -> int:
+            return self.sock.fileno()
+
+        def recv_batch(self, limit: int) -> list:
+            self.polls += 1
+            return []
+
+        def take_error(self) -> int:
+            return self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+
+    rig = Rig()
+    wire = ErrorWire()
+    rig.dp.attach("uplink", wire)
+    quiet = []  # epoll needs a real fd for every port: idle sockets for the others
+    for name, other in rig.wires.items():
+        if name != "uplink":
+            quiet.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            other.fileno = quiet[-1].fileno  # type: ignore[method-assign]
+    stopper = threading.Timer(0.3, lambda: setattr(rig.dp, "stopping", True))
+    stopper.start()
+    try:
+        rig.dp.run()
+    finally:
+        stopper.cancel()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        wire.sock.close()
+        for sock in quiet:
+            sock.close()
+    port = rig.port("uplink")
+    assert port.errors == 1 and port.last_error == 111  # ECONNREFUSED
+    assert wire.polls < 10, f"the loop spun on the error ({wire.polls} polls)"
