@@ -108,6 +108,8 @@ class Datapath:
                         pkt = None
                         continue
                 except Exception:  # noqa: BLE001 - a bug costs this packet, never the daemon
+                    if cache.verify:
+                        raise  # tests: a stale dependency must fail the test, not drop a packet
                     self.pipeline.report_internal_error("cache", None)
                     pkt = None
                     continue
