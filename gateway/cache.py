@@ -180,6 +180,8 @@ class Entry:
         "l4_off_src",
         "l4_src",
         "l4_dst",
+        "nat",
+        "fields",
         "ip_delta",
         "l4_delta",
         "l4_csum",
@@ -206,6 +208,8 @@ class Entry:
     l4_off_src: int  # 0 for a TCP/UDP source port, 4 for an ICMP echo identifier
     l4_src: bytes | None
     l4_dst: bytes | None
+    nat: bytes | None  # TCP/UDP with NAT: bytes 26-37 (addresses and ports) as rewritten
+    fields: bool  # some other address/port/echo-id rewrite, applied field by field
     ip_delta: int  # one's-complement change of the IPv4 header checksum
     l4_delta: int  # ... of the TCP/UDP/ICMP checksum
     l4_csum: int  # offset of that checksum in the L4 header
@@ -233,10 +237,13 @@ class Entry:
         k = self.ttl_dec
         if k:
             buf[22] -= k
-        if self.ip_src is not None:
-            buf[26:30] = self.ip_src
-        if self.ip_dst is not None:
-            buf[30:34] = self.ip_dst
+        nat = self.nat
+        if nat is not None:
+            # The l4 key holds both addresses and both ports, so what they become
+            # is the same for every packet of the flow: one write.
+            buf[26:38] = nat
+        elif self.fields:
+            self._rewrite_fields(buf)
         d = self.ip_delta
         if d:
             c = (~((buf[24] << 8) | buf[25]) & 0xFFFF) + d
@@ -246,11 +253,6 @@ class Entry:
             buf[25] = c & 0xFF
         d = self.l4_delta
         if d:
-            if self.l4_src is not None:
-                p = 34 + self.l4_off_src
-                buf[p : p + 2] = self.l4_src
-            if self.l4_dst is not None:
-                buf[36:38] = self.l4_dst
             co = 34 + self.l4_csum
             old = (buf[co] << 8) | buf[co + 1]
             if old or not self.udp:  # a UDP checksum of 0 means none: left alone
@@ -264,6 +266,17 @@ class Entry:
         if self.out_tag is not None:
             return buf[:12] + self.out_tag + buf[12:]
         return buf
+
+    def _rewrite_fields(self, buf: bytearray) -> None:
+        if self.ip_src is not None:
+            buf[26:30] = self.ip_src
+        if self.ip_dst is not None:
+            buf[30:34] = self.ip_dst
+        if self.l4_src is not None:
+            p = 34 + self.l4_off_src
+            buf[p : p + 2] = self.l4_src
+        if self.l4_dst is not None:
+            buf[36:38] = self.l4_dst
 
 
 class Cache:
@@ -429,6 +442,10 @@ class Cache:
                     entry.l4_src = bytes(out[l4 + 4 : l4 + 6])
                     entry.l4_off_src = 4
                     entry.l4_csum = 2
+        entry.nat = None
+        entry.fields = any(x is not None for x in (entry.ip_src, entry.ip_dst, entry.l4_src, entry.l4_dst))
+        if entry.fields and fx.mask == L4 and hdr[23] in (IPPROTO_TCP, IPPROTO_UDP) and len(out) >= 38:
+            entry.nat = bytes(out[26:38])
         port, vlan = pkt.outputs[0]
         entry.out_port = port
         entry.out_tag = None if vlan is None else _TAG.pack(ETH_P_8021Q, vlan)
