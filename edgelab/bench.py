@@ -71,6 +71,7 @@ class Bench:
         self.dut_mac = plan["gateways"]["dut"]["kernel"]["interfaces"]["dut-eth0"]["mac"]
         self.cfg_dir = Path(lab.rundir)
         self._sink_drops_bench_flows()
+        self.gateway: Any = None  # the running reference gateway, in configurations (b) and (c)
 
     def _sink_drops_bench_flows(self) -> None:
         """The sink counts the bench frames on its interface and drops them at ingress
@@ -120,6 +121,7 @@ class Bench:
         if rate_pps is not None:
             argv += ["-b", f"{int(max(rate_pps, 1))}pps"]
         self.drain()
+        dut0 = self._dut_counters()
         sent0 = self._count(self.gen, self.gen_if, "tx")
         recv0 = self._count(self.sink, self.sink_if, "rx")
         res = self.run(self.gen, argv, check=False, timeout=self.seconds + 30)
@@ -130,7 +132,10 @@ class Bench:
         in_window = self._count(self.sink, self.sink_if, "rx") - recv0
         sent = self._count(self.gen, self.gen_if, "tx") - sent0
         recv = self.drain() - recv0
+        dut = self._dut_counters()
         return {
+            # Where the frames went inside the gateway (reference gateway only).
+            "dut": {k: dut[k] - dut0[k] for k in dut} if dut else {},
             "offered_pps": rate_pps or 0.0,
             "sent": sent,
             "received": recv,
@@ -140,6 +145,15 @@ class Bench:
             # Still queued in the dut when the generator stopped (delivered afterwards).
             "queued": 0.0 if sent == 0 else max(0, recv - in_window) / sent,
         }
+
+    def _dut_counters(self) -> dict[str, int]:
+        """The gateway's own view: frames read, sent, lost at its receive ring and
+        dropped at its transmit ring, summed over its ports."""
+        if self.gateway is None:
+            return {}
+        ports = self.gateway.show("counters")["ports"].values()
+        keys = ("rx", "tx", "rx_dropped", "tx_dropped", "tx_errors")
+        return {k: sum(int(p.get(k, 0)) for p in ports) for k in keys}
 
     def drain(self, quiet: float = 0.3, limit: float = 15.0) -> int:
         """Wait until nothing more arrives at the sink (the dut's queues are empty);
@@ -210,6 +224,7 @@ class Bench:
     # -- switching the dut between configurations --------------------------------------
     def as_kernel(self) -> None:
         self.lab.stop_gateway("dut")
+        self.gateway = None
         spec = self.lab.plan["gateways"]["dut"]["kernel"]
         for ifname, conf in spec["interfaces"].items():
             self.run(self.dut, ["ip", "link", "set", ifname, "address", conf["mac"]])
@@ -241,7 +256,8 @@ class Bench:
         for ifname in spec["interfaces"]:
             self.run(self.dut, ["ip", "addr", "flush", "dev", ifname])
         self._flush_neighbours()
-        return self.lab.start_gateway("dut")
+        self.gateway = self.lab.start_gateway("dut")
+        return self.gateway
 
     def _flush_neighbours(self) -> None:
         for node in (self.gen, self.sink):
