@@ -152,7 +152,7 @@ class Bench:
         if self.gateway is None:
             return {}
         ports = self.gateway.show("counters")["ports"].values()
-        keys = ("rx", "tx", "rx_dropped", "tx_dropped", "tx_errors")
+        keys = ("rx", "tx", "rx_dropped", "tx_dropped", "tx_errors", "rx_resyncs")
         return {k: sum(int(p.get(k, 0)) for p in ports) for k in keys}
 
     def drain(self, quiet: float = 0.3, limit: float = 15.0) -> int:

@@ -404,6 +404,7 @@ class Datapath:
                     "errors": p.errors,
                     "tx_dropped": p.tx_dropped(),
                     "rx_dropped": p.rx_dropped(),
+                    "rx_resyncs": int(getattr(p.io, "rx_resyncs", 0)),
                 }
                 for p in self.model.ports.values()
             },

@@ -77,6 +77,7 @@ class Port:
             "errors": self.errors,
             "tx_dropped": self.tx_dropped(),
             "rx_dropped": self.rx_dropped(),
+            "rx_resyncs": int(getattr(self.io, "rx_resyncs", 0)),
         }
 
 

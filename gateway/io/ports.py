@@ -403,6 +403,7 @@ class BlockRingPort(AfPacket):
         super().__init__(ifname)
         self.blk = 0
         self.rx_truncated = 0
+        self.rx_resyncs = 0  # blocks the kernel passed by (see _passed_by)
         # TX: a second, transmit-only socket with a V2 ring.
         self.tx = RingPort(ifname, frames=4096, receive=False)
         self.send = self.tx.send  # type: ignore[method-assign]
@@ -439,8 +440,12 @@ class BlockRingPort(AfPacket):
         unpack = _T3.unpack_from
         while len(out) < limit:
             base = self.blk * bs
-            if not _U32.unpack_from(mm, base + _BLK_STATUS)[0] & TP_STATUS_USER:
-                break
+            if not mm[base + _BLK_STATUS + _LOW] & TP_STATUS_USER:
+                if not self._passed_by(base):
+                    break
+                self.rx_resyncs += 1
+                self.blk = self.blk + 1 if self.blk + 1 < self._blocks else 0
+                continue
             num = _U32.unpack_from(mm, base + _BLK_NUM)[0]
             off = base + _U32.unpack_from(mm, base + _BLK_FIRST)[0]
             for _ in range(num):
@@ -454,6 +459,22 @@ class BlockRingPort(AfPacket):
             _U32.pack_into(mm, base + _BLK_STATUS, TP_STATUS_KERNEL)
             self.blk = self.blk + 1 if self.blk + 1 < self._blocks else 0
         return out
+
+    def _passed_by(self, base: int) -> bool:
+        """Whether the kernel went past the block at ``base`` without handing it over.
+
+        The kernel hands blocks over in ring order, so the next block being ours
+        while this one is not means this one was passed by.  Seen on this kernel
+        (6.18): the reader then waited at that block for a whole lap of the ring
+        (seconds at low rates) and some 50k frames came out late in one burst.
+        This block's status is read again after the next one's: had the kernel
+        closed this one while we looked at the next, we would see it now.
+        """
+        mm = self.mm
+        nxt = (self.blk + 1 if self.blk + 1 < self._blocks else 0) * self._block_size
+        return bool(mm[nxt + _BLK_STATUS + _LOW] & TP_STATUS_USER) and not (
+            mm[base + _BLK_STATUS + _LOW] & TP_STATUS_USER
+        )
 
     def close(self) -> None:
         try:

@@ -114,3 +114,61 @@ def test_link_down_drops_what_was_queued_and_recovers() -> None:
         port.send(f)
     port.flush()
     assert kernel.wire == frames(3, 6), "no stale frame from the down period, nothing stuck"
+
+
+# -- the TPACKET_V3 receive ring -------------------------------------------------------------
+BLOCK = 4096
+BLOCKS = 4
+_T3 = struct.Struct("IIIIIIHHIIH")
+_BLK = struct.Struct("III")  # block_status, num_pkts, offset_to_first_pkt (at byte 8)
+
+
+def block_ring():
+    from gateway.io.ports import BlockRingPort
+
+    port = BlockRingPort.__new__(BlockRingPort)  # no socket: the test plays the kernel
+    port.mm = bytearray(BLOCK * BLOCKS)
+    port._block_size, port._blocks = BLOCK, BLOCKS
+    port.blk = port.rx_truncated = port.rx_resyncs = 0
+    return port
+
+
+def hand_over(port, block: int, payloads: list[bytes]) -> None:
+    """Fill a block as the kernel does and give it to the reader (TP_STATUS_USER)."""
+    base = block * BLOCK
+    off = 48
+    for i, data in enumerate(payloads):
+        nxt = 0 if i == len(payloads) - 1 else 32 + 64
+        _T3.pack_into(port.mm, base + off, nxt, 0, 0, len(data), len(data), 0, 32, 32, 0, 0, 0)
+        port.mm[base + off + 32 : base + off + 32 + len(data)] = data
+        off += 32 + 64
+    _BLK.pack_into(port.mm, base + 8, 1, len(payloads), 48)
+
+
+def status(port, block: int) -> int:
+    return _BLK.unpack_from(port.mm, block * BLOCK + 8)[0]
+
+
+def test_blocks_are_read_in_order_and_given_back():
+    port = block_ring()
+    hand_over(port, 0, frames(0, 3))
+    hand_over(port, 1, frames(3, 2))
+    got = [bytes(f) for f, _vlan in port.recv_batch(64)]
+    assert got == frames(0, 5)
+    assert status(port, 0) == status(port, 1) == 0 and port.blk == 2
+    assert port.recv_batch(64) == [] and port.rx_resyncs == 0, "block 2 is still the kernel's"
+
+
+def test_a_block_the_kernel_passed_by_does_not_stop_the_reader():
+    """Block 0 never handed over while blocks 1 and 2 were: without the resync the
+    reader waits at block 0 until the kernel comes round the whole ring."""
+    port = block_ring()
+    hand_over(port, 1, frames(0, 2))
+    hand_over(port, 2, frames(2, 2))
+    got = [bytes(f) for f, _vlan in port.recv_batch(64)]
+    assert got == frames(0, 4) and port.rx_resyncs == 1 and port.blk == 3
+
+
+def test_a_block_being_filled_is_waited_for():
+    port = block_ring()
+    assert port.recv_batch(64) == [] and port.blk == 0 and port.rx_resyncs == 0
