@@ -209,6 +209,7 @@ class Datapath:
         ports = [p for p in self.model.ports.values() if p.io is not None]
         transports = [p.io for p in ports]
         polled = [p for p in ports if getattr(p.io, "poll_interval", None)]
+        polled_set = set(polled)
         waits = [p.io.poll_interval for p in polled]  # type: ignore[union-attr]
         max_wait = min(waits) if waits else None
         by_fd = {}
@@ -244,7 +245,7 @@ class Datapath:
                     if port is not None:
                         if mask & select.EPOLLERR:
                             self.port_error(port)
-                        if port not in polled and poll_port(port) >= BATCH:
+                        if port not in polled_set and poll_port(port) >= BATCH:
                             backlog = True
                         continue
                     handler = handlers.get(fd)
@@ -396,18 +397,7 @@ class Datapath:
         stages = self.pipeline.stages
         return {
             "stages": {name: stages[name].counters() for name in STAGE_ORDER},
-            "ports": {
-                p.name: {
-                    "rx": p.rx,
-                    "tx": p.tx,
-                    "tx_errors": p.tx_errors,
-                    "errors": p.errors,
-                    "tx_dropped": p.tx_dropped(),
-                    "rx_dropped": p.rx_dropped(),
-                    "rx_resyncs": int(getattr(p.io, "rx_resyncs", 0)),
-                }
-                for p in self.model.ports.values()
-            },
+            "ports": {p.name: p.counters() for p in self.model.ports.values()},
             "pipeline": {"internal_errors": self.pipeline.internal_errors},
             "control": {"requests": self.control_requests, "errors": self.control_errors},
             "mac": {"entries": len(self.macs), "moves": self.macs.moves},

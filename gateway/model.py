@@ -56,28 +56,30 @@ class Port:
             # A full socket buffer or a link going down costs this frame, not the daemon.
             self.tx_errors += 1
 
-    def tx_dropped(self) -> int:
-        """Frames queued on a transmit ring and dropped because the link went down."""
-        tx = getattr(self.io, "tx", self.io)  # io: block transmits through a second socket
-        return int(getattr(tx, "tx_dropped", 0))
-
     def rx_dropped(self) -> int:
         """Frames the kernel dropped before the datapath read them."""
         drops = getattr(self.io, "kernel_drops", None)
         return int(drops()) if drops is not None else 0
+
+    def counters(self) -> dict[str, int]:
+        """The port's counters; ``tx_dropped`` (queued on a transmit ring, not taken by the
+        kernel) and ``rx_resyncs`` (receive blocks the kernel passed by) exist on rings only."""
+        return {
+            "rx": self.rx,
+            "tx": self.tx,
+            "tx_errors": self.tx_errors,
+            "errors": self.errors,
+            "tx_dropped": int(getattr(self.io, "tx_dropped", 0)),
+            "rx_dropped": self.rx_dropped(),
+            "rx_resyncs": int(getattr(self.io, "rx_resyncs", 0)),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "ifname": self.ifname,
             "role": self.role,
-            "rx": self.rx,
-            "tx": self.tx,
-            "tx_errors": self.tx_errors,
-            "errors": self.errors,
-            "tx_dropped": self.tx_dropped(),
-            "rx_dropped": self.rx_dropped(),
-            "rx_resyncs": int(getattr(self.io, "rx_resyncs", 0)),
+            **self.counters(),
         }
 
 

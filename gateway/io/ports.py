@@ -236,7 +236,7 @@ class RingPort(AfPacket):
         self.tx_bytes = 0
         self.rx_truncated = 0
         self.tx_ring_full = 0
-        self.tx_dropped = 0  # queued frames dropped because the link went down
+        self.tx_dropped = 0  # queued frames the kernel did not take (see flush)
 
     def setup(self, sock: socket.socket) -> None:
         import mmap
@@ -475,6 +475,10 @@ class BlockRingPort(AfPacket):
         return bool(mm[nxt + _BLK_STATUS + _LOW] & TP_STATUS_USER) and not (
             mm[base + _BLK_STATUS + _LOW] & TP_STATUS_USER
         )
+
+    @property
+    def tx_dropped(self) -> int:
+        return self.tx.tx_dropped
 
     def close(self) -> None:
         try:

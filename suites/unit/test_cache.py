@@ -249,6 +249,23 @@ def test_ttl_too_small_for_the_walk_takes_the_slow_path():
     assert err[ICMP].type == 11
 
 
+def test_ip_options_are_forwarded_but_never_cached():
+    from scapy.layers.inet import IPOption_RR
+
+    a, _ = cached_and_plain()
+    _mac, ip, _vlan, gw = SENDERS["t1"]
+    data = bytes(
+        Ether(src=H1, dst=gw)
+        / Dot1Q(vlan=10)
+        / IP(src=ip, dst="203.0.113.10", options=[IPOption_RR()])
+        / UDP(sport=1, dport=2)
+    )
+    send(a, "t1", data)
+    send(a, "t1", data)
+    assert len(a.take("uplink")) == 2
+    assert a.dp.cache.hits == 0 and a.dp.cache.counters()["uncacheable"]["ip-options"] == 2
+
+
 def test_bad_checksum_never_hits():
     rig = nat_rig()
     send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=1, dport=2)))
