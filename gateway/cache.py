@@ -147,6 +147,24 @@ def key_for(mask: int, port: int, vlan: int | None, buf: bytes | bytearray) -> t
     return (port, vlan, eth, proto, addrs, ports)
 
 
+def _ipv4_slow_path(hdr: bytes) -> str | None:
+    """Why :meth:`Cache.lookup` would send this IPv4 frame to the stages (None: it would not).
+
+    ``hdr`` is the frame's first bytes as received; the length and checksum
+    checks read only the header, so they give lookup's answer."""
+    if len(hdr) < 34:
+        return "ip-truncated"
+    if hdr[14] != 0x45:
+        return "ip-options"
+    h = _H10.unpack_from(hdr, 14)
+    s = sum(h)
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    if h[1] < 20 or h[3] & 0x3FFF or s != 0xFFFF:
+        return "ip-slow-path"  # a fragment, or a header the checks refuse
+    return None
+
+
 def _fold(x: int) -> int:
     while x >> 16:
         x = (x & 0xFFFF) + (x >> 16)
@@ -314,6 +332,7 @@ class Cache:
             return None
         masks = self._masks_in_use
         proto = -1
+        pad = b""
         if buf[12] == 0x08 and buf[13] == 0x00:
             # IPv4: only option-less, unfragmented, valid headers are looked up.
             if n < 34:
@@ -335,7 +354,11 @@ class Cache:
                 self.bypass += 1
                 return None
             if n > 14 + total:
-                del buf[14 + total :]  # Ethernet padding, as the router stages trim it
+                # Ethernet padding: the router stages trim it, the switch keeps it (restored
+                # below unless an l3/l4 entry routes the frame: cache on and off send the
+                # same bytes).
+                pad = bytes(buf[14 + total :])
+                del buf[14 + total :]
                 n = 14 + total
         else:
             masks = self._l2_only  # the l3/l4 keys read IPv4 fields
@@ -354,12 +377,20 @@ class Cache:
                     self._remove(entry)
                     self.invalidations += 1
                     self.misses += 1
+                    if pad:
+                        buf += pad
                     return None
             if entry.ttl_dec and buf[22] <= entry.ttl_dec:
                 self.bypass += 1
+                if pad:
+                    buf += pad
                 return None
+            if pad and mask == L2:
+                buf += pad
             return entry
         self.misses += 1
+        if pad:
+            buf += pad  # the stages see the frame as it came
         return None
 
     def _unchanged(self, entry: Entry) -> bool:
@@ -397,9 +428,12 @@ class Cache:
             return None
         hdr = fx.header
         out = pkt.buf
-        if hdr[12] == 0x08 and hdr[13] == 0x00 and hdr[14] != 0x45:
-            self.uncacheable["ip-options"] = self.uncacheable.get("ip-options", 0) + 1
-            return None  # never looked up: the fast path sends them to the stages
+        if hdr[12] == 0x08 and hdr[13] == 0x00:
+            # Frames the fast path never looks up (it sends them to the stages) are not installed.
+            slow = _ipv4_slow_path(hdr)
+            if slow is not None:
+                self.uncacheable[slow] = self.uncacheable.get(slow, 0) + 1
+                return None
         pidx = self.port_index.setdefault(pkt.in_port, len(self.port_index))
         key = key_for(fx.mask, pidx, pkt.vlan, bytearray(hdr))
         entry = Entry()
@@ -544,7 +578,7 @@ def _describe_key(entry: Entry, port_index: dict[Any, int]) -> str:
     port, vlan, eth = key[0], key[1], key[2]
     text = f"in {names.get(port, port)} {'untagged' if vlan is None else f'vlan {vlan}'} {mac_str(eth[6:12])} > {mac_str(eth[0:6])}"
     ethertype = (eth[12] << 8) | eth[13]
-    if ethertype != ETH_P_IP:
+    if ethertype != ETH_P_IP or entry.mask == L2:  # an IPv4 frame switched at L2 matches on L2 only
         return f"{text} type {ethertype:#06x}"
     if entry.mask == L3:
         return f"{text} ip dst {ip_str(key[3])}"

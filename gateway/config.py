@@ -221,10 +221,21 @@ class _Reader:
             raise self.fail(path, f"{_show(value)} is not an integer in {low}..{high}")
         return value
 
-    def number(self, value: Any, path: str, low: float) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-            raise self.fail(path, f"{_show(value)} is not a number >= {low}")
+    def number(self, value: Any, path: str, low: float, high: float = 1e9) -> float:
+        # ``not low <= value <= high`` also refuses NaN, which fails every comparison.
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise self.fail(path, f"{_show(value)} is not a number in {low:g}..{high:g}")
         return float(value)
+
+    def choice(self, value: Any, path: str, choices: tuple[str, ...] | dict[str, Any], what: str) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise self.fail(path, f"{_show(value)} is not {what}")
+        return value
+
+    def path(self, value: Any, path: str) -> str:
+        if not isinstance(value, str) or not value.startswith("/") or "\0" in value or len(value) > 107:
+            raise self.fail(path, f"{_show(value)} is not an absolute path of a unix socket (at most 107 bytes)")
+        return value
 
     def interface(self, value: Any, path: str) -> ipaddress.IPv4Interface:
         try:
@@ -291,21 +302,24 @@ def load(path: str | Path) -> Config:
 def parse(text: str, source: str = "<config>") -> Config:
     try:
         raw = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid YAML: it nests too deep") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
-    return build(raw, source)
+    try:
+        return build(raw, source)
+    except RecursionError:
+        raise ConfigError(f"{source}: the config nests too deep") from None
 
 
 def build(raw: Any, source: str = "<config>") -> Config:
     r = _Reader(source)
     top = r.mapping(raw, "", ("node", "ports", "instances"), ("control_socket", "routers", "tables", "cache", "io"))
     node = r.name(top["node"], "node")
-    sock = top.get("control_socket", f"/run/edgelab/{node}.sock")
-    if not isinstance(sock, str) or not sock.startswith("/"):
-        raise r.fail("control_socket", f"{_show(sock)} is not an absolute path")
+    sock = r.path(top.get("control_socket", f"/run/edgelab/{node}.sock"), "control_socket")
 
     ports: dict[str, PortConfig] = {}
     ifnames: dict[str, str] = {}
@@ -319,9 +333,12 @@ def build(raw: Any, source: str = "<config>") -> Config:
         if ifname in ifnames:
             raise r.fail(f"{path}.ifname", f"{ifname!r} is already used by port '{ifnames[ifname]}'")
         ifnames[ifname] = pname
-        role = body.get("role", "tenant")
-        if role not in PORT_ROLES:
-            raise r.fail(f"{path}.role", f"{_show(role)} is not a port role; expected one of: {', '.join(PORT_ROLES)}")
+        role = r.choice(
+            body.get("role", "tenant"),
+            f"{path}.role",
+            PORT_ROLES,
+            f"a port role; expected one of: {', '.join(PORT_ROLES)}",
+        )
         ports[pname] = PortConfig(pname, ifname, role)
     if not ports:
         raise r.fail("ports", "at least one port is required")
@@ -541,7 +558,7 @@ def _ha(r: _Reader, value: Any, path: str, node: str, router: str) -> HaConfig:
         if not isinstance(hb["preempt"], bool):
             raise r.fail(f"{path}.preempt", f"{_show(hb['preempt'])} is not true or false")
         ha.preempt = hb["preempt"]
-    ha.socket = hb.get("socket", f"/run/edgelab/{node}-{router}-ha.sock")
+    ha.socket = r.path(hb.get("socket", f"/run/edgelab/{node}-{router}-ha.sock"), f"{path}.socket")
     return ha
 
 
@@ -598,12 +615,12 @@ def parse_snat(r: _Reader, value: Any, path: str, default_name: str) -> SnatRule
 
 def parse_dnat(r: _Reader, value: Any, path: str, default_name: str) -> DnatRule:
     b = r.mapping(value, path, ("public", "proto", "port", "to"), ("to_port", "name"))
-    proto = b["proto"]
-    if proto not in ("tcp", "udp"):
-        raise r.fail(
-            f"{path}.proto",
-            f"{_show(proto)} is not tcp or udp (port forwarding needs ports; use one_to_one for a whole address)",
-        )
+    proto = r.choice(
+        b["proto"],
+        f"{path}.proto",
+        ("tcp", "udp"),
+        "tcp or udp (port forwarding needs ports; use one_to_one for a whole address)",
+    )
     port = r.integer(b["port"], f"{path}.port", 1, 65535)
     to_port = r.integer(b.get("to_port", port), f"{path}.to_port", 1, 65535)
     name = r.name(b.get("name", default_name), f"{path}.name")
@@ -627,15 +644,9 @@ def parse_one_to_one(r: _Reader, value: Any, path: str, default_name: str) -> On
 
 def parse_fw_rule(r: _Reader, value: Any, path: str, default_name: str) -> FirewallRule:
     b = r.mapping(value, path, ("action",), ("name", "direction", "proto", "src", "dst", "dport"))
-    action = b["action"]
-    if action not in ("allow", "drop", "reject"):
-        raise r.fail(f"{path}.action", f"{_show(action)} is not allow, drop or reject")
-    direction = b.get("direction", "any")
-    if direction not in ("in", "out", "any"):
-        raise r.fail(f"{path}.direction", f"{_show(direction)} is not in, out or any")
-    proto = b.get("proto", "any")
-    if proto not in PROTOS:
-        raise r.fail(f"{path}.proto", f"{_show(proto)} is not tcp, udp, icmp or any")
+    action = r.choice(b["action"], f"{path}.action", ("allow", "drop", "reject"), "allow, drop or reject")
+    direction = r.choice(b.get("direction", "any"), f"{path}.direction", ("in", "out", "any"), "in, out or any")
+    proto = r.choice(b.get("proto", "any"), f"{path}.proto", PROTOS, "tcp, udp, icmp or any")
     dport = None
     if b.get("dport") not in (None, "any"):
         if PROTOS[proto] not in (6, 17):

@@ -45,6 +45,8 @@ class Datapath:
         self.stopping = False
         self.control_errors = 0
         self.control_requests = 0
+        self.control_internal_errors = 0
+        self.control: Any = None  # control.server.ControlServer while run() serves one
         self.cache = Cache(cfg.cache.enabled, cfg.cache.capacity, cfg.cache.idle_timeout)
         # Bumped when an SR address changes owner (HA takeover); cache entries through an SR depend on it.
         self.ownership_generation = 0
@@ -217,6 +219,8 @@ class Datapath:
             fd = port.io.fileno()  # type: ignore[union-attr]
             by_fd[fd] = port
             ep.register(fd, select.EPOLLIN)
+        self.control = control
+        listeners = [x for x in (control, self.ipc) if x is not None]
         if control is not None:
             control.attach(ep, handlers)
         if self.ipc is not None:
@@ -254,6 +258,8 @@ class Datapath:
                 now = time.monotonic()
                 if now >= next_tick:
                     self.tick(now)
+                    for listener in listeners:
+                        listener.tick()
                     next_tick = now + TICK
                 for io in transports:
                     io.flush()
@@ -286,7 +292,10 @@ class Datapath:
         if kind == "release":
             return {"type": "ok", "result": self.release(meta["router"], meta["ip"])}
         if kind == "status":
-            self.ha_status = dict(meta.get("status") or {})
+            status = meta.get("status") or {}
+            if not isinstance(status, dict):
+                raise ValueError(f"'status' must be an object, got {type(status).__name__}")
+            self.ha_status = status
             return None
         if kind == "announce":
             self.announce()
@@ -295,7 +304,9 @@ class Datapath:
             return {"type": "ok", "result": self.claim(meta["router"], meta["ip"], kind == "claim")}
         raise ValueError(f"unknown message type {kind!r}")
 
-    def _router(self, label: str, kind: str) -> Any:
+    def _router(self, label: Any, kind: str) -> Any:
+        if not isinstance(label, str):
+            raise ValueError(f"'router' must be a router name, got {label!r}")
         name = label.split("-")[0] if label.endswith(f"-{kind}") else label
         for r in self.model.routers:
             if r.name == name and r.kind == kind:
@@ -318,7 +329,7 @@ class Datapath:
     def takeover(self, router_name: str, ip_text: str) -> dict[str, Any]:
         """Answer for ``ip`` from now on and tell the segment with a gratuitous ARP."""
         router = self._router(router_name, "sr")
-        ip = ip_int(ip_text)
+        ip = _address(ip_text)
         rport = router.connected_port(ip)
         if rport is None:
             raise ValueError(f"{ip_text} is on no segment of {router.label}")
@@ -336,7 +347,7 @@ class Datapath:
 
     def release(self, router_name: str, ip_text: str) -> dict[str, Any]:
         router = self._router(router_name, "sr")
-        ip = ip_int(ip_text)
+        ip = _address(ip_text)
         held = router.owned.pop(ip, None)
         if held is not None:
             router.local_ips.pop(ip, None)
@@ -367,7 +378,7 @@ class Datapath:
     def claim(self, router_name: str, ip_text: str, claim: bool) -> dict[str, Any]:
         """Stop (yield) or start (claim, with a gratuitous ARP) answering for one of our own addresses."""
         router = self._router(router_name, "sr")
-        ip = ip_int(ip_text)
+        ip = _address(ip_text)
         rport = next((p for p in router.ports if p.ip == ip and p.instance is not None), None)
         if rport is None:
             raise ValueError(f"{ip_text} is not an address of {router.label}")
@@ -399,7 +410,22 @@ class Datapath:
             "stages": {name: stages[name].counters() for name in STAGE_ORDER},
             "ports": {p.name: p.counters() for p in self.model.ports.values()},
             "pipeline": {"internal_errors": self.pipeline.internal_errors},
-            "control": {"requests": self.control_requests, "errors": self.control_errors},
+            "control": {
+                "requests": self.control_requests,
+                "errors": self.control_errors,
+                "internal_errors": self.control_internal_errors,
+                **(self.control.counters() if self.control is not None else {}),
+            },
             "mac": {"entries": len(self.macs), "moves": self.macs.moves},
             "cache": self.cache.counters(),
         }
+
+
+def _address(text: Any) -> int:
+    """An IPv4 address from a message, or ValueError naming what was wrong."""
+    if not isinstance(text, str):
+        raise ValueError(f"'ip' must be an IPv4 address, got {text!r}")
+    try:
+        return ip_int(text)
+    except (ValueError, OSError):
+        raise ValueError(f"'ip' must be an IPv4 address, got {text!r}") from None

@@ -60,6 +60,8 @@ def inner_tuple(buf: bytearray, l3: int = 14) -> tuple[FlowTuple, int] | None:
     if len(buf) < inner + 20 or buf[inner] >> 4 != 4:
         return None
     iihl = (buf[inner] & 0x0F) * 4
+    if iihl < 20 or len(buf) < inner + iihl:
+        return None  # the quoted header is malformed or cut short: nothing to relate it to
     proto = buf[inner + 9]
     src = int.from_bytes(buf[inner + 12 : inner + 16], "big")
     dst = int.from_bytes(buf[inner + 16 : inner + 20], "big")
@@ -104,7 +106,7 @@ def rewrite(buf: bytearray, l3: int, src: bool, new_ip: int, new_port: int) -> N
         p_off = l4 + (0 if src else 2)
         if whole < p_off - l4 + 2:
             return
-    elif proto == IPPROTO_ICMP and buf[l4] in (ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY):
+    elif proto == IPPROTO_ICMP and whole >= 6 and buf[l4] in (ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY):
         p_off = l4 + 4  # the echo identifier, for both directions
     else:
         return

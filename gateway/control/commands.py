@@ -18,13 +18,17 @@ ha         action: takeover | release, router, ip   (what the HA agent asks, by 
 =========  ==========================================================================
 
 Response: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "one sentence"}``.
-Every error is counted (``show counters`` -> control.errors).
+Every error is counted (``show counters`` -> control.errors).  A request that
+trips a bug gets an ``internal error`` answer and is counted
+(``control.internal_errors``); the daemon carries on.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import sys
 import time
+import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +40,9 @@ if TYPE_CHECKING:
 
 class CommandError(Exception):
     pass
+
+
+_REPORTED_ERRORS = 5  # internal errors printed with their traceback; all are counted
 
 
 SHOW: dict[str, Callable[[Datapath], Any]] = {
@@ -262,8 +269,9 @@ def _cache(dp: Datapath, req: dict[str, Any]) -> Any:
         idle = req.get("idle_timeout", dp.cache.idle_timeout)
         if not isinstance(capacity, int) or isinstance(capacity, bool) or not 1 <= capacity <= 10_000_000:
             raise CommandError(f"capacity must be an integer in 1..10000000, got {capacity!r}")
-        if not isinstance(idle, (int, float)) or isinstance(idle, bool) or idle < 0.1:
-            raise CommandError(f"idle_timeout must be a number >= 0.1, got {idle!r}")
+        if not isinstance(idle, (int, float)) or isinstance(idle, bool) or not 0.1 <= idle <= 86400:
+            # (a NaN fails every comparison: it is refused here too)
+            raise CommandError(f"idle_timeout must be a number of seconds in 0.1..86400, got {idle!r}")
         dp.cache.capacity, dp.cache.idle_timeout = capacity, float(idle)
         dp.cache.flush()
         return {"capacity": capacity, "idle_timeout": float(idle)}
@@ -312,3 +320,15 @@ def handle(dp: Datapath, req: Any) -> dict[str, Any]:
     except CommandError as exc:
         dp.control_errors += 1
         return {"ok": False, "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - a bug costs this request, never the daemon
+        dp.control_errors += 1
+        dp.control_internal_errors += 1
+        if dp.control_internal_errors <= _REPORTED_ERRORS:
+            print(f"gateway: internal error in control request {_brief(req)}:", file=sys.stderr)
+            traceback.print_exc()
+        return {"ok": False, "error": f"internal error ({type(exc).__name__}); the request was not carried out"}
+
+
+def _brief(req: Any) -> str:
+    text = repr(req)
+    return text if len(text) <= 200 else text[:200] + "..."

@@ -2,13 +2,23 @@
 
 Where this sits: polled by the datapath loop (``Datapath.run``) with the
 ports; never blocks.  Each line a client sends is one request; each answer is
-one line.  A line that is not JSON, or longer than 1 MiB, gets an error
-answer and is counted; a client that vanishes mid-answer costs nothing.
+one line.  A line that is not JSON, nests too deep, or is longer than
+``MAX_LINE`` gets an error answer and is counted; a client that vanishes
+mid-answer costs nothing.
+
+No client can hold the loop or the memory: answers are written without
+blocking; what a client has not taken yet waits in its own buffer, and while
+it waits the client's further requests are not read (epoll watches it for
+writing only), so a client that never reads holds one answer, not a pile.
+A request line may be at most ``MAX_LINE`` bytes; the rest of an overlong
+line is discarded up to its newline.  The listener bounds the number of
+clients (``io/unix.py``).
 """
 
 from __future__ import annotations
 
 import json
+import select
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -18,22 +28,46 @@ from gateway.io.unix import UnixListener
 if TYPE_CHECKING:
     from gateway.datapath import Datapath
 
-MAX_LINE = 1 << 20
+MAX_LINE = 64 * 1024
+_READ = 65536
+
+
+class _Client:
+    __slots__ = ("inbuf", "outbuf", "discarding", "writing")
+
+    def __init__(self) -> None:
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        self.discarding = False  # inside an overlong line: skip to its newline
+        self.writing = False  # epoll watches it for EPOLLOUT (an answer is waiting)
 
 
 class ControlServer(UnixListener):
     def __init__(self, dp: Datapath, path: str) -> None:
         super().__init__(path, "gateway")
         self.dp = dp
-        self._buffers: dict[int, bytearray] = {}
+        self._state: dict[int, _Client] = {}
 
     def accepted(self, fd: int) -> None:
-        self._buffers[fd] = bytearray()
+        self._state[fd] = _Client()
+
+    def refuse(self, conn: socket.socket) -> None:
+        try:
+            conn.send(b'{"ok": false, "error": "too many control clients; try again later"}\n')
+        except OSError:
+            pass
 
     def readable(self, fd: int, conn: socket.socket) -> None:
-        buf = self._buffers[fd]
+        c = self._state[fd]
+        if c.outbuf:
+            self._flush(fd, conn, c)
+            if fd not in self.clients or c.outbuf:
+                return
+            self._process(fd, conn, c)  # lines that waited behind the answer
+            if fd not in self.clients or c.outbuf:
+                return
         try:
-            data = conn.recv(65536)
+            data = conn.recv(_READ)
         except BlockingIOError:
             return
         except OSError:
@@ -41,42 +75,68 @@ class ControlServer(UnixListener):
         if not data:
             self.drop(fd)
             return
-        buf += data
-        while b"\n" in buf:
-            line, _, rest = bytes(buf).partition(b"\n")
-            buf[:] = rest
-            self._answer(fd, conn, line)
+        c.inbuf += data
+        self._process(fd, conn, c)
+
+    def _process(self, fd: int, conn: socket.socket, c: _Client) -> None:
+        buf = c.inbuf
+        while not c.outbuf:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            line = bytes(buf[:nl])
+            del buf[: nl + 1]
+            if c.discarding:
+                c.discarding = False  # the end of an overlong line
+                continue
+            self._answer(fd, conn, c, line)
             if fd not in self.clients:
                 return
-        if len(buf) > MAX_LINE:
+        if len(buf) > MAX_LINE and not c.outbuf:
             buf.clear()
+            c.discarding = True
             self.dp.control_requests += 1
             self.dp.control_errors += 1
-            self._send(fd, conn, {"ok": False, "error": f"request longer than {MAX_LINE} bytes"})
+            self._send(fd, conn, c, {"ok": False, "error": f"request longer than {MAX_LINE} bytes"})
+        elif c.discarding:
+            buf.clear()
 
-    def _answer(self, fd: int, conn: socket.socket, line: bytes) -> None:
+    def _answer(self, fd: int, conn: socket.socket, c: _Client, line: bytes) -> None:
         if not line.strip():
             return
         try:
             req = json.loads(line)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             self.dp.control_requests += 1
             self.dp.control_errors += 1
-            resp: dict[str, Any] = {"ok": False, "error": f"request is not valid JSON: {exc}"}
+            why = "it nests too deep" if isinstance(exc, RecursionError) else str(exc)
+            resp: dict[str, Any] = {"ok": False, "error": f"request is not valid JSON: {why}"}
         else:
             resp = handle(self.dp, req)
-        self._send(fd, conn, resp)
+        self._send(fd, conn, c, resp)
 
-    def _send(self, fd: int, conn: socket.socket, resp: dict[str, Any]) -> None:
-        data = (json.dumps(resp) + "\n").encode()
+    def _send(self, fd: int, conn: socket.socket, c: _Client, resp: dict[str, Any]) -> None:
+        c.outbuf += (json.dumps(resp) + "\n").encode()
+        self._flush(fd, conn, c)
+
+    def _flush(self, fd: int, conn: socket.socket, c: _Client) -> None:
+        """Write what the client will take now; wait for EPOLLOUT for the rest."""
         try:
-            # Answers are small; a client too slow to take one in 2 s is dropped.
-            conn.settimeout(2.0)
-            conn.sendall(data)
-            conn.setblocking(False)
+            while c.outbuf:
+                n = conn.send(c.outbuf)
+                del c.outbuf[:n]
+        except BlockingIOError:
+            pass
         except OSError:
             self.drop(fd)
+            return
+        if bool(c.outbuf) != c.writing and self._ep is not None:
+            c.writing = bool(c.outbuf)
+            self._ep.modify(fd, select.EPOLLOUT if c.writing else select.EPOLLIN)
 
     def drop(self, fd: int) -> None:
-        self._buffers.pop(fd, None)
+        self._state.pop(fd, None)
         super().drop(fd)
+
+    def counters(self) -> dict[str, int]:
+        return self.listener_counters()

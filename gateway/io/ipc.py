@@ -12,13 +12,16 @@ Process -> datapath: ``send`` (an IPv4 packet for a router to route as its own),
 ``takeover`` / ``release`` (an address moves to / from this SR), ``announce``
 (gratuitous ARPs for this SR's own addresses), ``status`` (the process's own
 state, shown by ``show ha``).  A malformed message gets an
-``error`` answer and is counted; the connection stays.
+``error`` answer and is counted; the connection stays.  A message that trips
+a bug is answered and counted the same way (``internal_errors``).
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import sys
+import traceback
 from typing import TYPE_CHECKING, Any
 
 from gateway.io.unix import UnixListener
@@ -27,6 +30,15 @@ if TYPE_CHECKING:
     from gateway.datapath import Datapath
 
 MAX_MESSAGE = 65536
+_REPORTED_ERRORS = 5
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "metadata nests too deep"
+    if isinstance(exc, KeyError):
+        return f"missing field {exc}"
+    return str(exc)
 
 
 def encode(meta: dict[str, Any], payload: bytes = b"") -> bytes:
@@ -53,6 +65,7 @@ class IpcServer(UnixListener):
         self.sent = 0
         self.errors = 0
         self.send_failures = 0
+        self.internal_errors = 0
 
     def readable(self, fd: int, conn: socket.socket) -> None:
         for _ in range(64):
@@ -69,9 +82,16 @@ class IpcServer(UnixListener):
             try:
                 meta, payload = decode(data)
                 answer = self.dp.ipc_message(meta, payload)
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
                 self.errors += 1
-                answer = {"type": "error", "error": str(exc)}
+                answer = {"type": "error", "error": _why(exc)}
+            except Exception as exc:  # noqa: BLE001 - a bug costs this message, never the daemon
+                self.errors += 1
+                self.internal_errors += 1
+                if self.internal_errors <= _REPORTED_ERRORS:
+                    print(f"gateway: internal error on an IPC message {data[:120]!r}:", file=sys.stderr)
+                    traceback.print_exc()
+                answer = {"type": "error", "error": f"internal error ({type(exc).__name__})"}
             if answer is not None:
                 self._send(fd, conn, encode(answer))
 
@@ -95,9 +115,10 @@ class IpcServer(UnixListener):
 
     def counters(self) -> dict[str, int]:
         return {
-            "clients": len(self.clients),
             "received": self.received,
             "sent": self.sent,
             "errors": self.errors,
             "send_failures": self.send_failures,
+            "internal_errors": self.internal_errors,
+            **self.listener_counters(),
         }

@@ -82,7 +82,9 @@ class RouterStage(Stage):
         super().__init__(dp)
         self.arp_requests = 0
         self.arp_replies = 0
-        self.arp_other = 0
+        self.arp_other = 0  # ARP received that was not for us (only refreshes known entries)
+        self.arp_learned = 0  # ARP replies (and gratuitous ARPs) for our addresses, learned from
+        self.arp_probes = 0  # ARP probes (sender 0.0.0.0) for our addresses, answered
         self.arp_misses = 0
         self.echo_replies = 0
         self.icmp_errors = 0
@@ -224,6 +226,7 @@ class RouterStage(Stage):
             self.arp_other += 1
             return DONE
         if arp.spa == 0 and arp.op == Arp.REQUEST and router.answers_arp_for(rport, arp.tpa):
+            self.arp_probes += 1
             # An ARP probe for our address: answer the prober directly, learn nothing.
             reply = Packet(arp_reply(rport.mac, arp.tpa, arp.sha, 0), None, None)
             reply.outputs = [(pkt.in_port, pkt.vlan)]  # type: ignore[list-item]
@@ -233,6 +236,8 @@ class RouterStage(Stage):
             return DONE
         if arp.spa != 0 and router.answers_arp_for(rport, arp.tpa):
             released = router.arp.learn(rport, arp.spa, arp.sha, now)
+            if arp.op != Arp.REQUEST or arp.spa == arp.tpa:
+                self.arp_learned += 1  # a reply, or a gratuitous ARP for an address we answer for
             if arp.op == Arp.REQUEST and arp.spa != arp.tpa:  # never answer a gratuitous ARP
                 reply = Packet(arp_reply(rport.mac, arp.tpa, arp.sha, arp.spa), None, None)
                 reply.outputs = [(pkt.in_port, pkt.vlan)]  # type: ignore[list-item]
@@ -313,6 +318,8 @@ class RouterStage(Stage):
             arp_requests=self.arp_requests,
             arp_replies=self.arp_replies,
             arp_other=self.arp_other,
+            arp_learned=self.arp_learned,
+            arp_probes=self.arp_probes,
             arp_misses=self.arp_misses,
             echo_replies=self.echo_replies,
             icmp_errors=self.icmp_errors,
