@@ -388,13 +388,21 @@ def main(
 
 # -- where the time goes: the Python path alone ------------------------------------------
 class _NullWire:
-    """A transport that drops what it is given: isolates the pipeline's own cost."""
+    """A transport (``gateway.io.Transport``) that drops what it is given: isolates the pipeline's own cost."""
+
+    poll_interval = None
 
     def __init__(self) -> None:
         self.sent = 0
 
     def fileno(self) -> int:
         return -1
+
+    def take_error(self) -> int:
+        return 0
+
+    def counters(self) -> dict[str, int]:
+        return {"rx_dropped": 0, "tx_dropped": 0, "rx_resyncs": 0}
 
     def recv_batch(self, limit: int) -> list[tuple[bytearray, int | None]]:
         return []

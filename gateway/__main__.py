@@ -8,7 +8,7 @@ import sys
 from gateway import config
 from gateway.control.server import ControlServer
 from gateway.datapath import Datapath
-from gateway.io.ports import PortError
+from gateway.io.netdev import PortError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,11 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         dp.open_ports()
         control = ControlServer(dp, cfg.control_socket)
+        dp.listeners.append(control)
         ha_socket = next((rc.ha.socket for rc in cfg.routers if rc.ha is not None), None)
         if ha_socket:
-            from gateway.io.ipc import IpcServer
-
-            dp.ipc = IpcServer(dp, ha_socket)
+            dp.open_ipc(ha_socket)
     except (PortError, OSError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         dp.close_ports()
@@ -43,16 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     # Its HA agent claims them once it knows (gateway/ha/agent.py).
     for rc in cfg.routers:
         if rc.ha is not None and not rc.ha.preempt:
-            sr = next(r for r in dp.model.routers if r.name == rc.name and r.kind == "sr")
-            sr.yielded.update(p.ip for p in sr.ports if p.instance is not None)
-    dp.announce()
+            dp.ownership.yield_all(rc.name)
+    dp.ownership.announce()
     print(f"gateway: {cfg.node} running, control socket {cfg.control_socket}", flush=True)
     try:
-        dp.run(control)
+        dp.run()
     finally:
-        control.close()
-        if dp.ipc is not None:
-            dp.ipc.close()
+        for listener in dp.listeners:
+            listener.close()
         dp.close_ports()
     print(f"gateway: {cfg.node} stopped", flush=True)
     return 0

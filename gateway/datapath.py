@@ -2,10 +2,16 @@
 
 Where this sits: ``python -m gateway`` builds one :class:`Datapath` and calls
 :meth:`Datapath.run`.  One thread does everything: it waits on the port
-sockets, the control socket and the timer with one ``epoll``; for a readable
-port it takes a batch of frames and carries each through the whole pipeline
-(and out) before taking the next.  Control requests and timers are serviced
-between batches, so they never block forwarding for longer than one batch.
+sockets, the unix listeners (control socket, the process transport) and the
+timer with one ``epoll``; for a readable port it takes a batch of frames and
+carries each through the cache or the whole pipeline (and out) before taking
+the next.  Control requests and timers are serviced between batches, so they
+never block forwarding for longer than one batch.
+
+The datapath owns what every part below it shares: the model, the MAC table,
+the invalidation epoch (``epoch.py``), the pipeline and the cache.  Address
+ownership (HA) is ``ha/ownership.py``'s; control commands are
+``control/``'s.
 
 Tests build a Datapath with in-memory transports (``attach``) and call
 :meth:`receive` directly; the loop is the only part they skip.
@@ -21,12 +27,17 @@ from collections import deque
 from typing import Any
 
 from gateway import model
-from gateway.cache import EPOCH, Cache, Effects
+from gateway.cache import Cache
 from gateway.config import Config
-from gateway.headers import ETH_P_8021Q, describe, ip_int, ip_str
-from gateway.model import Port, Transport
+from gateway.effects import Effects
+from gateway.epoch import Epoch
+from gateway.ha.ownership import Ownership
+from gateway.headers import ETH_P_8021Q, describe, ipv4_check
+from gateway.io import Transport, open_port
+from gateway.io.ipc import IpcServer
+from gateway.model import Port, Router
 from gateway.packet import Packet
-from gateway.pipeline import STAGE_ORDER, Pipeline
+from gateway.pipeline import Pipeline
 from gateway.tables.mac import MacTable
 
 BATCH = 64
@@ -36,45 +47,59 @@ TICK = 1.0
 class Datapath:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self.model = model.build(cfg)
-        self.macs = MacTable(cfg.tables.mac_aging)
-        self.pipeline = Pipeline(self)
+        self.epoch = Epoch()
+        self.model = model.build(cfg, self.epoch)
+        self.macs = MacTable(cfg.tables.mac_aging, self.epoch)
+        self.pipeline = Pipeline(self.model, self.macs, self.punt)
+        self.cache = Cache(self.epoch, cfg.cache.enabled, cfg.cache.capacity, cfg.cache.idle_timeout)
+        self.ownership = Ownership(self.model, self.epoch, self.pipeline.run)
         self.started = time.time()
         self.trace_budget = 0
         self.traces: deque[dict[str, Any]] = deque(maxlen=64)
         self.stopping = False
-        self.control_errors = 0
-        self.control_requests = 0
-        self.control_internal_errors = 0
-        self.control: Any = None  # control.server.ControlServer while run() serves one
-        self.cache = Cache(cfg.cache.enabled, cfg.cache.capacity, cfg.cache.idle_timeout)
-        # Bumped when an SR address changes owner (HA takeover); cache entries through an SR depend on it.
-        self.ownership_generation = 0
-        self.ipc: Any = None  # io.ipc.IpcServer when a process (the HA agent) may connect
-        self.ha_status: dict[str, Any] = {}
-        self.takeovers = 0
-        self.releases = 0
-        self.garps = 0
+        self.ipc: IpcServer | None = None  # when processes (the HA agent) may connect
+        self.listeners: list[Any] = []  # unix listeners the loop serves (control socket, ipc)
 
     # -- ports -------------------------------------------------------------------------
     def attach(self, port_name: str, transport: Transport) -> None:
         self.model.ports[port_name].io = transport
 
     def open_ports(self) -> None:
-        """Open every configured port (needs root): plain sockets, or (experimental) PACKET_MMAP rings."""
-        from gateway.io.ports import AfPacket, BlockRingPort, RingPort, prepare
-
-        kinds = {"socket": AfPacket, "ring": RingPort, "block": BlockRingPort}
+        """Open every configured port (needs root) with the configured transport (``io``)."""
         for port in self.model.ports.values():
-            prepare(port.ifname)
-            io = kinds[self.cfg.io](port.ifname)
-            self.attach(port.name, io)
+            self.attach(port.name, open_port(port.ifname, self.cfg.io))
 
     def close_ports(self) -> None:
         for port in self.model.ports.values():
             if port.io is not None:
                 port.io.close()
                 port.io = None
+
+    # -- other processes ---------------------------------------------------------------
+    def open_ipc(self, path: str) -> IpcServer:
+        """Serve the unix-socket transport to processes (the HA agent) at ``path``."""
+        handlers = {**self.ownership.handlers(), "send": self._send_message}
+        self.ipc = IpcServer(path, handlers)
+        self.listeners.append(self.ipc)
+        return self.ipc
+
+    def punt(self, client: str, meta: dict[str, Any], payload: bytes) -> bool:
+        """Hand a packet to the process ``client`` (today: "ha"); False when none is connected."""
+        return self.ipc is not None and self.ipc.broadcast(meta, payload)
+
+    def _send_message(self, meta: dict[str, Any], payload: bytes) -> None:
+        self.send_from(self.model.router(meta["router"], "sr"), payload)
+
+    def send_from(self, router: Router, ip_packet: bytes) -> None:
+        """Route an IPv4 packet a process built as if ``router`` had built it."""
+        reason = ipv4_check(ip_packet, 0)
+        if reason is not None:
+            raise ValueError(f"not a valid IPv4 packet ({reason})")
+        pkt = Packet(bytearray(b"\x00" * 12 + b"\x08\x00" + ip_packet), None, None)
+        pkt.router = router
+        pkt.rport = router.transit_port or router.ports[0]
+        pkt.originated = True
+        self.pipeline.run(pkt, router.kind)
 
     # -- packets -----------------------------------------------------------------------
     def receive(self, port: Port, frame: bytearray, vlan: int | None, now: float | None = None) -> Packet | None:
@@ -122,7 +147,7 @@ class Datapath:
         """The slow path: the stages, recording their effects for the cache."""
         cache = self.cache
         pkt = Packet(frame, port, vlan)
-        fx = Effects(bytes(frame[:128])) if cache.enabled else None
+        fx = Effects(bytes(frame[:128]), self.epoch.value) if cache.enabled else None
         pkt.fx = fx
         if summary is not None:
             self.trace_budget -= 1
@@ -191,16 +216,16 @@ class Datapath:
     def tick(self, now: float) -> None:
         self.cache.expire(now)
         self.macs.age(now)
-        for stage in self.pipeline.stages.values():
-            stage.tick(now)
-        self.pipeline.drain()
+        self.pipeline.tick(now)
+        for listener in self.listeners:
+            listener.tick()
 
     # -- the loop ----------------------------------------------------------------------
-    def run(self, control: Any = None) -> None:
-        """Serve ports, control socket and timers until SIGTERM/SIGINT.
+    def run(self) -> None:
+        """Serve ports, unix listeners (control socket, ipc) and timers until SIGTERM/SIGINT.
 
         A socket port is read when epoll says it is readable.  A ring port
-        (``io: ring``/``block``) is registered too, but is also read after every
+        (``io: block``) is registered too, but is also read after every
         wake-up, and the wait is capped at its ``poll_interval`` (1 ms: a
         thousand cheap status reads a second when idle): once, while a ring
         overflowed, epoll was seen to sleep 0.45 s with frames arriving, and a
@@ -208,23 +233,18 @@ class Datapath:
         """
         ep = select.epoll()
         handlers: dict[int, Any] = {}
-        ports = [p for p in self.model.ports.values() if p.io is not None]
-        transports = [p.io for p in ports]
-        polled = [p for p in ports if getattr(p.io, "poll_interval", None)]
+        ports: list[tuple[Port, Transport]] = [(p, p.io) for p in self.model.ports.values() if p.io is not None]
+        transports = [io for _p, io in ports]
+        polled = [p for p, io in ports if io.poll_interval]
         polled_set = set(polled)
-        waits = [p.io.poll_interval for p in polled]  # type: ignore[union-attr]
+        waits = [io.poll_interval for _p, io in ports if io.poll_interval]
         max_wait = min(waits) if waits else None
         by_fd = {}
-        for port in ports:
-            fd = port.io.fileno()  # type: ignore[union-attr]
-            by_fd[fd] = port
-            ep.register(fd, select.EPOLLIN)
-        self.control = control
-        listeners = [x for x in (control, self.ipc) if x is not None]
-        if control is not None:
-            control.attach(ep, handlers)
-        if self.ipc is not None:
-            self.ipc.attach(ep, handlers)
+        for port, io in ports:
+            by_fd[io.fileno()] = port
+            ep.register(io.fileno(), select.EPOLLIN)
+        for listener in self.listeners:
+            listener.attach(ep, handlers)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
         next_tick = time.monotonic() + TICK
@@ -245,11 +265,11 @@ class Datapath:
                     if poll_port(port) >= BATCH:
                         backlog = True
                 for fd, mask in events:
-                    port = by_fd.get(fd)
-                    if port is not None:
+                    ready = by_fd.get(fd)
+                    if ready is not None:
                         if mask & select.EPOLLERR:
-                            self.port_error(port)
-                        if port not in polled_set and poll_port(port) >= BATCH:
+                            self.port_error(ready)
+                        if ready not in polled_set and poll_port(ready) >= BATCH:
                             backlog = True
                         continue
                     handler = handlers.get(fd)
@@ -258,8 +278,6 @@ class Datapath:
                 now = time.monotonic()
                 if now >= next_tick:
                     self.tick(now)
-                    for listener in listeners:
-                        listener.tick()
                     next_tick = now + TICK
                 for io in transports:
                     io.flush()
@@ -280,152 +298,15 @@ class Datapath:
     def _stop(self, signum: int, _frame: Any) -> None:
         self.stopping = True
 
-    # -- other processes (io/ipc.py) and SR address ownership ---------------------------
-    def ipc_message(self, meta: dict[str, Any], payload: bytes) -> dict[str, Any] | None:
-        kind = meta["type"]
-        if kind == "send":
-            router = self._router(meta["router"], "sr")
-            self.send_from(router, payload)
-            return None
-        if kind == "takeover":
-            return {"type": "ok", "result": self.takeover(meta["router"], meta["ip"])}
-        if kind == "release":
-            return {"type": "ok", "result": self.release(meta["router"], meta["ip"])}
-        if kind == "status":
-            status = meta.get("status") or {}
-            if not isinstance(status, dict):
-                raise ValueError(f"'status' must be an object, got {type(status).__name__}")
-            self.ha_status = status
-            return None
-        if kind == "announce":
-            self.announce()
-            return None
-        if kind in ("yield", "claim"):
-            return {"type": "ok", "result": self.claim(meta["router"], meta["ip"], kind == "claim")}
-        raise ValueError(f"unknown message type {kind!r}")
-
-    def _router(self, label: Any, kind: str) -> Any:
-        if not isinstance(label, str):
-            raise ValueError(f"'router' must be a router name, got {label!r}")
-        name = label.split("-")[0] if label.endswith(f"-{kind}") else label
-        for r in self.model.routers:
-            if r.name == name and r.kind == kind:
-                return r
-        raise KeyError(f"no {kind.upper()} of router {label!r} on this node")
-
-    def send_from(self, router: Any, ip_packet: bytes) -> None:
-        """Route an IPv4 packet a process built as if ``router`` had built it."""
-        from gateway.headers import ipv4_check
-
-        reason = ipv4_check(ip_packet, 0)
-        if reason is not None:
-            raise ValueError(f"not a valid IPv4 packet ({reason})")
-        pkt = Packet(bytearray(b"\x00" * 12 + b"\x08\x00" + ip_packet), None, None)
-        pkt.router = router
-        pkt.rport = router.transit_port or router.ports[0]
-        pkt.originated = True
-        self.pipeline.run(pkt, router.kind)
-
-    def takeover(self, router_name: str, ip_text: str) -> dict[str, Any]:
-        """Answer for ``ip`` from now on and tell the segment with a gratuitous ARP."""
-        router = self._router(router_name, "sr")
-        ip = _address(ip_text)
-        rport = router.connected_port(ip)
-        if rport is None:
-            raise ValueError(f"{ip_text} is on no segment of {router.label}")
-        if ip == rport.ip:
-            raise ValueError(f"{ip_text} is {router.label}'s own address")
-        fresh = ip not in router.owned
-        router.owned[ip] = rport
-        router.local_ips[ip] = rport
-        if fresh:
-            self.takeovers += 1
-            self.ownership_generation += 1
-            EPOCH.bump()
-        self.garp(rport, ip)
-        return {"router": router.label, "ip": ip_text, "port": rport.label, "new": fresh}
-
-    def release(self, router_name: str, ip_text: str) -> dict[str, Any]:
-        router = self._router(router_name, "sr")
-        ip = _address(ip_text)
-        held = router.owned.pop(ip, None)
-        if held is not None:
-            router.local_ips.pop(ip, None)
-            self.releases += 1
-            self.ownership_generation += 1
-            EPOCH.bump()
-        return {"router": router.label, "ip": ip_text, "released": held is not None}
-
-    def garp(self, rport: Any, ip: int) -> None:
-        """A gratuitous ARP request (sender = target = ip) flooded on the port's segment."""
-        from gateway.l3 import arp_request
-
-        frame = arp_request(rport.mac, ip, ip)
-        pkt = Packet(frame, None, None)
-        pkt.outputs = rport.instance.members
-        self.garps += 1
-        self.pipeline.run(pkt, "egress")
-
-    def announce(self) -> None:
-        """A gratuitous ARP for every SR port address we claim, so neighbours (and a peer
-        holding our addresses) learn where they are now."""
-        for router in self.model.routers:
-            if router.kind == "sr":
-                for rport in router.ports:
-                    if rport.instance is not None and rport.ip not in router.yielded:
-                        self.garp(rport, rport.ip)
-
-    def claim(self, router_name: str, ip_text: str, claim: bool) -> dict[str, Any]:
-        """Stop (yield) or start (claim, with a gratuitous ARP) answering for one of our own addresses."""
-        router = self._router(router_name, "sr")
-        ip = _address(ip_text)
-        rport = next((p for p in router.ports if p.ip == ip and p.instance is not None), None)
-        if rport is None:
-            raise ValueError(f"{ip_text} is not an address of {router.label}")
-        if claim:
-            router.yielded.discard(ip)
-            self.garp(rport, ip)
-        else:
-            router.yielded.add(ip)
-        self.ownership_generation += 1
-        EPOCH.bump()
-        return {"router": router.label, "ip": ip_text, "claimed": claim}
-
-    def ha(self) -> dict[str, Any]:
-        return {
-            "owned": {r.label: sorted(ip_str(ip) for ip in r.owned) for r in self.model.routers if r.kind == "sr"},
-            "yielded": {r.label: sorted(ip_str(ip) for ip in r.yielded) for r in self.model.routers if r.kind == "sr"},
-            "agent": self.ha_status,
-            "ipc": self.ipc.counters() if self.ipc is not None else None,
-            "takeovers": self.takeovers,
-            "releases": self.releases,
-            "garps": self.garps,
-            "ownership_generation": self.ownership_generation,
-        }
-
     # -- state for ``show`` ------------------------------------------------------------
     def counters(self) -> dict[str, Any]:
-        stages = self.pipeline.stages
         return {
-            "stages": {name: stages[name].counters() for name in STAGE_ORDER},
+            "stages": self.pipeline.counters(),
             "ports": {p.name: p.counters() for p in self.model.ports.values()},
             "pipeline": {"internal_errors": self.pipeline.internal_errors},
-            "control": {
-                "requests": self.control_requests,
-                "errors": self.control_errors,
-                "internal_errors": self.control_internal_errors,
-                **(self.control.counters() if self.control is not None else {}),
-            },
             "mac": {"entries": len(self.macs), "moves": self.macs.moves},
             "cache": self.cache.counters(),
         }
 
-
-def _address(text: Any) -> int:
-    """An IPv4 address from a message, or ValueError naming what was wrong."""
-    if not isinstance(text, str):
-        raise ValueError(f"'ip' must be an IPv4 address, got {text!r}")
-    try:
-        return ip_int(text)
-    except (ValueError, OSError):
-        raise ValueError(f"'ip' must be an IPv4 address, got {text!r}") from None
+    def ha(self) -> dict[str, Any]:
+        return {**self.ownership.show(), "ipc": self.ipc.counters() if self.ipc is not None else None}

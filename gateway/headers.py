@@ -27,6 +27,10 @@ IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
 
+# UDP ports of the protocols the gateway itself speaks.
+BFD_PORT = 3784  # RFC 5881 single-hop BFD control
+HELLO_PORT = 3799  # not BFD: the HA agents' hellos to each other (which addresses each holds)
+
 BROADCAST = b"\xff" * 6
 ZERO_MAC = b"\x00" * 6
 

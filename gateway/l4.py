@@ -2,8 +2,8 @@
 
 Where this sits: used by the SR's services (``services/``): conntrack reads
 the 5-tuple of each packet, NAT rewrites addresses and ports.  A tuple is a
-plain Python tuple ``(proto, src, sport, dst, dport)`` with int addresses, so
-it hashes fast as a dict key.  For ICMP echo the identifier stands in for
+:class:`FlowTuple` ``(proto, src, sport, dst, dport)`` with int addresses: a
+named tuple, so it hashes (and compares) as the plain tuple does.  For ICMP echo the identifier stands in for
 both ports (RFC 5508: the identifier is translated like a port).
 
 Rewrites update the IPv4 header checksum and the L4 checksum incrementally
@@ -13,9 +13,22 @@ header, ICMP's does not.  A UDP checksum of 0 means "none" and stays 0.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, checksum, csum_update16, csum_update32
 
-FlowTuple = tuple[int, int, int, int, int]
+
+class FlowTuple(NamedTuple):
+    proto: int
+    src: int
+    sport: int  # for ICMP echo: the identifier
+    dst: int
+    dport: int  # for ICMP echo: the identifier
+
+    def inverse(self) -> FlowTuple:
+        """The tuple of a packet of the other direction."""
+        return FlowTuple(self.proto, self.dst, self.dport, self.src, self.sport)
+
 
 ICMP_ECHO_REQUEST = 8
 ICMP_ECHO_REPLY = 0
@@ -34,23 +47,23 @@ def flow_tuple(buf: bytearray, l3: int = 14) -> tuple[FlowTuple, int]:
     src = int.from_bytes(buf[l3 + 12 : l3 + 16], "big")
     dst = int.from_bytes(buf[l3 + 16 : l3 + 20], "big")
     if ((buf[l3 + 6] << 8) | buf[l3 + 7]) & 0x1FFF:
-        return (proto, src, 0, dst, 0), UNTRACKABLE
+        return FlowTuple(proto, src, 0, dst, 0), UNTRACKABLE
     l4 = l3 + ihl
     end = l3 + ((buf[l3 + 2] << 8) | buf[l3 + 3])
     if proto == IPPROTO_TCP or proto == IPPROTO_UDP:
         if end - l4 < (20 if proto == IPPROTO_TCP else 8):
-            return (proto, src, 0, dst, 0), UNTRACKABLE
-        return (proto, src, (buf[l4] << 8) | buf[l4 + 1], dst, (buf[l4 + 2] << 8) | buf[l4 + 3]), NORMAL
+            return FlowTuple(proto, src, 0, dst, 0), UNTRACKABLE
+        return FlowTuple(proto, src, (buf[l4] << 8) | buf[l4 + 1], dst, (buf[l4 + 2] << 8) | buf[l4 + 3]), NORMAL
     if proto == IPPROTO_ICMP:
         if end - l4 < 8:
-            return (proto, src, 0, dst, 0), UNTRACKABLE
+            return FlowTuple(proto, src, 0, dst, 0), UNTRACKABLE
         itype = buf[l4]
         if itype == ICMP_ECHO_REQUEST or itype == ICMP_ECHO_REPLY:
             ident = (buf[l4 + 4] << 8) | buf[l4 + 5]
-            return (proto, src, ident, dst, ident), NORMAL
+            return FlowTuple(proto, src, ident, dst, ident), NORMAL
         if itype in ICMP_ERRORS:
-            return (proto, src, 0, dst, 0), ICMP_ERROR
-    return (proto, src, 0, dst, 0), NORMAL
+            return FlowTuple(proto, src, 0, dst, 0), ICMP_ERROR
+    return FlowTuple(proto, src, 0, dst, 0), NORMAL
 
 
 def inner_tuple(buf: bytearray, l3: int = 14) -> tuple[FlowTuple, int] | None:
@@ -67,11 +80,11 @@ def inner_tuple(buf: bytearray, l3: int = 14) -> tuple[FlowTuple, int] | None:
     dst = int.from_bytes(buf[inner + 16 : inner + 20], "big")
     l4 = inner + iihl
     if proto in (IPPROTO_TCP, IPPROTO_UDP) and len(buf) >= l4 + 4:
-        return (proto, src, (buf[l4] << 8) | buf[l4 + 1], dst, (buf[l4 + 2] << 8) | buf[l4 + 3]), inner
+        return FlowTuple(proto, src, (buf[l4] << 8) | buf[l4 + 1], dst, (buf[l4 + 2] << 8) | buf[l4 + 3]), inner
     if proto == IPPROTO_ICMP and len(buf) >= l4 + 6:
         ident = (buf[l4 + 4] << 8) | buf[l4 + 5]
-        return (proto, src, ident, dst, ident), inner
-    return (proto, src, 0, dst, 0), inner
+        return FlowTuple(proto, src, ident, dst, ident), inner
+    return FlowTuple(proto, src, 0, dst, 0), inner
 
 
 def _l4_csum_offset(proto: int) -> int:

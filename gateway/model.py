@@ -3,7 +3,7 @@
 Where this sits: built once from a validated :class:`gateway.config.Config`;
 the stages hold references to these objects, never to config dataclasses.
 
-- A :class:`Port` is a NIC with a transport (``io.ports``) behind it.
+- A :class:`Port` is a NIC with a transport (``io.Transport``) behind it.
 - An :class:`Instance` is an L2 broadcast domain; ``members`` are the
   (port, VLAN) pairs its records name, the flood list.
 - A :class:`Router` is one half of a logical router: the DR or the SR.  Its
@@ -13,25 +13,22 @@ the stages hold references to these objects, never to config dataclasses.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from gateway.config import Config, ConfigError, RouterHalf, derived_mac
-from gateway.headers import ip_str, mac_str
+from gateway.epoch import Epoch
+from gateway.headers import BFD_PORT, HELLO_PORT, IPPROTO_UDP, ip_str, mac_str
+from gateway.io import Transport
 from gateway.services import SrServices
 from gateway.services.rules import FirewallConfig, NatConfig
 from gateway.tables.arp import ArpTable
 from gateway.tables.fib import Fib, Route, mask
 
-
-class Transport(Protocol):
-    """What a port needs from its I/O: ``io.ports.AfPacket`` or a test double."""
-
-    def fileno(self) -> int: ...
-    def recv_batch(self, limit: int) -> list[tuple[bytearray, int | None]]: ...
-    def send(self, frame: bytes | bytearray) -> None: ...
-    def flush(self) -> None: ...
-    def close(self) -> None: ...
+# (protocol, port) of packets for a router address that go to a process, by its name:
+# BFD, and the HA agents' hellos to each other, to the HA agent.
+PUNTS = {(IPPROTO_UDP, BFD_PORT): "ha", (IPPROTO_UDP, HELLO_PORT): "ha"}
 
 
 class Port:
@@ -56,23 +53,10 @@ class Port:
             # A full socket buffer or a link going down costs this frame, not the daemon.
             self.tx_errors += 1
 
-    def rx_dropped(self) -> int:
-        """Frames the kernel dropped before the datapath read them."""
-        drops = getattr(self.io, "kernel_drops", None)
-        return int(drops()) if drops is not None else 0
-
     def counters(self) -> dict[str, int]:
-        """The port's counters; ``tx_dropped`` (queued on a transmit ring, not taken by the
-        kernel) and ``rx_resyncs`` (receive blocks the kernel passed by) exist on rings only."""
-        return {
-            "rx": self.rx,
-            "tx": self.tx,
-            "tx_errors": self.tx_errors,
-            "errors": self.errors,
-            "tx_dropped": int(getattr(self.io, "tx_dropped", 0)),
-            "rx_dropped": self.rx_dropped(),
-            "rx_resyncs": int(getattr(self.io, "rx_resyncs", 0)),
-        }
+        """The port's counters and its transport's (``io.Transport.counters``)."""
+        io = self.io.counters() if self.io is not None else {"rx_dropped": 0, "tx_dropped": 0, "rx_resyncs": 0}
+        return {"rx": self.rx, "tx": self.tx, "tx_errors": self.tx_errors, "errors": self.errors, **io}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,7 +112,7 @@ class Router:
     kind: str  # "dr" or "sr"
     tlr_id: int
     arp: ArpTable
-    fib: Fib = field(default_factory=Fib)
+    fib: Fib
     ports: list[RouterPort] = field(default_factory=list)
     transit_port: RouterPort | None = None
     local_ips: dict[int, RouterPort] = field(default_factory=dict)
@@ -164,7 +148,7 @@ class Router:
         return None
 
 
-@dataclass
+@dataclass(eq=False)
 class Model:
     ports: dict[str, Port]
     instances: dict[str, Instance]
@@ -172,9 +156,56 @@ class Model:
     routers: list[Router]
     # transit address -> the local router port that owns it
     transit: dict[int, RouterPort]
+    # (protocol, port) -> the process that packets to a router address with it go to
+    punts: dict[tuple[int, int], str] = field(default_factory=lambda: dict(PUNTS))
+    # Bumped when an SR address changes owner (``ha/ownership.py``); flows through an SR depend on it.
+    ownership_generation: int = 0
+
+    def router(self, name: Any, kind: str) -> Router:
+        """The ``kind`` half (dr or sr) of router ``name`` (also given as its label, ``t1-sr``)."""
+        if not isinstance(name, str):
+            raise ValueError(f"a router name is a string, got {name!r}")
+        base = name[: -len(kind) - 1] if name.endswith(f"-{kind}") else name
+        for r in self.routers:
+            if r.name == base and r.kind == kind:
+                return r
+        known = ", ".join(r.label for r in self.routers) or "none"
+        raise ValueError(f"no {kind.upper()} of router {name!r} on this node; routers: {known}")
 
 
-def build(cfg: Config) -> Model:
+def add_route(model: Model, router: Router, prefix: ipaddress.IPv4Network, hops: list[int]) -> Route:
+    """Add a route to ``router``'s FIB through ``hops`` (more than one: equal-cost, per flow).
+
+    A next hop must be on a segment of the router, or (one hop only) the
+    transit address of the other half of the same logical router in this
+    process.  Used by the config build and by the ``route`` control command;
+    raises ValueError saying which hop is wrong.
+    """
+    if not hops:
+        raise ValueError("a route needs a next hop")
+    net, plen = int(prefix.network_address), prefix.prefixlen
+    ports = []
+    for hop in hops:
+        port = router.connected_port(hop)
+        if port is None:
+            peer = model.transit.get(hop)
+            if len(hops) == 1 and peer is not None and peer.router.name == router.name and peer.router is not router:
+                route = Route(net, plen, hop, None, transit=True)
+                router.fib.add(route)
+                return route
+            raise ValueError(
+                f"{ipaddress.IPv4Address(hop)} is not on a connected subnet of {router.label}"
+                " (nor its transit peer); a next hop must be directly reachable"
+            )
+        ports.append(port)
+    route = Route(net, plen, hops[0], ports[0])
+    if len(hops) > 1:
+        route.ecmp = list(zip(hops, ports, strict=True))
+    router.fib.add(route)
+    return route
+
+
+def build(cfg: Config, epoch: Epoch) -> Model:
     """Turn a validated config into run-time objects (no I/O is opened here)."""
     ports = {name: Port(name, p.ifname, p.role) for name, p in cfg.ports.items()}
     instances: dict[str, Instance] = {}
@@ -186,20 +217,25 @@ def build(cfg: Config) -> Model:
             records[(rec.port, rec.vlan)] = inst
     routers: list[Router] = []
     transit: dict[int, RouterPort] = {}
+    model = Model(ports, instances, records, routers, transit)
     t = cfg.tables
     for i, rc in enumerate(cfg.routers):
         path = f"routers[{i}]"
         tr = rc.transit
         dr = sr = None
         if rc.dr is not None:
-            dr = Router(rc.name, "dr", rc.tlr_id, ArpTable(t.arp_timeout, t.arp_queue, t.arp_retries))
+            dr = Router(
+                rc.name, "dr", rc.tlr_id, ArpTable(t.arp_timeout, t.arp_queue, t.arp_retries, epoch), Fib(epoch)
+            )
             _add_ports(dr, rc.dr, instances)
             routers.append(dr)
         if rc.sr is not None:
-            sr = Router(rc.name, "sr", rc.tlr_id, ArpTable(t.arp_timeout, t.arp_queue, t.arp_retries))
+            sr = Router(
+                rc.name, "sr", rc.tlr_id, ArpTable(t.arp_timeout, t.arp_queue, t.arp_retries, epoch), Fib(epoch)
+            )
             _add_ports(sr, rc.sr, instances)
             if rc.sr.nat is not None or rc.sr.firewall is not None:
-                sr.services = SrServices(rc.sr.nat or NatConfig(), rc.sr.firewall or FirewallConfig())
+                sr.services = SrServices(rc.sr.nat or NatConfig(), rc.sr.firewall or FirewallConfig(), epoch)
             routers.append(sr)
         if tr is not None and tr.instance is not None:
             # A real transit segment: each half here gets a router port on it, and
@@ -217,7 +253,7 @@ def build(cfg: Config) -> Model:
                 seg.router_port = sr.transit_port
                 sr.add_port(sr.transit_port)
             if dr is not None and rc.dr is not None:
-                _add_routes(dr, rc.dr, f"{path}.dr", cfg, None, None)
+                _add_routes(model, dr, rc.dr, f"{path}.dr", cfg)
                 if not any(route.plen == 0 for route in dr.fib.routes()):
                     hops = [int(p) for p in tr.peers] if tr.peers else [int(tr.sr)]  # type: ignore[arg-type]
                     default = Route(0, 0, hops[0], dr.transit_port, origin="transit")
@@ -225,7 +261,7 @@ def build(cfg: Config) -> Model:
                         default.ecmp = [(h, dr.transit_port) for h in hops]  # type: ignore[misc]
                     dr.fib.add(default)
             if sr is not None and rc.sr is not None:
-                _add_routes(sr, rc.sr, f"{path}.sr", cfg, None, None)
+                _add_routes(model, sr, rc.sr, f"{path}.sr", cfg)
             continue
         if (
             dr is not None
@@ -243,8 +279,8 @@ def build(cfg: Config) -> Model:
             sr.local_ips[int(tr.sr)] = sr.transit_port
             transit[int(tr.dr)] = dr.transit_port
             transit[int(tr.sr)] = sr.transit_port
-            _add_routes(dr, rc.dr, f"{path}.dr", cfg, int(tr.sr), tr)
-            _add_routes(sr, rc.sr, f"{path}.sr", cfg, int(tr.dr), tr)
+            _add_routes(model, dr, rc.dr, f"{path}.dr", cfg)
+            _add_routes(model, sr, rc.sr, f"{path}.sr", cfg)
             # The SR reaches every tenant subnet of its DR through the transit switch,
             # and the DR sends everything else to the SR.
             for route in dr.fib.routes():
@@ -253,8 +289,8 @@ def build(cfg: Config) -> Model:
             if not any(route.plen == 0 for route in dr.fib.routes()):
                 dr.fib.add(Route(0, 0, int(tr.sr), None, transit=True, origin="transit"))
         elif dr is not None and rc.dr is not None:
-            _add_routes(dr, rc.dr, f"{path}.dr", cfg, None, None)
-    return Model(ports, instances, records, routers, transit)
+            _add_routes(model, dr, rc.dr, f"{path}.dr", cfg)
+    return model
 
 
 def _add_ports(router: Router, half: RouterHalf, instances: dict[str, Instance]) -> None:
@@ -265,18 +301,9 @@ def _add_ports(router: Router, half: RouterHalf, instances: dict[str, Instance])
         router.add_port(rp)
 
 
-def _add_routes(
-    router: Router, half: RouterHalf, path: str, cfg: Config, peer_transit: int | None, transit: Any
-) -> None:
+def _add_routes(model: Model, router: Router, half: RouterHalf, path: str, cfg: Config) -> None:
     for j, rc in enumerate(half.routes):
-        via = int(rc.via)
-        port = router.connected_port(via)
-        if port is not None:
-            router.fib.add(Route(int(rc.prefix.network_address), rc.prefix.prefixlen, via, port))
-        elif transit is not None and rc.via in transit.subnet and peer_transit == via:
-            router.fib.add(Route(int(rc.prefix.network_address), rc.prefix.prefixlen, via, None, transit=True))
-        else:
-            raise ConfigError(
-                f"{cfg.source}: {path}.routes[{j}].via: {rc.via} is not on a connected subnet of this router"
-                " (nor its transit peer); a next hop must be directly reachable"
-            )
+        try:
+            add_route(model, router, rc.prefix, [int(rc.via)])
+        except ValueError as exc:
+            raise ConfigError(f"{cfg.source}: {path}.routes[{j}].via: {exc}") from None

@@ -3,21 +3,21 @@
 Where this sits: the datapath hands each received frame to :meth:`Pipeline.run`;
 it returns when the frame and everything the frame caused (ARP replies, ICMP
 errors, floods, packets released by an ARP resolution) have been sent or
-dropped.  There are no queues between stages: ``inject`` only defers packets
-a stage *created* until the current one is finished, still inside the same
-run.
+dropped.  There are no queues between stages: ``emit`` only defers packets a
+stage *created* until the current one is finished, still inside the same run.
 
-Stage graph (names returned by ``process``)::
+The stage graph is the stages' own ``NEXT`` declarations (see :func:`graph`)::
 
     classify -> l2switch -> dr | sr | egress
-    dr       -> transit | egress | (queued for ARP)
+    dr       -> transit | egress | dr (its ICMP errors) | (queued for ARP)
     transit  -> dr | sr
-    sr       -> transit | egress
+    sr       -> transit | egress | sr
     egress   -> done
 
-A stage that raises is a bug, but a bug must cost one packet, not the daemon:
-the exception is counted (``pipeline/internal-error``) and the first few are
-printed with their traceback.
+A stage that returns a name it did not declare, or raises, is a bug, but a bug
+must cost one packet, not the daemon: it is counted
+(``pipeline/internal-error``) and the first few are printed with their
+traceback.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from __future__ import annotations
 import sys
 import traceback
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from gateway.packet import Packet
-from gateway.stages.base import DONE, DROP, Stage
+from gateway.stages.base import DONE, DROP, Context, Stage
 from gateway.stages.classify import Classify
 from gateway.stages.dr import DistributedRouter
 from gateway.stages.egress import Egress
@@ -37,23 +38,39 @@ from gateway.stages.sr import ServiceRouter
 from gateway.stages.transit import Transit
 
 if TYPE_CHECKING:
-    from gateway.datapath import Datapath
+    from gateway.model import Model
+    from gateway.tables.mac import MacTable
 
-STAGE_ORDER = ("classify", "l2switch", "dr", "transit", "sr", "egress")
+STAGES: tuple[type[Stage], ...] = (Classify, L2Switch, DistributedRouter, Transit, ServiceRouter, Egress)
+STAGE_ORDER = tuple(s.name for s in STAGES)
 _REPORTED_ERRORS = 5
 
 
+class UndeclaredExit(Exception):
+    """A stage returned a next stage it does not declare in ``NEXT``."""
+
+
+def graph() -> dict[str, tuple[str, ...]]:
+    """Each stage's exits, as declared."""
+    return {s.name: s.NEXT for s in STAGES}
+
+
+def _no_punt(client: str, meta: dict[str, Any], payload: bytes) -> bool:
+    return False
+
+
 class Pipeline:
-    def __init__(self, dp: Datapath) -> None:
-        stages: list[Stage] = [
-            Classify(dp),
-            L2Switch(dp),
-            DistributedRouter(dp),
-            Transit(dp),
-            ServiceRouter(dp),
-            Egress(dp),
-        ]
-        self.stages: dict[str, Stage] = {s.name: s for s in stages}
+    def __init__(
+        self,
+        model: Model,
+        macs: MacTable,
+        punt: Callable[[str, dict[str, Any], bytes], bool] = _no_punt,
+    ) -> None:
+        ctx = Context(model, macs, self.inject, punt)
+        self.stages: dict[str, Stage] = {cls.name: cls(ctx) for cls in STAGES}
+        for stage in self.stages.values():
+            # exit name -> the stage it names (None: the walk ends), resolved once here.
+            stage.exits = {**{n: self.stages[n] for n in stage.NEXT}, DONE: None, DROP: None}
         self._deferred: deque[tuple[Packet, str]] = deque()
         self.internal_errors = 0
 
@@ -72,12 +89,15 @@ class Pipeline:
             self._walk(*deferred.popleft())
 
     def _walk(self, pkt: Packet, name: str) -> None:
-        stages = self.stages
         try:
-            while name is not DONE and name is not DROP:
-                stage = stages[name]
+            stage: Stage | None = self.stages[name]
+            while stage is not None:
                 stage.packets += 1
                 name = stage.process(pkt)
+                exits = stage.exits
+                if name not in exits:
+                    raise UndeclaredExit(f"stage {stage.name} returned {name!r}, not one of its exits")
+                stage = exits[name]
         except Exception:  # noqa: BLE001 - see module docstring
             self.report_internal_error(name, pkt)
 
@@ -91,6 +111,14 @@ class Pipeline:
         if self.internal_errors <= _REPORTED_ERRORS:
             print(f"gateway: internal error in {where} (packet dropped):", file=sys.stderr)
             traceback.print_exc()
+
+    def tick(self, now: float) -> None:
+        for stage in self.stages.values():
+            stage.tick(now)
+        self.drain()
+
+    def counters(self) -> dict[str, Any]:
+        return {name: self.stages[name].counters() for name in STAGE_ORDER}
 
     def drops(self) -> dict[str, int]:
         out = {f"{s.name}/{r}": n for s in self.stages.values() for r, n in s.drops.items() if n}

@@ -18,7 +18,8 @@ ha         action: takeover | release, router, ip   (what the HA agent asks, by 
 =========  ==========================================================================
 
 Response: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "one sentence"}``.
-Every error is counted (``show counters`` -> control.errors).  A request that
+Every error is counted (``show counters`` -> control.errors; :class:`Control`
+holds the counters).  A request that
 trips a bug gets an ``internal error`` answer and is counted
 (``control.internal_errors``); the daemon carries on.
 """
@@ -32,7 +33,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.tables.fib import Route
+from gateway.model import add_route
 
 if TYPE_CHECKING:
     from gateway.datapath import Datapath
@@ -53,11 +54,11 @@ SHOW: dict[str, Callable[[Datapath], Any]] = {
     "fib": lambda dp: [
         dict(rt.to_dict(), router=r.label, tlr_id=r.tlr_id) for r in dp.model.routers for rt in r.fib.routes()
     ],
-    "counters": lambda dp: dp.counters(),
     "drops": lambda dp: dp.pipeline.drops(),
     "traces": lambda dp: list(dp.traces),
     "cache": lambda dp: {"counters": dp.cache.counters(), "entries": dp.cache.dump(time.monotonic())},
     "ha": lambda dp: dp.ha(),
+    "listeners": lambda dp: [x.listener_counters() for x in dp.listeners],
 }
 
 
@@ -102,17 +103,22 @@ def _field(req: dict[str, Any], name: str, kind: type = str) -> Any:
     return value
 
 
-def _show(dp: Datapath, req: dict[str, Any]) -> Any:
+def _show(ctl: Control, req: dict[str, Any]) -> Any:
+    dp = ctl.dp
     what = req.get("what", "summary")
+    if what == "counters":
+        return {**dp.counters(), "control": ctl.counters()}
     if isinstance(what, str) and what in SHOW_WITH_REQUEST:
         return SHOW_WITH_REQUEST[what](dp, req)
     fn = SHOW.get(what) if isinstance(what, str) else None
     if fn is None:
-        raise CommandError(f"cannot show {what!r}; choose one of: {', '.join(sorted([*SHOW, *SHOW_WITH_REQUEST]))}")
+        known = ", ".join(sorted([*SHOW, *SHOW_WITH_REQUEST, "counters"]))
+        raise CommandError(f"cannot show {what!r}; choose one of: {known}")
     return fn(dp)
 
 
-def _one_service(dp: Datapath, req: dict[str, Any]) -> Any:
+def _one_service(ctl: Control, req: dict[str, Any]) -> Any:
+    dp = ctl.dp
     _field(req, "router")
     return _services(dp, req)[0].services
 
@@ -131,17 +137,17 @@ def _add_rule(
     from gateway import config
 
     try:
-        rule = parse(config._Reader("control"), raw, "rule", default_name)
+        rule = parse(config.Reader("control"), raw, "rule", default_name)
         add(rule, *args)
     except (config.ConfigError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     return rule.to_dict()
 
 
-def _nat(dp: Datapath, req: dict[str, Any]) -> Any:
+def _nat(ctl: Control, req: dict[str, Any]) -> Any:
     from gateway import config
 
-    svc = _one_service(dp, req)
+    svc = _one_service(ctl, req)
     action = _field(req, "action")
     if action == "del":
         return _remove_rule(svc.nat.remove, _field(req, "name"), "NAT", [r.name for r in svc.nat.all_rules()])
@@ -159,10 +165,10 @@ def _nat(dp: Datapath, req: dict[str, Any]) -> Any:
     return _add_rule(parsers[kind], _field(req, "rule", dict), default, svc.nat.add)
 
 
-def _firewall(dp: Datapath, req: dict[str, Any]) -> Any:
+def _firewall(ctl: Control, req: dict[str, Any]) -> Any:
     from gateway import config
 
-    svc = _one_service(dp, req)
+    svc = _one_service(ctl, req)
     action = _field(req, "action")
     if action == "del":
         return _remove_rule(svc.fw.remove, _field(req, "name"), "firewall", [r.name for r in svc.fw.rules])
@@ -177,7 +183,8 @@ def _firewall(dp: Datapath, req: dict[str, Any]) -> Any:
     return _add_rule(config.parse_fw_rule, _field(req, "rule", dict), default, svc.fw.add, position)
 
 
-def _trace(dp: Datapath, req: dict[str, Any]) -> Any:
+def _trace(ctl: Control, req: dict[str, Any]) -> Any:
+    dp = ctl.dp
     action = _field(req, "action")
     if action == "start":
         count = req.get("count", 10)
@@ -205,7 +212,8 @@ def _trace(dp: Datapath, req: dict[str, Any]) -> Any:
     raise CommandError(f"unknown trace action {action!r}; choose start, show, clear or inject")
 
 
-def _route(dp: Datapath, req: dict[str, Any]) -> Any:
+def _route(ctl: Control, req: dict[str, Any]) -> Any:
+    dp = ctl.dp
     action = _field(req, "action")
     name = _field(req, "router")
     half = req.get("half", "dr")
@@ -225,37 +233,19 @@ def _route(dp: Datapath, req: dict[str, Any]) -> Any:
     if action != "add":
         raise CommandError(f"unknown route action {action!r}; choose add or del")
     raw_via = req.get("via")
-    if isinstance(raw_via, list) and len(raw_via) > 1:
-        hops = []
-        for v in raw_via:
-            try:
-                hop = int(ipaddress.IPv4Address(v))
-            except ValueError as exc:
-                raise CommandError(f"bad next hop: {exc}") from None
-            hop_port = router.connected_port(hop)
-            if hop_port is None:
-                raise CommandError(f"next hop {v} is not on a connected subnet of {router.label}")
-            hops.append((hop, hop_port))
-        route = Route(int(prefix.network_address), prefix.prefixlen, hops[0][0], hops[0][1], ecmp=hops)
-        router.fib.add(route)
-        return route.to_dict()
+    vias = raw_via if isinstance(raw_via, list) else [_field(req, "via")]
     try:
-        via = int(ipaddress.IPv4Address(_field(req, "via")))
+        hops = [int(ipaddress.IPv4Address(v)) for v in vias]
     except ValueError as exc:
         raise CommandError(f"bad next hop: {exc}") from None
-    port = router.connected_port(via)
-    peer = dp.model.transit.get(via)
-    if port is not None:
-        route = Route(int(prefix.network_address), prefix.prefixlen, via, port)
-    elif peer is not None and peer.router.name == router.name and peer.router is not router:
-        route = Route(int(prefix.network_address), prefix.prefixlen, via, None, transit=True)
-    else:
-        raise CommandError(f"next hop {ipaddress.IPv4Address(via)} is not on a connected subnet of {router.label}")
-    router.fib.add(route)
-    return route.to_dict()
+    try:
+        return add_route(dp.model, router, prefix, hops).to_dict()
+    except ValueError as exc:
+        raise CommandError(f"next hop {exc}") from None
 
 
-def _cache(dp: Datapath, req: dict[str, Any]) -> Any:
+def _cache(ctl: Control, req: dict[str, Any]) -> Any:
+    dp = ctl.dp
     action = _field(req, "action")
     if action == "enable":
         dp.cache.enabled = True
@@ -280,22 +270,24 @@ def _cache(dp: Datapath, req: dict[str, Any]) -> Any:
     return {"enabled": dp.cache.enabled}
 
 
-def _ha(dp: Datapath, req: dict[str, Any]) -> Any:
+def _ha(ctl: Control, req: dict[str, Any]) -> Any:
+    dp = ctl.dp
     action = _field(req, "action")
     if action not in ("takeover", "release"):
         raise CommandError(f"unknown ha action {action!r}; choose takeover or release")
     try:
-        fn = dp.takeover if action == "takeover" else dp.release
+        fn = dp.ownership.takeover if action == "takeover" else dp.ownership.release
         return fn(_field(req, "router"), _field(req, "ip"))
     except (KeyError, ValueError) as exc:
         raise CommandError(str(exc).strip("'\"")) from None
 
 
-def _ping(dp: Datapath, req: dict[str, Any]) -> Any:
+def _ping(ctl: Control, req: dict[str, Any]) -> Any:
+    dp = ctl.dp
     return {"node": dp.cfg.node, "uptime": round(time.time() - dp.started, 1)}
 
 
-COMMANDS: dict[str, Callable[[Datapath, dict[str, Any]], Any]] = {
+COMMANDS: dict[str, Callable[[Control, dict[str, Any]], Any]] = {
     "ping": _ping,
     "show": _show,
     "trace": _trace,
@@ -307,26 +299,45 @@ COMMANDS: dict[str, Callable[[Datapath, dict[str, Any]], Any]] = {
 }
 
 
-def handle(dp: Datapath, req: Any) -> dict[str, Any]:
-    dp.control_requests += 1
-    try:
-        if not isinstance(req, dict):
-            raise CommandError("a request must be a JSON object with a 'cmd' field")
-        cmd = req.get("cmd")
-        fn = COMMANDS.get(cmd) if isinstance(cmd, str) else None
-        if fn is None:
-            raise CommandError(f"unknown command {cmd!r}; commands: {', '.join(COMMANDS)}")
-        return {"ok": True, "result": fn(dp, req)}
-    except CommandError as exc:
-        dp.control_errors += 1
-        return {"ok": False, "error": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - a bug costs this request, never the daemon
-        dp.control_errors += 1
-        dp.control_internal_errors += 1
-        if dp.control_internal_errors <= _REPORTED_ERRORS:
-            print(f"gateway: internal error in control request {_brief(req)}:", file=sys.stderr)
-            traceback.print_exc()
-        return {"ok": False, "error": f"internal error ({type(exc).__name__}); the request was not carried out"}
+class Control:
+    """The command layer of one datapath, with its own counters."""
+
+    def __init__(self, dp: Datapath) -> None:
+        self.dp = dp
+        self.requests = 0
+        self.errors = 0
+        self.internal_errors = 0
+
+    def handle(self, req: Any) -> dict[str, Any]:
+        """Answer one decoded request; never raises."""
+        self.requests += 1
+        try:
+            if not isinstance(req, dict):
+                raise CommandError("a request must be a JSON object with a 'cmd' field")
+            cmd = req.get("cmd")
+            fn = COMMANDS.get(cmd) if isinstance(cmd, str) else None
+            if fn is None:
+                raise CommandError(f"unknown command {cmd!r}; commands: {', '.join(COMMANDS)}")
+            return {"ok": True, "result": fn(self, req)}
+        except CommandError as exc:
+            self.errors += 1
+            return {"ok": False, "error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - a bug costs this request, never the daemon
+            self.errors += 1
+            self.internal_errors += 1
+            if self.internal_errors <= _REPORTED_ERRORS:
+                print(f"gateway: internal error in control request {_brief(req)}:", file=sys.stderr)
+                traceback.print_exc()
+            return {"ok": False, "error": f"internal error ({type(exc).__name__}); the request was not carried out"}
+
+    def refused(self, error: str) -> dict[str, Any]:
+        """A request refused before it could be decoded (not JSON, too long): counted."""
+        self.requests += 1
+        self.errors += 1
+        return {"ok": False, "error": error}
+
+    def counters(self) -> dict[str, int]:
+        return {"requests": self.requests, "errors": self.errors, "internal_errors": self.internal_errors}
 
 
 def _brief(req: Any) -> str:

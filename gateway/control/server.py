@@ -22,7 +22,7 @@ import select
 import socket
 from typing import TYPE_CHECKING, Any
 
-from gateway.control.commands import handle
+from gateway.control.commands import Control
 from gateway.io.unix import UnixListener
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class _Client:
 class ControlServer(UnixListener):
     def __init__(self, dp: Datapath, path: str) -> None:
         super().__init__(path, "gateway")
-        self.dp = dp
+        self.control = Control(dp)
         self._state: dict[int, _Client] = {}
 
     def accepted(self, fd: int) -> None:
@@ -95,9 +95,7 @@ class ControlServer(UnixListener):
         if len(buf) > MAX_LINE and not c.outbuf:
             buf.clear()
             c.discarding = True
-            self.dp.control_requests += 1
-            self.dp.control_errors += 1
-            self._send(fd, conn, c, {"ok": False, "error": f"request longer than {MAX_LINE} bytes"})
+            self._send(fd, conn, c, self.control.refused(f"request longer than {MAX_LINE} bytes"))
         elif c.discarding:
             buf.clear()
 
@@ -107,12 +105,10 @@ class ControlServer(UnixListener):
         try:
             req = json.loads(line)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            self.dp.control_requests += 1
-            self.dp.control_errors += 1
             why = "it nests too deep" if isinstance(exc, RecursionError) else str(exc)
-            resp: dict[str, Any] = {"ok": False, "error": f"request is not valid JSON: {why}"}
+            resp: dict[str, Any] = self.control.refused(f"request is not valid JSON: {why}")
         else:
-            resp = handle(self.dp, req)
+            resp = self.control.handle(req)
         self._send(fd, conn, c, resp)
 
     def _send(self, fd: int, conn: socket.socket, c: _Client, resp: dict[str, Any]) -> None:
@@ -139,4 +135,4 @@ class ControlServer(UnixListener):
         super().drop(fd)
 
     def counters(self) -> dict[str, int]:
-        return self.listener_counters()
+        return {**self.control.counters(), **self.listener_counters()}

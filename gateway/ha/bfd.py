@@ -28,8 +28,8 @@ import random
 import struct
 from dataclasses import dataclass
 
-BFD_PORT = 3784
-HELLO_PORT = 3799  # not BFD: the HA agents' hellos to each other (which addresses each holds)
+from gateway.headers import BFD_PORT, HELLO_PORT  # noqa: F401 - re-exported for the agent
+
 VERSION = 1
 
 ADMIN_DOWN, DOWN, INIT, UP = 0, 1, 2, 3

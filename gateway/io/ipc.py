@@ -8,10 +8,12 @@ datagram: a JSON metadata line, a newline, then the frame or packet bytes
     {"type": "packet", "router": "t1-sr", "port": "t1-sr:transit"}\\n<IPv4 packet>
 
 Datapath -> process: ``packet`` (a punted packet; which router and port got it).
-Process -> datapath: ``send`` (an IPv4 packet for a router to route as its own),
-``takeover`` / ``release`` (an address moves to / from this SR), ``announce``
-(gratuitous ARPs for this SR's own addresses), ``status`` (the process's own
-state, shown by ``show ha``).  A malformed message gets an
+Process -> datapath: one handler per message type, registered by the owner of
+the server (:class:`IpcServer` dispatches, nothing else): ``send`` (an IPv4
+packet for a router to route as its own: the datapath's), ``takeover`` /
+``release`` / ``yield`` / ``claim`` / ``announce`` / ``status`` (address
+ownership: ``ha/ownership.py``).  A handler returns the answer to send back,
+or None.  A malformed message, or one of a type nobody handles, gets an
 ``error`` answer and is counted; the connection stays.  A message that trips
 a bug is answered and counted the same way (``internal_errors``).
 """
@@ -22,12 +24,12 @@ import json
 import socket
 import sys
 import traceback
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from gateway.io.unix import UnixListener
 
-if TYPE_CHECKING:
-    from gateway.datapath import Datapath
+Handler = Callable[[dict[str, Any], bytes], "dict[str, Any] | None"]
 
 MAX_MESSAGE = 65536
 _REPORTED_ERRORS = 5
@@ -58,9 +60,9 @@ def decode(data: bytes) -> tuple[dict[str, Any], bytes]:
 class IpcServer(UnixListener):
     kind = socket.SOCK_SEQPACKET
 
-    def __init__(self, dp: Datapath, path: str) -> None:
+    def __init__(self, path: str, handlers: dict[str, Handler]) -> None:
         super().__init__(path, "datapath")
-        self.dp = dp
+        self.handlers = handlers
         self.received = 0
         self.sent = 0
         self.errors = 0
@@ -81,7 +83,10 @@ class IpcServer(UnixListener):
             self.received += 1
             try:
                 meta, payload = decode(data)
-                answer = self.dp.ipc_message(meta, payload)
+                handler = self.handlers.get(meta["type"])
+                if handler is None:
+                    raise ValueError(f"unknown message type {meta['type']!r}; known: {', '.join(self.handlers)}")
+                answer = handler(meta, payload)
             except (ValueError, KeyError, TypeError, RecursionError) as exc:
                 self.errors += 1
                 answer = {"type": "error", "error": _why(exc)}

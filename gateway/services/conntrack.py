@@ -24,7 +24,7 @@ import itertools
 from collections import OrderedDict
 from typing import Any
 
-from gateway.cache import EPOCH
+from gateway.epoch import Epoch
 from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ip_str
 from gateway.l4 import FlowTuple
 
@@ -67,7 +67,7 @@ def tuple_str(t: FlowTuple) -> str:
 
 
 def inverse(t: FlowTuple) -> FlowTuple:
-    return (t[0], t[3], t[4], t[1], t[2])
+    return t.inverse()
 
 
 class Conn:
@@ -119,7 +119,7 @@ class Conn:
     def to_dict(self, now: float, timeouts: dict[str, float]) -> dict[str, Any]:
         return {
             "id": self.id,
-            "proto": proto_name(self.orig[0]),
+            "proto": proto_name(self.orig.proto),
             "orig": tuple_str(self.orig),
             "reply": tuple_str(self.reply),
             "state": self.state,
@@ -133,8 +133,9 @@ class Conn:
 
 
 class ConnTable:
-    def __init__(self, limit: int, timeouts: dict[str, float] | None = None) -> None:
+    def __init__(self, limit: int, epoch: Epoch, timeouts: dict[str, float] | None = None) -> None:
         self.limit = limit
+        self.epoch = epoch
         self.timeouts = dict(DEFAULT_TIMEOUTS, **(timeouts or {}))
         self._by_tuple: dict[FlowTuple, tuple[Conn, int]] = {}
         self._classes: dict[str, OrderedDict[int, Conn]] = {c: OrderedDict() for c in self.timeouts}
@@ -161,7 +162,7 @@ class ConnTable:
 
     def add(self, orig: FlowTuple, reply: FlowTuple, now: float, inbound: bool) -> Conn:
         conn = Conn(next(self._ids), orig, reply, now, inbound)
-        conn.tclass = _initial_class(orig[0])
+        conn.tclass = _initial_class(orig.proto)
         self._by_tuple[orig] = (conn, ORIG)
         self._by_tuple[reply] = (conn, REPLY)
         self._classes[conn.tclass][conn.id] = conn
@@ -175,8 +176,7 @@ class ConnTable:
         conn.packets[direction] += 1
         conn.bytes[direction] += size
         old_class = conn.tclass
-        proto = conn.orig[0]
-        if proto == IPPROTO_TCP:
+        if conn.orig.proto == IPPROTO_TCP:
             _tcp_advance(conn, direction, flags)
         elif direction == REPLY and conn.state == "new":
             conn.state = "established"
@@ -192,7 +192,7 @@ class ConnTable:
         if conn.released:
             return
         conn.released = True
-        EPOCH.bump()
+        self.epoch.bump()
         self._classes[conn.tclass].pop(conn.id, None)
         for t in (conn.orig, conn.reply):
             if self._by_tuple.get(t, (None,))[0] is conn:

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.cache import EPOCH
+from gateway.epoch import Epoch
 from gateway.services.rules import FirewallConfig, FirewallRule
 
 ALLOW, DROP, REJECT = "allow", "drop", "reject"
 
 
 class Firewall:
-    def __init__(self, cfg: FirewallConfig) -> None:
+    def __init__(self, cfg: FirewallConfig, epoch: Epoch) -> None:
+        self.epoch = epoch
         self.rules: list[FirewallRule] = list(cfg.rules)
         self.generation = 1
         self.default_hits = {"out-allow": 0, "in-forwarded": 0, "in-unsolicited": 0}
@@ -50,7 +51,7 @@ class Firewall:
             raise ValueError(f"a firewall rule named {rule.name!r} exists already")
         self.rules.insert(len(self.rules) if position is None else position, rule)
         self.generation += 1
-        EPOCH.bump()
+        self.epoch.bump()
 
     def remove(self, name: str) -> FirewallRule:
         for rule in self.rules:
@@ -58,7 +59,7 @@ class Firewall:
                 self.rules.remove(rule)
                 rule.active = False
                 self.generation += 1
-                EPOCH.bump()
+                self.epoch.bump()
                 return rule
         raise KeyError(name)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.cache import EPOCH
+from gateway.epoch import Epoch
 from gateway.headers import ip_str
 from gateway.l4 import FlowTuple
 from gateway.services.rules import DnatRule, NatConfig, OneToOne, SnatRule
@@ -26,7 +26,8 @@ EXHAUSTED = "exhausted"
 
 
 class Nat:
-    def __init__(self, cfg: NatConfig) -> None:
+    def __init__(self, cfg: NatConfig, epoch: Epoch) -> None:
+        self.epoch = epoch
         self.snat: list[SnatRule] = list(cfg.snat)
         self.dnat: list[DnatRule] = list(cfg.dnat)
         self.one_to_one: list[OneToOne] = list(cfg.one_to_one)
@@ -43,7 +44,7 @@ class Nat:
         addrs |= {r.public for r in self.dnat} | {r.public for r in self.one_to_one}
         self._publics = frozenset(addrs)
         self.generation += 1
-        EPOCH.bump()
+        self.epoch.bump()
 
     @property
     def publics(self) -> frozenset[int]:
@@ -135,8 +136,8 @@ class Nat:
         """Conntrack dropped ``conn``: give its public port back."""
         rule = conn.snat
         if isinstance(rule, SnatRule):
-            proto, _s, _sp, ip, port = conn.reply
-            self._used.get((proto, ip), set()).discard(port)
+            reply = conn.reply
+            self._used.get((reply.proto, reply.dst), set()).discard(reply.dport)
 
     def pool_usage(self) -> list[dict[str, Any]]:
         out = []

@@ -1,33 +1,59 @@
-"""What every stage has: a name, its drop reasons with counters, a trace hook.
+"""What every stage has, and what it may see of the daemon.
 
 Where this sits: the base of every module in ``gateway/stages``.  A stage
-lists its drop reasons in ``DROPS``; ``drop()`` refuses an unlisted one, so
-that every drop in the daemon has a name that ``show drops`` can report and a
-test can assert on.
+declares its drop reasons in ``DROPS`` (``drop()`` refuses an unlisted one,
+so that every drop in the daemon has a name that ``show drops`` can report
+and a test can assert on) and its exits in ``NEXT``: the stages it may hand a
+packet to, besides ``DONE`` and ``DROP``.  Exits are data, as a VPP node's
+``next_nodes``: the pipeline wires the stages from them and refuses a return
+value that is not one of them.
+
+A stage sees a :class:`Context`, not the daemon: the model and the MAC table
+it reads and writes, a way to emit a packet it created (it runs from the
+named stage once the current walk ends) and a way to punt a packet to a
+process.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gateway.datapath import Datapath
+    from gateway.model import Model
     from gateway.packet import Packet
+    from gateway.tables.mac import MacTable
 
 DONE = "done"
 DROP = "drop"
 
 
+@dataclass(frozen=True)
+class Context:
+    """What a stage may read and do."""
+
+    model: Model
+    macs: MacTable
+    # emit(pkt, stage): run a packet the stage created from ``stage``, after the current walk.
+    emit: Callable[[Packet, str], None]
+    # punt(client, meta, payload) -> False when no such process is connected.
+    punt: Callable[[str, dict[str, Any], bytes], bool]
+
+
 class Stage:
     name = "stage"
     DROPS: tuple[str, ...] = ()
+    NEXT: tuple[str, ...] = ()
 
-    def __init__(self, dp: Datapath) -> None:
-        self.dp = dp
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.exits: dict[str, Stage | None] = {}  # NEXT resolved to stages by the pipeline
         self.packets = 0
         self.drops = dict.fromkeys(self.DROPS, 0)
 
     def process(self, pkt: Packet) -> str:
+        """Do this stage's work; return an exit from ``NEXT``, ``DONE`` or ``DROP``."""
         raise NotImplementedError
 
     def drop(self, pkt: Packet, reason: str, detail: str = "") -> str:

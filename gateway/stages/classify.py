@@ -6,7 +6,7 @@ record with VLAN ``null``.  No record: the frame belongs to no instance and is
 dropped (``no-service-instance``), so a VLAN that is not configured on a port
 never leaks into another instance.
 
-Exits: ``l2switch``; drops: ``runt``, ``no-service-instance``.
+Exits and drops: ``NEXT`` and ``DROPS`` below.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from gateway.stages.base import Stage
 class Classify(Stage):
     name = "classify"
     DROPS = ("runt", "no-service-instance")
+    NEXT = ("l2switch",)
 
     def process(self, pkt: Packet) -> str:
         if len(pkt.buf) < ETH_LEN:
             return self.drop(pkt, "runt", f"{len(pkt.buf)} bytes")
-        inst = self.dp.model.records.get((pkt.in_port.name, pkt.vlan))  # type: ignore[union-attr]
+        inst = self.ctx.model.records.get((pkt.in_port.name, pkt.vlan))  # type: ignore[union-attr]
         if inst is None:
             tag = "untagged" if pkt.vlan is None else f"vlan {pkt.vlan}"
             return self.drop(pkt, "no-service-instance", f"port {pkt.in_port.name} {tag}")  # type: ignore[union-attr]

@@ -7,8 +7,8 @@ FIB, answers ARP and ping for its port addresses, sends ICMP errors, and hands
 everything it has no closer route for to the SR over the transit switch (its
 default route).  The walk itself is in ``routing.py``.
 
-Exits: ``egress``, ``transit``, ``dr`` (its own ICMP errors); drops: see
-``RouterStage.DROPS``.
+Exits: ``egress``, ``transit``, ``dr`` (its own ICMP errors re-enter it);
+drops: ``RouterStage.DROPS``.
 """
 
 from __future__ import annotations
@@ -18,3 +18,4 @@ from gateway.stages.routing import RouterStage
 
 class DistributedRouter(RouterStage):
     name = "dr"
+    NEXT = ("egress", "transit", "dr")

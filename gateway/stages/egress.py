@@ -5,7 +5,7 @@ chosen by ``l2switch`` or a router; the frame goes out each one, tagged with
 that member's VLAN (untagged when it is ``null``).  The ingress tag was popped
 on receive, so pop/push/swap are all "write the output's tag".
 
-Exits: ``done``; drops: ``no-output``.
+The last stage: no exit but ``done``; drops: ``no-output``.
 """
 
 from __future__ import annotations

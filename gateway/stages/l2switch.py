@@ -10,9 +10,9 @@ Where this sits: after ``classify``.  Learns the source MAC against the
 - known unicast -> the learned member; unknown unicast -> flooded.
 
 Flooding uses the instance's member list only, so a frame never leaves its
-instance.  Exits: ``dr``, ``sr``, ``egress``; drops: ``multicast-source``,
-``same-segment`` (the destination lives where the frame came from),
-``no-other-member`` (a flood with nowhere to go).
+instance.  Drops: ``multicast-source``, ``same-segment`` (the destination
+lives where the frame came from), ``no-other-member`` (a flood with nowhere
+to go).
 """
 
 from __future__ import annotations
@@ -21,15 +21,16 @@ from time import monotonic
 
 from gateway.headers import ETH_P_ARP, mac_str
 from gateway.packet import Packet
-from gateway.stages.base import Stage
+from gateway.stages.base import Context, Stage
 
 
 class L2Switch(Stage):
     name = "l2switch"
     DROPS = ("multicast-source", "same-segment", "no-other-member")
+    NEXT = ("dr", "sr", "egress")
 
-    def __init__(self, dp) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(dp)
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
         self.floods = 0
 
     def process(self, pkt: Packet) -> str:
@@ -38,7 +39,7 @@ class L2Switch(Stage):
         src = bytes(buf[6:12])
         if src[0] & 1:
             return self.drop(pkt, "multicast-source", mac_str(src))
-        macs = self.dp.macs
+        macs = self.ctx.macs
         learned = macs.learn(inst, src, pkt.in_port, pkt.vlan, monotonic())  # type: ignore[arg-type]
         fx = pkt.fx
         if fx is not None:
@@ -60,7 +61,7 @@ class L2Switch(Stage):
                     copy = Packet(bytearray(buf), pkt.in_port, pkt.vlan)
                     copy.outputs = flood
                     copy.trace = pkt.trace
-                    self.dp.pipeline.inject(copy, "egress")
+                    self.ctx.emit(copy, "egress")
                     self.floods += 1
                 pkt.router = rp.router
                 pkt.rport = rp

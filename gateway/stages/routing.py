@@ -27,8 +27,7 @@ from __future__ import annotations
 import zlib
 from time import monotonic
 
-from gateway.cache import L3, L4
-from gateway.ha.bfd import BFD_PORT, HELLO_PORT
+from gateway.effects import L3, L4
 from gateway.headers import (
     ETH_P_ARP,
     ETH_P_IP,
@@ -44,10 +43,8 @@ from gateway.headers import (
 from gateway.l3 import arp_reply, arp_request, decrement_ttl, echo_reply, icmp_error
 from gateway.model import Router, RouterPort
 from gateway.packet import Packet
-from gateway.stages.base import DONE, Stage
+from gateway.stages.base import DONE, Context, Stage
 from gateway.tables.fib import Route
-
-PUNT_PORTS = (BFD_PORT, HELLO_PORT)  # to the HA agent: BFD, and its hellos to its peers
 
 
 def flow_hash(buf: bytearray) -> int:
@@ -78,8 +75,8 @@ class RouterStage(Stage):
         "no-punt-client",
     )
 
-    def __init__(self, dp) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(dp)
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
         self.arp_requests = 0
         self.arp_replies = 0
         self.arp_other = 0  # ARP received that was not for us (only refreshes known entries)
@@ -178,7 +175,7 @@ class RouterStage(Stage):
         fx = pkt.fx
         if fx is not None:
             fx.depend(neighbour, "valid")
-            where = self.dp.macs.lookup(rport.instance, mac)  # type: ignore[arg-type]
+            where = self.ctx.macs.lookup(rport.instance, mac)  # type: ignore[arg-type]
             if where is None:
                 fx.no_cache("flood")
             else:
@@ -190,7 +187,7 @@ class RouterStage(Stage):
         buf = pkt.buf
         buf[0:6] = mac
         buf[6:12] = rport.mac
-        pkt.outputs = self.dp.macs.resolve(rport.instance, mac)  # type: ignore[arg-type]
+        pkt.outputs = self.ctx.macs.resolve(rport.instance, mac)  # type: ignore[arg-type]
 
     # -- ARP -----------------------------------------------------------------------------
     def resolve(self, pkt: Packet, rport: RouterPort, nh: int) -> str:
@@ -212,7 +209,7 @@ class RouterStage(Stage):
         req.outputs = rport.instance.members  # type: ignore[union-attr]
         req.trace = trace
         self.arp_requests += 1
-        self.dp.pipeline.inject(req, "egress")
+        self.ctx.emit(req, "egress")
 
     def arp_input(self, pkt: Packet) -> str:
         try:
@@ -232,7 +229,7 @@ class RouterStage(Stage):
             reply.outputs = [(pkt.in_port, pkt.vlan)]  # type: ignore[list-item]
             reply.trace = pkt.trace
             self.arp_replies += 1
-            self.dp.pipeline.inject(reply, "egress")
+            self.ctx.emit(reply, "egress")
             return DONE
         if arp.spa != 0 and router.answers_arp_for(rport, arp.tpa):
             released = router.arp.learn(rport, arp.spa, arp.sha, now)
@@ -243,7 +240,7 @@ class RouterStage(Stage):
                 reply.outputs = [(pkt.in_port, pkt.vlan)]  # type: ignore[list-item]
                 reply.trace = pkt.trace
                 self.arp_replies += 1
-                self.dp.pipeline.inject(reply, "egress")
+                self.ctx.emit(reply, "egress")
                 pkt.note(self.name, f"arp who-has {ip_str(arp.tpa)}: reply {mac_str(rport.mac)}")
             else:
                 pkt.note(self.name, f"arp {ip_str(arp.spa)} is-at {mac_str(arp.sha)}: learned")
@@ -256,21 +253,23 @@ class RouterStage(Stage):
         for queued in released:
             self.rewrite(queued, rport, arp.sha)
             queued.note(self.name, f"arp resolved {ip_str(arp.spa)}: released")
-            self.dp.pipeline.inject(queued, "egress")
+            self.ctx.emit(queued, "egress")
         return DONE
 
     # -- packets for the router itself -------------------------------------------------
     def local_input(self, pkt: Packet, ihl: int, total: int) -> str:
         buf = pkt.buf
-        if buf[23] == IPPROTO_UDP and total - ihl >= 8 and (buf[14 + ihl + 2] << 8 | buf[14 + ihl + 3]) in PUNT_PORTS:
-            # BFD for this router: the HA agent's, through the unix-socket transport.
-            ipc = self.dp.ipc
-            meta = {"type": "packet", "router": pkt.router.label, "port": pkt.rport.label if pkt.rport else None}  # type: ignore[union-attr]
-            if ipc is None or not ipc.broadcast(meta, bytes(buf[14 : 14 + total])):
-                return self.drop(pkt, "no-punt-client", "BFD with no HA agent connected")
-            self.punted += 1
-            pkt.note(self.name, "bfd: punted to the HA agent")
-            return DONE
+        punts = self.ctx.model.punts
+        if buf[23] == IPPROTO_UDP and total - ihl >= 8 and punts:
+            client = punts.get((IPPROTO_UDP, buf[14 + ihl + 2] << 8 | buf[14 + ihl + 3]))
+            if client is not None:
+                # For a process (BFD and hellos: the HA agent), through the unix-socket transport.
+                meta = {"type": "packet", "router": pkt.router.label, "port": pkt.rport.label if pkt.rport else None}  # type: ignore[union-attr]
+                if not self.ctx.punt(client, meta, bytes(buf[14 : 14 + total])):
+                    return self.drop(pkt, "no-punt-client", f"for the {client} process, which is not connected")
+                self.punted += 1
+                pkt.note(self.name, f"punted to the {client} process")
+                return DONE
         if buf[23] == IPPROTO_ICMP:
             if total - ihl < 8:
                 return self.drop(pkt, "icmp-truncated")
@@ -297,11 +296,11 @@ class RouterStage(Stage):
         err.trace = pkt.trace
         self.icmp_errors += 1
         pkt.note(self.name, f"icmp type {icmp_type} code {code} to {ip_str(bytes(pkt.buf[26:30]))}")
-        self.dp.pipeline.inject(err, self.name)
+        self.ctx.emit(err, self.name)
 
     # -- timers ------------------------------------------------------------------------
     def tick(self, now: float) -> None:
-        for router in self.dp.model.routers:
+        for router in self.ctx.model.routers:
             if router.kind != self.name:
                 continue
             retry, failed = router.arp.due(now)
@@ -310,7 +309,7 @@ class RouterStage(Stage):
             for pkt in failed:
                 self.send_error(pkt, Icmp.DEST_UNREACH, 1)
                 self.drop(pkt, "arp-unresolved")
-            router.arp.expire(now)
+            router.arp.age(now)
 
     def counters(self) -> dict:  # type: ignore[type-arg]
         out = super().counters()

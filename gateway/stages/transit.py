@@ -6,7 +6,7 @@ address; this stage finds who owns that address.  When the owner runs in this
 process (a single edge holding DR and SR), the packet goes straight to its
 stage with no frame on any wire.
 
-Exits: ``dr``, ``sr``; drops: ``no-transit-peer``.
+Drops: ``no-transit-peer``.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from gateway.stages.base import Stage
 class Transit(Stage):
     name = "transit"
     DROPS = ("no-transit-peer",)
+    NEXT = ("dr", "sr")
 
     def process(self, pkt: Packet) -> str:
-        owner = self.dp.model.transit.get(pkt.next_hop)
+        owner = self.ctx.model.transit.get(pkt.next_hop)
         if owner is None:
             return self.drop(pkt, "no-transit-peer", ip_str(pkt.next_hop))
         pkt.router = owner.router

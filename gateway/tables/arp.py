@@ -9,51 +9,50 @@ The queue is bounded per next hop (``tables.arp_queue``): a packet that finds
 it full is dropped and counted (``arp-queue-full``).  A resolution that gets no
 answer after ``tables.arp_retries`` requests one second apart gives up; its
 queued packets are handed back to the router to drop (``arp-unresolved``).
+Aging, replacement and flush are ``aging.py``'s.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gateway.cache import EPOCH
+from gateway.epoch import Epoch
 from gateway.headers import ip_str, mac_str
-
-if TYPE_CHECKING:
-    from gateway.model import RouterPort
-    from gateway.packet import Packet
+from gateway.tables.aging import AgingEntry, AgingTable
 
 RETRY_INTERVAL = 1.0
 
 
-class ArpEntry:
+# A model.RouterPort: not imported, the tables sit below the model (an entry shows its ``label``).
+RouterPort = Any
+
+
+class ArpEntry(AgingEntry):
     """One resolved neighbour; replaced (``valid`` False) when its MAC changes."""
 
-    __slots__ = ("mac", "updated", "valid")
+    __slots__ = ("mac",)
 
-    def __init__(self, mac: bytes, updated: float) -> None:
+    def __init__(self, mac: bytes, seen: float) -> None:
+        super().__init__(seen)
         self.mac = mac
-        self.updated = updated
-        self.valid = True
 
 
 class Pending:
     __slots__ = ("queue", "tries", "next_try")
 
     def __init__(self, limit: int, now: float) -> None:
-        self.queue: deque[Packet] = deque(maxlen=limit)
+        self.queue: deque[Any] = deque(maxlen=limit)  # packets (``packet.Packet``) waiting
         self.tries = 1
         self.next_try = now + RETRY_INTERVAL
 
 
-class ArpTable:
-    def __init__(self, timeout: float, queue_limit: int, retries: int) -> None:
-        self.timeout = timeout
+class ArpTable(AgingTable[tuple[RouterPort, int], ArpEntry]):
+    def __init__(self, timeout: float, queue_limit: int, retries: int, epoch: Epoch) -> None:
+        super().__init__(timeout, epoch)
         self.queue_limit = queue_limit
         self.retries = retries
-        self._entries: dict[tuple[RouterPort, int], ArpEntry] = {}
         self.pending: dict[tuple[RouterPort, int], Pending] = {}
-        self.generation = 0
 
     def lookup(self, port: RouterPort, ip: int) -> bytes | None:
         entry = self._entries.get((port, ip))
@@ -62,28 +61,24 @@ class ArpTable:
     def entry(self, port: RouterPort, ip: int) -> ArpEntry | None:
         return self._entries.get((port, ip))
 
-    def learn(self, port: RouterPort, ip: int, mac: bytes, now: float) -> list[Packet]:
+    def learn(self, port: RouterPort, ip: int, mac: bytes, now: float) -> list[Any]:
         """Record ip -> mac; return the packets that were waiting for it."""
         key = (port, ip)
         entry = self._entries.get(key)
         if entry is None or entry.mac != mac:
-            if entry is not None:
-                entry.valid = False
-            self._entries[key] = ArpEntry(mac, now)
-            self.generation += 1
-            EPOCH.bump()
+            self._replace(key, ArpEntry(mac, now))
         else:
-            entry.updated = now
+            entry.seen = now
         pending = self.pending.pop(key, None)
         return list(pending.queue) if pending else []
 
-    def refresh(self, port: RouterPort, ip: int, mac: bytes, now: float) -> list[Packet]:
+    def refresh(self, port: RouterPort, ip: int, mac: bytes, now: float) -> list[Any]:
         """Update an entry only if it exists (RFC 826 merge for ARP not aimed at us)."""
         if (port, ip) in self._entries or (port, ip) in self.pending:
             return self.learn(port, ip, mac, now)
         return []
 
-    def enqueue(self, port: RouterPort, ip: int, pkt: Packet, now: float) -> tuple[bool, bool]:
+    def enqueue(self, port: RouterPort, ip: int, pkt: Any, now: float) -> tuple[bool, bool]:
         """Queue ``pkt`` behind a resolution of ``ip``.
 
         Returns (queued, new_resolution): new_resolution tells the caller to
@@ -100,10 +95,10 @@ class ArpTable:
         pending.queue.append(pkt)
         return True, False
 
-    def due(self, now: float) -> tuple[list[tuple[RouterPort, int]], list[Packet]]:
+    def due(self, now: float) -> tuple[list[tuple[RouterPort, int]], list[Any]]:
         """Resolutions to retry now, and packets whose resolution gave up."""
         retry: list[tuple[RouterPort, int]] = []
-        failed: list[Packet] = []
+        failed: list[Any] = []
         for key, pending in list(self.pending.items()):
             if now < pending.next_try:
                 continue
@@ -116,29 +111,13 @@ class ArpTable:
             retry.append(key)
         return retry, failed
 
-    def expire(self, now: float) -> int:
-        stale = [k for k, e in self._entries.items() if now - e.updated > self.timeout]
-        for key in stale:
-            self._entries.pop(key).valid = False
-        if stale:
-            self.generation += 1
-            EPOCH.bump()
-        return len(stale)
-
-    def flush(self) -> None:
-        for entry in self._entries.values():
-            entry.valid = False
-        self._entries.clear()
-        self.generation += 1
-        EPOCH.bump()
-
     def dump(self, now: float) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = [
             {
                 "port": port.label,
                 "ip": ip_str(ip),
                 "mac": mac_str(e.mac),
-                "age": round(now - e.updated, 1),
+                "age": round(now - e.seen, 1),
                 "state": "reachable",
             }
             for (port, ip), e in self._entries.items()

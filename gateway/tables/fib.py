@@ -11,13 +11,13 @@ allocation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gateway.cache import EPOCH
+from gateway.epoch import Epoch
 from gateway.headers import ip_str
 
-if TYPE_CHECKING:
-    from gateway.model import RouterPort
+# A model.RouterPort: not imported, the tables sit below the model (a route shows its ``label``).
+RouterPort = Any
 
 
 @dataclass(eq=False)
@@ -60,7 +60,8 @@ def mask(plen: int) -> int:
 
 
 class Fib:
-    def __init__(self) -> None:
+    def __init__(self, epoch: Epoch) -> None:
+        self.epoch = epoch
         self._by_len: dict[int, dict[int, Route]] = {}
         self._lens: list[int] = []  # descending
         self.generation = 0
@@ -71,7 +72,7 @@ class Fib:
         table[route.prefix] = route
         self._lens = sorted(self._by_len, reverse=True)
         self.generation += 1
-        EPOCH.bump()
+        self.epoch.bump()
 
     def remove(self, prefix: int, plen: int) -> Route | None:
         table = self._by_len.get(plen)
@@ -83,7 +84,7 @@ class Fib:
             self._lens = sorted(self._by_len, reverse=True)
         if route is not None:
             self.generation += 1
-            EPOCH.bump()
+            self.epoch.bump()
         return route
 
     def lookup(self, dst: int) -> Route | None:

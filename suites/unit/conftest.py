@@ -8,6 +8,7 @@ import pytest
 
 from gateway import config
 from gateway.cache import Cache
+from gateway.control.commands import Control
 from gateway.datapath import Datapath
 from gateway.headers import ETH_P_8021Q
 from gateway.model import Port
@@ -39,18 +40,26 @@ routers:
 @pytest.fixture(autouse=True)
 def verify_cache_dependencies(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every cache hit in the unit tests also checks the entry's dependencies and fails
-    if one changed without an epoch bump (gateway/cache.py: Epoch)."""
+    if one changed without an epoch bump (gateway/epoch.py)."""
     monkeypatch.setattr(Cache, "verify", True)
 
 
 class FakeWire:
-    """An in-memory transport: frames the datapath sent are kept, tagged inline."""
+    """An in-memory transport (``gateway.io.Transport``): frames the datapath sent are kept, tagged inline."""
+
+    poll_interval = None
 
     def __init__(self) -> None:
         self.sent: deque[bytes] = deque()
 
     def fileno(self) -> int:
         return -1
+
+    def take_error(self) -> int:
+        return 0
+
+    def counters(self) -> dict[str, int]:
+        return {"rx_dropped": 0, "tx_dropped": 0, "rx_resyncs": 0}
 
     def recv_batch(self, limit: int) -> list:
         return []
@@ -71,9 +80,14 @@ class Rig:
     def __init__(self, text: str = EDGE_YAML) -> None:
         self.cfg = config.parse(text, "unit.yaml")
         self.dp = Datapath(self.cfg)
+        self.control = Control(self.dp)
         self.wires = {name: FakeWire() for name in self.dp.model.ports}
         for name, wire in self.wires.items():
             self.dp.attach(name, wire)
+
+    def handle(self, req) -> dict:
+        """One control request, as the control socket would answer it."""
+        return self.control.handle(req)
 
     def port(self, name: str) -> Port:
         return self.dp.model.ports[name]

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
-from gateway.control.commands import handle
 from suites.unit.test_nat import APP_GW, EXT, H1, H2, H3, UP_GW, WEB_GW, nat_rig
 
 # (host MAC, IP, VLAN, gateway MAC) for tenant senders; None VLAN = the uplink.
@@ -72,7 +71,7 @@ def test_first_packet_misses_then_hits_for_each_kind_of_flow():
         assert send(rig, sender, frame(sender, dst, l4)) is None
         assert (c.misses - misses, c.hits - hits) == (1, 1)
     assert c.counters()["subtables"] == {"l2": 0, "l3": 1, "l4": 1}
-    rows = handle(rig.dp, {"cmd": "show", "what": "cache"})["result"]["entries"]
+    rows = rig.handle({"cmd": "show", "what": "cache"})["result"]["entries"]
     assert {r["match"] for r in rows} == {"l3", "l4"} and all(r["hits"] == 1 for r in rows)
     assert any("ip src 203.0.113.6" in r["action"] and "conntrack" in r["action"] for r in rows)
 
@@ -102,8 +101,7 @@ def test_route_change_takes_effect_on_next_packet():
     send(rig, "t1", data)
     send(rig, "t1", data)
     assert len(rig.take("uplink")) == 2 and rig.dp.cache.hits == 1
-    assert handle(
-        rig.dp,
+    assert rig.handle(
         {
             "cmd": "route",
             "action": "add",
@@ -167,22 +165,23 @@ def test_hits_skip_dependency_checks_until_the_epoch_moves(monkeypatch):
     that forgot to bump is caught in verify mode (on in every unit test)."""
     import pytest
 
-    from gateway.cache import EPOCH, Cache
+    from gateway.cache import Cache
 
     a, _ = cached_and_plain()
+    epoch = a.dp.epoch
     data = frame("t1", "203.0.113.10", UDP(sport=4000, dport=53))
     send(a, "t1", data)
     send(a, "t1", data)
     assert a.dp.cache.hits == 1
     entry = next(iter(a.dp.cache._lru.values()))
-    assert entry.checked == EPOCH.value
+    assert entry.checked == epoch.value
     monkeypatch.setattr(Cache, "verify", False)
     mac_deps = [obj for obj, attr, _ in entry.deps if attr == "valid"]
     assert mac_deps, "the entry depends on MAC/ARP entries"
     mac_deps[0].valid = False  # changed behind the cache's back: no bump
     send(a, "t1", data)
     assert a.dp.cache.hits == 2, "an unchanged epoch trusts the entry"
-    EPOCH.bump()
+    epoch.bump()
     send(a, "t1", data)
     assert a.dp.cache.hits == 2 and a.dp.cache.invalidations == 1
     # Verify mode: the same silent change is an error, not a stale hit.
@@ -191,8 +190,8 @@ def test_hits_skip_dependency_checks_until_the_epoch_moves(monkeypatch):
     monkeypatch.setattr(Cache, "verify", True)
     dep = next(obj for obj, attr, _ in entry.deps if attr == "valid")
     dep.valid = not dep.valid
-    assert entry.checked == EPOCH.value
-    with pytest.raises(AssertionError, match="without an EPOCH.bump"):
+    assert entry.checked == epoch.value
+    with pytest.raises(AssertionError, match="without an epoch bump"):
         a.dp.cache.lookup(a.dp.model.ports["trunk"], 10, bytearray(data[:12] + data[16:]))
 
 
@@ -202,8 +201,7 @@ def test_firewall_and_nat_rule_changes_take_effect_on_next_packet():
     send(rig, "t1", data)
     send(rig, "t1", data)
     assert len(rig.take("uplink")) == 2
-    handle(
-        rig.dp,
+    rig.handle(
         {
             "cmd": "firewall",
             "action": "add",
@@ -214,9 +212,8 @@ def test_firewall_and_nat_rule_changes_take_effect_on_next_packet():
     )
     send(rig, "t1", data)
     assert rig.take("uplink") == [] and rig.drops() == {"sr/fw-drop": 1}
-    handle(rig.dp, {"cmd": "firewall", "action": "del", "router": "t1", "name": "no-dns"})
-    handle(
-        rig.dp,
+    rig.handle({"cmd": "firewall", "action": "del", "router": "t1", "name": "no-dns"})
+    rig.handle(
         {
             "cmd": "nat",
             "action": "add",
@@ -311,12 +308,12 @@ def test_short_non_ip_frames_with_l4_entries_in_use():
 def test_cache_can_be_turned_off_and_flushed_at_run_time():
     rig = nat_rig()
     send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=1, dport=2)))
-    assert handle(rig.dp, {"cmd": "cache", "action": "flush"})["result"]["flushed"] == 1
-    assert handle(rig.dp, {"cmd": "cache", "action": "disable"})["ok"]
+    assert rig.handle({"cmd": "cache", "action": "flush"})["result"]["flushed"] == 1
+    assert rig.handle({"cmd": "cache", "action": "disable"})["ok"]
     send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=1, dport=2)))
     send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=1, dport=2)))
     assert rig.dp.cache.hits == 0 and len(rig.dp.cache) == 0
-    assert handle(rig.dp, {"cmd": "cache", "action": "enable"})["ok"]
+    assert rig.handle({"cmd": "cache", "action": "enable"})["ok"]
 
 
 # -- equivalence -------------------------------------------------------------------------
@@ -427,7 +424,7 @@ def test_cache_on_and_off_are_indistinguishable(ops):
             a.send(port, data)
             b.send(port, data)
         elif isinstance(op[1], dict):
-            ra, rb = handle(a.dp, op[1]), handle(b.dp, op[1])
+            ra, rb = a.handle(op[1]), b.handle(op[1])
             assert ra["ok"] == rb["ok"]
         else:
             mac = "02:00:00:00:00:aa" if op[1] == "ext-new-mac" else EXT

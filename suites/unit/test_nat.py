@@ -9,7 +9,6 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, UDPerror
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
-from gateway.control.commands import handle
 from suites.unit.conftest import EDGE_YAML, Rig
 
 H1, H2, H3 = "02:00:00:00:00:11", "02:00:00:00:00:12", "02:00:00:00:00:13"
@@ -93,7 +92,7 @@ def test_snat_udp_out_and_back(nrig):
     back = one(nrig.take("trunk"))
     assert back[IP].dst == "172.16.10.11" and back[UDP].dport == 5555 and back[Dot1Q].vlan == 10
     assert checksums_valid(back)
-    (entry,) = handle(nrig.dp, {"cmd": "show", "what": "conntrack"})["result"]["t1"]["entries"]
+    (entry,) = nrig.handle({"cmd": "show", "what": "conntrack"})["result"]["t1"]["entries"]
     assert entry["state"] == "established" and entry["packets"] == [1, 1]
 
 
@@ -206,7 +205,7 @@ def test_icmp_error_translated_back_through_snat(nrig):
             )
         ).chksum
     )
-    assert handle(nrig.dp, {"cmd": "show", "what": "conntrack"})["result"]["t1"]["related"] == 1
+    assert nrig.handle({"cmd": "show", "what": "conntrack"})["result"]["t1"]["related"] == 1
 
 
 def test_unsolicited_inbound_dropped_and_counted(nrig):
@@ -238,7 +237,7 @@ def test_tcp_states(nrig):
         one(nrig.take("trunk"))
 
     def state():
-        (e,) = handle(nrig.dp, {"cmd": "show", "what": "conntrack"})["result"]["t1"]["entries"]
+        (e,) = nrig.handle({"cmd": "show", "what": "conntrack"})["result"]["t1"]["entries"]
         return e["state"]
 
     pub = o("S")
@@ -259,7 +258,7 @@ def test_firewall_reject_sends_admin_prohibited(nrig):
     err = one(nrig.take("trunk"))
     assert err[ICMP].type == 3 and err[ICMP].code == 13 and err[IP].dst == "172.16.10.11"
     assert nrig.drops() == {"sr/fw-reject": 1}
-    fw = handle(nrig.dp, {"cmd": "show", "what": "firewall"})["result"]["t1"]
+    fw = nrig.handle({"cmd": "show", "what": "firewall"})["result"]["t1"]
     assert fw["rules"][0]["hits"] == 1
 
 
@@ -267,8 +266,7 @@ def test_rule_added_at_runtime_blocks_the_next_packet_of_a_running_flow(nrig):
     pkt = IP(src="172.16.10.11", dst="203.0.113.10") / ICMP(id=9)
     nrig.send("trunk", out_frame(pkt))
     assert len(nrig.take("uplink")) == 1
-    resp = handle(
-        nrig.dp,
+    resp = nrig.handle(
         {
             "cmd": "firewall",
             "action": "add",
@@ -281,14 +279,13 @@ def test_rule_added_at_runtime_blocks_the_next_packet_of_a_running_flow(nrig):
     nrig.send("trunk", out_frame(pkt))
     assert nrig.take("uplink") == []
     assert nrig.drops() == {"sr/fw-drop": 1}
-    assert handle(nrig.dp, {"cmd": "firewall", "action": "del", "router": "t1", "name": "block-ext"})["ok"]
+    assert nrig.handle({"cmd": "firewall", "action": "del", "router": "t1", "name": "block-ext"})["ok"]
     nrig.send("trunk", out_frame(pkt))
     assert len(nrig.take("uplink")) == 1
 
 
 def test_nat_rule_added_and_removed_at_runtime(nrig):
-    resp = handle(
-        nrig.dp,
+    resp = nrig.handle(
         {
             "cmd": "nat",
             "action": "add",
@@ -313,15 +310,14 @@ def test_nat_rule_added_and_removed_at_runtime(nrig):
     assert arp[ARP].psrc == "203.0.113.81" and arp[ARP].hwsrc == UP_GW
     nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst="203.0.113.81") / TCP(sport=5, dport=2222, flags="S")))
     assert one(nrig.take("trunk"))[TCP].dport == 22
-    assert handle(nrig.dp, {"cmd": "nat", "action": "del", "router": "t1", "name": "ssh"})["ok"]
+    assert nrig.handle({"cmd": "nat", "action": "del", "router": "t1", "name": "ssh"})["ok"]
     nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst="203.0.113.81") / TCP(sport=5, dport=2222, flags="A")))
     assert nrig.take("trunk") == []
 
 
 def test_pool_exhaustion_is_counted():
     rig = nat_rig()
-    assert handle(
-        rig.dp,
+    assert rig.handle(
         {
             "cmd": "nat",
             "action": "add",
@@ -335,7 +331,7 @@ def test_pool_exhaustion_is_counted():
     outs = [Ether(f) for f in rig.take("uplink")]
     assert sorted(o[UDP].sport for o in outs) == [5000, 5001] and {o[IP].src for o in outs} == {"203.0.113.70"}
     assert rig.drops() == {"sr/nat-pool-exhausted": 1}
-    pools = handle(rig.dp, {"cmd": "show", "what": "nat"})["result"]["t1"]["pools"]
+    pools = rig.handle({"cmd": "show", "what": "nat"})["result"]["t1"]["pools"]
     assert next(p for p in pools if p["rule"] == "tiny")["used"]["udp"] == 2
 
 
@@ -351,7 +347,7 @@ def test_udp_session_times_out_and_frees_its_port(nrig):
     nrig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / UDP(sport=5555, dport=53)))
     out = one(nrig.take("uplink"))
     nrig.dp.tick(time.monotonic() + 31)
-    assert handle(nrig.dp, {"cmd": "show", "what": "conntrack"})["result"]["t1"]["count"] == 0
+    assert nrig.handle({"cmd": "show", "what": "conntrack"})["result"]["t1"]["count"] == 0
     nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst=out[IP].src) / UDP(sport=53, dport=5555)))
     assert nrig.take("trunk") == []
     assert nrig.drops() == {"sr/nat-no-session": 1}
@@ -380,6 +376,6 @@ def test_bad_runtime_rules_are_refused(nrig):
         {"cmd": "firewall", "action": "add", "router": "t1", "rule": {"action": "drop", "name": "no-telnet"}},
     ]
     for req in bad:
-        resp = handle(nrig.dp, req)
+        resp = nrig.handle(req)
         assert resp["ok"] is False, req
-    assert nrig.dp.control_errors == len(bad)
+    assert nrig.control.errors == len(bad)

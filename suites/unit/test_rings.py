@@ -16,7 +16,7 @@ import struct
 
 import pytest
 
-from gateway.io.ports import TP_STATUS_AVAILABLE, TP_STATUS_SEND_REQUEST, RingPort
+from gateway.io.txring import TP_STATUS_AVAILABLE, TP_STATUS_SEND_REQUEST, TxRing
 
 SLOT = 64
 DATA = 32
@@ -60,8 +60,8 @@ class KernelTx:
             total += length
 
 
-def ring() -> tuple[RingPort, KernelTx]:
-    port = RingPort.__new__(RingPort)  # no socket: the model stands in for the kernel
+def ring() -> tuple[TxRing, KernelTx]:
+    port = TxRing.__new__(TxRing)  # no socket: the model stands in for the kernel
     port.mm = bytearray(SLOT * NFRAMES)
     port.frame_size, port.nframes, port.tx_base = SLOT, NFRAMES, 0
     port.tx_i = port.tx_pending = port.tx_bytes = port.tx_dropped = port.tx_ring_full = 0
@@ -124,7 +124,7 @@ _BLK = struct.Struct("III")  # block_status, num_pkts, offset_to_first_pkt (at b
 
 
 def block_ring():
-    from gateway.io.ports import BlockRingPort
+    from gateway.io.blockring import BlockRingPort
 
     port = BlockRingPort.__new__(BlockRingPort)  # no socket: the test plays the kernel
     port.mm = bytearray(BLOCK * BLOCKS)

@@ -18,7 +18,6 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
 from gateway import config
-from gateway.control.commands import handle
 from gateway.l4 import inner_tuple, rewrite
 from suites.unit.conftest import EDGE_YAML, Rig
 from suites.unit.test_tables import serving
@@ -56,7 +55,7 @@ def test_show_cache_with_an_ipv4_flow_switched_at_l2():
         rig.send("trunk", switched_udp())
     assert len(rig.take("uplink")) == 3
     assert rig.dp.cache.hits == 2, "the flow is cached (l2 match)"
-    resp = handle(rig.dp, {"cmd": "show", "what": "cache"})
+    resp = rig.handle({"cmd": "show", "what": "cache"})
     assert resp["ok"], resp
     (entry,) = resp["result"]["entries"]
     assert entry["match"] == "l2" and "type 0x0800" in entry["key"]
@@ -141,22 +140,21 @@ def test_arp_replies_and_gratuitous_arps_to_the_router_are_counted(rig):
 # -- control requests -------------------------------------------------------------------------
 def test_cache_set_refuses_nan_and_infinity(rig):
     for bad in (math.nan, math.inf, -math.inf, 1e12):
-        resp = handle(rig.dp, {"cmd": "cache", "action": "set", "idle_timeout": bad})
+        resp = rig.handle({"cmd": "cache", "action": "set", "idle_timeout": bad})
         assert resp["ok"] is False, bad
     assert math.isfinite(rig.dp.cache.idle_timeout)
-    assert rig.dp.control_errors == 4
+    assert rig.control.errors == 4
 
 
 def test_firewall_rule_with_a_list_for_proto_is_refused(rig):
     from suites.unit.test_nat import nat_rig
 
     rig = nat_rig()
-    resp = handle(
-        rig.dp,
+    resp = rig.handle(
         {"cmd": "firewall", "action": "add", "router": "t1", "rule": {"action": "drop", "proto": ["tcp"]}},
     )
     assert resp["ok"] is False and "rule.proto" in resp["error"] and "tcp, udp, icmp or any" in resp["error"]
-    assert rig.dp.control_internal_errors == 0
+    assert rig.control.internal_errors == 0
 
 
 def test_a_request_that_trips_a_bug_is_answered_and_counted(rig, monkeypatch):
@@ -166,9 +164,9 @@ def test_a_request_that_trips_a_bug_is_answered_and_counted(rig, monkeypatch):
         raise IndexError("a bug")
 
     monkeypatch.setitem(commands.COMMANDS, "ping", broken)
-    resp = handle(rig.dp, {"cmd": "ping"})
+    resp = rig.handle({"cmd": "ping"})
     assert resp["ok"] is False and "internal error (IndexError)" in resp["error"]
-    assert rig.dp.control_internal_errors == 1 and rig.dp.control_errors == 1
+    assert rig.control.internal_errors == 1 and rig.control.errors == 1
 
 
 def _ask(sock: socket.socket, line: bytes) -> dict:
@@ -329,13 +327,12 @@ def test_control_socket_is_owner_only(rig, tmp_path):
     ],
 )
 def test_malformed_agent_messages_are_refused_and_counted(tmp_path, meta):
-    from gateway.io.ipc import IpcServer, decode, encode
+    from gateway.io.ipc import decode, encode
     from suites.unit.test_nat import nat_rig
 
     rig = nat_rig()
     path = str(tmp_path / "ha.sock")
-    server = IpcServer(rig.dp, path)
-    rig.dp.ipc = server
+    server = rig.dp.open_ipc(path)
     with serving(server), socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
         sock.settimeout(5)
         sock.connect(path)

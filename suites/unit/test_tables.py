@@ -8,7 +8,7 @@ import socket
 import threading
 from contextlib import contextmanager
 
-from gateway.control.commands import handle
+from gateway.epoch import Epoch
 from gateway.headers import ip_int
 from gateway.tables.fib import Fib, Route
 
@@ -38,7 +38,7 @@ def serving(listener):
 
 
 def test_fib_longest_prefix_wins():
-    fib = Fib()
+    fib = Fib(Epoch())
     for prefix, plen, via in (("0.0.0.0", 0, 1), ("10.0.0.0", 8, 2), ("10.1.0.0", 16, 3), ("10.1.2.0", 24, 4)):
         fib.add(Route(ip_int(prefix), plen, via, None))
     assert fib.lookup(ip_int("10.1.2.3")).via == 4
@@ -51,17 +51,17 @@ def test_fib_longest_prefix_wins():
 
 
 def test_fib_host_bits_masked_on_add():
-    fib = Fib()
+    fib = Fib(Epoch())
     fib.add(Route(ip_int("10.1.2.3"), 24, 9, None))
     assert fib.lookup(ip_int("10.1.2.200")).via == 9
 
 
 def test_show_everything(rig):
     for what in ("ports", "instances", "mac", "arp", "fib", "counters", "drops", "traces", "summary"):
-        resp = handle(rig.dp, {"cmd": "show", "what": what})
+        resp = rig.handle({"cmd": "show", "what": what})
         assert resp["ok"], resp
         json.dumps(resp)
-    fib = handle(rig.dp, {"cmd": "show", "what": "fib"})["result"]
+    fib = rig.handle({"cmd": "show", "what": "fib"})["result"]
     assert {"prefix": "0.0.0.0/0", "via": "169.254.0.2", "port": "transit", "router": "t1-dr"}.items() <= next(
         r for r in fib if r["router"] == "t1-dr" and r["prefix"] == "0.0.0.0/0"
     ).items()
@@ -82,14 +82,13 @@ def test_bad_requests_are_answered_and_counted(rig):
         {"cmd": "route", "action": "del", "router": "t9", "prefix": "10.0.0.0/8"},
     ]
     for req in bad:
-        resp = handle(rig.dp, req)
+        resp = rig.handle(req)
         assert resp["ok"] is False and resp["error"], req
-    assert rig.dp.control_errors == len(bad)
+    assert rig.control.errors == len(bad)
 
 
 def test_route_add_and_del_take_effect(rig):
-    resp = handle(
-        rig.dp,
+    resp = rig.handle(
         {
             "cmd": "route",
             "action": "add",
@@ -102,9 +101,7 @@ def test_route_add_and_del_take_effect(rig):
     assert resp["ok"], resp
     router = next(r for r in rig.dp.model.routers if r.label == "t1-dr")
     assert router.fib.lookup(ip_int("10.50.1.1")).via == ip_int("172.16.20.254")
-    assert handle(rig.dp, {"cmd": "route", "action": "del", "router": "t1", "half": "dr", "prefix": "10.50.0.0/16"})[
-        "ok"
-    ]
+    assert rig.handle({"cmd": "route", "action": "del", "router": "t1", "half": "dr", "prefix": "10.50.0.0/16"})["ok"]
     assert router.fib.lookup(ip_int("10.50.1.1")).transit
 
 
@@ -126,7 +123,7 @@ def test_control_server_survives_garbage(rig, tmp_path):
         first, second = (json.loads(line) for line in data.splitlines())
         assert first["ok"] is False and "not valid JSON" in first["error"]
         assert second["ok"] is True and second["result"]["node"] == "edge1"
-        assert rig.dp.control_errors == 1
+        assert server.control.errors == 1
 
 
 def test_ipc_transport_takeover_and_bad_messages(tmp_path):
@@ -134,13 +131,12 @@ def test_ipc_transport_takeover_and_bad_messages(tmp_path):
 
     from scapy.layers.l2 import ARP, Ether
 
-    from gateway.io.ipc import IpcServer, decode, encode
+    from gateway.io.ipc import decode, encode
     from suites.unit.test_nat import nat_rig
 
     rig = nat_rig()
     path = str(tmp_path / "ha.sock")
-    server = IpcServer(rig.dp, path)
-    rig.dp.ipc = server
+    server = rig.dp.open_ipc(path)
     with serving(server):
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
             sock.settimeout(5)
@@ -151,11 +147,11 @@ def test_ipc_transport_takeover_and_bad_messages(tmp_path):
             sock.send(encode({"type": "takeover", "router": "t1", "ip": "203.0.113.99"}))
             meta, _ = decode(sock.recv(4096))
             assert meta["type"] == "ok" and meta["result"]["new"] is True
-            generation = rig.dp.ownership_generation
+            generation = rig.dp.model.ownership_generation
             sock.send(encode({"type": "takeover", "router": "t1", "ip": "203.0.113.99"}))
             meta, _ = decode(sock.recv(4096))
             assert meta["result"]["new"] is False, "a second takeover of the same address changes nothing"
-            assert rig.dp.ownership_generation == generation
+            assert rig.dp.model.ownership_generation == generation
             sock.send(encode({"type": "takeover", "router": "t1", "ip": "10.9.9.9"}))
             meta, _ = decode(sock.recv(4096))
             assert meta["type"] == "error" and "no segment" in meta["error"]

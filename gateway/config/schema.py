@@ -1,4 +1,4 @@
-"""Gateway configuration: YAML in, validated dataclasses out.
+"""The node schema: one gateway node's YAML in, validated dataclasses out.
 
 Where this sits: read once at start (``python -m gateway --config FILE``); the
 datapath builds its tables from the result.  Every error names the file, the
@@ -35,7 +35,6 @@ Schema (see ``topologies/edge_basic.py`` for a full example)::
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,22 +42,11 @@ from typing import Any
 
 import yaml
 
-from gateway.headers import mac_bytes
-from gateway.services.rules import (
-    PROTOS,
-    DnatRule,
-    FirewallConfig,
-    FirewallRule,
-    NatConfig,
-    OneToOne,
-    SnatRule,
-)
+from gateway.config.reader import ConfigError, Reader, derived_mac, show_value
+from gateway.config.rules import parse_fw_rule, parse_nat, unique_names
+from gateway.services.rules import FirewallConfig, NatConfig
 
 PORT_ROLES = ("tenant", "uplink", "transit", "management")
-
-
-class ConfigError(Exception):
-    """A configuration the gateway cannot run; the message is for the user."""
 
 
 @dataclass
@@ -177,118 +165,6 @@ class Config:
     io: str = "block"
 
 
-class _Reader:
-    """Walks the parsed YAML, keeping the field path for error messages."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, path: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.source}: {path}: {message}")
-
-    def mapping(
-        self, value: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
-    ) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(path, f"expected a mapping, got {_show(value)}")
-        for key in value:
-            if key not in required and key not in optional:
-                allowed = ", ".join(required + optional)
-                raise self.fail(f"{path}.{key}" if path else str(key), f"unknown field; expected one of: {allowed}")
-        for key in required:
-            if key not in value:
-                raise self.fail(path or "(top level)", f"missing required field '{key}'")
-        return value
-
-    def named(self, value: Any, path: str) -> dict[str, Any]:
-        """A mapping of user-chosen names to bodies (ports, instances)."""
-        if not isinstance(value, dict):
-            raise self.fail(path, f"expected a mapping of names, got {_show(value)}")
-        return value
-
-    def sequence(self, value: Any, path: str) -> list[Any]:
-        if not isinstance(value, list):
-            raise self.fail(path, f"expected a list, got {_show(value)}")
-        return value
-
-    def name(self, value: Any, path: str) -> str:
-        if not isinstance(value, str) or not value or any(c.isspace() for c in value):
-            raise self.fail(path, f"{_show(value)} is not a name (a non-empty string without spaces)")
-        return value
-
-    def integer(self, value: Any, path: str, low: int, high: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.fail(path, f"{_show(value)} is not an integer in {low}..{high}")
-        return value
-
-    def number(self, value: Any, path: str, low: float, high: float = 1e9) -> float:
-        # ``not low <= value <= high`` also refuses NaN, which fails every comparison.
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            raise self.fail(path, f"{_show(value)} is not a number in {low:g}..{high:g}")
-        return float(value)
-
-    def choice(self, value: Any, path: str, choices: tuple[str, ...] | dict[str, Any], what: str) -> str:
-        if not isinstance(value, str) or value not in choices:
-            raise self.fail(path, f"{_show(value)} is not {what}")
-        return value
-
-    def path(self, value: Any, path: str) -> str:
-        if not isinstance(value, str) or not value.startswith("/") or "\0" in value or len(value) > 107:
-            raise self.fail(path, f"{_show(value)} is not an absolute path of a unix socket (at most 107 bytes)")
-        return value
-
-    def interface(self, value: Any, path: str) -> ipaddress.IPv4Interface:
-        try:
-            if not isinstance(value, str) or "/" not in value:
-                raise ValueError
-            return ipaddress.IPv4Interface(value)
-        except ValueError:
-            raise self.fail(
-                path, f"{_show(value)} is not an IPv4 address with a prefix length (like 172.16.10.1/24)"
-            ) from None
-
-    def network(self, value: Any, path: str) -> ipaddress.IPv4Network:
-        try:
-            if not isinstance(value, str):
-                raise ValueError
-            return ipaddress.IPv4Network(value)
-        except ValueError:
-            raise self.fail(
-                path, f"{_show(value)} is not an IPv4 prefix with host bits zero (like 10.0.0.0/8)"
-            ) from None
-
-    def address(self, value: Any, path: str) -> ipaddress.IPv4Address:
-        try:
-            if not isinstance(value, str):
-                raise ValueError
-            return ipaddress.IPv4Address(value)
-        except ValueError:
-            raise self.fail(path, f"{_show(value)} is not an IPv4 address (like 192.0.2.1)") from None
-
-    def mac(self, value: Any, path: str) -> bytes:
-        try:
-            if not isinstance(value, str):
-                raise ValueError(f"{_show(value)} is not a MAC address (expected like 02:00:00:00:00:01)")
-            raw = mac_bytes(value)
-        except ValueError as exc:
-            raise self.fail(path, str(exc)) from None
-        if raw[0] & 1:
-            raise self.fail(path, f"{value!r} is a multicast MAC; a router port needs a unicast one")
-        return raw
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        return f"a {type(value).__name__}"
-    return repr(value)
-
-
-def derived_mac(*parts: str) -> bytes:
-    """A stable locally administered MAC for a router port with none configured."""
-    digest = hashlib.sha256("/".join(parts).encode()).digest()
-    return bytes([0x02]) + digest[:5]
-
-
 def load(path: str | Path) -> Config:
     """Read and validate a YAML config file."""
     path = Path(path)
@@ -316,7 +192,7 @@ def parse(text: str, source: str = "<config>") -> Config:
 
 
 def build(raw: Any, source: str = "<config>") -> Config:
-    r = _Reader(source)
+    r = Reader(source)
     top = r.mapping(raw, "", ("node", "ports", "instances"), ("control_socket", "routers", "tables", "cache", "io"))
     node = r.name(top["node"], "node")
     sock = r.path(top.get("control_socket", f"/run/edgelab/{node}.sock"), "control_socket")
@@ -432,7 +308,7 @@ def build(raw: Any, source: str = "<config>") -> Config:
         cb = r.mapping(top["cache"], "cache", (), ("enabled", "capacity", "idle_timeout"))
         if "enabled" in cb:
             if not isinstance(cb["enabled"], bool):
-                raise r.fail("cache.enabled", f"{_show(cb['enabled'])} is not true or false")
+                raise r.fail("cache.enabled", f"{show_value(cb['enabled'])} is not true or false")
             cache.enabled = cb["enabled"]
         if "capacity" in cb:
             cache.capacity = r.integer(cb["capacity"], "cache.capacity", 1, 10_000_000)
@@ -441,13 +317,14 @@ def build(raw: Any, source: str = "<config>") -> Config:
     io = top.get("io", "block")
     if io not in ("ring", "block", "socket"):
         raise r.fail(
-            "io", f"{_show(io)} is not socket (one system call per frame), ring or block (PACKET_MMAP, experimental)"
+            "io",
+            f"{show_value(io)} is not socket (one system call per frame), ring or block (PACKET_MMAP, experimental)",
         )
     return Config(node, sock, ports, instances, routers, tables, source, cache, io)
 
 
 def _half(
-    r: _Reader,
+    r: Reader,
     value: Any,
     path: str,
     instances: dict[str, InstanceConfig],
@@ -486,13 +363,13 @@ def _half(
             parse_fw_rule(r, rv, f"{path}.firewall.rules[{k}]", f"rule-{k + 1}")
             for k, rv in enumerate(r.sequence(fb.get("rules") or [], f"{path}.firewall.rules"))
         ]
-        _unique_names(r, rules, f"{path}.firewall.rules")
+        unique_names(r, rules, f"{path}.firewall.rules")
         firewall = FirewallConfig(rules)
     return RouterHalf(ports, routes, nat, firewall)
 
 
 def _transit(
-    r: _Reader,
+    r: Reader,
     value: Any,
     path: str,
     has_dr: bool,
@@ -538,7 +415,7 @@ def _transit(
     return TransitConfig(subnet, dr_ip, sr_ip, instance, peers, dr_mac, sr_mac)
 
 
-def _ha(r: _Reader, value: Any, path: str, node: str, router: str) -> HaConfig:
+def _ha(r: Reader, value: Any, path: str, node: str, router: str) -> HaConfig:
     hb = r.mapping(value, path, ("peers",), ("bfd", "preempt", "socket"))
     peers = []
     for i, pv in enumerate(r.sequence(hb["peers"], f"{path}.peers")):
@@ -556,125 +433,7 @@ def _ha(r: _Reader, value: Any, path: str, node: str, router: str) -> HaConfig:
         ha.mult = r.integer(bb.get("mult", 3), f"{path}.bfd.mult", 1, 255)
     if "preempt" in hb:
         if not isinstance(hb["preempt"], bool):
-            raise r.fail(f"{path}.preempt", f"{_show(hb['preempt'])} is not true or false")
+            raise r.fail(f"{path}.preempt", f"{show_value(hb['preempt'])} is not true or false")
         ha.preempt = hb["preempt"]
     ha.socket = r.path(hb.get("socket", f"/run/edgelab/{node}-{router}-ha.sock"), f"{path}.socket")
     return ha
-
-
-# -- services (also used by the control socket for rules added at run time) -------------
-TIMEOUT_KEYS = ("tcp_established", "tcp_transitory", "tcp_closed", "udp", "icmp", "other")
-
-
-def parse_nat(r: _Reader, value: Any, path: str) -> NatConfig:
-    body = r.mapping(value, path, (), ("snat", "dnat", "one_to_one", "max_sessions", "timeouts"))
-    nat = NatConfig()
-    nat.snat = [
-        parse_snat(r, v, f"{path}.snat[{i}]", f"snat-{i + 1}")
-        for i, v in enumerate(r.sequence(body.get("snat") or [], f"{path}.snat"))
-    ]
-    nat.dnat = [
-        parse_dnat(r, v, f"{path}.dnat[{i}]", f"dnat-{i + 1}")
-        for i, v in enumerate(r.sequence(body.get("dnat") or [], f"{path}.dnat"))
-    ]
-    nat.one_to_one = [
-        parse_one_to_one(r, v, f"{path}.one_to_one[{i}]", f"one-to-one-{i + 1}")
-        for i, v in enumerate(r.sequence(body.get("one_to_one") or [], f"{path}.one_to_one"))
-    ]
-    _unique_names(r, [*nat.snat, *nat.dnat, *nat.one_to_one], path)
-    if "max_sessions" in body:
-        nat.max_sessions = r.integer(body["max_sessions"], f"{path}.max_sessions", 1, 10_000_000)
-    if body.get("timeouts") is not None:
-        tb = r.mapping(body["timeouts"], f"{path}.timeouts", (), TIMEOUT_KEYS)
-        nat.timeouts = {k: r.number(v, f"{path}.timeouts.{k}", 1) for k, v in tb.items()}
-    publics: dict[int, str] = {}
-    for rule in nat.one_to_one:
-        if rule.public in publics:
-            raise r.fail(path, f"public address {ipaddress.IPv4Address(rule.public)} is used by two 1:1 rules")
-        publics[rule.public] = rule.name
-    return nat
-
-
-def parse_snat(r: _Reader, value: Any, path: str, default_name: str) -> SnatRule:
-    b = r.mapping(value, path, ("source", "pool"), ("ports", "name"))
-    pool_raw = b["pool"]
-    if isinstance(pool_raw, str) and "/" in pool_raw:
-        net = r.network(pool_raw, f"{path}.pool")
-        if net.num_addresses > 65536:
-            raise r.fail(f"{path}.pool", f"{pool_raw!r} is larger than a /16; name a smaller pool")
-        pool = [int(a) for a in net] if net.prefixlen >= 31 else [int(a) for a in net.hosts()]
-    else:
-        items = pool_raw if isinstance(pool_raw, list) else [pool_raw]
-        pool = [int(r.address(a, f"{path}.pool[{i}]")) for i, a in enumerate(items)]
-    if not pool:
-        raise r.fail(f"{path}.pool", "the pool has no address")
-    lo, hi = parse_range(r, b.get("ports", "1024-65535"), f"{path}.ports", 1)
-    name = r.name(b.get("name", default_name), f"{path}.name")
-    return SnatRule(name, r.network(b["source"], f"{path}.source"), pool, lo, hi)
-
-
-def parse_dnat(r: _Reader, value: Any, path: str, default_name: str) -> DnatRule:
-    b = r.mapping(value, path, ("public", "proto", "port", "to"), ("to_port", "name"))
-    proto = r.choice(
-        b["proto"],
-        f"{path}.proto",
-        ("tcp", "udp"),
-        "tcp or udp (port forwarding needs ports; use one_to_one for a whole address)",
-    )
-    port = r.integer(b["port"], f"{path}.port", 1, 65535)
-    to_port = r.integer(b.get("to_port", port), f"{path}.to_port", 1, 65535)
-    name = r.name(b.get("name", default_name), f"{path}.name")
-    return DnatRule(
-        name,
-        int(r.address(b["public"], f"{path}.public")),
-        PROTOS[proto] or 0,
-        port,
-        int(r.address(b["to"], f"{path}.to")),
-        to_port,
-    )
-
-
-def parse_one_to_one(r: _Reader, value: Any, path: str, default_name: str) -> OneToOne:
-    b = r.mapping(value, path, ("public", "private"), ("name",))
-    name = r.name(b.get("name", default_name), f"{path}.name")
-    return OneToOne(
-        name, int(r.address(b["public"], f"{path}.public")), int(r.address(b["private"], f"{path}.private"))
-    )
-
-
-def parse_fw_rule(r: _Reader, value: Any, path: str, default_name: str) -> FirewallRule:
-    b = r.mapping(value, path, ("action",), ("name", "direction", "proto", "src", "dst", "dport"))
-    action = r.choice(b["action"], f"{path}.action", ("allow", "drop", "reject"), "allow, drop or reject")
-    direction = r.choice(b.get("direction", "any"), f"{path}.direction", ("in", "out", "any"), "in, out or any")
-    proto = r.choice(b.get("proto", "any"), f"{path}.proto", PROTOS, "tcp, udp, icmp or any")
-    dport = None
-    if b.get("dport") not in (None, "any"):
-        if PROTOS[proto] not in (6, 17):
-            raise r.fail(f"{path}.dport", "a destination port needs proto tcp or udp")
-        dport = parse_range(r, b["dport"], f"{path}.dport", 1)
-    src = r.network(b["src"], f"{path}.src") if b.get("src") not in (None, "any") else None
-    dst = r.network(b["dst"], f"{path}.dst") if b.get("dst") not in (None, "any") else None
-    name = r.name(b.get("name", default_name), f"{path}.name")
-    return FirewallRule(name, action, direction, PROTOS[proto], src, dst, dport)
-
-
-def parse_range(r: _Reader, value: Any, path: str, low: int) -> tuple[int, int]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return r.integer(value, path, low, 65535), value
-    text = str(value)
-    parts = text.split("-")
-    try:
-        lo, hi = (int(parts[0]), int(parts[-1])) if len(parts) in (1, 2) else (0, -1)
-    except ValueError:
-        lo, hi = 0, -1
-    if not (low <= lo <= hi <= 65535):
-        raise r.fail(path, f"{_show(value)} is not a port or port range like 1024-65535")
-    return lo, hi
-
-
-def _unique_names(r: _Reader, rules: list[Any], path: str) -> None:
-    seen: set[str] = set()
-    for rule in rules:
-        if rule.name in seen:
-            raise r.fail(path, f"two rules are named {rule.name!r}; rule names must be unique")
-        seen.add(rule.name)

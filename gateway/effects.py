@@ -1,0 +1,47 @@
+"""What the stages did to one slow-path packet, recorded for the cache.
+
+Where this sits: a slow-path packet carries an :class:`Effects` (``pkt.fx``)
+through the stages; each stage records what it read (the field set the
+cache entry must match on), what state it depends on, and why the walk must
+not be cached at all.  The cache (``cache.py``) consumes this and nothing
+else, as Open vSwitch's translation returns its wildcards and ``slow``
+reasons to the megaflow cache.  Stages and services import this module, never
+the cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Field sets a stage may read, and the subtables they make.
+L2 = 0  # in port, VLAN, both MACs, EtherType
+L3 = 1  # + IPv4 destination
+L4 = 2  # + IPv4 source, protocol, ports (or ICMP echo id)
+MASK_NAMES = ("l2", "l3", "l4")
+
+
+class Effects:
+    __slots__ = ("mask", "deps", "uncacheable", "ttl_dec", "conn", "conn_dir", "mac_touch", "header", "epoch")
+
+    def __init__(self, header: bytes, epoch: int) -> None:
+        self.epoch = epoch  # dependencies read from here on are at least this fresh
+        self.mask = L2
+        self.deps: list[tuple[Any, str, Any]] = []
+        self.uncacheable: str | None = None
+        self.ttl_dec = 0
+        self.conn: Any = None  # (conntrack table, entry) a hit must touch
+        self.conn_dir = 0
+        self.mac_touch: Any = None  # the source MAC's entry, refreshed by every hit
+        self.header = header  # the frame's first bytes as received
+
+    def read(self, mask: int) -> None:
+        if mask > self.mask:
+            self.mask = mask
+
+    def depend(self, obj: Any, attr: str) -> None:
+        """The entry is valid while ``obj.attr`` keeps the value it has now."""
+        self.deps.append((obj, attr, getattr(obj, attr)))
+
+    def no_cache(self, reason: str) -> None:
+        if self.uncacheable is None:
+            self.uncacheable = reason

@@ -1,0 +1,270 @@
+"""The SR's services as two decisions: ``inbound`` before routing, ``outbound`` after.
+
+Where this sits: the ``sr`` stage (``stages/sr.py``) routes; it calls
+:meth:`SrServices.inbound` before its FIB lookup and
+:meth:`SrServices.outbound` once the next hop is chosen, in the order DESIGN
+1.2 fixes.  Each returns None (carry on) or a :class:`Verdict` (drop with a
+named reason, or reject: the stage sends ICMP administratively prohibited).
+They rewrite the packet in place and set ``pkt.conn``/``pkt.conn_dir``; for
+the cache they record on ``pkt.fx`` what the decision read and depends on.
+
+``inbound`` (every packet the SR forwards)
+    conntrack lookup.  Known connection: rewrite the *destination* as the
+    connection says (un-SNAT of a reply, DNAT of an inbound flow), so the FIB
+    sees the real destination.  ICMP error quoting a tracked packet (state
+    related): translate outer and quoted headers back.  New connection: TCP
+    that does not open with SYN is invalid; a destination that matches a DNAT
+    or 1:1 rule is rewritten; a public NAT address with no session is dropped.
+``outbound`` (once the next hop is chosen)
+    known connection: rewrite the *source* as the connection says.  New
+    connection: the firewall decides (rules in order, else the default
+    policy), then SNAT picks the public source (uplink-bound traffic of a
+    tenant source, and hairpin traffic that was DNAT'd back inside), then the
+    connection is created.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+from gateway.effects import L4
+from gateway.epoch import Epoch
+from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, Icmp, ip_str
+from gateway.l4 import ICMP_ERROR, UNTRACKABLE, FlowTuple, fix_icmp_error, flow_tuple, inner_tuple, rewrite, tcp_flags
+from gateway.services.conntrack import ACK, CLOSED, ORIG, RST, SYN, TIME_WAIT, UNTRACKED, ConnTable, tuple_str
+from gateway.services.firewall import DROP, REJECT, Firewall
+from gateway.services.nat import Nat
+from gateway.services.rules import FirewallConfig, NatConfig
+
+DROPS = (
+    "untrackable",  # non-first fragment or cut-short L4 header: no ports to track or translate
+    "ct-invalid",  # TCP without a SYN and no connection; an echo reply nobody asked for
+    "nat-no-session",  # to a public NAT address, matching no session and no DNAT rule
+    "fw-drop",  # a firewall rule said drop (also an existing flow after a rule change)
+    "fw-reject",  # a firewall rule said reject: ICMP administratively prohibited sent
+    "fw-unsolicited",  # inbound, new, not forwarded by NAT, no rule allowing it
+    "nat-table-full",  # the connection table is at its configured limit
+    "nat-pool-exhausted",  # no free public (address, port) in the SNAT pool
+    "ct-clash",  # the reply tuple of a new connection is already in use
+)
+
+
+class Verdict(NamedTuple):
+    reason: str  # one of DROPS
+    detail: str
+    reject: bool = False  # send ICMP administratively prohibited first
+
+
+class SrPacket(Protocol):
+    """What the services read and write of a packet (``packet.Packet``)."""
+
+    buf: bytearray
+    rport: Any
+    fx: Any
+    conn: Any
+    conn_dir: int
+    flow: FlowTuple | None
+    nat_rule: Any
+
+    def note(self, stage: str, text: str) -> None: ...
+
+
+class SrServices:
+    def __init__(self, nat: NatConfig, firewall: FirewallConfig, epoch: Epoch) -> None:
+        self.ct = ConnTable(nat.max_sessions, epoch, nat.timeouts)
+        self.nat = Nat(nat, epoch)
+        self.fw = Firewall(firewall, epoch)
+        self.ct.on_release = self.nat.release
+        self.related = 0
+        self.revalidated = 0
+
+    # -- before routing --------------------------------------------------------------------
+    def inbound(self, pkt: SrPacket, now: float) -> Verdict | None:
+        buf = pkt.buf
+        t, kind = flow_tuple(buf)
+        if kind == UNTRACKABLE:
+            return Verdict("untrackable", tuple_str(t))
+        if kind == ICMP_ERROR:
+            return self._icmp_error(pkt, t, now)
+        conn, direction = self.ct.lookup(t)
+        flags = tcp_flags(buf) if t.proto == IPPROTO_TCP else 0
+        if conn is not None:
+            if conn.fw_gen != self.fw.generation and not self._revalidate(conn):
+                self.ct.remove(conn)
+                return Verdict("fw-drop", f"flow {tuple_str(conn.orig)} denied by a changed rule")
+            stale_nat = (conn.snat is not None and not conn.snat.active) or (
+                conn.dnat is not None and not conn.dnat.active
+            )
+            reopen = flags & SYN and not flags & ACK and direction == ORIG and conn.state in (TIME_WAIT, CLOSED)
+            if stale_nat or reopen:
+                self.ct.remove(conn)
+                conn = None
+        if conn is not None:
+            self._record(pkt, conn, direction)
+            self.ct.touch(conn, direction, len(buf) - 14, now, flags)
+            target = conn.target(direction)
+            if t.dst != target.dst or t.dport != target.dport:
+                rewrite(buf, 14, False, target.dst, target.dport)
+            pkt.conn = conn
+            pkt.conn_dir = direction
+            pkt.note("sr", f"conntrack {conn.state} #{conn.id} ({'orig' if direction == ORIG else 'reply'})")
+            return None
+        # A new connection.
+        if t.proto == IPPROTO_TCP and (not flags & SYN or flags & (ACK | RST)):
+            return Verdict("ct-invalid", f"tcp flags {flags:#04x} with no connection")
+        if t.proto == IPPROTO_ICMP and buf[14 + (buf[14] & 0x0F) * 4] == Icmp.ECHO_REPLY:
+            return Verdict("ct-invalid", "echo reply with no request")
+        pkt.flow = t
+        hit = self.nat.match_dnat(t)
+        if hit is not None:
+            rule, to, to_port = hit
+            rule.hits += 1
+            rewrite(buf, 14, False, to, to_port)
+            pkt.nat_rule = rule
+            pkt.note("sr", f"dnat {ip_str(t.dst)}:{t.dport} -> {ip_str(to)}:{to_port} ({rule.name})")
+        elif t.dst in self.nat.publics:
+            return Verdict("nat-no-session", tuple_str(t))
+        return None
+
+    # -- after routing ---------------------------------------------------------------------
+    def outbound(self, pkt: SrPacket, via_transit: bool, now: float) -> Verdict | None:
+        """``via_transit``: the route chosen leads back over the transit switch (to the DR)."""
+        buf = pkt.buf
+        conn = pkt.conn
+        if conn is not None:
+            target = conn.target(pkt.conn_dir)
+            rewrite(buf, 14, True, target.src, target.sport)  # no-op when already right
+            return None
+        t = pkt.flow
+        if t is None:  # a related ICMP error, already translated
+            return None
+        inbound = pkt.rport is not None and pkt.rport.instance is not None
+        cur, _kind = flow_tuple(buf)  # after DNAT: what the firewall judges
+        action, rule = self.fw.evaluate(inbound, t.proto, t.src, cur.dst, cur.dport, forwarded=pkt.nat_rule is not None)
+        if pkt.conn_dir == UNTRACKED:
+            # An ICMP error about no connection we know: the policy decides, nothing is tracked.
+            if action != "allow":
+                return Verdict("fw-drop" if rule is not None else "fw-unsolicited", f"icmp error {tuple_str(cur)}")
+            return None
+        if action == DROP:
+            return Verdict(
+                "fw-drop" if rule is not None else "fw-unsolicited",
+                f"{tuple_str(cur)} ({rule.name if rule else 'default policy'})",
+            )
+        if action == REJECT:
+            return Verdict("fw-reject", f"{tuple_str(cur)} ({rule.name})", reject=True)  # type: ignore[union-attr]
+        if self.ct.full():
+            return Verdict("nat-table-full", f"{len(self.ct)} connections")
+        new_src, new_sport = t.src, t.sport
+        snat_rule: Any = None
+        hairpin = via_transit and pkt.nat_rule is not None
+        if not inbound and (not via_transit or hairpin):
+            choice = self.nat.choose_snat(cur)
+            if isinstance(choice, str):  # EXHAUSTED
+                return Verdict("nat-pool-exhausted", tuple_str(cur))
+            if choice is not None:
+                snat_rule, new_src, new_sport = choice
+                snat_rule.hits += 1
+        # An echo identifier is both "ports" of an ICMP tuple: a translated one is too.
+        reply = FlowTuple(t.proto, cur.dst, new_sport if t.proto == IPPROTO_ICMP else cur.dport, new_src, new_sport)
+        # reply == t: a host reaching itself through its own 1:1 address; both
+        # directions would look the same, so it cannot be tracked.
+        if reply == t or self.ct.taken(reply) or self.ct.taken(t):
+            if snat_rule is not None:
+                self.nat.release_port(t.proto, new_src, new_sport, snat_rule)
+            return Verdict("ct-clash", tuple_str(reply))
+        conn = self.ct.add(t, reply, now, inbound)
+        conn.snat, conn.dnat, conn.rule, conn.fw_gen = snat_rule, pkt.nat_rule, rule, self.fw.generation
+        flags = buf[14 + (buf[14] & 0x0F) * 4 + 13] if t.proto == IPPROTO_TCP else 0
+        self.ct.touch(conn, ORIG, len(buf) - 14, conn.created, flags)
+        if new_src != t.src or new_sport != t.sport:
+            rewrite(buf, 14, True, new_src, new_sport)
+            pkt.note("sr", f"snat {ip_str(t.src)}:{t.sport} -> {ip_str(new_src)}:{new_sport} ({snat_rule.name})")
+        pkt.conn, pkt.conn_dir = conn, ORIG
+        self._record(pkt, conn, ORIG)
+        pkt.note("sr", f"conntrack new #{conn.id} {tuple_str(t)} ({rule.name if rule else 'default policy'})")
+        return None
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _record(self, pkt: SrPacket, conn: Any, direction: int) -> None:
+        """Tell the cache: this flow is matched on its 5-tuple and touches ``conn``."""
+        fx = pkt.fx
+        if fx is None:
+            return
+        fx.read(L4)
+        fx.conn = (self.ct, conn)
+        fx.conn_dir = direction
+        fx.depend(conn, "released")
+        fx.depend(self.nat, "generation")
+        fx.depend(self.fw, "generation")
+
+    def _revalidate(self, conn: Any) -> bool:
+        """A rule changed since this connection was allowed: would it still be?"""
+        self.revalidated += 1
+        orig, reply = conn.orig, conn.reply  # reply.src/sport: the destination after DNAT
+        action, rule = self.fw.evaluate(
+            conn.inbound, orig.proto, orig.src, reply.src, reply.sport, forwarded=conn.dnat is not None, count=False
+        )
+        if action != "allow":
+            return False
+        conn.rule, conn.fw_gen = rule, self.fw.generation
+        return True
+
+    def _icmp_error(self, pkt: SrPacket, t: FlowTuple, now: float) -> Verdict | None:
+        """An ICMP error: related to a tracked connection, or treated as a new flow."""
+        buf = pkt.buf
+        found = inner_tuple(buf)
+        conn = None
+        if found is not None:
+            inner, ioff = found
+            conn, direction = self.ct.lookup(inner.inverse())
+        if pkt.fx is not None:
+            pkt.fx.no_cache("icmp-error")
+        if conn is None:
+            pkt.flow = t  # unrelated: the firewall decides, and it is not tracked
+            pkt.conn_dir = UNTRACKED
+            return None
+        self.related += 1
+        cur = conn.orig if direction == ORIG else conn.reply
+        target = conn.target(direction)
+        if t.src == cur.src and t.src != target.src:
+            rewrite(buf, 14, True, target.src, 0)
+        if t.dst != target.dst:
+            rewrite(buf, 14, False, target.dst, 0)
+        quoted = target.inverse()
+        rewrite(buf, ioff, True, quoted.src, quoted.sport)
+        rewrite(buf, ioff, False, quoted.dst, quoted.dport)
+        fix_icmp_error(buf, 14, ioff)
+        conn.last = now
+        pkt.note("sr", f"icmp error related to #{conn.id}: translated to {ip_str(target.dst)}")
+        return None
+
+    def expire(self, now: float) -> None:
+        self.ct.expire(now)
+
+    # -- show --------------------------------------------------------------------------------
+    def show_nat(self, now: float) -> dict[str, Any]:
+        sessions = [c.to_dict(now, self.ct.timeouts) for c in self.ct.conns() if c.translated]
+        return {
+            "sessions": sessions,
+            "session_count": len(sessions),
+            "table": {
+                "entries": len(self.ct),
+                "limit": self.ct.limit,
+                "created": self.ct.created,
+                "expired": self.ct.expired,
+            },
+            "pools": self.nat.pool_usage(),
+            "rules": self.nat.rules(),
+            "public_addresses": self.nat.public_list(),
+        }
+
+    def show_conntrack(self, now: float) -> dict[str, Any]:
+        return {
+            "entries": self.ct.dump(now),
+            "count": len(self.ct),
+            "limit": self.ct.limit,
+            "timeouts": self.ct.timeouts,
+            "related": self.related,
+            "revalidated": self.revalidated,
+        }
