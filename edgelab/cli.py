@@ -205,8 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument(
         "--io",
         default="block",
-        choices=("block", "socket", "ring"),
-        help="gateway port I/O (block, the default: PACKET_MMAP rings; socket: one system call per frame each way; ring: experimental)",
+        choices=("block", "socket"),
+        help="gateway port I/O (block, the default: PACKET_MMAP rings; socket: one system call per frame each way)",
     )
     be.add_argument(
         "--path",

@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
             dp.open_ipc(ha_socket)
     except (PortError, OSError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
+        for listener in dp.listeners:
+            listener.close()
         dp.close_ports()
         return 1
     # Without preemption an SR starts by claiming nothing: a peer may hold its addresses.

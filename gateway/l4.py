@@ -27,7 +27,12 @@ class FlowTuple(NamedTuple):
 
     def inverse(self) -> FlowTuple:
         """The tuple of a packet of the other direction."""
-        return FlowTuple(self.proto, self.dst, self.dport, self.src, self.sport)
+        return _new(FlowTuple, (self[0], self[3], self[4], self[1], self[2]))
+
+
+# Per packet, a tuple is built with tuple.__new__ (a C call): the generated
+# FlowTuple(...) constructor is a Python function and costs several times more.
+_new = tuple.__new__
 
 
 ICMP_ECHO_REQUEST = 8
@@ -47,23 +52,25 @@ def flow_tuple(buf: bytearray, l3: int = 14) -> tuple[FlowTuple, int]:
     src = int.from_bytes(buf[l3 + 12 : l3 + 16], "big")
     dst = int.from_bytes(buf[l3 + 16 : l3 + 20], "big")
     if ((buf[l3 + 6] << 8) | buf[l3 + 7]) & 0x1FFF:
-        return FlowTuple(proto, src, 0, dst, 0), UNTRACKABLE
+        return _new(FlowTuple, (proto, src, 0, dst, 0)), UNTRACKABLE
     l4 = l3 + ihl
     end = l3 + ((buf[l3 + 2] << 8) | buf[l3 + 3])
     if proto == IPPROTO_TCP or proto == IPPROTO_UDP:
         if end - l4 < (20 if proto == IPPROTO_TCP else 8):
-            return FlowTuple(proto, src, 0, dst, 0), UNTRACKABLE
-        return FlowTuple(proto, src, (buf[l4] << 8) | buf[l4 + 1], dst, (buf[l4 + 2] << 8) | buf[l4 + 3]), NORMAL
+            return _new(FlowTuple, (proto, src, 0, dst, 0)), UNTRACKABLE
+        return _new(
+            FlowTuple, (proto, src, (buf[l4] << 8) | buf[l4 + 1], dst, (buf[l4 + 2] << 8) | buf[l4 + 3])
+        ), NORMAL
     if proto == IPPROTO_ICMP:
         if end - l4 < 8:
-            return FlowTuple(proto, src, 0, dst, 0), UNTRACKABLE
+            return _new(FlowTuple, (proto, src, 0, dst, 0)), UNTRACKABLE
         itype = buf[l4]
         if itype == ICMP_ECHO_REQUEST or itype == ICMP_ECHO_REPLY:
             ident = (buf[l4 + 4] << 8) | buf[l4 + 5]
-            return FlowTuple(proto, src, ident, dst, ident), NORMAL
+            return _new(FlowTuple, (proto, src, ident, dst, ident)), NORMAL
         if itype in ICMP_ERRORS:
-            return FlowTuple(proto, src, 0, dst, 0), ICMP_ERROR
-    return FlowTuple(proto, src, 0, dst, 0), NORMAL
+            return _new(FlowTuple, (proto, src, 0, dst, 0)), ICMP_ERROR
+    return _new(FlowTuple, (proto, src, 0, dst, 0)), NORMAL
 
 
 def inner_tuple(buf: bytearray, l3: int = 14) -> tuple[FlowTuple, int] | None:
@@ -80,11 +87,11 @@ def inner_tuple(buf: bytearray, l3: int = 14) -> tuple[FlowTuple, int] | None:
     dst = int.from_bytes(buf[inner + 16 : inner + 20], "big")
     l4 = inner + iihl
     if proto in (IPPROTO_TCP, IPPROTO_UDP) and len(buf) >= l4 + 4:
-        return FlowTuple(proto, src, (buf[l4] << 8) | buf[l4 + 1], dst, (buf[l4 + 2] << 8) | buf[l4 + 3]), inner
+        return _new(FlowTuple, (proto, src, (buf[l4] << 8) | buf[l4 + 1], dst, (buf[l4 + 2] << 8) | buf[l4 + 3])), inner
     if proto == IPPROTO_ICMP and len(buf) >= l4 + 6:
         ident = (buf[l4 + 4] << 8) | buf[l4 + 5]
-        return FlowTuple(proto, src, ident, dst, ident), inner
-    return FlowTuple(proto, src, 0, dst, 0), inner
+        return _new(FlowTuple, (proto, src, ident, dst, ident)), inner
+    return _new(FlowTuple, (proto, src, 0, dst, 0)), inner
 
 
 def _l4_csum_offset(proto: int) -> int:

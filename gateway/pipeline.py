@@ -94,10 +94,10 @@ class Pipeline:
             while stage is not None:
                 stage.packets += 1
                 name = stage.process(pkt)
-                exits = stage.exits
-                if name not in exits:
-                    raise UndeclaredExit(f"stage {stage.name} returned {name!r}, not one of its exits")
-                stage = exits[name]
+                try:
+                    stage = stage.exits[name]
+                except KeyError:
+                    raise UndeclaredExit(f"a stage returned {name!r}, not one of its exits") from None
         except Exception:  # noqa: BLE001 - see module docstring
             self.report_internal_error(name, pkt)
 

@@ -30,7 +30,7 @@ Schema (see ``topologies/edge_basic.py`` for a full example)::
         transit: {subnet: 169.254.0.0/28, dr: 169.254.0.1, sr: 169.254.0.2}
     tables: {mac_aging: 300, arp_timeout: 300, arp_queue: 16, arp_retries: 3}
     cache: {enabled: true, capacity: 65536, idle_timeout: 10}
-    io: block                # block: PACKET_MMAP rings (default); socket: two system calls per frame; ring: experimental
+    io: block                # block: PACKET_MMAP rings (default); socket: two system calls per frame
 """
 
 from __future__ import annotations
@@ -314,12 +314,13 @@ def build(raw: Any, source: str = "<config>") -> Config:
             cache.capacity = r.integer(cb["capacity"], "cache.capacity", 1, 10_000_000)
         if "idle_timeout" in cb:
             cache.idle_timeout = r.number(cb["idle_timeout"], "cache.idle_timeout", 0.1)
-    io = top.get("io", "block")
-    if io not in ("ring", "block", "socket"):
-        raise r.fail(
-            "io",
-            f"{show_value(io)} is not socket (one system call per frame), ring or block (PACKET_MMAP, experimental)",
-        )
+    io = r.choice(
+        top.get("io", "block"),
+        "io",
+        ("block", "socket"),
+        "block (PACKET_MMAP rings, the default) or socket (one system call per frame);"
+        " the experimental 'ring' mode was removed",
+    )
     return Config(node, sock, ports, instances, routers, tables, source, cache, io)
 
 

@@ -67,7 +67,7 @@ def tuple_str(t: FlowTuple) -> str:
 
 
 def inverse(t: FlowTuple) -> FlowTuple:
-    return t.inverse()
+    return FlowTuple.inverse(t)
 
 
 class Conn:
@@ -88,6 +88,7 @@ class Conn:
         "fw_gen",
         "released",
         "fin",
+        "targets",
     )
 
     def __init__(self, cid: int, orig: FlowTuple, reply: FlowTuple, now: float, inbound: bool) -> None:
@@ -107,6 +108,8 @@ class Conn:
         self.fw_gen = 0
         self.released = False
         self.fin = 0  # bit per direction that sent a FIN
+        # What a packet of each direction must look like after translation (see target).
+        self.targets = (inverse(reply), inverse(orig))
 
     @property
     def translated(self) -> bool:
@@ -114,7 +117,7 @@ class Conn:
 
     def target(self, direction: int) -> FlowTuple:
         """What a packet of ``direction`` must look like after translation."""
-        return inverse(self.reply) if direction == ORIG else inverse(self.orig)
+        return self.targets[direction]
 
     def to_dict(self, now: float, timeouts: dict[str, float]) -> dict[str, Any]:
         return {

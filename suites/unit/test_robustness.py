@@ -393,3 +393,10 @@ def test_garbage_frames_never_cost_an_internal_error():
             body = bytes(Ether(src=H1, dst="02:00:00:00:10:01", type=ethertype) / Raw(bytes(range(n))))
             rig.dp.receive(rig.port("trunk"), bytearray(body), 10)
     assert internal_errors(rig) == 0, rig.drops()
+
+
+def test_config_io_ring_is_refused_with_a_reason():
+    with pytest.raises(
+        config.ConfigError, match=r"io: 'ring' is not block .* the experimental 'ring' mode was removed"
+    ):
+        config.parse(EDGE_YAML + "io: ring\n", "edge1.yaml")
