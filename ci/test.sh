@@ -8,8 +8,10 @@ mkdir -p results/test
 py=.venv/bin/python
 status=0
 
-echo "== lint (ruff) =="
+echo "== lint (ruff check, ruff format --check, mypy gateway) =="
 $py -m ruff check . || status=1
+$py -m ruff format --check . || status=1
+$py -m mypy gateway || status=1
 
 echo "== unit tests =="
 $py -m pytest suites/unit -q -p no:cacheprovider --junitxml=results/test/unit.xml || status=1
