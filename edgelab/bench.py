@@ -435,7 +435,9 @@ def pipeline_main(packets: int = 20000) -> int:
     from gateway.datapath import Datapath
 
     plan = topologies.plan("edge-basic")
-    cfg = config.build(plan["gateways"]["edge1"]["config"], "edge-basic")
+    from suites.duts.reference import render
+
+    cfg = config.build(render(plan, "edge1"), "edge-basic")
     h = plan["hosts"]
 
     def fresh(cache: bool) -> Datapath:
@@ -502,23 +504,6 @@ def pipeline_main(packets: int = 20000) -> int:
 
 
 # -- SR failover ----------------------------------------------------------------------------
-def probe_gap(ping_output: bytes, interval: float) -> tuple[float, list[int]]:
-    """The loss window of a ``ping -D`` probe: the longest silence between two
-    consecutive replies, minus the probe interval (wall clock, from ping's own
-    timestamps, so a slow sender does not shrink it)."""
-    import re
-
-    replies = [
-        (float(ts), int(seq))
-        for ts, seq in re.findall(rb"\[(\d+\.\d+)\] \d+ bytes from .*?icmp_seq=(\d+) ttl", ping_output)
-    ]
-    if len(replies) < 2:
-        return float("inf"), [seq for _, seq in replies]
-    times = [t for t, _ in replies]
-    gap = max(b - a for a, b in zip(times, times[1:], strict=False)) - interval
-    return max(gap, 0.0), [seq for _, seq in replies]
-
-
 def failover_main(rounds: int = 5, interval: float = 0.01, out_dir: str = "results") -> int:
     """``edgelab bench failover``: detection time and loss window over repeated failovers.
 
@@ -532,6 +517,7 @@ def failover_main(rounds: int = 5, interval: float = 0.01, out_dir: str = "resul
 
     import topologies
     from suites.lib.expect import poll
+    from suites.lib.traffic import probe_gap  # the loss window, as the suites measure it
 
     ext = "198.51.100.10"
     count = int(4.0 / interval)
@@ -543,7 +529,7 @@ def failover_main(rounds: int = 5, interval: float = 0.01, out_dir: str = "resul
             b = lab.gateway("edge2").show("ha")["agent"].get("169.254.0.2", {}).get("state")
             return a == "up" and b == "up"
 
-        cfg = lab.plan["gateways"]["edge2"]["config"]["routers"][0]["ha"]["bfd"]
+        cfg = lab.plan["gateways"]["edge2"]["routers"][0]["ha"]["bfd"]
         for i in range(rounds):
             poll(both_up, timeout=20, what="BFD up between edge1 and edge2")
             time.sleep(0.5)

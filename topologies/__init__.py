@@ -11,6 +11,11 @@ Public contract (DESIGN 2)::
 Leaving the ``with`` block tears everything down, also on error.  Each
 topology module declares ``NAME``, ``PLAN`` and ``TOPO`` (a Mininet ``Topo``
 whose ``build`` only declares).
+
+``dut`` is a driver class or the name of one.  Names are looked up among the
+drivers registered with :func:`register_dut` and the ``edgelab.duts`` entry
+points of installed packages (edgelab's own drivers live in ``suites/duts``
+and are registered that way): topologies never import the suites.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
 
@@ -30,8 +36,37 @@ class TopologyError(Exception):
     """A topology that cannot be named, started or torn down; the message is for the user."""
 
 
+_DUTS: dict[str, type] = {}
+
+
 def names() -> list[str]:
     return sorted(_MODULES)
+
+
+def register_dut(name: str, driver: type) -> None:
+    """Make ``driver`` (a DUT driver class, see ``suites/duts/base.py``) known as ``name``."""
+    _DUTS[name] = driver
+
+
+def dut_names() -> list[str]:
+    return sorted({*_DUTS, *(ep.name for ep in entry_points(group="edgelab.duts"))})
+
+
+def dut_driver(dut: str | type) -> type:
+    """The driver class for ``dut`` (a class is returned as it is)."""
+    if not isinstance(dut, str):
+        return dut
+    if dut in _DUTS:
+        return _DUTS[dut]
+    for ep in entry_points(group="edgelab.duts"):
+        if ep.name == dut:
+            driver: type = ep.load()
+            _DUTS[dut] = driver
+            return driver
+    raise TopologyError(
+        f"no DUT driver {dut!r}; drivers: {', '.join(dut_names()) or 'none'}"
+        " (is edgelab installed? run 'make bootstrap')"
+    )
 
 
 def module(name: str) -> ModuleType:
@@ -47,7 +82,7 @@ def plan(name: str) -> dict[str, Any]:
 
 
 @contextmanager
-def start(name: str, dut: str = "reference", **options: Any) -> Iterator[Any]:
+def start(name: str, dut: str | type = "reference", **options: Any) -> Iterator[Any]:
     """Start topology ``name`` with gateway implementation ``dut``; tear down on exit."""
     from topologies.lab import Lab
 

@@ -57,32 +57,25 @@ PLAN: dict[str, Any] = {
                 "left": {"ifname": "dut-eth0", "peer": "gen", "role": "tenant"},
                 "right": {"ifname": "dut-eth1", "peer": "sink", "role": "uplink"},
             },
-            "mgmt_ip": None,
-            "config": {
-                "node": "dut",
-                "ports": {
-                    "left": {"ifname": "dut-eth0", "role": "tenant"},
-                    "right": {"ifname": "dut-eth1", "role": "tenant"},
-                },
-                "instances": {
-                    "left": {"records": [{"port": "left", "vlan": None}]},
-                    "right": {"records": [{"port": "right", "vlan": None}]},
-                },
-                "routers": [
-                    {
-                        "name": "r1",
-                        "tlr_id": 1,
-                        "dr": {
-                            "ports": [
-                                {"instance": "left", "ip": "192.0.2.1/24", "mac": DUT_LEFT_MAC},
-                                {"instance": "right", "ip": "198.51.100.1/24", "mac": DUT_RIGHT_MAC},
-                            ],
-                            "routes": [{"prefix": "203.0.113.0/24", "via": "198.51.100.2"}],
-                        },
-                    }
-                ],
-                "cache": {"enabled": True, "capacity": 65536, "idle_timeout": 30},
+            "instances": {
+                "left": [{"port": "left", "vlan": None}],
+                "right": [{"port": "right", "vlan": None}],
             },
+            "routers": [
+                {
+                    "name": "r1",
+                    "tlr_id": 1,
+                    "dr": {
+                        "ports": [
+                            {"instance": "left", "ip": "192.0.2.1/24", "mac": DUT_LEFT_MAC},
+                            {"instance": "right", "ip": "198.51.100.1/24", "mac": DUT_RIGHT_MAC},
+                        ],
+                        "routes": [{"prefix": "203.0.113.0/24", "via": "198.51.100.2"}],
+                    },
+                }
+            ],
+            # Settings of one DUT only (here the reference gateway's cache), by driver name.
+            "dut": {"reference": {"cache": {"enabled": True, "capacity": 65536, "idle_timeout": 30}}},
             # The same router done by the node's kernel, for the baseline.
             "kernel": {
                 "interfaces": {
@@ -130,18 +123,15 @@ def plan_for(path: str, io: str = "socket") -> dict[str, Any]:
         raise ValueError(f"unknown bench path {path!r}; paths: {', '.join(PATHS)}")
     plan = copy.deepcopy(PLAN)
     dut = plan["gateways"]["dut"]
-    dut["config"]["io"] = io
+    dut["dut"]["reference"]["io"] = io
     if path == "nat":
-        router = dut["config"]["routers"][0]
+        router = dut["routers"][0]
         left, right = router["dr"]["ports"]
         router["dr"] = {"ports": [left]}
-        router["sr"] = {
-            "ports": [right],
-            "routes": [{"prefix": "203.0.113.0/24", "via": "198.51.100.2"}],
-            "nat": {
-                "snat": [{"name": "bench", "source": "192.0.2.0/24", "pool": [NAT_POOL]}],
-                "max_sessions": 60000,
-            },
+        router["sr"] = {"ports": [right], "routes": [{"prefix": "203.0.113.0/24", "via": "198.51.100.2"}]}
+        router["nat"] = {
+            "snat": [{"name": "bench", "source": "192.0.2.0/24", "pool": [NAT_POOL]}],
+            "max_sessions": 60000,
         }
         router["transit"] = {"subnet": "169.254.0.0/28", "dr": "169.254.0.1", "sr": "169.254.0.2"}
         dut["kernel"]["snat"] = {"source": "192.0.2.0/24", "out": "dut-eth1", "to": NAT_POOL}

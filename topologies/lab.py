@@ -62,19 +62,20 @@ class Lab:
     def __init__(
         self,
         mod: ModuleType,
-        dut: str = "reference",
+        dut: str | type = "reference",
         quiet: bool = True,
         log: Any = None,
         plan: dict[str, Any] | None = None,
     ) -> None:
-        from suites import duts
+        from topologies import dut_driver
 
         self.module = mod
         # A variant of the topology's plan (same nodes and links, other settings) may be given.
         self.plan: dict[str, Any] = plan if plan is not None else mod.PLAN
         self.name: str = mod.NAME
-        self.driver = duts.get(dut)(self)
-        self.dut = dut
+        driver_cls = dut_driver(dut)
+        self.driver = driver_cls(self)
+        self.dut: str = driver_cls.name
         self.net: Mininet | None = None
         self.rundir: Path | None = None
         self.log = log or (lambda msg: print(f"[{self.name}] {msg}", file=sys.stderr, flush=True))

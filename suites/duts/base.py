@@ -1,25 +1,107 @@
-"""The DUT driver interface."""
+"""The DUT contract: what the suites may ask of a gateway, any gateway.
+
+Who does what: a topology declares the gateway's position and its intent (the
+plan); a :class:`DutDriver` renders that intent into its gateway's own
+configuration, starts the gateway on the node and returns a
+:class:`GatewayHandle`.  The suites use the handle and nothing else: they
+never read a DUT's own configuration, and they assert on what hosts see on
+the wire; the handle's counters are supporting evidence.
+
+Every test names the capabilities it needs (``CAPABILITIES`` below); a DUT
+whose driver does not declare one gets *n/a* for that test, never a pass.
+Only tests that need an ``internals.*`` capability may read the reference
+gateway's own state (``show``: drop names, traces, cache counters).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+# What a gateway may support, by name: the tests' ``needs`` and the report use these.
+CAPABILITIES: dict[str, str] = {
+    "switching": "frames switched inside an instance, (port, VLAN) -> instance, isolation between instances",
+    "routing": "routing between tenant segments and to the provider, router ARP and ping, ICMP errors",
+    "counters": "normalized counters: forwarded, dropped by category",
+    "route.runtime": "static routes added and removed at run time",
+    "nat.snat": "source NAT of tenants to a pool, one public (address, port) per session",
+    "nat.dnat": "port forwards from public address:port to a tenant",
+    "nat.one_to_one": "1:1 NAT of a tenant to a public address, both directions",
+    "nat.hairpin": "a tenant reaching a port forward through its public address",
+    "nat.runtime": "NAT rules added and removed at run time",
+    "fw.stateful": "stateful firewall: tenant-initiated allowed, unsolicited inbound dropped",
+    "fw.reject": "a reject rule answers ICMP administratively prohibited",
+    "fw.runtime": "firewall rules added and removed at run time, also for running flows",
+    "ha.failover": "a peer SR takes over when the active one fails",
+    "ha.preempt": "the recovered SR takes its addresses back (and the variant without)",
+    "ha.ecmp": "active/active SRs, flows spread per 5-tuple",
+    "fault.crash": "the gateway process can be crashed and restarted",
+    "internals.show": "the reference gateway's show output (drop names, MAC/ARP/FIB tables)",
+    "internals.trace": "per-packet traces through the stages",
+    "internals.cache": "datapath cache entries and counters",
+    "internals.ha": "the HA agent's own state (BFD sessions, owned addresses)",
+}
+
+# Normalized drop categories of counters()["dropped"].
+DROP_CATEGORIES = ("no-instance", "no-route", "ttl", "firewall", "nat", "malformed", "arp", "other")
+
 
 class GatewayHandle:
-    """What suites may ask of a running gateway."""
+    """A running gateway, as the suites see it.  A driver's handle implements every
+    method its capabilities promise; the rest raise NotImplementedError."""
 
+    name: str = ""
     capabilities: frozenset[str] = frozenset()
 
-    def show(self, what: str = "summary") -> Any:
-        raise NotImplementedError(f"this gateway cannot show {what!r}")
-
     def alive(self) -> bool:
+        """The gateway process runs and answers."""
         raise NotImplementedError
+
+    def counters(self) -> dict[str, Any]:
+        """``{"forwarded": N, "dropped": {category: N for category in DROP_CATEGORIES}}``."""
+        raise NotImplementedError("this gateway has no normalized counters")
+
+    # -- runtime changes -------------------------------------------------------------------
+    def add_route(self, prefix: str, via: str | list[str], router: str = "t1") -> None:
+        raise NotImplementedError
+
+    def del_route(self, prefix: str, router: str = "t1") -> None:
+        raise NotImplementedError
+
+    def add_firewall_rule(self, rule: dict[str, Any], position: int | None = None, router: str = "t1") -> None:
+        """``rule``: name, action (allow | drop | reject), direction (in | out | any), proto, src, dst, dport."""
+        raise NotImplementedError
+
+    def del_firewall_rule(self, name: str, router: str = "t1") -> None:
+        raise NotImplementedError
+
+    def add_nat_rule(self, kind: str, rule: dict[str, Any], router: str = "t1") -> None:
+        """``kind``: snat | dnat | one_to_one; ``rule`` as in the plan's ``nat`` section."""
+        raise NotImplementedError
+
+    def del_nat_rule(self, name: str, router: str = "t1") -> None:
+        raise NotImplementedError
+
+    # -- failure injection -----------------------------------------------------------------
+    def crash(self) -> None:
+        """Kill the gateway hard (SIGKILL), as a crash would; its peers are left to notice."""
+        raise NotImplementedError
+
+    # -- evidence ----------------------------------------------------------------------------
+    def logs(self) -> dict[str, str]:
+        """The gateway's logs by name (kept as artifacts when a test fails)."""
+        return {}
+
+    def show(self, what: str = "summary") -> Any:
+        """The reference gateway's own state (capability ``internals.show``)."""
+        raise NotImplementedError(f"this gateway cannot show {what!r}")
 
 
 class DutDriver:
     name = "base"
     node_cls: Any = None
+    capabilities: frozenset[str] = frozenset()
+    # One line for the report: how this DUT is built on this kernel.
+    description = ""
 
     def __init__(self, lab: Any) -> None:
         self.lab = lab

@@ -1,8 +1,12 @@
 """The reference gateway as a DUT: ``python -m gateway`` on a GatewayNode.
 
-The config comes from the plan (``gateways.NAME.config``) with the control
-socket placed in the lab's run directory; the daemon's output goes to
-``RUNDIR/NAME.log``.  ``start`` returns once the control socket answers.
+:func:`render` turns the plan's intent for a gateway node
+(``gateways.NAME``: ports, instances, routers with their NAT, firewall and HA)
+into the reference gateway's YAML, with the control socket placed in the lab's
+run directory; the daemon's output goes to ``RUNDIR/NAME.log``.  ``start`` returns once the control socket answers.
+The handle maps the contract (``base.GatewayHandle``) onto control-socket
+requests; its drop reasons fold into the normalized categories by
+:data:`DROP_CATEGORY`.
 """
 
 from __future__ import annotations
@@ -18,14 +22,75 @@ from typing import Any
 import yaml
 
 from gateway.control.client import ControlClient, ControlError
-from suites.duts.base import DutDriver, GatewayHandle
+from suites.duts.base import CAPABILITIES, DROP_CATEGORIES, DutDriver, GatewayHandle
 from topologies.nodes import GatewayNode
 
 READY_TIMEOUT = 20.0
 
+# The reference gateway's drop reasons (``stage/reason``) by normalized category; a
+# reason not listed here counts as "other".
+DROP_CATEGORY = {
+    "classify/no-service-instance": "no-instance",
+    "classify/runt": "malformed",
+    "transit/no-transit-peer": "no-route",
+    **{
+        f"{stage}/{reason}": category
+        for stage in ("dr", "sr")
+        for category, reasons in (
+            ("no-route", ("no-route",)),
+            ("ttl", ("ttl-expired",)),
+            (
+                "malformed",
+                (
+                    "not-ipv4",
+                    "ip-truncated",
+                    "ip-bad-version",
+                    "ip-bad-ihl",
+                    "ip-bad-length",
+                    "ip-bad-checksum",
+                    "icmp-truncated",
+                    "arp-truncated",
+                ),
+            ),
+            ("arp", ("arp-unsupported", "arp-queue-full", "arp-unresolved")),
+            ("firewall", ("fw-drop", "fw-reject", "fw-unsolicited", "ct-invalid", "untrackable")),
+            ("nat", ("nat-no-session", "nat-table-full", "nat-pool-exhausted", "ct-clash")),
+        )
+        for reason in reasons
+    },
+}
+
+
+def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
+    """The reference gateway's config for node ``gateway`` from the plan's intent."""
+    gw = plan["gateways"][gateway]
+    cfg: dict[str, Any] = {
+        "node": gateway,
+        "ports": {name: {"ifname": p["ifname"], "role": p.get("role", "tenant")} for name, p in gw["ports"].items()},
+        "instances": {name: {"records": [dict(r) for r in recs]} for name, recs in gw["instances"].items()},
+        "routers": [],
+    }
+    for intent in gw.get("routers", []):
+        router: dict[str, Any] = {"name": intent["name"], "tlr_id": intent["tlr_id"]}
+        for half in ("dr", "sr"):
+            if half in intent:
+                router[half] = copy.deepcopy(intent[half])
+        if "transit" in intent:
+            router["transit"] = copy.deepcopy(intent["transit"])
+        # NAT and the firewall are the SR's services in the reference gateway.
+        if "nat" in intent:
+            router["sr"]["nat"] = copy.deepcopy(intent["nat"])
+        if "firewall" in intent:
+            router["sr"]["firewall"] = {"rules": copy.deepcopy(intent["firewall"])}
+        if "ha" in intent:
+            router["ha"] = copy.deepcopy(intent["ha"])
+        cfg["routers"].append(router)
+    cfg.update(copy.deepcopy(gw.get("dut", {}).get("reference", {})))
+    return cfg
+
 
 class ReferenceGateway(GatewayHandle):
-    capabilities = frozenset({"show", "trace", "counters", "drops"})
+    capabilities = frozenset(CAPABILITIES)  # the reference gateway is the measure of the contract
 
     def __init__(self, name: str, proc: subprocess.Popen[bytes], sock: str, log: Path, cfg: Path) -> None:
         self.name = name
@@ -55,6 +120,67 @@ class ReferenceGateway(GatewayHandle):
             return False
         return True
 
+    def counters(self) -> dict[str, Any]:
+        ports = self.show("ports")
+        dropped = dict.fromkeys(DROP_CATEGORIES, 0)
+        for reason, n in self.show("drops").items():
+            dropped[DROP_CATEGORY.get(reason, "other")] += int(n)
+        return {"forwarded": sum(int(p["tx"]) for p in ports), "dropped": dropped}
+
+    def add_route(self, prefix: str, via: str | list[str], router: str = "t1") -> None:
+        """Into the half of the logical router (DR or SR) on whose segments the next hop lies."""
+        errors = []
+        for label in self.show("summary")["routers"]:
+            name, _, half = label.rpartition("-")
+            if name != router:
+                continue
+            try:
+                self.request(
+                    {"cmd": "route", "action": "add", "router": router, "half": half, "prefix": prefix, "via": via}
+                )
+                return
+            except ControlError as exc:
+                errors.append(f"{label}: {exc}")
+        raise ControlError("; ".join(errors) or f"no router {router!r} on {self.name}")
+
+    def del_route(self, prefix: str, router: str = "t1") -> None:
+        """The static routes to ``prefix`` of either half (the DR's route to its SR stays)."""
+        labels = [
+            r["router"]
+            for r in self.show("fib")
+            if r["prefix"] == prefix and r["origin"] == "static" and r["router"].rpartition("-")[0] == router
+        ]
+        if not labels:
+            raise ControlError(f"{self.name}: router {router} has no static route {prefix}")
+        for label in labels:
+            half = label.rpartition("-")[2]
+            self.request({"cmd": "route", "action": "del", "router": router, "half": half, "prefix": prefix})
+
+    def add_firewall_rule(self, rule: dict[str, Any], position: int | None = None, router: str = "t1") -> None:
+        req: dict[str, Any] = {"cmd": "firewall", "action": "add", "router": router, "rule": rule}
+        if position is not None:
+            req["position"] = position
+        self.request(req)
+
+    def del_firewall_rule(self, name: str, router: str = "t1") -> None:
+        self.request({"cmd": "firewall", "action": "del", "router": router, "name": name})
+
+    def add_nat_rule(self, kind: str, rule: dict[str, Any], router: str = "t1") -> None:
+        self.request({"cmd": "nat", "action": "add", "router": router, "kind": kind, "rule": rule})
+
+    def del_nat_rule(self, name: str, router: str = "t1") -> None:
+        self.request({"cmd": "nat", "action": "del", "router": router, "name": name})
+
+    def crash(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=5)
+
+    def logs(self) -> dict[str, str]:
+        out = {f"{self.name}.log": self.log_text()}
+        if self.agent_log is not None:
+            out[f"{self.name}-ha.log"] = self.agent_text()
+        return out
+
     def log_text(self) -> str:
         try:
             return self.log.read_text()
@@ -71,6 +197,8 @@ class ReferenceGateway(GatewayHandle):
 class ReferenceDriver(DutDriver):
     name = "reference"
     node_cls = GatewayNode
+    capabilities = ReferenceGateway.capabilities
+    description = "edgelab's reference gateway: userspace datapath (AF_PACKET rings), DR/SR, BFD + GARP failover"
 
     def __init__(self, lab: Any) -> None:
         super().__init__(lab)
@@ -78,8 +206,7 @@ class ReferenceDriver(DutDriver):
 
     def start(self, gateway: str) -> ReferenceGateway:
         lab = self.lab
-        spec = lab.plan["gateways"][gateway]
-        cfg = copy.deepcopy(spec["config"])
+        cfg = render(lab.plan, gateway)
         sock = str(lab.rundir / f"{gateway}.sock")
         cfg["control_socket"] = sock
         has_ha = False
@@ -144,6 +271,4 @@ class ReferenceDriver(DutDriver):
 
     def kill(self, gateway: str) -> None:
         """Kill the gateway's datapath hard (SIGKILL), as a crash would; the agent is left to notice."""
-        handle = self._handles[gateway]
-        handle.proc.kill()
-        handle.proc.wait(timeout=5)
+        self._handles[gateway].crash()

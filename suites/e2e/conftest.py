@@ -4,8 +4,12 @@ Options: ``--dut NAME`` selects the gateway implementation (default
 ``reference``); ``--topology-only`` starts the topology, prints how to reach
 it and waits for Enter (for debugging, as FRR topotests do).
 
-Artifacts: when a test fails, the gateway's ``show`` output (counters, drops,
-traces, MAC/ARP/FIB) and its log go to ``artifacts/e2e/<test>/``.
+Capabilities: a test names what it needs with ``@pytest.mark.needs("nat.snat",
+...)`` (names in ``suites/duts/base.py``); for a DUT whose driver does not
+declare one the test is skipped as *n/a* with the reason, never passed.
+
+Artifacts: when a test fails, the gateway's logs, its normalized counters and
+(for the reference gateway) its ``show`` output go to ``artifacts/e2e/<test>/``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--dut", default=os.environ.get("EDGELAB_DUT", "reference"), help="gateway implementation under test"
     )
     parser.addoption("--topology-only", action="store_true", help="start the topology and wait; run no tests")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs(*capabilities): the DUT capabilities the test needs")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests needing what the DUT lacks are n/a: skipped, with the missing capabilities."""
+    from suites.duts import CAPABILITIES, capabilities
+
+    dut = config.getoption("--dut")
+    have = capabilities(dut)
+    for item in items:
+        needs = {cap for mark in item.iter_markers("needs") for cap in mark.args}
+        unknown = needs - set(CAPABILITIES)
+        if unknown:
+            raise pytest.UsageError(f"{item.nodeid} needs unknown capabilities: {', '.join(sorted(unknown))}")
+        missing = sorted(needs - have)
+        if missing:
+            item.add_marker(pytest.mark.skip(reason=f"n/a: DUT {dut} lacks {', '.join(missing)}"))
 
 
 def _missing_prerequisites() -> str | None:
@@ -66,14 +90,6 @@ def gw(lab: Any) -> Any:
     return lab.gateway("edge1")
 
 
-@pytest.fixture
-def reference_only(gw: Any) -> Any:
-    """For tests of the reference gateway's own internals (traces, stage counters)."""
-    if "trace" not in gw.capabilities:
-        pytest.skip("this gateway exposes no traces or stage counters")
-    return gw
-
-
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
@@ -92,12 +108,14 @@ def artifacts_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     out.mkdir(parents=True, exist_ok=True)
     for name in lab.plan.get("gateways", {}):
         handle = lab.gateway(name)
-        for what in ("summary", "counters", "drops", "traces", "mac", "arp", "fib", "ports", "instances"):
+        whats = ["counters"]
+        if "internals.show" in handle.capabilities:
+            whats += ["summary", "drops", "traces", "mac", "arp", "fib", "ports", "instances"]
+        for what in whats:
             try:
-                data = handle.show(what)
+                data = handle.counters() if what == "counters" else handle.show(what)
             except Exception as exc:  # noqa: BLE001 - an artifact must not hide the failure
                 data = {"error": str(exc)}
             (out / f"{name}-{what}.json").write_text(json.dumps(data, indent=2))
-        log_text = getattr(handle, "log_text", None)
-        if log_text:
-            (out / f"{name}.log").write_text(log_text())
+        for log_name, text in handle.logs().items():
+            (out / log_name).write_text(text)

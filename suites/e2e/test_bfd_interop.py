@@ -35,6 +35,10 @@ def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return res
 
 
+# The reference gateway's own BFD implementation against FRR's: no DUT is judged here.
+pytestmark = pytest.mark.needs("internals.ha")
+
+
 @pytest.fixture
 def bfd_pair() -> Iterator[dict[str, str]]:
     if os.geteuid() != 0 or not (FRR / "bfdd").exists():

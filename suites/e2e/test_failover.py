@@ -34,8 +34,6 @@ def ha(request: pytest.FixtureRequest) -> Iterator[Any]:
     import topologies
 
     with topologies.start("edge-ha", dut=request.config.getoption("--dut")) as lab:
-        if "trace" not in lab.gateway("edge1").capabilities:
-            pytest.skip("needs the reference gateway's HA agent")
         yield lab
 
 
@@ -60,12 +58,13 @@ def probe(lab: Any, count: int) -> subprocess.Popen[bytes]:
 
 
 def loss_window(out: bytes, count: int) -> tuple[int, float]:
-    from edgelab.bench import probe_gap
+    from suites.lib.traffic import probe_gap
 
     window, seqs = probe_gap(out, PROBE_INTERVAL)
     return len(set(seqs)), window
 
 
+@pytest.mark.needs("ha.failover", "internals.ha")
 def test_steady_state_both_srs_up(ha):
     poll(lambda: both_up(ha), timeout=10, what="BFD up between edge1 and edge2")
     result = traffic.ping(ha.host("t1"), EXT, count=3)
@@ -73,6 +72,7 @@ def test_steady_state_both_srs_up(ha):
     assert dr_neighbour(ha, "169.254.0.2") == ha.plan["transit"]["mac"]["edge1"]
 
 
+@pytest.mark.needs("ha.failover", "fault.crash", "internals.ha")
 def test_kill_active_sr_traffic_moves_to_standby_and_back(ha):
     plan = ha.plan
     poll(lambda: both_up(ha), timeout=10, what="BFD up before the failover")
@@ -83,7 +83,7 @@ def test_kill_active_sr_traffic_moves_to_standby_and_back(ha):
     with traffic.capture(ha.host("pr"), seconds=8) as cap:
         stream = probe(ha, 300)
         time.sleep(1.0)
-        ha.driver.kill("edge1")
+        ha.gateway("edge1").crash()
         out, _ = stream.communicate(timeout=30)
     transit_frames = transit_cap.stop()
     received, window = loss_window(out, 300)
@@ -120,6 +120,7 @@ def test_kill_active_sr_traffic_moves_to_standby_and_back(ha):
     assert result.ok, result.text
 
 
+@pytest.mark.needs("ha.failover", "internals.ha")
 def test_cut_transit_link_of_active_sr(ha):
     """edge1 stays alive but loses its transit link: it fences itself (AdminDown on the
     uplink session), edge2 takes over at once; edge1 claims nothing of edge2's."""
@@ -153,6 +154,7 @@ def test_cut_transit_link_of_active_sr(ha):
     assert traffic.ping(ha.host("t1"), EXT, count=3).ok
 
 
+@pytest.mark.needs("ha.failover", "internals.ha")
 def test_only_bfd_cut_on_transit_is_no_split_brain(ha):
     """BFD dropped on the transit switch (links up): the uplink sessions keep the peers up;
     nobody takes over anything, traffic keeps its path."""
@@ -176,6 +178,7 @@ def test_only_bfd_cut_on_transit_is_no_split_brain(ha):
     poll(lambda: both_up(ha), timeout=15, what="BFD back on the transit switch")
 
 
+@pytest.mark.needs("ha.ecmp", "fault.crash", "internals.ha", "internals.show")
 def test_active_active_ecmp_spread_and_survival(ha):
     """The DR spreads flows over both SRs (equal-cost default route); one SR dies, every flow survives."""
     poll(lambda: both_up(ha), timeout=15, what="BFD up before switching to active/active")
@@ -198,7 +201,7 @@ def test_active_active_ecmp_spread_and_survival(ha):
         assert all(a["ok"] for a in spread), spread
         grown = {e: sr_packets(e) - before[e] for e in before}
         assert all(n > 0 for n in grown.values()), f"flows must use both SRs: {grown}"
-        ha.driver.kill("edge1")
+        ha.gateway("edge1").crash()
         poll(
             lambda: "169.254.0.2" in ha.gateway("edge2").show("ha")["owned"]["t1-sr"],
             timeout=5,
@@ -218,6 +221,7 @@ def test_active_active_ecmp_spread_and_survival(ha):
         poll(lambda: both_up(ha), timeout=15, what="BFD up after edge1 restarted")
 
 
+@pytest.mark.needs("ha.failover")
 def test_provider_router_runs_frr(ha):
     pr = ha.host("pr")
     routes = pr.vtysh("show ip route 172.16.0.0/16 json")
@@ -236,7 +240,7 @@ def ha_no_preempt(request: pytest.FixtureRequest) -> Iterator[Any]:
         pytest.skip("needs root, Mininet, OVS and FRR")
     plan = topologies.plan("edge-ha")
     for edge in ("edge1", "edge2"):
-        plan["gateways"][edge]["config"]["routers"][0]["ha"]["preempt"] = False
+        plan["gateways"][edge]["routers"][0]["ha"]["preempt"] = False
     with topologies.start("edge-ha", dut=request.config.getoption("--dut"), plan=plan) as lab:
         yield lab
 
@@ -249,6 +253,7 @@ def _prerequisites_missing() -> bool:
     return bool(_missing_prerequisites()) or not os.path.exists("/usr/lib/frr/zebra")
 
 
+@pytest.mark.needs("ha.preempt", "fault.crash", "internals.ha")
 def test_recovery_without_preemption(ha_no_preempt):
     """preempt: false — a recovered SR comes back as standby: it claims none of its
     addresses the peer holds, until that peer fails in turn."""
@@ -262,7 +267,7 @@ def test_recovery_without_preemption(ha_no_preempt):
     )
     assert traffic.ping(lab.host("t1"), EXT, count=2).ok
     assert dr_neighbour(lab, "169.254.0.2") == plan["transit"]["mac"]["edge1"]
-    lab.driver.kill("edge1")
+    lab.gateway("edge1").crash()
     poll(lambda: "169.254.0.2" in lab.gateway("edge2").show("ha")["owned"]["t1-sr"], timeout=5, what="edge2 took over")
     assert traffic.ping(lab.host("t1"), EXT, count=3).ok
     # edge1 returns: no preemption, so it stays standby for its own addresses.
@@ -277,7 +282,7 @@ def test_recovery_without_preemption(ha_no_preempt):
     assert dr_neighbour(lab, "169.254.0.2") == plan["transit"]["mac"]["edge2"]
     assert traffic.ping(lab.host("t1"), EXT, count=3).ok
     # Now the holder fails: edge1 claims its own addresses back and takes over edge2's.
-    lab.driver.kill("edge2")
+    lab.gateway("edge2").crash()
     poll(
         lambda: lab.gateway("edge1").show("ha")["yielded"]["t1-sr"] == [],
         timeout=5,

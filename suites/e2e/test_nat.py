@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import time
 
+import pytest
 from scapy.layers.inet import ICMP, IP
 
 from suites.lib import traffic
@@ -18,6 +19,7 @@ from suites.lib.plans import addr
 from topologies.nodes import run
 
 
+@pytest.mark.needs("nat.snat")
 def test_provider_sees_pool_address(lab, plan):
     ext1 = lab.host("ext1")
     with traffic.capture(ext1, seconds=5) as cap:
@@ -28,6 +30,7 @@ def test_provider_sees_pool_address(lab, plan):
     assert {f[IP].src for f in requests} <= set(plan["nat"]["pool"]), [f[IP].src for f in requests]
 
 
+@pytest.mark.needs("nat.snat")
 def test_two_tenants_same_source_port(lab, plan):
     """t1 and t3 both send from UDP port 5555: distinct public endpoints, both get their answer."""
     echo = traffic.UdpEcho(lab.host("ext1"), 9999)
@@ -41,6 +44,7 @@ def test_two_tenants_same_source_port(lab, plan):
     assert {p[0] for p in peers} <= set(plan["nat"]["pool"])
 
 
+@pytest.mark.needs("nat.dnat")
 def test_port_forward_from_provider(lab, plan):
     rule = plan["nat"]["dnat"]["t3-http"]
     res = traffic.tcp_transfer(
@@ -55,6 +59,7 @@ def test_port_forward_from_provider(lab, plan):
     assert res["server"]["peer"] == addr(plan, "ext2"), "inbound DNAT keeps the client's own address"
 
 
+@pytest.mark.needs("nat.one_to_one")
 def test_one_to_one_both_directions(lab, plan):
     public = plan["nat"]["one_to_one"]["t2"]
     inbound = traffic.ping(lab.host("ext1"), public, count=2)
@@ -68,6 +73,7 @@ def test_one_to_one_both_directions(lab, plan):
     assert peers == [(public, 7000)], f"t2 must leave as its 1:1 address with its own port, provider saw {peers}"
 
 
+@pytest.mark.needs("nat.dnat", "nat.hairpin")
 def test_hairpin_to_port_forward(lab, plan):
     """t1 reaches t3 through t3's public address and port."""
     rule = plan["nat"]["dnat"]["t3-http"]
@@ -83,6 +89,7 @@ def test_hairpin_to_port_forward(lab, plan):
     assert res["server"]["peer"] in plan["nat"]["pool"], "hairpin traffic is SNAT'd so the reply returns through the SR"
 
 
+@pytest.mark.needs("routing", "nat.snat")
 def test_traceroute_through_snat(lab, plan):
     """TTL 3 from t1 to ext2 expires at the provider router, beyond the NAT: its error is translated back."""
     result = traffic.ping(lab.host("t1"), addr(plan, "ext2"), count=1, ttl=3)
@@ -98,6 +105,7 @@ def test_traceroute_through_snat(lab, plan):
     ]
 
 
+@pytest.mark.needs("routing", "nat.snat")
 def test_path_mtu_through_snat(lab, plan):
     """A 1500-byte DF packet towards ext2 meets the provider's 1400-byte link: frag-needed comes back through NAT."""
     t1 = lab.host("t1")
@@ -109,29 +117,31 @@ def test_path_mtu_through_snat(lab, plan):
     assert small.ok, small.text
 
 
+@pytest.mark.needs("fw.stateful", "counters")
 def test_unsolicited_inbound_is_blocked(lab, plan, gw):
     ext1 = lab.host("ext1")
     run(ext1, ["ip", "route", "replace", "172.16.0.0/16", "via", plan["routers"]["t1"]["sr"]["uplink"]])
-    before = drop_count(gw, "sr/fw-unsolicited")
+    before = gw.counters()["dropped"]["firewall"]
     try:
         result = traffic.ping(ext1, addr(plan, "t1"), count=2)
     finally:
         run(ext1, ["ip", "route", "del", "172.16.0.0/16"])
     assert result.received == 0, "an unsolicited ping reached a tenant: " + result.text
-    poll(lambda: drop_count(gw, "sr/fw-unsolicited") - before >= 2, what="2 drops counted as sr/fw-unsolicited")
+    poll(lambda: gw.counters()["dropped"]["firewall"] - before >= 2, what="2 drops counted as firewall")
 
 
+@pytest.mark.needs("fw.reject", "counters")
 def test_telnet_out_is_rejected(lab, plan, gw):
-    before = drop_count(gw, "sr/fw-reject")
+    before = gw.counters()["dropped"]["firewall"]
     res = traffic.tcp_connect(lab.host("t1"), addr(plan, "ext1"), plan["nat"]["firewall"]["rejected_out"]["port"])
     assert res.get("error"), res
     assert "No route to host" in res["error"] or res.get("errno") == 113, res
-    poll(lambda: drop_count(gw, "sr/fw-reject") > before, what="sr/fw-reject counted")
+    poll(lambda: gw.counters()["dropped"]["firewall"] > before, what="the reject counted as a firewall drop")
 
 
-def test_rule_added_at_runtime_blocks_a_running_flow(lab, plan, reference_only):
+@pytest.mark.needs("fw.runtime", "counters")
+def test_rule_added_at_runtime_blocks_a_running_flow(lab, plan, gw):
     """A ping stream runs; a drop rule lands; the stream stops at once; the rule goes; it resumes."""
-    gw = reference_only
     t1 = lab.host("t1")
     stream = t1.popen(
         ["ping", "-n", "-i", "0.05", "-c", "60", "-W", "1", addr(plan, "ext1")],
@@ -139,24 +149,18 @@ def test_rule_added_at_runtime_blocks_a_running_flow(lab, plan, reference_only):
         stderr=subprocess.PIPE,
     )
     try:
-        poll(lambda: gw.show("conntrack")["t1"]["count"] > 0, what="the ping flow is tracked")
-        time.sleep(0.5)
-        before = drop_count(gw, "sr/fw-drop")
-        gw.request(
-            {
-                "cmd": "firewall",
-                "action": "add",
-                "router": "t1",
-                "position": 0,
-                "rule": {"name": "runtime-block", "action": "drop", "proto": "icmp", "dst": f"{addr(plan, 'ext1')}/32"},
-            }
+        time.sleep(1.0)  # the flow runs (and is tracked) before the rule lands
+        before = gw.counters()["dropped"]["firewall"]
+        gw.add_firewall_rule(
+            {"name": "runtime-block", "action": "drop", "proto": "icmp", "dst": f"{addr(plan, 'ext1')}/32"},
+            position=0,
         )
         poll(
-            lambda: drop_count(gw, "sr/fw-drop") - before >= 5,
+            lambda: gw.counters()["dropped"]["firewall"] - before >= 5,
             timeout=5,
             what="the running flow dropped by the new rule",
         )
-        gw.request({"cmd": "firewall", "action": "del", "router": "t1", "name": "runtime-block"})
+        gw.del_firewall_rule("runtime-block")
         out, _err = stream.communicate(timeout=30)
     finally:
         if stream.poll() is None:
@@ -167,11 +171,11 @@ def test_rule_added_at_runtime_blocks_a_running_flow(lab, plan, reference_only):
     assert traffic.ping(t1, addr(plan, "ext1"), count=1).ok, "flow did not resume after the rule was removed"
 
 
-def test_pool_exhaustion_is_counted_and_reported(lab, plan, reference_only):
-    gw = reference_only
+@pytest.mark.needs("nat.runtime", "counters", "internals.show")
+def test_pool_exhaustion_is_counted_and_reported(lab, plan, gw):
     t4 = lab.host("t4")
     rule = {"name": "tiny-pool", "source": f"{addr(plan, 't4')}/32", "pool": ["203.0.113.70"], "ports": "6000-6002"}
-    gw.request({"cmd": "nat", "action": "add", "router": "t1", "kind": "snat", "rule": rule})
+    gw.add_nat_rule("snat", rule)
     before = drop_count(gw, "sr/nat-pool-exhausted")
     echo = traffic.UdpEcho(lab.host("ext1"), 9997)
     try:
@@ -179,15 +183,15 @@ def test_pool_exhaustion_is_counted_and_reported(lab, plan, reference_only):
         pool = next(p for p in gw.show("nat")["t1"]["pools"] if p["rule"] == "tiny-pool")
     finally:
         peers = echo.stop()
-        gw.request({"cmd": "nat", "action": "del", "router": "t1", "name": "tiny-pool"})
+        gw.del_nat_rule("tiny-pool")
     assert [a["ok"] for a in answers] == [True, True, True, False, False]
     assert sorted(p[1] for p in peers) == [6000, 6001, 6002] and {p[0] for p in peers} == {"203.0.113.70"}
     assert drop_count(gw, "sr/nat-pool-exhausted") - before == 2
     assert pool["used"]["udp"] == 3 and pool["capacity_per_protocol"] == 3
 
 
-def test_show_nat_and_conntrack(lab, plan, reference_only):
-    gw = reference_only
+@pytest.mark.needs("internals.show")
+def test_show_nat_and_conntrack(lab, plan, gw):
     traffic.ping(lab.host("t3"), addr(plan, "ext1"), count=1)
     nat = gw.show("nat")["t1"]
     assert nat["public_addresses"] and set(plan["nat"]["pool"]) <= set(nat["public_addresses"])

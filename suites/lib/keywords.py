@@ -169,13 +169,26 @@ class GatewayKeywords:
 
     @keyword("drop counters of ${gw:[\\w-]+} are noted")
     def note_drops(self, gw: str) -> None:
-        self.ctx.drops_before[gw] = dict(self.ctx.lab.gateway(gw).show("drops"))
+        """Both the normalized categories (any DUT) and, where shown, the reference's drop names."""
+        handle = self.ctx.lab.gateway(gw)
+        noted = dict(handle.counters()["dropped"])
+        if "internals.show" in handle.capabilities:
+            noted.update(handle.show("drops"))
+        self.ctx.drops_before[gw] = noted
 
     @keyword("${gw:[\\w-]+} counted ${n:\\d+} drops as ${reason:\\S+}")
     def counted_drops(self, gw: str, n: str, reason: str) -> None:
+        """``reason``: a normalized category (no-instance, firewall ...), or a reference drop
+        name (``stage/reason``, tests tagged reference-internals only)."""
         handle = self.ctx.lab.gateway(gw)
         before = self.ctx.drops_before.get(gw, {}).get(reason, 0)
-        poll(lambda: drop_count(handle, reason) - before >= int(n), timeout=5, what=f"{n} drops counted as {reason}")
+
+        def count() -> int:
+            if "/" in reason:
+                return drop_count(handle, reason)
+            return int(handle.counters()["dropped"][reason])
+
+        poll(lambda: count() - before >= int(n), timeout=5, what=f"{n} drops counted as {reason}")
 
     @keyword("${gw:[\\w-]+} is alive")
     def is_alive(self, gw: str) -> None:
@@ -187,7 +200,7 @@ class GatewayKeywords:
         from scapy.layers.inet import ICMP, IP
 
         plan = self.ctx.plan
-        router_mac = plan["gateways"][gw]["config"]["routers"][0]["dr"]["ports"][0]["mac"]
+        router_mac = plan["gateways"][gw]["routers"][0]["dr"]["ports"][0]["mac"]
         raw = bytearray(bytes(IP(src="172.16.10.99", dst="203.0.113.10") / ICMP()))
         raw[10] ^= 0xFF
         src_mac = (plan.get("probes", {}).get(sender) or plan["hosts"][sender])["mac"]
@@ -308,36 +321,36 @@ class NatKeywords:
         if not res.get("error"):
             raise AssertionError(f"the connection to {dst}:{port} was opened")
 
+    @keyword("${src:[\\w-]+} is refused TCP port ${port:\\d+} on ${dst:[\\w-]+} by the gateway")
+    def refused_by_gateway(self, src: str, port: str, dst: str) -> None:
+        """The connection fails with host unreachable (ICMP administratively prohibited from the
+        gateway), not merely for want of a listener (that would be a reset from the host)."""
+        res = traffic.tcp_connect(self.ctx.lab.host(src), self.ctx.resolve(dst), int(port))
+        logger.info(str(res))
+        if not res.get("error"):
+            raise AssertionError(f"the connection to {dst}:{port} was opened")
+        if res.get("errno") != 113 and "No route to host" not in str(res["error"]):
+            raise AssertionError(f"refused, but not by the gateway's reject (host unreachable): {res}")
+
     @keyword("${gw:[\\w-]+} gets a firewall rule dropping ${proto:\\w+} to ${host:[\\w-]+}")
     def add_drop_rule(self, gw: str, proto: str, host: str) -> None:
         name = f"robot-drop-{proto}-{host}"
-        self.ctx.lab.gateway(gw).request(
-            {
-                "cmd": "firewall",
-                "action": "add",
-                "router": "t1",
-                "position": 0,
-                "rule": {"name": name, "action": "drop", "proto": proto, "dst": f"{self.ctx.resolve(host)}/32"},
-            }
+        self.ctx.lab.gateway(gw).add_firewall_rule(
+            {"name": name, "action": "drop", "proto": proto, "dst": f"{self.ctx.resolve(host)}/32"}, position=0
         )
         self.added.append((gw, "firewall", name))
 
     @keyword("${gw:[\\w-]+} gets an SNAT pool of ${n:\\d+} ports on ${public:[\\d.]+} for ${host:[\\w-]+}")
     def add_tiny_pool(self, gw: str, n: str, public: str, host: str) -> None:
         name = f"robot-pool-{host}"
-        self.ctx.lab.gateway(gw).request(
+        self.ctx.lab.gateway(gw).add_nat_rule(
+            "snat",
             {
-                "cmd": "nat",
-                "action": "add",
-                "router": "t1",
-                "kind": "snat",
-                "rule": {
-                    "name": name,
-                    "source": f"{self.ctx.resolve(host)}/32",
-                    "pool": [public],
-                    "ports": f"30000-{30000 + int(n) - 1}",
-                },
-            }
+                "name": name,
+                "source": f"{self.ctx.resolve(host)}/32",
+                "pool": [public],
+                "ports": f"30000-{30000 + int(n) - 1}",
+            },
         )
         self.added.append((gw, "nat", name))
 
@@ -365,7 +378,11 @@ class NatKeywords:
     def remove_added(self) -> None:
         while self.added:
             gw, kind, name = self.added.pop()
-            self.ctx.lab.gateway(gw).request({"cmd": kind, "action": "del", "router": "t1", "name": name})
+            handle = self.ctx.lab.gateway(gw)
+            if kind == "nat":
+                handle.del_nat_rule(name)
+            else:
+                handle.del_firewall_rule(name)
 
 
 class CacheKeywords:
@@ -437,7 +454,7 @@ class CacheKeywords:
         host = plan["hosts"][src]
         gw_mac = next(
             p["mac"]
-            for r in plan["gateways"]["edge1"]["config"]["routers"]
+            for r in plan["gateways"]["edge1"]["routers"]
             for p in r["dr"]["ports"]
             if p["instance"] == host["instance"]
         )
@@ -483,7 +500,7 @@ class HaKeywords:
         import subprocess
         import time
 
-        from edgelab.bench import probe_gap
+        from suites.lib.traffic import probe_gap
 
         interval, count = 0.01, 300
         stream = self.ctx.lab.host(src).popen(
@@ -492,7 +509,7 @@ class HaKeywords:
             stderr=subprocess.PIPE,
         )
         time.sleep(1.0)
-        self.ctx.lab.driver.kill(edge)
+        self.ctx.lab.gateway(edge).crash()
         out, _ = stream.communicate(timeout=60)
         self.window, seqs = probe_gap(out, interval)
         self.answered = len(set(seqs))

@@ -109,20 +109,22 @@ def tcp_server(port: int, timeout: float = 30.0) -> int:
 
 def tcp_client(addr: str, port: int, nbytes: int) -> int:
     payload = os.urandom(nbytes)
+    # An ICMP error may arrive after connect() returned: a send or recv then fails the
+    # same way, and the result must say so, not crash.
     try:
         conn = socket.create_connection((addr, port), timeout=10)
+        with conn:
+            conn.sendall(payload)
+            conn.shutdown(socket.SHUT_WR)
+            answer = b""
+            while True:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
     except OSError as exc:
         print(json.dumps({"bytes": 0, "error": exc.strerror or str(exc), "errno": exc.errno}), flush=True)
         return 3
-    conn.sendall(payload)
-    conn.shutdown(socket.SHUT_WR)
-    answer = b""
-    while True:
-        chunk = conn.recv(4096)
-        if not chunk:
-            break
-        answer += chunk
-    conn.close()
     print(
         json.dumps({"bytes": nbytes, "sha256": hashlib.sha256(payload).hexdigest(), "server_sha256": answer.decode()}),
         flush=True,

@@ -11,8 +11,8 @@ def addr(plan: dict[str, Any], host: str) -> str:
 
 
 def router_port(plan: dict[str, Any], instance: str, gateway: str = "edge1") -> dict[str, Any]:
-    """The router port (ip, mac) on ``instance`` in the reference config of ``gateway``."""
-    for router in plan["gateways"][gateway]["config"].get("routers", []):
+    """The router port (ip, mac) on ``instance`` in the intent of ``gateway``."""
+    for router in plan["gateways"][gateway].get("routers", []):
         for half in ("dr", "sr"):
             for port in (router.get(half) or {}).get("ports", []):
                 if port["instance"] == instance:

@@ -193,3 +193,20 @@ def neighbour_mac(host: Any, ip: str) -> str | None:
         if entry.get("lladdr") and entry.get("state", ["FAILED"])[0] not in ("FAILED", "INCOMPLETE"):
             return str(entry["lladdr"])
     return None
+
+
+def probe_gap(ping_output: bytes, interval: float) -> tuple[float, list[int]]:
+    """The loss window of a ``ping -D`` probe: the longest silence between two
+    consecutive replies, minus the probe interval (wall clock, from ping's own
+    timestamps, so a slow sender does not shrink it)."""
+    import re
+
+    replies = [
+        (float(ts), int(seq))
+        for ts, seq in re.findall(rb"\[(\d+\.\d+)\] \d+ bytes from .*?icmp_seq=(\d+) ttl", ping_output)
+    ]
+    if len(replies) < 2:
+        return float("inf"), [seq for _, seq in replies]
+    times = [t for t, _ in replies]
+    gap = max(b - a for a, b in zip(times, times[1:], strict=False)) - interval
+    return max(gap, 0.0), [seq for _, seq in replies]

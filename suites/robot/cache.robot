@@ -6,7 +6,7 @@ Documentation       The reference gateway's datapath cache with real traffic: th
 Library             suites.lib.keywords.EdgelabLibrary    dut=${DUT}
 Suite Setup         Start Topology    edge-basic
 Suite Teardown      Stop Topology
-Test Tags           cache    reference-internals
+Test Tags           cache    reference-internals    needs:internals.cache    needs:internals.show
 
 
 *** Variables ***

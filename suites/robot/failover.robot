@@ -6,7 +6,7 @@ Documentation       Service-router failover on edge-ha: the SR agents watch each
 Library             suites.lib.keywords.EdgelabLibrary    dut=${DUT}
 Suite Setup         Start Topology    edge-ha
 Suite Teardown      Stop Topology
-Test Tags           failover    reference-internals
+Test Tags           failover    reference-internals    needs:ha.failover    needs:internals.ha
 
 
 *** Variables ***

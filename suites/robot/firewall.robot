@@ -14,29 +14,32 @@ ${DUT}      reference
 
 *** Test Cases ***
 Reply Traffic Of A Tenant-Initiated Flow Is Allowed
+    [Tags]    needs:fw.stateful    needs:nat.snat
     When t1 pings ext2
     Then the ping succeeds
 
 Unsolicited Inbound Traffic Is Dropped And Counted
+    [Tags]    needs:fw.stateful    needs:counters
     Given drop counters of edge1 are noted
     When ext1 pings t1 directly, routing tenant prefixes to the SR
     Then the ping fails
-    And edge1 counted 2 drops as sr/fw-unsolicited
+    And edge1 counted 2 drops as firewall
 
 A Configured Reject Rule Refuses Telnet Out
+    [Tags]    needs:fw.reject    needs:counters
     Given drop counters of edge1 are noted
-    Then t1 cannot open TCP port 23 on ext1
-    And edge1 counted 1 drops as sr/fw-reject
+    Then t1 is refused TCP port 23 on ext1 by the gateway
+    And edge1 counted 1 drops as firewall
 
 A Rule Added At Run Time Blocks The Next Packet
-    [Tags]    runtime-config
+    [Tags]    runtime-config    needs:fw.runtime    needs:counters
     Given t3 pings ext1
     And the ping succeeds
     And drop counters of edge1 are noted
     When edge1 gets a firewall rule dropping icmp to ext1
     And t3 pings ext1
     Then the ping fails
-    And edge1 counted 3 drops as sr/fw-drop
+    And edge1 counted 3 drops as firewall
     When the rules added by this test are removed
     And t3 pings ext1
     Then the ping succeeds

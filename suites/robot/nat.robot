@@ -15,41 +15,57 @@ ${DUT}      reference
 
 *** Test Cases ***
 The Provider Sees The SNAT Pool, Not The Tenant
+    [Tags]    needs:nat.snat
     Given topology edge-basic is running
     Then ext1 sees t1 as an address of the SNAT pool
     And ext1 sees t3 as an address of the SNAT pool
 
 Two Tenants Using The Same Source Port Both Work
+    [Tags]    needs:nat.snat
     When t1 and t3 send UDP from source port 5555 to ext1 port 9999
     Then 2 of them get their answer
     And the provider saw 2 distinct public endpoints
 
 Port Forwarding From The Provider
+    [Tags]    needs:nat.dnat
     When a TCP transfer of 262144 bytes from ext2 to port forward t3-http arrives intact
     Then the server saw ext2 as the client
 
 One-To-One NAT Inbound
+    [Tags]    needs:nat.one_to_one
     When ext2 pings the public address of t2
     Then the ping succeeds
 
 One-To-One NAT Outbound
+    [Tags]    needs:nat.one_to_one
     When t2 send UDP from source port 7000 to ext1 port 9998
     Then 1 of them get their answer
     And the provider saw only 203.0.113.90 as the source
 
 Hairpin To A Forwarded Port
+    [Tags]    needs:nat.dnat    needs:nat.hairpin
     When a TCP transfer of 65536 bytes from t1 to port forward t3-http arrives intact
     Then the server saw an address of the SNAT pool as the client
 
 Time Exceeded From Beyond The NAT Is Translated Back
+    [Tags]    needs:routing    needs:nat.snat
     When t1 pings ext2 with TTL 3
     Then ext1 answers with Time to live exceeded
 
-Pool Exhaustion Is Counted And Reported
-    [Tags]    runtime-config
+Pool Exhaustion Is Counted
+    [Tags]    runtime-config    needs:nat.runtime    needs:counters
     Given edge1 gets an SNAT pool of 3 ports on 203.0.113.71 for t4
     And drop counters of edge1 are noted
     When t4 opens 5 UDP flows to ext1 port 9997
+    Then 3 of them get their answer
+    And edge1 counted 2 drops as nat
+    [Teardown]    The rules added by this test are removed
+
+Pool Exhaustion Is Reported By The Reference Gateway
+    [Tags]    runtime-config    reference-internals    needs:nat.runtime    needs:internals.show
+    Given edge1 gets an SNAT pool of 3 ports on 203.0.113.72 for t4
+    And drop counters of edge1 are noted
+    When t4 opens 5 UDP flows to ext1 port 9996
     Then 3 of them get their answer
     And edge1 counted 2 drops as sr/nat-pool-exhausted
     And edge1 reports 3 of 3 ports used in that pool

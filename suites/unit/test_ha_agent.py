@@ -11,12 +11,13 @@ from gateway import config
 from gateway.ha import agent as agent_mod
 from gateway.ha.bfd import DOWN, UP
 from gateway.io.ipc import decode
+from suites.duts.reference import render
 
 
 @pytest.fixture
 def ha_agent(monkeypatch):
     plan = topologies.plan("edge-ha")
-    cfg = config.build(plan["gateways"]["edge2"]["config"], "edge2.yaml")
+    cfg = config.build(render(plan, "edge2"), "edge2.yaml")
     agent = agent_mod.Agent(cfg)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     ours.setblocking(False)

@@ -1,0 +1,157 @@
+"""edge-ha's address plan: hosts, switches, and the intent of hv1 (DR) and the two SR edges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+NAME = "edge-ha"
+
+
+def _sr(
+    node: str, transit_ip: str, transit_mac: str, uplink_ip: str, uplink_mac: str, peer_transit: str, peer_uplink: str
+) -> dict[str, Any]:
+    """The intent of one SR edge: its transit and uplink addresses, its peer's."""
+    return {
+        "ports": {
+            "transit": {"ifname": f"{node}-eth0", "peer": "st", "role": "transit"},
+            "uplink": {"ifname": f"{node}-eth1", "peer": "sp", "role": "uplink"},
+        },
+        "instances": {
+            "transit": [{"port": "transit", "vlan": None}],
+            "provider": [{"port": "uplink", "vlan": None}],
+        },
+        "routers": [
+            {
+                "name": "t1",
+                "tlr_id": 1,
+                "sr": {
+                    "ports": [{"instance": "provider", "ip": f"{uplink_ip}/24", "mac": uplink_mac}],
+                    "routes": [
+                        {"prefix": "0.0.0.0/0", "via": "203.0.113.254"},
+                        {"prefix": "172.16.0.0/16", "via": "169.254.0.1"},
+                    ],
+                },
+                "transit": {
+                    "subnet": "169.254.0.0/28",
+                    "dr": "169.254.0.1",
+                    "sr": transit_ip,
+                    "instance": "transit",
+                    "sr_mac": transit_mac,
+                },
+                # The peer SR: watched with BFD; on its failure its addresses move here.
+                "ha": {
+                    "peers": [{"transit": peer_transit, "addresses": [peer_uplink]}],
+                    "bfd": {"tx_ms": 100, "rx_ms": 100, "mult": 3},
+                    "preempt": True,
+                },
+            }
+        ],
+    }
+
+
+PLAN: dict[str, Any] = {
+    "name": NAME,
+    "description": "DR node, transit switch, two SR edges with BFD failover, provider router",
+    "hosts": {
+        "t1": {
+            "ip": "172.16.10.11/24",
+            "gw": "172.16.10.1",
+            "vlan": None,
+            "instance": "web",
+            "node": "hv1",
+            "mac": "02:00:01:10:00:11",
+        },
+        "t2": {
+            "ip": "172.16.20.12/24",
+            "gw": "172.16.20.1",
+            "vlan": None,
+            "instance": "app",
+            "node": "hv1",
+            "mac": "02:00:01:20:00:12",
+        },
+        "pr": {
+            "ip": "203.0.113.254/24",
+            "gw": None,
+            "vlan": None,
+            "instance": None,
+            "node": None,
+            "mac": "02:00:01:cb:00:fe",
+            "router": True,
+            "ip2": "198.51.100.1/24",
+            # FRR (zebra + staticd) on the provider router holds the route to the tenants.
+            "frr_routes": {"172.16.0.0/16": "203.0.113.1"},
+        },
+        "ext1": {
+            "ip": "198.51.100.10/24",
+            "gw": "198.51.100.1",
+            "vlan": None,
+            "instance": None,
+            "node": None,
+            "mac": "02:00:01:c6:00:10",
+        },
+    },
+    "switches": {"st": {"access": {}, "trunks": []}, "sp": {"access": {}, "trunks": []}},
+    "transit": {
+        "subnet": "169.254.0.0/28",
+        "dr": "169.254.0.1",
+        "sr": {"edge1": "169.254.0.2", "edge2": "169.254.0.3"},
+        "mac": {"hv1": "02:00:01:a9:00:01", "edge1": "02:00:01:a9:00:02", "edge2": "02:00:01:a9:00:03"},
+    },
+    "uplinks": {"edge1": "203.0.113.1", "edge2": "203.0.113.2"},
+    "gateways": {
+        "hv1": {
+            "ports": {
+                "web": {"ifname": "hv1-eth0", "peer": "t1", "role": "tenant"},
+                "app": {"ifname": "hv1-eth1", "peer": "t2", "role": "tenant"},
+                "transit": {"ifname": "hv1-eth2", "peer": "st", "role": "transit"},
+            },
+            "instances": {
+                "web": [{"port": "web", "vlan": None}],
+                "app": [{"port": "app", "vlan": None}],
+                "transit": [{"port": "transit", "vlan": None}],
+            },
+            "routers": [
+                {
+                    "name": "t1",
+                    "tlr_id": 1,
+                    "dr": {
+                        "ports": [
+                            {"instance": "web", "ip": "172.16.10.1/24", "mac": "02:00:01:10:00:01"},
+                            {"instance": "app", "ip": "172.16.20.1/24", "mac": "02:00:01:20:00:01"},
+                        ]
+                    },
+                    # Everything else goes to the SRs' transit address (edge1's; edge2's on failover).
+                    "transit": {
+                        "subnet": "169.254.0.0/28",
+                        "dr": "169.254.0.1",
+                        "instance": "transit",
+                        "peers": ["169.254.0.2"],
+                        "dr_mac": "02:00:01:a9:00:01",
+                    },
+                }
+            ],
+        },
+        "edge1": _sr(
+            "edge1",
+            "169.254.0.2",
+            "02:00:01:a9:00:02",
+            "203.0.113.1",
+            "02:00:01:cb:00:01",
+            "169.254.0.3",
+            "203.0.113.2",
+        ),
+        "edge2": _sr(
+            "edge2",
+            "169.254.0.3",
+            "02:00:01:a9:00:03",
+            "203.0.113.2",
+            "02:00:01:cb:00:02",
+            "169.254.0.2",
+            "203.0.113.1",
+        ),
+    },
+    "routers": {
+        "t1": {"tlr_id": 1, "dr": {"web": "172.16.10.1", "app": "172.16.20.1"}, "sr": {"uplink": "203.0.113.1"}}
+    },
+    "nat": {},
+}
