@@ -1,0 +1,124 @@
+"""The DUT boundary: drivers found by name, capabilities checked, n/a never a pass.
+
+No root here: only the registry, the rendering of intent and the mechanisms
+that turn a missing capability into n/a (pytest's collection hook, Robot's
+pre-run modifier).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import topologies
+from suites.duts import CAPABILITIES, capabilities
+from suites.duts.base import DutDriver
+from suites.duts.reference import ReferenceDriver, render
+
+
+class SwitchOnly(DutDriver):
+    """A DUT that declares only switching."""
+
+    name = "switch-only"
+    capabilities = frozenset({"switching"})
+
+
+def test_reference_found_by_name_through_its_entry_point():
+    assert topologies.dut_driver("reference") is ReferenceDriver
+    assert "reference" in topologies.dut_names()
+
+
+def test_unknown_dut_is_a_clear_error():
+    with pytest.raises(topologies.TopologyError, match="no DUT driver 'nosuch'; drivers: .*reference"):
+        topologies.dut_driver("nosuch")
+
+
+def test_a_registered_driver_and_a_class_are_accepted():
+    topologies.register_dut("switch-only", SwitchOnly)
+    assert topologies.dut_driver("switch-only") is SwitchOnly
+    assert topologies.dut_driver(SwitchOnly) is SwitchOnly
+    assert capabilities("switch-only") == {"switching"}
+
+
+def test_declared_capabilities_are_known_names():
+    for name in topologies.dut_names():
+        assert capabilities(name) <= set(CAPABILITIES), name
+
+
+def test_reference_render_puts_services_where_the_reference_wants_them():
+    plan = topologies.plan("edge-basic")
+    cfg = render(plan, "edge1")
+    router = cfg["routers"][0]
+    assert router["sr"]["nat"]["snat"][0]["pool"] == plan["nat"]["pool"]
+    assert router["sr"]["firewall"]["rules"][0]["name"] == "no-telnet-out"
+    assert cfg["instances"]["web"] == {"records": [{"port": "trunk", "vlan": 10}, {"port": "access", "vlan": None}]}
+    assert "nat" not in router and "firewall" not in router
+
+
+def test_topologies_carry_no_dut_syntax():
+    """A gateway's entry in a plan is intent: no reference-only keys outside gateways.NAME.dut."""
+    reference_only = {"node", "control_socket", "io", "cache", "tables", "config"}
+    for name in topologies.names():
+        for gw, spec in topologies.plan(name)["gateways"].items():
+            assert not reference_only & set(spec), (name, gw)
+
+
+def _run_pytest_on(tmp_path, dut: str) -> str:
+    """Collect a tiny test module against ``dut`` with the e2e conftest's hook."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    conftest = Path(__file__).resolve().parents[1] / "e2e" / "conftest.py"
+    (tmp_path / "conftest.py").write_text(
+        conftest.read_text()
+        + "\nimport topologies\nfrom suites.unit.test_duts import SwitchOnly\n"
+        + "topologies.register_dut('switch-only', SwitchOnly)\n"
+    )
+    (tmp_path / "test_x.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.needs('switching')\ndef test_switch():\n    pass\n\n"
+        "@pytest.mark.needs('nat.snat', 'switching')\ndef test_nat():\n    pass\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "-q", str(tmp_path), "--dut", dut],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    return res.stdout + res.stderr
+
+
+def test_pytest_marks_what_the_dut_lacks_as_na(tmp_path):
+    out = _run_pytest_on(tmp_path, "switch-only")
+    assert "1 passed, 1 skipped" in out, out
+    assert "n/a: DUT switch-only lacks nat.snat" in out, out
+    out = _run_pytest_on(tmp_path, "reference")
+    assert "2 passed" in out, out
+
+
+def test_robot_marks_what_the_dut_lacks_as_na(tmp_path):
+    from robot import run
+
+    topologies.register_dut("switch-only", SwitchOnly)
+    suite = tmp_path / "x.robot"
+    suite.write_text(
+        "*** Test Cases ***\n"
+        "Switching\n    [Tags]    needs:switching\n    Log    ok\n"
+        "Nat\n    [Tags]    needs:nat.snat\n    Fail    must not run on this DUT\n"
+    )
+    rc = run(
+        str(suite),
+        outputdir=str(tmp_path),
+        prerunmodifier="suites.lib.applicable.NotApplicable:switch-only",
+        output="out.xml",
+        report="NONE",
+        log="NONE",
+        console="none",
+    )
+    assert rc == 0, "the n/a test is skipped, not failed"
+    from robot.api import ExecutionResult
+
+    result = ExecutionResult(str(tmp_path / "out.xml"))
+    tests = {t.name: t for t in result.suite.all_tests}
+    assert tests["Switching"].status == "PASS"
+    assert tests["Nat"].status == "SKIP" and "n/a: DUT switch-only lacks nat.snat" in tests["Nat"].message
