@@ -122,3 +122,49 @@ def test_robot_marks_what_the_dut_lacks_as_na(tmp_path):
     tests = {t.name: t for t in result.suite.all_tests}
     assert tests["Switching"].status == "PASS"
     assert tests["Nat"].status == "SKIP" and "n/a: DUT switch-only lacks nat.snat" in tests["Nat"].message
+
+
+# -- the Linux DUT's rendering -------------------------------------------------------------
+def test_linux_render_of_edge_basic():
+    from suites.duts.linux_render import render as linux
+
+    spec = linux(topologies.plan("edge-basic"), "edge1")
+    assert spec["uplink"] == "br-provider"
+    assert spec["bridges"]["web"]["members"] == ["vt10", "edge1-eth2"], "VLAN 10 of the trunk and the access port"
+    assert spec["bridges"]["web"]["mac"] == "02:00:00:10:00:01"
+    assert set(spec["trunks"]["trunk"]["vlans"]) == {10, 20}
+    assert spec["publics"] == ["203.0.113.64", "203.0.113.65", "203.0.113.80", "203.0.113.90"]
+    nft = spec["nft"]
+    # 1:1 before the pool, so t2 leaves as its own public address.
+    assert nft.index('snat to 203.0.113.90 comment "t2-public"') < nft.index(
+        'snat to 203.0.113.64-203.0.113.65 comment "tenants"'
+    )
+    assert 'tcp dport 23 counter name "fw" reject with icmp type admin-prohibited comment "no-telnet-out"' in nft
+    # The configured rules see every packet: a rule added at run time stops a running flow.
+    assert nft.index("jump fw_rules") < nft.index("ct state established,related accept")
+
+
+def test_linux_snat_with_ports_matches_a_transport_first():
+    from suites.duts.linux_render import snat_rules
+
+    with_ports, rest = snat_rules(
+        {"name": "p", "source": "10.0.0.0/8", "pool": ["192.0.2.1"], "ports": "6000-6002"}, "up"
+    )
+    assert "meta l4proto { tcp, udp } snat to 192.0.2.1:6000-6002" in with_ports
+    assert "snat to 192.0.2.1 " in rest
+
+
+def test_linux_ruleset_is_valid_nftables(tmp_path):
+    """nft itself checks the rendered ruleset (-c: nothing is applied)."""
+    import os
+    import shutil
+    import subprocess
+
+    from suites.duts.linux_render import render as linux
+
+    if os.geteuid() != 0 or shutil.which("nft") is None:
+        pytest.skip("checking a ruleset with nft needs root and nftables")
+    path = tmp_path / "edge1.nft"
+    path.write_text(linux(topologies.plan("edge-basic"), "edge1")["nft"])
+    res = subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr

@@ -1,0 +1,305 @@
+"""The Linux kernel as a DUT: IP forwarding, Linux bridges, nftables, conntrack.
+
+The plan's intent is rendered by ``linux_render.render`` (read its docstring
+for how each part maps onto this kernel); this module applies it to the
+gateway node and undoes it.  What this DUT does not do is not declared: HA
+(keepalived VRRP is the natural counterpart, not built yet), crashing a
+process (the kernel has none to crash), and the reference gateway's
+internals.  Its counters come from the kernel's own: the interfaces' packet
+counters, ``/proc/net/snmp`` and ``/proc/net/netstat``, the nftables named
+counters and the OVS rule that refuses frames of no instance.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from suites.duts.base import DROP_CATEGORIES, DutDriver, GatewayHandle
+from suites.duts.linux_render import TABLE, dnat_rule, fw_rule, one_to_one_rules, render, snat_rules
+from topologies.nodes import OFFLOADS, GatewayNode, NodeCommandError, run, run_root
+
+NO_INSTANCE_COOKIE = "0x99"
+
+
+def _snmp(text: str) -> dict[str, int]:
+    """``/proc/net/snmp``-style text (header line, value line per protocol) as Proto.Field -> value."""
+    out: dict[str, int] = {}
+    lines = text.splitlines()
+    for head, values in zip(lines[::2], lines[1::2], strict=False):
+        proto, *names = head.split()
+        _, *nums = values.split()
+        for name, num in zip(names, nums, strict=False):
+            if num.lstrip("-").isdigit():
+                out[f"{proto.rstrip(':')}.{name}"] = int(num)
+    return out
+
+
+class LinuxGateway(GatewayHandle):
+    capabilities = frozenset(
+        {
+            "switching",
+            "routing",
+            "counters",
+            "route.runtime",
+            "nat.snat",
+            "nat.dnat",
+            "nat.one_to_one",
+            "nat.hairpin",
+            "nat.runtime",
+            "fw.stateful",
+            "fw.reject",
+            "fw.runtime",
+        }
+    )
+
+    def __init__(self, driver: LinuxDriver, name: str, spec: dict[str, Any]) -> None:
+        self.driver = driver
+        self.name = name
+        self.spec = spec
+        self.node = driver.lab.host(name)
+        self.added_publics: dict[str, list[str]] = {}
+
+    # -- state -----------------------------------------------------------------------------
+    def _run(self, argv: list[str], check: bool = True) -> str:
+        return run(self.node, argv, check=check).stdout
+
+    def alive(self) -> bool:
+        try:
+            forwarding = self._run(["sysctl", "-n", "net.ipv4.ip_forward"]).strip() == "1"
+            return forwarding and run(self.node, ["nft", "list", "table", "ip", TABLE], check=False).returncode == 0
+        except NodeCommandError:
+            return False
+
+    def _tx_packets(self) -> int:
+        total = 0
+        for ifname in self.driver.port_ifnames(self.name):
+            in_root = ifname in {t["ifname"] for t in self.spec["trunks"].values()}
+            argv = ["ip", "-s", "-j", "link", "show", "dev", ifname]
+            text = run_root(argv).stdout if in_root else self._run(argv)
+            total += int(json.loads(text)[0]["stats64"]["tx"]["packets"])
+        return total
+
+    def _nft_counters(self) -> dict[str, int]:
+        data = json.loads(self._run(["nft", "-j", "list", "counters", "table", "ip", TABLE]))
+        return {
+            item["counter"]["name"]: int(item["counter"]["packets"])
+            for item in data.get("nftables", [])
+            if "counter" in item
+        }
+
+    def _no_instance(self) -> int:
+        total = 0
+        out = run_root(
+            ["ovs-ofctl", "dump-flows", self.spec["ovs_bridge"], f"cookie={NO_INSTANCE_COOKIE}/-1"], check=False
+        )
+        for field in out.stdout.replace(",", " ").split():
+            if field.startswith("n_packets="):
+                total += int(field.split("=")[1])
+        return total
+
+    def counters(self) -> dict[str, Any]:
+        snmp = _snmp(self._run(["cat", "/proc/net/snmp"]))
+        snmp.update(_snmp(self._run(["cat", "/proc/net/netstat"])))
+        nft = self._nft_counters()
+        dropped = dict.fromkeys(DROP_CATEGORIES, 0)
+        dropped["no-instance"] = self._no_instance() if self.spec["trunks"] else 0
+        dropped["no-route"] = snmp.get("Ip.OutNoRoutes", 0) + snmp.get("IpExt.InNoRoutes", 0)
+        dropped["ttl"] = snmp.get("Icmp.OutTimeExcds", 0)
+        dropped["malformed"] = snmp.get("Ip.InHdrErrors", 0) + snmp.get("IpExt.InTruncatedPkts", 0)
+        dropped["firewall"] = nft.get("fw", 0)
+        dropped["nat"] = nft.get("nat", 0)
+        dropped["other"] = snmp.get("Ip.InDiscards", 0)
+        return {"forwarded": self._tx_packets(), "dropped": dropped}
+
+    # -- runtime changes -------------------------------------------------------------------
+    def add_route(self, prefix: str, via: str | list[str], router: str = "t1") -> None:
+        hops = via if isinstance(via, list) else [via]
+        if len(hops) == 1:
+            self._run(["ip", "route", "replace", prefix, "via", hops[0]])
+        else:
+            self._run(["ip", "route", "replace", prefix, *[w for h in hops for w in ("nexthop", "via", h)]])
+
+    def del_route(self, prefix: str, router: str = "t1") -> None:
+        self._run(["ip", "route", "del", prefix])
+
+    def _nft(self, *words: str) -> None:
+        self._run(["nft", *words])
+
+    def _handles(self, chain: str) -> list[tuple[int, str]]:
+        """(handle, comment) of each rule of ``chain``, in order."""
+        data = json.loads(self._run(["nft", "-j", "-a", "list", "chain", "ip", TABLE, chain]))
+        return [
+            (int(item["rule"]["handle"]), str(item["rule"].get("comment", "")))
+            for item in data.get("nftables", [])
+            if "rule" in item
+        ]
+
+    def _delete_named(self, chains: tuple[str, ...], name: str) -> int:
+        removed = 0
+        for chain in chains:
+            for handle, comment in self._handles(chain):
+                if comment == name:
+                    self._nft("delete", "rule", "ip", TABLE, chain, "handle", str(handle))
+                    removed += 1
+        return removed
+
+    def add_firewall_rule(self, rule: dict[str, Any], position: int | None = None, router: str = "t1") -> None:
+        text = fw_rule(rule, self.spec["uplink"])
+        rules = self._handles("fw_rules")
+        if position is None or position >= len(rules):
+            self._nft(f"add rule ip {TABLE} fw_rules {text}")
+        else:
+            self._nft(f"insert rule ip {TABLE} fw_rules position {rules[position][0]} {text}")
+
+    def del_firewall_rule(self, name: str, router: str = "t1") -> None:
+        if not self._delete_named(("fw_rules",), name):
+            raise NodeCommandError(f"{self.name}: no firewall rule named {name!r}")
+
+    def add_nat_rule(self, kind: str, rule: dict[str, Any], router: str = "t1") -> None:
+        uplink = self.spec["uplink"]
+        # Rules added at run time take precedence over configured ones: inserted first.
+        if kind == "snat":
+            for text in reversed(snat_rules(rule, uplink)):  # inserted first, in their order
+                self._nft(f"insert rule ip {TABLE} postrouting {text}")
+            publics = list(rule["pool"])
+        elif kind == "dnat":
+            self._nft(f"insert rule ip {TABLE} prerouting {dnat_rule(rule)}")
+            publics = [rule["public"]]
+        elif kind == "one_to_one":
+            dnat, snat = one_to_one_rules(rule, uplink)
+            self._nft(f"insert rule ip {TABLE} prerouting {dnat}")
+            self._nft(f"insert rule ip {TABLE} postrouting {snat}")
+            publics = [rule["public"]]
+        else:
+            raise ValueError(f"unknown NAT kind {kind!r}; choose snat, dnat or one_to_one")
+        added = [a for a in publics if a not in self.spec["publics"]]
+        for addr in added:
+            self._run(["ip", "addr", "replace", f"{addr}/32", "dev", uplink])
+        self.added_publics[rule.get("name", kind)] = added
+
+    def del_nat_rule(self, name: str, router: str = "t1") -> None:
+        if not self._delete_named(("prerouting", "postrouting"), name):
+            raise NodeCommandError(f"{self.name}: no NAT rule named {name!r}")
+        for addr in self.added_publics.pop(name, []):
+            self._run(["ip", "addr", "del", f"{addr}/32", "dev", self.spec["uplink"]], check=False)
+
+    # -- evidence ----------------------------------------------------------------------------
+    def logs(self) -> dict[str, str]:
+        parts = []
+        for argv in (["nft", "list", "ruleset"], ["ip", "addr"], ["ip", "route"], ["ip", "neigh"]):
+            res = run(self.node, argv, check=False)
+            parts.append(f"$ {' '.join(argv)}\n{res.stdout}{res.stderr}")
+        if self.spec["trunks"]:
+            res = run_root(["ovs-ofctl", "dump-flows", self.spec["ovs_bridge"]], check=False)
+            parts.append(f"$ ovs-ofctl dump-flows {self.spec['ovs_bridge']}\n{res.stdout}{res.stderr}")
+        return {f"{self.name}-linux.txt": "\n".join(parts)}
+
+
+class LinuxDriver(DutDriver):
+    name = "linux"
+    node_cls = GatewayNode
+    capabilities = LinuxGateway.capabilities
+    description = (
+        "the Linux kernel as the gateway: IP forwarding, a Linux bridge per instance, nftables NAT and a "
+        "conntrack firewall; VLAN trunks end on an Open vSwitch userspace bridge with one access port per "
+        "instance (this kernel has no 802.1Q); the DR/SR split is one routing table (one hop, not two)"
+    )
+
+    def __init__(self, lab: Any) -> None:
+        super().__init__(lab)
+        self._specs: dict[str, dict[str, Any]] = {}
+
+    def port_ifnames(self, gateway: str) -> list[str]:
+        return [p["ifname"] for p in self.lab.plan["gateways"][gateway]["ports"].values()]
+
+    def start(self, gateway: str) -> LinuxGateway:
+        lab = self.lab
+        spec = render(lab.plan, gateway)
+        self._specs[gateway] = spec
+        node = lab.host(gateway)
+        for key, value in (
+            ("net.ipv4.ip_forward", 1),
+            ("net.ipv4.conf.all.rp_filter", 0),
+            ("net.ipv4.conf.default.rp_filter", 0),
+            # Answer ARP for an address only on the interface that has it.
+            ("net.ipv4.conf.all.arp_ignore", 1),
+            ("net.ipv4.conf.all.arp_announce", 2),
+        ):
+            run(node, ["sysctl", "-qw", f"{key}={value}"])
+        for instance in spec["bridges"].values():
+            br = instance["name"]
+            run(node, ["ip", "link", "add", br, "type", "bridge", "stp_state", "0"])
+            if instance["mac"]:
+                run(node, ["ip", "link", "set", br, "address", instance["mac"]])
+            run(node, ["sysctl", "-qw", f"net.ipv6.conf.{br}.disable_ipv6=1"], check=False)
+        # Switched frames must not meet the IP firewall (if br_netfilter is loaded at all).
+        run(node, ["sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0"], check=False)
+        self._trunks_up(gateway, spec, node)
+        for instance in spec["bridges"].values():
+            for member in instance["members"]:
+                if member not in {v["node"] for t in spec["trunks"].values() for v in t["vlans"].values()}:
+                    run(node, ["ip", "link", "set", member, "master", instance["name"]])
+                    run(node, ["ip", "link", "set", member, "up"])
+            for address in instance["addresses"]:
+                run(node, ["ip", "addr", "add", address, "dev", instance["name"]])
+            run(node, ["ip", "link", "set", instance["name"], "up"])
+        for prefix, via in spec["routes"]:
+            run(node, ["ip", "route", "replace", prefix, "via", via])
+        path = lab.rundir / f"{gateway}-linux.nft"
+        path.write_text(spec["nft"])
+        run(node, ["nft", "-f", str(path)])
+        return LinuxGateway(self, gateway, spec)
+
+    def _trunks_up(self, gateway: str, spec: dict[str, Any], node: Any) -> None:
+        """Each trunk port leaves the node for an OVS userspace bridge with an access port per VLAN."""
+        if not spec["trunks"]:
+            return
+        br = spec["ovs_bridge"]
+        run_root(["ovs-vsctl", "--may-exist", "add-br", br, "--", "set", "bridge", br, "datapath_type=netdev",
+                  "fail_mode=secure"])  # fmt: skip
+        for trunk in spec["trunks"].values():
+            ifname = trunk["ifname"]
+            run(node, ["ip", "link", "set", ifname, "netns", "1"])
+            run_root(["sysctl", "-qw", f"net.ipv6.conf.{ifname}.disable_ipv6=1"], check=False)
+            run_root(["ip", "link", "set", ifname, "up"])
+            vlans = ",".join(str(v) for v in sorted(trunk["vlans"]))
+            run_root(["ovs-vsctl", "add-port", br, ifname, "--", "set", "port", ifname, f"trunks={vlans}"])
+            for vlan, pair in sorted(trunk["vlans"].items()):
+                root_side, node_side = pair["root"], pair["node"]
+                run_root(
+                    ["ip", "link", "add", root_side, "type", "veth", "peer", "name", node_side, "netns", str(node.pid)]
+                )
+                run_root(["sysctl", "-qw", f"net.ipv6.conf.{root_side}.disable_ipv6=1"], check=False)
+                run_root(["ethtool", "-K", root_side, *OFFLOADS], check=False)
+                run(node, ["ethtool", "-K", node_side, *OFFLOADS], check=False)
+                run_root(["ip", "link", "set", root_side, "up"])
+                run_root(["ovs-vsctl", "add-port", br, root_side, "--", "set", "port", root_side, f"tag={vlan}"])
+                run(node, ["ip", "link", "set", node_side, "master", spec["bridges"][pair["instance"]]["name"]])
+                run(node, ["ip", "link", "set", node_side, "up"])
+                run_root(["ovs-ofctl", "add-flow", br, f"priority=100,in_port={ifname},dl_vlan={vlan},actions=NORMAL"])
+            # A frame on the trunk with no record (another VLAN, or untagged) belongs to no instance.
+            run_root(
+                ["ovs-ofctl", "add-flow", br, f"cookie={NO_INSTANCE_COOKIE},priority=50,in_port={ifname},actions=drop"]
+            )
+        run_root(["ovs-ofctl", "add-flow", br, "priority=0,actions=NORMAL"])
+
+    def stop(self, gateway: str) -> None:
+        """Undo it all; every step runs even if one failed (the node may be half set up)."""
+        spec = self._specs.pop(gateway, None)
+        if spec is None:
+            return
+        node = self.lab.host(gateway)
+        run(node, ["nft", "delete", "table", "ip", TABLE], check=False)
+        if spec["trunks"]:
+            run_root(["ovs-vsctl", "--if-exists", "del-br", spec["ovs_bridge"]], check=False)
+            for trunk in spec["trunks"].values():
+                # Back into the node, where Mininet will look for it at teardown.
+                run_root(["ip", "link", "set", trunk["ifname"], "netns", str(node.pid)], check=False)
+                run(node, ["ip", "link", "set", trunk["ifname"], "up"], check=False)
+                for pair in trunk["vlans"].values():
+                    run_root(["ip", "link", "del", pair["root"]], check=False)
+        for instance in spec["bridges"].values():
+            run(node, ["ip", "link", "del", instance["name"]], check=False)
+        run(node, ["ip", "route", "flush", "table", "main"], check=False)
+        run(node, ["sysctl", "-qw", "net.ipv4.ip_forward=0"], check=False)
