@@ -5,13 +5,20 @@
 
 DUT ?= reference
 
-.PHONY: bootstrap conformance test unit e2e robot lint clean
+DUTS ?= reference linux
+
+.PHONY: bootstrap conformance compare test unit e2e robot lint clean
 
 bootstrap:
 	@bash ci/bootstrap.sh
 
 conformance: bootstrap
 	@bash ci/conformance.sh --dut $(DUT) --out results
+
+# Every DUT through the same suites, then one table: results/<dut>/, results/compare/.
+compare: bootstrap
+	@for dut in $(DUTS); do bash ci/conformance.sh --dut $$dut --out results/$$dut || true; done
+	@.venv/bin/python -m ci.report $(foreach d,$(DUTS),results/$(d)/output.xml) --write results/compare; [ $$? -lt 2 ]
 
 test: bootstrap
 	@bash ci/test.sh

@@ -5,7 +5,14 @@ python -m ci.report results/output.xml [--write results]
     saves summary.md and summary.json beside the report.
 python -m ci.report A/output.xml B/output.xml --write compare
     several runs (one per DUT) side by side: one row per test, one column
-    per DUT, as a vendor comparison table.
+    per DUT, as a vendor comparison table, tests whose outcome differs first.
+python -m ci.report results/output.xml --expect suites/duts/findings/linux.txt
+    as the first form, but the exit status says whether the failed tests are
+    exactly the known findings of that DUT (a new failure, or a finding that
+    no longer fails, is reported and fails).
+
+Status: PASS, FAIL, n/a (skipped because the DUT lacks a capability the test
+needs; the message says which), SKIP (skipped for another reason).
 python -m ci.report --totals unit.xml e2e.xml robot/output.xml
     one line per layer and a closing "N passed, N failed" line.
 """
@@ -29,7 +36,7 @@ def robot_results(path: Path) -> dict[str, Any]:
         {
             "suite": t.parent.name,
             "test": t.name,
-            "status": t.status,
+            "status": "n/a" if t.status == "SKIP" and t.message.startswith("n/a") else t.status,
             "tags": list(t.tags),
             "message": t.message.splitlines()[0] if t.message else "",
             "seconds": round(t.elapsed_time.total_seconds(), 2),
@@ -65,13 +72,15 @@ def summary(runs: list[dict[str, Any]]) -> str:
         keys = list(dict.fromkeys((t["suite"], t["test"]) for r in runs for t in r["tests"]))
         status = {(r["dut"], t["suite"], t["test"]): t["status"] for r in runs for t in r["tests"]}
         rows = [[s, n, *(status.get((r["dut"], s, n), "-") for r in runs)] for s, n in keys]
+        rows.sort(key=lambda row: len(set(row[2:])) == 1)  # differing outcomes first, order kept otherwise
         text = "Conformance comparison\n\n" + _table(["suite", "test", *(r["dut"] for r in runs)], rows)
     totals = []
     for r in runs:
         passed = sum(t["status"] == "PASS" for t in r["tests"])
         failed = sum(t["status"] == "FAIL" for t in r["tests"])
+        na = sum(t["status"] == "n/a" for t in r["tests"])
         skipped = sum(t["status"] == "SKIP" for t in r["tests"])
-        totals.append(f"{r['dut']}: {passed} passed, {failed} failed, {skipped} skipped")
+        totals.append(f"{r['dut']}: {passed} passed, {failed} failed, {na} n/a, {skipped} skipped")
     return text + "\n\n" + "\n".join(totals)
 
 
@@ -80,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--write", type=Path, help="directory for summary.md and summary.json")
     ap.add_argument("--totals", action="store_true", help="count tests across pytest JUnit XML and Robot output.xml")
+    ap.add_argument("--expect", type=Path, help="the DUT's known findings: 'Suite.Test' per line, '#' comments")
     args = ap.parse_args(argv)
     missing = [str(f) for f in args.files if not f.exists()]
     if args.totals:
@@ -93,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 run = robot_results(f)
                 p = sum(t["status"] == "PASS" for t in run["tests"])
                 x = sum(t["status"] == "FAIL" for t in run["tests"])
-                s = sum(t["status"] == "SKIP" for t in run["tests"])
+                s = sum(t["status"] in ("SKIP", "n/a") for t in run["tests"])
             else:
                 p, x, s = junit_counts(f)
             print(f"report: {f}: {p} passed, {x} failed, {s} skipped")
@@ -111,7 +121,28 @@ def main(argv: list[str] | None = None) -> int:
         (args.write / "summary.md").write_text(text + "\n")
         (args.write / "summary.json").write_text(json.dumps(runs, indent=2) + "\n")
         print(f"\nreport: {args.write}/report.html (Robot report), {args.write}/log.html, {args.write}/summary.md")
+    if args.expect:
+        return check_findings(runs, args.expect)
     return 1 if any(t["status"] == "FAIL" for r in runs for t in r["tests"]) else 0
+
+
+def read_findings(path: Path) -> set[str]:
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return {line for line in lines if line}
+
+
+def check_findings(runs: list[dict[str, Any]], path: Path) -> int:
+    """0 when the failed tests are exactly the known findings listed in ``path``."""
+    known = read_findings(path)
+    failed = {f"{t['suite']}.{t['test']}" for r in runs for t in r["tests"] if t["status"] == "FAIL"}
+    new, gone = sorted(failed - known), sorted(known - failed)
+    for name in new:
+        print(f"report: NEW FAILURE (not a known finding in {path}): {name}")
+    for name in gone:
+        print(f"report: known finding no longer fails (remove it from {path}): {name}")
+    if not new and not gone:
+        print(f"report: the {len(known)} failures are the known findings listed in {path}")
+    return 1 if new or gone else 0
 
 
 if __name__ == "__main__":
