@@ -81,14 +81,20 @@ def test_route_change_takes_effect_on_next_packet(lab, plan, cache):
 
 
 def test_neighbour_mac_move_takes_effect_on_next_packet(lab, plan, cache):
-    """ext1 changes its MAC and announces it: the next cached packet goes to the new MAC."""
+    """ext1 changes its MAC and announces it: the same flow's next packet goes to the new MAC."""
     gw = cache
     ext1, t1 = lab.host("ext1"), lab.host("t1")
     intf = lab.intf_towards("ext1", "edge1")
     old_mac, new_mac = plan["hosts"]["ext1"]["mac"], "02:00:00:cb:00:99"
-    assert traffic.ping(t1, addr(plan, "ext1"), count=3, interval=0.05).ok
-    hits = counters(gw)["hits"]
-    assert hits >= 2
+    echo = traffic.UdpEcho(ext1, 9994)
+    # One flow (one 5-tuple, so one cache entry) before and after the move.
+    try:
+        for _ in range(3):
+            assert traffic.udp_probe(t1, addr(plan, "ext1"), 9994, sport=24444, timeout=1)["ok"]
+    finally:
+        echo.stop()
+    before = counters(gw)
+    assert before["hits"] >= 2, "the flow is served from the cache before the move"
     try:
         run(ext1, ["ip", "link", "set", intf, "address", new_mac])
         garp = Ether(src=new_mac, dst="ff:ff:ff:ff:ff:ff") / ARP(
@@ -96,9 +102,17 @@ def test_neighbour_mac_move_takes_effect_on_next_packet(lab, plan, cache):
         )
         traffic.send(ext1, [garp], iface=intf)
         poll(lambda: any(r["mac"] == new_mac for r in gw.show("arp")), what="the SR learned ext1's new MAC")
-        result = traffic.ping(t1, addr(plan, "ext1"), count=3, interval=0.05)
-        assert result.ok, "stale cache entry: packets still go to the old MAC\n" + result.text
-        assert counters(gw)["invalidations"] >= 1
+        echo = traffic.UdpEcho(ext1, 9994)
+        cap = traffic.Capture(ext1, intf, seconds=10, max_frames=200)
+        try:
+            answer = traffic.udp_probe(t1, addr(plan, "ext1"), 9994, sport=24444, timeout=1)
+        finally:
+            frames = cap.stop()
+            echo.stop()
+        to_ext1 = [f for f in frames if UDP in f and f[UDP].dport == 9994]
+        assert answer["ok"] and to_ext1, "stale cache entry: the flow's next packet went to the old MAC"
+        assert all(f.dst == new_mac for f in to_ext1), [f.dst for f in to_ext1]
+        assert counters(gw)["invalidations"] - before["invalidations"] >= 1, "the flow's entry was invalidated"
     finally:
         run(ext1, ["ip", "link", "set", intf, "address", old_mac])
         garp = Ether(src=old_mac, dst="ff:ff:ff:ff:ff:ff") / ARP(

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from scapy.layers.inet import UDP
 
 from suites.lib import traffic
 from suites.lib.expect import poll
@@ -187,20 +188,27 @@ def test_active_active_ecmp_spread_and_survival(ha):
     hv1.request({**default, "action": "del"})
     hv1.request({**default, "action": "add", "via": ["169.254.0.2", "169.254.0.3"]})
 
-    def sr_packets(edge: str) -> int:
-        c = ha.gateway(edge).show("counters")
-        return int(c["stages"]["sr"]["packets"]) + int(c["cache"]["hits"])
+    # Which SR carried each tenant flow, seen on the wire: the provider router receives
+    # it from that SR's uplink MAC (BFD and hellos are not UDP 9990: they do not count).
+    uplink_macs = {ha.plan["gateways"][e]["routers"][0]["sr"]["ports"][0]["mac"]: e for e in ("edge1", "edge2")}
+    pr = ha.host("pr")
+    pr_intf = ha.intf_towards("pr", "sp")
 
     try:
-        before = {e: sr_packets(e) for e in ("edge1", "edge2")}
         echo = traffic.UdpEcho(ha.host("ext1"), 9990)
+        cap = traffic.Capture(pr, pr_intf, seconds=30, max_frames=2000)
         try:
             spread = [traffic.udp_probe(ha.host("t1"), EXT, 9990, sport=26000 + i, timeout=1) for i in range(24)]
         finally:
+            frames = cap.stop()
             echo.stop()
         assert all(a["ok"] for a in spread), spread
-        grown = {e: sr_packets(e) - before[e] for e in before}
-        assert all(n > 0 for n in grown.values()), f"flows must use both SRs: {grown}"
+        carried: dict[str, set[int]] = {"edge1": set(), "edge2": set()}
+        for f in frames:
+            if UDP in f and f[UDP].dport == 9990 and f.src in uplink_macs:
+                carried[uplink_macs[f.src]].add(f[UDP].sport)
+        assert carried["edge1"] and carried["edge2"], f"tenant flows must use both SRs: {carried}"
+        assert not carried["edge1"] & carried["edge2"], "a flow must stay on one SR"
         ha.gateway("edge1").crash()
         poll(
             lambda: "169.254.0.2" in ha.gateway("edge2").show("ha")["owned"]["t1-sr"],
