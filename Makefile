@@ -19,6 +19,7 @@ conformance: bootstrap
 compare: bootstrap
 	@for dut in $(DUTS); do bash ci/conformance.sh --dut $$dut --out results/$$dut || true; done
 	@.venv/bin/python -m ci.report $(foreach d,$(DUTS),results/$(d)/output.xml) --write results/compare; [ $$? -lt 2 ]
+	@.venv/bin/edgelab report $(foreach d,$(DUTS),results/$(d)) --out results
 
 test: bootstrap
 	@bash ci/test.sh

@@ -28,6 +28,7 @@ mkdir -p "$out"
 # what the DUT's driver does not declare is skipped as n/a with the reason
 # (suites/lib/applicable.py), never run and never passed.
 echo "conformance: DUT $dut, suites ${suites[*]}, results in $out/"
+.venv/bin/python -m suites.duts.versions "$dut" > "$out/versions.json" || echo "conformance: no versions.json" >&2
 .venv/bin/python -m robot --outputdir "$out" --pythonpath . --variable "DUT:$dut" \
     --prerunmodifier "suites.lib.applicable.NotApplicable:$dut" \
     --name "edgelab conformance ($dut)" --metadata "DUT:$dut" --consolewidth 100 "${suites[@]}"

@@ -38,12 +38,21 @@ def robot_results(path: Path) -> dict[str, Any]:
             "test": t.name,
             "status": "n/a" if t.status == "SKIP" and t.message.startswith("n/a") else t.status,
             "tags": list(t.tags),
-            "message": t.message.splitlines()[0] if t.message else "",
+            "message": first_assertion(t.message),
             "seconds": round(t.elapsed_time.total_seconds(), 2),
         }
         for t in result.suite.all_tests
     ]
     return {"dut": dut, "source": str(path), "tests": tests}
+
+
+def first_assertion(message: str) -> str:
+    """The first failing assertion of a Robot message (not "Several failures occurred:")."""
+    for line in message.splitlines():
+        line = line.strip()
+        if line and line != "Several failures occurred:":
+            return line[3:] if line[:1].isdigit() and line[1:3] == ") " else line
+    return ""
 
 
 def junit_counts(path: Path) -> tuple[int, int, int]:

@@ -7,6 +7,7 @@
     edgelab bench forwarding [--seconds S]  kernel vs gateway without/with cache (table, JSON, PNG)
     edgelab bench pipeline                  per-packet cost of slow path and cache hit, in process
     edgelab bench failover [--rounds N]     SR failover: detection time and loss window (edge-ha)
+    edgelab report [RUN_DIR ...] [--out D]  comparison page of conformance runs (results/*/ by default)
     edgelab gw NODE show WHAT [--json]      ask a running gateway (fib, mac, arp, counters, drops, ...)
     edgelab gw NODE trace start [N] | show | clear
     edgelab gw NODE route add|del ROUTER PREFIX [VIA] [--half dr|sr]
@@ -176,6 +177,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from ci import report_html
+
+    out = Path(args.out)
+    found = sorted((p.parent for p in out.glob("*/output.xml")), key=lambda d: (d.name != "reference", d.name))
+    dirs = [Path(d) for d in args.runs] or found
+    outputs = [d / "output.xml" for d in dirs]
+    missing = [str(p) for p in outputs if not p.exists()]
+    if missing or not outputs:
+        raise CliError(
+            f"no conformance run in {', '.join(missing) or str(out) + '/*/'}: run 'make compare' "
+            "(or ci/conformance.sh --dut NAME --out results/NAME) first"
+        )
+    page = report_html.write(outputs, out)
+    print(f"report: {page} and {out / 'results.json'} ({len(outputs)} DUTs: {', '.join(d.name for d in dirs)})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="edgelab", description="edge gateway testbed")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -215,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="forwarding: what the dut does to the traffic: route and SNAT through an SR (nat), or route with the DR alone (routed)",
     )
     be.set_defaults(fn=cmd_bench)
+    rp = sub.add_parser("report", help="the comparison page of several conformance runs")
+    rp.add_argument("runs", nargs="*", help="run directories (with output.xml); default: every OUT/*/")
+    rp.add_argument("--out", default="results", help="where comparison.html and results.json go")
+    rp.set_defaults(fn=cmd_report)
     return ap
 
 

@@ -111,3 +111,8 @@ class DutDriver:
 
     def stop(self, gateway: str) -> None:
         raise NotImplementedError
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        """The versions of what this DUT is made of, for the report's header."""
+        return {}

@@ -210,6 +210,19 @@ class LinuxDriver(DutDriver):
         super().__init__(lab)
         self._specs: dict[str, dict[str, Any]] = {}
 
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        out = {}
+        # "nftables v1.0.6 (Lester Gooch #5)", "ovs-vsctl (Open vSwitch) 3.1.0"
+        for name, argv, word in (
+            ("nftables", ["nft", "--version"], 1),
+            ("openvswitch", ["ovs-vsctl", "--version"], -1),
+        ):
+            res = run_root(argv, check=False)
+            first = (res.stdout.splitlines() or ["?"])[0].split()
+            out[name] = first[word] if res.returncode == 0 and first else "?"
+        return out
+
     def port_ifnames(self, gateway: str) -> list[str]:
         return [p["ifname"] for p in self.lab.plan["gateways"][gateway]["ports"].values()]
 

@@ -84,3 +84,54 @@ def test_known_findings(runs, tmp_path):
 
 def test_missing_output_is_an_error(tmp_path):
     assert report.main([str(tmp_path / "nope.xml")]) == 2
+
+
+# -- the comparison page, in a real browser --------------------------------------------------
+def _bench(tmp: Path) -> None:
+    one = {"max": {"delivered_pps": 150000.0, "sent_pps": 300000.0}, "no_loss": {"pps": 120000.0}}
+    results = {c: {"many": one, "few": one} for c in ("kernel", "uncached", "cached")}
+    (tmp / "bench-forwarding.json").write_text(
+        __import__("json").dumps({"meta": {"path": "nat", "path_description": "synthetic"}, "results": results})
+    )
+
+
+def test_comparison_page_in_a_browser(runs, tmp_path):
+    import json
+    import shutil
+
+    from ci import report_html
+
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        pytest.skip("chromium and chromedriver are installed by make bootstrap")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    out = runs[0].parent.parent  # the directory holding both runs
+    _bench(out)
+    page = report_html.write(list(runs), out)
+    data = json.loads((out / "results.json").read_text())
+    assert {r["status"] for r in data["results"] if r["dut"] == SwitchOnly.name} == {"PASS", "FAIL", "n/a"}
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        opts.add_argument(arg)
+    browser = webdriver.Chrome(service=Service(driver_path), options=opts)
+    try:
+        browser.get(page.as_uri())
+        assert browser.title == "edgelab comparison report"
+        header = browser.find_elements(By.CSS_SELECTOR, "#matrix tr:first-child th")
+        assert [h.text for h in header] == ["suite", "test", "reference", SwitchOnly.name], "one column per DUT"
+        first = browser.find_elements(By.CSS_SELECTOR, "#matrix tr")[1]
+        assert "Differs" in first.text, "the differing outcome comes first"
+        link = first.find_element(By.CSS_SELECTOR, "td.FAIL a").get_attribute("href")
+        assert link.endswith("/log.html#s1-t2") and SwitchOnly.name in link
+        images = browser.find_elements(By.TAG_NAME, "img")
+        assert images, "the forwarding plot is on the page"
+        assert all(
+            browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i) for i in images
+        )
+    finally:
+        browser.quit()

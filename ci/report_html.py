@@ -1,0 +1,235 @@
+"""The comparison report: one self-contained HTML page (``comparison.html``) and ``results.json``.
+
+Where this sits: ``edgelab report`` (and ``make compare``) call :func:`write`
+with the conformance runs of several DUTs (Robot ``output.xml`` each, with
+the ``versions.json`` ``ci/conformance.sh`` leaves beside it) and whatever
+benchmark results are in the results directory.  The page opens offline: no
+script, no stylesheet or image from elsewhere; plots are inline PNGs.
+
+Sections: the DUTs (what each is, component versions, totals); the
+conformance matrix (tests x DUTs, differing outcomes first; a failure shows
+its first failing assertion and links to its Robot log); capabilities
+declared by each driver against those its tests demonstrated; performance
+(``bench-forwarding.json``, ``bench-failover.json`` when present).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ci.report import robot_results
+
+CSS = """
+body { font-family: sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #bbb; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #eee; }
+td.PASS { background: #d8f0d8; } td.FAIL { background: #f6d0d0; } td.na { background: #eee; color: #666; }
+td.SKIP { background: #f4ecd0; } td.differs { font-weight: bold; }
+.msg { font-size: 0.85em; color: #555; display: block; max-width: 40em; }
+.small { font-size: 0.85em; color: #555; }
+"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def load_run(output: Path, out_dir: Path) -> dict[str, Any]:
+    """A DUT's conformance run: Robot's results, test ids for log links (relative to the
+    page in ``out_dir``), versions."""
+    from robot.api import ExecutionResult
+
+    run = robot_results(output)
+    ids = {(t.parent.name, t.name): t.id for t in ExecutionResult(str(output)).suite.all_tests}
+    run["dir"] = os.path.relpath(output.parent.resolve(), out_dir.resolve())
+    for t in run["tests"]:
+        t["log"] = f"{run['dir']}/log.html#{ids.get((t['suite'], t['test']), '')}"
+    versions = output.parent / "versions.json"
+    run["versions"] = json.loads(versions.read_text()) if versions.exists() else {}
+    return run
+
+
+def capability_table(runs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """capability -> dut -> 'demonstrated' | 'failed' | 'declared' (not exercised) | 'n/a' | 'no'."""
+    from suites.duts import CAPABILITIES, capabilities
+
+    out: dict[str, dict[str, str]] = {}
+    for cap in CAPABILITIES:
+        row: dict[str, str] = {}
+        for run in runs:
+            try:
+                declared = cap in capabilities(run["dut"])
+            except Exception:  # noqa: BLE001 - a run of a DUT not installed here: judge by its tests alone
+                declared = False
+            tests = [t for t in run["tests"] if f"needs:{cap}" in t["tags"]]
+            if any(t["status"] == "FAIL" for t in tests):
+                row[run["dut"]] = "failed"
+            elif any(t["status"] == "PASS" for t in tests):
+                row[run["dut"]] = "demonstrated"
+            else:
+                row[run["dut"]] = "declared" if declared else "no"
+        out[cap] = row
+    return out
+
+
+def _matrix(runs: list[dict[str, Any]]) -> str:
+    keys = list(dict.fromkeys((t["suite"], t["test"]) for r in runs for t in r["tests"]))
+    cell = {(r["dut"], t["suite"], t["test"]): t for r in runs for t in r["tests"]}
+
+    def statuses(key: tuple[str, str]) -> set[str]:
+        return {cell[(r["dut"], *key)]["status"] if (r["dut"], *key) in cell else "-" for r in runs}
+
+    keys.sort(key=lambda k: len(statuses(k)) == 1)  # differing outcomes first
+    head = "".join(f"<th>{_esc(r['dut'])}</th>" for r in runs)
+    rows = []
+    for key in keys:
+        differs = " differs" if len(statuses(key)) > 1 else ""
+        cells = []
+        for r in runs:
+            t = cell.get((r["dut"], *key))
+            if t is None:
+                cells.append("<td>-</td>")
+                continue
+            css = "na" if t["status"] == "n/a" else t["status"]
+            text = _esc(t["status"])
+            if t["status"] == "FAIL":
+                text = f'<a href="{_esc(t["log"])}">FAIL</a><span class="msg">{_esc(t["message"])}</span>'
+            elif t["status"] == "n/a":
+                text += f'<span class="msg">{_esc(t["message"])}</span>'
+            cells.append(f'<td class="{css}{differs}">{text}</td>')
+        rows.append(f"<tr><td>{_esc(key[0])}</td><td>{_esc(key[1])}</td>{''.join(cells)}</tr>")
+    return f'<table id="matrix"><tr><th>suite</th><th>test</th>{head}</tr>{"".join(rows)}</table>'
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return '<img alt="plot" src="data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode() + '">'
+
+
+def _forwarding(bench: dict[str, Any]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = bench["results"]
+    configs = [c for c in ("kernel", "uncached", "cached") if c in results]
+    flows = [f for f in ("many", "few") if all(f in results[c] for c in configs)]
+    fig, axes = plt.subplots(1, len(flows), figsize=(5 * len(flows), 3.5), squeeze=False)
+    rows = []
+    for ax, f in zip(axes[0], flows, strict=True):
+        top = [results[c][f]["max"]["delivered_pps"] / 1000 for c in configs]
+        nl = [results[c][f]["no_loss"]["pps"] / 1000 for c in configs]
+        xs = range(len(configs))
+        ax.bar([x - 0.2 for x in xs], top, width=0.4, label="highest delivered")
+        ax.bar([x + 0.2 for x in xs], nl, width=0.4, label="no loss")
+        ax.set_xticks(list(xs), configs)
+        ax.set_title(f"{f} flows")
+        ax.set_ylabel("kpps")
+        ax.legend(fontsize=7)
+        for c, t, n in zip(configs, top, nl, strict=True):
+            rows.append(f"<tr><td>{_esc(c)}</td><td>{_esc(f)}</td><td>{t:.1f}</td><td>{n:.1f}</td></tr>")
+    fig.tight_layout()
+    img = _png(fig)
+    plt.close(fig)
+    meta = bench.get("meta", {})
+    return (
+        f"<h3>Forwarding (<code>edgelab bench forwarding</code>, path {_esc(meta.get('path', '?'))})</h3>"
+        f'<p class="small">{_esc(meta.get("path_description", ""))}; one run: a single measurement per '
+        "configuration, not a distribution over trials.</p>"
+        f"{img}<table><tr><th>config</th><th>flows</th><th>max kpps</th><th>no-loss kpps</th></tr>{''.join(rows)}</table>"
+    )
+
+
+def _failover(bench: dict[str, Any]) -> str:
+    s = bench["summary"]
+    rows = "".join(
+        f"<tr><td>{r['round']}</td><td>{r['detection_ms']:.0f}</td><td>{r['loss_window_ms']:.0f}</td></tr>"
+        for r in bench["rounds"]
+    )
+    return (
+        f"<h3>Failover (<code>edgelab bench failover</code>, reference, BFD {_esc(s['bfd'])})</h3>"
+        f"<p>loss window min / median / max: {s['loss_window_ms']['min']:.0f} / {s['loss_window_ms']['median']:.0f}"
+        f" / {s['loss_window_ms']['max']:.0f} ms (target under {s['target_loss_window_ms']} ms)</p>"
+        f"<table><tr><th>round</th><th>detection ms</th><th>loss window ms</th></tr>{rows}</table>"
+    )
+
+
+def write(outputs: list[Path], out_dir: Path, bench_dir: Path | None = None) -> Path:
+    """Write ``comparison.html`` and ``results.json`` into ``out_dir``; return the page's path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = [load_run(p, out_dir) for p in outputs]
+    commit = next((r["versions"].get("commit") for r in runs if r["versions"].get("commit")), "?")
+    duts = []
+    for r in runs:
+        n = {s: sum(t["status"] == s for t in r["tests"]) for s in ("PASS", "FAIL", "n/a", "SKIP")}
+        versions = ", ".join(f"{k} {v}" for k, v in r["versions"].items() if k not in ("commit", "description"))
+        duts.append(
+            f"<tr><td>{_esc(r['dut'])}</td><td>{_esc(r['versions'].get('description', ''))}</td>"
+            f'<td class="small">{_esc(versions)}</td><td>{n["PASS"]}</td><td>{n["FAIL"]}</td><td>{n["n/a"]}</td>'
+            f'<td><a href="{_esc(r["dir"])}/report.html">Robot report</a></td></tr>'
+        )
+    caps = capability_table(runs)
+    cap_rows = "".join(
+        f"<tr><td>{_esc(cap)}</td>" + "".join(f"<td>{_esc(row[r['dut']])}</td>" for r in runs) + "</tr>"
+        for cap, row in caps.items()
+    )
+    perf = []
+    bench_dir = bench_dir or out_dir
+    for name, render in (("bench-forwarding.json", _forwarding), ("bench-failover.json", _failover)):
+        path = bench_dir / name
+        if path.exists():
+            perf.append(render(json.loads(path.read_text())))
+    if not perf:
+        perf.append(
+            "<p>No benchmark results in this directory: run <code>edgelab bench forwarding</code> and "
+            "<code>edgelab bench failover</code> (they write here), then the report again.</p>"
+        )
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>edgelab comparison report</title><style>{CSS}</style></head>
+<body>
+<h1>edgelab comparison report</h1>
+<p class="small">edgelab {_esc(commit)}, written {_esc(time.strftime("%Y-%m-%d %H:%M:%S"))}</p>
+<h2>Gateways under test</h2>
+<table id="duts"><tr><th>DUT</th><th>what it is</th><th>versions</th><th>pass</th><th>fail</th><th>n/a</th><th>log</th></tr>
+{"".join(duts)}</table>
+<h2>Conformance</h2>
+<p class="small">n/a: the DUT's driver does not declare a capability the test needs (the reason says which); it is
+never counted as a pass. Tests whose outcome differs between DUTs come first.</p>
+{_matrix(runs)}
+<h2>Capabilities</h2>
+<p class="small">demonstrated: a test needing it passed and none failed; failed: a test needing it failed;
+declared: the driver says so but no test exercised it; no: not declared.</p>
+<table id="capabilities"><tr><th>capability</th>{"".join(f"<th>{_esc(r['dut'])}</th>" for r in runs)}</tr>{cap_rows}</table>
+<h2>Performance</h2>
+{"".join(perf)}
+</body></html>
+"""
+    page_path = out_dir / "comparison.html"
+    page_path.write_text(page)
+    results = [
+        {
+            "dut": r["dut"],
+            "suite": t["suite"],
+            "test": t["test"],
+            "status": t["status"],
+            "seconds": t["seconds"],
+            "message": t["message"],
+            "metrics": {},
+            "artifacts": [t["log"]],
+        }
+        for r in runs
+        for t in r["tests"]
+    ]
+    meta = {"commit": commit, "duts": {r["dut"]: r["versions"] for r in runs}, "capabilities": caps}
+    (out_dir / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    return page_path
