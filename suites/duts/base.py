@@ -56,6 +56,11 @@ class GatewayHandle:
         """The gateway process runs and answers."""
         raise NotImplementedError
 
+    def settled(self) -> bool:
+        """Its control plane has converged (HA: it sees its peers); a precondition for
+        failure tests, never evidence that a behaviour works."""
+        return self.alive()
+
     def counters(self) -> dict[str, Any]:
         """``{"forwarded": N, "dropped": {category: N for category in DROP_CATEGORIES}}``."""
         raise NotImplementedError("this gateway has no normalized counters")

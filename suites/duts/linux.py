@@ -2,10 +2,11 @@
 
 The plan's intent is rendered by ``linux_render.render`` (read its docstring
 for how each part maps onto this kernel); this module applies it to the
-gateway node and undoes it.  What this DUT does not do is not declared: HA
-(keepalived VRRP is the natural counterpart, not built yet), crashing a
-process (the kernel has none to crash), and the reference gateway's
-internals.  Its counters come from the kernel's own: the interfaces' packet
+gateway node and undoes it.  SRs with ``ha`` run keepalived (VRRP).  A crash
+(``crash()``) is the box dying: keepalived killed hard and every port of the
+node down, so nothing answers for it any more.  What this DUT does not do is
+not declared: the HA variants the reference has beyond failover and
+preemption (active/active), and the reference gateway's internals.  Its counters come from the kernel's own: the interfaces' packet
 counters, ``/proc/net/snmp`` and ``/proc/net/netstat``, the nftables named
 counters and the OVS rule that refuses frames of no instance.
 """
@@ -13,6 +14,10 @@ counters and the OVS rule that refuses frames of no instance.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 from typing import Any
 
 from suites.duts.base import DROP_CATEGORIES, DutDriver, GatewayHandle
@@ -50,6 +55,9 @@ class LinuxGateway(GatewayHandle):
             "fw.stateful",
             "fw.reject",
             "fw.runtime",
+            "ha.failover",
+            "ha.preempt",
+            "fault.crash",
         }
     )
 
@@ -63,6 +71,22 @@ class LinuxGateway(GatewayHandle):
     # -- state -----------------------------------------------------------------------------
     def _run(self, argv: list[str], check: bool = True) -> str:
         return run(self.node, argv, check=check).stdout
+
+    def crash(self) -> None:
+        """The box dies: keepalived killed hard (its VRRP child too), every port of the node down."""
+        self.driver.kill_keepalived(self.name, signal.SIGKILL)
+        for ifname in self.driver.port_ifnames(self.name):
+            in_root = ifname in {t["ifname"] for t in self.spec["trunks"].values()}
+            argv = ["ip", "link", "set", ifname, "down"]
+            if in_root:
+                run_root(argv, check=False)
+            else:
+                run(self.node, argv, check=False)
+
+    def settled(self) -> bool:
+        """Alive, and with HA: keepalived runs (start waited until it held what it owns)."""
+        proc = self.driver._keepalived.get(self.name)
+        return self.alive() and (self.spec["vrrp"] is None or (proc is not None and proc.poll() is None))
 
     def alive(self) -> bool:
         try:
@@ -193,7 +217,11 @@ class LinuxGateway(GatewayHandle):
         if self.spec["trunks"]:
             res = run_root(["ovs-ofctl", "dump-flows", self.spec["ovs_bridge"]], check=False)
             parts.append(f"$ ovs-ofctl dump-flows {self.spec['ovs_bridge']}\n{res.stdout}{res.stderr}")
-        return {f"{self.name}-linux.txt": "\n".join(parts)}
+        out = {f"{self.name}-linux.txt": "\n".join(parts)}
+        log = self.driver.lab.rundir / f"{self.name}-keepalived.log"
+        if log.exists():
+            out[log.name] = log.read_text()
+        return out
 
 
 class LinuxDriver(DutDriver):
@@ -209,6 +237,7 @@ class LinuxDriver(DutDriver):
     def __init__(self, lab: Any) -> None:
         super().__init__(lab)
         self._specs: dict[str, dict[str, Any]] = {}
+        self._keepalived: dict[str, subprocess.Popen[bytes]] = {}
 
     @classmethod
     def versions(cls) -> dict[str, str]:
@@ -257,12 +286,73 @@ class LinuxDriver(DutDriver):
             for address in instance["addresses"]:
                 run(node, ["ip", "addr", "add", address, "dev", instance["name"]])
             run(node, ["ip", "link", "set", instance["name"], "up"])
+        vrrp = spec["vrrp"]
+        if vrrp is not None:
+            for br, address in vrrp["base"].items():
+                run(node, ["ip", "addr", "add", address, "dev", br])
         for prefix, via in spec["routes"]:
             run(node, ["ip", "route", "replace", prefix, "via", via])
         path = lab.rundir / f"{gateway}-linux.nft"
         path.write_text(spec["nft"])
         run(node, ["nft", "-f", str(path)])
+        if vrrp is not None:
+            self._start_keepalived(gateway, node, vrrp)
         return LinuxGateway(self, gateway, spec)
+
+    def _files(self, gateway: str) -> dict[str, Any]:
+        rundir = self.lab.rundir
+        return {
+            "conf": rundir / f"{gateway}-keepalived.conf",
+            "pid": rundir / f"{gateway}-keepalived.pid",
+            "vrrp_pid": rundir / f"{gateway}-keepalived-vrrp.pid",
+            "log": rundir / f"{gateway}-keepalived.log",
+        }
+
+    def _start_keepalived(self, gateway: str, node: Any, vrrp: dict[str, Any]) -> None:
+        files = self._files(gateway)
+        files["conf"].write_text(vrrp["config"])
+        with open(files["log"], "ab") as log:
+            self._keepalived[gateway] = node.popen(
+                ["keepalived", "--dont-fork", "--log-console", "--vrrp", "-f", str(files["conf"]),
+                 "-p", str(files["pid"]), "-r", str(files["vrrp_pid"])],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        # Ready when it holds what it owns (priority 200): VRRP's own start-up takes a few adverts.
+        owned = [
+            addr.split("/")[0] for inst in vrrp["instances"] if inst["priority"] == 200 for addr, _ in inst["addresses"]
+        ]
+        deadline = time.monotonic() + 15
+        while True:
+            have = run(node, ["ip", "-o", "-4", "addr", "show"]).stdout
+            if all(f" {a}/" in have for a in owned):
+                return
+            if self._keepalived[gateway].poll() is not None or time.monotonic() > deadline:
+                text = files["log"].read_text()[-2000:] if files["log"].exists() else ""
+                raise RuntimeError(f"keepalived on {gateway} did not take its addresses {owned}: {text}")
+            time.sleep(0.1)
+
+    def kill_keepalived(self, gateway: str, sig: int) -> None:
+        proc = self._keepalived.pop(gateway, None)
+        files = self._files(gateway)
+        pids = []
+        for key in ("vrrp_pid", "pid"):
+            try:
+                pids.append(int(files[key].read_text().strip()))
+            except (OSError, ValueError):
+                pass
+        if proc is not None:
+            pids.append(proc.pid)
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        if proc is not None:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
 
     def _trunks_up(self, gateway: str, spec: dict[str, Any], node: Any) -> None:
         """Each trunk port leaves the node for an OVS userspace bridge with an access port per VLAN."""
@@ -303,6 +393,7 @@ class LinuxDriver(DutDriver):
         if spec is None:
             return
         node = self.lab.host(gateway)
+        self.kill_keepalived(gateway, signal.SIGTERM)
         run(node, ["nft", "delete", "table", "ip", TABLE], check=False)
         if spec["trunks"]:
             run_root(["ovs-vsctl", "--if-exists", "del-br", spec["ovs_bridge"]], check=False)

@@ -20,6 +20,12 @@ How the intent maps onto this kernel:
   hairpin in postrouting; public addresses are /32s on the uplink bridge so
   the kernel answers ARP for them (and an input rule drops what reaches them
   without a connection);
+- an SR with ``ha`` runs keepalived (VRRPv3): each SR's own transit and
+  uplink addresses are one VRRP instance, priority 200 on their owner and
+  100 on its peer (preempting when the intent preempts), adverts every BFD
+  ``tx_ms``; keepalived sends the gratuitous ARPs.  VRRP needs an address of
+  the node's own on each segment: the highest free addresses of the subnet
+  are taken for that (``base``), outside everything the plan names;
 - the firewall is an nftables forward chain: the configured rules in order on
   every packet (so a rule added at run time stops a running flow, as the
   intent says), then established/related, then tenant-initiated traffic, then
@@ -30,6 +36,8 @@ How the intent maps onto this kernel:
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
 from typing import Any
 
 TABLE = "edgelab"
@@ -53,13 +61,13 @@ def _routers(gw: dict[str, Any]) -> list[dict[str, Any]]:
     return list(gw.get("routers", []))
 
 
-def uplink_instance(gw: dict[str, Any]) -> str:
-    """The instance of the provider side: the one whose port's role is uplink."""
+def uplink_instance(gw: dict[str, Any]) -> str | None:
+    """The instance of the provider side: the one whose port's role is uplink (None on a DR node)."""
     uplinks = {name for name, p in gw["ports"].items() if p.get("role") == "uplink"}
     for instance, records in gw["instances"].items():
         if any(r["port"] in uplinks for r in records):
             return instance
-    raise ValueError("the intent has no uplink port")
+    return None
 
 
 def publics(router: dict[str, Any]) -> list[str]:
@@ -136,7 +144,7 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
     gw = plan["gateways"][gateway]
     ports = gw["ports"]
     up_instance = uplink_instance(gw)
-    uplink = bridge(up_instance)
+    uplink = bridge(up_instance) if up_instance is not None else None
     bridges: dict[str, dict[str, Any]] = {
         inst: {"name": bridge(inst), "members": [], "addresses": [], "mac": None} for inst in gw["instances"]
     }
@@ -152,16 +160,32 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
             trunk["vlans"][rec["vlan"]] = {"instance": inst, "root": root_side, "node": node_side}
             bridges[inst]["members"].append(node_side)
     routes: list[tuple[str, str]] = []
+    vips: dict[str, list[str]] = {}  # instance -> the SR's own addresses keepalived manages
     for router in _routers(gw):
+        ha = router.get("ha")
         for half in ("dr", "sr"):
             for rp in (router.get(half) or {}).get("ports", []):
-                bridges[rp["instance"]]["addresses"].append(rp["ip"])
-                bridges[rp["instance"]]["mac"] = rp["mac"]
+                target = vips if (ha and half == "sr") else None
+                _address(bridges, rp["instance"], rp["ip"], rp["mac"], target)
             for route in (router.get(half) or {}).get("routes", []):
                 routes.append((route["prefix"], route["via"]))
+        transit = router.get("transit") or {}
+        if transit.get("instance"):
+            # A real transit segment: this node's half gets its address on it.
+            plen = ipaddress.IPv4Network(transit["subnet"]).prefixlen
+            if "sr" in router and transit.get("sr"):
+                _address(bridges, transit["instance"], f"{transit['sr']}/{plen}", transit.get("sr_mac"),
+                         vips if ha else None)  # fmt: skip
+            elif "dr" in router:
+                _address(bridges, transit["instance"], f"{transit['dr']}/{plen}", transit.get("dr_mac"), None)
+                peers = transit.get("peers") or [transit.get("sr")]
+                if not any(prefix == "0.0.0.0/0" for prefix, _ in routes):
+                    routes.append(("0.0.0.0/0", peers[0]))  # the DR sends the rest to its SR
     router_publics = sorted({a for r in _routers(gw) for a in publics(r)})
-    bridges[up_instance]["addresses"] += [f"{a}/32" for a in router_publics]
+    if up_instance is not None:
+        bridges[up_instance]["addresses"] += [f"{a}/32" for a in router_publics]
     return {
+        "vrrp": vrrp(plan, gateway, bridges, vips),
         "node": gateway,
         "bridges": bridges,
         "trunks": trunks,
@@ -173,7 +197,109 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
     }
 
 
-def nftables(gw: dict[str, Any], uplink: str, router_publics: list[str]) -> str:
+def _address(
+    bridges: dict[str, dict[str, Any]], instance: str, ip: str, mac: str | None, vips: dict[str, list[str]] | None
+) -> None:
+    if vips is not None:
+        vips.setdefault(instance, []).append(ip)
+    else:
+        bridges[instance]["addresses"].append(ip)
+    if mac:
+        bridges[instance]["mac"] = mac
+
+
+def _used_addresses(plan: dict[str, Any]) -> set[str]:
+    """Every address the plan names (hosts, router ports, transit, NAT): base addresses avoid them."""
+    text = json.dumps(plan)
+    return set(re.findall(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b", text))
+
+
+def base_address(plan: dict[str, Any], gateway: str, cidr: str) -> str:
+    """An address of the node's own on the segment of ``cidr`` (VRRP sends from it): the k-th
+    highest free host address, k the node's rank among the plan's gateways."""
+    net = ipaddress.IPv4Interface(cidr).network
+    used = _used_addresses(plan)
+    rank = sorted(plan["gateways"]).index(gateway)
+    free = [a for a in reversed(list(net.hosts())) if str(a) not in used]
+    return f"{free[rank]}/{net.prefixlen}"
+
+
+def vrrp(
+    plan: dict[str, Any], gateway: str, bridges: dict[str, dict[str, Any]], vips: dict[str, list[str]]
+) -> dict[str, Any] | None:
+    """keepalived's configuration for an SR with ``ha`` (None without)."""
+    gw = plan["gateways"][gateway]
+    router = next((r for r in _routers(gw) if r.get("ha")), None)
+    if router is None:
+        return None
+    ha = router["ha"]
+    transit = router["transit"]
+    tr_bridge = bridges[transit["instance"]]["name"]
+    advert = max(ha.get("bfd", {}).get("tx_ms", 100), 10) / 1000
+    # The SR pair: who owns which addresses (by transit address), in one stable order.
+    owners = sorted([transit["sr"], *(p["transit"] for p in ha["peers"])], key=ipaddress.IPv4Address)
+    peer_addrs = {p["transit"]: p.get("addresses", []) for p in ha["peers"]}
+    instances = []
+    for vrid, owner in enumerate(owners, start=1):
+        mine = owner == transit["sr"]
+        if mine:
+            addrs = [(a, bridges[inst]["name"]) for inst, ips in vips.items() for a in ips]
+        else:
+            plen = ipaddress.IPv4Network(transit["subnet"]).prefixlen
+            addrs = [(f"{owner}/{plen}", tr_bridge)]
+            for a in peer_addrs.get(owner, []):
+                inst = next(i for i, ips in vips.items() if any(_same_net(a, ip) for ip in ips))
+                plen_up = ipaddress.IPv4Interface(vips[inst][0]).network.prefixlen
+                addrs.append((f"{a}/{plen_up}", bridges[inst]["name"]))
+        instances.append(
+            {
+                "name": f"sr_{owner.replace('.', '_')}",
+                "vrid": vrid,
+                "interface": tr_bridge,
+                "priority": 200 if mine else 100,
+                "addresses": addrs,
+            }
+        )
+    base = {bridges[inst]["name"]: base_address(plan, gateway, ips[0]) for inst, ips in vips.items()}
+    track = sorted({b for inst in vips for b in [bridges[inst]["name"]]})
+    lines = [
+        "global_defs {",
+        f"  router_id {gateway}",
+        "  vrrp_version 3",
+        "  vrrp_garp_master_refresh 0",
+        "}",
+    ]
+    for inst in instances:
+        lines += [
+            f"vrrp_instance {inst['name']} {{",
+            "  state BACKUP",
+            f"  interface {inst['interface']}",
+            f"  virtual_router_id {inst['vrid']}",
+            f"  priority {inst['priority']}",
+            f"  advert_int {advert:g}",
+            *([] if ha.get("preempt", True) else ["  nopreempt"]),
+            "  track_interface {",
+            *(f"    {b}" for b in track),
+            "  }",
+            "  virtual_ipaddress {",
+            *(f"    {addr} dev {dev}" for addr, dev in inst["addresses"]),
+            "  }",
+            "}",
+        ]
+    return {"base": base, "config": "\n".join(lines) + "\n", "instances": instances}
+
+
+def _same_net(a: str, cidr: str) -> bool:
+    return ipaddress.IPv4Address(a) in ipaddress.IPv4Interface(cidr).network
+
+
+def nftables(gw: dict[str, Any], uplink: str | None, router_publics: list[str]) -> str:
+    if uplink is None:
+        # No provider side here (a DR node): no NAT, no firewall; the table only counts.
+        return (
+            f"table ip {TABLE} {{\n  counter fw {{ }}\n  counter nat {{ }}\n"
+            "  chain forward { type filter hook forward priority filter; policy accept; }\n}\n"
+        )
     pre: list[str] = []
     post: list[str] = []
     fw: list[str] = []

@@ -120,6 +120,16 @@ class ReferenceGateway(GatewayHandle):
             return False
         return True
 
+    def settled(self) -> bool:
+        """Alive, and with HA: BFD up on every session of its agent."""
+        if not self.alive():
+            return False
+        if self.agent is None:
+            return True
+        sessions = self.show("ha")["agent"]
+        peers = [v for k, v in sessions.items() if isinstance(v, dict) and "state" in v]
+        return bool(peers) and all(v["state"] == "up" for v in peers)
+
     def counters(self) -> dict[str, Any]:
         ports = self.show("ports")
         dropped = dict.fromkeys(DROP_CATEGORIES, 0)

@@ -550,6 +550,23 @@ class HaKeywords:
         self.ctx.lab.stop_gateway(edge)
         self.ctx.lab.start_gateway(edge)
 
+    @keyword("the gateways have settled")
+    def settled(self) -> None:
+        """Every gateway's control plane has converged (a precondition, not a check)."""
+        lab = self.ctx.lab
+        poll(lambda: all(lab.gateway(g).settled() for g in lab.plan["gateways"]), timeout=30, what="gateways settled")
+
+    @keyword("${host:[\\w-]+} reaches ${ip:[\\d.]+} at the uplink MAC of ${edge:[\\w-]+}")
+    def host_neighbour(self, host: str, ip: str, edge: str) -> None:
+        """Seen from a host that is not part of any gateway: its neighbour entry for ``ip``."""
+        mac = self.ctx.plan["gateways"][edge]["routers"][0]["sr"]["ports"][0]["mac"]
+        node = self.ctx.lab.host(host)
+        poll(
+            lambda: traffic.neighbour_mac(node, ip) == mac,
+            timeout=5,
+            what=f"{host}'s neighbour {ip} at {edge}'s uplink MAC {mac}",
+        )
+
 
 class EdgelabLibrary(DynamicCore):
     """Keywords for edgelab acceptance suites.  Import with ``dut=NAME`` (default reference)."""

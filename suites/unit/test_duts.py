@@ -168,3 +168,23 @@ def test_linux_ruleset_is_valid_nftables(tmp_path):
     path.write_text(linux(topologies.plan("edge-basic"), "edge1")["nft"])
     res = subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+def test_linux_vrrp_render_of_edge_ha():
+    """Each SR owns its addresses at priority 200 and stands by for its peer's at 100; the
+    addresses VRRP sends from are none the plan uses."""
+    from suites.duts.linux_render import _used_addresses
+    from suites.duts.linux_render import render as linux
+
+    plan = topologies.plan("edge-ha")
+    one, two = linux(plan, "edge1")["vrrp"], linux(plan, "edge2")["vrrp"]
+    prio = {(i["vrid"], tuple(sorted(a for a, _ in i["addresses"]))): i["priority"] for i in one["instances"]}
+    assert prio == {
+        (1, ("169.254.0.2/28", "203.0.113.1/24")): 200,
+        (2, ("169.254.0.3/28", "203.0.113.2/24")): 100,
+    }
+    assert [i["priority"] for i in two["instances"]] == [100, 200]
+    bases = {a.split("/")[0] for v in (one, two) for a in v["base"].values()}
+    assert len(bases) == 4 and not bases & _used_addresses(plan)
+    assert "advert_int 0.1" in one["config"], "the intent's BFD interval"
+    assert linux(plan, "hv1")["routes"] == [("0.0.0.0/0", "169.254.0.2")], "the DR sends the rest to its SR"

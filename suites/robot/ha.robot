@@ -1,0 +1,36 @@
+*** Settings ***
+Documentation       Service-router failover on edge-ha as any gateway does it, judged from the hosts:
+...                 when the active SR crashes, a tenant's flow resumes through its peer within half a
+...                 second and the provider router's neighbour entry for the SR's uplink address moves
+...                 to the peer's MAC; when the SR returns, it takes its address back.
+Library             suites.lib.keywords.EdgelabLibrary    dut=${DUT}
+Suite Setup         Start Topology    edge-ha
+Suite Teardown      Stop Topology
+Test Tags           ha    needs:ha.failover
+
+
+*** Variables ***
+${DUT}      reference
+
+
+*** Test Cases ***
+Traffic Crosses The Active SR
+    Given the gateways have settled
+    When t1 pings ext1
+    Then the ping succeeds
+    And pr reaches 203.0.113.1 at the uplink MAC of edge1
+
+A Crash Of The Active SR Costs Less Than Half A Second
+    [Tags]    needs:fault.crash
+    Given the gateways have settled
+    When a probe flow from t1 to ext1 runs while edge1 crashes
+    Then the probe lost at most 500 ms of traffic
+    And pr reaches 203.0.113.1 at the uplink MAC of edge2
+
+The Recovered SR Takes Its Address Back
+    [Tags]    needs:fault.crash    needs:ha.preempt
+    When edge1 comes back
+    And the gateways have settled
+    Then pr reaches 203.0.113.1 at the uplink MAC of edge1
+    And t1 pings ext1
+    And the ping succeeds
