@@ -8,6 +8,7 @@ import sys
 from gateway import config
 from gateway.control.server import ControlServer
 from gateway.datapath import Datapath
+from gateway.io import kernel_side
 from gateway.io.netdev import PortError
 
 
@@ -34,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         ha_socket = next((rc.ha.socket for rc in cfg.routers if rc.ha is not None), None)
         if ha_socket:
             dp.open_ipc(ha_socket)
-    except (PortError, OSError) as exc:
+        if dp.kernel is not None and dp.kernel.tap is not None:
+            kernel_side.setup(cfg.node, dp.kernel.tap.ifname, dp.kernel.namespaces())
+    except (PortError, OSError, kernel_side.KernelSideError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         for listener in dp.listeners:
             listener.close()
@@ -53,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         for listener in dp.listeners:
             listener.close()
         dp.close_ports()
+        if dp.kernel is not None:
+            kernel_side.teardown(cfg.node, dp.kernel.namespaces())
     print(f"gateway: {cfg.node} stopped", flush=True)
     return 0
 

@@ -35,6 +35,7 @@ from gateway.ha.ownership import Ownership
 from gateway.headers import ETH_P_8021Q, describe, ipv4_check
 from gateway.io import Transport, open_port
 from gateway.io.ipc import IpcServer
+from gateway.kernel import Kernel
 from gateway.model import Port, Router
 from gateway.packet import Packet
 from gateway.pipeline import Pipeline
@@ -58,7 +59,9 @@ class Datapath:
         self.traces: deque[dict[str, Any]] = deque(maxlen=64)
         self.stopping = False
         self.ipc: IpcServer | None = None  # when processes (the HA agent) may connect
-        self.listeners: list[Any] = []  # unix listeners the loop serves (control socket, ipc)
+        self.listeners: list[Any] = []  # what the loop serves besides ports (control socket, ipc, kernel)
+        # The user-kernel transport (kernel.py), when the config has a kernel section.
+        self.kernel = Kernel(cfg.kernel, cfg.node, self.model, self.send_from) if cfg.kernel is not None else None
 
     # -- ports -------------------------------------------------------------------------
     def attach(self, port_name: str, transport: Transport) -> None:
@@ -68,6 +71,11 @@ class Datapath:
         """Open every configured port (needs root) with the configured transport (``io``)."""
         for port in self.model.ports.values():
             self.attach(port.name, open_port(port.ifname, self.cfg.io))
+        if self.kernel is not None and self.cfg.kernel is not None:
+            from gateway.io.tap import Tap
+
+            self.kernel.tap = Tap(self.cfg.kernel.tap)
+            self.listeners.append(self.kernel)
 
     def close_ports(self) -> None:
         for port in self.model.ports.values():
@@ -84,7 +92,10 @@ class Datapath:
         return self.ipc
 
     def punt(self, client: str, meta: dict[str, Any], payload: bytes) -> bool:
-        """Hand a packet to the process ``client`` (today: "ha"); False when none is connected."""
+        """Hand a packet to ``client``: "kernel" (the TAP, tag ``meta["tag"]``) or a process
+        ("ha"); False when there is none."""
+        if client == "kernel":
+            return self.kernel is not None and self.kernel.deliver(meta["tag"], payload)
         return self.ipc is not None and self.ipc.broadcast(meta, payload)
 
     def _send_message(self, meta: dict[str, Any], payload: bytes) -> None:
@@ -306,6 +317,7 @@ class Datapath:
             "pipeline": {"internal_errors": self.pipeline.internal_errors},
             "mac": {"entries": len(self.macs), "moves": self.macs.moves},
             "cache": self.cache.counters(),
+            **({"kernel": self.kernel.counters()} if self.kernel is not None else {}),
         }
 
     def ha(self) -> dict[str, Any]:

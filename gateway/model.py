@@ -122,6 +122,10 @@ class Router:
     owned: dict[int, RouterPort] = field(default_factory=dict)
     # Our own addresses we do not claim (HA without preemption: a peer may hold them).
     yielded: set[int] = field(default_factory=set)
+    # In-band management addresses on this SR's segments: address -> who may reach what.
+    mgmt: dict[int, MgmtAccess] = field(default_factory=dict)
+    # The tag of this SR's namespace on the kernel transport (its TLR id), None without one.
+    kernel_tag: int | None = None
 
     def answers_arp_for(self, rport: RouterPort, ip: int) -> bool:
         """Our own address, one taken over from a peer, or (on an SR) a public NAT address."""
@@ -129,6 +133,9 @@ class Router:
             return False
         if ip == rport.ip or self.owned.get(ip) is rport:
             return True
+        access = self.mgmt.get(ip)
+        if access is not None:
+            return access.rport is rport
         return self.services is not None and rport.instance is not None and ip in self.services.nat.publics
 
     @property
@@ -146,6 +153,20 @@ class Router:
             if port.instance is not None and ip & mask(port.plen) == port.network:
                 return port
         return None
+
+
+@dataclass
+class MgmtAccess:
+    """In-band management at one address: the port it lives on, who may reach it, and what."""
+
+    rport: RouterPort
+    allow: list[tuple[int, int]]  # (network, prefix length)
+    ports: set[tuple[int, int | None]]  # (protocol, port); port None: every port of it
+
+    def admits(self, src: int, proto: int, port: int | None) -> bool:
+        if not any(src & mask(plen) == net for net, plen in self.allow):
+            return False
+        return (proto, port) in self.ports or (proto, None) in self.ports
 
 
 @dataclass(eq=False)
@@ -290,7 +311,28 @@ def build(cfg: Config, epoch: Epoch) -> Model:
                 dr.fib.add(Route(0, 0, int(tr.sr), None, transit=True, origin="transit"))
         elif dr is not None and rc.dr is not None:
             _add_routes(model, dr, rc.dr, f"{path}.dr", cfg)
+    if cfg.kernel is not None:
+        _add_kernel(model, cfg)
     return model
+
+
+def _add_kernel(model: Model, cfg: Config) -> None:
+    """Namespaces on the kernel transport: TLR namespaces, in-band management."""
+    kc = cfg.kernel
+    assert kc is not None
+    for name in kc.tlrs:
+        sr = model.router(name, "sr")
+        sr.kernel_tag = sr.tlr_id
+    if kc.management is not None:
+        mc = kc.management
+        sr = model.router(mc.router, "sr")
+        ip = int(mc.address.ip)
+        rport = sr.connected_port(ip)
+        if rport is None:
+            raise ConfigError(f"{cfg.source}: kernel.management.address: {mc.address} is on no segment of {sr.label}")
+        allow = [(int(n.network_address), n.prefixlen) for n in mc.allow]
+        sr.mgmt[ip] = MgmtAccess(rport, allow, set(mc.ports))
+        sr.local_ips[ip] = rport
 
 
 def _add_ports(router: Router, half: RouterHalf, instances: dict[str, Instance]) -> None:

@@ -31,6 +31,7 @@ Schema (see ``topologies/edge_basic.py`` for a full example)::
     tables: {mac_aging: 300, arp_timeout: 300, arp_queue: 16, arp_retries: 3}
     cache: {enabled: true, capacity: 65536, idle_timeout: 10}
     io: block                # block: PACKET_MMAP rings (default); socket: two system calls per frame
+    kernel: {tap: ..., tlrs: [...], management: {...}}   # the user-kernel transport: kernel.py
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from typing import Any
 
 import yaml
 
+from gateway.config.kernel import KernelConfig, parse_kernel
 from gateway.config.reader import ConfigError, Reader, derived_mac, show_value
 from gateway.config.rules import parse_fw_rule, parse_nat, unique_names
 from gateway.services.rules import FirewallConfig, NatConfig
@@ -163,6 +165,7 @@ class Config:
     source: str = "<config>"
     cache: CacheConfig = field(default_factory=CacheConfig)
     io: str = "block"
+    kernel: KernelConfig | None = None
 
 
 def load(path: str | Path) -> Config:
@@ -193,7 +196,9 @@ def parse(text: str, source: str = "<config>") -> Config:
 
 def build(raw: Any, source: str = "<config>") -> Config:
     r = Reader(source)
-    top = r.mapping(raw, "", ("node", "ports", "instances"), ("control_socket", "routers", "tables", "cache", "io"))
+    top = r.mapping(
+        raw, "", ("node", "ports", "instances"), ("control_socket", "routers", "tables", "cache", "io", "kernel")
+    )
     node = r.name(top["node"], "node")
     sock = r.path(top.get("control_socket", f"/run/edgelab/{node}.sock"), "control_socket")
 
@@ -321,7 +326,8 @@ def build(raw: Any, source: str = "<config>") -> Config:
         "block (PACKET_MMAP rings, the default) or socket (one system call per frame);"
         " the experimental 'ring' mode was removed",
     )
-    return Config(node, sock, ports, instances, routers, tables, source, cache, io)
+    kernel = parse_kernel(r, top["kernel"], node, routers) if top.get("kernel") is not None else None
+    return Config(node, sock, ports, instances, routers, tables, source, cache, io, kernel)
 
 
 def _half(

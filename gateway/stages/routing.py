@@ -27,11 +27,13 @@ from __future__ import annotations
 import zlib
 from time import monotonic
 
+from gateway.config.kernel import MANAGEMENT_TAG
 from gateway.effects import L3, L4
 from gateway.headers import (
     ETH_P_ARP,
     ETH_P_IP,
     IPPROTO_ICMP,
+    IPPROTO_TCP,
     IPPROTO_UDP,
     Arp,
     HeaderError,
@@ -41,7 +43,7 @@ from gateway.headers import (
     mac_str,
 )
 from gateway.l3 import arp_reply, arp_request, decrement_ttl, echo_reply, icmp_error
-from gateway.model import Router, RouterPort
+from gateway.model import MgmtAccess, Router, RouterPort
 from gateway.packet import Packet
 from gateway.stages.base import DONE, Context, Stage
 from gateway.tables.fib import Route
@@ -73,6 +75,7 @@ class RouterStage(Stage):
         "arp-queue-full",
         "arp-unresolved",
         "no-punt-client",
+        "mgmt-refused",  # to a management address, from a source or to a port it does not admit
     )
 
     def __init__(self, ctx: Context) -> None:
@@ -259,6 +262,11 @@ class RouterStage(Stage):
     # -- packets for the router itself -------------------------------------------------
     def local_input(self, pkt: Packet, ihl: int, total: int) -> str:
         buf = pkt.buf
+        router: Router = pkt.router  # type: ignore[assignment]
+        if router.mgmt:
+            access = router.mgmt.get(int.from_bytes(buf[30:34], "big"))
+            if access is not None:
+                return self.management(pkt, access, ihl, total)
         punts = self.ctx.model.punts
         if buf[23] == IPPROTO_UDP and total - ihl >= 8 and punts:
             client = punts.get((IPPROTO_UDP, buf[14 + ihl + 2] << 8 | buf[14 + ihl + 3]))
@@ -279,7 +287,30 @@ class RouterStage(Stage):
                 self.echo_replies += 1
                 pkt.note(self.name, "echo request for us: reply")
                 return self.deliver(pkt)
+        if router.kernel_tag is not None:
+            return self.to_kernel(pkt, router.kernel_tag, total, "the TLR namespace")
         return self.drop(pkt, "local-unsupported", f"protocol {buf[23]} to {ip_str(bytes(buf[30:34]))}")
+
+    def management(self, pkt: Packet, access: MgmtAccess, ihl: int, total: int) -> str:
+        """In-band management: what the address admits goes to the management namespace."""
+        buf = pkt.buf
+        proto = buf[23]
+        port = None
+        if proto in (IPPROTO_TCP, IPPROTO_UDP) and total - ihl >= 4:
+            port = (buf[14 + ihl + 2] << 8) | buf[14 + ihl + 3]
+        src = int.from_bytes(buf[26:30], "big")
+        if not access.admits(src, proto, port):
+            what = f"protocol {proto}" + (f" port {port}" if port is not None else "")
+            return self.drop(pkt, "mgmt-refused", f"{what} from {ip_str(src)}")
+        return self.to_kernel(pkt, MANAGEMENT_TAG, total, "the management namespace")
+
+    def to_kernel(self, pkt: Packet, tag: int, total: int, where: str) -> str:
+        meta = {"tag": tag, "router": pkt.router.label}  # type: ignore[union-attr]
+        if not self.ctx.punt("kernel", meta, bytes(pkt.buf[14 : 14 + total])):
+            return self.drop(pkt, "no-punt-client", f"no kernel transport for {where}")
+        self.punted += 1
+        pkt.note(self.name, f"to the kernel, tag {tag} ({where})")
+        return DONE
 
     def send_error(self, pkt: Packet, icmp_type: int, code: int) -> None:
         if pkt.fx is not None:

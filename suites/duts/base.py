@@ -35,6 +35,8 @@ CAPABILITIES: dict[str, str] = {
     "ha.preempt": "the recovered SR takes its addresses back (and the variant without)",
     "ha.ecmp": "active/active SRs, flows spread per 5-tuple",
     "fault.crash": "the gateway process can be crashed and restarted",
+    "mgmt.inband": "in-band management: an address on the uplink reaches the gateway's management service "
+    "(HTTP, GET /node answers the node's name) from the allowed prefix only",
     "internals.show": "the reference gateway's show output (drop names, MAC/ARP/FIB tables)",
     "internals.trace": "per-packet traces through the stages",
     "internals.cache": "datapath cache entries and counters",

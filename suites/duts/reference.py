@@ -22,8 +22,9 @@ from typing import Any
 import yaml
 
 from gateway.control.client import ControlClient, ControlError
+from gateway.io import kernel_side
 from suites.duts.base import CAPABILITIES, DROP_CATEGORIES, DutDriver, GatewayHandle
-from topologies.nodes import GatewayNode
+from topologies.nodes import GatewayNode, run
 
 READY_TIMEOUT = 20.0
 
@@ -53,7 +54,7 @@ DROP_CATEGORY = {
                 ),
             ),
             ("arp", ("arp-unsupported", "arp-queue-full", "arp-unresolved")),
-            ("firewall", ("fw-drop", "fw-reject", "fw-unsolicited", "ct-invalid", "untrackable")),
+            ("firewall", ("fw-drop", "fw-reject", "fw-unsolicited", "ct-invalid", "untrackable", "mgmt-refused")),
             ("nat", ("nat-no-session", "nat-table-full", "nat-pool-exhausted", "ct-clash")),
         )
         for reason in reasons
@@ -85,7 +86,13 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
         if "ha" in intent:
             router["ha"] = copy.deepcopy(intent["ha"])
         cfg["routers"].append(router)
-    cfg.update(copy.deepcopy(gw.get("dut", {}).get("reference", {})))
+    if "management" in gw:
+        cfg["kernel"] = {"management": copy.deepcopy(gw["management"])}
+    for key, value in copy.deepcopy(gw.get("dut", {}).get("reference", {})).items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key].update(value)  # one level deep: the kernel section has parts from both
+        else:
+            cfg[key] = value
     return cfg
 
 
@@ -101,6 +108,7 @@ class ReferenceGateway(GatewayHandle):
         self.config = cfg
         self.agent: subprocess.Popen[bytes] | None = None
         self.agent_log: Path | None = None
+        self.mgmt_service: subprocess.Popen[bytes] | None = None
 
     def show(self, what: str = "summary") -> Any:
         return self.client.show(what)
@@ -253,6 +261,9 @@ class ReferenceDriver(DutDriver):
                         f"gateway {gateway} did not answer on {sock} within {READY_TIMEOUT:.0f} s: {handle.log_text()[-2000:]}"
                     ) from None
                 time.sleep(0.1)
+        management = lab.plan["gateways"][gateway].get("management")
+        if management is not None:
+            handle.mgmt_service = self._start_management_service(gateway, node, management, sock)
         if has_ha:
             # The HA agent: a separate process that talks BFD through the datapath's unix socket.
             handle.agent_log = lab.rundir / f"{gateway}-ha.log"
@@ -266,11 +277,32 @@ class ReferenceDriver(DutDriver):
                 )
         return handle
 
+    def _start_management_service(self, gateway: str, node: Any, management: dict[str, Any], sock: str) -> Any:
+        """The gateway's management page (``gateway/mgmt_web.py``) in the management namespace its
+        kernel transport made; it answers at the management address once this returns."""
+        port = next((p["port"] for p in management["ports"] if p["proto"] == "tcp" and "port" in p), None)
+        if port is None:
+            return None
+        address = management["address"].split("/")[0]
+        with open(self.lab.rundir / f"{gateway}-mgmt.log", "ab") as log:
+            proc = node.popen(
+                ["ip", "netns", "exec", f"{gateway}-mgmt", sys.executable, "-u", "-m", "gateway.mgmt_web",
+                 "--bind", address, "--port", str(port), "--node", gateway, "--control", sock],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=str(Path(__file__).resolve().parents[2]),
+            )  # fmt: skip
+        deadline = time.monotonic() + READY_TIMEOUT
+        while f":{port}" not in run(node, ["ip", "netns", "exec", f"{gateway}-mgmt", "ss", "-ltnH"]).stdout:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the management page of {gateway} did not start (see {gateway}-mgmt.log)")
+            time.sleep(0.05)
+        return proc
+
     def stop(self, gateway: str) -> None:
         handle = self._handles.pop(gateway, None)
         if handle is None:
             return
-        for proc in (handle.agent, handle.proc):
+        for proc in (handle.mgmt_service, handle.agent, handle.proc):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
@@ -278,6 +310,8 @@ class ReferenceDriver(DutDriver):
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(timeout=5)
+        # What the daemon's kernel transport built, also when the daemon was killed hard.
+        kernel_side.teardown(gateway)
 
     def kill(self, gateway: str) -> None:
         """Kill the gateway's datapath hard (SIGKILL), as a crash would; the agent is left to notice."""

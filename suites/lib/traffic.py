@@ -210,3 +210,21 @@ def probe_gap(ping_output: bytes, interval: float) -> tuple[float, list[int]]:
     times = [t for t, _ in replies]
     gap = max(b - a for a, b in zip(times, times[1:], strict=False)) - interval
     return max(gap, 0.0), [seq for _, seq in replies]
+
+
+_HTTP_GET = """
+import json, sys, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])) as r:
+        print(json.dumps({"ok": True, "status": r.status, "body": r.read().decode(errors="replace")}))
+except Exception as exc:
+    print(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"}))
+"""
+
+
+def http_get(host: Any, url: str, timeout: float = 3.0) -> dict[str, Any]:
+    """Fetch ``url`` from inside ``host``: {"ok", "status", "body"} or {"ok": False, "error"}."""
+    res = run(host, [sys.executable, "-c", _HTTP_GET, url, str(timeout)], check=False, timeout=timeout + 10)
+    if res.returncode != 0:
+        raise TrafficError(f"http client on {host.name} failed to run: {res.stderr}")
+    return dict(json.loads(res.stdout.strip().splitlines()[-1]))

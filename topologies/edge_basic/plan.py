@@ -139,6 +139,17 @@ PLAN: dict[str, Any] = {
                     ],
                 }
             ],
+            # In-band management: an address on the uplink, sharing the NIC with tenant traffic,
+            # reaching the gateway's management service from the provider's 198.51.100.0/24 only.
+            "management": {
+                "router": "t1",
+                "address": "203.0.113.5/24",
+                "allow": ["198.51.100.0/24"],
+                "ports": [{"proto": "tcp", "port": 8080}, {"proto": "icmp"}],
+            },
+            # The reference gateway also gives router t1's SR a namespace of its own on its kernel
+            # transport (the SR's addresses, for control-plane daemons).
+            "dut": {"reference": {"kernel": {"tlrs": ["t1"]}}},
         }
     },
     # Router addresses the suites probe, by role.

@@ -1,0 +1,95 @@
+"""The datapath meets the kernel, end to end on edge-basic: in-band management through
+the user-kernel transport, and the TLR namespace behind the SR's own address.
+
+In-band management is judged from the hosts (any DUT that declares
+``mgmt.inband``): the management address on the uplink serves the gateway's
+management page to the allowed provider prefix, and nothing to a tenant, to
+another provider address or on another port.  The TLR namespace and the
+kernel transport's counters are the reference gateway's own (internals).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from suites.lib import traffic
+from suites.lib.expect import poll
+
+
+def _mgmt(plan):
+    return plan["gateways"]["edge1"]["management"]
+
+
+def _ok(result):
+    """The result when it succeeded, else None (poll tries again)."""
+    return result if result["ok"] else None
+
+
+def _url(plan, port=8080):
+    return f"http://{_mgmt(plan)['address'].split('/')[0]}:{port}/node"
+
+
+@pytest.mark.needs("mgmt.inband")
+def test_management_page_from_the_allowed_prefix(lab, plan):
+    """ext2 (198.51.100.0/24, allowed) reaches the management service on the uplink's management address."""
+    got = poll(lambda: _ok(traffic.http_get(lab.host("ext2"), _url(plan))), timeout=10, what="the management page")
+    assert got["status"] == 200 and got["body"].strip() == "edge1", got
+
+
+@pytest.mark.needs("mgmt.inband", "counters")
+def test_management_refused_to_tenants_and_others(lab, plan, gw):
+    before = gw.counters()["dropped"]["firewall"]
+    tenant = traffic.http_get(lab.host("t1"), _url(plan), timeout=2)
+    assert not tenant["ok"], f"a tenant reached the management service: {tenant}"
+    provider = traffic.http_get(lab.host("ext1"), _url(plan), timeout=2)
+    assert not provider["ok"], f"203.0.113.10 is not an allowed prefix, yet it got the page: {provider}"
+    other_port = traffic.tcp_connect(lab.host("ext2"), _mgmt(plan)["address"].split("/")[0], 22)
+    assert other_port.get("error"), f"port 22 of the management address must be closed: {other_port}"
+    poll(lambda: gw.counters()["dropped"]["firewall"] - before >= 3, timeout=5, what="the refusals counted")
+    assert traffic.http_get(lab.host("ext2"), _url(plan))["ok"], "the allowed prefix still gets the page"
+
+
+@pytest.mark.needs("mgmt.inband")
+def test_management_address_shares_the_uplink(lab, plan):
+    """The management address is answered (ARP) on the uplink segment with the SR's uplink MAC."""
+    ext1 = lab.host("ext1")
+    address = _mgmt(plan)["address"].split("/")[0]
+    assert traffic.ping(ext1, address, count=1).received == 0, "203.0.113.10 may not ping it (not allowed)"
+    uplink_mac = plan["gateways"]["edge1"]["routers"][0]["sr"]["ports"][0]["mac"]
+    assert traffic.neighbour_mac(ext1, address) == uplink_mac
+
+
+@pytest.mark.needs("internals.show")
+def test_tlr_namespace_terminates_what_the_sr_does_not(lab, plan, gw):
+    """A TCP service in router t1's namespace answers on the SR's uplink address; the frames
+    crossed the kernel transport (its counters), tagged with the TLR id."""
+    edge1 = lab.host("edge1")
+    server = edge1.popen(
+        ["ip", "netns", "exec", "edge1-tlr1", sys.executable, "-m", "gateway.mgmt_web", "--bind", "203.0.113.1",
+         "--port", "8081", "--node", "tlr1", "--control", "/nonexistent"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)
+        before = gw.show("counters")["kernel"]
+        got = poll(
+            lambda: _ok(traffic.http_get(lab.host("ext1"), "http://203.0.113.1:8081/node", timeout=2)),
+            timeout=10,
+            what="the TLR namespace's web server through the SR's address",
+        )
+        assert got["status"] == 200 and got["body"].strip() == "tlr1"
+        after = gw.show("counters")["kernel"]
+        assert after["to_kernel"] > before["to_kernel"] and after["from_kernel"] > before["from_kernel"]
+        assert after["namespaces"] == {"edge1-tlr1": 1, "edge1-mgmt": 4094}
+        # The management page serves the control socket's show, in band.
+        summary = traffic.http_get(lab.host("ext2"), "http://203.0.113.5:8080/show/summary")
+        assert summary["ok"] and '"node": "edge1"' in summary["body"], summary
+        forwarding = traffic.run(edge1, ["ip", "netns", "exec", "edge1-tlr1", "sysctl", "-n", "net.ipv4.ip_forward"])
+        assert forwarding.stdout.strip() == "0", "the namespace terminates; the datapath forwards"
+    finally:
+        server.terminate()
+        server.wait(timeout=5)

@@ -1,0 +1,180 @@
+"""The user-kernel transport without a kernel: a fake TAP, real frames.
+
+Down: what a router does not consume itself goes to the TAP, tagged with the
+namespace's tag; management admits only its prefixes and ports.  Up: ARP is
+answered by the datapath, IPv4 is routed as the SR's own, anything else is
+dropped and counted.
+"""
+
+from __future__ import annotations
+
+import pytest
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.l2 import ARP, Dot1Q, Ether
+
+from gateway import config
+from gateway.config.kernel import MANAGEMENT_TAG
+from suites.unit.conftest import EDGE_YAML, Rig
+
+KERNEL_YAML = (
+    EDGE_YAML
+    + """kernel:
+  tlrs: [t1]
+  management:
+    router: t1
+    address: 203.0.113.5/24
+    allow: [198.51.100.0/24]
+    ports: [{proto: tcp, port: 8080}, {proto: icmp}]
+"""
+)
+EXT, UP_GW = "02:00:00:00:00:99", "02:00:00:00:cb:01"
+
+
+class FakeTap:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.ifname = "edge1-kni"
+
+    def send(self, frame: bytes) -> None:
+        self.sent.append(bytes(frame))
+
+    def recv_batch(self, limit: int) -> list[bytearray]:
+        return []
+
+    def fileno(self) -> int:
+        return -1
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def krig() -> Rig:
+    rig = Rig(KERNEL_YAML)
+    rig.dp.kernel.tap = FakeTap()
+    # The SR knows where 198.51.100.10's next hop (ext1, 203.0.113.10) is.
+    rig.send(
+        "uplink",
+        bytes(Ether(src=EXT, dst=UP_GW) / ARP(op=2, hwsrc=EXT, psrc="203.0.113.10", hwdst=UP_GW, pdst="203.0.113.1")),
+    )
+    # The unit config has no default route on the SR: add one.
+    rig.handle(
+        {"cmd": "route", "action": "add", "router": "t1", "half": "sr", "prefix": "0.0.0.0/0", "via": "203.0.113.10"}
+    )
+    return rig
+
+
+def from_provider(l3) -> bytes:
+    return bytes(Ether(src=EXT, dst=UP_GW) / l3)
+
+
+def test_management_admitted_goes_to_the_tap_with_the_management_tag(krig):
+    krig.send(
+        "uplink", from_provider(IP(src="198.51.100.10", dst="203.0.113.5") / TCP(sport=40000, dport=8080, flags="S"))
+    )
+    (frame,) = [Ether(f) for f in krig.dp.kernel.tap.sent]
+    assert frame[Dot1Q].vlan == MANAGEMENT_TAG and frame[IP].dst == "203.0.113.5" and frame[TCP].dport == 8080
+    assert frame.dst == krig.dp.kernel.namespace_mac(MANAGEMENT_TAG).hex(":") and frame.src == krig.dp.kernel.mac.hex(
+        ":"
+    )
+
+
+def test_management_refuses_other_sources_and_ports(krig):
+    krig.send(
+        "uplink", from_provider(IP(src="203.0.113.10", dst="203.0.113.5") / TCP(sport=40000, dport=8080, flags="S"))
+    )
+    krig.send(
+        "uplink", from_provider(IP(src="198.51.100.10", dst="203.0.113.5") / TCP(sport=40000, dport=22, flags="S"))
+    )
+    krig.send("uplink", from_provider(IP(src="198.51.100.10", dst="203.0.113.5") / UDP(sport=1, dport=8080)))
+    assert krig.dp.kernel.tap.sent == []
+    assert krig.drops() == {"sr/mgmt-refused": 3}
+
+
+def test_the_uplink_answers_arp_for_the_management_address(krig):
+    krig.take("uplink")
+    krig.send(
+        "uplink",
+        bytes(Ether(src=EXT, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=EXT, psrc="203.0.113.10", pdst="203.0.113.5")),
+    )
+    (reply,) = [Ether(f) for f in krig.take("uplink")]
+    assert reply[ARP].op == 2 and reply[ARP].psrc == "203.0.113.5" and reply[ARP].hwsrc == UP_GW
+
+
+def test_what_the_sr_does_not_consume_goes_to_its_tlr_namespace(krig):
+    krig.send(
+        "uplink", from_provider(IP(src="203.0.113.10", dst="203.0.113.1") / TCP(sport=40000, dport=179, flags="S"))
+    )
+    (frame,) = [Ether(f) for f in krig.dp.kernel.tap.sent]
+    assert frame[Dot1Q].vlan == 1 and frame[TCP].dport == 179
+    # An echo request is still the datapath's to answer.
+    krig.send("uplink", from_provider(IP(src="203.0.113.10", dst="203.0.113.1") / ICMP()))
+    assert len(krig.dp.kernel.tap.sent) == 1
+
+
+def test_arp_from_a_namespace_is_answered_by_the_datapath(krig):
+    k = krig.dp.kernel
+    ns_mac = k.namespace_mac(1).hex(":")
+    k.receive(
+        bytearray(
+            bytes(
+                Ether(src=ns_mac, dst="ff:ff:ff:ff:ff:ff")
+                / Dot1Q(vlan=1)
+                / ARP(op=1, hwsrc=ns_mac, psrc="203.0.113.1", pdst="203.0.113.10")
+            )
+        )
+    )
+    (reply,) = [Ether(f) for f in k.tap.sent]
+    assert reply[Dot1Q].vlan == 1 and reply[ARP].op == 2 and reply[ARP].hwsrc == k.mac.hex(":")
+    assert reply[ARP].psrc == "203.0.113.10" and reply.dst == ns_mac
+    assert krig.take("uplink") == [], "nothing on the wire: the datapath owns ARP there"
+
+
+def test_ip_from_a_namespace_is_routed_as_the_srs_own(krig):
+    k = krig.dp.kernel
+    krig.take("uplink")
+    ns_mac = k.namespace_mac(MANAGEMENT_TAG).hex(":")
+    reply = IP(src="203.0.113.5", dst="198.51.100.10") / TCP(sport=8080, dport=40000, flags="SA")
+    k.receive(bytearray(bytes(Ether(src=ns_mac, dst=k.mac.hex(":")) / Dot1Q(vlan=MANAGEMENT_TAG) / reply)))
+    (out,) = [Ether(f) for f in krig.take("uplink")]
+    assert out.dst == EXT and out.src == UP_GW and out[IP].src == "203.0.113.5" and out[TCP].sport == 8080
+    assert k.up == 1
+
+
+def test_garbage_from_the_kernel_is_dropped_and_counted(krig):
+    k = krig.dp.kernel
+    k.receive(bytearray(bytes(Ether() / IP())))  # no tag
+    k.receive(bytearray(bytes(Ether() / Dot1Q(vlan=77) / IP())))  # no namespace has tag 77
+    k.receive(bytearray(bytes(Ether() / Dot1Q(vlan=1, type=0x86DD) / (b"x" * 40))))
+    bad = bytearray(bytes(IP(src="203.0.113.1", dst="198.51.100.10") / ICMP()))
+    bad[10] ^= 0xFF
+    k.receive(bytearray(bytes(Ether() / Dot1Q(vlan=1, type=0x0800)) + bad))
+    k.receive(bytearray(bytes(Ether() / Dot1Q(vlan=1))[:-2] + b"\x08\x06\x00\x01"))
+    assert k.drops == {"no-tag": 1, "unknown-tag": 1, "not-ipv4": 1, "malformed": 2}
+    assert krig.dp.pipeline.internal_errors == 0
+
+
+def test_without_a_tap_the_punt_is_dropped_and_counted():
+    rig = Rig(KERNEL_YAML)  # the TAP is opened by open_ports, which a unit test does not call
+    rig.send("uplink", from_provider(IP(src="198.51.100.10", dst="203.0.113.5") / TCP(sport=1, dport=8080, flags="S")))
+    assert rig.drops() == {"sr/no-punt-client": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("kernel: {tlrs: [t9]}", r"kernel.tlrs\[0\]: 't9' is not a router with an SR"),
+        ("kernel: {tap: a-very-long-tap-name}", "longer than the kernel's 15-character"),
+        (
+            "kernel: {management: {router: t1, address: 10.9.9.9/24, allow: [10.0.0.0/8]}}",
+            "kernel.management.address: 10.9.9.9/24 is on no segment of t1's SR",
+        ),
+        (
+            "kernel: {management: {router: t1, address: 203.0.113.5/24, allow: [10.0.0.0/8], ports: [{proto: icmp, port: 3}]}}",
+            "ICMP has no ports",
+        ),
+    ],
+)
+def test_kernel_config_errors(text, error):
+    with pytest.raises(config.ConfigError, match=error):
+        config.parse(EDGE_YAML + text + "\n", "edge1.yaml")
