@@ -1,0 +1,36 @@
+"""State shared by the keyword components of one library instance (one suite)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scapy.layers.l2 import Ether
+
+from suites.lib import traffic
+from suites.lib.plans import addr
+
+MARK_TYPE = 0x88B5
+
+
+class Context:
+    """State shared by the components of one library instance (one suite)."""
+
+    def __init__(self, dut: str) -> None:
+        self.dut = dut
+        self.lab: Any = None
+        self._cm: Any = None
+        self.last_ping: traffic.PingResult | None = None
+        self.received: dict[str, list[Ether]] = {}
+        self.drops_before: dict[str, dict[str, int]] = {}
+
+    @property
+    def plan(self) -> dict[str, Any]:
+        if self.lab is None:
+            raise AssertionError("no topology is running; call 'Start Topology' first")
+        return self.lab.plan
+
+    def resolve(self, name: str) -> str:
+        """A host name from the plan, or an address as given."""
+        if name in self.plan["hosts"]:
+            return addr(self.plan, name)
+        return name
