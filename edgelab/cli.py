@@ -156,11 +156,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_clean(args: argparse.Namespace) -> int:
     import topologies
+    from gateway.io import kernel_side
     from topologies.lab import clean_leftovers
 
     removed = []
     for name in topologies.names():
         removed += clean_leftovers(topologies.module(name))
+        for node in topologies.plan(name).get("gateways", {}):
+            removed += kernel_side.teardown(node)  # a reference gateway's kernel transport
     print("removed: " + ", ".join(removed) if removed else "nothing to clean")
     return 0
 
