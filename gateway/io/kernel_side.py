@@ -104,15 +104,22 @@ def _setup(node: str, tap: str, namespaces: list[dict[str, Any]]) -> None:
 
 
 def teardown(node: str, namespaces: list[dict[str, Any]] | None = None) -> list[str]:
-    """Remove what :func:`setup` built for ``node`` (also after a crash); never raises."""
+    """Remove what :func:`setup` built for ``node`` from ``namespaces`` (also after a crash);
+    with ``namespaces`` None, whatever a dead gateway named ``node`` may have left (``edgelab
+    clean``: nothing may be running then, as two topologies may both have a node of that name).
+    Never raises."""
     removed = []
     br = bridge_name(node)
     if _run(["ovs-vsctl", "--timeout=10", "br-exists", br], check=False).returncode == 0:
         _run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", br], check=False)
         removed.append(f"bridge {br}")
-    names = {ns["name"] for ns in namespaces or []}
-    listed = _run(["ip", "netns", "list"], check=False).stdout.split()
-    names |= {n for n in listed if n == f"{node}-mgmt" or n.startswith(f"{node}-tlr")}
+    if namespaces is not None:
+        names = {ns["name"] for ns in namespaces}
+        veths = {veth_name(node, ns["tag"]) for ns in namespaces}
+    else:
+        listed = _run(["ip", "netns", "list"], check=False).stdout.split()
+        names = {n for n in listed if n == f"{node}-mgmt" or n.startswith(f"{node}-tlr")}
+        veths = set()
     for name in sorted(names):
         if _run(["ip", "netns", "del", name], check=False).returncode == 0:
             removed.append(f"namespace {name}")
@@ -123,7 +130,7 @@ def teardown(node: str, namespaces: list[dict[str, Any]] | None = None) -> list[
     links = _run(["nsenter", "-t", pid, "-n", "ip", "-o", "link", "show"], check=False).stdout
     for line in links.splitlines():
         ifname = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
-        if ifname.startswith(f"{node}-k") and ifname != br:
+        if ifname in veths or (namespaces is None and ifname.startswith(f"{node}-k") and ifname != br):
             _run(["nsenter", "-t", pid, "-n", "ip", "link", "del", ifname], check=False)
             removed.append(f"interface {ifname}")
     return removed

@@ -96,6 +96,17 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
     return cfg
 
 
+def _kernel_namespaces(cfg: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """What the daemon's kernel transport builds for ``cfg`` (its own computation, without I/O)."""
+    if cfg.get("kernel") is None:
+        return None
+    from gateway import config as gwconfig
+    from gateway.datapath import Datapath
+
+    dp = Datapath(gwconfig.build(copy.deepcopy(cfg), cfg["node"]))
+    return dp.kernel.namespaces() if dp.kernel is not None else None
+
+
 class ReferenceGateway(GatewayHandle):
     capabilities = frozenset(CAPABILITIES)  # the reference gateway is the measure of the contract
 
@@ -109,6 +120,8 @@ class ReferenceGateway(GatewayHandle):
         self.agent: subprocess.Popen[bytes] | None = None
         self.agent_log: Path | None = None
         self.mgmt_service: subprocess.Popen[bytes] | None = None
+        # The namespaces its kernel transport builds (None: it has none).
+        self.kernel_namespaces: list[dict[str, Any]] | None = None
 
     def show(self, what: str = "summary") -> Any:
         return self.client.show(what)
@@ -245,6 +258,7 @@ class ReferenceDriver(DutDriver):
                 cwd=str(Path(__file__).resolve().parents[2]),
             )
         handle = ReferenceGateway(gateway, proc, sock, log_path, cfg_path)
+        handle.kernel_namespaces = _kernel_namespaces(cfg)
         self._handles[gateway] = handle
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
@@ -311,7 +325,8 @@ class ReferenceDriver(DutDriver):
                     proc.kill()
                     proc.wait(timeout=5)
         # What the daemon's kernel transport built, also when the daemon was killed hard.
-        kernel_side.teardown(gateway)
+        if handle.kernel_namespaces is not None:
+            kernel_side.teardown(gateway, handle.kernel_namespaces)
 
     def kill(self, gateway: str) -> None:
         """Kill the gateway's datapath hard (SIGKILL), as a crash would; the agent is left to notice."""
