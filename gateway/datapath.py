@@ -37,6 +37,7 @@ from gateway.io import Transport, open_port
 from gateway.io.ipc import IpcServer
 from gateway.kernel import Kernel
 from gateway.model import Port, Router
+from gateway.monitor import Monitor
 from gateway.packet import Packet
 from gateway.pipeline import Pipeline
 from gateway.tables.mac import MacTable
@@ -60,6 +61,7 @@ class Datapath:
         self.stopping = False
         self.ipc: IpcServer | None = None  # when processes (the HA agent) may connect
         self.listeners: list[Any] = []  # what the loop serves besides ports (control socket, ipc, kernel)
+        self.monitor = Monitor(self.model, f"{cfg.node}-mon"[:15], _monitor_tap)
         # The user-kernel transport (kernel.py), when the config has a kernel section.
         self.kernel = Kernel(cfg.kernel, cfg.node, self.model, self.send_from) if cfg.kernel is not None else None
 
@@ -78,6 +80,7 @@ class Datapath:
             self.listeners.append(self.kernel)
 
     def close_ports(self) -> None:
+        self.monitor.close()
         for port in self.model.ports.values():
             if port.io is not None:
                 port.io.close()
@@ -132,9 +135,12 @@ class Datapath:
         cache = self.cache
         lookup = cache.lookup if cache.enabled else None
         hit = cache.hit
+        mirror = port.mirror
         pkt = None
         for frame, vlan in batch:
             port.rx += 1
+            if mirror is not None:
+                mirror.copy(port, frame, vlan, True)
             summary = describe(frame) if self.trace_budget else None
             if lookup is not None:
                 try:
@@ -322,3 +328,18 @@ class Datapath:
 
     def ha(self) -> dict[str, Any]:
         return {**self.ownership.show(), "ipc": self.ipc.counters() if self.ipc is not None else None}
+
+
+def _monitor_tap(name: str) -> Any:
+    """The monitor TAP, up (tcpdump needs it so), no address, no IPv6 chatter."""
+    import subprocess
+
+    from gateway.io.tap import Tap
+
+    tap = Tap(name)
+    for argv in (
+        ["sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1"],
+        ["ip", "link", "set", name, "up"],
+    ):
+        subprocess.run(argv, capture_output=True, check=False)
+    return tap

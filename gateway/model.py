@@ -32,7 +32,7 @@ PUNTS = {(IPPROTO_UDP, BFD_PORT): "ha", (IPPROTO_UDP, HELLO_PORT): "ha"}
 
 
 class Port:
-    __slots__ = ("name", "ifname", "role", "io", "rx", "tx", "tx_errors", "errors", "last_error")
+    __slots__ = ("name", "ifname", "role", "io", "rx", "tx", "tx_errors", "errors", "last_error", "mirror")
 
     def __init__(self, name: str, ifname: str, role: str) -> None:
         self.name = name
@@ -44,6 +44,9 @@ class Port:
         self.tx_errors = 0
         self.errors = 0  # socket errors (interface down or gone)
         self.last_error = 0
+        # monitor.Monitor while a mirror session watches this port (receive side; the transmit
+        # side is a wrapper around ``io``, so an unwatched port's send costs nothing extra).
+        self.mirror: Any = None
 
     def send(self, frame: bytes | bytearray) -> None:
         try:

@@ -15,6 +15,7 @@ cache      action: enable | disable | flush | set (capacity, idle_timeout)
 nat        action: add (router, kind: snat | dnat | one_to_one, rule: {...}) | del (router, name)
 firewall   action: add (router, rule: {...}, position) | del (router, name)
 ha         action: takeover | release, router, ip   (what the HA agent asks, by hand)
+mirror     action: add (name, port | instance | router, direction: rx | tx | both) | del (name)
 =========  ==========================================================================
 
 Response: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "one sentence"}``.
@@ -58,6 +59,7 @@ SHOW: dict[str, Callable[[Datapath], Any]] = {
     "traces": lambda dp: list(dp.traces),
     "cache": lambda dp: {"counters": dp.cache.counters(), "entries": dp.cache.dump(time.monotonic())},
     "ha": lambda dp: dp.ha(),
+    "mirror": lambda dp: dp.monitor.show(),
     "listeners": lambda dp: [x.listener_counters() for x in dp.listeners],
 }
 
@@ -282,6 +284,23 @@ def _ha(ctl: Control, req: dict[str, Any]) -> Any:
         raise CommandError(str(exc).strip("'\"")) from None
 
 
+def _mirror(ctl: Control, req: dict[str, Any]) -> Any:
+    from gateway.monitor import MonitorError
+
+    action = _field(req, "action")
+    name = _field(req, "name")
+    try:
+        if action == "add":
+            return ctl.dp.monitor.add(name, req)
+        if action == "del":
+            return ctl.dp.monitor.remove(name)
+    except MonitorError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:  # the monitor TAP could not be opened
+        raise CommandError(f"cannot open the monitor TAP: {exc}") from None
+    raise CommandError(f"unknown mirror action {action!r}; choose add or del")
+
+
 def _ping(ctl: Control, req: dict[str, Any]) -> Any:
     dp = ctl.dp
     return {"node": dp.cfg.node, "uptime": round(time.time() - dp.started, 1)}
@@ -296,6 +315,7 @@ COMMANDS: dict[str, Callable[[Control, dict[str, Any]], Any]] = {
     "firewall": _firewall,
     "cache": _cache,
     "ha": _ha,
+    "mirror": _mirror,
 }
 
 

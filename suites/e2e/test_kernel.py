@@ -93,3 +93,33 @@ def test_tlr_namespace_terminates_what_the_sr_does_not(lab, plan, gw):
     finally:
         server.terminate()
         server.wait(timeout=5)
+
+
+@pytest.mark.needs("internals.show")
+def test_mirror_session_copies_byte_for_byte_to_the_monitor_tap(lab, plan, gw):
+    """K marked frames from t1 through the trunk: K byte-identical frames on edge1-mon (rx, tag inline)."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+
+    from suites.lib.plans import router_port
+
+    marker = b"edgelab-mirror"
+    frames = [
+        Ether(src=plan["hosts"]["t1"]["mac"], dst=router_port(plan, "web")["mac"])
+        / IP(src="172.16.10.11", dst="172.16.20.13")
+        / UDP(sport=7000 + i, dport=7)
+        / Raw(marker)
+        for i in range(5)
+    ]
+    gw.request({"cmd": "mirror", "action": "add", "name": "e2e", "port": "trunk", "direction": "rx"})
+    try:
+        cap = traffic.Capture(lab.host("edge1"), "edge1-mon", seconds=10, max_frames=100)
+        traffic.send(lab.host("t1"), frames, gap_ms=10)
+        # Only t1's frames (t3's ICMP port-unreachable answers quote the marker too).
+        got = [bytes(f) for f in cap.stop() if marker in bytes(f) and f.src == plan["hosts"]["t1"]["mac"]]
+    finally:
+        gw.request({"cmd": "mirror", "action": "del", "name": "e2e"})
+    # t1 is on an access port of VLAN 10: on the trunk the frames carry tag 10.
+    want = [bytes(f)[:12] + b"\x81\x00\x00\x0a" + bytes(f)[12:] for f in frames]
+    assert got == want, f"{len(got)} copies of {len(want)}"
