@@ -8,8 +8,24 @@ import sys
 from gateway import config
 from gateway.control.server import ControlServer
 from gateway.datapath import Datapath
-from gateway.io import kernel_side
+from gateway.fpm import FPM_PORT, FpmError, FpmServer, listen_in
+from gateway.headers import ip_str
+from gateway.io import frr, kernel_side
 from gateway.io.netdev import PortError
+
+
+def start_routing(dp: Datapath) -> None:
+    """For each SR with BGP: an FPM listener in its TLR namespace, then FRR there."""
+    kc = dp.cfg.kernel
+    if kc is None:
+        return
+    for bgp in kc.bgp:
+        sr = dp.model.router(bgp.router, "sr")
+        netns = f"{dp.cfg.node}-tlr{sr.tlr_id}"
+        server = FpmServer(dp.model, sr, listen_in(netns, FPM_PORT))
+        dp.listeners.append(server)
+        uplink = next(p for p in sr.ports if p.instance is not None)
+        frr.start(netns, frr.render(bgp, netns, ip_str(uplink.ip), FPM_PORT))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             dp.open_ipc(ha_socket)
         if dp.kernel is not None and dp.kernel.tap is not None:
             kernel_side.setup(cfg.node, dp.kernel.tap.ifname, dp.kernel.namespaces())
-    except (PortError, OSError, kernel_side.KernelSideError) as exc:
+            start_routing(dp)
+    except (PortError, OSError, kernel_side.KernelSideError, frr.FrrError, FpmError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         for listener in dp.listeners:
             listener.close()
@@ -57,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             listener.close()
         dp.close_ports()
         if dp.kernel is not None:
-            kernel_side.teardown(cfg.node, dp.kernel.namespaces())
+            kernel_side.teardown(cfg.node, dp.kernel.namespaces())  # also stops FRR there
     print(f"gateway: {cfg.node} stopped", flush=True)
     return 0
 

@@ -105,14 +105,17 @@ class UserOVS(OVSSwitch):
 
 
 class FrrRouter(TestHost):
-    """A provider router: Linux forwarding with FRR (zebra + staticd) holding its routes.
+    """A provider router: Linux forwarding with FRR (zebra + staticd, and bgpd) holding its routes.
 
     ``frr_routes`` (prefix -> next hop) become ``ip route`` lines of staticd;
-    the daemons run in the node's namespace with their own config and vty
-    socket directory, and stop with the node.
+    ``frr_bgp`` ({asn, neighbors: [{address, asn}], networks, loopback}) makes
+    it a BGP speaker announcing ``networks`` (``loopback``: an address on
+    ``lo`` inside them, so there is something to reach).  The daemons run in
+    the node's namespace with their own config and vty socket directory, and
+    stop with the node.
     """
 
-    def config(self, frr_routes: dict[str, str] | None = None, **params):  # type: ignore[no-untyped-def]
+    def config(self, frr_routes: dict[str, str] | None = None, frr_bgp: dict | None = None, **params):  # type: ignore[no-untyped-def,type-arg]
         import os
         import shutil
         import tempfile
@@ -122,13 +125,28 @@ class FrrRouter(TestHost):
         self.frr_dir = tempfile.mkdtemp(prefix=f"edgelab-frr-{self.name}-")
         lines = ["frr defaults traditional", f"hostname {self.name}"]
         lines += [f"ip route {prefix} {via}" for prefix, via in (frr_routes or {}).items()]
+        self.frr_daemons = ["zebra", "staticd"]
+        if frr_bgp:
+            if frr_bgp.get("loopback"):
+                self.cmd(f"ip addr add {frr_bgp['loopback']} dev lo")
+            lines += [
+                f"router bgp {frr_bgp['asn']}",
+                " no bgp ebgp-requires-policy",
+                " no bgp network import-check",
+                " timers bgp 1 3",
+                *(f" neighbor {n['address']} remote-as {n['asn']}" for n in frr_bgp["neighbors"]),
+                " address-family ipv4 unicast",
+                *(f"  network {net}" for net in frr_bgp.get("networks", [])),
+                " exit-address-family",
+            ]
+            self.frr_daemons.append("bgpd")
         conf = os.path.join(self.frr_dir, "frr.conf")
         with open(conf, "w") as fh:
             fh.write("\n".join(lines) + "\n")
         for path in (self.frr_dir, conf):
             shutil.chown(path, "frr", "frr")
         common = ["-d", "-f", conf, "--vty_socket", self.frr_dir, "-z", os.path.join(self.frr_dir, "zserv.api")]
-        for daemon in ("zebra", "staticd"):
+        for daemon in self.frr_daemons:
             run(self, [f"/usr/lib/frr/{daemon}", *common, "-i", os.path.join(self.frr_dir, f"{daemon}.pid")])
         return result
 
@@ -140,7 +158,7 @@ class FrrRouter(TestHost):
         import shutil
         import signal
 
-        for daemon in ("staticd", "zebra"):
+        for daemon in reversed(getattr(self, "frr_daemons", ["zebra", "staticd"])):
             try:
                 with open(os.path.join(getattr(self, "frr_dir", ""), f"{daemon}.pid")) as fh:
                     os.kill(int(fh.read().strip()), signal.SIGTERM)

@@ -6,6 +6,12 @@ so it can name them.  Schema::
     kernel:
       tap: edge1-kni                 # the TAP the datapath opens (default: <node>-kni)
       tlrs: [t1]                     # routers whose SR addresses get a namespace of their own
+      bgp:                           # FRR in a TLR namespace: its routes reach the SR's FIB by FPM
+        - router: t1                 # (a router of tlrs)
+          asn: 64501
+          neighbors: [{address: 203.0.113.10, asn: 64500}]
+          announce: [203.0.113.64/31]
+          timers: {keepalive: 1, hold: 3}
       management:                    # in-band management on an SR's segment
         router: t1
         address: 203.0.113.5/24      # answered (ARP) by the datapath, on the SR's segment holding it
@@ -38,14 +44,25 @@ class ManagementConfig:
 
 
 @dataclass
+class BgpConfig:
+    router: str
+    asn: int
+    neighbors: list[tuple[ipaddress.IPv4Address, int]]
+    announce: list[ipaddress.IPv4Network]
+    keepalive: int = 1
+    hold: int = 3
+
+
+@dataclass
 class KernelConfig:
     tap: str
     tlrs: list[str] = field(default_factory=list)
     management: ManagementConfig | None = None
+    bgp: list[BgpConfig] = field(default_factory=list)
 
 
 def parse_kernel(r: Reader, value: Any, node: str, routers: list[Any]) -> KernelConfig:
-    body = r.mapping(value, "kernel", (), ("tap", "tlrs", "management"))
+    body = r.mapping(value, "kernel", (), ("tap", "tlrs", "management", "bgp"))
     tap = r.name(body.get("tap", f"{node}-kni"[:15]), "kernel.tap")
     if len(tap) > 15:
         raise r.fail("kernel.tap", f"{tap!r} is longer than the kernel's 15-character interface names")
@@ -82,4 +99,38 @@ def parse_kernel(r: Reader, value: Any, node: str, routers: list[Any]) -> Kernel
             if rc.tlr_id == MANAGEMENT_TAG:
                 raise r.fail(path, f"router {rc.name} has TLR id {MANAGEMENT_TAG}, the management namespace's tag")
         mgmt = ManagementConfig(router, address, allow, ports)
-    return KernelConfig(tap, tlrs, mgmt)
+    bgp = [
+        _bgp(r, bv, f"kernel.bgp[{i}]", tlrs) for i, bv in enumerate(r.sequence(body.get("bgp") or [], "kernel.bgp"))
+    ]
+    if len({b.router for b in bgp}) != len(bgp):
+        raise r.fail("kernel.bgp", "one BGP instance per router")
+    return KernelConfig(tap, tlrs, mgmt, bgp)
+
+
+def _bgp(r: Reader, value: Any, path: str, tlrs: list[str]) -> BgpConfig:
+    b = r.mapping(value, path, ("router", "asn", "neighbors"), ("announce", "timers"))
+    router = r.name(b["router"], f"{path}.router")
+    if router not in tlrs:
+        raise r.fail(f"{path}.router", f"{router!r} has no TLR namespace: list it in kernel.tlrs")
+    asn = r.integer(b["asn"], f"{path}.asn", 1, 4294967295)
+    neighbors = []
+    for j, nv in enumerate(r.sequence(b["neighbors"], f"{path}.neighbors")):
+        nb = r.mapping(nv, f"{path}.neighbors[{j}]", ("address", "asn"))
+        neighbors.append(
+            (
+                r.address(nb["address"], f"{path}.neighbors[{j}].address"),
+                r.integer(nb["asn"], f"{path}.neighbors[{j}].asn", 1, 4294967295),
+            )
+        )
+    announce = [
+        r.network(a, f"{path}.announce[{j}]")
+        for j, a in enumerate(r.sequence(b.get("announce") or [], f"{path}.announce"))
+    ]
+    cfg = BgpConfig(router, asn, neighbors, announce)
+    if b.get("timers") is not None:
+        tb = r.mapping(b["timers"], f"{path}.timers", (), ("keepalive", "hold"))
+        cfg.keepalive = r.integer(tb.get("keepalive", 1), f"{path}.timers.keepalive", 1, 65535)
+        cfg.hold = r.integer(tb.get("hold", 3), f"{path}.timers.hold", 3, 65535)
+        if cfg.hold < 3 * cfg.keepalive:
+            raise r.fail(f"{path}.timers", "hold must be at least three keepalives")
+    return cfg

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.headers import mac_str
+from gateway.io import frr
 
 
 class KernelSideError(Exception):
@@ -121,6 +122,7 @@ def teardown(node: str, namespaces: list[dict[str, Any]] | None = None) -> list[
         names = {n for n in listed if n == f"{node}-mgmt" or n.startswith(f"{node}-tlr")}
         veths = set()
     for name in sorted(names):
+        removed += frr.stop(name)  # daemons left in it by a gateway that died
         if _run(["ip", "netns", "del", name], check=False).returncode == 0:
             removed.append(f"namespace {name}")
     try:

@@ -35,6 +35,8 @@ CAPABILITIES: dict[str, str] = {
     "ha.preempt": "the recovered SR takes its addresses back (and the variant without)",
     "ha.ecmp": "active/active SRs, flows spread per 5-tuple",
     "fault.crash": "the gateway process can be crashed and restarted",
+    "bgp": "BGP with the provider router through the gateway: the provider learns its public prefixes, "
+    "the gateway routes the provider's",
     "mgmt.inband": "in-band management: an address on the uplink reaches the gateway's management service "
     "(HTTP, GET /node answers the node's name) from the allowed prefix only",
     "internals.show": "the reference gateway's show output (drop names, MAC/ARP/FIB tables)",

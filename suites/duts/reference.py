@@ -87,7 +87,9 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
             router["ha"] = copy.deepcopy(intent["ha"])
         cfg["routers"].append(router)
     if "management" in gw:
-        cfg["kernel"] = {"management": copy.deepcopy(gw["management"])}
+        cfg.setdefault("kernel", {})["management"] = copy.deepcopy(gw["management"])
+    if "bgp" in gw:
+        cfg.setdefault("kernel", {})["bgp"] = [copy.deepcopy(gw["bgp"])]
     for key, value in copy.deepcopy(gw.get("dut", {}).get("reference", {})).items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):
             cfg[key].update(value)  # one level deep: the kernel section has parts from both

@@ -123,3 +123,64 @@ def test_mirror_session_copies_byte_for_byte_to_the_monitor_tap(lab, plan, gw):
     # t1 is on an access port of VLAN 10: on the trunk the frames carry tag 10.
     want = [bytes(f)[:12] + b"\x81\x00\x00\x0a" + bytes(f)[12:] for f in frames]
     assert got == want, f"{len(got)} copies of {len(want)}"
+
+
+# -- BGP through the datapath ---------------------------------------------------------------
+def _bgp_routes(gw) -> dict:
+    return {r["prefix"]: r for r in gw.show("fib") if r["origin"] == "bgp"}
+
+
+def _vtysh(node, *commands: str) -> str:
+    from topologies.nodes import run_root
+
+    argv = ["vtysh", "--vty_socket", node.frr_dir]
+    for command in commands:
+        argv += ["-c", command]
+    return run_root(argv).stdout
+
+
+@pytest.mark.needs("bgp", "internals.show")
+def test_bgp_session_through_the_datapath(lab, plan, gw):
+    """FRR in the TLR namespace peers with the provider router across the datapath: the provider
+    learns the SR's public prefixes, the SR's FIB gets the provider's prefix by FPM, and a tenant
+    reaches it while the namespace forwards nothing."""
+    import json
+
+    ext1 = lab.host("ext1")
+    poll(lambda: "192.0.2.0/24" in _bgp_routes(gw), timeout=30, what="the provider prefix in the SR's FIB")
+    assert _bgp_routes(gw)["192.0.2.0/24"]["via"] == "203.0.113.10"
+    peer = json.loads(_vtysh(ext1, "show bgp summary json"))["ipv4Unicast"]["peers"]["203.0.113.1"]
+    assert peer["state"] == "Established", peer
+    learned = json.loads(_vtysh(ext1, "show ip route bgp json"))
+    assert set(learned) == set(plan["gateways"]["edge1"]["bgp"]["announce"]), learned
+    forwarding = traffic.run(
+        lab.host("edge1"), ["ip", "netns", "exec", "edge1-tlr1", "sysctl", "-n", "net.ipv4.ip_forward"]
+    )
+    assert forwarding.stdout.strip() == "0"
+    assert traffic.ping(lab.host("t1"), "192.0.2.1", count=2).ok
+
+
+@pytest.mark.needs("bgp", "internals.show")
+def test_bgp_withdrawal_and_a_dead_peer_remove_the_route(lab, gw):
+    from topologies.nodes import run
+
+    ext1 = lab.host("ext1")
+    poll(lambda: "192.0.2.0/24" in _bgp_routes(gw), timeout=30, what="the provider prefix learned")
+    bgp = ("conf t", "router bgp 64500", "address-family ipv4 unicast")
+    _vtysh(ext1, *bgp, "no network 192.0.2.0/24")
+    try:
+        poll(lambda: "192.0.2.0/24" not in _bgp_routes(gw), timeout=10, what="the withdrawn prefix gone")
+    finally:
+        _vtysh(ext1, *bgp, "network 192.0.2.0/24")
+    poll(lambda: "192.0.2.0/24" in _bgp_routes(gw), timeout=10, what="the prefix back")
+    # The provider goes silent (its BGP packets dropped): after the hold time (3 s) the SR's
+    # bgpd declares it dead and the route leaves the FIB.
+    run(ext1, ["nft", "add", "table", "inet", "edgelab_test"])
+    run(ext1, ["nft", "add", "chain", "inet", "edgelab_test", "out", "{ type filter hook output priority 0; }"])
+    for port in ("dport", "sport"):
+        run(ext1, ["nft", "add", "rule", "inet", "edgelab_test", "out", "tcp", port, "179", "drop"])
+    try:
+        poll(lambda: "192.0.2.0/24" not in _bgp_routes(gw), timeout=15, what="the dead peer's routes gone")
+    finally:
+        run(ext1, ["nft", "delete", "table", "inet", "edgelab_test"])
+    poll(lambda: "192.0.2.0/24" in _bgp_routes(gw), timeout=30, what="the routes back with the session")

@@ -59,6 +59,14 @@ PLAN: dict[str, Any] = {
             "mac": "02:00:00:cb:00:10",
             "router": True,
             "ip2": "198.51.100.1/24",
+            # The provider router speaks BGP (FRR) with the SR: it announces a provider
+            # prefix (192.0.2.0/24, an address of it on lo) and learns the SR's public addresses.
+            "bgp": {
+                "asn": 64500,
+                "neighbors": [{"address": "203.0.113.1", "asn": 64501}],
+                "networks": ["192.0.2.0/24"],
+                "loopback": "192.0.2.1/24",
+            },
         },
         "ext2": {
             "ip": "198.51.100.10/24",
@@ -139,6 +147,14 @@ PLAN: dict[str, Any] = {
                     ],
                 }
             ],
+            # BGP with the provider router: the SR learns the provider's prefixes and announces
+            # its public NAT addresses (static routes stay: the default route is configured).
+            "bgp": {
+                "router": "t1",
+                "asn": 64501,
+                "neighbors": [{"address": "203.0.113.10", "asn": 64500}],
+                "announce": ["203.0.113.64/31", "203.0.113.80/32", "203.0.113.90/32"],
+            },
             # In-band management: an address on the uplink, sharing the NIC with tenant traffic,
             # reaching the gateway's management service from the provider's 198.51.100.0/24 only.
             "management": {

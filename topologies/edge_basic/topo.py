@@ -7,6 +7,7 @@ from typing import Any
 from mininet.topo import Topo
 
 from topologies.edge_basic.plan import PLAN
+from topologies.nodes import FrrRouter
 
 
 class EdgeBasicTopo(Topo):
@@ -22,7 +23,7 @@ class EdgeBasicTopo(Topo):
         # The gateway's link order fixes its interface names: eth0 trunk, eth1 uplink, eth2 access.
         self.addLink(edge1, s1)
         ext = plan["hosts"]["ext1"]
-        self.addHost("ext1", cls=host_cls, ip=ext["ip"], mac=ext["mac"])
+        self.addHost("ext1", cls=FrrRouter, ip=ext["ip"], mac=ext["mac"], frr_bgp=ext.get("bgp"))
         self.addLink(edge1, "ext1")
         ext2 = plan["hosts"]["ext2"]
         self.addHost("ext2", cls=host_cls, ip=ext2["ip"], mac=ext2["mac"], defaultRoute=f"via {ext2['gw']}")
