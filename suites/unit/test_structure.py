@@ -118,9 +118,18 @@ def test_boundaries(below, above):
     assert not wrong, wrong
 
 
+# Modules allowed past the bound, and why (with the measurement that says so).
+LARGE = {
+    # The cache's entry and its table in one module: with Entry in a module of its own, a
+    # lookup measured 0.1 us slower (of ~1.1 us; edgelab bench pipeline's hit, pinned, in process).
+    "gateway/cache/__init__.py": 600,
+}
+
+
 def test_modules_stay_small():
-    sizes = {p.relative_to(ROOT.parent): len(p.read_text().splitlines()) for p in ROOT.rglob("*.py")}
-    assert not {p: n for p, n in sizes.items() if n > 450}, "split these by concept"
+    sizes = {str(p.relative_to(ROOT.parent)): len(p.read_text().splitlines()) for p in ROOT.rglob("*.py")}
+    too_big = {p: n for p, n in sizes.items() if n > LARGE.get(p, 450)}
+    assert not too_big, f"split these by concept: {too_big}"
 
 
 def test_every_stage_exit_names_a_stage():
