@@ -8,6 +8,7 @@
     edgelab bench pipeline                  per-packet cost of slow path and cache hit, in process
     edgelab bench failover [--rounds N]     SR failover: detection time and loss window (edge-ha)
     edgelab report [RUN_DIR ...] [--out D]  comparison page of conformance runs (results/*/ by default)
+    edgelab fuzz [--budget N] [--seed S]    the reference gateway fed garbage in process (frames, control, ipc, config)
     edgelab gw NODE show WHAT [--json]      ask a running gateway (fib, mac, arp, counters, drops, ...)
     edgelab gw NODE trace start [N] | show | clear
     edgelab gw NODE route add|del ROUTER PREFIX [VIA] [--half dr|sr]
@@ -198,6 +199,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from suites.lib import fuzz
+
+    return fuzz.main(budget=args.budget, seed=args.seed, targets=args.target or None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="edgelab", description="edge gateway testbed")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -241,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("runs", nargs="*", help="run directories (with output.xml); default: every OUT/*/")
     rp.add_argument("--out", default="results", help="where comparison.html and results.json go")
     rp.set_defaults(fn=cmd_report)
+    fz = sub.add_parser("fuzz", help="feed the reference gateway garbage, in process, with a budget")
+    fz.add_argument("--budget", type=int, default=200000, help="frames (the other targets get a quarter each)")
+    fz.add_argument("--seed", type=int, help="replay a run (default: the time)")
+    fz.add_argument("--target", action="append", choices=("frames", "control", "ipc", "config"))
+    fz.set_defaults(fn=cmd_fuzz)
     return ap
 
 

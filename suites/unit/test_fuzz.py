@@ -1,0 +1,55 @@
+"""The fuzzer runs in make test with a short budget, and it can fail: planted faults are found."""
+
+from __future__ import annotations
+
+import pytest
+
+from suites.lib import fuzz
+
+
+@pytest.mark.parametrize("target", sorted(fuzz.TARGETS))
+def test_short_fuzz_run_finds_nothing(target):
+    fuzz.TARGETS[target](3000 if target == "frames" else 1500, 20261125)
+
+
+def test_frames_target_finds_a_cache_that_drops_padding(monkeypatch):
+    """A planted fault: cache hits on switched frames lose their Ethernet padding."""
+    from gateway import cache as cache_mod
+
+    real = cache_mod.Cache.lookup
+
+    def lossy(self, port, vlan, buf):
+        entry = real(self, port, vlan, buf)
+        if entry is not None and entry.mask == cache_mod.L2 and len(buf) > 60:
+            del buf[60:]
+        return entry
+
+    monkeypatch.setattr(cache_mod.Cache, "lookup", lossy)
+    with pytest.raises(fuzz.FuzzFailure, match="cache on and off sent different bytes"):
+        fuzz.fuzz_frames(20000, 1)
+
+
+def test_control_target_finds_a_show_that_raises(monkeypatch):
+    from gateway import cache as cache_mod
+
+    def broken(entry, port_index):
+        raise IndexError("planted")
+
+    monkeypatch.setattr(cache_mod, "describe_key", broken)
+    with pytest.raises(fuzz.FuzzFailure, match="tripped a bug"):
+        fuzz.fuzz_control(5000, 1)
+
+
+def test_config_target_finds_a_parser_that_raises(monkeypatch):
+    from gateway.config import schema
+
+    real = schema.Reader.name
+
+    def fragile(self, value, path):
+        if value == "":
+            raise TypeError("planted")
+        return real(self, value, path)
+
+    monkeypatch.setattr(schema.Reader, "name", fragile)
+    with pytest.raises(fuzz.FuzzFailure, match="TypeError"):
+        fuzz.fuzz_config(5000, 1)
