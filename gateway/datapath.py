@@ -51,7 +51,8 @@ class Datapath:
         self.cfg = cfg
         self.epoch = Epoch()
         self.model = model.build(cfg, self.epoch)
-        self.macs = MacTable(cfg.tables.mac_aging, self.epoch)
+        t = cfg.tables
+        self.macs = MacTable(t.mac_aging, self.epoch, t.mac_capacity, t.mac_per_instance)
         self.pipeline = Pipeline(self.model, self.macs, self.punt)
         self.cache = Cache(self.epoch, cfg.cache.enabled, cfg.cache.capacity, cfg.cache.idle_timeout)
         self.ownership = Ownership(self.model, self.epoch, self.pipeline.run)
@@ -321,7 +322,12 @@ class Datapath:
             "stages": self.pipeline.counters(),
             "ports": {p.name: p.counters() for p in self.model.ports.values()},
             "pipeline": {"internal_errors": self.pipeline.internal_errors},
-            "mac": {"entries": len(self.macs), "moves": self.macs.moves},
+            "mac": {
+                "entries": len(self.macs),
+                "moves": self.macs.moves,
+                "per_instance": dict(self.macs.counts),
+                "refused": dict(self.macs.refused),
+            },
             "cache": self.cache.counters(),
             **({"kernel": self.kernel.counters()} if self.kernel is not None else {}),
         }

@@ -28,7 +28,8 @@ Schema (see ``topologies/edge_basic.py`` for a full example)::
             rules: [{name, action: allow|drop|reject, direction: in|out|any,
                      proto: tcp|udp|icmp|any, src: PREFIX, dst: PREFIX, dport: N | LO-HI}]
         transit: {subnet: 169.254.0.0/28, dr: 169.254.0.1, sr: 169.254.0.2}
-    tables: {mac_aging: 300, arp_timeout: 300, arp_queue: 16, arp_retries: 3}
+    tables: {mac_aging: 300, arp_timeout: 300, arp_queue: 16, arp_retries: 3,
+             mac_capacity: 65536, mac_per_instance: 8192}
     cache: {enabled: true, capacity: 65536, idle_timeout: 10}
     io: block                # block: PACKET_MMAP rings (default); socket: two system calls per frame
     kernel: {tap: ..., tlrs: [...], management: {...}}   # the user-kernel transport: kernel.py
@@ -36,7 +37,6 @@ Schema (see ``topologies/edge_basic.py`` for a full example)::
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,9 +44,13 @@ from typing import Any
 import yaml
 
 from gateway.config.kernel import KernelConfig, parse_kernel
-from gateway.config.reader import ConfigError, Reader, derived_mac, show_value
-from gateway.config.rules import parse_fw_rule, parse_nat, unique_names
-from gateway.services.rules import FirewallConfig, NatConfig
+from gateway.config.reader import ConfigError, Reader, show_value
+from gateway.config.routers import (
+    RouterConfig,
+    parse_ha,
+    parse_half,
+    parse_transit,
+)
 
 PORT_ROLES = ("tenant", "uplink", "transit", "management")
 
@@ -71,80 +75,13 @@ class InstanceConfig:
 
 
 @dataclass
-class RouterPortConfig:
-    instance: str
-    ip: ipaddress.IPv4Interface
-    mac: bytes
-
-
-@dataclass
-class RouteConfig:
-    prefix: ipaddress.IPv4Network
-    via: ipaddress.IPv4Address
-
-
-@dataclass
-class RouterHalf:
-    """The DR or the SR of one logical router; only an SR has services."""
-
-    ports: list[RouterPortConfig]
-    routes: list[RouteConfig]
-    nat: NatConfig | None = None
-    firewall: FirewallConfig | None = None
-
-
-@dataclass
-class TransitConfig:
-    """The transit switch between a DR and its SR(s).
-
-    Without ``instance`` it is internal (DR and SR in this process).  With
-    ``instance`` it is a real segment: each half running here gets a router
-    port on it, and the DR routes to ``peers`` (the SRs' transit addresses).
-    """
-
-    subnet: ipaddress.IPv4Network
-    dr: ipaddress.IPv4Address
-    sr: ipaddress.IPv4Address | None
-    instance: str | None = None
-    peers: list[ipaddress.IPv4Address] = field(default_factory=list)
-    dr_mac: bytes | None = None
-    sr_mac: bytes | None = None
-
-
-@dataclass
-class HaPeer:
-    """A peer SR: BFD runs to its transit address; on failure we take over its addresses."""
-
-    transit: ipaddress.IPv4Address
-    addresses: list[ipaddress.IPv4Address]
-
-
-@dataclass
-class HaConfig:
-    peers: list[HaPeer]
-    tx_ms: int = 100
-    rx_ms: int = 100
-    mult: int = 3
-    preempt: bool = True
-    socket: str = ""
-
-
-@dataclass
-class RouterConfig:
-    name: str
-    tlr_id: int
-    dr: RouterHalf | None
-    sr: RouterHalf | None
-    transit: TransitConfig | None
-    ha: HaConfig | None = None
-
-
-@dataclass
 class TablesConfig:
     mac_aging: float = 300.0
     arp_timeout: float = 300.0
     arp_queue: int = 16
     arp_retries: int = 3
+    mac_capacity: int = 65536  # MACs learned in all, and ...
+    mac_per_instance: int = 8192  # ... in any one instance: one tenant cannot fill the table for the others
 
 
 @dataclass
@@ -269,18 +206,18 @@ def build(raw: Any, source: str = "<config>") -> Config:
         if body.get("dr") is None and body.get("sr") is None:
             raise r.fail(path, "a router needs a 'dr', an 'sr', or both (the halves that run on this node)")
         dr = (
-            _half(r, body["dr"], f"{path}.dr", instances, node, name, "dr", port_owner)
+            parse_half(r, body["dr"], f"{path}.dr", instances, node, name, "dr", port_owner)
             if body.get("dr") is not None
             else None
         )
         sr = (
-            _half(r, body["sr"], f"{path}.sr", instances, node, name, "sr", port_owner)
+            parse_half(r, body["sr"], f"{path}.sr", instances, node, name, "sr", port_owner)
             if body.get("sr") is not None
             else None
         )
         transit = None
         if body.get("transit") is not None:
-            transit = _transit(
+            transit = parse_transit(
                 r, body["transit"], f"{path}.transit", dr is not None, sr is not None, instances, port_owner, name
             )
             if (dr is None or sr is None) and transit.instance is None:
@@ -294,12 +231,21 @@ def build(raw: Any, source: str = "<config>") -> Config:
         if body.get("ha") is not None:
             if sr is None:
                 raise r.fail(f"{path}.ha", "high availability is for a node that runs an SR")
-            ha = _ha(r, body["ha"], f"{path}.ha", node, name)
+            ha = parse_ha(r, body["ha"], f"{path}.ha", node, name)
         routers.append(RouterConfig(name, tlr_id, dr, sr, transit, ha))
 
     tables = TablesConfig()
     if top.get("tables") is not None:
-        tb = r.mapping(top["tables"], "tables", (), ("mac_aging", "arp_timeout", "arp_queue", "arp_retries"))
+        tb = r.mapping(
+            top["tables"],
+            "tables",
+            (),
+            ("mac_aging", "arp_timeout", "arp_queue", "arp_retries", "mac_capacity", "mac_per_instance"),
+        )
+        if "mac_capacity" in tb:
+            tables.mac_capacity = r.integer(tb["mac_capacity"], "tables.mac_capacity", 1, 10_000_000)
+        if "mac_per_instance" in tb:
+            tables.mac_per_instance = r.integer(tb["mac_per_instance"], "tables.mac_per_instance", 1, 10_000_000)
         if "mac_aging" in tb:
             tables.mac_aging = r.number(tb["mac_aging"], "tables.mac_aging", 1)
         if "arp_timeout" in tb:
@@ -328,119 +274,3 @@ def build(raw: Any, source: str = "<config>") -> Config:
     )
     kernel = parse_kernel(r, top["kernel"], node, routers) if top.get("kernel") is not None else None
     return Config(node, sock, ports, instances, routers, tables, source, cache, io, kernel)
-
-
-def _half(
-    r: Reader,
-    value: Any,
-    path: str,
-    instances: dict[str, InstanceConfig],
-    node: str,
-    router: str,
-    kind: str,
-    port_owner: dict[str, str],
-) -> RouterHalf:
-    services = ("nat", "firewall") if kind == "sr" else ()
-    body = r.mapping(value, path, ("ports",), ("routes", *services))
-    ports = []
-    for j, pval in enumerate(r.sequence(body["ports"], f"{path}.ports")):
-        ppath = f"{path}.ports[{j}]"
-        pb = r.mapping(pval, ppath, ("instance", "ip"), ("mac",))
-        inst = r.name(pb["instance"], f"{ppath}.instance")
-        if inst not in instances:
-            raise r.fail(
-                f"{ppath}.instance", f"{inst!r} is not a configured instance; known: {', '.join(instances) or 'none'}"
-            )
-        if inst in port_owner:
-            raise r.fail(f"{ppath}.instance", f"instance {inst!r} already has a router port ({port_owner[inst]})")
-        port_owner[inst] = f"{router}.{kind}"
-        ip = r.interface(pb["ip"], f"{ppath}.ip")
-        mac = r.mac(pb["mac"], f"{ppath}.mac") if "mac" in pb else derived_mac(node, router, kind, inst)
-        ports.append(RouterPortConfig(inst, ip, mac))
-    routes = []
-    for j, rv in enumerate(r.sequence(body.get("routes", []) or [], f"{path}.routes")):
-        rpath = f"{path}.routes[{j}]"
-        rb = r.mapping(rv, rpath, ("prefix", "via"))
-        routes.append(RouteConfig(r.network(rb["prefix"], f"{rpath}.prefix"), r.address(rb["via"], f"{rpath}.via")))
-    nat = parse_nat(r, body["nat"], f"{path}.nat") if body.get("nat") is not None else None
-    firewall = None
-    if body.get("firewall") is not None:
-        fb = r.mapping(body["firewall"], f"{path}.firewall", (), ("rules",))
-        rules = [
-            parse_fw_rule(r, rv, f"{path}.firewall.rules[{k}]", f"rule-{k + 1}")
-            for k, rv in enumerate(r.sequence(fb.get("rules") or [], f"{path}.firewall.rules"))
-        ]
-        unique_names(r, rules, f"{path}.firewall.rules")
-        firewall = FirewallConfig(rules)
-    return RouterHalf(ports, routes, nat, firewall)
-
-
-def _transit(
-    r: Reader,
-    value: Any,
-    path: str,
-    has_dr: bool,
-    has_sr: bool,
-    instances: dict[str, InstanceConfig],
-    port_owner: dict[str, str],
-    router: str,
-) -> TransitConfig:
-    tb = r.mapping(value, path, ("subnet", "dr"), ("sr", "instance", "peers", "dr_mac", "sr_mac"))
-    subnet = r.network(tb["subnet"], f"{path}.subnet")
-    dr_ip = r.address(tb["dr"], f"{path}.dr")
-    sr_ip = r.address(tb["sr"], f"{path}.sr") if tb.get("sr") is not None else None
-    peers = [
-        r.address(p, f"{path}.peers[{i}]") for i, p in enumerate(r.sequence(tb.get("peers") or [], f"{path}.peers"))
-    ]
-    for key, ip in (("dr", dr_ip), ("sr", sr_ip), *((f"peers[{i}]", p) for i, p in enumerate(peers))):
-        if ip is not None and ip not in subnet:
-            raise r.fail(f"{path}.{key}", f"{ip} is not inside the transit subnet {subnet}")
-    if has_sr and sr_ip is None:
-        raise r.fail(path, "an SR on this node needs its transit address: 'sr'")
-    if sr_ip is not None and dr_ip == sr_ip:
-        raise r.fail(f"{path}.sr", f"{sr_ip} is also the DR's transit address")
-    instance = None
-    if tb.get("instance") is not None:
-        instance = r.name(tb["instance"], f"{path}.instance")
-        if instance not in instances:
-            raise r.fail(
-                f"{path}.instance", f"{instance!r} is not a configured instance; known: {', '.join(instances)}"
-            )
-        if instance in port_owner:
-            raise r.fail(
-                f"{path}.instance", f"instance {instance!r} already has a router port ({port_owner[instance]})"
-            )
-        if has_dr and has_sr:
-            raise r.fail(
-                f"{path}.instance", "DR and SR on one node share an internal transit switch: leave out 'instance'"
-            )
-        port_owner[instance] = f"{router}.transit"
-    if has_dr and not has_sr and not peers:
-        raise r.fail(path, "a DR whose SRs run elsewhere needs their transit addresses: 'peers'")
-    dr_mac = r.mac(tb["dr_mac"], f"{path}.dr_mac") if "dr_mac" in tb else None
-    sr_mac = r.mac(tb["sr_mac"], f"{path}.sr_mac") if "sr_mac" in tb else None
-    return TransitConfig(subnet, dr_ip, sr_ip, instance, peers, dr_mac, sr_mac)
-
-
-def _ha(r: Reader, value: Any, path: str, node: str, router: str) -> HaConfig:
-    hb = r.mapping(value, path, ("peers",), ("bfd", "preempt", "socket"))
-    peers = []
-    for i, pv in enumerate(r.sequence(hb["peers"], f"{path}.peers")):
-        pb = r.mapping(pv, f"{path}.peers[{i}]", ("transit",), ("addresses",))
-        addrs = [
-            r.address(a, f"{path}.peers[{i}].addresses[{j}]")
-            for j, a in enumerate(r.sequence(pb.get("addresses") or [], f"{path}.peers[{i}].addresses"))
-        ]
-        peers.append(HaPeer(r.address(pb["transit"], f"{path}.peers[{i}].transit"), addrs))
-    ha = HaConfig(peers)
-    if hb.get("bfd") is not None:
-        bb = r.mapping(hb["bfd"], f"{path}.bfd", (), ("tx_ms", "rx_ms", "mult"))
-        ha.tx_ms = r.integer(bb.get("tx_ms", 100), f"{path}.bfd.tx_ms", 10, 60000)
-        ha.rx_ms = r.integer(bb.get("rx_ms", 100), f"{path}.bfd.rx_ms", 10, 60000)
-        ha.mult = r.integer(bb.get("mult", 3), f"{path}.bfd.mult", 1, 255)
-    if "preempt" in hb:
-        if not isinstance(hb["preempt"], bool):
-            raise r.fail(f"{path}.preempt", f"{show_value(hb['preempt'])} is not true or false")
-        ha.preempt = hb["preempt"]
-    ha.socket = r.path(hb.get("socket", f"/run/edgelab/{node}-{router}-ha.sock"), f"{path}.socket")
-    return ha

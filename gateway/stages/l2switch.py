@@ -43,8 +43,11 @@ class L2Switch(Stage):
         learned = macs.learn(inst, src, pkt.in_port, pkt.vlan, monotonic())  # type: ignore[arg-type]
         fx = pkt.fx
         if fx is not None:
-            fx.mac_touch = learned
-            fx.depend(learned, "valid")
+            if learned is None:
+                fx.no_cache("mac-not-learned")  # a table limit: the next frame may be learned
+            else:
+                fx.mac_touch = learned
+                fx.depend(learned, "valid")
         dst = bytes(buf[0:6])
         rp = inst.router_port  # type: ignore[union-attr]
         if rp is not None and dst == rp.mac:

@@ -5,6 +5,12 @@ the routers (``dr``, ``sr``) look up where a resolved next hop lives.  An
 entry is (instance, MAC) -> (port, VLAN); the same MAC in two instances is two
 entries, which is what keeps instances isolated.  Aging, replacement and
 flush are ``aging.py``'s.
+
+Bounded: at most ``capacity`` MACs in all and ``per_instance`` in any one
+instance.  A new MAC beyond either is not learned (counted in ``refused``,
+per instance): frames to it are flooded inside its instance as for any
+unknown MAC, and the MACs already known keep working, so a tenant flooding
+source MACs cannot push the other tenants' hosts out of the table.
 """
 
 from __future__ import annotations
@@ -39,25 +45,52 @@ class MacEntry(AgingEntry):
 
 
 class MacTable(AgingTable[tuple[Segment, bytes], MacEntry]):
-    def __init__(self, aging: float, epoch: Epoch) -> None:
+    def __init__(self, aging: float, epoch: Epoch, capacity: int = 65536, per_instance: int = 8192) -> None:
         super().__init__(aging, epoch)
         self.moves = 0
+        self.capacity = capacity
+        self.per_instance = per_instance
+        self.counts: dict[str, int] = {}  # instance name -> MACs learned in it
+        self.refused: dict[str, int] = {}  # instance name -> MACs not learned (a limit was reached)
 
     @property
     def aging(self) -> float:
         return self.timeout
 
-    def learn(self, instance: Segment, mac: bytes, port: Any, vlan: int | None, now: float) -> MacEntry:
-        """Record where ``mac`` was seen; returns its (possibly new) entry."""
+    def learn(self, instance: Segment, mac: bytes, port: Any, vlan: int | None, now: float) -> MacEntry | None:
+        """Record where ``mac`` was seen; returns its (possibly new) entry, None when a limit
+        kept it from being learned."""
         key = (instance, mac)
         entry = self._entries.get(key)
         if entry is None:
+            name = instance.name
+            held = self.counts.get(name, 0)
+            if held >= self.per_instance or len(self._entries) >= self.capacity:
+                self.refused[name] = self.refused.get(name, 0) + 1
+                return None
+            self.counts[name] = held + 1
             return self._replace(key, MacEntry(port, vlan, now))
         if entry.port is not port or entry.vlan != vlan:
             self.moves += 1
             return self._replace(key, MacEntry(port, vlan, now))
         entry.seen = now
         return entry
+
+    def age(self, now: float) -> int:
+        n = super().age(now)
+        if n:
+            self._recount()
+        return n
+
+    def flush(self) -> None:
+        super().flush()
+        self._recount()
+
+    def _recount(self) -> None:
+        counts: dict[str, int] = {}
+        for inst, _mac in self._entries:
+            counts[inst.name] = counts.get(inst.name, 0) + 1
+        self.counts = counts
 
     def lookup(self, instance: Segment, mac: bytes) -> MacEntry | None:
         return self._entries.get((instance, mac))
