@@ -15,7 +15,7 @@ from typing import Any
 
 # Field sets a stage may read, and the subtables they make.
 L2 = 0  # in port, VLAN, both MACs, EtherType
-L3 = 1  # + IPv4 destination
+L3 = 1  # + IPv4 source and destination (the DR's uRPF check reads the source)
 L4 = 2  # + IPv4 source, protocol, ports (or ICMP echo id)
 MASK_NAMES = ("l2", "l3", "l4")
 

@@ -69,7 +69,7 @@ TCP_SLOW = 0x01 | 0x02 | 0x04
 
 # Keys read with one unpack each (IPv4 headers without options: the only ones looked up).
 KEY_L2 = struct.Struct("14s")
-KEY_L3 = struct.Struct("14s16x4s")
+KEY_L3 = struct.Struct("14s12x8s")  # MACs+type, source and destination (uRPF reads the source)
 KEY_L4 = struct.Struct("14s9xs2x8s4s")  # MACs+type, protocol, addresses, ports (or ICMP type..id)
 
 
@@ -310,7 +310,7 @@ def describe_key(entry: Entry, port_index: dict[Any, int]) -> str:
     if ethertype != ETH_P_IP or entry.mask == L2:  # an IPv4 frame switched at L2 matches on L2 only
         return f"{text} type {ethertype:#06x}"
     if entry.mask == L3:
-        return f"{text} ip dst {ip_str(key[3])}"
+        return f"{text} ip {ip_str(key[3][0:4])} > {ip_str(key[3][4:8])}"
     proto = key[3][0]
     ports = key[5]
     text += f" ip {ip_str(key[4][0:4])} > {ip_str(key[4][4:8])} proto {proto}"

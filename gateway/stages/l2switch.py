@@ -12,7 +12,8 @@ Where this sits: after ``classify``.  Learns the source MAC against the
 Flooding uses the instance's member list only, so a frame never leaves its
 instance.  Drops: ``multicast-source``, ``same-segment`` (the destination
 lives where the frame came from), ``no-other-member`` (a flood with nowhere
-to go).
+to go), ``arp-spoofed`` (an ARP broadcast from a host claiming the router
+port's address: never flooded).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from gateway.stages.base import Context, Stage
 
 class L2Switch(Stage):
     name = "l2switch"
-    DROPS = ("multicast-source", "same-segment", "no-other-member")
+    DROPS = ("multicast-source", "same-segment", "no-other-member", "arp-spoofed")
     NEXT = ("dr", "sr", "egress")
 
     def __init__(self, ctx: Context) -> None:
@@ -60,6 +61,15 @@ class L2Switch(Stage):
                 fx.no_cache("flood")
             flood = self._flood_list(pkt)
             if rp is not None and buf[12] == ETH_P_ARP >> 8 and buf[13] == ETH_P_ARP & 0xFF:
+                if (
+                    len(buf) >= 42
+                    and int.from_bytes(buf[28:32], "big") == rp.ip
+                    and src != rp.mac
+                    and rp.ip not in rp.router.yielded  # (a peer may hold a yielded address)
+                ):
+                    # A host claiming the router's address: flooded, it would move the other
+                    # hosts' gateway to the claimant; it goes nowhere (the router drops it too).
+                    return self.drop(pkt, "arp-spoofed", f"{mac_str(src)} claims the router's address")
                 if flood:
                     copy = Packet(bytearray(buf), pkt.in_port, pkt.vlan)
                     copy.outputs = flood

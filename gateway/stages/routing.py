@@ -46,7 +46,7 @@ from gateway.l3 import arp_reply, arp_request, decrement_ttl, echo_reply, icmp_e
 from gateway.model import MgmtAccess, Router, RouterPort
 from gateway.packet import Packet
 from gateway.stages.base import DONE, Context, Stage
-from gateway.tables.fib import Route
+from gateway.tables.fib import Route, mask
 
 
 def flow_hash(buf: bytearray) -> int:
@@ -76,6 +76,9 @@ class RouterStage(Stage):
         "arp-unresolved",
         "no-punt-client",
         "mgmt-refused",  # to a management address, from a source or to a port it does not admit
+        "arp-off-subnet",  # ARP from a sender address not on the segment it came in on: not learned
+        "arp-spoofed",  # ARP claiming one of the router's own addresses for another MAC
+        "urpf",  # from a tenant segment with a source address not on that segment
     )
 
     def __init__(self, ctx: Context) -> None:
@@ -120,6 +123,13 @@ class RouterStage(Stage):
             del buf[14 + total :]  # Ethernet padding is not part of the datagram
         dst = int.from_bytes(buf[30:34], "big")
         router: Router = pkt.router  # type: ignore[assignment]
+        rport = pkt.rport
+        if router.kind == "dr" and rport is not None and rport is not router.transit_port:
+            # uRPF on a tenant segment: its hosts send from its subnet, nothing else.
+            src = int.from_bytes(buf[26:30], "big")
+            if src & mask(rport.plen) != rport.network:
+                return self.drop(pkt, "urpf", f"{ip_str(src)} on {rport.label}")
+            # (the cache's l3 match includes the source address: a hit cannot skip this check)
         if dst in router.local_ips:
             if fx is not None:
                 fx.no_cache("local")
@@ -225,6 +235,14 @@ class RouterStage(Stage):
         if rport is None or rport.instance is None:
             self.arp_other += 1
             return DONE
+        if arp.spa != 0:
+            if arp.spa == rport.ip and arp.sha != rport.mac and arp.spa not in router.yielded:
+                # Someone claims this port's own address (a gratuitous ARP for the gateway
+                # address, say): never learned, never moves anything.  (An address held for a
+                # failed peer is not ours to defend: its owner claims it back when it returns.)
+                return self.drop(pkt, "arp-spoofed", f"{ip_str(arp.spa)} is-at {mac_str(arp.sha)}")
+            if arp.spa & mask(rport.plen) != rport.network:
+                return self.drop(pkt, "arp-off-subnet", f"{ip_str(arp.spa)} on {rport.label}")
         if arp.spa == 0 and arp.op == Arp.REQUEST and router.answers_arp_for(rport, arp.tpa):
             self.arp_probes += 1
             # An ARP probe for our address: answer the prober directly, learn nothing.

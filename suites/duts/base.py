@@ -37,6 +37,8 @@ CAPABILITIES: dict[str, str] = {
     "fault.crash": "the gateway process can be crashed and restarted",
     "bgp": "BGP with the provider router through the gateway: the provider learns its public prefixes, "
     "the gateway routes the provider's",
+    "sec.urpf": "a tenant's packets with a source address off its segment are dropped (uRPF)",
+    "sec.arp": "an ARP broadcast claiming the gateway's address is not passed on to the other hosts",
     "mgmt.inband": "in-band management: an address on the uplink reaches the gateway's management service "
     "(HTTP, GET /node answers the node's name) from the allowed prefix only",
     "internals.show": "the reference gateway's show output (drop names, MAC/ARP/FIB tables)",

@@ -33,6 +33,7 @@ READY_TIMEOUT = 20.0
 DROP_CATEGORY = {
     "classify/no-service-instance": "no-instance",
     "classify/runt": "malformed",
+    "l2switch/arp-spoofed": "arp",
     "transit/no-transit-peer": "no-route",
     **{
         f"{stage}/{reason}": category
@@ -53,8 +54,11 @@ DROP_CATEGORY = {
                     "arp-truncated",
                 ),
             ),
-            ("arp", ("arp-unsupported", "arp-queue-full", "arp-unresolved")),
-            ("firewall", ("fw-drop", "fw-reject", "fw-unsolicited", "ct-invalid", "untrackable", "mgmt-refused")),
+            ("arp", ("arp-unsupported", "arp-queue-full", "arp-unresolved", "arp-off-subnet", "arp-spoofed")),
+            (
+                "firewall",
+                ("fw-drop", "fw-reject", "fw-unsolicited", "ct-invalid", "untrackable", "mgmt-refused", "urpf"),
+            ),
             ("nat", ("nat-no-session", "nat-table-full", "nat-pool-exhausted", "ct-clash")),
         )
         for reason in reasons

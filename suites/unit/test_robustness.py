@@ -119,7 +119,7 @@ def test_inner_tuple_refuses_a_quoted_header_longer_than_the_packet():
 
 
 # -- ARP consumed by a router is counted ----------------------------------------------------
-def test_arp_replies_and_gratuitous_arps_to_the_router_are_counted(rig):
+def test_arp_replies_to_the_router_are_counted_and_claims_of_its_address_refused(rig):
     gw = "02:00:00:00:10:01"
     rig.send(
         "trunk",
@@ -134,7 +134,8 @@ def test_arp_replies_and_gratuitous_arps_to_the_router_are_counted(rig):
         ),
     )
     dr = rig.dp.pipeline.stages["dr"].counters()
-    assert dr["arp_learned"] == 2 and dr["arp_replies"] == 0
+    assert dr["arp_learned"] == 1 and dr["arp_replies"] == 0
+    assert rig.drops() == {"l2switch/arp-spoofed": 1}, "a gratuitous ARP claiming the router's address moves nothing"
 
 
 # -- control requests -------------------------------------------------------------------------

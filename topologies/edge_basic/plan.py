@@ -165,7 +165,7 @@ PLAN: dict[str, Any] = {
             },
             # The reference gateway also gives router t1's SR a namespace of its own on its kernel
             # transport (the SR's addresses, for control-plane daemons).
-            "dut": {"reference": {"kernel": {"tlrs": ["t1"]}}},
+            "dut": {"reference": {"kernel": {"tlrs": ["t1"]}, "tables": {"mac_per_instance": 256}}},
         }
     },
     # Router addresses the suites probe, by role.
