@@ -7,7 +7,9 @@ DUT ?= reference
 
 DUTS ?= reference linux
 
-.PHONY: bootstrap conformance compare test unit e2e robot lint clean
+N ?= 5
+
+.PHONY: bootstrap conformance compare soak test unit e2e robot lint clean
 
 bootstrap:
 	@bash ci/bootstrap.sh
@@ -20,6 +22,10 @@ compare: bootstrap
 	@for dut in $(DUTS); do bash ci/conformance.sh --dut $$dut --out results/$$dut || true; done
 	@.venv/bin/python -m ci.report $(foreach d,$(DUTS),results/$(d)/output.xml) --write results/compare; [ $$? -lt 2 ]
 	@.venv/bin/edgelab report $(foreach d,$(DUTS),results/$(d)) --out results
+
+# The whole conformance N times: every test that failed even once (results/soak/).
+soak: bootstrap
+	@bash ci/soak.sh -n $(N) --dut $(DUT)
 
 test: bootstrap
 	@bash ci/test.sh

@@ -15,6 +15,9 @@ Status: PASS, FAIL, n/a (skipped because the DUT lacks a capability the test
 needs; the message says which), SKIP (skipped for another reason).
 python -m ci.report --totals unit.xml e2e.xml robot/output.xml
     one line per layer and a closing "N passed, N failed" line.
+python -m ci.report --soak run-1/output.xml run-2/output.xml ...
+    the same conformance run several times: every test that failed in any run,
+    with how often; exit status 1 if there is one (make soak).
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", type=Path, help="directory for summary.md and summary.json")
     ap.add_argument("--totals", action="store_true", help="count tests across pytest JUnit XML and Robot output.xml")
     ap.add_argument("--expect", type=Path, help="the DUT's known findings: 'Suite.Test' per line, '#' comments")
+    ap.add_argument("--soak", action="store_true", help="runs of the same suites: list every test that ever failed")
     args = ap.parse_args(argv)
     missing = [str(f) for f in args.files if not f.exists()]
     if args.totals:
@@ -123,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: no such file: {', '.join(missing)} (did the suites run?)", file=sys.stderr)
         return 2
     runs = [robot_results(f) for f in args.files]
+    if args.soak:
+        return soak(runs)
     text = summary(runs)
     print("\n" + text)
     if args.write:
@@ -133,6 +139,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.expect:
         return check_findings(runs, args.expect)
     return 1 if any(t["status"] == "FAIL" for r in runs for t in r["tests"]) else 0
+
+
+def soak(runs: list[dict[str, Any]]) -> int:
+    """Every test that failed in any of ``runs`` (the same suites, run again and again)."""
+    failed: dict[str, list[str]] = {}
+    for i, run in enumerate(runs, start=1):
+        for t in run["tests"]:
+            if t["status"] == "FAIL":
+                failed.setdefault(f"{t['suite']}.{t['test']}", []).append(f"run {i}: {t['message']}")
+    tests = len(runs[0]["tests"]) if runs else 0
+    print(f"soak: {len(runs)} runs of {tests} tests")
+    for name, why in sorted(failed.items()):
+        print(f"soak: FAILED {len(why)} of {len(runs)}: {name}")
+        for line in why:
+            print(f"        {line}")
+    if not failed:
+        print("soak: no test failed in any run")
+    return 1 if failed else 0
 
 
 def read_findings(path: Path) -> set[str]:

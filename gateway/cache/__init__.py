@@ -10,7 +10,8 @@ sends the frame, skipping every stage.  A miss runs the stages with an
 Match key.  Each stage records which fields it read; the entry is stored in
 the subtable of that field set (after OVS's megaflows): switched frames match
 on (port, VLAN, MACs, EtherType); a flow routed by the DR alone also on the IP
-destination; a flow through an SR with services on the whole 5-tuple.  A
+source and destination (the DR's uRPF check reads the source); a flow
+through an SR with services on the whole 5-tuple.  A
 packet probes the few subtables in use.  Entries never overlap: for one
 (port, VLAN, MACs, destination) the DR takes one path.
 

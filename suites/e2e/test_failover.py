@@ -89,7 +89,8 @@ def test_kill_active_sr_traffic_moves_to_standby_and_back(ha):
     transit_frames = transit_cap.stop()
     received, window = loss_window(out, 300)
     assert received > 200, f"traffic did not resume through edge2 ({received}/300 answered)"
-    assert window < 1.0, f"loss window {window * 1000:.0f} ms"
+    # The target (edgelab bench failover: under 500 ms; its worst case so far about 300 ms).
+    assert window < 0.5, f"loss window {window * 1000:.0f} ms"
     owned = edge2.show("ha")["owned"]["t1-sr"]
     assert set(owned) == {"169.254.0.2", plan["uplinks"]["edge1"]}
     assert edge2.show("ha")["garps"] > garps_before

@@ -135,3 +135,12 @@ def test_comparison_page_in_a_browser(runs, tmp_path):
         )
     finally:
         browser.quit()
+
+
+def test_soak_lists_what_failed_in_any_run(runs, capsys):
+    ref, other = runs
+    assert report.main([str(ref), str(ref), "--soak"]) == 0
+    assert "no test failed in any run" in capsys.readouterr().out
+    assert report.main([str(ref), str(other), "--soak"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED 1 of 2: Demo.Differs" in out and "run 2:" in out
