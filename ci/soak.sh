@@ -21,6 +21,6 @@ for i in $(seq 1 "$n"); do
     echo "== soak: run $i of $n (DUT $dut) =="
     bash ci/conformance.sh --dut "$dut" --out "$out/run-$i" >"$out-run-$i.log" 2>&1
     runs+=("$out/run-$i/output.xml")
-    tail -1 "$out-run-$i.log"
+    grep -E "^$dut: [0-9]+ passed" "$out-run-$i.log" || tail -1 "$out-run-$i.log"
 done
 .venv/bin/python -m ci.report --soak "${runs[@]}"
