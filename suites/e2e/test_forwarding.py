@@ -264,3 +264,23 @@ def test_trace_shows_each_stage(lab, plan, gw):
     assert stages[-1] == "egress", record
     assert record["verdict"] == "forwarded"
     expect_state(lambda: gw.show("traces"), [{"packet": ANY, "verdict": "forwarded"}])
+
+
+@pytest.mark.needs("routing")
+def test_router_answers_arp_only_on_the_segment_of_the_address(lab, plan):
+    """Asked on VLAN 20 (app) for web's gateway address, the gateway says nothing; asked on
+    VLAN 10 it answers: an address is answered only where it lives."""
+    probe = lab.host("probe")
+    mac = plan["probes"]["probe"]["mac"]
+    web_gw = router_port(plan, "web")["ip"]
+
+    def ask(vlan: int, src_ip: str) -> list:
+        req = (
+            Ether(dst="ff:ff:ff:ff:ff:ff", src=mac) / Dot1Q(vlan=vlan) / ARP(op=1, hwsrc=mac, psrc=src_ip, pdst=web_gw)
+        )
+        cap = traffic.Capture(probe, probe.defaultIntf().name, seconds=3, max_frames=50)
+        traffic.send(probe, [req])
+        return [f for f in cap.stop() if ARP in f and f[ARP].op == 2 and f[ARP].psrc == web_gw]
+
+    assert not ask(20, "172.16.20.98"), "web's gateway address answered on app's segment"
+    assert ask(10, "172.16.10.98"), "and it is answered where it lives"
