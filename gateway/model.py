@@ -22,6 +22,7 @@ from gateway.epoch import Epoch
 from gateway.headers import BFD_PORT, HELLO_PORT, IPPROTO_UDP, ip_str, mac_str
 from gateway.io import Transport
 from gateway.services import SrServices
+from gateway.services.conntrack import SessionBudget
 from gateway.services.rules import FirewallConfig, NatConfig
 from gateway.tables.arp import ArpTable
 from gateway.tables.fib import Fib, Route, mask
@@ -178,8 +179,9 @@ class Model:
     instances: dict[str, Instance]
     records: dict[tuple[str, int | None], Instance]
     routers: list[Router]
-    # transit address -> the local router port that owns it
-    transit: dict[int, RouterPort]
+    # (logical router, transit address) -> the local router port that owns it: each logical
+    # router has its own transit switch, so two may use the same transit subnet
+    transit: dict[tuple[str, int], RouterPort]
     # (protocol, port) -> the process that packets to a router address with it go to
     punts: dict[tuple[int, int], str] = field(default_factory=lambda: dict(PUNTS))
     # Bumped when an SR address changes owner (``ha/ownership.py``); flows through an SR depend on it.
@@ -212,7 +214,7 @@ def add_route(model: Model, router: Router, prefix: ipaddress.IPv4Network, hops:
     for hop in hops:
         port = router.connected_port(hop)
         if port is None:
-            peer = model.transit.get(hop)
+            peer = model.transit.get((router.name, hop))
             if len(hops) == 1 and peer is not None and peer.router.name == router.name and peer.router is not router:
                 route = Route(net, plen, hop, None, transit=True)
                 router.fib.add(route)
@@ -240,9 +242,10 @@ def build(cfg: Config, epoch: Epoch) -> Model:
             inst.members.append((ports[rec.port], rec.vlan))
             records[(rec.port, rec.vlan)] = inst
     routers: list[Router] = []
-    transit: dict[int, RouterPort] = {}
+    transit: dict[tuple[str, int], RouterPort] = {}
     model = Model(ports, instances, records, routers, transit)
     t = cfg.tables
+    budget = SessionBudget(t.sessions_max)  # shared by every SR: the node's bound on connections
     for i, rc in enumerate(cfg.routers):
         path = f"routers[{i}]"
         tr = rc.transit
@@ -259,7 +262,7 @@ def build(cfg: Config, epoch: Epoch) -> Model:
             )
             _add_ports(sr, rc.sr, instances)
             if rc.sr.nat is not None or rc.sr.firewall is not None:
-                sr.services = SrServices(rc.sr.nat or NatConfig(), rc.sr.firewall or FirewallConfig(), epoch)
+                sr.services = SrServices(rc.sr.nat or NatConfig(), rc.sr.firewall or FirewallConfig(), epoch, budget)
             routers.append(sr)
         if tr is not None and tr.instance is not None:
             # A real transit segment: each half here gets a router port on it, and
@@ -301,8 +304,8 @@ def build(cfg: Config, epoch: Epoch) -> Model:
             sr.transit_port = RouterPort(sr, None, int(tr.sr), tplen, b"\x00" * 6)
             dr.local_ips[int(tr.dr)] = dr.transit_port
             sr.local_ips[int(tr.sr)] = sr.transit_port
-            transit[int(tr.dr)] = dr.transit_port
-            transit[int(tr.sr)] = sr.transit_port
+            transit[(rc.name, int(tr.dr))] = dr.transit_port
+            transit[(rc.name, int(tr.sr))] = sr.transit_port
             _add_routes(model, dr, rc.dr, f"{path}.dr", cfg)
             _add_routes(model, sr, rc.sr, f"{path}.sr", cfg)
             # The SR reaches every tenant subnet of its DR through the transit switch,

@@ -29,7 +29,7 @@ Schema (see ``topologies/edge_basic.py`` for a full example)::
                      proto: tcp|udp|icmp|any, src: PREFIX, dst: PREFIX, dport: N | LO-HI}]
         transit: {subnet: 169.254.0.0/28, dr: 169.254.0.1, sr: 169.254.0.2}
     tables: {mac_aging: 300, arp_timeout: 300, arp_queue: 16, arp_retries: 3,
-             mac_capacity: 65536, mac_per_instance: 8192}
+             mac_capacity: 65536, mac_per_instance: 8192, sessions_max: 1000000}
     cache: {enabled: true, capacity: 65536, idle_timeout: 10}
     io: block                # block: PACKET_MMAP rings (default); socket: two system calls per frame
     kernel: {tap: ..., tlrs: [...], management: {...}}   # the user-kernel transport: kernel.py
@@ -82,6 +82,7 @@ class TablesConfig:
     arp_retries: int = 3
     mac_capacity: int = 65536  # MACs learned in all, and ...
     mac_per_instance: int = 8192  # ... in any one instance: one tenant cannot fill the table for the others
+    sessions_max: int = 1_000_000  # connections on the node in all (each SR has its own nat.max_sessions too)
 
 
 @dataclass
@@ -240,8 +241,18 @@ def build(raw: Any, source: str = "<config>") -> Config:
             top["tables"],
             "tables",
             (),
-            ("mac_aging", "arp_timeout", "arp_queue", "arp_retries", "mac_capacity", "mac_per_instance"),
+            (
+                "mac_aging",
+                "arp_timeout",
+                "arp_queue",
+                "arp_retries",
+                "mac_capacity",
+                "mac_per_instance",
+                "sessions_max",
+            ),
         )
+        if "sessions_max" in tb:
+            tables.sessions_max = r.integer(tb["sessions_max"], "tables.sessions_max", 1, 100_000_000)
         if "mac_capacity" in tb:
             tables.mac_capacity = r.integer(tb["mac_capacity"], "tables.mac_capacity", 1, 10_000_000)
         if "mac_per_instance" in tb:

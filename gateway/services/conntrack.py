@@ -135,10 +135,25 @@ class Conn:
         }
 
 
+class SessionBudget:
+    """The node's bound on connections, shared by every SR's table (each has its own quota too):
+    one tenant router filling its quota cannot refuse the others their new connections, and
+    all of them together stay within what the node can hold."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+
 class ConnTable:
-    def __init__(self, limit: int, epoch: Epoch, timeouts: dict[str, float] | None = None) -> None:
+    def __init__(
+        self, limit: int, epoch: Epoch, timeouts: dict[str, float] | None = None, budget: SessionBudget | None = None
+    ) -> None:
         self.limit = limit
         self.epoch = epoch
+        self.budget = budget if budget is not None else SessionBudget(limit)
         self.timeouts = dict(DEFAULT_TIMEOUTS, **(timeouts or {}))
         self._by_tuple: dict[FlowTuple, tuple[Conn, int]] = {}
         self._classes: dict[str, OrderedDict[int, Conn]] = {c: OrderedDict() for c in self.timeouts}
@@ -160,8 +175,16 @@ class ConnTable:
     def taken(self, t: FlowTuple) -> bool:
         return t in self._by_tuple
 
+    def full_reason(self) -> str | None:
+        """Why a new connection cannot be added (None: it can)."""
+        if len(self) >= self.limit:
+            return f"this router's quota of {self.limit} connections"
+        if self.budget.used >= self.budget.limit:
+            return f"the node's bound of {self.budget.limit} connections"
+        return None
+
     def full(self) -> bool:
-        return len(self) >= self.limit
+        return self.full_reason() is not None
 
     def add(self, orig: FlowTuple, reply: FlowTuple, now: float, inbound: bool) -> Conn:
         conn = Conn(next(self._ids), orig, reply, now, inbound)
@@ -170,6 +193,7 @@ class ConnTable:
         self._by_tuple[reply] = (conn, REPLY)
         self._classes[conn.tclass][conn.id] = conn
         self.created += 1
+        self.budget.used += 1
         self.generation += 1
         return conn
 
@@ -195,6 +219,7 @@ class ConnTable:
         if conn.released:
             return
         conn.released = True
+        self.budget.used -= 1
         self.epoch.bump()
         self._classes[conn.tclass].pop(conn.id, None)
         for t in (conn.orig, conn.reply):

@@ -31,7 +31,18 @@ from gateway.effects import L4
 from gateway.epoch import Epoch
 from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, Icmp, ip_str
 from gateway.l4 import ICMP_ERROR, UNTRACKABLE, FlowTuple, fix_icmp_error, flow_tuple, inner_tuple, rewrite, tcp_flags
-from gateway.services.conntrack import ACK, CLOSED, ORIG, RST, SYN, TIME_WAIT, UNTRACKED, ConnTable, tuple_str
+from gateway.services.conntrack import (
+    ACK,
+    CLOSED,
+    ORIG,
+    RST,
+    SYN,
+    TIME_WAIT,
+    UNTRACKED,
+    ConnTable,
+    SessionBudget,
+    tuple_str,
+)
 from gateway.services.firewall import DROP, REJECT, Firewall
 from gateway.services.nat import Nat
 from gateway.services.rules import FirewallConfig, NatConfig
@@ -70,8 +81,10 @@ class SrPacket(Protocol):
 
 
 class SrServices:
-    def __init__(self, nat: NatConfig, firewall: FirewallConfig, epoch: Epoch) -> None:
-        self.ct = ConnTable(nat.max_sessions, epoch, nat.timeouts)
+    def __init__(
+        self, nat: NatConfig, firewall: FirewallConfig, epoch: Epoch, budget: SessionBudget | None = None
+    ) -> None:
+        self.ct = ConnTable(nat.max_sessions, epoch, nat.timeouts, budget)
         self.nat = Nat(nat, epoch)
         self.fw = Firewall(firewall, epoch)
         self.ct.on_release = self.nat.release
@@ -153,8 +166,9 @@ class SrServices:
             )
         if action == REJECT:
             return Verdict("fw-reject", f"{tuple_str(cur)} ({rule.name})", reject=True)  # type: ignore[union-attr]
-        if self.ct.full():
-            return Verdict("nat-table-full", f"{len(self.ct)} connections")
+        full = self.ct.full_reason()
+        if full is not None:
+            return Verdict("nat-table-full", full)
         new_src, new_sport = t.src, t.sport
         snat_rule: Any = None
         hairpin = via_transit and pkt.nat_rule is not None
@@ -251,6 +265,7 @@ class SrServices:
             "table": {
                 "entries": len(self.ct),
                 "limit": self.ct.limit,
+                "node_bound": {"used": self.ct.budget.used, "limit": self.ct.budget.limit},
                 "created": self.ct.created,
                 "expired": self.ct.expired,
             },

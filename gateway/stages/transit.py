@@ -2,7 +2,8 @@
 
 Where this sits: between ``dr`` and ``sr`` in both directions.  A router that
 routes over the transit switch sets ``pkt.next_hop`` to the peer's transit
-address; this stage finds who owns that address.  When the owner runs in this
+address; this stage finds who owns that address on that logical router's
+transit switch (each has its own: two tenant routers may use one subnet).  When the owner runs in this
 process (a single edge holding DR and SR), the packet goes straight to its
 stage with no frame on any wire.
 
@@ -22,7 +23,8 @@ class Transit(Stage):
     NEXT = ("dr", "sr")
 
     def process(self, pkt: Packet) -> str:
-        owner = self.ctx.model.transit.get(pkt.next_hop)
+        router = pkt.router
+        owner = self.ctx.model.transit.get((router.name, pkt.next_hop)) if router is not None else None
         if owner is None:
             return self.drop(pkt, "no-transit-peer", ip_str(pkt.next_hop))
         pkt.router = owner.router
