@@ -66,7 +66,7 @@ class Kernel:
                 name, addresses = f"{self.node}-mgmt", [str(mc.address)]
             else:
                 name = f"{self.node}-tlr{tag}"
-                addresses = [f"{_ip(p.ip)}/{p.plen}" for p in router.ports if p.instance is not None]
+                addresses = [f"{ip_str(p.ip)}/{p.plen}" for p in router.ports if p.instance is not None]
             out.append({"name": name, "tag": tag, "mac": self.namespace_mac(tag), "addresses": addresses})
         return out
 
@@ -149,7 +149,3 @@ class Kernel:
 
 def _tag(vlan: int) -> bytes:
     return bytes([0x81, 0x00, vlan >> 8, vlan & 0xFF])
-
-
-def _ip(value: int) -> str:
-    return ip_str(value)

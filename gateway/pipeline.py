@@ -22,12 +22,12 @@ traceback.
 
 from __future__ import annotations
 
-import sys
 import traceback
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from gateway.bugs import report_bug
 from gateway.packet import Packet
 from gateway.stages.base import DONE, DROP, Context, Stage
 from gateway.stages.classify import Classify
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 STAGES: tuple[type[Stage], ...] = (Classify, L2Switch, DistributedRouter, Transit, ServiceRouter, Egress)
 STAGE_ORDER = tuple(s.name for s in STAGES)
-_REPORTED_ERRORS = 5
 
 
 class UndeclaredExit(Exception):
@@ -108,9 +107,7 @@ class Pipeline:
             pkt.drop_reason = "pipeline/internal-error"
             if pkt.trace is not None:
                 pkt.trace.append(f"{where}: internal error: {traceback.format_exc(limit=1).strip()}")
-        if self.internal_errors <= _REPORTED_ERRORS:
-            print(f"gateway: internal error in {where} (packet dropped):", file=sys.stderr)
-            traceback.print_exc()
+        report_bug(self.internal_errors, f"in {where} (packet dropped)")
 
     def tick(self, now: float) -> None:
         for stage in self.stages.values():

@@ -28,12 +28,11 @@ trips a bug gets an ``internal error`` answer and is counted
 from __future__ import annotations
 
 import ipaddress
-import sys
 import time
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from gateway.bugs import report_bug
 from gateway.model import add_route
 
 if TYPE_CHECKING:
@@ -42,9 +41,6 @@ if TYPE_CHECKING:
 
 class CommandError(Exception):
     pass
-
-
-_REPORTED_ERRORS = 5  # internal errors printed with their traceback; all are counted
 
 
 SHOW: dict[str, Callable[[Datapath], Any]] = {
@@ -345,9 +341,7 @@ class Control:
         except Exception as exc:  # noqa: BLE001 - a bug costs this request, never the daemon
             self.errors += 1
             self.internal_errors += 1
-            if self.internal_errors <= _REPORTED_ERRORS:
-                print(f"gateway: internal error in control request {_brief(req)}:", file=sys.stderr)
-                traceback.print_exc()
+            report_bug(self.internal_errors, f"in control request {_brief(req)}")
             return {"ok": False, "error": f"internal error ({type(exc).__name__}); the request was not carried out"}
 
     def refused(self, error: str) -> dict[str, Any]:

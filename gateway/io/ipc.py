@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
-import traceback
 from collections.abc import Callable
 from typing import Any
 
+from gateway.bugs import report_bug
 from gateway.io.unix import UnixListener
 
 Handler = Callable[[dict[str, Any], bytes], "dict[str, Any] | None"]
 
 MAX_MESSAGE = 65536
-_REPORTED_ERRORS = 5
 
 
 def _why(exc: Exception) -> str:
@@ -93,9 +91,7 @@ class IpcServer(UnixListener):
             except Exception as exc:  # noqa: BLE001 - a bug costs this message, never the daemon
                 self.errors += 1
                 self.internal_errors += 1
-                if self.internal_errors <= _REPORTED_ERRORS:
-                    print(f"gateway: internal error on an IPC message {data[:120]!r}:", file=sys.stderr)
-                    traceback.print_exc()
+                report_bug(self.internal_errors, f"on an IPC message {data[:120]!r}")
                 answer = {"type": "error", "error": f"internal error ({type(exc).__name__})"}
             if answer is not None:
                 self._send(fd, conn, encode(answer))
