@@ -4,7 +4,7 @@ Where this sits: ``ci/conformance.sh`` runs Robot with
 ``--prerunmodifier suites.lib.applicable.NotApplicable:DUT``.  Tests name
 their needs as tags (``needs:nat.snat``; names in ``suites/duts/base.py``); for
 each test that needs a capability the DUT's driver does not declare, the
-test's setup becomes ``Skip`` with the reason, so the report shows it as
+test's setup becomes ``Skip`` with the reason (and its teardown goes), so the report shows it as
 skipped with "n/a: DUT linux lacks nat.one_to_one" instead of running it.
 """
 
@@ -32,6 +32,7 @@ class NotApplicable(SuiteVisitor):
         missing = sorted(needs - self.have)
         if missing:
             test.setup.config(name="Skip", args=(f"n/a: DUT {self.dut} lacks {', '.join(missing)}",))
+            test.teardown.config(name=None)  # it would undo what the test never did
             test.tags.add("n/a")
 
     def end_suite(self, suite: Any) -> None:

@@ -105,6 +105,7 @@ def test_robot_marks_what_the_dut_lacks_as_na(tmp_path):
         "*** Test Cases ***\n"
         "Switching\n    [Tags]    needs:switching\n    Log    ok\n"
         "Nat\n    [Tags]    needs:nat.snat\n    Fail    must not run on this DUT\n"
+        "    [Teardown]    Fail    the teardown of an n/a test must not run either\n"
     )
     rc = run(
         str(suite),
@@ -122,6 +123,7 @@ def test_robot_marks_what_the_dut_lacks_as_na(tmp_path):
     tests = {t.name: t for t in result.suite.all_tests}
     assert tests["Switching"].status == "PASS"
     assert tests["Nat"].status == "SKIP" and "n/a: DUT switch-only lacks nat.snat" in tests["Nat"].message
+    assert "teardown" not in tests["Nat"].message, tests["Nat"].message
 
 
 # -- the Linux DUT's rendering -------------------------------------------------------------
