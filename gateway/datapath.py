@@ -116,6 +116,14 @@ class Datapath:
         pkt.originated = True
         self.pipeline.run(pkt, router.kind)
 
+    def remove_evi_link(self, address: int) -> bool:
+        """Remove the EVI link to ``address`` and the MACs learned behind it."""
+        link = self.model.evi.remove_link(address) if self.model.evi is not None else None
+        if link is None:
+            return False
+        self.macs.forget_port(link)
+        return True
+
     # -- packets -----------------------------------------------------------------------
     def receive(self, port: Port, frame: bytearray, vlan: int | None, now: float | None = None) -> Packet | None:
         """Carry one received frame through the cache or the pipeline (a batch of one).
@@ -165,7 +173,7 @@ class Datapath:
         """The slow path: the stages, recording their effects for the cache."""
         cache = self.cache
         pkt = Packet(frame, port, vlan)
-        fx = Effects(bytes(frame[:128]), self.epoch.value) if cache.enabled else None
+        fx = Effects(bytes(frame[:128]), self.epoch.value, port, vlan) if cache.enabled else None
         pkt.fx = fx
         if summary is not None:
             self.trace_budget -= 1

@@ -17,13 +17,29 @@ from typing import Any
 L2 = 0  # in port, VLAN, both MACs, EtherType
 L3 = 1  # + IPv4 source and destination (the DR's uRPF check reads the source)
 L4 = 2  # + IPv4 source, protocol, ports (or ICMP echo id)
-MASK_NAMES = ("l2", "l3", "l4")
+TUN = 3  # a tunnel packet: outer MACs, outer addresses, the GRE header, inner MACs and EtherType
+MASK_NAMES = ("l2", "l3", "l4", "tunnel")
 
 
 class Effects:
-    __slots__ = ("mask", "deps", "uncacheable", "ttl_dec", "conn", "conn_dir", "mac_touch", "header", "epoch")
+    __slots__ = (
+        "mask",
+        "deps",
+        "uncacheable",
+        "ttl_dec",
+        "conn",
+        "conn_dir",
+        "mac_touch",
+        "header",
+        "epoch",
+        "strip",
+        "push",
+        "max_len",
+        "in_port",
+        "vlan",
+    )
 
-    def __init__(self, header: bytes, epoch: int) -> None:
+    def __init__(self, header: bytes, epoch: int, in_port: Any = None, vlan: int | None = None) -> None:
         self.epoch = epoch  # dependencies read from here on are at least this fresh
         self.mask = L2
         self.deps: list[tuple[Any, str, Any]] = []
@@ -33,6 +49,13 @@ class Effects:
         self.conn_dir = 0
         self.mac_touch: Any = None  # the source MAC's entry, refreshed by every hit
         self.header = header  # the frame's first bytes as received
+        self.in_port = in_port  # ... and where (a decapsulated packet's in_port becomes its EVI link)
+        self.vlan = vlan
+        # Tunnels: bytes of outer headers removed from the front (decapsulation), or added in
+        # front of the frame as it was switched (encapsulation); the rewrites are the inner frame's.
+        self.strip = 0
+        self.push = 0
+        self.max_len = 0  # with push: the largest frame that fits the tunnel
 
     def read(self, mask: int) -> None:
         if mask > self.mask:

@@ -19,6 +19,7 @@ from typing import Any
 
 from gateway.config import Config, ConfigError, RouterHalf, derived_mac
 from gateway.epoch import Epoch
+from gateway.evi import Evi
 from gateway.headers import BFD_PORT, HELLO_PORT, IPPROTO_UDP, ip_str, mac_str
 from gateway.io import Transport
 from gateway.services import SrServices
@@ -72,12 +73,17 @@ class Port:
 
 
 class Instance:
-    __slots__ = ("name", "members", "router_port")
+    __slots__ = ("name", "members", "router_port", "netid", "links", "flood_macs")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.members: list[tuple[Port, int | None]] = []
+        self.members: list[tuple[Port, int | None]] = []  # local (port, VLAN) records
         self.router_port: RouterPort | None = None
+        # Extended to other sites (gateway/evi): its network id, the EVI links that carry it,
+        # and the MACs whose unknown unicast is flooded across anyway (selective flooding).
+        self.netid: int | None = None
+        self.links: list[Any] = []
+        self.flood_macs: frozenset[bytes] = frozenset()
 
     def to_dict(self) -> dict[str, Any]:
         rp = self.router_port
@@ -130,6 +136,9 @@ class Router:
     mgmt: dict[int, MgmtAccess] = field(default_factory=dict)
     # The tag of this SR's namespace on the kernel transport (its TLR id), None without one.
     kernel_tag: int | None = None
+    # False for a router that only terminates (the EVI tunnel endpoint): it routes what it
+    # builds itself, never what it receives.
+    forwards: bool = True
 
     def answers_arp_for(self, rport: RouterPort, ip: int) -> bool:
         """Our own address, one taken over from a peer, or (on an SR) a public NAT address."""
@@ -186,6 +195,8 @@ class Model:
     punts: dict[tuple[int, int], str] = field(default_factory=lambda: dict(PUNTS))
     # Bumped when an SR address changes owner (``ha/ownership.py``); flows through an SR depend on it.
     ownership_generation: int = 0
+    # EVI between sites (``gateway/evi``), when configured.
+    evi: Evi | None = None
 
     def router(self, name: Any, kind: str) -> Router:
         """The ``kind`` half (dr or sr) of router ``name`` (also given as its label, ``t1-sr``)."""
@@ -319,7 +330,36 @@ def build(cfg: Config, epoch: Epoch) -> Model:
             _add_routes(model, dr, rc.dr, f"{path}.dr", cfg)
     if cfg.kernel is not None:
         _add_kernel(model, cfg)
+    if cfg.evi is not None:
+        _add_evi(model, cfg, epoch)
     return model
+
+
+EVI_CORE = "evi-core"  # the core segment's instance (the core port, untagged)
+
+
+def _add_evi(model: Model, cfg: Config, epoch: Epoch) -> None:
+    """The EVI tunnel endpoint: a router on the core port that only terminates, its links."""
+    ec = cfg.evi
+    assert ec is not None
+    t = cfg.tables
+    core = model.instances[EVI_CORE] = Instance(EVI_CORE)
+    port = model.ports[ec.port]
+    core.members.append((port, None))
+    model.records[(ec.port, None)] = core
+    router = Router("evi", "sr", 0, ArpTable(t.arp_timeout, t.arp_queue, t.arp_retries, epoch), Fib(epoch))
+    router.forwards = False
+    rport = RouterPort(router, core, int(ec.address.ip), ec.address.network.prefixlen, derived_mac(cfg.node, "evi"))
+    core.router_port = rport
+    router.add_port(rport)
+    if ec.gateway is not None:
+        router.fib.add(Route(0, 0, int(ec.gateway), rport, origin="static"))
+    model.routers.append(router)
+    evi = model.evi = Evi(ec.site, router, rport, ec.mtu, epoch)
+    for name, netid in ec.instances.items():
+        evi.extend(model.instances[name], netid, ec.flood.get(name, []))
+    for lc in ec.links:
+        evi.add_link(lc.site, int(lc.address), lc.mtu, None, "static")
 
 
 def _add_kernel(model: Model, cfg: Config) -> None:

@@ -8,11 +8,13 @@ stage *created* until the current one is finished, still inside the same run.
 
 The stage graph is the stages' own ``NEXT`` declarations (see :func:`graph`)::
 
-    classify -> l2switch -> dr | sr | egress
-    dr       -> transit | egress | dr (its ICMP errors) | (queued for ARP)
-    transit  -> dr | sr
-    sr       -> transit | egress | sr
-    egress   -> done
+    classify  -> l2switch -> dr | sr | egress | evi_encap
+    dr        -> transit | egress | dr (its ICMP errors) | (queued for ARP)
+    transit   -> dr | sr
+    sr        -> transit | egress | sr | evi_decap
+    evi_encap -> sr (the tunnel endpoint routes the GRE packet into the core)
+    evi_decap -> l2switch (the inner frame, as received on its EVI link)
+    egress    -> done (a copy for an EVI link: evi_encap)
 
 A stage that returns a name it did not declare, or raises, is a bug, but a bug
 must cost one packet, not the daemon: it is counted
@@ -33,6 +35,7 @@ from gateway.stages.base import DONE, DROP, Context, Stage
 from gateway.stages.classify import Classify
 from gateway.stages.dr import DistributedRouter
 from gateway.stages.egress import Egress
+from gateway.stages.evi import EviDecap, EviEncap
 from gateway.stages.l2switch import L2Switch
 from gateway.stages.sr import ServiceRouter
 from gateway.stages.transit import Transit
@@ -41,7 +44,16 @@ if TYPE_CHECKING:
     from gateway.model import Model
     from gateway.tables.mac import MacTable
 
-STAGES: tuple[type[Stage], ...] = (Classify, L2Switch, DistributedRouter, Transit, ServiceRouter, Egress)
+STAGES: tuple[type[Stage], ...] = (
+    Classify,
+    L2Switch,
+    DistributedRouter,
+    Transit,
+    ServiceRouter,
+    EviEncap,
+    EviDecap,
+    Egress,
+)
 STAGE_ORDER = tuple(s.name for s in STAGES)
 
 

@@ -53,9 +53,10 @@ import struct
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from gateway.effects import L2, L3, L4, MASK_NAMES, Effects
+from gateway.cache.describe import describe_action, describe_key
+from gateway.effects import L2, L3, L4, MASK_NAMES, TUN, Effects
 from gateway.epoch import Epoch
-from gateway.headers import ETH_P_8021Q, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ip_str, mac_str
+from gateway.headers import ETH_P_8021Q, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 
 if TYPE_CHECKING:
     from gateway.model import Port
@@ -72,6 +73,10 @@ TCP_SLOW = 0x01 | 0x02 | 0x04
 KEY_L2 = struct.Struct("14s")
 KEY_L3 = struct.Struct("14s12x8s")  # MACs+type, source and destination (uRPF reads the source)
 KEY_L4 = struct.Struct("14s9xs2x8s4s")  # MACs+type, protocol, addresses, ports (or ICMP type..id)
+# Outer MACs+type, outer addresses, the GRE header with its key, inner MACs+type (MAC-in-GRE).
+KEY_TUN = struct.Struct("14s12x8s8s14s")
+IPPROTO_GRE = 47
+GRE_OUTER = 28  # outer IPv4 + GRE with key, what an encapsulating entry adds in front of the frame
 
 
 def key_for(mask: int, port: int, vlan: int | None, buf: bytes | bytearray) -> tuple[Any, ...]:
@@ -80,6 +85,8 @@ def key_for(mask: int, port: int, vlan: int | None, buf: bytes | bytearray) -> t
         return (port, vlan, *KEY_L2.unpack_from(buf))
     if mask == L3:
         return (port, vlan, *KEY_L3.unpack_from(buf))
+    if mask == TUN:
+        return (port, vlan, *KEY_TUN.unpack_from(buf))
     if len(buf) >= 38:
         eth, proto, addrs, ports = KEY_L4.unpack_from(buf)
     else:  # no room for ports (a bare IPv4 header)
@@ -151,6 +158,10 @@ class Entry:
         "udp",
         "out_port",
         "out_tag",
+        "strip",
+        "push",
+        "push_sum",
+        "max_len",
         "conn",
         "conn_dir",
         "mac_touch",
@@ -179,6 +190,10 @@ class Entry:
     udp: bool
     out_port: Any
     out_tag: bytes | None
+    strip: int  # outer headers removed first (decapsulation)
+    push: bytes | None  # outer Ethernet + IPv4 + GRE put in front last (encapsulation)
+    push_sum: int  # the outer IPv4 header's sum without its length and checksum
+    max_len: int  # with ``push``: the largest frame the tunnel takes (a larger one meets the stages)
     conn: Any  # (conntrack table, entry) to touch
     conn_dir: int
     mac_touch: Any
@@ -194,6 +209,8 @@ class Entry:
         so the L4 header starts at byte 34.  The one's-complement folds are inlined:
         a delta is below 0x10000, so two folds always suffice.
         """
+        if self.strip:
+            del buf[: self.strip]
         eth = self.eth
         if eth is not None:
             buf[0:12] = eth
@@ -226,6 +243,15 @@ class Entry:
                     c = 0xFFFF
                 buf[co] = c >> 8
                 buf[co + 1] = c & 0xFF
+        push = self.push
+        if push is not None:
+            # The outer IPv4 total length and checksum are the only fields that vary.
+            total = GRE_OUTER + len(buf)
+            c = self.push_sum + total
+            c = (c & 0xFFFF) + (c >> 16)
+            c = ~((c & 0xFFFF) + (c >> 16)) & 0xFFFF
+            out = push[:16] + total.to_bytes(2, "big") + push[18:24] + c.to_bytes(2, "big") + push[26:] + buf
+            return out if self.out_tag is None else out[:12] + self.out_tag + out[12:]
         if self.out_tag is not None:
             return buf[:12] + self.out_tag + buf[12:]
         return buf
@@ -244,9 +270,19 @@ class Entry:
 
 def compose(key: tuple[Any, ...], fx: Effects, out: bytearray, output: tuple[Any, int | None], now: float) -> Entry:
     """One entry from the effects of a slow-path walk: ``out`` is the frame as it left
-    through ``output`` (port, VLAN); ``fx.header`` is the frame as it came in."""
-    hdr = fx.header
+    through ``output`` (port, VLAN); ``fx.header`` is the frame as it came in.  Through a
+    tunnel the rewrites are the inner frame's (after ``fx.strip``, before ``fx.push``)."""
+    hdr = fx.header[fx.strip :]
+    push = bytes(out[: fx.push]) if fx.push else None
+    out = out[fx.push :] if fx.push else out
     entry = Entry()
+    entry.strip = fx.strip
+    entry.push = push
+    entry.push_sum = 0
+    entry.max_len = fx.max_len
+    if push is not None:
+        words = struct.unpack_from("!10H", push, 14)
+        entry.push_sum = _fold(sum(words) - words[1] - words[5])
     entry.key = key
     entry.mask = fx.mask
     entry.deps = fx.deps
@@ -302,46 +338,6 @@ def compose(key: tuple[Any, ...], fx: Effects, out: bytearray, output: tuple[Any
     return entry
 
 
-def describe_key(entry: Entry, port_index: dict[Any, int]) -> str:
-    names = {i: p.name for p, i in port_index.items()}
-    key = entry.key
-    port, vlan, eth = key[0], key[1], key[2]
-    text = f"in {names.get(port, port)} {'untagged' if vlan is None else f'vlan {vlan}'} {mac_str(eth[6:12])} > {mac_str(eth[0:6])}"
-    ethertype = (eth[12] << 8) | eth[13]
-    if ethertype != ETH_P_IP or entry.mask == L2:  # an IPv4 frame switched at L2 matches on L2 only
-        return f"{text} type {ethertype:#06x}"
-    if entry.mask == L3:
-        return f"{text} ip {ip_str(key[3][0:4])} > {ip_str(key[3][4:8])}"
-    proto = key[3][0]
-    ports = key[5]
-    text += f" ip {ip_str(key[4][0:4])} > {ip_str(key[4][4:8])} proto {proto}"
-    if proto in (IPPROTO_TCP, IPPROTO_UDP):
-        text += f" {int.from_bytes(ports[0:2], 'big')} > {int.from_bytes(ports[2:4], 'big')}"
-    elif proto == IPPROTO_ICMP and ports:
-        text += f" id {int.from_bytes(ports[0:2], 'big')}"
-    return text
-
-
-def describe_action(entry: Entry, port: Any, vlan: int | None) -> str:
-    parts = []
-    if entry.eth is not None:
-        parts.append(f"eth {mac_str(entry.eth[6:12])} > {mac_str(entry.eth[0:6])}")
-    if entry.ttl_dec:
-        parts.append(f"ttl -{entry.ttl_dec}")
-    if entry.ip_src is not None:
-        parts.append(f"ip src {ip_str(entry.ip_src)}")
-    if entry.ip_dst is not None:
-        parts.append(f"ip dst {ip_str(entry.ip_dst)}")
-    if entry.l4_src is not None:
-        parts.append(f"{'id' if entry.l4_off_src == 4 else 'sport'} {int.from_bytes(entry.l4_src, 'big')}")
-    if entry.l4_dst is not None:
-        parts.append(f"dport {int.from_bytes(entry.l4_dst, 'big')}")
-    if entry.conn is not None:
-        parts.append(f"conntrack #{entry.conn[1].id}")
-    parts.append(f"out {port.name} {'untagged' if vlan is None else f'vlan {vlan}'}")
-    return ", ".join(parts)
-
-
 class Cache:
     # Tests set this: every hit checks the dependencies anyway and fails loudly if one
     # changed without an epoch bump (a change site that forgot to say so).
@@ -352,7 +348,7 @@ class Cache:
         self.enabled = enabled
         self.capacity = capacity
         self.idle_timeout = idle_timeout
-        self._tables: list[dict[tuple[Any, ...], Entry]] = [{}, {}, {}]
+        self._tables: list[dict[tuple[Any, ...], Entry]] = [{}, {}, {}, {}]
         self._lru: OrderedDict[int, Entry] = OrderedDict()
         self._masks_in_use: tuple[int, ...] = ()
         self._l2_only: tuple[int, ...] = ()
@@ -410,6 +406,17 @@ class Cache:
             masks = self._l2_only  # the l3/l4 keys read IPv4 fields
         pidx = self.port_index.get(port)
         tables = self._tables
+        if proto == IPPROTO_GRE and n >= 56 and tables[TUN]:
+            entry = tables[TUN].get((pidx, vlan, *KEY_TUN.unpack_from(buf)))
+            if entry is not None:
+                if (entry.checked != self.epoch.value or self.verify) and not self._unchanged(entry):
+                    self._remove(entry)
+                    self.invalidations += 1
+                    self.misses += 1
+                    if pad:
+                        buf += pad
+                    return None
+                return entry
         for mask in masks:
             if mask == L4 and (proto == IPPROTO_UDP or proto == IPPROTO_TCP) and n >= 38:
                 key = (pidx, vlan, *KEY_L4.unpack_from(buf))  # the common case, inline
@@ -433,6 +440,9 @@ class Cache:
                 return None
             if pad and mask == L2:
                 buf += pad
+            if entry.push is not None and len(buf) > entry.max_len:
+                self.bypass += 1  # too big for its tunnel: the stages drop it by name
+                return None
             return entry
         self.misses += 1
         if pad:
@@ -479,8 +489,11 @@ class Cache:
             if slow is not None:
                 self.uncacheable[slow] = self.uncacheable.get(slow, 0) + 1
                 return None
-        pidx = self.port_index.setdefault(pkt.in_port, len(self.port_index))
-        key = key_for(fx.mask, pidx, pkt.vlan, bytearray(hdr))
+        pidx = self.port_index.setdefault(fx.in_port, len(self.port_index))
+        if fx.mask == TUN and len(hdr) < 56:
+            self.uncacheable["tunnel-truncated"] = self.uncacheable.get("tunnel-truncated", 0) + 1
+            return None
+        key = key_for(fx.mask, pidx, fx.vlan, bytearray(hdr))
         entry = compose(key, fx, pkt.buf, pkt.outputs[0], now)
         table = self._tables[fx.mask]
         old = table.get(key)
@@ -545,7 +558,7 @@ class Cache:
             "evictions": self.evictions,
             "expirations": self.expirations,
             "uncacheable": dict(self.uncacheable),
-            "subtables": {MASK_NAMES[m]: len(self._tables[m]) for m in (L2, L3, L4)},
+            "subtables": {MASK_NAMES[m]: len(self._tables[m]) for m in (L2, L3, L4, TUN)},
         }
 
     def dump(self, now: float, limit: int = 1000) -> list[dict[str, Any]]:

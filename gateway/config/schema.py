@@ -33,6 +33,7 @@ Schema (see ``topologies/edge_basic.py`` for a full example)::
     cache: {enabled: true, capacity: 65536, idle_timeout: 10}
     io: block                # block: PACKET_MMAP rings (default); socket: two system calls per frame
     kernel: {tap: ..., tlrs: [...], management: {...}}   # the user-kernel transport: kernel.py
+    evi: {site: 1, port: core, address: ..., instances: {...}}  # MAC-in-GRE to other sites: evi.py
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from typing import Any
 
 import yaml
 
+from gateway.config.evi import EviConfig, parse_evi
 from gateway.config.kernel import KernelConfig, parse_kernel
 from gateway.config.reader import ConfigError, Reader, show_value
 from gateway.config.routers import (
@@ -52,7 +54,7 @@ from gateway.config.routers import (
     parse_transit,
 )
 
-PORT_ROLES = ("tenant", "uplink", "transit", "management")
+PORT_ROLES = ("tenant", "uplink", "transit", "management", "core")
 
 
 @dataclass
@@ -104,6 +106,7 @@ class Config:
     cache: CacheConfig = field(default_factory=CacheConfig)
     io: str = "block"
     kernel: KernelConfig | None = None
+    evi: EviConfig | None = None
 
 
 def load(path: str | Path) -> Config:
@@ -135,7 +138,7 @@ def parse(text: str, source: str = "<config>") -> Config:
 def build(raw: Any, source: str = "<config>") -> Config:
     r = Reader(source)
     top = r.mapping(
-        raw, "", ("node", "ports", "instances"), ("control_socket", "routers", "tables", "cache", "io", "kernel")
+        raw, "", ("node", "ports", "instances"), ("control_socket", "routers", "tables", "cache", "io", "kernel", "evi")
     )
     node = r.name(top["node"], "node")
     sock = r.path(top.get("control_socket", f"/run/edgelab/{node}.sock"), "control_socket")
@@ -284,4 +287,9 @@ def build(raw: Any, source: str = "<config>") -> Config:
         " the experimental 'ring' mode was removed",
     )
     kernel = parse_kernel(r, top["kernel"], node, routers) if top.get("kernel") is not None else None
-    return Config(node, sock, ports, instances, routers, tables, source, cache, io, kernel)
+    evi = None
+    if top.get("evi") is not None:
+        evi = parse_evi(r, top["evi"], ports, instances)
+        if any(rc.name == "evi" for rc in routers):
+            raise r.fail("evi", "a router named 'evi' would clash with the EVI tunnel endpoint; rename the router")
+    return Config(node, sock, ports, instances, routers, tables, source, cache, io, kernel, evi)

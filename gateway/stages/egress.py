@@ -2,7 +2,8 @@
 
 Where this sits: the last stage.  ``pkt.outputs`` lists (port, VLAN) members
 chosen by ``l2switch`` or a router; the frame goes out each one, tagged with
-that member's VLAN (untagged when it is ``null``).  The ingress tag was popped
+that member's VLAN (untagged when it is ``null``).  A member that is an EVI
+link (another site) gets its own copy through ``evi_encap``.  The ingress tag was popped
 on receive, so pop/push/swap are all "write the output's tag".
 
 The last stage: no exit but ``done``; drops: ``no-output``.
@@ -30,6 +31,16 @@ class Egress(Stage):
         buf = pkt.buf
         trace = pkt.trace
         for port, vlan in outputs:
+            if port.role == "evi":
+                # A remote site: its own copy, encapsulated (head-end replication).
+                if pkt.fx is not None:
+                    pkt.fx.no_cache("flood")
+                copy = Packet(bytearray(buf), pkt.in_port, pkt.vlan)
+                copy.instance = pkt.instance
+                copy.outputs = [(port, None)]
+                copy.trace = trace
+                self.ctx.emit(copy, "evi_encap")
+                continue
             if vlan is None:
                 port.send(buf)
             else:

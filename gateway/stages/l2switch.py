@@ -7,12 +7,16 @@ Where this sits: after ``classify``.  Learns the source MAC against the
   (``dr`` or ``sr``);
 - broadcast/multicast -> flooded to every other member of the instance; an
   ARP broadcast is also handed to the router, which answers for its address;
-- known unicast -> the learned member; unknown unicast -> flooded.
+- known unicast -> the learned member; unknown unicast -> flooded;
+- a member that is an EVI link (a remote site, ``gateway/evi``) -> ``evi_encap``.
 
 Flooding uses the instance's member list only, so a frame never leaves its
-instance.  Drops: ``multicast-source``, ``same-segment`` (the destination
+instance.  Across sites (an extended instance's EVI links) only broadcast
+goes, once per link; unknown unicast only to the MACs configured for
+selective flooding, unknown multicast never; and nothing that came from one
+link goes to another (split horizon, also for known unicast: ``split-horizon``).  Drops: ``multicast-source``, ``same-segment`` (the destination
 lives where the frame came from), ``no-other-member`` (a flood with nowhere
-to go), ``arp-spoofed`` (an ARP broadcast from a host claiming the router
+to go), ``split-horizon``, ``arp-spoofed`` (an ARP broadcast from a host claiming the router
 port's address: never flooded).
 """
 
@@ -20,15 +24,15 @@ from __future__ import annotations
 
 from time import monotonic
 
-from gateway.headers import ETH_P_ARP, mac_str
+from gateway.headers import BROADCAST, ETH_P_ARP, mac_str
 from gateway.packet import Packet
 from gateway.stages.base import Context, Stage
 
 
 class L2Switch(Stage):
     name = "l2switch"
-    DROPS = ("multicast-source", "same-segment", "no-other-member", "arp-spoofed")
-    NEXT = ("dr", "sr", "egress")
+    DROPS = ("multicast-source", "same-segment", "no-other-member", "arp-spoofed", "split-horizon")
+    NEXT = ("dr", "sr", "egress", "evi_encap")
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -52,6 +56,8 @@ class L2Switch(Stage):
         dst = bytes(buf[0:6])
         rp = inst.router_port  # type: ignore[union-attr]
         if rp is not None and dst == rp.mac:
+            if fx is not None and pkt.in_port.role == "evi":  # type: ignore[union-attr]
+                fx.no_cache("evi-routed")  # the tunnel key holds no inner IP fields
             pkt.router = rp.router
             pkt.rport = rp
             pkt.note(self.name, f"to router port {rp.label}")
@@ -59,7 +65,7 @@ class L2Switch(Stage):
         if dst[0] & 1:
             if fx is not None:
                 fx.no_cache("flood")
-            flood = self._flood_list(pkt)
+            flood = self._flood_list(pkt, dst == BROADCAST)
             if rp is not None and buf[12] == ETH_P_ARP >> 8 and buf[13] == ETH_P_ARP & 0xFF:
                 if (
                     len(buf) >= 42
@@ -90,7 +96,7 @@ class L2Switch(Stage):
         if entry is None:
             if fx is not None:
                 fx.no_cache("flood")
-            flood = self._flood_list(pkt)
+            flood = self._flood_list(pkt, dst in inst.flood_macs)  # type: ignore[union-attr]
             if not flood:
                 return self.drop(pkt, "no-other-member")
             self.floods += 1
@@ -103,11 +109,23 @@ class L2Switch(Stage):
         if fx is not None:
             fx.depend(entry, "valid")
         pkt.note(self.name, f"{mac_str(dst)} learned on {entry.port.name}")
+        if entry.port.role == "evi":
+            if pkt.in_port.role == "evi":  # type: ignore[union-attr]
+                # Split horizon: what came from one site never goes on to another.
+                return self.drop(pkt, "split-horizon", f"{mac_str(dst)} from {pkt.in_port.name} to {entry.port.name}")  # type: ignore[union-attr]
+            return "evi_encap"
         return "egress"
 
-    def _flood_list(self, pkt: Packet) -> list:  # type: ignore[type-arg]
+    def _flood_list(self, pkt: Packet, across: bool) -> list:  # type: ignore[type-arg]
+        """The members a flood goes to: the instance's local records but the one it came in
+        on; with ``across`` (a broadcast, or selective flooding) also each EVI link once,
+        unless it came from one (split horizon)."""
         in_port, vlan = pkt.in_port, pkt.vlan
-        return [m for m in pkt.instance.members if m[0] is not in_port or m[1] != vlan]  # type: ignore[union-attr]
+        inst = pkt.instance
+        out = [m for m in inst.members if m[0] is not in_port or m[1] != vlan]  # type: ignore[union-attr]
+        if across and inst.links and in_port.role != "evi":  # type: ignore[union-attr]
+            out += [(link, None) for link in inst.links]  # type: ignore[union-attr]
+        return out
 
     def counters(self) -> dict:  # type: ignore[type-arg]
         out = super().counters()

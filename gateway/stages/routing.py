@@ -79,6 +79,7 @@ class RouterStage(Stage):
         "arp-off-subnet",  # ARP from a sender address not on the segment it came in on: not learned
         "arp-spoofed",  # ARP claiming one of the router's own addresses for another MAC
         "urpf",  # from a tenant segment with a source address not on that segment
+        "not-forwarding",  # through a router that only terminates (the EVI tunnel endpoint)
     )
 
     def __init__(self, ctx: Context) -> None:
@@ -131,9 +132,9 @@ class RouterStage(Stage):
                 return self.drop(pkt, "urpf", f"{ip_str(src)} on {rport.label}")
             # (the cache's l3 match includes the source address: a hit cannot skip this check)
         if dst in router.local_ips:
-            if fx is not None:
-                fx.no_cache("local")
             return self.local_input(pkt, (buf[14] & 0x0F) * 4, total)
+        if not router.forwards:
+            return self.drop(pkt, "not-forwarding", f"{ip_str(dst)}: {router.label} only terminates")
         if dst == 0xFFFFFFFF or dst >> 28 == 0xE or dst == 0:
             return self.drop(pkt, "not-routable", ip_str(dst))
         if buf[22] <= 1:
@@ -159,6 +160,8 @@ class RouterStage(Stage):
         """Route a packet this router built (no TTL checks, no hooks on the way in)."""
         dst = int.from_bytes(pkt.buf[30:34], "big")
         route = pkt.router.fib.lookup(dst)  # type: ignore[union-attr]
+        if pkt.fx is not None:  # (an encapsulated frame: the only own packet that may be cached)
+            pkt.fx.depend(pkt.router.fib, "generation")  # type: ignore[union-attr]
         if route is None:
             return self.drop(pkt, "no-route", f"own packet to {ip_str(dst)}")
         return self.output(pkt, route, dst)
@@ -281,6 +284,8 @@ class RouterStage(Stage):
     def local_input(self, pkt: Packet, ihl: int, total: int) -> str:
         buf = pkt.buf
         router: Router = pkt.router  # type: ignore[assignment]
+        if pkt.fx is not None:
+            pkt.fx.no_cache("local")
         if router.mgmt:
             access = router.mgmt.get(int.from_bytes(buf[30:34], "big"))
             if access is not None:

@@ -8,7 +8,11 @@ services (conntrack, NAT, firewall: ``services/``) decide on its two hooks,
 ``before_route`` (:meth:`SrServices.inbound`) and ``after_route``
 (:meth:`SrServices.outbound`); this stage counts what they refuse.
 
-Exits: ``egress``, ``transit``, ``sr`` (its own ICMP errors re-enter it);
+The EVI tunnel endpoint (``gateway/evi``) is an SR too, one that forwards
+nothing: GRE for its address goes on to ``evi_decap``; the packets
+``evi_encap`` builds are routed into the core from here.
+
+Exits: ``egress``, ``transit``, ``sr`` (its own ICMP errors re-enter it), ``evi_decap``;
 drops: the router's (``routing.RouterStage.DROPS``) and the services'
 (``services.DROPS``).
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 from time import monotonic
 
+from gateway.evi import IPPROTO_GRE
 from gateway.headers import Icmp
 from gateway.packet import Packet
 from gateway.services import DROPS as SERVICE_DROPS
@@ -28,7 +33,13 @@ from gateway.tables.fib import Route
 class ServiceRouter(RouterStage):
     name = "sr"
     DROPS = RouterStage.DROPS + SERVICE_DROPS
-    NEXT = ("egress", "transit", "sr")
+    NEXT = ("egress", "transit", "sr", "evi_decap")
+
+    def local_input(self, pkt: Packet, ihl: int, total: int) -> str:
+        evi = self.ctx.model.evi
+        if evi is not None and pkt.router is evi.router and pkt.buf[23] == IPPROTO_GRE:
+            return "evi_decap"  # MAC-in-GRE from another site (cacheable: stages/evi.py)
+        return super().local_input(pkt, ihl, total)
 
     def before_route(self, pkt: Packet) -> str | None:
         if pkt.fx is not None:

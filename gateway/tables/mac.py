@@ -92,6 +92,16 @@ class MacTable(AgingTable[tuple[Segment, bytes], MacEntry]):
             counts[inst.name] = counts.get(inst.name, 0) + 1
         self.counts = counts
 
+    def forget_port(self, port: Any) -> int:
+        """Remove every MAC learned on ``port`` (an EVI link that went away)."""
+        gone = [k for k, e in self._entries.items() if e.port is port]
+        for key in gone:
+            self._entries.pop(key).valid = False
+        if gone:
+            self._changed()
+            self._recount()
+        return len(gone)
+
     def lookup(self, instance: Segment, mac: bytes) -> MacEntry | None:
         return self._entries.get((instance, mac))
 

@@ -1,0 +1,153 @@
+"""EVI between sites: the edge's side of extending service instances over an IP core.
+
+Where this sits: built with the model (``model.build``) when the config has an
+``evi`` section.  :class:`Evi` holds what the data-plane stages
+(``stages/evi.py``) and ``l2switch`` read: the tunnel endpoint (a router that
+only terminates, on the core port), the extended instances by network id, and
+the EVI links to the other sites.  An :class:`EviLink` is a member of the
+instances it carries, like a (port, VLAN) of a local trunk: the MAC table
+learns remote MACs against it, and frames for it go to ``evi_encap`` instead
+of a NIC.
+
+Wire format (``GRE``): RFC 7637 (NVGRE) — GRE with only the key bit set,
+protocol 0x6558 (Transparent Ethernet Bridging), the key holding the 24-bit
+network id and an 8-bit flow id (0 here: no entropy is generated).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from gateway.epoch import Epoch
+from gateway.headers import ip_str
+
+IPPROTO_GRE = 47
+GRE_FLAGS_KEY = 0x2000  # K bit only: no checksum, no sequence number, version 0
+ETH_P_TEB = 0x6558
+GRE = struct.Struct("!HHI")  # flags+version, protocol, key
+OUTER_IP = 20
+OVERHEAD = OUTER_IP + GRE.size  # on top of the inner frame; the outer Ethernet header is the core's
+
+
+class EviLink:
+    """The EVI link to one remote edge: a member of the instances both sites extend.
+
+    It stands where a ``model.Port`` stands in a member (port, VLAN) and in a
+    MAC entry, so it has a port's name, role and counters; it has no NIC
+    (``io`` is None): frames for it are encapsulated by ``evi_encap``.
+    ``valid`` turns False when the link is removed, which invalidates the
+    cache entries through it.
+    """
+
+    __slots__ = (
+        "name",
+        "ifname",
+        "role",
+        "io",
+        "mirror",
+        "site",
+        "address",
+        "mtu",
+        "netids",
+        "origin",
+        "valid",
+        "rx",
+        "tx",
+        "tx_errors",
+        "errors",
+        "last_error",
+        "mtu_drops",
+    )
+
+    def __init__(self, site: int, address: int, mtu: int, netids: frozenset[int], origin: str) -> None:
+        self.name = f"evi-{ip_str(address)}"
+        self.ifname = ""
+        self.role = "evi"
+        self.io = None
+        self.mirror = None
+        self.site = site
+        self.address = address
+        self.mtu = mtu  # the smaller of the two sites' core MTUs
+        self.netids = netids
+        self.origin = origin  # "static" or "discovery"
+        self.valid = True
+        self.rx = self.tx = self.tx_errors = self.errors = self.last_error = self.mtu_drops = 0
+
+    def send(self, frame: bytes | bytearray) -> None:
+        # Never called: egress hands frames for a link to evi_encap.  A frame that got here
+        # anyway is lost and counted, never raised into the loop.
+        self.tx_errors += 1
+
+    def counters(self) -> dict[str, int]:
+        return {"rx": self.rx, "tx": self.tx, "tx_errors": self.tx_errors, "mtu_drops": self.mtu_drops}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "site": self.site,
+            "address": ip_str(self.address),
+            "mtu": self.mtu,
+            "network_ids": sorted(self.netids),
+            "origin": self.origin,
+            **self.counters(),
+        }
+
+
+class Evi:
+    """This site's EVI state: endpoint, extended instances, links."""
+
+    def __init__(self, site: int, router: Any, rport: Any, mtu: int, epoch: Epoch) -> None:
+        self.site = site
+        self.router = router  # the tunnel endpoint (model.Router, forwards nothing)
+        self.rport = rport  # its port on the core segment
+        self.address = rport.ip
+        self.mtu = mtu
+        self.epoch = epoch
+        self.netids: dict[int, Any] = {}  # network id -> model.Instance
+        self.links: dict[int, EviLink] = {}  # remote tunnel address -> link
+        self.removed = 0
+
+    def extend(self, instance: Any, netid: int, flood: list[bytes]) -> None:
+        instance.netid = netid
+        instance.flood_macs = frozenset(flood)
+        self.netids[netid] = instance
+
+    def add_link(self, site: int, address: int, mtu: int | None, netids: frozenset[int] | None, origin: str) -> EviLink:
+        """Add (or replace) the link to the edge at ``address``; it carries the network ids
+        both sites extend (all of ours when the remote's are not known)."""
+        ours = frozenset(self.netids)
+        carried = ours if netids is None else ours & netids
+        link = EviLink(site, address, min(self.mtu, mtu or self.mtu), carried, origin)
+        old = self.links.get(address)
+        if old is not None:
+            self._unlink(old)
+        self.links[address] = link
+        for netid in carried:
+            self.netids[netid].links.append(link)
+        self.epoch.bump()
+        return link
+
+    def remove_link(self, address: int) -> EviLink | None:
+        link = self.links.pop(address, None)
+        if link is not None:
+            self._unlink(link)
+            self.removed += 1
+            self.epoch.bump()
+        return link
+
+    def _unlink(self, link: EviLink) -> None:
+        link.valid = False
+        for inst in self.netids.values():
+            if link in inst.links:
+                inst.links.remove(link)
+
+    def show(self) -> dict[str, Any]:
+        return {
+            "site": self.site,
+            "address": ip_str(self.address),
+            "mtu": self.mtu,
+            "instances": {inst.name: netid for netid, inst in sorted(self.netids.items())},
+            "links": [link.to_dict() for link in sorted(self.links.values(), key=lambda ln: ln.address)],
+            "links_removed": self.removed,
+        }
