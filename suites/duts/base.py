@@ -41,6 +41,11 @@ CAPABILITIES: dict[str, str] = {
     "sec.arp": "an ARP broadcast claiming the gateway's address is not passed on to the other hosts",
     "mgmt.inband": "in-band management: an address on the uplink reaches the gateway's management service "
     "(HTTP, GET /node answers the node's name) from the allowed prefix only",
+    "evi.l2": "an instance extended between sites over MAC-in-GRE (NVGRE: key = network id, DF set): "
+    "hosts at three sites share one L2 domain; a local VLAN and another instance with the same VLAN stay local",
+    "evi.flooding": "across sites only broadcast goes, one copy per remote site; no unknown unicast; "
+    "nothing from one site is sent on to another (split horizon)",
+    "evi.mtu": "a frame that does not fit the core with the tunnel overhead is dropped and counted, never fragmented",
     "internals.show": "the reference gateway's show output (drop names, MAC/ARP/FIB tables)",
     "internals.trace": "per-packet traces through the stages",
     "internals.cache": "datapath cache entries and counters",
@@ -48,7 +53,7 @@ CAPABILITIES: dict[str, str] = {
 }
 
 # Normalized drop categories of counters()["dropped"].
-DROP_CATEGORIES = ("no-instance", "no-route", "ttl", "firewall", "nat", "malformed", "arp", "other")
+DROP_CATEGORIES = ("no-instance", "no-route", "ttl", "firewall", "nat", "malformed", "arp", "tunnel", "other")
 
 
 class GatewayHandle:

@@ -35,6 +35,21 @@ DROP_CATEGORY = {
     "classify/runt": "malformed",
     "l2switch/arp-spoofed": "arp",
     "transit/no-transit-peer": "no-route",
+    "l2switch/split-horizon": "tunnel",
+    "evi_encap/mtu-exceeded": "tunnel",
+    "evi_encap/no-link": "tunnel",
+    **{
+        f"evi_decap/{reason}": "tunnel"
+        for reason in (
+            "not-a-neighbour",
+            "gre-truncated",
+            "gre-bad-header",
+            "gre-not-teb",
+            "unknown-network-id",
+            "not-carried",
+            "inner-truncated",
+        )
+    },
     **{
         f"{stage}/{reason}": category
         for stage in ("dr", "sr")
@@ -90,6 +105,8 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
         if "ha" in intent:
             router["ha"] = copy.deepcopy(intent["ha"])
         cfg["routers"].append(router)
+    if "evi" in gw:
+        cfg["evi"] = copy.deepcopy(gw["evi"])
     if "management" in gw:
         cfg.setdefault("kernel", {})["management"] = copy.deepcopy(gw["management"])
     if "bgp" in gw:
