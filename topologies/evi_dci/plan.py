@@ -68,12 +68,8 @@ PLAN: dict[str, Any] = {
     "name": NAME,
     "description": "three data-centre sites, VLAN 100 extended between them by EVI (MAC-in-GRE), VLAN 200 local",
     "hosts": {
-        **{
-            f"h{n}a": _host(n, 100, "v100", f"sw{n}", f"02:00:0e:0{n}:01:00", f"10.100.0.1{n}/24") for n in (1, 2, 3)
-        },
-        **{
-            f"h{n}b": _host(n, 200, "v200", f"sw{n}", f"02:00:0e:0{n}:02:00", f"10.200.0.2{n}/24") for n in (1, 2, 3)
-        },
+        **{f"h{n}a": _host(n, 100, "v100", f"sw{n}", f"02:00:0e:0{n}:01:00", f"10.100.0.1{n}/24") for n in (1, 2, 3)},
+        **{f"h{n}b": _host(n, 200, "v200", f"sw{n}", f"02:00:0e:0{n}:02:00", f"10.200.0.2{n}/24") for n in (1, 2, 3)},
         "x1": _host(1, 100, "other", "sw1x", "02:00:0e:01:03:00", "10.100.0.31/24"),
         # The IP core: one router, a /24 to each site's edge.
         "core": {
