@@ -31,6 +31,7 @@ from gateway.cache import Cache
 from gateway.config import Config
 from gateway.effects import Effects
 from gateway.epoch import Epoch
+from gateway.evi.control import EviControl
 from gateway.ha.ownership import Ownership
 from gateway.headers import ETH_P_8021Q, describe, ipv4_check
 from gateway.io import Transport, open_port
@@ -61,6 +62,8 @@ class Datapath:
         self.traces: deque[dict[str, Any]] = deque(maxlen=64)
         self.stopping = False
         self.ipc: IpcServer | None = None  # when processes (the HA agent) may connect
+        self.ipcs: list[IpcServer] = []  # every process transport (the HA agent's, the EVI process's)
+        self.evi_control = EviControl(self.model.evi, self.macs) if self.model.evi is not None else None
         self.listeners: list[Any] = []  # what the loop serves besides ports (control socket, ipc, kernel)
         self.monitor = Monitor(self.model, f"{cfg.node}-mon"[:15], _monitor_tap)
         # The user-kernel transport (kernel.py), when the config has a kernel section.
@@ -89,18 +92,30 @@ class Datapath:
 
     # -- other processes ---------------------------------------------------------------
     def open_ipc(self, path: str) -> IpcServer:
-        """Serve the unix-socket transport to processes (the HA agent) at ``path``."""
+        """Serve the unix-socket transport to processes (the HA agent, the EVI control
+        process) at ``path``; one server per path, every message type on each."""
+        for server in self.ipcs:
+            if server.path == path:
+                return server
         handlers = {**self.ownership.handlers(), "send": self._send_message}
-        self.ipc = IpcServer(path, handlers)
-        self.listeners.append(self.ipc)
-        return self.ipc
+        if self.evi_control is not None:
+            handlers.update(self.evi_control.handlers())
+        server = IpcServer(path, handlers)
+        self.ipcs.append(server)
+        if self.ipc is None:
+            self.ipc = server
+        self.listeners.append(server)
+        return server
 
     def punt(self, client: str, meta: dict[str, Any], payload: bytes) -> bool:
         """Hand a packet to ``client``: "kernel" (the TAP, tag ``meta["tag"]``) or a process
-        ("ha"); False when there is none."""
+        ("ha", "evi"); False when there is none."""
         if client == "kernel":
             return self.kernel is not None and self.kernel.deliver(meta["tag"], payload)
-        return self.ipc is not None and self.ipc.broadcast(meta, payload)
+        delivered = False
+        for server in self.ipcs:
+            delivered = server.deliver(client, meta, payload) or delivered
+        return delivered
 
     def _send_message(self, meta: dict[str, Any], payload: bytes) -> None:
         self.send_from(self.model.router(meta["router"], "sr"), payload)
@@ -242,6 +257,8 @@ class Datapath:
     def tick(self, now: float) -> None:
         self.cache.expire(now)
         self.macs.age(now)
+        if self.model.evi is not None:
+            self.model.evi.age(now)
         self.pipeline.tick(now)
         for listener in self.listeners:
             listener.tick()

@@ -356,6 +356,8 @@ def _add_evi(model: Model, cfg: Config, epoch: Epoch) -> None:
         router.fib.add(Route(0, 0, int(ec.gateway), rport, origin="static"))
     model.routers.append(router)
     evi = model.evi = Evi(ec.site, router, rport, ec.mtu, epoch)
+    evi.arp_suppression = ec.arp_suppression
+    evi.arp_timeout = ec.arp_timeout
     for name, netid in ec.instances.items():
         evi.extend(model.instances[name], netid, ec.flood.get(name, []))
     for lc in ec.links:

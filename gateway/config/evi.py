@@ -14,6 +14,15 @@ so it can name them.  Schema::
         - {site: 2, address: 10.255.2.1, mtu: 1400}   # mtu: the remote site's core MTU
       flood: {v100: [02:00:00:00:00:01]}   # selective flooding: unknown unicast to these MACs
                                            # is sent across (by default it is not)
+      arp_suppression: true        # answer ARP for remote hosts learned from the tunnels
+      arp_timeout: 300             # ... learned for this long
+      socket: /run/edgelab/edge1-evi.sock  # the EVI control process's transport (gateway/evi/agent.py)
+      discovery:                   # neighbour discovery (as H3C's ENDP): the mesh without per-pair links
+        servers: [10.255.1.1]      # discovery servers' tunnel addresses (one or two; a site is a
+                                   # server when its own address is listed)
+        key: s3cret                # authenticates every control message (HMAC-SHA256)
+        interval: 1.0              # registration and MAC advertisement interval, s
+        hold: 3.5                  # a site not heard from for this long is removed, s
 
 The overhead is an outer IPv4 header (20 bytes, DF set) and a GRE header with
 the key bit (8 bytes) around the inner Ethernet frame (its 14-byte header
@@ -41,6 +50,14 @@ class EviLinkConfig:
 
 
 @dataclass
+class DiscoveryConfig:
+    servers: list[ipaddress.IPv4Address]
+    key: str
+    interval: float = 1.0
+    hold: float = 3.5
+
+
+@dataclass
 class EviConfig:
     site: int
     port: str
@@ -50,11 +67,20 @@ class EviConfig:
     instances: dict[str, int]
     links: list[EviLinkConfig] = field(default_factory=list)
     flood: dict[str, list[bytes]] = field(default_factory=dict)
+    arp_suppression: bool = True
+    arp_timeout: float = 300.0
+    socket: str = ""
+    discovery: DiscoveryConfig | None = None
 
 
-def parse_evi(r: Reader, value: Any, ports: dict[str, Any], instances: dict[str, Any]) -> EviConfig:
+def parse_evi(r: Reader, value: Any, ports: dict[str, Any], instances: dict[str, Any], node: str) -> EviConfig:
     p = "evi"
-    body = r.mapping(value, p, ("site", "port", "address", "instances"), ("gateway", "mtu", "links", "flood"))
+    body = r.mapping(
+        value,
+        p,
+        ("site", "port", "address", "instances"),
+        ("gateway", "mtu", "links", "flood", "arp_suppression", "arp_timeout", "socket", "discovery"),
+    )
     site = r.integer(body["site"], f"{p}.site", 1, 65535)
     port = r.name(body["port"], f"{p}.port")
     if port not in ports:
@@ -110,4 +136,31 @@ def parse_evi(r: Reader, value: Any, ports: dict[str, Any], instances: dict[str,
         if name not in extended:
             raise r.fail(path, f"{name!r} is not an extended instance (evi.instances)")
         flood[name] = [r.mac(m, f"{path}[{j}]") for j, m in enumerate(r.sequence(macs, path))]
-    return EviConfig(site, port, address, gateway, mtu, extended, links, flood)
+    cfg = EviConfig(site, port, address, gateway, mtu, extended, links, flood)
+    if "arp_suppression" in body:
+        if not isinstance(body["arp_suppression"], bool):
+            raise r.fail(f"{p}.arp_suppression", f"{body['arp_suppression']!r} is not true or false")
+        cfg.arp_suppression = body["arp_suppression"]
+    if "arp_timeout" in body:
+        cfg.arp_timeout = r.number(body["arp_timeout"], f"{p}.arp_timeout", 1)
+    cfg.socket = r.path(body.get("socket", f"/run/edgelab/{node}-evi.sock"), f"{p}.socket")
+    if body.get("discovery") is not None:
+        path = f"{p}.discovery"
+        db = r.mapping(body["discovery"], path, ("servers", "key"), ("interval", "hold"))
+        servers = [
+            r.address(v, f"{path}.servers[{i}]") for i, v in enumerate(r.sequence(db["servers"], f"{path}.servers"))
+        ]
+        if not 1 <= len(servers) <= 2:
+            raise r.fail(f"{path}.servers", f"{len(servers)} servers; give one, or two for redundancy")
+        for i, server in enumerate(servers):
+            if server not in address.network and gateway is None:
+                raise r.fail(f"{path}.servers[{i}]", f"{server} is off {address.network}: give evi.gateway")
+        key = body["discovery"]["key"]
+        if not isinstance(key, str) or len(key) < 8:
+            raise r.fail(f"{path}.key", "the authentication key is a string of at least 8 characters")
+        interval = r.number(db.get("interval", 1.0), f"{path}.interval", 0.1, 60)
+        hold = r.number(db.get("hold", 3.5 * interval), f"{path}.hold", 0.3, 600)
+        if hold <= interval:
+            raise r.fail(f"{path}.hold", f"{hold} s is not longer than the interval ({interval} s)")
+        cfg.discovery = DiscoveryConfig(servers, key, interval, hold)
+    return cfg

@@ -289,7 +289,7 @@ def build(raw: Any, source: str = "<config>") -> Config:
     kernel = parse_kernel(r, top["kernel"], node, routers) if top.get("kernel") is not None else None
     evi = None
     if top.get("evi") is not None:
-        evi = parse_evi(r, top["evi"], ports, instances)
+        evi = parse_evi(r, top["evi"], ports, instances, node)
         if any(rc.name == "evi" for rc in routers):
             raise r.fail("evi", "a router named 'evi' would clash with the EVI tunnel endpoint; rename the router")
     return Config(node, sock, ports, instances, routers, tables, source, cache, io, kernel, evi)

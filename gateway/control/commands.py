@@ -57,7 +57,11 @@ SHOW: dict[str, Callable[[Datapath], Any]] = {
     "ha": lambda dp: dp.ha(),
     "mirror": lambda dp: dp.monitor.show(),
     "listeners": lambda dp: [x.listener_counters() for x in dp.listeners],
-    "evi": lambda dp: dp.model.evi.show() if dp.model.evi is not None else None,
+    "evi": lambda dp: (
+        {**dp.model.evi.show(), "control": dp.evi_control.show()}  # type: ignore[union-attr]
+        if dp.model.evi is not None
+        else None
+    ),
 }
 
 

@@ -23,6 +23,7 @@ from gateway.epoch import Epoch
 from gateway.headers import ip_str
 
 IPPROTO_GRE = 47
+EVI_PORT = 3801  # UDP: the EVI control protocol between edges (discovery, MAC advertisement)
 GRE_FLAGS_KEY = 0x2000  # K bit only: no checksum, no sequence number, version 0
 ETH_P_TEB = 0x6558
 GRE = struct.Struct("!HHI")  # flags+version, protocol, key
@@ -107,6 +108,15 @@ class Evi:
         self.netids: dict[int, Any] = {}  # network id -> model.Instance
         self.links: dict[int, EviLink] = {}  # remote tunnel address -> link
         self.removed = 0
+        # ARP flood suppression: (network id, IP) -> [MAC, last seen] of remote hosts, learned
+        # from the ARP that came through the tunnels; an ARP request for one is answered here.
+        self.arp_suppression = True
+        self.arp_timeout = 300.0
+        self.arp_capacity = 65536
+        self.arp: dict[tuple[int, int], list[Any]] = {}
+        self.arp_learned = 0
+        self.arp_refused = 0
+        self.arp_suppressed = 0
 
     def extend(self, instance: Any, netid: int, flood: list[bytes]) -> None:
         instance.netid = netid
@@ -142,6 +152,31 @@ class Evi:
             if link in inst.links:
                 inst.links.remove(link)
 
+    def learn_arp(self, netid: int, ip: int, mac: bytes, now: float) -> None:
+        entry = self.arp.get((netid, ip))
+        if entry is not None:
+            entry[0] = mac
+            entry[1] = now
+        elif len(self.arp) < self.arp_capacity:
+            self.arp[(netid, ip)] = [mac, now]
+            self.arp_learned += 1
+        else:
+            self.arp_refused += 1
+
+    def arp_answer(self, netid: int, ip: int, now: float) -> bytes | None:
+        """The MAC of remote host ``ip`` if it is known and fresh (suppression on)."""
+        if not self.arp_suppression:
+            return None
+        entry = self.arp.get((netid, ip))
+        if entry is None or now - entry[1] > self.arp_timeout:
+            return None
+        return bytes(entry[0])
+
+    def age(self, now: float) -> None:
+        stale = [k for k, (_mac, seen) in self.arp.items() if now - seen > self.arp_timeout]
+        for key in stale:
+            del self.arp[key]
+
     def show(self) -> dict[str, Any]:
         return {
             "site": self.site,
@@ -150,4 +185,11 @@ class Evi:
             "instances": {inst.name: netid for netid, inst in sorted(self.netids.items())},
             "links": [link.to_dict() for link in sorted(self.links.values(), key=lambda ln: ln.address)],
             "links_removed": self.removed,
+            "arp_suppression": {
+                "enabled": self.arp_suppression,
+                "entries": len(self.arp),
+                "learned": self.arp_learned,
+                "refused": self.arp_refused,
+                "answered": self.arp_suppressed,
+            },
         }

@@ -135,6 +135,7 @@ class Agent:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
                 sock.connect(self.socket_path)
+                sock.send(encode({"type": "hello", "client": "ha"}))  # BFD and hellos come to us
                 sock.setblocking(False)
                 self.sock = sock
                 return

@@ -8,6 +8,10 @@ datagram: a JSON metadata line, a newline, then the frame or packet bytes
     {"type": "packet", "router": "t1-sr", "port": "t1-sr:transit"}\\n<IPv4 packet>
 
 Datapath -> process: ``packet`` (a punted packet; which router and port got it).
+A process first says who it is, ``{"type": "hello", "client": "ha"}``: it then
+gets the packets punted to that name (``ha``: BFD and hellos; ``evi``: the EVI
+control protocol), and a process that never said hello gets every punted
+packet (a debugging listener).
 Process -> datapath: one handler per message type, registered by the owner of
 the server (:class:`IpcServer` dispatches, nothing else): ``send`` (an IPv4
 packet for a router to route as its own: the datapath's), ``takeover`` /
@@ -66,6 +70,18 @@ class IpcServer(UnixListener):
         self.errors = 0
         self.send_failures = 0
         self.internal_errors = 0
+        self.names: dict[int, str] = {}  # client fd -> the name it said hello with
+
+    def drop(self, fd: int) -> None:
+        self.names.pop(fd, None)
+        super().drop(fd)
+
+    def _hello(self, fd: int, meta: dict[str, Any]) -> dict[str, Any]:
+        name = meta.get("client")
+        if not isinstance(name, str) or not name or len(name) > 32:
+            raise ValueError("hello needs a 'client' name (a string of 1-32 characters)")
+        self.names[fd] = name
+        return {"type": "hello", "client": name}
 
     def readable(self, fd: int, conn: socket.socket) -> None:
         for _ in range(64):
@@ -81,6 +97,9 @@ class IpcServer(UnixListener):
             self.received += 1
             try:
                 meta, payload = decode(data)
+                if meta["type"] == "hello":
+                    self._send(fd, conn, encode(self._hello(fd, meta)))
+                    continue
                 handler = self.handlers.get(meta["type"])
                 if handler is None:
                     raise ValueError(f"unknown message type {meta['type']!r}; known: {', '.join(self.handlers)}")
@@ -96,12 +115,15 @@ class IpcServer(UnixListener):
             if answer is not None:
                 self._send(fd, conn, encode(answer))
 
-    def broadcast(self, meta: dict[str, Any], payload: bytes) -> bool:
-        """Send to every connected process; False when nobody listens."""
-        if not self.clients:
+    def deliver(self, client: str, meta: dict[str, Any], payload: bytes) -> bool:
+        """Send to the processes named ``client`` (and to those with no name); False when
+        none of them is connected."""
+        names = self.names
+        targets = [(fd, conn) for fd, conn in self.clients.items() if names.get(fd, client) == client]
+        if not targets:
             return False
         data = encode(meta, payload)
-        for fd, conn in list(self.clients.items()):
+        for fd, conn in targets:
             self._send(fd, conn, data)
         return True
 

@@ -23,6 +23,8 @@ GRE (DF is set, nothing is fragmented).
 
 from __future__ import annotations
 
+from time import monotonic
+
 from gateway.effects import TUN
 from gateway.evi import ETH_P_TEB, GRE, GRE_FLAGS_KEY, IPPROTO_GRE, OUTER_IP, OVERHEAD, EviLink
 from gateway.headers import ETH_LEN, checksum, ip_str
@@ -133,7 +135,12 @@ class EviDecap(Stage):
             fx.read(TUN)
             fx.strip = start
             fx.depend(link, "valid")
-        pkt.buf = buf[start:]
+        inner = pkt.buf = buf[start:]
+        if len(inner) >= 42 and inner[12] == 0x08 and inner[13] == 0x06:
+            # A remote host's ARP: its address for ARP flood suppression (l2switch answers for it).
+            spa = int.from_bytes(inner[28:32], "big")
+            if spa:
+                evi.learn_arp(netid, spa, bytes(inner[22:28]), monotonic())  # type: ignore[union-attr]
         pkt.in_port = link  # type: ignore[assignment]
         pkt.vlan = None
         pkt.instance = inst

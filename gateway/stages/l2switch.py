@@ -14,7 +14,9 @@ Flooding uses the instance's member list only, so a frame never leaves its
 instance.  Across sites (an extended instance's EVI links) only broadcast
 goes, once per link; unknown unicast only to the MACs configured for
 selective flooding, unknown multicast never; and nothing that came from one
-link goes to another (split horizon, also for known unicast: ``split-horizon``).  Drops: ``multicast-source``, ``same-segment`` (the destination
+link goes to another (split horizon, also for known unicast: ``split-horizon``).
+An ARP request for a remote host the edge learned from the tunnels is
+answered here and goes nowhere (ARP flood suppression, ``gateway/evi``).  Drops: ``multicast-source``, ``same-segment`` (the destination
 lives where the frame came from), ``no-other-member`` (a flood with nowhere
 to go), ``split-horizon``, ``arp-spoofed`` (an ARP broadcast from a host claiming the router
 port's address: never flooded).
@@ -24,9 +26,10 @@ from __future__ import annotations
 
 from time import monotonic
 
-from gateway.headers import BROADCAST, ETH_P_ARP, mac_str
+from gateway.headers import BROADCAST, ETH_P_ARP, ip_str, mac_str
+from gateway.l3 import arp_reply
 from gateway.packet import Packet
-from gateway.stages.base import Context, Stage
+from gateway.stages.base import DONE, Context, Stage
 
 
 class L2Switch(Stage):
@@ -65,6 +68,11 @@ class L2Switch(Stage):
         if dst[0] & 1:
             if fx is not None:
                 fx.no_cache("flood")
+            is_arp = buf[12] == ETH_P_ARP >> 8 and buf[13] == ETH_P_ARP & 0xFF
+            if is_arp and inst.netid is not None and pkt.in_port.role != "evi":  # type: ignore[union-attr]
+                answered = self._suppress_arp(pkt)
+                if answered is not None:
+                    return answered
             flood = self._flood_list(pkt, dst == BROADCAST)
             if rp is not None and buf[12] == ETH_P_ARP >> 8 and buf[13] == ETH_P_ARP & 0xFF:
                 if (
@@ -115,6 +123,25 @@ class L2Switch(Stage):
                 return self.drop(pkt, "split-horizon", f"{mac_str(dst)} from {pkt.in_port.name} to {entry.port.name}")  # type: ignore[union-attr]
             return "evi_encap"
         return "egress"
+
+    def _suppress_arp(self, pkt: Packet) -> str | None:
+        """ARP flood suppression: a request for a remote host the edge knows is answered here
+        (from that host's MAC), and nothing goes into the core.  None: not suppressed."""
+        buf = pkt.buf
+        evi = self.ctx.model.evi
+        if evi is None or len(buf) < 42 or buf[20] != 0 or buf[21] != 1:  # only requests
+            return None
+        tpa = int.from_bytes(buf[38:42], "big")
+        mac = evi.arp_answer(pkt.instance.netid, tpa, monotonic())  # type: ignore[union-attr,arg-type]
+        if mac is None:
+            return None
+        reply = Packet(arp_reply(mac, tpa, bytes(buf[22:28]), int.from_bytes(buf[28:32], "big")), None, None)
+        reply.outputs = [(pkt.in_port, pkt.vlan)]  # type: ignore[list-item]
+        reply.trace = pkt.trace
+        self.ctx.emit(reply, "egress")
+        evi.arp_suppressed += 1
+        pkt.note(self.name, f"arp for {ip_str(tpa)} at another site: answered {mac_str(mac)} (suppressed)")
+        return DONE
 
     def _flood_list(self, pkt: Packet, across: bool) -> list:  # type: ignore[type-arg]
         """The members a flood goes to: the instance's local records but the one it came in

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from time import monotonic
 
-from gateway.evi import IPPROTO_GRE
-from gateway.headers import Icmp
+from gateway.evi import EVI_PORT, IPPROTO_GRE
+from gateway.headers import IPPROTO_UDP, Icmp
 from gateway.packet import Packet
 from gateway.services import DROPS as SERVICE_DROPS
 from gateway.services import Verdict
+from gateway.stages.base import DONE
 from gateway.stages.routing import RouterStage
 from gateway.tables.fib import Route
 
@@ -37,8 +38,20 @@ class ServiceRouter(RouterStage):
 
     def local_input(self, pkt: Packet, ihl: int, total: int) -> str:
         evi = self.ctx.model.evi
-        if evi is not None and pkt.router is evi.router and pkt.buf[23] == IPPROTO_GRE:
-            return "evi_decap"  # MAC-in-GRE from another site (cacheable: stages/evi.py)
+        if evi is not None and pkt.router is evi.router:
+            buf = pkt.buf
+            if buf[23] == IPPROTO_GRE:
+                return "evi_decap"  # MAC-in-GRE from another site (cacheable: stages/evi.py)
+            if buf[23] == IPPROTO_UDP and total - ihl >= 8 and (buf[14 + ihl + 2] << 8 | buf[14 + ihl + 3]) == EVI_PORT:
+                # Discovery and MAC advertisement: for the EVI control process (evi/agent.py).
+                if pkt.fx is not None:
+                    pkt.fx.no_cache("local")
+                meta = {"type": "packet", "router": evi.rport.router.label, "port": evi.rport.label}
+                if not self.ctx.punt("evi", meta, bytes(buf[14 : 14 + total])):
+                    return self.drop(pkt, "no-punt-client", "for the EVI control process, which is not connected")
+                self.punted += 1
+                pkt.note(self.name, "punted to the evi process")
+                return DONE
         return super().local_input(pkt, ihl, total)
 
     def before_route(self, pkt: Packet) -> str | None:

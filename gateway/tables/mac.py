@@ -92,6 +92,20 @@ class MacTable(AgingTable[tuple[Segment, bytes], MacEntry]):
             counts[inst.name] = counts.get(inst.name, 0) + 1
         self.counts = counts
 
+    def entries(self) -> list[tuple[tuple[Segment, bytes], MacEntry]]:
+        return list(self._entries.items())
+
+    def forget(self, instance: Segment, mac: bytes, port: Any) -> bool:
+        """Remove ``mac`` from ``instance`` if it is learned on ``port`` (a withdrawal)."""
+        entry = self._entries.get((instance, mac))
+        if entry is None or entry.port is not port:
+            return False
+        del self._entries[(instance, mac)]
+        entry.valid = False
+        self._changed()
+        self._recount()
+        return True
+
     def forget_port(self, port: Any) -> int:
         """Remove every MAC learned on ``port`` (an EVI link that went away)."""
         gone = [k for k, e in self._entries.items() if e.port is port]
