@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         ha_socket = next((rc.ha.socket for rc in cfg.routers if rc.ha is not None), None)
         if ha_socket:
             dp.open_ipc(ha_socket)
+        if cfg.evi is not None:
+            dp.open_ipc(cfg.evi.socket)  # the EVI control process (gateway/evi/agent.py)
         if dp.kernel is not None and dp.kernel.tap is not None:
             kernel_side.setup(cfg.node, dp.kernel.tap.ifname, dp.kernel.namespaces())
             start_routing(dp)

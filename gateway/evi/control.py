@@ -9,9 +9,12 @@ The control process (``evi/agent.py``) sends:
   the MACs behind them forgotten); static links stay.
 - ``evi-macs``: answered with this site's MACs in the extended instances (those
   learned on local ports), for its MAC advertisements.
-- ``evi-install`` ``{address, add: [[netid, mac], ...], withdraw: [...]}``:
+- ``evi-install`` ``{address, add: [[netid, mac], ...], move: [...], withdraw: [...]}``:
   MACs another site advertised, installed behind its link (the MAC table's
-  bounds apply: beyond them a MAC is not installed, and counted).
+  bounds apply: beyond them a MAC is not installed, and counted).  ``add``
+  never takes a MAC from a local port (the frames say it is here, and the
+  process may not have read that yet); ``move`` does: the process decided by
+  sequence number that the MAC has moved to that site.
 - ``evi-status`` ``{status: {...}}``: the process's own state, for ``show evi``.
 
 Each raises ValueError on a malformed message: the transport answers it with
@@ -53,6 +56,7 @@ class EviControl:
         self.installed = 0
         self.withdrawn = 0
         self.refused = 0
+        self.kept_local = 0
 
     def set_links(self, meta: dict[str, Any], _payload: bytes) -> dict[str, Any]:
         links = meta.get("links")
@@ -112,7 +116,7 @@ class EviControl:
         if link is None:
             raise ValueError(f"no EVI link to {ip_str(address)}")
         parsed = {}
-        for field in ("add", "withdraw"):
+        for field in ("add", "move", "withdraw"):
             rows = meta.get(field, [])
             if not isinstance(rows, list) or len(rows) > MAX_MACS:
                 raise ValueError(f"'{field}' must be a list of at most {MAX_MACS} [netid, mac] pairs")
@@ -130,6 +134,15 @@ class EviControl:
         now = time.monotonic()
         added = 0
         for inst, mac in parsed["add"]:
+            entry = self.macs.lookup(inst, mac)
+            if entry is not None and entry.port.role != "evi":
+                self.kept_local += 1
+                continue
+            if self.macs.learn(inst, mac, link, None, now) is None:
+                self.refused += 1
+            else:
+                added += 1
+        for inst, mac in parsed["move"]:
             if self.macs.learn(inst, mac, link, None, now) is None:
                 self.refused += 1
             else:
@@ -158,5 +171,6 @@ class EviControl:
             "installed": self.installed,
             "withdrawn": self.withdrawn,
             "refused": self.refused,
+            "kept_local": self.kept_local,
             "agent": self.agent_status,
         }

@@ -135,6 +135,11 @@ class L2Switch(Stage):
         mac = evi.arp_answer(pkt.instance.netid, tpa, monotonic())  # type: ignore[union-attr,arg-type]
         if mac is None:
             return None
+        where = self.ctx.macs.lookup(pkt.instance, mac)  # type: ignore[arg-type]
+        if where is None or where.port.role != "evi":
+            # Answering for a host whose MAC is not known behind a link (its site restarted,
+            # say) would leave the requester sending unicast that goes nowhere: let it cross.
+            return None
         reply = Packet(arp_reply(mac, tpa, bytes(buf[22:28]), int.from_bytes(buf[28:32], "big")), None, None)
         reply.outputs = [(pkt.in_port, pkt.vlan)]  # type: ignore[list-item]
         reply.trace = pkt.trace

@@ -45,6 +45,14 @@ CAPABILITIES: dict[str, str] = {
     "hosts at three sites share one L2 domain; a local VLAN and another instance with the same VLAN stay local",
     "evi.flooding": "across sites only broadcast goes, one copy per remote site; no unknown unicast; "
     "nothing from one site is sent on to another (split horizon)",
+    "evi.discovery": "EVI links form a full mesh from registrations with a discovery server (no per-pair "
+    "configuration); a site that stops is removed after its hold time; with the servers down the links stay "
+    "and a new site cannot join",
+    "evi.mac_advertisement": "MACs learned at one site are advertised to the others, so a unicast to them crosses "
+    "before any flood; a MAC that moves between sites converges",
+    "evi.arp_suppression": "an ARP request for a remote host the edge has learned is answered at the edge; "
+    "nothing goes into the core",
+    "fault.process": "one process of the gateway (its EVI control process) can be stopped and started alone",
     "evi.mtu": "a frame that does not fit the core with the tunnel overhead is dropped and counted, never fragmented",
     "internals.show": "the reference gateway's show output (drop names, MAC/ARP/FIB tables)",
     "internals.trace": "per-packet traces through the stages",
@@ -100,6 +108,15 @@ class GatewayHandle:
     # -- failure injection -----------------------------------------------------------------
     def crash(self) -> None:
         """Kill the gateway hard (SIGKILL), as a crash would; its peers are left to notice."""
+        raise NotImplementedError
+
+    def stop_process(self, name: str) -> None:
+        """Stop one named process of the gateway (``evi``: its EVI control plane), the rest
+        running on (capability ``fault.process``)."""
+        raise NotImplementedError
+
+    def start_process(self, name: str) -> None:
+        """Start again a process :meth:`stop_process` stopped."""
         raise NotImplementedError
 
     # -- evidence ----------------------------------------------------------------------------

@@ -142,6 +142,8 @@ class ReferenceGateway(GatewayHandle):
         self.config = cfg
         self.agent: subprocess.Popen[bytes] | None = None
         self.agent_log: Path | None = None
+        self.evi_agent: subprocess.Popen[bytes] | None = None
+        self.start_evi: Any = None  # starts the EVI control process again (stop_process/start_process)
         self.mgmt_service: subprocess.Popen[bytes] | None = None
         # The namespaces its kernel transport builds (None: it has none).
         self.kernel_namespaces: list[dict[str, Any]] | None = None
@@ -163,16 +165,6 @@ class ReferenceGateway(GatewayHandle):
         except ControlError:
             return False
         return True
-
-    def settled(self) -> bool:
-        """Alive, and with HA: BFD up on every session of its agent."""
-        if not self.alive():
-            return False
-        if self.agent is None:
-            return True
-        sessions = self.show("ha")["agent"]
-        peers = [v for k, v in sessions.items() if isinstance(v, dict) and "state" in v]
-        return bool(peers) and all(v["state"] == "up" for v in peers)
 
     def counters(self) -> dict[str, Any]:
         ports = self.show("ports")
@@ -229,8 +221,39 @@ class ReferenceGateway(GatewayHandle):
         self.proc.kill()
         self.proc.wait(timeout=5)
 
+    def stop_process(self, name: str) -> None:
+        if name != "evi" or self.evi_agent is None:
+            raise NotImplementedError(f"{self.name} has no process {name!r} to stop (it has: evi)")
+        if self.evi_agent.poll() is None:
+            self.evi_agent.kill()
+            self.evi_agent.wait(timeout=5)
+
+    def start_process(self, name: str) -> None:
+        if name != "evi" or self.start_evi is None:
+            raise NotImplementedError(f"{self.name} has no process {name!r} to start (it has: evi)")
+        self.stop_process(name)
+        self.evi_agent = self.start_evi()
+
+    def settled(self) -> bool:
+        """Alive, and: with HA, BFD up on every session of its agent; with EVI, its control
+        process has found at least one other site."""
+        if not self.alive():
+            return False
+        if self.evi_agent is not None:
+            evi = self.show("evi") or {}
+            if not evi.get("links"):
+                return False
+        if self.agent is None:
+            return True
+        sessions = self.show("ha")["agent"]
+        peers = [v for k, v in sessions.items() if isinstance(v, dict) and "state" in v]
+        return bool(peers) and all(v["state"] == "up" for v in peers)
+
     def logs(self) -> dict[str, str]:
         out = {f"{self.name}.log": self.log_text()}
+        evi_log = self.log.with_name(f"{self.name}-evi.log")
+        if evi_log.exists():
+            out[evi_log.name] = evi_log.read_text(errors="replace")
         if self.agent_log is not None:
             out[f"{self.name}-ha.log"] = self.agent_text()
         return out
@@ -268,6 +291,8 @@ class ReferenceDriver(DutDriver):
             if router.get("ha") is not None:
                 router["ha"]["socket"] = str(lab.rundir / f"{gateway}-{router['name']}-ha.sock")
                 has_ha = True
+        if cfg.get("evi") is not None:
+            cfg["evi"]["socket"] = str(lab.rundir / f"{gateway}-evi.sock")
         cfg_path = lab.rundir / f"{gateway}.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         log_path = lab.rundir / f"{gateway}.log"
@@ -301,6 +326,10 @@ class ReferenceDriver(DutDriver):
         management = lab.plan["gateways"][gateway].get("management")
         if management is not None:
             handle.mgmt_service = self._start_management_service(gateway, node, management, sock)
+        if cfg.get("evi") is not None:
+            # The EVI control process: discovery and MAC advertisement through the datapath.
+            handle.start_evi = lambda: self._start_evi_agent(gateway, node, cfg_path)
+            handle.evi_agent = handle.start_evi()
         if has_ha:
             # The HA agent: a separate process that talks BFD through the datapath's unix socket.
             handle.agent_log = lab.rundir / f"{gateway}-ha.log"
@@ -313,6 +342,16 @@ class ReferenceDriver(DutDriver):
                     cwd=str(Path(__file__).resolve().parents[2]),
                 )
         return handle
+
+    def _start_evi_agent(self, gateway: str, node: Any, cfg_path: Path) -> subprocess.Popen[bytes]:
+        with open(self.lab.rundir / f"{gateway}-evi.log", "ab") as log:
+            return node.popen(
+                [sys.executable, "-u", "-m", "gateway.evi.agent", "--config", str(cfg_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=str(Path(__file__).resolve().parents[2]),
+            )
 
     def _start_management_service(self, gateway: str, node: Any, management: dict[str, Any], sock: str) -> Any:
         """The gateway's management page (``gateway/mgmt_web.py``) in the management namespace its
@@ -339,7 +378,7 @@ class ReferenceDriver(DutDriver):
         handle = self._handles.pop(gateway, None)
         if handle is None:
             return
-        for proc in (handle.mgmt_service, handle.agent, handle.proc):
+        for proc in (handle.mgmt_service, handle.agent, handle.evi_agent, handle.proc):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:

@@ -54,12 +54,14 @@ def _edge(site: int) -> dict[str, Any]:
             "gateway": f"10.255.{site}.254",
             "mtu": CORE_MTU[site],
             "instances": {"v100": NETID_V100},
-            # The other sites' edges and their core MTUs.
-            "links": [
-                {"site": other, "address": f"10.255.{other}.1", "mtu": CORE_MTU[other]}
-                for other in (1, 2, 3)
-                if other != site
-            ],
+            # No per-pair links: each edge registers with the discovery servers (sites 1
+            # and 2, for redundancy) and learns the other sites from them.
+            "discovery": {
+                "servers": ["10.255.1.1", "10.255.2.1"],
+                "key": "evi-dci-demo-key",
+                "interval": 0.5,
+                "hold": 2.0,
+            },
         },
     }
 
