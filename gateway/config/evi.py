@@ -17,10 +17,11 @@ so it can name them.  Schema::
       arp_suppression: true        # answer ARP for remote hosts learned from the tunnels
       arp_timeout: 300             # ... learned for this long
       socket: /run/edgelab/edge1-evi.sock  # the EVI control process's transport (gateway/evi/agent.py)
+      key: s3cret-key              # authenticates every control message (HMAC-SHA256); the EVI
+                                   # control process (discovery, MAC advertisement) needs it
       discovery:                   # neighbour discovery (as H3C's ENDP): the mesh without per-pair links
         servers: [10.255.1.1]      # discovery servers' tunnel addresses (one or two; a site is a
                                    # server when its own address is listed)
-        key: s3cret                # authenticates every control message (HMAC-SHA256)
         interval: 1.0              # registration and MAC advertisement interval, s
         hold: 3.5                  # a site not heard from for this long is removed, s
 
@@ -52,7 +53,6 @@ class EviLinkConfig:
 @dataclass
 class DiscoveryConfig:
     servers: list[ipaddress.IPv4Address]
-    key: str
     interval: float = 1.0
     hold: float = 3.5
 
@@ -70,6 +70,7 @@ class EviConfig:
     arp_suppression: bool = True
     arp_timeout: float = 300.0
     socket: str = ""
+    key: str | None = None
     discovery: DiscoveryConfig | None = None
 
 
@@ -79,7 +80,7 @@ def parse_evi(r: Reader, value: Any, ports: dict[str, Any], instances: dict[str,
         value,
         p,
         ("site", "port", "address", "instances"),
-        ("gateway", "mtu", "links", "flood", "arp_suppression", "arp_timeout", "socket", "discovery"),
+        ("gateway", "mtu", "links", "flood", "arp_suppression", "arp_timeout", "socket", "key", "discovery"),
     )
     site = r.integer(body["site"], f"{p}.site", 1, 65535)
     port = r.name(body["port"], f"{p}.port")
@@ -144,9 +145,16 @@ def parse_evi(r: Reader, value: Any, ports: dict[str, Any], instances: dict[str,
     if "arp_timeout" in body:
         cfg.arp_timeout = r.number(body["arp_timeout"], f"{p}.arp_timeout", 1)
     cfg.socket = r.path(body.get("socket", f"/run/edgelab/{node}-evi.sock"), f"{p}.socket")
+    if "key" in body:
+        key = body["key"]
+        if not isinstance(key, str) or len(key) < 8:
+            raise r.fail(f"{p}.key", "the authentication key is a string of at least 8 characters")
+        cfg.key = key
     if body.get("discovery") is not None:
         path = f"{p}.discovery"
-        db = r.mapping(body["discovery"], path, ("servers", "key"), ("interval", "hold"))
+        if cfg.key is None:
+            raise r.fail(path, "discovery needs evi.key, the key that authenticates its messages")
+        db = r.mapping(body["discovery"], path, ("servers",), ("interval", "hold"))
         servers = [
             r.address(v, f"{path}.servers[{i}]") for i, v in enumerate(r.sequence(db["servers"], f"{path}.servers"))
         ]
@@ -155,12 +163,9 @@ def parse_evi(r: Reader, value: Any, ports: dict[str, Any], instances: dict[str,
         for i, server in enumerate(servers):
             if server not in address.network and gateway is None:
                 raise r.fail(f"{path}.servers[{i}]", f"{server} is off {address.network}: give evi.gateway")
-        key = body["discovery"]["key"]
-        if not isinstance(key, str) or len(key) < 8:
-            raise r.fail(f"{path}.key", "the authentication key is a string of at least 8 characters")
         interval = r.number(db.get("interval", 1.0), f"{path}.interval", 0.1, 60)
         hold = r.number(db.get("hold", 3.5 * interval), f"{path}.hold", 0.3, 600)
         if hold <= interval:
             raise r.fail(f"{path}.hold", f"{hold} s is not longer than the interval ({interval} s)")
-        cfg.discovery = DiscoveryConfig(servers, key, interval, hold)
+        cfg.discovery = DiscoveryConfig(servers, interval, hold)
     return cfg

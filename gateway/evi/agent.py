@@ -98,12 +98,14 @@ class Agent:
         ec = cfg.evi
         if ec is None:
             raise config.ConfigError(f"{cfg.source}: no 'evi' section: nothing for the EVI process to do")
+        if ec.key is None:
+            raise config.ConfigError(f"{cfg.source}: evi.key: the EVI control process needs the key of its messages")
         self.me = Site(ec.site, int(ec.address.ip), ec.mtu, sorted(ec.instances.values()))
         self.socket_path = ec.socket
         self.static = {int(lc.address) for lc in ec.links}
         dc = ec.discovery
         self.servers = [int(s) for s in dc.servers] if dc else []
-        self.key = (dc.key if dc else "").encode()
+        self.key = ec.key.encode()
         self.interval = dc.interval if dc else 1.0
         self.hold = dc.hold if dc else 3.5
         self.is_server = self.me.address in self.servers

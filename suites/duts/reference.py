@@ -326,7 +326,7 @@ class ReferenceDriver(DutDriver):
         management = lab.plan["gateways"][gateway].get("management")
         if management is not None:
             handle.mgmt_service = self._start_management_service(gateway, node, management, sock)
-        if cfg.get("evi") is not None:
+        if cfg.get("evi", {}).get("key") is not None:
             # The EVI control process: discovery and MAC advertisement through the datapath.
             handle.start_evi = lambda: self._start_evi_agent(gateway, node, cfg_path)
             handle.evi_agent = handle.start_evi()

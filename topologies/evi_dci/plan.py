@@ -56,9 +56,9 @@ def _edge(site: int) -> dict[str, Any]:
             "instances": {"v100": NETID_V100},
             # No per-pair links: each edge registers with the discovery servers (sites 1
             # and 2, for redundancy) and learns the other sites from them.
+            "key": "evi-dci-demo-key",  # authenticates discovery and MAC advertisement
             "discovery": {
                 "servers": ["10.255.1.1", "10.255.2.1"],
-                "key": "evi-dci-demo-key",
                 "interval": 0.5,
                 "hold": 2.0,
             },
