@@ -8,16 +8,27 @@ where).  The gateways' counters are supporting evidence.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from scapy.layers.inet import GRE, IP, UDP
+from scapy.layers.inet import GRE, IP
 from scapy.layers.l2 import Ether
-from scapy.packet import Raw
 
 from suites.lib import traffic
+from suites.lib.evi import (
+    arp_across,
+    broadcast_destinations,
+    core_captures,
+    gre_with,
+    ip,
+    mac,
+    marked_frame,
+    mesh_up,
+    ping_df,
+    send_from_new_mac,
+    unicast_arrives,
+)
 from suites.lib.expect import poll
 from topologies.nodes import run
 
@@ -39,42 +50,6 @@ def dci(request: pytest.FixtureRequest) -> Iterator[Any]:
         edges = [lab.gateway(f"edge{n}") for n in (1, 2, 3)]
         poll(lambda: all(e.settled() for e in edges), timeout=20, what="the three edges settled")
         yield lab
-
-
-def mesh_up(lab: Any) -> bool:
-    """Every site's VLAN 100 host reaches the others.  The hosts' neighbour caches are flushed
-    first: a host that still has the MAC of a host behind a restarted edge sends unicast the
-    edges do not know yet (and do not flood across) until that host speaks again."""
-    pairs = (("h1a", "h2a"), ("h1a", "h3a"), ("h2a", "h3a"))
-    for name in ("h1a", "h2a", "h3a"):
-        run(lab.host(name), ["ip", "neigh", "flush", "dev", lab.host(name).defaultIntf().name])
-    return all(traffic.ping(lab.host(a), ip(lab, b), count=1, wait=0.5).ok for a, b in pairs)
-
-
-def ip(lab: Any, host: str) -> str:
-    return str(lab.plan["hosts"][host]["ip"]).split("/")[0]
-
-
-def mac(lab: Any, host: str) -> str:
-    return str(lab.plan["hosts"][host]["mac"])
-
-
-def core_captures(lab: Any, seconds: float = 8.0) -> list[Any]:
-    """A capture on each of the core router's links (to edge1, edge2, edge3): what arrives
-    at the core from each edge (a capture skips what the core itself sends)."""
-    core = lab.host("core")
-    return [traffic.Capture(core, lab.intf_towards("core", f"edge{n}"), seconds, 2000) for n in (1, 2, 3)]
-
-
-def gre_with(frames: list[Ether], marker: bytes) -> list[Ether]:
-    """The GRE packets whose inner frame carries ``marker``."""
-    return [f for f in frames if f.haslayer(GRE) and marker in bytes(f[GRE].payload)]
-
-
-def marked_frame(lab: Any, src: str, dst_mac: str) -> tuple[Ether, bytes]:
-    marker = b"evi-" + uuid.uuid4().hex.encode()
-    frame = Ether(src=mac(lab, src), dst=dst_mac) / IP(src=ip(lab, src), dst="10.100.0.250") / UDP() / Raw(marker)
-    return frame, marker
 
 
 def test_hosts_in_the_extended_vlan_reach_each_other_across_three_sites(dci: Any) -> None:
@@ -159,17 +134,13 @@ def test_unknown_unicast_is_not_sent_across(dci: Any) -> None:
 
 @pytest.mark.needs("evi.mtu", "counters")
 def test_a_frame_too_big_for_the_core_is_dropped_and_counted(dci: Any) -> None:
-    def ping_df(src: str, dst: str, size: int) -> int:
-        res = run(dci.host(src), ["ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", "-M", "do", "-s", str(size), ip(dci, dst)], check=False)  # fmt: skip
-        return traffic.PingResult(res.stdout, res.returncode).received
-
     assert traffic.ping(dci.host("h1a"), ip(dci, "h3a"), count=1).ok  # the neighbours are known
     before = dci.gateway("edge1").counters()["dropped"]["tunnel"]
     # 1400 bytes of ICMP data: a 1428-byte IP packet, a 1442-byte frame, 1470 bytes with the
     # tunnel: fits site 2's 1600, not site 3's 1400.  1300 fits both.
-    assert ping_df("h1a", "h2a", 1400) == 2
-    assert ping_df("h1a", "h3a", 1300) == 2
-    assert ping_df("h1a", "h3a", 1400) == 0
+    assert ping_df(dci, "h1a", "h2a", 1400) == 2
+    assert ping_df(dci, "h1a", "h3a", 1300) == 2
+    assert ping_df(dci, "h1a", "h3a", 1400) == 0
     after = dci.gateway("edge1").counters()["dropped"]["tunnel"]
     assert after - before >= 2, f"edge1 counted {after - before} tunnel drops for 2 frames too big for site 3"
 
@@ -180,77 +151,32 @@ def test_discovery_forms_the_mesh_without_per_pair_links(dci: Any) -> None:
     poll(lambda: mesh_up(dci), timeout=15, what="every site reaching every other")
 
 
-def _send_from_new_mac(lab: Any, host: str, new_mac: str) -> None:
-    """A frame from ``new_mac`` at ``host`` to a MAC nobody has: it stays at its site (unknown
-    unicast is not sent across), but the edge learns ``new_mac`` there."""
-    frame = Ether(src=new_mac, dst="02:00:0e:77:77:77") / IP(src=ip(lab, host), dst="10.100.0.251") / UDP()
-    traffic.send(lab.host(host), [frame])
-
-
-def _unicast_arrives(lab: Any, src: str, dst_mac: str, at: str) -> bool:
-    frame, marker = marked_frame(lab, src, dst_mac)
-    with traffic.capture(lab.host(at), seconds=3) as cap:
-        traffic.send(lab.host(src), [frame])
-    return any(marker in bytes(f) for f in cap.frames)
-
-
 @pytest.mark.needs("evi.mac_advertisement")
 def test_remote_macs_are_known_before_any_data_flows(dci: Any) -> None:
     new_mac = "02:00:0e:01:aa:01"
-    _send_from_new_mac(dci, "h1a", new_mac)
+    send_from_new_mac(dci, "h1a", new_mac)
     # Nothing from new_mac ever crossed the core: only an advertisement can make site 2
     # send a unicast to it across (an unknown unicast would stay at site 2).
-    poll(lambda: _unicast_arrives(dci, "h2a", new_mac, "h1a"), timeout=8, what=f"h2a's unicast to {new_mac} at site 1")
+    poll(lambda: unicast_arrives(dci, "h2a", new_mac, "h1a"), timeout=8, what=f"h2a's unicast to {new_mac} at site 1")
 
 
 @pytest.mark.needs("evi.mac_advertisement")
 def test_a_mac_that_moves_between_sites_converges(dci: Any) -> None:
     moving = "02:00:0e:01:aa:02"
-    _send_from_new_mac(dci, "h1a", moving)
-    poll(lambda: _unicast_arrives(dci, "h3a", moving, "h1a"), timeout=8, what="site 3 reaching the MAC at site 1")
-    _send_from_new_mac(dci, "h2a", moving)  # the host moved to site 2
-    poll(lambda: _unicast_arrives(dci, "h3a", moving, "h2a"), timeout=8, what="site 3 reaching the MAC at site 2")
-    assert not _unicast_arrives(dci, "h3a", moving, "h1a"), "frames still go to the MAC's old site"
+    send_from_new_mac(dci, "h1a", moving)
+    poll(lambda: unicast_arrives(dci, "h3a", moving, "h1a"), timeout=8, what="site 3 reaching the MAC at site 1")
+    send_from_new_mac(dci, "h2a", moving)  # the host moved to site 2
+    poll(lambda: unicast_arrives(dci, "h3a", moving, "h2a"), timeout=8, what="site 3 reaching the MAC at site 2")
+    assert not unicast_arrives(dci, "h3a", moving, "h1a"), "frames still go to the MAC's old site"
 
 
 @pytest.mark.needs("evi.arp_suppression")
 def test_the_second_arp_for_a_remote_host_stays_off_the_core(dci: Any) -> None:
-    from scapy.layers.l2 import ARP
-
-    assert traffic.ping(dci.host("h1a"), ip(dci, "h3a"), count=1).ok  # the first ARP crossed
-    request = Ether(src=mac(dci, "h1a"), dst="ff:ff:ff:ff:ff:ff") / ARP(
-        op=1, hwsrc=mac(dci, "h1a"), psrc=ip(dci, "h1a"), pdst=ip(dci, "h3a")
-    )
-    caps = core_captures(dci, seconds=5)
-    with traffic.capture(dci.host("h1a"), seconds=4) as at1:
-        try:
-            traffic.send(dci.host("h1a"), [request])
-        finally:
-            for cap in caps:
-                cap.stop()
-    replies = [f for f in at1.frames if f.haslayer(ARP) and f[ARP].op == 2 and f[ARP].psrc == ip(dci, "h3a")]
-    assert replies and replies[0][ARP].hwsrc == mac(dci, "h3a"), "no ARP reply with h3a's MAC"
-    arps = [
-        f
-        for cap in caps
-        for f in cap.frames
-        if f.haslayer(GRE)
-        and Ether(bytes(f[GRE].payload)).haslayer(ARP)
-        and Ether(bytes(f[GRE].payload))[ARP].pdst == ip(dci, "h3a")
-    ]
-    assert arps == [], "the ARP request for h3a went into the core"
-
-
-def _broadcast_copies(lab: Any) -> list[str]:
-    """Where a broadcast from h1a goes: the tunnel destinations seen arriving at the core."""
-    caps = core_captures(lab, seconds=4)
-    try:
-        frame, marker = marked_frame(lab, "h1a", "ff:ff:ff:ff:ff:ff")
-        traffic.send(lab.host("h1a"), [frame])
-    finally:
-        for cap in caps:
-            cap.stop()
-    return sorted(p[IP].dst for cap in caps for p in gre_with(cap.frames, marker))
+    run(dci.host("h1a"), ["ip", "neigh", "flush", "dev", dci.host("h1a").defaultIntf().name])
+    assert traffic.ping(dci.host("h1a"), ip(dci, "h3a"), count=1).ok  # an ARP exchange crossed
+    replies, tunnelled = arp_across(dci, "h1a", "h3a")
+    assert [r.hwsrc for r in replies] == [mac(dci, "h3a")], "no (or more than one) ARP reply with h3a's MAC"
+    assert tunnelled == [], "the ARP request for h3a went into the core"
 
 
 @pytest.mark.needs("evi.discovery")
@@ -258,11 +184,13 @@ def test_a_site_that_stops_is_removed_and_comes_back_when_restarted(dci: Any) ->
     dci.stop_gateway("edge3")
     try:
         # Site 3 stops registering: after its hold time no copy goes to it any more.
-        poll(lambda: _broadcast_copies(dci) == ["10.255.2.1"], timeout=10, what="site 3 removed from site 1's links")
+        poll(
+            lambda: broadcast_destinations(dci) == ["10.255.2.1"], timeout=10, what="site 3 removed from site 1's links"
+        )
     finally:
         dci.start_gateway("edge3")
     poll(lambda: mesh_up(dci), timeout=15, what="site 3 back in the mesh")
-    assert _broadcast_copies(dci) == ["10.255.2.1", "10.255.3.1"]
+    assert broadcast_destinations(dci) == ["10.255.2.1", "10.255.3.1"]
 
 
 @pytest.mark.needs("evi.discovery", "fault.process")

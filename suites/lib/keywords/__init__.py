@@ -15,6 +15,7 @@ from __future__ import annotations
 from robotlibcore import DynamicCore
 
 from suites.lib.keywords.context import Context
+from suites.lib.keywords.evi import EviKeywords
 from suites.lib.keywords.internals import CacheKeywords, HaKeywords
 from suites.lib.keywords.management import ManagementKeywords
 from suites.lib.keywords.network import GatewayKeywords, TopologyKeywords, TrafficKeywords
@@ -37,5 +38,6 @@ class EdgelabLibrary(DynamicCore):
                 CacheKeywords(ctx),
                 HaKeywords(ctx),
                 ManagementKeywords(ctx),
+                EviKeywords(ctx),
             ]
         )
