@@ -27,6 +27,7 @@ from suites.lib.evi import (
     mesh_up,
     ping_df,
     send_from_new_mac,
+    tcpdump_gre,
     unicast_arrives,
 )
 from suites.lib.expect import poll
@@ -96,6 +97,16 @@ def test_the_core_sees_mac_in_gre_with_the_network_id_and_df(dci: Any) -> None:
         assert inner.src == mac(dci, "h1a") and inner.dst == mac(dci, "h2a") and inner.type == 0x0800
     # Known unicast: one copy, to site 2 only.
     assert [(p[IP].src, p[IP].dst) for p in gre] == [("10.255.1.1", "10.255.2.1")]
+
+
+def test_an_independent_decoder_reads_the_wire_format(dci: Any) -> None:
+    """tcpdump's GRE dissector (not the suites' scapy) on the core: version 0, only the key
+    bit, the network id in the key's upper 24 bits, TEB, DF, and the inner frame."""
+    text = tcpdump_gre(dci, "h1a", "h2a")
+    netid = dci.plan["evi"]["network_ids"]["v100"]
+    assert "GREv0, Flags [key present]" in text, text
+    assert f"key={netid << 8:#x}" in text and "proto TEB (0x6558)" in text and "flags [DF]" in text, text
+    assert f"{mac(dci, 'h1a')} > " in text, f"no inner frame from h1a decoded: {text}"
 
 
 @pytest.mark.needs("evi.flooding")

@@ -124,3 +124,25 @@ def ping_df(lab: Any, src: str, dst: str, size: int, count: int = 2) -> int:
     argv = ["ping", "-n", "-c", str(count), "-i", "0.2", "-W", "1", "-M", "do", "-s", str(size), ip(lab, dst)]
     res = run(lab.host(src), argv, check=False)
     return traffic.PingResult(res.stdout, res.returncode).received
+
+
+def tcpdump_gre(lab: Any, src: str, dst: str, count: int = 2) -> str:
+    """What tcpdump (an independent decoder) prints for the first GRE packets on the core's link
+    to edge1 while ``src`` pings ``dst``."""
+    import subprocess
+
+    core = lab.host("core")
+    argv = ["tcpdump", "-nnvve", "-c", str(count), "-i", lab.intf_towards("core", "edge1"), "ip proto 47"]
+    proc = core.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = proc.stderr.readline().decode()  # type: ignore[union-attr]
+        if "listening on" not in first:  # it printed why it cannot capture, and exits
+            raise traffic.TrafficError(f"tcpdump on the core did not start: {first.strip()}")
+        run(lab.host(src), ["ip", "neigh", "flush", "dev", lab.host(src).defaultIntf().name])
+        traffic.ping(lab.host(src), ip(lab, dst), count=2)
+        out, _err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return out.decode(errors="replace")
