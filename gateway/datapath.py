@@ -63,7 +63,9 @@ class Datapath:
         self.stopping = False
         self.ipc: IpcServer | None = None  # when processes (the HA agent) may connect
         self.ipcs: list[IpcServer] = []  # every process transport (the HA agent's, the EVI process's)
-        self.evi_control = EviControl(self.model.evi, self.macs) if self.model.evi is not None else None
+        self.evi_control = (
+            EviControl(self.model.evi, self.macs, self._emit_frame) if self.model.evi is not None else None
+        )
         self.listeners: list[Any] = []  # what the loop serves besides ports (control socket, ipc, kernel)
         self.monitor = Monitor(self.model, f"{cfg.node}-mon"[:15], _monitor_tap)
         # The user-kernel transport (kernel.py), when the config has a kernel section.
@@ -130,6 +132,12 @@ class Datapath:
         pkt.rport = router.transit_port or router.ports[0]
         pkt.originated = True
         self.pipeline.run(pkt, router.kind)
+
+    def _emit_frame(self, frame: bytearray, outputs: list[Any]) -> None:
+        """Send a frame the gateway built out of ``outputs`` (port, VLAN members)."""
+        pkt = Packet(frame, None, None)
+        pkt.outputs = outputs
+        self.pipeline.run(pkt, "egress")
 
     def remove_evi_link(self, address: int) -> bool:
         """Remove the EVI link to ``address`` and the MACs learned behind it."""

@@ -73,7 +73,7 @@ class Port:
 
 
 class Instance:
-    __slots__ = ("name", "members", "router_port", "netid", "links", "flood_macs")
+    __slots__ = ("name", "members", "router_port", "netid", "links", "flood_macs", "forwarding")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -84,6 +84,9 @@ class Instance:
         self.netid: int | None = None
         self.links: list[Any] = []
         self.flood_macs: frozenset[bytes] = frozenset()
+        # False while another edge of this site is the instance's appointed forwarder: this
+        # edge learns its site's MACs in it but forwards none of its frames.
+        self.forwarding = True
 
     def to_dict(self) -> dict[str, Any]:
         rp = self.router_port

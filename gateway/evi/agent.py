@@ -35,62 +35,22 @@ again within ``hold`` is withdrawn by the receiver (aging).
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import select
 import socket
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from gateway import config
-from gateway.evi import EVI_PORT
-from gateway.headers import IPPROTO_UDP, IPv4, Udp, ip_int, ip_str
+from gateway.evi.wire import AuthError, BadMessage, Site, open_message, packet, parse_site, seal
+from gateway.headers import ip_str
 from gateway.io.ipc import decode, encode
 
-MAGIC = b"EVI1"
-DIGEST = 32
 CHUNK = 48  # MACs per advertisement (a datagram well under any core MTU)
 MAX_RATE = 50  # messages a second accepted from one site
 MAX_CLAIMS = 16384  # MACs installed behind one site
 POLL = 0.25  # how often the datapath's local MACs are read, s
-
-
-@dataclass
-class Site:
-    site: int
-    address: int
-    mtu: int
-    netids: list[int]
-    heard: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"site": self.site, "address": ip_str(self.address), "mtu": self.mtu, "netids": self.netids}
-
-
-class BadMessage(ValueError):
-    pass
-
-
-def _site(value: Any) -> Site:
-    if not isinstance(value, dict):
-        raise BadMessage("a site is an object")
-    site, addr, mtu, netids = value.get("site"), value.get("address"), value.get("mtu"), value.get("netids")
-    if not isinstance(site, int) or not 1 <= site <= 65535 or isinstance(site, bool):
-        raise BadMessage(f"site {site!r}")
-    if not isinstance(mtu, int) or not 576 <= mtu <= 9000 or isinstance(mtu, bool):
-        raise BadMessage(f"mtu {mtu!r}")
-    if not isinstance(netids, list) or len(netids) > 4096 or not all(isinstance(n, int) for n in netids):
-        raise BadMessage("netids")
-    if not isinstance(addr, str):
-        raise BadMessage(f"address {addr!r}")
-    try:
-        address = ip_int(addr)
-    except ValueError:
-        raise BadMessage(f"address {addr!r}") from None
-    return Site(site, address, mtu, sorted(set(netids)))
 
 
 class Agent:
@@ -109,6 +69,9 @@ class Agent:
         self.interval = dc.interval if dc else 1.0
         self.hold = dc.hold if dc else 3.5
         self.is_server = self.me.address in self.servers
+        self.extended = sorted(ec.instances.values())
+        self.af: list[int] | None = None  # the network ids this edge forwards (elect())
+        self.peers: dict[int, Site] = {}  # the other live edges of this site
         self.registered: dict[int, Site] = {}  # a server's sites
         self.lists: dict[int, tuple[list[Site], float]] = {}  # what each server said, and when
         self.discovered: dict[int, Site] = {}  # the links discovery gave (sent to the datapath)
@@ -164,28 +127,17 @@ class Agent:
 
     # -- the wire -----------------------------------------------------------------------
     def seal(self, body: dict[str, Any]) -> bytes:
-        data = json.dumps(body, separators=(",", ":")).encode()
-        return MAGIC + hmac.new(self.key, data, hashlib.sha256).digest() + data
+        return seal(self.key, body)
 
     def open(self, payload: bytes) -> dict[str, Any]:
-        if len(payload) < len(MAGIC) + DIGEST or not payload.startswith(MAGIC):
-            raise BadMessage("not an EVI control message")
-        digest, data = payload[len(MAGIC) : len(MAGIC) + DIGEST], payload[len(MAGIC) + DIGEST :]
-        if not hmac.compare_digest(digest, hmac.new(self.key, data, hashlib.sha256).digest()):
-            self.counts["auth_failed"] += 1
-            raise PermissionError("bad authentication")
         try:
-            body = json.loads(data)
-        except (ValueError, RecursionError):
-            raise BadMessage("not JSON") from None
-        if not isinstance(body, dict) or not isinstance(body.get("type"), str):
-            raise BadMessage("not an object with a type")
-        return body
+            return open_message(self.key, payload)
+        except AuthError:
+            self.counts["auth_failed"] += 1
+            raise
 
     def send(self, dst: int, body: dict[str, Any]) -> None:
-        udp = Udp(EVI_PORT, EVI_PORT).serialize(self.seal(body), self.me.address, dst)
-        packet = IPv4(src=self.me.address, dst=dst, proto=IPPROTO_UDP, ttl=64).serialize(len(udp)) + udp
-        self.to_datapath({"type": "send", "router": "evi-sr"}, packet)
+        self.to_datapath({"type": "send", "router": "evi-sr"}, packet(self.me.address, dst, self.seal(body)))
         self.counts["sent"] += 1
 
     def on_packet(self, payload: bytes, now: float) -> None:
@@ -208,12 +160,12 @@ class Agent:
             if kind == "register" and self.is_server:
                 self.on_register(src, body, now)
             elif kind == "sites" and src in self.servers:
-                self.lists[src] = ([_site(s) for s in self._list(body, "sites", 4096)], now)
+                self.lists[src] = ([parse_site(s) for s in self._list(body, "sites", 4096)], now)
             elif kind == "macs":
                 self.on_macs(src, body, now)
             else:
                 raise BadMessage(f"unexpected {kind!r} from {ip_str(src)}")
-        except PermissionError:
+        except AuthError:
             pass  # counted as auth_failed
         except (BadMessage, KeyError, TypeError, ValueError) as exc:
             self.counts["malformed"] += 1
@@ -229,7 +181,7 @@ class Agent:
 
     # -- discovery ------------------------------------------------------------------------
     def on_register(self, src: int, body: dict[str, Any], now: float) -> None:
-        site = _site(body.get("me"))
+        site = parse_site(body.get("me"))
         if site.address != src:
             raise BadMessage(f"registration for {ip_str(site.address)} from {ip_str(src)}")
         site.heard = now
@@ -239,14 +191,16 @@ class Agent:
         sites = [self.me.to_dict(), *(s.to_dict() for s in self.registered.values())]
         self.send(src, {"type": "sites", "sites": sites})
 
-    def desired_links(self, now: float) -> dict[int, Site]:
+    def known_sites(self, now: float) -> dict[int, Site] | None:
+        """Every other edge the servers told us about within ``hold`` (a server: also those
+        registered with it); None when no server has been heard: nothing is known anew."""
         if self.is_server:
             for addr in [a for a, s in self.registered.items() if now - s.heard > self.hold]:
                 self._log({"event": "expired", "address": ip_str(addr)})
                 del self.registered[addr]
         fresh = [sites for sites, heard in self.lists.values() if now - heard <= self.hold]
         if not fresh and not self.is_server:
-            return self.discovered  # no server heard: the links stay as they are
+            return None
         out: dict[int, Site] = {}
         for sites in fresh:
             for s in sites:
@@ -257,17 +211,37 @@ class Agent:
         return out
 
     def discovery_round(self, now: float) -> None:
-        for server in self.servers:
+        known = self.known_sites(now) if self.servers else {}
+        if known is not None:  # else: no server heard, the links stay as they are
+            # The other edges of this site are no EVI links (a loop through the site):
+            # they share its instances, one appointed forwarder each.
+            self.peers = {a: s for a, s in known.items() if s.site == self.me.site}
+            if self.servers:
+                self.discovered = {a: s for a, s in known.items() if s.site != self.me.site}
+        self.elect()
+        for server in self.servers:  # (after the election: we register what we forward)
             if server != self.me.address:
                 self.send(server, {"type": "register", "me": self.me.to_dict()})
         if not self.servers:
             return
-        self.discovered = self.desired_links(now)
         links = sorted((s.to_dict() for s in self.discovered.values()), key=lambda d: d["address"])
         if links != self.sent_links:
             self._log({"event": "links", "links": [d["address"] for d in links]})
             self.to_datapath({"type": "evi-links", "links": links})
             self.sent_links = links
+
+    def elect(self) -> None:
+        """The appointed forwarder of each extended instance among this site's live edges:
+        network id modulo their number picks one, in address order; a site with one edge
+        forwards everything."""
+        members = sorted([self.me.address, *self.peers])
+        af = [n for n in self.extended if members[n % len(members)] == self.me.address]
+        if af != self.af:
+            self._log({"event": "appointed", "netids": af, "edges": [ip_str(m) for m in members]})
+            self.to_datapath({"type": "evi-af", "netids": af})
+            self.af = af
+            self.me.netids = af  # what we register: remote sites carry only these to us
+            self.local = {k: v for k, v in self.local.items() if k[0] in af}
 
     def linked(self) -> set[int]:
         return self.static | set(self.discovered)
@@ -277,7 +251,8 @@ class Agent:
         """The datapath's local MACs in the extended instances: what we advertise."""
         if not isinstance(rows, list):
             return
-        now_local = {(int(r[0]), str(r[1])) for r in rows if isinstance(r, list) and len(r) == 2}
+        af = set(self.extended if self.af is None else self.af)
+        now_local = {(int(r[0]), str(r[1])) for r in rows if isinstance(r, list) and len(r) == 2 and r[0] in af}
         added = now_local - set(self.local)
         gone = set(self.local) - now_local
         for key in added:
@@ -361,6 +336,8 @@ class Agent:
             "site": self.me.site,
             "server": self.is_server,
             "registered": sorted(ip_str(a) for a in self.registered),
+            "appointed": self.af,
+            "site_edges": sorted(ip_str(a) for a in self.peers),
             "servers_heard": {ip_str(s): round(time.monotonic() - h, 1) for s, (_l, h) in self.lists.items()},
             "links": sorted(ip_str(a) for a in self.linked()),
             "local_macs": len(self.local),

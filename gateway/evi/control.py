@@ -15,6 +15,11 @@ The control process (``evi/agent.py``) sends:
   never takes a MAC from a local port (the frames say it is here, and the
   process may not have read that yet); ``move`` does: the process decided by
   sequence number that the MAC has moved to that site.
+- ``evi-af`` ``{netids: [...]}``: the extended instances this edge is the
+  appointed forwarder of (a site with two edges splits them); the others stop
+  forwarding.  An instance this edge takes over is announced to the site: a
+  RARP frame from each MAC known behind a link, so the site's switches learn
+  where the remote hosts are now.
 - ``evi-status`` ``{status: {...}}``: the process's own state, for ``show evi``.
 
 Each raises ValueError on a malformed message: the transport answers it with
@@ -48,10 +53,20 @@ def _int(value: Any, what: str, low: int, high: int) -> int:
     return value
 
 
+# A RARP request (EtherType 0x8035) from a MAC, as hypervisors announce a moved guest.
+def rarp_announce(mac: bytes) -> bytearray:
+    return bytearray(
+        b"\xff" * 6 + mac + b"\x80\x35" + bytes.fromhex("0001080006040003") + mac + bytes(4) + mac + bytes(4)
+    )
+
+
 class EviControl:
-    def __init__(self, evi: Evi, macs: Any) -> None:
+    def __init__(self, evi: Evi, macs: Any, emit: Any = None) -> None:
         self.evi = evi
         self.macs = macs
+        # emit(frame, outputs): send a frame the datapath built out of (port, VLAN) members.
+        self.emit = emit
+        self.announced = 0
         self.agent_status: dict[str, Any] = {}
         self.installed = 0
         self.withdrawn = 0
@@ -73,7 +88,7 @@ class EviControl:
             if not isinstance(netids, list) or len(netids) > 4096:
                 raise ValueError(f"links[{i}].netids must be a list of network ids")
             ids = frozenset(_int(n, f"links[{i}].netids[]", 1, (1 << 24) - 1) for n in netids)
-            if address != self.evi.address:
+            if address != self.evi.address and site != self.evi.site:  # never a link within the site
                 wanted[address] = (site, mtu, ids)
         evi = self.evi
         changed = []
@@ -152,6 +167,28 @@ class EviControl:
         self.withdrawn += gone
         return {"type": "ok", "result": {"added": added, "withdrawn": gone}}
 
+    def appointed(self, meta: dict[str, Any], _payload: bytes) -> dict[str, Any]:
+        netids = meta.get("netids")
+        if not isinstance(netids, list) or len(netids) > 4096:
+            raise ValueError("'netids' must be a list of network ids")
+        mine = {_int(n, "netids[]", 1, (1 << 24) - 1) for n in netids}
+        taken: list[str] = []
+        given: list[str] = []
+        for netid, inst in self.evi.netids.items():
+            forwarding = netid in mine
+            if forwarding == inst.forwarding:
+                continue
+            inst.forwarding = forwarding
+            (taken if forwarding else given).append(inst.name)
+            if forwarding and self.emit is not None:
+                for (minst, mac), entry in self.macs.entries():
+                    if minst is inst and entry.port.role == "evi":
+                        self.emit(rarp_announce(mac), list(inst.members))
+                        self.announced += 1
+        if taken or given:
+            self.evi.epoch.bump()
+        return {"type": "ok", "result": {"taken": taken, "given": given}}
+
     def status(self, meta: dict[str, Any], _payload: bytes) -> None:
         value = meta.get("status")
         if not isinstance(value, dict):
@@ -164,6 +201,7 @@ class EviControl:
             "evi-macs": self.local_macs,
             "evi-install": self.install,
             "evi-status": self.status,
+            "evi-af": self.appointed,
         }
 
     def show(self) -> dict[str, Any]:
@@ -172,5 +210,7 @@ class EviControl:
             "withdrawn": self.withdrawn,
             "refused": self.refused,
             "kept_local": self.kept_local,
+            "announced": self.announced,
+            "forwarding": {inst.name: inst.forwarding for inst in self.evi.netids.values()},
             "agent": self.agent_status,
         }

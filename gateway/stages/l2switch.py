@@ -16,7 +16,10 @@ goes, once per link; unknown unicast only to the MACs configured for
 selective flooding, unknown multicast never; and nothing that came from one
 link goes to another (split horizon, also for known unicast: ``split-horizon``).
 An ARP request for a remote host the edge learned from the tunnels is
-answered here and goes nowhere (ARP flood suppression, ``gateway/evi``).  Drops: ``multicast-source``, ``same-segment`` (the destination
+answered here and goes nowhere (ARP flood suppression, ``gateway/evi``).
+Where a site has two edges, each extended instance has one appointed
+forwarder; the other edge learns the instance's frames and drops them
+(``not-appointed-forwarder``).  Drops: ``multicast-source``, ``same-segment`` (the destination
 lives where the frame came from), ``no-other-member`` (a flood with nowhere
 to go), ``split-horizon``, ``arp-spoofed`` (an ARP broadcast from a host claiming the router
 port's address: never flooded).
@@ -34,7 +37,14 @@ from gateway.stages.base import DONE, Context, Stage
 
 class L2Switch(Stage):
     name = "l2switch"
-    DROPS = ("multicast-source", "same-segment", "no-other-member", "arp-spoofed", "split-horizon")
+    DROPS = (
+        "multicast-source",
+        "same-segment",
+        "no-other-member",
+        "arp-spoofed",
+        "split-horizon",
+        "not-appointed-forwarder",
+    )
     NEXT = ("dr", "sr", "egress", "evi_encap")
 
     def __init__(self, ctx: Context) -> None:
@@ -56,6 +66,13 @@ class L2Switch(Stage):
             else:
                 fx.mac_touch = learned
                 fx.depend(learned, "valid")
+        if inst.netid is not None:  # type: ignore[union-attr]
+            if fx is not None:
+                fx.depend(inst, "forwarding")
+            if not inst.forwarding:  # type: ignore[union-attr]
+                # Another edge of this site is the appointed forwarder: the frame is its to
+                # carry (learned here all the same, so a takeover starts knowing the site).
+                return self.drop(pkt, "not-appointed-forwarder", inst.name)  # type: ignore[union-attr]
         dst = bytes(buf[0:6])
         rp = inst.router_port  # type: ignore[union-attr]
         if rp is not None and dst == rp.mac:

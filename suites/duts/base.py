@@ -52,6 +52,8 @@ CAPABILITIES: dict[str, str] = {
     "before any flood; a MAC that moves between sites converges",
     "evi.arp_suppression": "an ARP request for a remote host the edge has learned is answered at the edge; "
     "nothing goes into the core",
+    "evi.multihoming": "a site with two edges: each extended instance has one appointed forwarder, so no frame "
+    "enters the core or the site twice; when it fails the other edge takes the instance over",
     "fault.process": "one process of the gateway (its EVI control process) can be stopped and started alone",
     "evi.mtu": "a frame that does not fit the core with the tunnel overhead is dropped and counted, never fragmented",
     "internals.show": "the reference gateway's show output (drop names, MAC/ARP/FIB tables)",

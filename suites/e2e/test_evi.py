@@ -19,13 +19,16 @@ from suites.lib import traffic
 from suites.lib.evi import (
     arp_across,
     broadcast_destinations,
+    copies_on_core,
     core_captures,
+    forwarder,
     gre_with,
     ip,
     mac,
     marked_frame,
     mesh_up,
     ping_df,
+    received_once,
     send_from_new_mac,
     tcpdump_gre,
     unicast_arrives,
@@ -223,3 +226,36 @@ def test_with_the_servers_down_links_stay_and_a_new_site_cannot_join(dci: Any) -
         for gw in servers:
             gw.start_process("evi")
     poll(lambda: mesh_up(dci), timeout=15, what="site 3 joining once the servers are back")
+
+
+@pytest.mark.needs("evi.multihoming")
+def test_a_site_with_two_edges_lets_each_frame_in_once(dci: Any) -> None:
+    assert sorted(dci.plan["evi"]["site_edges"][2]) == ["edge2", "edge2b"]
+    copies = copies_on_core(dci, "h2a", "ff:ff:ff:ff:ff:ff")
+    sources = {p[IP].src for _i, p in copies}
+    assert len(sources) == 1, f"site 2's broadcast entered the core from {sorted(sources)}"
+    assert sorted(p[IP].dst for _i, p in copies) == ["10.255.1.1", "10.255.3.1"], "one copy per remote site"
+    assert received_once(dci, "h1a", "h2a") == 1, "a broadcast from site 1 entered site 2 twice (or never)"
+    assert received_once(dci, "h2a", "h1a") == 1
+    assert traffic.ping(dci.host("h1a"), ip(dci, "h2a"), count=3).ok
+
+
+@pytest.mark.needs("evi.multihoming", "fault.crash")
+def test_the_other_edge_takes_over_when_the_forwarder_fails(dci: Any) -> None:
+    import time
+
+    active = forwarder(dci)
+    standby = next(e for e in dci.plan["evi"]["site_edges"][2] if e != active)
+    dci.gateway(active).crash()
+    t0 = time.monotonic()
+    try:
+        poll(lambda: traffic.ping(dci.host("h1a"), ip(dci, "h2a"), count=1, wait=0.3).ok, timeout=15,
+             what=f"h1a reaching h2a through {standby}")  # fmt: skip
+        took = time.monotonic() - t0
+        assert forwarder(dci) == standby
+        assert received_once(dci, "h1a", "h2a") == 1
+    finally:
+        dci.start_gateway(active)
+    poll(lambda: mesh_up(dci), timeout=15, what="the mesh with both edges of site 2 again")
+    poll(lambda: received_once(dci, "h1a", "h2a") == 1, timeout=10, what="one copy into site 2 after the return")
+    print(f"takeover: h1a reached h2a again {took:.2f} s after {active} crashed")

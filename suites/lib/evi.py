@@ -18,8 +18,6 @@ from scapy.packet import Raw
 from suites.lib import traffic
 from topologies.nodes import run
 
-SITES = (1, 2, 3)
-
 
 def ip(lab: Any, host: str) -> str:
     return str(lab.plan["hosts"][host]["ip"]).split("/")[0]
@@ -33,10 +31,34 @@ def tunnel_address(site: int) -> str:
     return f"10.255.{site}.1"
 
 
+def edge_of(lab: Any, address: str) -> str:
+    """The edge whose tunnel address ``address`` is."""
+    for name, gw in lab.plan["gateways"].items():
+        if str(gw["evi"]["address"]).split("/")[0] == address:
+            return str(name)
+    raise AssertionError(f"no edge has tunnel address {address}")
+
+
+def forwarder(lab: Any, host: str = "h2a") -> str:
+    """The edge that carries ``host``'s broadcasts into the core, seen on the core."""
+    sources = {p[IP].src for _iface, p in copies_on_core(lab, host, "ff:ff:ff:ff:ff:ff")}
+    if len(sources) != 1:
+        raise AssertionError(f"{host}'s broadcast entered the core from {sorted(sources) or 'no edge'}")
+    return edge_of(lab, sources.pop())
+
+
+def received_once(lab: Any, src: str, at: str) -> int:
+    """How many copies of one broadcast from ``src`` reach host ``at``."""
+    frame, marker = marked_frame(lab, src, "ff:ff:ff:ff:ff:ff")
+    with traffic.capture(lab.host(at), seconds=3) as cap:
+        traffic.send(lab.host(src), [frame])
+    return len([f for f in cap.frames if marker in bytes(f)])
+
+
 def core_captures(lab: Any, seconds: float = 8.0) -> list[traffic.Capture]:
-    """A capture on each of the core router's links (to edge1, edge2, edge3)."""
+    """A capture on each of the core router's links to the edges."""
     core = lab.host("core")
-    return [traffic.Capture(core, lab.intf_towards("core", f"edge{n}"), seconds, 2000) for n in SITES]
+    return [traffic.Capture(core, lab.intf_towards("core", edge), seconds, 2000) for edge in lab.plan["gateways"]]
 
 
 def inner(frame: Ether) -> Ether:

@@ -222,3 +222,45 @@ def test_named_clients_get_only_their_punts(tmp_path):
             socks["ha"].recv(4096)
         for s in socks.values():
             s.close()
+
+
+TWO_VLANS = SITE_YAML.replace(
+    "  v200: {{records: [{{port: trunk, vlan: 200}}]}}", "  v200: {{records: [{{port: trunk, vlan: 200}}]}}"
+).replace("  instances: {{v100: 5100}}", "  instances: {{v100: 5100, v200: 5201}}")
+
+
+def test_two_edges_of_a_site_split_the_instances_and_one_takes_all_when_the_other_goes():
+    text = (
+        TWO_VLANS.format(n=2, mtu=1500, links=[])
+        + f"  key: {KEY}\n  discovery: {{servers: [10.255.0.1], interval: 1, hold: 3}}\n"
+    )
+    agent = Recorder(text)
+    twin = {"site": 2, "address": "10.255.0.5", "mtu": 1500, "netids": []}
+    agent.deliver("10.255.0.1", {"type": "sites", "sites": [me(1), me(2), twin]}, 10.0)
+    agent.discovery_round(10.1)
+    # 5100 % 2 == 0 -> the lower address (10.255.0.2, us); 5201 % 2 == 1 -> the twin.
+    assert [m for m in agent.out if m["type"] == "evi-af"][-1] == {"type": "evi-af", "netids": [5100]}
+    assert agent.links() == ["10.255.0.1"]  # the twin is no EVI link: a loop through the site
+    registered = [b for _d, b in agent.packets if b["type"] == "register"][-1]["me"]
+    assert registered["netids"] == [5100]  # remote sites carry only what we forward to us
+    agent.deliver("10.255.0.1", {"type": "sites", "sites": [me(1), me(2)]}, 12.0)  # the twin is gone
+    agent.discovery_round(12.1)
+    assert [m for m in agent.out if m["type"] == "evi-af"][-1]["netids"] == [5100, 5201]
+
+
+def test_a_standby_edge_learns_but_forwards_nothing_and_announces_what_it_takes_over():
+    from scapy.layers.l2 import ARP, Dot1Q, Ether
+
+    rig = Rig(SITE_YAML.format(n=1, mtu=1500, links=[{"site": 2, "address": "10.255.0.2"}]))
+    ctl = rig.dp.evi_control
+    ctl.install({"address": "10.255.0.2", "add": [[5100, "02:00:00:00:02:01"]]}, b"")
+    assert ctl.appointed({"netids": []}, b"")["result"]["given"] == ["v100"]
+    frame = bytes(Ether(src="02:00:00:00:01:01", dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=100) / ARP(pdst="10.0.0.9"))
+    rig.send("trunk", frame)
+    assert rig.take("core") == [] and rig.drops()["l2switch/not-appointed-forwarder"] == 1
+    assert ctl.local_macs({}, b"")["macs"] == [[5100, "02:00:00:00:01:01"]]  # learned all the same
+    assert ctl.appointed({"netids": [5100]}, b"")["result"]["taken"] == ["v100"]
+    (announce,) = [Ether(f) for f in rig.take("trunk")]
+    assert announce.src == "02:00:00:00:02:01" and announce.type == 0x8100 and announce[Dot1Q].type == 0x8035
+    rig.send("trunk", frame)
+    assert len(rig.take("core")) == 1  # the ARP broadcast crosses now (an ARP request to site 2)

@@ -15,6 +15,9 @@ NETID_V100 = 5100  # the EVI network id of the extended VLAN 100
 # tunnel overhead (1514 + 28) at sites 1 and 2; site 3's link is smaller, so full-size
 # frames to and from site 3 do not fit (dropped and counted, never fragmented).
 CORE_MTU = {1: 1600, 2: 1600, 3: 1400}
+# The edges: name -> (site, the third byte of its core subnet 10.255.N.0/24).  Site 2 has
+# two edges (multihoming): one appointed forwarder per extended instance, the other on standby.
+EDGES = {"edge1": (1, 1), "edge2": (2, 2), "edge2b": (2, 22), "edge3": (3, 3)}
 
 
 def _host(site: int, vlan: int, instance: str, switch: str, mac: str, ip: str) -> dict[str, Any]:
@@ -30,17 +33,18 @@ def _host(site: int, vlan: int, instance: str, switch: str, mac: str, ip: str) -
     }
 
 
-def _edge(site: int) -> dict[str, Any]:
-    """One site's edge: a trunk to its site switch (VLANs 100, 200), a port on the core."""
+def _edge(name: str) -> dict[str, Any]:
+    """One edge: a trunk to its site switch (VLANs 100, 200), a port on the core."""
+    site, net = EDGES[name]
     ports: dict[str, Any] = {
-        "trunk": {"ifname": f"edge{site}-eth0", "peer": f"s{site}", "role": "tenant"},
-        "core": {"ifname": f"edge{site}-eth1", "peer": "core", "role": "core"},
+        "trunk": {"ifname": f"{name}-eth0", "peer": f"sw{site}", "role": "tenant"},
+        "core": {"ifname": f"{name}-eth1", "peer": "core", "role": "core"},
     }
     instances: dict[str, Any] = {
         "v100": [{"port": "trunk", "vlan": 100}],  # extended to the other sites
         "v200": [{"port": "trunk", "vlan": 200}],  # local to this site
     }
-    if site == 1:
+    if name == "edge1":
         # The same VLAN id on another port is another instance, never extended.
         ports["other"] = {"ifname": "edge1-eth2", "peer": "sw1x", "role": "tenant"}
         instances["other"] = [{"port": "other", "vlan": 100}]
@@ -50,8 +54,8 @@ def _edge(site: int) -> dict[str, Any]:
         "evi": {
             "site": site,
             "port": "core",
-            "address": f"10.255.{site}.1/24",
-            "gateway": f"10.255.{site}.254",
+            "address": f"10.255.{net}.1/24",
+            "gateway": f"10.255.{net}.254",
             "mtu": CORE_MTU[site],
             "instances": {"v100": NETID_V100},
             # No per-pair links: each edge registers with the discovery servers (sites 1
@@ -82,14 +86,17 @@ PLAN: dict[str, Any] = {
             "node": None,
             "mac": "02:00:0e:ff:00:01",
             "router": True,
-            "core_links": {f"edge{n}": f"10.255.{n}.254/24" for n in (1, 2, 3)},
+            "core_links": {name: f"10.255.{net}.254/24" for name, (_site, net) in EDGES.items()},
         },
     },
-    "links": [{"between": ["core", f"edge{n}"], "mtu": CORE_MTU[n]} for n in (1, 2, 3)],
+    "links": [{"between": ["core", name], "mtu": CORE_MTU[site]} for name, (site, _net) in EDGES.items()],
     "switches": {
-        **{f"sw{n}": {"access": {f"h{n}a": 100, f"h{n}b": 200}, "trunks": [f"edge{n}"]} for n in (1, 2, 3)},
+        **{
+            f"sw{n}": {"access": {f"h{n}a": 100, f"h{n}b": 200}, "trunks": [e for e, (s, _) in EDGES.items() if s == n]}
+            for n in (1, 2, 3)
+        },
         "sw1x": {"access": {"x1": 100}, "trunks": ["edge1"]},
     },
-    "gateways": {f"edge{n}": _edge(n) for n in (1, 2, 3)},
-    "evi": {"network_ids": {"v100": NETID_V100}, "core_mtu": CORE_MTU},
+    "gateways": {name: _edge(name) for name in EDGES},
+    "evi": {"network_ids": {"v100": NETID_V100}, "core_mtu": CORE_MTU, "site_edges": {2: ["edge2", "edge2b"]}},
 }
