@@ -363,6 +363,9 @@ def _add_evi(model: Model, cfg: Config, epoch: Epoch) -> None:
     evi.arp_timeout = ec.arp_timeout
     for name, netid in ec.instances.items():
         evi.extend(model.instances[name], netid, ec.flood.get(name, []))
+        # With discovery another edge of this site may appear: forward only once the control
+        # process has appointed this edge (evi-af), so two edges never both forward at start.
+        model.instances[name].forwarding = ec.discovery is None
     for lc in ec.links:
         evi.add_link(lc.site, int(lc.address), lc.mtu, None, "static")
 

@@ -71,6 +71,7 @@ class Agent:
         self.is_server = self.me.address in self.servers
         self.extended = sorted(ec.instances.values())
         self.af: list[int] | None = None  # the network ids this edge forwards (elect())
+        self.elected = False  # whether af is an election's, not the wait before one
         self.peers: dict[int, Site] = {}  # the other live edges of this site
         self.registered: dict[int, Site] = {}  # a server's sites
         self.lists: dict[int, tuple[list[Site], float]] = {}  # what each server said, and when
@@ -218,7 +219,7 @@ class Agent:
             self.peers = {a: s for a, s in known.items() if s.site == self.me.site}
             if self.servers:
                 self.discovered = {a: s for a, s in known.items() if s.site != self.me.site}
-        self.elect()
+        self.elect(now)
         for server in self.servers:  # (after the election: we register what we forward)
             if server != self.me.address:
                 self.send(server, {"type": "register", "me": self.me.to_dict()})
@@ -230,12 +231,24 @@ class Agent:
             self.to_datapath({"type": "evi-links", "links": links})
             self.sent_links = links
 
-    def elect(self) -> None:
+    def ready(self, now: float) -> bool:
+        """Whether this edge knows its site's other edges well enough to elect: a server's
+        list heard and two intervals since start (every edge has registered by then), or the
+        hold time passed (nobody else is coming).  Without discovery: at once."""
+        if not self.servers:
+            return True
+        up = now - self.started
+        return (bool(self.lists or self.registered) and up >= 2 * self.interval) or up >= self.hold
+
+    def elect(self, now: float) -> None:
         """The appointed forwarder of each extended instance among this site's live edges:
         network id modulo their number picks one, in address order; a site with one edge
         forwards everything."""
         members = sorted([self.me.address, *self.peers])
         af = [n for n in self.extended if members[n % len(members)] == self.me.address]
+        self.elected = self.ready(now)
+        if not self.elected:
+            af = []  # the other edges of this site are not known yet: forward nothing
         if af != self.af:
             self._log({"event": "appointed", "netids": af, "edges": [ip_str(m) for m in members]})
             self.to_datapath({"type": "evi-af", "netids": af})
@@ -336,7 +349,7 @@ class Agent:
             "site": self.me.site,
             "server": self.is_server,
             "registered": sorted(ip_str(a) for a in self.registered),
-            "appointed": self.af,
+            "appointed": self.af if self.elected else None,
             "site_edges": sorted(ip_str(a) for a in self.peers),
             "servers_heard": {ip_str(s): round(time.monotonic() - h, 1) for s, (_l, h) in self.lists.items()},
             "links": sorted(ip_str(a) for a in self.linked()),

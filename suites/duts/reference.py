@@ -236,13 +236,13 @@ class ReferenceGateway(GatewayHandle):
 
     def settled(self) -> bool:
         """Alive, and: with HA, BFD up on every session of its agent; with EVI, its control
-        process has found at least one other site."""
+        process has found at least one other site and elected its site's forwarders."""
         if not self.alive():
             return False
         if self.evi_agent is not None:
             evi = self.show("evi") or {}
-            if not evi.get("links"):
-                return False
+            if not evi.get("links") or evi.get("control", {}).get("agent", {}).get("appointed") is None:
+                return False  # no other site found yet, or the site's forwarders not elected
         if self.agent is None:
             return True
         sessions = self.show("ha")["agent"]

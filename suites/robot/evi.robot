@@ -5,7 +5,8 @@ Documentation       EVI between three data-centre sites (evi-dci) as any gateway
 ...                 crosses, once per remote site, and nothing is sent on from one site to
 ...                 another; remote MACs are known before data flows and follow a move; the
 ...                 second ARP for a remote host stays off the core; a frame too big for the core
-...                 is dropped, never fragmented; the mesh forms by discovery and heals.
+...                 is dropped, never fragmented; the mesh forms by discovery and heals; a site with
+...                 two edges lets each frame in once and survives the loss of either.
 Library             suites.lib.keywords.EdgelabLibrary    dut=${DUT}
 Suite Setup         Start Topology    evi-dci
 Suite Teardown      Stop Topology
@@ -78,6 +79,21 @@ A Frame Too Big For The Core Is Dropped And Counted
     When h1a pings h3a with 1400 bytes and DF set
     Then no big ping is answered
     And edge1 counted 2 drops as tunnel
+
+A Site With Two Edges Lets Each Frame In Once
+    [Tags]    needs:evi.multihoming
+    Given every site reaches every other in the extended VLAN
+    Then the broadcast of h2a enters the core from one edge only
+    And a broadcast from h1a reaches h2a once
+    And a broadcast from h2a reaches h1a once
+
+The Other Edge Of A Site Takes Over When Its Forwarder Fails
+    [Tags]    needs:evi.multihoming    needs:fault.crash
+    Given the broadcast of h2a enters the core from one edge only
+    When that edge crashes
+    Then h1a reaches h2a again within 15 seconds
+    And a broadcast from h1a reaches h2a once
+    [Teardown]    The crashed edge comes back
 
 A Site That Stops Is Removed And Returns When Restarted
     [Tags]    needs:evi.discovery

@@ -32,6 +32,7 @@ class Recorder(Agent):
 
     def __init__(self, text: str) -> None:
         super().__init__(config.parse(text, "unit.yaml"))
+        self.started = 0.0  # the tests' clock starts at 0
         self.out: list[dict] = []
         self.packets: list[tuple[int, dict]] = []
 
@@ -235,6 +236,9 @@ def test_two_edges_of_a_site_split_the_instances_and_one_takes_all_when_the_othe
         + f"  key: {KEY}\n  discovery: {{servers: [10.255.0.1], interval: 1, hold: 3}}\n"
     )
     agent = Recorder(text)
+    agent.discovery_round(0.5)  # nothing heard yet: this edge forwards nothing until it knows its site
+    assert [m for m in agent.out if m["type"] == "evi-af"] == [{"type": "evi-af", "netids": []}]
+    assert agent.status()["appointed"] is None
     twin = {"site": 2, "address": "10.255.0.5", "mtu": 1500, "netids": []}
     agent.deliver("10.255.0.1", {"type": "sites", "sites": [me(1), me(2), twin]}, 10.0)
     agent.discovery_round(10.1)

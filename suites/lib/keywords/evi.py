@@ -25,6 +25,8 @@ class EviKeywords:
         self.replies: list[Any] = []
         self.arp_target = ""
         self.df_received = -1
+        self.crashed = ""
+        self.crashed_at = 0.0
 
     @property
     def lab(self) -> Any:
@@ -139,3 +141,36 @@ class EviKeywords:
     def only(self, sites: str) -> None:
         wanted = sorted(evi.tunnel_address(int(s)) for s in sites.replace("and", " ").split())
         poll(lambda: evi.broadcast_destinations(self.lab) == wanted, timeout=12, what=f"broadcasts to {wanted} only")
+
+    @keyword("a broadcast from ${src:[\\w-]+} reaches ${dst:[\\w-]+} once")
+    def reaches_once(self, src: str, dst: str) -> None:
+        n = evi.received_once(self.lab, src, dst)
+        if n != 1:
+            raise AssertionError(f"{dst} got {n} copies of {src}'s broadcast")
+
+    @keyword("the broadcast of ${host:[\\w-]+} enters the core from one edge only")
+    def one_edge(self, host: str) -> None:
+        self.crashed = evi.forwarder(self.lab, host)
+        logger.info(f"{host}'s site forwards through {self.crashed}")
+
+    @keyword("that edge crashes")
+    def forwarder_crashes(self) -> None:
+        import time
+
+        self.lab.gateway(self.crashed).crash()
+        self.crashed_at = time.monotonic()
+
+    @keyword("${src:[\\w-]+} reaches ${dst:[\\w-]+} again within ${seconds:\\d+} seconds")
+    def reaches_again(self, src: str, dst: str, seconds: str) -> None:
+        import time
+
+        from suites.lib import traffic
+
+        node, addr = self.lab.host(src), evi.ip(self.lab, dst)
+        poll(lambda: traffic.ping(node, addr, count=1, wait=0.3).ok, timeout=float(seconds), what=f"{src} -> {dst}")
+        logger.info(f"{src} reached {dst} {time.monotonic() - self.crashed_at:.2f} s after the crash")
+
+    @keyword("the crashed edge comes back")
+    def crashed_back(self) -> None:
+        self.lab.start_gateway(self.crashed)
+        self.mesh()
