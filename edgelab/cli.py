@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -146,11 +148,20 @@ def cmd_up(args: argparse.Namespace) -> int:
     import topologies
 
     with topologies.start(args.topology, dut=args.dut, quiet=False) as lab:
-        print(
-            f"\n{args.topology} is up with the {args.dut} gateway. Try: t1 ping -c1 {topologies.plan(args.topology)['hosts']['ext1']['ip'].split('/')[0]}"
-        )
+        # Control planes (BFD, EVI discovery and election) converge before the prompt.
+        import time
+
+        deadline = time.monotonic() + 30
+        names = list(lab.plan.get("gateways", {}))
+        while not all(lab.gateway(g).settled() for g in names) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        unsettled = [g for g in names if not lab.gateway(g).settled()]
+        if unsettled:
+            print(f"not settled after 30 s (its log is in {lab.rundir}): {', '.join(unsettled)}", file=sys.stderr)
+        tries = "; ".join(lab.plan.get("try", []))
+        print(f"\n{args.topology} is up with the {args.dut} gateway." + (f" Try: {tries}" if tries else ""))
         for gw in lab.plan.get("gateways", {}):
-            print(f"  in another shell: edgelab gw {gw} show fib")
+            print(f"  in another shell: edgelab gw {gw} show summary")
         print("  'exit' or Ctrl-D tears everything down.\n")
         CLI(lab.net)
     return 0
@@ -162,6 +173,12 @@ def cmd_clean(args: argparse.Namespace) -> int:
     from topologies.lab import clean_leftovers
 
     removed = []
+    # A private Open vSwitch the EVI interop tests ran in a node (suites/lib/ovs_peer.py).
+    peers = subprocess.run(["pgrep", "-f", "edgelab-ovs-peer-"], capture_output=True, text=True).stdout.split()
+    for pid in peers:
+        if int(pid) != os.getpid():
+            subprocess.run(["kill", pid], check=False)
+            removed.append(f"process {pid} (an EVI interop peer)")
     for name in topologies.names():
         removed += clean_leftovers(topologies.module(name))
         for node in topologies.plan(name).get("gateways", {}):

@@ -72,6 +72,7 @@ class Agent:
         self.extended = sorted(ec.instances.values())
         self.af: list[int] | None = None  # the network ids this edge forwards (elect())
         self.elected = False  # whether af is an election's, not the wait before one
+        self.changed_at = 0.0  # when the links or the forwarders last changed
         self.peers: dict[int, Site] = {}  # the other live edges of this site
         self.registered: dict[int, Site] = {}  # a server's sites
         self.lists: dict[int, tuple[list[Site], float]] = {}  # what each server said, and when
@@ -227,6 +228,7 @@ class Agent:
             return
         links = sorted((s.to_dict() for s in self.discovered.values()), key=lambda d: d["address"])
         if links != self.sent_links:
+            self.changed_at = now
             self._log({"event": "links", "links": [d["address"] for d in links]})
             self.to_datapath({"type": "evi-links", "links": links})
             self.sent_links = links
@@ -250,6 +252,7 @@ class Agent:
         if not self.elected:
             af = []  # the other edges of this site are not known yet: forward nothing
         if af != self.af:
+            self.changed_at = now
             self._log({"event": "appointed", "netids": af, "edges": [ip_str(m) for m in members]})
             self.to_datapath({"type": "evi-af", "netids": af})
             self.af = af
@@ -350,6 +353,9 @@ class Agent:
             "server": self.is_server,
             "registered": sorted(ip_str(a) for a in self.registered),
             "appointed": self.af if self.elected else None,
+            # Elected, and nothing changed for two intervals: the other sites have heard our
+            # registration by now (a precondition for tests, not evidence of anything).
+            "settled": self.elected and time.monotonic() - self.changed_at >= 2 * self.interval,
             "site_edges": sorted(ip_str(a) for a in self.peers),
             "servers_heard": {ip_str(s): round(time.monotonic() - h, 1) for s, (_l, h) in self.lists.items()},
             "links": sorted(ip_str(a) for a in self.linked()),

@@ -236,13 +236,14 @@ class ReferenceGateway(GatewayHandle):
 
     def settled(self) -> bool:
         """Alive, and: with HA, BFD up on every session of its agent; with EVI, its control
-        process has found at least one other site and elected its site's forwarders."""
+        process has found another site and elected its site's forwarders, and its links and
+        forwarders have not changed for two intervals (the other sites know them)."""
         if not self.alive():
             return False
         if self.evi_agent is not None:
             evi = self.show("evi") or {}
-            if not evi.get("links") or evi.get("control", {}).get("agent", {}).get("appointed") is None:
-                return False  # no other site found yet, or the site's forwarders not elected
+            if not evi.get("links") or not evi.get("control", {}).get("agent", {}).get("settled"):
+                return False  # no other site found yet, or the forwarders' election not known everywhere
         if self.agent is None:
             return True
         sessions = self.show("ha")["agent"]

@@ -27,6 +27,11 @@ def mac(lab: Any, host: str) -> str:
     return str(lab.plan["hosts"][host]["mac"])
 
 
+def NETID_KEY(lab: Any) -> int:  # noqa: N802 - a constant of the plan
+    """The GRE key of VLAN 100: its network id in the upper 24 bits, flow id 0."""
+    return int(lab.plan["evi"]["network_ids"]["v100"]) << 8
+
+
 def tunnel_address(site: int) -> str:
     return f"10.255.{site}.1"
 
@@ -56,9 +61,10 @@ def received_once(lab: Any, src: str, at: str) -> int:
 
 
 def core_captures(lab: Any, seconds: float = 8.0) -> list[traffic.Capture]:
-    """A capture on each of the core router's links to the edges."""
+    """A capture on each of the core router's links to the edges (also an edge no DUT runs on)."""
     core = lab.host("core")
-    return [traffic.Capture(core, lab.intf_towards("core", edge), seconds, 2000) for edge in lab.plan["gateways"]]
+    edges = lab.plan["hosts"]["core"]["core_links"]
+    return [traffic.Capture(core, lab.intf_towards("core", edge), seconds, 2000) for edge in edges]
 
 
 def inner(frame: Ether) -> Ether:

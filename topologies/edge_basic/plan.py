@@ -13,6 +13,7 @@ NAME = "edge-basic"
 PLAN: dict[str, Any] = {
     "name": NAME,
     "description": "one edge gateway with NAT and firewall, tenants on VLANs 10 and 20, a provider router and host",
+    "try": ["t1 ping -c1 203.0.113.10", "t1 ping -c1 -t1 203.0.113.10", "ext2 ping -c1 203.0.113.90"],
     "hosts": {
         "t1": {
             "ip": "172.16.10.11/24",

@@ -52,6 +52,7 @@ def _sr(
 PLAN: dict[str, Any] = {
     "name": NAME,
     "description": "DR node, transit switch, two SR edges with BFD failover, provider router",
+    "try": ["t1 ping -c1 198.51.100.10"],
     "hosts": {
         "t1": {
             "ip": "172.16.10.11/24",

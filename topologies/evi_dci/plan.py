@@ -73,6 +73,7 @@ def _edge(name: str) -> dict[str, Any]:
 PLAN: dict[str, Any] = {
     "name": NAME,
     "description": "three data-centre sites, VLAN 100 extended between them by EVI (MAC-in-GRE), VLAN 200 local",
+    "try": ["h1a ping -c1 10.100.0.13", "h1b ping -c1 10.200.0.22", "core tcpdump -ni core-eth0 -c4 ip proto 47"],
     "hosts": {
         **{f"h{n}a": _host(n, 100, "v100", f"sw{n}", f"02:00:0e:0{n}:01:00", f"10.100.0.1{n}/24") for n in (1, 2, 3)},
         **{f"h{n}b": _host(n, 200, "v200", f"sw{n}", f"02:00:0e:0{n}:02:00", f"10.200.0.2{n}/24") for n in (1, 2, 3)},
