@@ -410,11 +410,7 @@ class Cache:
             entry = tables[TUN].get((pidx, vlan, *KEY_TUN.unpack_from(buf)))
             if entry is not None:
                 if (entry.checked != self.epoch.value or self.verify) and not self._unchanged(entry):
-                    self._remove(entry)
-                    self.invalidations += 1
-                    self.misses += 1
-                    if pad:
-                        buf += pad
+                    self._stale(entry, buf, pad)
                     return None
                 return entry
         for mask in masks:
@@ -427,11 +423,7 @@ class Cache:
                 continue
             if entry.checked != self.epoch.value or self.verify:
                 if not self._unchanged(entry):
-                    self._remove(entry)
-                    self.invalidations += 1
-                    self.misses += 1
-                    if pad:
-                        buf += pad
+                    self._stale(entry, buf, pad)
                     return None
             if entry.ttl_dec and buf[22] <= entry.ttl_dec:
                 self.bypass += 1
@@ -448,6 +440,14 @@ class Cache:
         if pad:
             buf += pad  # the stages see the frame as it came
         return None
+
+    def _stale(self, entry: Entry, buf: bytearray, pad: bytes) -> None:
+        """A lookup found ``entry`` out of date: it goes, the frame meets the stages as it came."""
+        self._remove(entry)
+        self.invalidations += 1
+        self.misses += 1
+        if pad:
+            buf += pad
 
     def _unchanged(self, entry: Entry) -> bool:
         """Whether everything ``entry`` depends on is as it was at install."""

@@ -45,7 +45,7 @@ from typing import Any
 from gateway import config
 from gateway.evi.wire import AuthError, BadMessage, Site, open_message, packet, parse_site, seal
 from gateway.headers import ip_str
-from gateway.io.ipc import decode, encode
+from gateway.io import ipc
 
 CHUNK = 48  # MACs per advertisement (a datagram well under any core MTU)
 MAX_RATE = 50  # messages a second accepted from one site
@@ -101,28 +101,10 @@ class Agent:
 
     # -- the datapath -------------------------------------------------------------------
     def connect(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            try:
-                sock.connect(self.socket_path)
-                sock.send(encode({"type": "hello", "client": "evi"}))
-                sock.setblocking(False)
-                self.sock = sock
-                return
-            except OSError as exc:
-                sock.close()
-                if time.monotonic() > deadline:
-                    raise OSError(f"no datapath listening on {self.socket_path}: {exc.strerror}") from None
-                time.sleep(0.2)
+        self.sock = ipc.connect(self.socket_path, "evi", timeout)
 
     def to_datapath(self, meta: dict[str, Any], payload: bytes = b"") -> None:
-        if self.sock is None:
-            return
-        try:
-            self.sock.send(encode(meta, payload))
-        except BlockingIOError:
-            pass  # the datapath is busy: the next round repeats it
+        ipc.send_nowait(self.sock, meta, payload)  # (lost when busy: the next round repeats it)
 
     def _log(self, event: dict[str, Any]) -> None:
         print(json.dumps(event), flush=True)
@@ -384,17 +366,7 @@ class Agent:
             ready, _, _ = select.select([self.sock], [], [], wait)
             if not ready:
                 continue
-            while True:
-                try:
-                    data = self.sock.recv(65536)
-                except BlockingIOError:
-                    break
-                if not data:
-                    raise ConnectionError("the datapath closed the EVI socket")
-                try:
-                    meta, payload = decode(data)
-                except ValueError:
-                    continue
+            for meta, payload in ipc.received(self.sock):
                 kind = meta.get("type")
                 if kind == "packet":
                     self.on_packet(payload, time.monotonic())

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from gateway import config
 from gateway.ha.bfd import BFD_PORT, DOWN, HELLO_PORT, UP, Session
 from gateway.headers import IPPROTO_UDP, IPv4, Udp, ip_int, ip_str
-from gateway.io.ipc import decode, encode
+from gateway.io import ipc
 
 STATUS_EVERY = 1.0
 HELLO_EVERY = 0.3
@@ -130,27 +130,11 @@ class Agent:
 
     # -- the datapath ---------------------------------------------------------------------
     def connect(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            try:
-                sock.connect(self.socket_path)
-                sock.send(encode({"type": "hello", "client": "ha"}))  # BFD and hellos come to us
-                sock.setblocking(False)
-                self.sock = sock
-                return
-            except OSError as exc:
-                sock.close()
-                if time.monotonic() > deadline:
-                    raise OSError(f"no datapath listening on {self.socket_path}: {exc.strerror}") from None
-                time.sleep(0.2)
+        self.sock = ipc.connect(self.socket_path, "ha", timeout)  # BFD and hellos come to us
 
     def _send(self, meta: dict[str, object], payload: bytes = b"") -> None:
         assert self.sock is not None
-        try:
-            self.sock.send(encode(meta, payload))
-        except BlockingIOError:
-            pass  # the datapath is busy: this message is lost, the next BFD packet follows
+        ipc.send_nowait(self.sock, meta, payload)  # (lost when busy: the next BFD packet follows)
 
     def _log(self, event: dict[str, object]) -> None:
         print(json.dumps(event), flush=True)
@@ -308,17 +292,7 @@ class Agent:
             ready, _, _ = select.select([self.sock], [], [], max(0.0, min(wait, 0.02)))
             if not ready:
                 continue
-            while True:
-                try:
-                    data = self.sock.recv(65536)
-                except BlockingIOError:
-                    break
-                if not data:
-                    raise ConnectionError("the datapath closed the HA socket")
-                try:
-                    meta, payload = decode(data)
-                except ValueError:
-                    continue
+            for meta, payload in ipc.received(self.sock):
                 if meta.get("type") == "packet":
                     self.on_packet(meta, payload, time.monotonic())
                 elif meta.get("type") == "error":

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from gateway.bugs import report_bug
@@ -57,6 +58,53 @@ def decode(data: bytes) -> tuple[dict[str, Any], bytes]:
     if not isinstance(meta, dict) or not isinstance(meta.get("type"), str):
         raise ValueError("metadata must be a JSON object with a 'type'")
     return meta, payload
+
+
+# -- the process's side ----------------------------------------------------------------------
+def connect(path: str, client: str, timeout: float = 20.0) -> socket.socket:
+    """Connect a process to the datapath's transport at ``path`` and say hello as ``client``
+    (retried until the datapath listens, at most ``timeout`` s); the socket is non-blocking."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            sock.connect(path)
+            sock.send(encode({"type": "hello", "client": client}))
+            sock.setblocking(False)
+            return sock
+        except OSError as exc:
+            sock.close()
+            if time.monotonic() > deadline:
+                raise OSError(f"no datapath listening on {path}: {exc.strerror}") from None
+            time.sleep(0.2)
+
+
+def send_nowait(sock: socket.socket | None, meta: dict[str, Any], payload: bytes = b"") -> bool:
+    """Send one message; False when the datapath is busy (the message is lost: the sender's
+    next round repeats what matters) or there is no socket."""
+    if sock is None:
+        return False
+    try:
+        sock.send(encode(meta, payload))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def received(sock: socket.socket) -> Iterator[tuple[dict[str, Any], bytes]]:
+    """The messages waiting on a non-blocking socket; one that does not decode is skipped.
+    Raises ConnectionError when the datapath closed it."""
+    while True:
+        try:
+            data = sock.recv(MAX_MESSAGE)
+        except BlockingIOError:
+            return
+        if not data:
+            raise ConnectionError("the datapath closed the socket")
+        try:
+            yield decode(data)
+        except ValueError:
+            continue
 
 
 class IpcServer(UnixListener):

@@ -212,6 +212,9 @@ def test_named_clients_get_only_their_punts(tmp_path):
             if name is not None:
                 s.send(encode({"type": "hello", "client": name}))
                 assert decode(s.recv(4096))[0] == {"type": "hello", "client": name}
+        from suites.lib.expect import poll
+
+        poll(lambda: len(server.clients) == 3, what="the three clients accepted")  # (the nameless one too)
         bad = socks["ha"]
         bad.send(encode({"type": "hello", "client": 5}))
         assert decode(bad.recv(4096))[0]["type"] == "error"
