@@ -41,8 +41,10 @@ CAPABILITIES: dict[str, str] = {
     "sec.arp": "an ARP broadcast claiming the gateway's address is not passed on to the other hosts",
     "mgmt.inband": "in-band management: an address on the uplink reaches the gateway's management service "
     "(HTTP, GET /node answers the node's name) from the allowed prefix only",
-    "evi.l2": "an instance extended between sites over MAC-in-GRE (NVGRE: key = network id, DF set): "
+    "evi.l2": "an instance extended between sites over an IP core (by any tunnel: evi.gre says which): "
     "hosts at three sites share one L2 domain; a local VLAN and another instance with the same VLAN stay local",
+    "evi.gre": "the EVI wire format: MAC-in-GRE (key bit only, protocol 0x6558, the network id in the key's "
+    "upper 24 bits, DF set), as Open vSwitch's GRE ports and tcpdump read it",
     "evi.flooding": "across sites only broadcast goes, one copy per remote site; no unknown unicast; "
     "nothing from one site is sent on to another (split horizon)",
     "evi.discovery": "EVI links form a full mesh from registrations with a discovery server (no per-pair "

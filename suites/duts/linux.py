@@ -58,6 +58,10 @@ class LinuxGateway(GatewayHandle):
             "ha.failover",
             "ha.preempt",
             "fault.crash",
+            # EVI over VXLAN (linux_render.evi): one L2 domain, flooding control, DF.
+            "evi.l2",
+            "evi.flooding",
+            "evi.mtu",
         }
     )
 
@@ -114,12 +118,11 @@ class LinuxGateway(GatewayHandle):
 
     def _no_instance(self) -> int:
         total = 0
-        out = run_root(
-            ["ovs-ofctl", "dump-flows", self.spec["ovs_bridge"], f"cookie={NO_INSTANCE_COOKIE}/-1"], check=False
-        )
-        for field in out.stdout.replace(",", " ").split():
-            if field.startswith("n_packets="):
-                total += int(field.split("=")[1])
+        for trunk in self.spec["trunks"].values():
+            out = run_root(["ovs-ofctl", "dump-flows", trunk["bridge"], f"cookie={NO_INSTANCE_COOKIE}/-1"], check=False)
+            for field in out.stdout.replace(",", " ").split():
+                if field.startswith("n_packets="):
+                    total += int(field.split("=")[1])
         return total
 
     def counters(self) -> dict[str, Any]:
@@ -134,7 +137,19 @@ class LinuxGateway(GatewayHandle):
         dropped["firewall"] = nft.get("fw", 0)
         dropped["nat"] = nft.get("nat", 0)
         dropped["other"] = snmp.get("Ip.InDiscards", 0)
+        dropped["tunnel"] = self._vxlan_drops()
         return {"forwarded": self._tx_packets(), "dropped": dropped}
+
+    def _vxlan_drops(self) -> int:
+        """What the VXLAN devices of an EVI edge refused to send (too big for the path) or lost."""
+        ev = self.spec.get("evi")
+        if ev is None or ev["idle"]:
+            return 0
+        total = 0
+        for vx in ev["vxlans"]:
+            stats = json.loads(self._run(["ip", "-s", "-j", "link", "show", "dev", vx["name"]]))[0]["stats64"]
+            total += int(stats["tx"]["errors"]) + int(stats["tx"]["dropped"])
+        return total
 
     # -- runtime changes -------------------------------------------------------------------
     def add_route(self, prefix: str, via: str | list[str], router: str = "t1") -> None:
@@ -215,8 +230,9 @@ class LinuxGateway(GatewayHandle):
             res = run(self.node, argv, check=False)
             parts.append(f"$ {' '.join(argv)}\n{res.stdout}{res.stderr}")
         if self.spec["trunks"]:
-            res = run_root(["ovs-ofctl", "dump-flows", self.spec["ovs_bridge"]], check=False)
-            parts.append(f"$ ovs-ofctl dump-flows {self.spec['ovs_bridge']}\n{res.stdout}{res.stderr}")
+            for trunk in self.spec["trunks"].values():
+                res = run_root(["ovs-ofctl", "dump-flows", trunk["bridge"]], check=False)
+                parts.append(f"$ ovs-ofctl dump-flows {trunk['bridge']}\n{res.stdout}{res.stderr}")
         out = {f"{self.name}-linux.txt": "\n".join(parts)}
         log = self.driver.lab.rundir / f"{self.name}-keepalived.log"
         if log.exists():
@@ -292,6 +308,8 @@ class LinuxDriver(DutDriver):
                 run(node, ["ip", "addr", "add", address, "dev", br])
         for prefix, via in spec["routes"]:
             run(node, ["ip", "route", "replace", prefix, "via", via])
+        if spec["evi"] is not None:
+            self._evi_up(node, spec["evi"])
         path = lab.rundir / f"{gateway}-linux.nft"
         path.write_text(spec["nft"])
         run(node, ["nft", "-f", str(path)])
@@ -354,14 +372,33 @@ class LinuxDriver(DutDriver):
                 proc.kill()
                 proc.wait(timeout=5)
 
+    def _evi_up(self, node: Any, ev: dict[str, Any]) -> None:
+        """The tunnel address on the core port; per extended instance a VXLAN device in its
+        bridge, flooding broadcast (only) to the other sites' edges."""
+        run(node, ["ip", "addr", "add", ev["address"], "dev", ev["port"]])
+        run(node, ["ip", "link", "set", ev["port"], "up"])
+        if ev["gateway"]:
+            for remote in ev["remotes"]:
+                run(node, ["ip", "route", "replace", f"{remote}/32", "via", ev["gateway"]])
+        if ev["idle"]:
+            return
+        local = ev["address"].split("/")[0]
+        for vx in ev["vxlans"]:
+            name = vx["name"]
+            run(node, ["ip", "link", "add", name, "type", "vxlan", "id", str(vx["vni"]), "local", local,
+                       "dstport", "4789", "ttl", "64", "df", "set"])  # fmt: skip
+            run(node, ["sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1"], check=False)
+            run(node, ["ip", "link", "set", name, "mtu", str(vx["mtu"]), "master", vx["bridge"], "up"])
+            run(node, ["bridge", "link", "set", "dev", name, "flood", "off", "mcast_flood", "off"])
+            for remote in ev["remotes"]:
+                run(node, ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", name, "dst", remote])
+
     def _trunks_up(self, gateway: str, spec: dict[str, Any], node: Any) -> None:
         """Each trunk port leaves the node for an OVS userspace bridge with an access port per VLAN."""
-        if not spec["trunks"]:
-            return
-        br = spec["ovs_bridge"]
-        run_root(["ovs-vsctl", "--may-exist", "add-br", br, "--", "set", "bridge", br, "datapath_type=netdev",
-                  "fail_mode=secure"])  # fmt: skip
         for trunk in spec["trunks"].values():
+            br = trunk["bridge"]
+            run_root(["ovs-vsctl", "--may-exist", "add-br", br, "--", "set", "bridge", br, "datapath_type=netdev",
+                      "fail_mode=secure"])  # fmt: skip
             ifname = trunk["ifname"]
             run(node, ["ip", "link", "set", ifname, "netns", "1"])
             run_root(["sysctl", "-qw", f"net.ipv6.conf.{ifname}.disable_ipv6=1"], check=False)
@@ -385,7 +422,7 @@ class LinuxDriver(DutDriver):
             run_root(
                 ["ovs-ofctl", "add-flow", br, f"cookie={NO_INSTANCE_COOKIE},priority=50,in_port={ifname},actions=drop"]
             )
-        run_root(["ovs-ofctl", "add-flow", br, "priority=0,actions=NORMAL"])
+            run_root(["ovs-ofctl", "add-flow", br, "priority=0,actions=NORMAL"])
 
     def stop(self, gateway: str) -> None:
         """Undo it all; every step runs even if one failed (the node may be half set up)."""
@@ -396,13 +433,17 @@ class LinuxDriver(DutDriver):
         self.kill_keepalived(gateway, signal.SIGTERM)
         run(node, ["nft", "delete", "table", "ip", TABLE], check=False)
         if spec["trunks"]:
-            run_root(["ovs-vsctl", "--if-exists", "del-br", spec["ovs_bridge"]], check=False)
             for trunk in spec["trunks"].values():
+                run_root(["ovs-vsctl", "--if-exists", "del-br", trunk["bridge"]], check=False)
                 # Back into the node, where Mininet will look for it at teardown.
                 run_root(["ip", "link", "set", trunk["ifname"], "netns", str(node.pid)], check=False)
                 run(node, ["ip", "link", "set", trunk["ifname"], "up"], check=False)
                 for pair in trunk["vlans"].values():
                     run_root(["ip", "link", "del", pair["root"]], check=False)
+        if spec["evi"] is not None:
+            for vx in spec["evi"]["vxlans"]:
+                run(node, ["ip", "link", "del", vx["name"]], check=False)
+            run(node, ["ip", "addr", "flush", "dev", spec["evi"]["port"]], check=False)
         for instance in spec["bridges"].values():
             run(node, ["ip", "link", "del", instance["name"]], check=False)
         run(node, ["ip", "route", "flush", "table", "main"], check=False)

@@ -9,7 +9,8 @@ How the intent maps onto this kernel:
   namespace; its router port's address and MAC are the bridge's;
 - a port whose records carry VLANs is a trunk: this kernel has no 802.1Q
   sub-interfaces, so the trunk interface is handed to an Open vSwitch
-  userspace bridge ``<node>-vl`` in the root namespace, with one access port
+  userspace bridge ``<node>-vl<i>`` (one per trunk, so the same VLAN on two
+  trunks stays two instances) in the root namespace, with one access port
   (``tag=<vlan>``) per record, a veth into the node that joins the instance's
   bridge; OpenFlow rules admit only the recorded VLANs on the trunk and count
   what they refuse (a frame of no instance);
@@ -26,6 +27,14 @@ How the intent maps onto this kernel:
   ``tx_ms``; keepalived sends the gratuitous ARPs.  VRRP needs an address of
   the node's own on each segment: the highest free addresses of the subnet
   are taken for that (``base``), outside everything the plan names;
+- EVI (``evi``): Linux has no MAC-in-GRE here (this kernel has no GRE) and no
+  EVI control plane, so an extended instance is a VXLAN device (VNI = the
+  network id, DF set, TTL 64) in the instance's bridge, with head-end
+  replication to the other sites' edges listed from the plan (a static full
+  mesh: no discovery), unknown unicast and multicast not flooded to it, MACs
+  learned from the data plane; its MTU is the core's minus VXLAN's 50 bytes.
+  A site's second edge stays idle (Linux has no appointed forwarder: two
+  would loop the site);
 - the firewall is an nftables forward chain: the configured rules in order on
   every packet (so a rule added at run time stops a running flow, as the
   intent says), then established/related, then tenant-initiated traffic, then
@@ -48,8 +57,9 @@ def bridge(instance: str) -> str:
     return f"br-{instance}"[:15]
 
 
-def ovs_bridge(node: str) -> str:
-    return f"{node}-vl"[:15]
+def ovs_bridge(node: str, index: int) -> str:
+    """The OVS bridge of the node's ``index``-th trunk port."""
+    return f"{node}-vl{index}"[:15]
 
 
 def vlan_pair(node: str, port: str, vlan: int) -> tuple[str, str]:
@@ -155,7 +165,9 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
             if rec["vlan"] is None:
                 bridges[inst]["members"].append(port["ifname"])
                 continue
-            trunk = trunks.setdefault(rec["port"], {"ifname": port["ifname"], "vlans": {}})
+            trunk = trunks.setdefault(
+                rec["port"], {"ifname": port["ifname"], "vlans": {}, "bridge": ovs_bridge(gateway, len(trunks))}
+            )
             root_side, node_side = vlan_pair(gateway, rec["port"], rec["vlan"])
             trunk["vlans"][rec["vlan"]] = {"instance": inst, "root": root_side, "node": node_side}
             bridges[inst]["members"].append(node_side)
@@ -185,15 +197,51 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
     if up_instance is not None:
         bridges[up_instance]["addresses"] += [f"{a}/32" for a in router_publics]
     return {
+        "evi": evi(plan, gateway),
         "vrrp": vrrp(plan, gateway, bridges, vips),
         "node": gateway,
         "bridges": bridges,
         "trunks": trunks,
-        "ovs_bridge": ovs_bridge(gateway),
         "routes": routes,
         "uplink": uplink,
         "publics": router_publics,
         "nft": nftables(gw, uplink, router_publics),
+    }
+
+
+VXLAN_OVERHEAD = 50  # outer IPv4 20 + UDP 8 + VXLAN 8 + the inner Ethernet header 14
+
+
+def evi(plan: dict[str, Any], gateway: str) -> dict[str, Any] | None:
+    """The VXLAN side of an edge with ``evi`` intent (see the module docstring)."""
+    gw = plan["gateways"][gateway]
+    ev = gw.get("evi")
+    if ev is None:
+        return None
+    me = ev["address"].split("/")[0]
+    edges = {name: g["evi"] for name, g in plan["gateways"].items() if g.get("evi")}
+    first: dict[int, str] = {}  # site -> the address of the edge that carries it (the lowest)
+    for other in edges.values():
+        addr = other["address"].split("/")[0]
+        if other["site"] not in first or ipaddress.IPv4Address(addr) < ipaddress.IPv4Address(first[other["site"]]):
+            first[other["site"]] = addr
+    remotes = [addr for site, addr in first.items() if site != ev["site"]]
+    remotes += [link["address"] for link in ev.get("links", []) if link["address"] not in remotes]
+    return {
+        "port": gw["ports"][ev["port"]]["ifname"],
+        "address": ev["address"],
+        "gateway": ev.get("gateway"),
+        "idle": first[ev["site"]] != me,
+        "remotes": sorted(remotes, key=ipaddress.IPv4Address),
+        "vxlans": [
+            {
+                "name": f"vx{netid}"[:15],
+                "vni": netid,
+                "bridge": bridge(inst),
+                "mtu": ev.get("mtu", 1500) - VXLAN_OVERHEAD,
+            }
+            for inst, netid in sorted(ev["instances"].items())
+        ],
     }
 
 

@@ -81,6 +81,7 @@ def test_another_instance_with_the_same_vlan_id_stays_isolated(dci: Any) -> None
         assert not [f for f in cap.frames if f.src == mac(dci, "x1")], f"x1's frame reached {cap.host.name}"
 
 
+@pytest.mark.needs("evi.gre")
 def test_the_core_sees_mac_in_gre_with_the_network_id_and_df(dci: Any) -> None:
     caps = core_captures(dci)
     try:
@@ -102,6 +103,7 @@ def test_the_core_sees_mac_in_gre_with_the_network_id_and_df(dci: Any) -> None:
     assert [(p[IP].src, p[IP].dst) for p in gre] == [("10.255.1.1", "10.255.2.1")]
 
 
+@pytest.mark.needs("evi.gre")
 def test_an_independent_decoder_reads_the_wire_format(dci: Any) -> None:
     """tcpdump's GRE dissector (not the suites' scapy) on the core: version 0, only the key
     bit, the network id in the key's upper 24 bits, TEB, DF, and the inner frame."""

@@ -20,7 +20,7 @@ from suites.lib import evi, traffic
 from suites.lib.expect import poll
 from suites.lib.ovs_peer import gre_peer
 
-pytestmark = pytest.mark.needs("evi.l2")
+pytestmark = pytest.mark.needs("evi.l2", "evi.gre")
 
 
 @pytest.fixture(scope="module")

@@ -68,12 +68,25 @@ def core_captures(lab: Any, seconds: float = 8.0) -> list[traffic.Capture]:
 
 
 def inner(frame: Ether) -> Ether:
-    return Ether(bytes(frame[GRE].payload))
+    return Ether(tunnel_payload(frame) or b"")
+
+
+VXLAN_PORT = 4789
+
+
+def tunnel_payload(frame: Ether) -> bytes | None:
+    """What a tunnel packet carries (MAC-in-GRE, or VXLAN for a DUT that uses it); None for
+    anything else."""
+    if frame.haslayer(GRE):
+        return bytes(frame[GRE].payload)
+    if frame.haslayer(UDP) and frame[UDP].dport == VXLAN_PORT:
+        return bytes(frame[UDP].payload)[8:]
+    return None
 
 
 def gre_with(frames: list[Ether], marker: bytes) -> list[Ether]:
-    """The GRE packets whose inner frame carries ``marker``."""
-    return [f for f in frames if f.haslayer(GRE) and marker in bytes(f[GRE].payload)]
+    """The tunnel packets (GRE, or VXLAN) whose inner frame carries ``marker``."""
+    return [f for f in frames if marker in (tunnel_payload(f) or b"")]
 
 
 def marked_frame(lab: Any, src: str, dst_mac: str) -> tuple[Ether, bytes]:
@@ -142,7 +155,7 @@ def arp_across(lab: Any, src: str, target: str) -> tuple[list[ARP], list[Ether]]
         f
         for c in caps
         for f in c.frames
-        if f.haslayer(GRE) and inner(f).haslayer(ARP) and inner(f)[ARP].pdst == ip(lab, target)
+        if tunnel_payload(f) is not None and inner(f).haslayer(ARP) and inner(f)[ARP].pdst == ip(lab, target)
     ]
     return replies, tunnelled
 

@@ -18,10 +18,13 @@ ${DUT}      reference
 
 
 *** Test Cases ***
-The Sites Find Each Other And Share One L2 Domain
+The Sites Find Each Other
     [Tags]    needs:evi.discovery
     Given the gateways have settled
     Then every site reaches every other in the extended VLAN
+
+Hosts At Three Sites Share One L2 Domain
+    Given the gateways have settled
     When h1a pings h3a
     Then the ping succeeds
     And the replies arrive with TTL 64
@@ -36,6 +39,7 @@ The Same VLAN On Another Port Is Another Instance
     Then the ping fails
 
 The Core Carries MAC-In-GRE
+    [Tags]    needs:evi.gre
     Given h1a pings h2a
     When h1a sends a frame to h2a while the core is captured
     Then the core carries it as MAC-in-GRE with network id 5100 and DF
