@@ -246,8 +246,9 @@ class LinuxDriver(DutDriver):
     capabilities = LinuxGateway.capabilities
     description = (
         "the Linux kernel as the gateway: IP forwarding, a Linux bridge per instance, nftables NAT and a "
-        "conntrack firewall; VLAN trunks end on an Open vSwitch userspace bridge with one access port per "
-        "instance (this kernel has no 802.1Q); the DR/SR split is one routing table (one hop, not two)"
+        "conntrack firewall; VLAN trunks end on an Open vSwitch userspace bridge each, with one access port per "
+        "instance (this kernel has no 802.1Q); the DR/SR split is one routing table (one hop, not two); EVI over "
+        "VXLAN with a static mesh (this kernel has no GRE)"
     )
 
     def __init__(self, lab: Any) -> None:
