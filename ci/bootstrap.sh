@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 PKGS=(mininet openvswitch-switch ethtool iputils-ping tcpdump iproute2 netsniff-ng nftables frr
-      python3-venv python3-pip procps make chromium chromium-driver keepalived)
+      python3-venv python3-pip procps make chromium chromium-driver keepalived isc-dhcp-client dnsmasq-base)
 missing=()
 for pkg in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

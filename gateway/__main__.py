@@ -12,6 +12,7 @@ from gateway.fpm import FPM_PORT, FpmError, FpmServer, listen_in
 from gateway.headers import ip_str
 from gateway.io import frr, kernel_side
 from gateway.io.netdev import PortError
+from gateway.supervisor import Supervisor
 
 
 def start_routing(dp: Datapath) -> None:
@@ -53,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
             dp.open_ipc(ha_socket)
         if cfg.evi is not None:
             dp.open_ipc(cfg.evi.socket)  # the EVI control process (gateway/evi/agent.py)
+        if cfg.services:
+            dp.open_services()  # the data-plane services (gateway/io/service.py) ...
+            supervisor = Supervisor(cfg.services, args.config)
+            dp.listeners.append(supervisor)
+            supervisor.start()  # ... whose processes run with the daemon
         if dp.kernel is not None and dp.kernel.tap is not None:
             kernel_side.setup(cfg.node, dp.kernel.tap.ifname, dp.kernel.namespaces())
             start_routing(dp)

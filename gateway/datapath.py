@@ -36,11 +36,12 @@ from gateway.ha.ownership import Ownership
 from gateway.headers import ETH_P_8021Q, describe, ipv4_check
 from gateway.io import Transport, open_port
 from gateway.io.ipc import IpcServer
+from gateway.io.service import RESUMABLE, ServiceServer
 from gateway.kernel import Kernel
 from gateway.model import Port, Router
 from gateway.monitor import Monitor
 from gateway.packet import Packet
-from gateway.pipeline import Pipeline
+from gateway.pipeline import STAGE_ORDER, Pipeline
 from gateway.tables.mac import MacTable
 
 BATCH = 64
@@ -63,6 +64,8 @@ class Datapath:
         self.stopping = False
         self.ipc: IpcServer | None = None  # when processes (the HA agent) may connect
         self.ipcs: list[IpcServer] = []  # every process transport (the HA agent's, the EVI process's)
+        self.services: ServiceServer | None = None  # the data-plane services' transport (open_services)
+        self._where: dict[str, dict[Any, int]] = {}
         self.evi_control = (
             EviControl(self.model.evi, self.macs, self._emit_frame) if self.model.evi is not None else None
         )
@@ -109,15 +112,76 @@ class Datapath:
         self.listeners.append(server)
         return server
 
+    def open_services(self, path: str | None = None) -> ServiceServer:
+        """Serve the service transport (``io/service.py``) to the configured services."""
+        model = self.model
+        names = {
+            "stages": list(STAGE_ORDER),
+            "ports": list(model.ports),
+            "instances": list(model.instances),
+            "routers": [r.label for r in model.routers],
+        }
+        self._where = {
+            "instance": {name: i for i, name in enumerate(names["instances"])},
+            "port": {name: i for i, name in enumerate(names["ports"])},
+            "router": {id(r): i for i, r in enumerate(model.routers)},
+        }
+        self.services = ServiceServer(path or self.cfg.services_socket, self.cfg.services, names, self._resume)
+        self.listeners.append(self.services)
+        return self.services
+
+    def _resume(
+        self, stage: int, frame: bytearray, instance: int, port: int, vlan: int | None, router: int
+    ) -> str | None:
+        """A frame a service returned, carried on at ``stage``; the reason when it is refused."""
+        if not 0 <= stage < len(STAGE_ORDER) or STAGE_ORDER[stage] not in RESUMABLE:
+            return f"stage {stage} is not one a service may resume at ({', '.join(RESUMABLE)})"
+        name = STAGE_ORDER[stage]
+        if name == "egress":
+            ports = list(self.model.ports.values())
+            if not 0 <= port < len(ports) or (ports[port].name, vlan) not in self.model.records:
+                return f"port {port} VLAN {vlan} is no record of an instance"
+            if len(frame) < 14:
+                return "a frame shorter than an Ethernet header"
+            pkt = Packet(frame, None, None)
+            pkt.outputs = [(ports[port], vlan)]
+            self.pipeline.run(pkt, "egress")
+            return None
+        if not 0 <= router < len(self.model.routers) or self.model.routers[router].kind != name:
+            return f"router {router} is not a {name}"
+        try:
+            self.send_from(self.model.routers[router], bytes(frame))
+        except ValueError as exc:
+            return str(exc)
+        return None
+
     def punt(self, client: str, meta: dict[str, Any], payload: bytes) -> bool:
-        """Hand a packet to ``client``: "kernel" (the TAP, tag ``meta["tag"]``) or a process
-        ("ha", "evi"); False when there is none."""
+        """Hand a packet to ``client``: "kernel" (the TAP, tag ``meta["tag"]``), "service" (the
+        data-plane service that takes it) or a process ("ha", "evi"); False when there is none."""
         if client == "kernel":
             return self.kernel is not None and self.kernel.deliver(meta["tag"], payload)
+        if client == "service":
+            return self._to_service(meta, payload)
         delivered = False
         for server in self.ipcs:
             delivered = server.deliver(client, meta, payload) or delivered
         return delivered
+
+    def _to_service(self, meta: dict[str, Any], payload: bytes) -> bool:
+        services = self.services
+        ihl = (payload[0] & 0x0F) * 4
+        svc = services.wants(payload[9], payload[ihl + 2] << 8 | payload[ihl + 3]) if services is not None else None
+        if svc is None or services is None:
+            return False
+        w = self._where
+        inst, port = meta["instance"], meta["port"]
+        where = (
+            w["instance"].get(inst.name, 0) if inst is not None else 0,
+            w["port"].get(port.name, 0) if port is not None else 0,
+            meta["vlan"],
+            w["router"].get(id(meta["router"]), 0),
+        )
+        return services.punt(svc, payload, where)
 
     def _send_message(self, meta: dict[str, Any], payload: bytes) -> None:
         self.send_from(self.model.router(meta["router"], "sr"), payload)

@@ -200,6 +200,9 @@ class Model:
     ownership_generation: int = 0
     # EVI between sites (``gateway/evi``), when configured.
     evi: Evi | None = None
+    # (protocol, port) of packets for a router (its address, or a broadcast on its segment)
+    # that go to a data-plane service process (io/service.py), from the config.
+    service_ports: frozenset[tuple[int, int]] = frozenset()
 
     def router(self, name: Any, kind: str) -> Router:
         """The ``kind`` half (dr or sr) of router ``name`` (also given as its label, ``t1-sr``)."""
@@ -335,6 +338,7 @@ def build(cfg: Config, epoch: Epoch) -> Model:
         _add_kernel(model, cfg)
     if cfg.evi is not None:
         _add_evi(model, cfg, epoch)
+    model.service_ports = frozenset(p for s in cfg.services for p in s.punts)
     return model
 
 

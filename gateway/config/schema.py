@@ -34,6 +34,7 @@ Schema (see ``topologies/edge_basic.py`` for a full example)::
     io: block                # block: PACKET_MMAP rings (default); socket: two system calls per frame
     kernel: {tap: ..., tlrs: [...], management: {...}}   # the user-kernel transport: kernel.py
     evi: {site: 1, port: core, address: ..., instances: {...}}  # MAC-in-GRE to other sites: evi.py
+    services: {socket: ..., list: [{name, kind: dhcp-relay, ...}]}  # data-plane processes: services.py
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ from gateway.config.routers import (
     parse_half,
     parse_transit,
 )
+from gateway.config.services import parse_services
+from gateway.io.service import ServiceConfig
 
 PORT_ROLES = ("tenant", "uplink", "transit", "management", "core")
 
@@ -107,6 +110,8 @@ class Config:
     io: str = "block"
     kernel: KernelConfig | None = None
     evi: EviConfig | None = None
+    services: list[ServiceConfig] = field(default_factory=list)
+    services_socket: str = ""
 
 
 def load(path: str | Path) -> Config:
@@ -138,7 +143,10 @@ def parse(text: str, source: str = "<config>") -> Config:
 def build(raw: Any, source: str = "<config>") -> Config:
     r = Reader(source)
     top = r.mapping(
-        raw, "", ("node", "ports", "instances"), ("control_socket", "routers", "tables", "cache", "io", "kernel", "evi")
+        raw,
+        "",
+        ("node", "ports", "instances"),
+        ("control_socket", "routers", "tables", "cache", "io", "kernel", "evi", "services"),
     )
     node = r.name(top["node"], "node")
     sock = r.path(top.get("control_socket", f"/run/edgelab/{node}.sock"), "control_socket")
@@ -292,4 +300,7 @@ def build(raw: Any, source: str = "<config>") -> Config:
         evi = parse_evi(r, top["evi"], ports, instances, node)
         if any(rc.name == "evi" for rc in routers):
             raise r.fail("evi", "a router named 'evi' would clash with the EVI tunnel endpoint; rename the router")
-    return Config(node, sock, ports, instances, routers, tables, source, cache, io, kernel, evi)
+    cfg = Config(node, sock, ports, instances, routers, tables, source, cache, io, kernel, evi)
+    if top.get("services") is not None:
+        cfg.services_socket, cfg.services = parse_services(r, top["services"], node)
+    return cfg

@@ -57,6 +57,7 @@ SHOW: dict[str, Callable[[Datapath], Any]] = {
     "ha": lambda dp: dp.ha(),
     "mirror": lambda dp: dp.monitor.show(),
     "listeners": lambda dp: [x.listener_counters() for x in dp.listeners],
+    "services": lambda dp: dp.services.counters() if dp.services is not None else None,
     "evi": lambda dp: (
         {**dp.model.evi.show(), "control": dp.evi_control.show()}  # type: ignore[union-attr]
         if dp.model.evi is not None

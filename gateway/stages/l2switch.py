@@ -86,6 +86,21 @@ class L2Switch(Stage):
             if fx is not None:
                 fx.no_cache("flood")
             is_arp = buf[12] == ETH_P_ARP >> 8 and buf[13] == ETH_P_ARP & 0xFF
+            if rp is not None and not is_arp and self.ctx.model.service_ports and self._for_service(buf):
+                # A broadcast a router's service takes (DHCP for the relay): flooded as ever, and
+                # a copy to the router.
+                flood = self._flood_list(pkt, dst == BROADCAST)
+                if flood:
+                    copy = Packet(bytearray(buf), pkt.in_port, pkt.vlan)
+                    copy.instance = inst
+                    copy.outputs = flood
+                    copy.trace = pkt.trace
+                    self.ctx.emit(copy, "egress")
+                    self.floods += 1
+                pkt.router = rp.router
+                pkt.rport = rp
+                pkt.note(self.name, f"broadcast for a service: flood {len(flood)} member(s) and to {rp.label}")
+                return rp.router.kind
             if is_arp and inst.netid is not None and pkt.in_port.role != "evi":  # type: ignore[union-attr]
                 answered = self._suppress_arp(pkt)
                 if answered is not None:
@@ -140,6 +155,15 @@ class L2Switch(Stage):
                 return self.drop(pkt, "split-horizon", f"{mac_str(dst)} from {pkt.in_port.name} to {entry.port.name}")  # type: ignore[union-attr]
             return "evi_encap"
         return "egress"
+
+    def _for_service(self, buf: bytearray) -> bool:
+        """An IPv4 UDP broadcast to a port a data-plane service takes."""
+        if len(buf) < 42 or buf[12] != 0x08 or buf[13] != 0x00 or buf[23] != 17:
+            return False
+        ihl = (buf[14] & 0x0F) * 4
+        if len(buf) < 14 + ihl + 4:
+            return False
+        return (17, buf[14 + ihl + 2] << 8 | buf[14 + ihl + 3]) in self.ctx.model.service_ports
 
     def _suppress_arp(self, pkt: Packet) -> str | None:
         """ARP flood suppression: a request for a remote host the edge knows is answered here

@@ -80,6 +80,7 @@ class RouterStage(Stage):
         "arp-spoofed",  # ARP claiming one of the router's own addresses for another MAC
         "urpf",  # from a tenant segment with a source address not on that segment
         "not-forwarding",  # through a router that only terminates (the EVI tunnel endpoint)
+        "service-unavailable",  # for a data-plane service whose process is gone, late or full (fail-closed)
     )
 
     def __init__(self, ctx: Context) -> None:
@@ -125,6 +126,12 @@ class RouterStage(Stage):
         dst = int.from_bytes(buf[30:34], "big")
         router: Router = pkt.router  # type: ignore[assignment]
         rport = pkt.rport
+        if self.ctx.model.service_ports and buf[23] == IPPROTO_UDP and (dst in router.local_ips or dst == 0xFFFFFFFF):
+            # For a data-plane service (before uRPF: a DHCP client has no address yet).
+            ihl = (buf[14] & 0x0F) * 4
+            dport = buf[14 + ihl + 2] << 8 | buf[14 + ihl + 3] if total - ihl >= 8 else -1
+            if (IPPROTO_UDP, dport) in self.ctx.model.service_ports:
+                return self.to_service(pkt, total)
         if router.kind == "dr" and rport is not None and rport is not router.transit_port:
             # uRPF on a tenant segment: its hosts send from its subnet, nothing else.
             src = int.from_bytes(buf[26:30], "big")
@@ -326,6 +333,18 @@ class RouterStage(Stage):
             what = f"protocol {proto}" + (f" port {port}" if port is not None else "")
             return self.drop(pkt, "mgmt-refused", f"{what} from {ip_str(src)}")
         return self.to_kernel(pkt, MANAGEMENT_TAG, total, "the management namespace")
+
+    def to_service(self, pkt: Packet, total: int) -> str:
+        """A packet for a data-plane service (a DHCP request on the segment, say): handed to its
+        process with where it came from; what returns resumes elsewhere (io/service.py)."""
+        if pkt.fx is not None:
+            pkt.fx.no_cache("service")
+        meta = {"instance": pkt.instance, "port": pkt.in_port, "vlan": pkt.vlan, "router": pkt.router}
+        if not self.ctx.punt("service", meta, bytes(pkt.buf[14 : 14 + total])):
+            return self.drop(pkt, "service-unavailable", "its process is gone, late or full (fail-closed)")
+        self.punted += 1
+        pkt.note(self.name, "to a data-plane service")
+        return DONE
 
     def to_kernel(self, pkt: Packet, tag: int, total: int, where: str) -> str:
         meta = {"tag": tag, "router": pkt.router.label}  # type: ignore[union-attr]

@@ -56,6 +56,8 @@ CAPABILITIES: dict[str, str] = {
     "nothing goes into the core",
     "evi.multihoming": "a site with two edges: each extended instance has one appointed forwarder, so no frame "
     "enters the core or the site twice; when it fails the other edge takes the instance over",
+    "dhcp.relay": "DHCP relayed from a tenant segment to a server by unicast, giaddr the gateway's address "
+    "there, option 82 naming the (port, VLAN) the client came in on, removed from the reply",
     "fault.process": "one process of the gateway (its EVI control process) can be stopped and started alone",
     "evi.mtu": "a frame that does not fit the core with the tunnel overhead is dropped and counted, never fragmented",
     "internals.show": "the reference gateway's show output (drop names, MAC/ARP/FIB tables)",

@@ -107,6 +107,9 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
         cfg["routers"].append(router)
     if "evi" in gw:
         cfg["evi"] = copy.deepcopy(gw["evi"])
+    if "dhcp_relay" in gw:
+        relay = {"name": "dhcp-relay", "kind": "dhcp-relay", "dhcp": {"server": gw["dhcp_relay"]["server"]}}
+        cfg["services"] = {"list": [relay]}
     if "management" in gw:
         cfg.setdefault("kernel", {})["management"] = copy.deepcopy(gw["management"])
     if "bgp" in gw:
@@ -294,6 +297,8 @@ class ReferenceDriver(DutDriver):
                 has_ha = True
         if cfg.get("evi") is not None:
             cfg["evi"]["socket"] = str(lab.rundir / f"{gateway}-evi.sock")
+        if cfg.get("services") is not None:
+            cfg["services"]["socket"] = str(lab.rundir / f"{gateway}-svc.sock")
         cfg_path = lab.rundir / f"{gateway}.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         log_path = lab.rundir / f"{gateway}.log"

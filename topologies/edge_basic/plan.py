@@ -164,6 +164,9 @@ PLAN: dict[str, Any] = {
                 "allow": ["198.51.100.0/24"],
                 "ports": [{"proto": "tcp", "port": 8080}, {"proto": "icmp"}],
             },
+            # DHCP from the tenant segments is relayed to the server on t3 (app), option 82 telling
+            # it which (port, VLAN) record each client came in on.
+            "dhcp_relay": {"server": "172.16.20.13"},
             # The reference gateway also gives router t1's SR a namespace of its own on its kernel
             # transport (the SR's addresses, for control-plane daemons).
             "dut": {"reference": {"kernel": {"tlrs": ["t1"]}, "tables": {"mac_per_instance": 256}}},

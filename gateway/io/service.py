@@ -1,0 +1,247 @@
+"""The service transport: packets handed to data-plane processes, and resumed when they return.
+
+Where this sits: polled by the datapath loop like its other listeners (after
+VPP's punt socket).  A service process connects to a SOCK_SEQPACKET socket
+and registers, in one JSON line, what it wants::
+
+    {"type": "register", "service": "dhcp-relay", "punts": [{"proto": "udp", "port": 67}]}
+
+and is answered with the names the binary headers number: stages, ports,
+instances, routers.  Then every message is :data:`HEADER` and a frame:
+
+    version  kind  flags  seq  stage  -  instance  port  vlan  router
+
+- datapath -> service, ``kind`` PUNT: a frame a router received for one of
+  the registered (protocol, port) pairs (a broadcast on a segment, or for the
+  router's address), with where it came from;
+- service -> datapath, ``kind`` RESUME: a frame to carry on with at
+  ``stage`` — ``dr``/``sr``: an IPv4 packet the named router sends as its own
+  (routed, and through the SR's services); ``egress``: out of (``port``,
+  ``vlan``); ``seq`` names the punt it answers (0: none);
+- service -> datapath, ``kind`` DROP: the verdict on punt ``seq``.
+
+What a service takes is configured (``ServiceConfig.punts``); a registration
+naming anything else is refused.  Per service: a bounded number of punts in flight and a timeout; when the
+process is gone, too slow or full, the packet gets the service's failure
+mode: ``fail-closed`` (dropped: counted ``failed_closed``) or ``fail-open``
+(it carries on as if no service were there: counted ``failed_open``).  A
+resumed frame that is not well formed, names a stage, port or router that
+does not exist, or answers no punt in flight is refused and counted.  Sends
+never block the loop: a full socket is a failure like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.bugs import report_bug
+from gateway.io.unix import UnixListener
+
+VERSION = 1
+PUNT, RESUME, DROP = 1, 2, 3
+HEADER = struct.Struct("!BBHIBxHHHH")
+NO_VLAN = 0xFFFF
+MAX_MESSAGE = 65536
+RESUMABLE = ("dr", "sr", "egress")
+PROTOS = {"udp": 17, "tcp": 6}
+
+
+@dataclass
+class ServiceConfig:
+    name: str
+    command: list[str]
+    mode: str = "fail-closed"  # or fail-open
+    queue: int = 64  # punts in flight at most
+    timeout: float = 0.2  # s a punt may wait for its answer
+    punts: list[tuple[int, int]] = field(default_factory=list)  # (protocol, port) it takes
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Pending:
+    deadline: float
+    on_fail: Callable[[], None] | None  # fail-open: carry the packet on
+
+
+class Service:
+    """One registered service: its connection, what it wants, its punts in flight."""
+
+    def __init__(self, cfg: ServiceConfig) -> None:
+        self.cfg = cfg
+        self.fd: int | None = None
+        self.conn: socket.socket | None = None
+        self.seq = 0
+        self.pending: OrderedDict[int, Pending] = OrderedDict()
+        self.counts = dict.fromkeys(
+            ("sent", "returned", "dropped", "timed_out", "failed_closed", "failed_open", "refused", "late"), 0
+        )
+        self.reasons: dict[str, int] = {}  # the services' DROP verdicts, by the reason they gave
+
+    def fail(self, on_fail: Callable[[], None] | None) -> bool:
+        """The service cannot take a packet: its failure mode decides.  True: fail-open (the
+        packet carries on where it can; one only a service could take is gone all the same)."""
+        if self.cfg.mode == "fail-open":
+            self.counts["failed_open"] += 1
+            if on_fail is not None:
+                on_fail()
+            return True
+        self.counts["failed_closed"] += 1
+        return False
+
+    def expire(self, now: float) -> None:
+        while self.pending:
+            seq, p = next(iter(self.pending.items()))
+            if p.deadline > now:
+                return
+            del self.pending[seq]
+            self.counts["timed_out"] += 1
+            self.fail(p.on_fail)
+
+
+class ServiceServer(UnixListener):
+    kind = socket.SOCK_SEQPACKET
+
+    def __init__(
+        self, path: str, services: list[ServiceConfig], names: dict[str, list[str]], resume: Callable[..., str | None]
+    ) -> None:
+        super().__init__(path, "datapath")
+        self.services = {s.name: Service(s) for s in services}
+        self.names = names  # stages, ports, instances, routers: what header numbers index
+        # resume(stage, frame, instance, port, vlan, router) -> None, or why it was refused
+        self.resume = resume
+        # (protocol, port) -> its service, from the config: a service that is gone still has
+        # its packets, and its failure mode decides what becomes of them.
+        self.punts = {key: svc for svc in self.services.values() for key in svc.cfg.punts}
+        self.by_fd: dict[int, Service] = {}
+        self.errors = 0
+        self.internal_errors = 0
+
+    # -- the datapath's side --------------------------------------------------------------
+    def wants(self, proto: int, port: int) -> Service | None:
+        return self.punts.get((proto, port))
+
+    def punt(
+        self,
+        svc: Service,
+        frame: bytes,
+        where: tuple[int, int, int | None, int],
+        on_fail: Callable[[], None] | None = None,
+    ) -> bool:
+        """Hand ``frame`` to ``svc`` (``where``: instance, port, VLAN, router indices).  False:
+        it could not take it and the failure mode dropped it (True also when it carried on)."""
+        now = time.monotonic()
+        svc.expire(now)
+        if svc.conn is None or len(svc.pending) >= svc.cfg.queue:
+            return svc.fail(on_fail)
+        svc.seq = svc.seq % 0xFFFFFFFF + 1
+        instance, port, vlan, router = where
+        head = HEADER.pack(VERSION, PUNT, 0, svc.seq, 0, instance, port, NO_VLAN if vlan is None else vlan, router)
+        try:
+            svc.conn.send(head + frame)
+        except (BlockingIOError, OSError):
+            return svc.fail(on_fail)
+        svc.counts["sent"] += 1
+        svc.pending[svc.seq] = Pending(now + svc.cfg.timeout, on_fail)
+        return True
+
+    def tick(self) -> None:
+        super().tick()
+        now = time.monotonic()
+        for svc in self.services.values():
+            svc.expire(now)
+
+    # -- the services' side --------------------------------------------------------------
+    def readable(self, fd: int, conn: socket.socket) -> None:
+        for _ in range(64):
+            try:
+                data = conn.recv(MAX_MESSAGE)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.drop(fd)
+                return
+            try:
+                svc = self.by_fd.get(fd)
+                if svc is None:
+                    self._register(fd, conn, data)
+                else:
+                    self._message(svc, data)
+            except (ValueError, KeyError, TypeError, struct.error) as exc:
+                self.errors += 1
+                if fd in self.by_fd:
+                    self.by_fd[fd].counts["refused"] += 1
+                self._answer(conn, {"type": "error", "error": str(exc)})
+            except Exception:  # noqa: BLE001 - a bug costs this message, never the daemon
+                self.internal_errors += 1
+                report_bug(self.internal_errors, f"on a service message {data[:60]!r}")
+
+    def _register(self, fd: int, conn: socket.socket, data: bytes) -> None:
+        msg = json.loads(data)
+        if not isinstance(msg, dict) or msg.get("type") != "register":
+            raise ValueError('register first: {"type": "register", "service": NAME, "punts": [...]}')
+        svc = self.services.get(msg.get("service"))  # type: ignore[arg-type]
+        if svc is None:
+            raise ValueError(f"no service {msg.get('service')!r} is configured; configured: {', '.join(self.services)}")
+        for p in msg.get("punts", []):
+            if not isinstance(p, dict) or (PROTOS.get(p.get("proto")), p.get("port")) not in svc.cfg.punts:  # type: ignore[arg-type,operator]
+                raise ValueError(f"{p!r} is not a punt configured for {svc.cfg.name}: {svc.cfg.punts}")
+        if svc.conn is not None:
+            self.drop(svc.fd)  # type: ignore[arg-type]  # a restarted service replaces its old self
+        svc.fd, svc.conn = fd, conn
+        self.by_fd[fd] = svc
+        self._answer(conn, {"type": "registered", **self.names})
+
+    def _message(self, svc: Service, data: bytes) -> None:
+        version, kind, _flags, seq, stage, instance, port, vlan, router = HEADER.unpack_from(data)
+        if version != VERSION:
+            raise ValueError(f"header version {version}, expected {VERSION}")
+        if seq:
+            if svc.pending.pop(seq, None) is None:
+                svc.counts["late"] += 1  # timed out already (its failure mode applied), or never sent
+                return
+        if kind == DROP:
+            svc.counts["dropped"] += 1
+            reason = data[HEADER.size : HEADER.size + 40].decode(errors="replace") or "unspecified"
+            svc.reasons[reason] = svc.reasons.get(reason, 0) + 1
+            return
+        if kind != RESUME:
+            raise ValueError(f"message kind {kind}: a service sends RESUME ({RESUME}) or DROP ({DROP})")
+        why = self.resume(
+            stage, bytearray(data[HEADER.size :]), instance, port, None if vlan == NO_VLAN else vlan, router
+        )
+        if why is not None:
+            raise ValueError(why)
+        svc.counts["returned"] += 1
+
+    def _answer(self, conn: socket.socket, msg: dict[str, Any]) -> None:
+        try:
+            conn.send(json.dumps(msg).encode())
+        except OSError:
+            pass
+
+    def drop(self, fd: int) -> None:
+        svc = self.by_fd.pop(fd, None)
+        if svc is not None:
+            svc.conn = svc.fd = None
+            for p in svc.pending.values():
+                svc.fail(p.on_fail)
+            svc.pending.clear()
+        super().drop(fd)
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            "errors": self.errors,
+            "internal_errors": self.internal_errors,
+            **{name: {"connected": s.conn is not None, "in_flight": len(s.pending), **s.counts,
+                      "reasons": dict(s.reasons)}
+               for name, s in self.services.items()},
+        }  # fmt: skip

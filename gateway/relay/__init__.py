@@ -1,0 +1,1 @@
+"""Data-plane services in their own processes, on the service transport (``io/service.py``)."""

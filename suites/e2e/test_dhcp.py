@@ -1,0 +1,88 @@
+"""DHCP through the gateway's relay (edge-basic): real clients, a real server.
+
+dnsmasq on t3 (the app segment) serves 172.16.10.0/24 to relayed requests in
+two ranges chosen by option 82's circuit-id: one for the trunk's VLAN 10, one
+for the untagged access port — both are instance ``web``, one subnet, one
+giaddr, so only the circuit-id can tell them apart.  dhclient on t1 (trunk,
+VLAN 10) and t4 (access) must each get an address from its own range.  The
+clients keep their static addresses (their script does nothing).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from topologies.nodes import run
+
+pytestmark = pytest.mark.needs("dhcp.relay")
+
+RANGES = {"trunk:10": ("172.16.10.100", "172.16.10.109"), "access:0": ("172.16.10.110", "172.16.10.119")}
+
+
+def _hex(text: str) -> str:
+    return ":".join(f"{b:02x}" for b in text.encode())
+
+
+@pytest.fixture(scope="module")
+def dhcp_server(lab: Any) -> Iterator[Path]:
+    if shutil.which("dnsmasq") is None or shutil.which("dhclient") is None:
+        pytest.fail("dnsmasq and dhclient are needed (make bootstrap installs dnsmasq-base and isc-dhcp-client)")
+    d = Path(tempfile.mkdtemp(prefix="edgelab-dhcp-"))
+    lines = [
+        "port=0",
+        "no-resolv",
+        "no-hosts",
+        "log-dhcp",
+        f"dhcp-leasefile={d}/leases",
+        f"log-facility={d}/dnsmasq.log",
+    ]
+    for i, (circuit, (lo, hi)) in enumerate(RANGES.items()):
+        lines += [f"dhcp-circuitid=set:c{i},{_hex(circuit)}", f"dhcp-range=tag:c{i},{lo},{hi},255.255.255.0,120s"]
+    (d / "dnsmasq.conf").write_text("\n".join(lines) + "\n")
+    proc = lab.host("t3").popen(
+        ["dnsmasq", "--no-daemon", f"--conf-file={d}/dnsmasq.conf", f"--pid-file={d}/dnsmasq.pid"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        yield d
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def lease(lab: Any, host: str, d: Path) -> str:
+    """Run dhclient once on ``host``; the address it was offered and acknowledged."""
+    node = lab.host(host)
+    conf = d / f"{host}.conf"
+    conf.write_text("timeout 15;\nretry 1;\n")
+    argv = ["dhclient", "-4", "-1", "-v", "-sf", "/bin/true", "-cf", str(conf), "-lf", str(d / f"{host}.leases"),
+            "-pf", str(d / f"{host}.pid"), node.defaultIntf().name]  # fmt: skip
+    res = run(node, argv, check=False, timeout=40)
+    run(node, ["dhclient", "-x", "-pf", str(d / f"{host}.pid")], check=False)
+    m = re.search(r"bound to (\d+\.\d+\.\d+\.\d+)", res.stdout + res.stderr)
+    assert m, f"{host} got no lease:\n{res.stderr[-1500:]}\nserver: {(d / 'dnsmasq.log').read_text()[-1500:]}"
+    return m.group(1)
+
+
+def in_range(addr: str, lo: str, hi: str) -> bool:
+    key = [int(x) for x in addr.split(".")]
+    return [int(x) for x in lo.split(".")] <= key <= [int(x) for x in hi.split(".")]
+
+
+def test_clients_get_addresses_by_the_circuit_they_came_in_on(lab: Any, dhcp_server: Path) -> None:
+    got = {host: lease(lab, host, dhcp_server) for host in ("t1", "t4")}
+    assert in_range(got["t1"], *RANGES["trunk:10"]), got
+    assert in_range(got["t4"], *RANGES["access:0"]), got
+    log = (dhcp_server / "dnsmasq.log").read_text()
+    assert "172.16.10.1" in log, "the server did not see the relay's giaddr"
+    # The clients' addresses did not change: their script does nothing.
+    assert "172.16.10.11/24" in run(lab.host("t1"), ["ip", "-4", "addr", "show"]).stdout
