@@ -86,3 +86,50 @@ def test_clients_get_addresses_by_the_circuit_they_came_in_on(lab: Any, dhcp_ser
     assert "172.16.10.1" in log, "the server did not see the relay's giaddr"
     # The clients' addresses did not change: their script does nothing.
     assert "172.16.10.11/24" in run(lab.host("t1"), ["ip", "-4", "addr", "show"]).stdout
+
+
+@pytest.mark.needs("internals.show")
+def test_a_killed_relay_is_restarted_and_what_came_meanwhile_is_counted(lab: Any, dhcp_server: Path) -> None:
+    import os
+    import signal
+    import time
+
+    from suites.lib.expect import poll
+
+    gw = lab.gateway("edge1")
+
+    def relay() -> dict[str, Any]:
+        for listener in gw.show("listeners"):
+            if "services" in listener:
+                return dict(listener["services"]["dhcp-relay"])
+        raise AssertionError("the gateway runs no service supervisor")
+
+    before = relay()
+    os.kill(before["pid"], signal.SIGKILL)
+    # While it is gone (fail-closed), a client's broadcasts are dropped and counted ...
+    node = lab.host("t2")
+    for _ in range(3):
+        run(node, ["python3", "-c", _DISCOVER, node.defaultIntf().name])
+        time.sleep(0.05)
+    poll(lambda: relay()["restarts"] == before["restarts"] + 1, timeout=10, what="the relay restarted")
+    counts = gw.show("services")["dhcp-relay"]
+    assert counts["failed_closed"] >= 1, counts
+    # ... and once it is back, clients get their leases again.
+    poll(lambda: gw.show("services")["dhcp-relay"]["connected"], timeout=10, what="the relay registered again")
+    assert in_range(lease(lab, "t1", dhcp_server), *RANGES["trunk:10"])
+
+
+# A DHCP discover broadcast from a host, sent with a raw socket (no client needed).
+_DISCOVER = r"""
+import socket, struct, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+mac = s.getsockname()[4]
+bootp = struct.pack("!BBBBIHHIIII16s", 1, 1, 6, 0, 0x5eed, 0, 0x8000, 0, 0, 0, 0, mac + bytes(10))
+bootp += bytes(192) + b"\x63\x82\x53\x63\x35\x01\x01\xff"
+udp = struct.pack("!HHHH", 68, 67, 8 + len(bootp), 0) + bootp
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, bytes(4), b"\xff" * 4)
+c = sum(struct.unpack("!10H", ip)); c = (c & 0xFFFF) + (c >> 16); c = ~(c + (c >> 16)) & 0xFFFF
+ip = ip[:10] + struct.pack("!H", c) + ip[12:]
+s.send(b"\xff" * 6 + mac + b"\x08\x00" + ip + udp)
+"""
