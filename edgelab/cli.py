@@ -7,6 +7,7 @@
     edgelab bench forwarding [--seconds S]  kernel vs gateway without/with cache (table, JSON, PNG)
     edgelab bench pipeline                  per-packet cost of slow path and cache hit, in process
     edgelab bench failover [--rounds N]     SR failover: detection time and loss window (edge-ha)
+    edgelab bench services                  the service transport: round trip and rate through the DHCP relay
     edgelab bench evi [--rounds N]          EVI across two sites: cached vs uncached, forwarder takeover (evi-dci)
     edgelab report [RUN_DIR ...] [--out D]  comparison page of conformance runs (results/*/ by default)
     edgelab fuzz [--budget N] [--seed S]    the reference gateway fed garbage in process (frames, control, ipc, config)
@@ -194,6 +195,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return bench.pipeline_main()
     if args.what == "failover":
         return bench.failover_main(rounds=args.rounds, out_dir=args.out)
+    if args.what == "services":
+        from edgelab import bench_services
+
+        return bench_services.main()
     if args.what == "evi":
         from edgelab import bench_evi
 
@@ -247,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(fn=cmd_up)
     sub.add_parser("clean", help="remove leftovers of crashed runs").set_defaults(fn=cmd_clean)
     be = sub.add_parser("bench", help="run a benchmark (prints figures and ratios)")
-    be.add_argument("what", choices=("forwarding", "pipeline", "failover", "evi"))
+    be.add_argument("what", choices=("forwarding", "pipeline", "failover", "evi", "services"))
     be.add_argument("--rounds", type=int, default=5, help="failovers to measure (failover, evi)")
     be.add_argument("--seconds", type=float, default=2.0, help="length of one trial")
     be.add_argument("--loss", type=float, default=0.001, help="loss tolerated by the no-loss search (fraction)")
