@@ -10,7 +10,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 PKGS=(mininet openvswitch-switch ethtool iputils-ping tcpdump iproute2 netsniff-ng nftables frr
-      python3-venv python3-pip procps make chromium chromium-driver keepalived isc-dhcp-client dnsmasq-base)
+      python3-venv python3-pip procps make chromium chromium-driver keepalived isc-dhcp-client dnsmasq-base
+      isc-dhcp-relay)
 missing=()
 for pkg in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

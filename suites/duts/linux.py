@@ -62,6 +62,7 @@ class LinuxGateway(GatewayHandle):
             "evi.l2",
             "evi.flooding",
             "evi.mtu",
+            "dhcp.relay",  # ISC dhcrelay -a (linux_render.dhcp_relay)
         }
     )
 
@@ -255,6 +256,7 @@ class LinuxDriver(DutDriver):
         super().__init__(lab)
         self._specs: dict[str, dict[str, Any]] = {}
         self._keepalived: dict[str, subprocess.Popen[bytes]] = {}
+        self._dhcrelay: dict[str, subprocess.Popen[bytes]] = {}
 
     @classmethod
     def versions(cls) -> dict[str, str]:
@@ -316,7 +318,20 @@ class LinuxDriver(DutDriver):
         run(node, ["nft", "-f", str(path)])
         if vrrp is not None:
             self._start_keepalived(gateway, node, vrrp)
+        if spec["dhcp_relay"] is not None:
+            self._start_dhcrelay(gateway, node, spec["dhcp_relay"])
         return LinuxGateway(self, gateway, spec)
+
+    def _start_dhcrelay(self, gateway: str, node: Any, relay: dict[str, Any]) -> None:
+        argv = ["dhcrelay", "-4", "-d", "-a", "-pf", str(self.lab.rundir / f"{gateway}-dhcrelay.pid")]
+        for br in relay["down"]:
+            argv += ["-id", br]
+        for br in relay["up"]:
+            argv += ["-iu", br]
+        with open(self.lab.rundir / f"{gateway}-dhcrelay.log", "ab") as log:
+            self._dhcrelay[gateway] = node.popen(
+                [*argv, relay["server"]], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def _files(self, gateway: str) -> dict[str, Any]:
         rundir = self.lab.rundir
@@ -432,6 +447,13 @@ class LinuxDriver(DutDriver):
             return
         node = self.lab.host(gateway)
         self.kill_keepalived(gateway, signal.SIGTERM)
+        relay = self._dhcrelay.pop(gateway, None)
+        if relay is not None and relay.poll() is None:
+            relay.terminate()
+            try:
+                relay.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                relay.kill()
         run(node, ["nft", "delete", "table", "ip", TABLE], check=False)
         if spec["trunks"]:
             for trunk in spec["trunks"].values():

@@ -35,6 +35,8 @@ How the intent maps onto this kernel:
   learned from the data plane; its MTU is the core's minus VXLAN's 50 bytes.
   A site's second edge stays idle (Linux has no appointed forwarder: two
   would loop the site);
+- a DHCP relay (``dhcp_relay``) is ISC's dhcrelay with agent options: its
+  circuit-id is the interface a request came in on, the instance's bridge;
 - the firewall is an nftables forward chain: the configured rules in order on
   every packet (so a rule added at run time stops a running flow, as the
   intent says), then established/related, then tenant-initiated traffic, then
@@ -197,6 +199,7 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
     if up_instance is not None:
         bridges[up_instance]["addresses"] += [f"{a}/32" for a in router_publics]
     return {
+        "dhcp_relay": dhcp_relay(gw),
         "evi": evi(plan, gateway),
         "vrrp": vrrp(plan, gateway, bridges, vips),
         "node": gateway,
@@ -207,6 +210,23 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
         "publics": router_publics,
         "nft": nftables(gw, uplink, router_publics),
     }
+
+
+def dhcp_relay(gw: dict[str, Any]) -> dict[str, Any] | None:
+    """ISC dhcrelay with agent options (-a) between the DR's bridges: clients on every DR
+    segment but the server's, the server's bridge upstream."""
+    intent = gw.get("dhcp_relay")
+    if intent is None:
+        return None
+    server = ipaddress.IPv4Address(intent["server"])
+    segments = {
+        rp["instance"]: ipaddress.IPv4Interface(rp["ip"]).network
+        for router in _routers(gw)
+        for rp in (router.get("dr") or {}).get("ports", [])
+    }
+    up = [bridge(inst) for inst, net in segments.items() if server in net]
+    down = [bridge(inst) for inst, net in segments.items() if server not in net]
+    return {"server": str(server), "up": up, "down": down}
 
 
 VXLAN_OVERHEAD = 50  # outer IPv4 20 + UDP 8 + VXLAN 8 + the inner Ethernet header 14

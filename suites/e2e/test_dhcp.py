@@ -10,86 +10,47 @@ clients keep their static addresses (their script does nothing).
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from suites.lib import dhcp
 from topologies.nodes import run
 
 pytestmark = pytest.mark.needs("dhcp.relay")
 
-RANGES = {"trunk:10": ("172.16.10.100", "172.16.10.109"), "access:0": ("172.16.10.110", "172.16.10.119")}
-
-
-def _hex(text: str) -> str:
-    return ":".join(f"{b:02x}" for b in text.encode())
-
 
 @pytest.fixture(scope="module")
-def dhcp_server(lab: Any) -> Iterator[Path]:
-    if shutil.which("dnsmasq") is None or shutil.which("dhclient") is None:
-        pytest.fail("dnsmasq and dhclient are needed (make bootstrap installs dnsmasq-base and isc-dhcp-client)")
-    d = Path(tempfile.mkdtemp(prefix="edgelab-dhcp-"))
-    lines = [
-        "port=0",
-        "no-resolv",
-        "no-hosts",
-        "log-dhcp",
-        f"dhcp-leasefile={d}/leases",
-        f"log-facility={d}/dnsmasq.log",
-    ]
-    for i, (circuit, (lo, hi)) in enumerate(RANGES.items()):
-        lines += [f"dhcp-circuitid=set:c{i},{_hex(circuit)}", f"dhcp-range=tag:c{i},{lo},{hi},255.255.255.0,120s"]
-    (d / "dnsmasq.conf").write_text("\n".join(lines) + "\n")
-    proc = lab.host("t3").popen(
-        ["dnsmasq", "--no-daemon", f"--conf-file={d}/dnsmasq.conf", f"--pid-file={d}/dnsmasq.pid"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+def dhcp_server(lab: Any) -> Iterator[dhcp.Server]:
     try:
-        yield d
+        server = dhcp.Server(lab)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server
     finally:
-        proc.terminate()
-        proc.wait(timeout=5)
-        shutil.rmtree(d, ignore_errors=True)
+        server.stop()
 
 
-def lease(lab: Any, host: str, d: Path) -> str:
-    """Run dhclient once on ``host``; the address it was offered and acknowledged."""
-    node = lab.host(host)
-    conf = d / f"{host}.conf"
-    conf.write_text("timeout 15;\nretry 1;\n")
-    argv = ["dhclient", "-4", "-1", "-v", "-sf", "/bin/true", "-cf", str(conf), "-lf", str(d / f"{host}.leases"),
-            "-pf", str(d / f"{host}.pid"), node.defaultIntf().name]  # fmt: skip
-    res = run(node, argv, check=False, timeout=40)
-    run(node, ["dhclient", "-x", "-pf", str(d / f"{host}.pid")], check=False)
-    m = re.search(r"bound to (\d+\.\d+\.\d+\.\d+)", res.stdout + res.stderr)
-    assert m, f"{host} got no lease:\n{res.stderr[-1500:]}\nserver: {(d / 'dnsmasq.log').read_text()[-1500:]}"
-    return m.group(1)
+def lease(lab: Any, host: str, server: dhcp.Server) -> str:
+    addr = dhcp.lease(lab, host, server)
+    assert addr is not None, f"{host} got no lease; the server said:\n{server.log()[-1500:]}"
+    return addr
 
 
-def in_range(addr: str, lo: str, hi: str) -> bool:
-    key = [int(x) for x in addr.split(".")]
-    return [int(x) for x in lo.split(".")] <= key <= [int(x) for x in hi.split(".")]
-
-
-def test_clients_get_addresses_by_the_circuit_they_came_in_on(lab: Any, dhcp_server: Path) -> None:
+def test_clients_get_addresses_by_the_circuit_they_came_in_on(lab: Any, dhcp_server: dhcp.Server) -> None:
     got = {host: lease(lab, host, dhcp_server) for host in ("t1", "t4")}
-    assert in_range(got["t1"], *RANGES["trunk:10"]), got
-    assert in_range(got["t4"], *RANGES["access:0"]), got
-    log = (dhcp_server / "dnsmasq.log").read_text()
+    for host, addr in got.items():
+        assert dhcp.in_range(addr, *dhcp.RANGES[dhcp.CIRCUIT[host]]), got
+    log = dhcp_server.log()
     assert "172.16.10.1" in log, "the server did not see the relay's giaddr"
     # The clients' addresses did not change: their script does nothing.
     assert "172.16.10.11/24" in run(lab.host("t1"), ["ip", "-4", "addr", "show"]).stdout
 
 
-@pytest.mark.needs("internals.show")
-def test_a_killed_relay_is_restarted_and_what_came_meanwhile_is_counted(lab: Any, dhcp_server: Path) -> None:
+@pytest.mark.needs("internals.show", "fault.process")
+def test_a_killed_relay_is_restarted_and_what_came_meanwhile_is_counted(lab: Any, dhcp_server: dhcp.Server) -> None:
     import os
     import signal
     import time
@@ -116,7 +77,7 @@ def test_a_killed_relay_is_restarted_and_what_came_meanwhile_is_counted(lab: Any
     assert counts["failed_closed"] >= 1, counts
     # ... and once it is back, clients get their leases again.
     poll(lambda: gw.show("services")["dhcp-relay"]["connected"], timeout=10, what="the relay registered again")
-    assert in_range(lease(lab, "t1", dhcp_server), *RANGES["trunk:10"])
+    assert dhcp.in_range(lease(lab, "t1", dhcp_server), *dhcp.RANGES["trunk:10"])
 
 
 # A DHCP discover broadcast from a host, sent with a raw socket (no client needed).

@@ -15,6 +15,7 @@ from __future__ import annotations
 from robotlibcore import DynamicCore
 
 from suites.lib.keywords.context import Context
+from suites.lib.keywords.dhcp import DhcpKeywords
 from suites.lib.keywords.evi import EviKeywords
 from suites.lib.keywords.internals import CacheKeywords, HaKeywords
 from suites.lib.keywords.management import ManagementKeywords
@@ -39,5 +40,6 @@ class EdgelabLibrary(DynamicCore):
                 HaKeywords(ctx),
                 ManagementKeywords(ctx),
                 EviKeywords(ctx),
+                DhcpKeywords(ctx),
             ]
         )
