@@ -143,12 +143,14 @@ class ServiceServer(UnixListener):
         svc.seq = svc.seq % 0xFFFFFFFF + 1
         instance, port, vlan, router = where
         head = HEADER.pack(VERSION, PUNT, 0, svc.seq, 0, instance, port, NO_VLAN if vlan is None else vlan, router)
+        seq = svc.seq
+        svc.pending[seq] = Pending(now + svc.cfg.timeout, on_fail)  # (before the answer can come)
         try:
             svc.conn.send(head + frame)
         except (BlockingIOError, OSError):
+            del svc.pending[seq]
             return svc.fail(on_fail)
         svc.counts["sent"] += 1
-        svc.pending[svc.seq] = Pending(now + svc.cfg.timeout, on_fail)
         return True
 
     def tick(self) -> None:
