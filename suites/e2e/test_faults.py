@@ -1,0 +1,66 @@
+"""Faults under traffic (edge-basic): the gateway restarted, its uplink flapped, while a
+tenant's flow runs; judged by the flow as the hosts see it.
+
+A probe pings from t1 to ext2 (through the DR, the SR and its SNAT) every 20 ms;
+the loss window is its longest silence (``traffic.probe_gap``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Any
+
+import pytest
+
+from suites.lib import traffic
+from topologies.nodes import run
+
+EXT2 = "198.51.100.10"
+INTERVAL = 0.02
+
+
+def probe(lab: Any, seconds: float) -> subprocess.Popen[bytes]:
+    count = int(seconds / INTERVAL)
+    return lab.host("t1").popen(
+        ["ping", "-n", "-D", "-i", str(INTERVAL), "-c", str(count), "-W", "1", EXT2],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def window(proc: subprocess.Popen[bytes]) -> tuple[float, int]:
+    out, _ = proc.communicate(timeout=60)
+    gap, seqs = traffic.probe_gap(out, INTERVAL)
+    return gap, len(seqs)
+
+
+@pytest.mark.needs("routing", "nat.snat", "fault.crash")
+def test_the_flow_resumes_after_the_gateway_restarts(lab: Any) -> None:
+    assert traffic.ping(lab.host("t1"), EXT2, count=2).ok
+    p = probe(lab, 8.0)
+    time.sleep(1.5)
+    lab.start_gateway("edge1")  # stops the running one, starts it again
+    gap, replies = window(p)
+    print(f"restart: loss window {gap:.2f} s")
+    # Everything the gateway knew (ARP, MACs, NAT sessions) is relearned from the traffic.
+    assert replies > 100 and gap < 4.0, f"loss window {gap:.2f} s, {replies} replies"
+    assert traffic.ping(lab.host("t1"), EXT2, count=3).ok
+
+
+@pytest.mark.needs("routing", "nat.snat")
+def test_the_flow_resumes_after_the_uplink_flaps(lab: Any) -> None:
+    ext1 = lab.host("ext1")
+    intf = lab.intf_towards("ext1", "edge1")
+    p = probe(lab, 6.0)
+    try:
+        time.sleep(1.0)
+        run(ext1, ["ip", "link", "set", intf, "down"])
+        time.sleep(1.5)
+    finally:
+        run(ext1, ["ip", "link", "set", intf, "up"])
+    gap, replies = window(p)
+    print(f"uplink flap: loss window {gap:.2f} s")
+    # Down for 1.5 s: the flow is back within a second of the link.
+    assert replies > 50 and gap < 1.5 + 1.0, f"loss window {gap:.2f} s, {replies} replies"
+    assert lab.gateway("edge1").alive()
+    assert traffic.ping(lab.host("t1"), EXT2, count=3).ok
