@@ -85,8 +85,10 @@ def plan(lab: Any) -> dict[str, Any]:
     return lab.plan
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def gw(lab: Any) -> Any:
+    """The running gateway's handle, asked for anew by each test: a test may restart it
+    (``lab.start_gateway``), and the next must not hold the stopped one's."""
     return lab.gateway("edge1")
 
 
