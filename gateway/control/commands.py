@@ -46,7 +46,6 @@ class CommandError(Exception):
 SHOW: dict[str, Callable[[Datapath], Any]] = {
     "ports": lambda dp: [p.to_dict() for p in dp.model.ports.values()],
     "instances": lambda dp: [i.to_dict() for i in dp.model.instances.values()],
-    "mac": lambda dp: dp.macs.dump(time.monotonic()),
     "arp": lambda dp: [dict(row, router=r.label) for r in dp.model.routers for row in r.arp.dump(time.monotonic())],
     "fib": lambda dp: [
         dict(rt.to_dict(), router=r.label, tlr_id=r.tlr_id) for r in dp.model.routers for rt in r.fib.routes()
@@ -91,7 +90,20 @@ def _services(dp: Datapath, req: dict[str, Any] | None = None) -> list[Any]:
     return found
 
 
+MAC_PAGE = 4096  # ``show mac`` answers at most this many entries unless asked for a page
+
+
+def _mac_page(dp: Datapath, req: dict[str, Any]) -> list[dict[str, Any]]:
+    """``show mac`` in pages: ``offset`` (default 0) and ``limit`` (default and most MAC_PAGE)."""
+    offset, limit = req.get("offset", 0), req.get("limit", MAC_PAGE)
+    for name, value in (("offset", offset), ("limit", limit)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise CommandError(f"field '{name}' must be a non-negative integer, got {value!r}")
+    return dp.macs.dump(time.monotonic(), offset, min(limit, MAC_PAGE))
+
+
 SHOW_WITH_REQUEST: dict[str, Callable[[Datapath, dict[str, Any]], Any]] = {
+    "mac": _mac_page,
     "nat": lambda dp, req: {r.name: r.services.show_nat(time.monotonic()) for r in _services(dp, req)},
     "conntrack": lambda dp, req: {r.name: r.services.show_conntrack(time.monotonic()) for r in _services(dp, req)},
     "firewall": lambda dp, req: {r.name: r.services.fw.show() for r in _services(dp, req)},

@@ -37,12 +37,19 @@ class AgingTable(Generic[K, E]):
         self.epoch.bump()
 
     def _replace(self, key: K, entry: E) -> E:
-        """Put ``entry`` at ``key``; an entry it replaces becomes invalid."""
+        """Put ``entry`` at ``key``; an entry it replaces becomes invalid.
+
+        Only a replacement moves the epoch: no cache entry can depend on a key that had no
+        entry (a frame to an unknown MAC or an unresolved address is flooded or queued,
+        never cached), so hosts being learned do not make every hit re-check its
+        dependencies."""
         old = self._entries.get(key)
+        self._entries[key] = entry
         if old is not None:
             old.valid = False
-        self._entries[key] = entry
-        self._changed()
+            self._changed()
+        else:
+            self.generation += 1
         return entry
 
     def age(self, now: float) -> int:

@@ -126,7 +126,11 @@ class MacTable(AgingTable[tuple[Segment, bytes], MacEntry]):
             return [entry.member]
         return instance.members
 
-    def dump(self, now: float) -> list[dict[str, Any]]:
+    def dump(self, now: float, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """The entries in (instance, MAC) order, ``limit`` of them from ``offset`` (a page:
+        only those are formatted)."""
+        ordered = sorted(self._entries.items(), key=lambda kv: (kv[0][0].name, kv[0][1]))
+        page = ordered[offset : None if limit is None else offset + limit]
         return [
             {
                 "instance": inst.name,
@@ -135,5 +139,5 @@ class MacTable(AgingTable[tuple[Segment, bytes], MacEntry]):
                 "vlan": e.vlan,
                 "age": round(now - e.seen, 1),
             }
-            for (inst, mac), e in sorted(self._entries.items(), key=lambda kv: (kv[0][0].name, kv[0][1]))
+            for (inst, mac), e in page
         ]

@@ -195,6 +195,27 @@ def test_hits_skip_dependency_checks_until_the_epoch_moves(monkeypatch):
         a.dp.cache.lookup(a.dp.model.ports["trunk"], 10, bytearray(data[:12] + data[16:]))
 
 
+def test_hosts_being_learned_do_not_make_hits_recheck():
+    """A new MAC (or ARP entry) cannot invalidate any cache entry: only a replacement or a
+    removal moves the epoch, so a tenant's stream of new source MACs leaves the other flows'
+    hits on the path that does not look at their dependencies."""
+    a, _ = cached_and_plain()
+    data = frame("t1", "203.0.113.10", UDP(sport=4001, dport=53))
+    send(a, "t1", data)
+    send(a, "t1", data)
+    before = a.dp.epoch.value
+    for i in range(50):
+        mac = f"02:00:00:77:{i // 256:02x}:{i % 256:02x}"
+        a.send("trunk", bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=10) / ARP(psrc="172.16.10.99")))
+    assert len(a.dp.macs) >= 50 and a.dp.epoch.value == before
+    hits = a.dp.cache.hits
+    send(a, "t1", data)
+    assert a.dp.cache.hits == hits + 1
+    # (A move or an aging is a replacement or a removal: test_mac_move_takes_effect_on_next_packet.)
+    a.dp.macs.age(time.monotonic() + 10_000)
+    assert a.dp.epoch.value != before
+
+
 def test_firewall_and_nat_rule_changes_take_effect_on_next_packet():
     rig = nat_rig()
     data = frame("t1", "203.0.113.10", UDP(sport=1, dport=53))
@@ -437,3 +458,14 @@ def test_cache_on_and_off_are_indistinguishable(ops):
             assert a.take(port) == b.take(port), f"outputs differ on {port} after {op}"
     assert _state(a) == _state(b)
     assert a.dp.pipeline.internal_errors == b.dp.pipeline.internal_errors == 0
+
+
+def test_show_mac_comes_in_pages():
+    a, _ = cached_and_plain()
+    for i in range(30):
+        mac = f"02:00:00:66:00:{i:02x}"
+        a.send("trunk", bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=10) / ARP(psrc="172.16.10.98")))
+    whole = a.handle({"cmd": "show", "what": "mac"})["result"]
+    page = a.handle({"cmd": "show", "what": "mac", "offset": 10, "limit": 5})["result"]
+    assert len(whole) >= 30 and page == whole[10:15]
+    assert not a.handle({"cmd": "show", "what": "mac", "limit": -1})["ok"]
