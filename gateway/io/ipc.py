@@ -132,16 +132,7 @@ class IpcServer(UnixListener):
         return {"type": "hello", "client": name}
 
     def readable(self, fd: int, conn: socket.socket) -> None:
-        for _ in range(64):
-            try:
-                data = conn.recv(MAX_MESSAGE)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                self.drop(fd)
-                return
+        for data in self.datagrams(fd, conn, MAX_MESSAGE):
             self.received += 1
             try:
                 meta, payload = decode(data)

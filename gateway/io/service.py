@@ -161,16 +161,7 @@ class ServiceServer(UnixListener):
 
     # -- the services' side --------------------------------------------------------------
     def readable(self, fd: int, conn: socket.socket) -> None:
-        for _ in range(64):
-            try:
-                data = conn.recv(MAX_MESSAGE)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                self.drop(fd)
-                return
+        for data in self.datagrams(fd, conn, MAX_MESSAGE):
             try:
                 svc = self.by_fd.get(fd)
                 if svc is None:

@@ -24,6 +24,7 @@ import os
 import select
 import socket
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,21 @@ class UnixListener:
 
     def readable(self, fd: int, conn: socket.socket) -> None:
         raise NotImplementedError
+
+    def datagrams(self, fd: int, conn: socket.socket, size: int, limit: int = 64) -> Iterator[bytes]:
+        """The messages waiting on a client of a datagram listener, at most ``limit`` at a
+        time (the loop has other work); a client that went away is dropped."""
+        for _ in range(limit):
+            try:
+                data = conn.recv(size)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.drop(fd)
+                return
+            yield data
 
     def tick(self) -> None:
         """Timer work: listen again after running out of descriptors."""

@@ -89,18 +89,9 @@ class L2Switch(Stage):
             if rp is not None and not is_arp and self.ctx.model.service_ports and self._for_service(buf):
                 # A broadcast a router's service takes (DHCP for the relay): flooded as ever, and
                 # a copy to the router.
-                flood = self._flood_list(pkt, dst == BROADCAST)
-                if flood:
-                    copy = Packet(bytearray(buf), pkt.in_port, pkt.vlan)
-                    copy.instance = inst
-                    copy.outputs = flood
-                    copy.trace = pkt.trace
-                    self.ctx.emit(copy, "egress")
-                    self.floods += 1
-                pkt.router = rp.router
-                pkt.rport = rp
-                pkt.note(self.name, f"broadcast for a service: flood {len(flood)} member(s) and to {rp.label}")
-                return rp.router.kind
+                return self._flood_and_to_router(
+                    pkt, self._flood_list(pkt, dst == BROADCAST), "broadcast for a service"
+                )
             if is_arp and inst.netid is not None and pkt.in_port.role != "evi":  # type: ignore[union-attr]
                 answered = self._suppress_arp(pkt)
                 if answered is not None:
@@ -116,16 +107,7 @@ class L2Switch(Stage):
                     # A host claiming the router's address: flooded, it would move the other
                     # hosts' gateway to the claimant; it goes nowhere (the router drops it too).
                     return self.drop(pkt, "arp-spoofed", f"{mac_str(src)} claims the router's address")
-                if flood:
-                    copy = Packet(bytearray(buf), pkt.in_port, pkt.vlan)
-                    copy.outputs = flood
-                    copy.trace = pkt.trace
-                    self.ctx.emit(copy, "egress")
-                    self.floods += 1
-                pkt.router = rp.router
-                pkt.rport = rp
-                pkt.note(self.name, f"arp broadcast: flood {len(flood)} member(s) and to router port {rp.label}")
-                return rp.router.kind
+                return self._flood_and_to_router(pkt, flood, "arp broadcast")
             if not flood:
                 return self.drop(pkt, "no-other-member")
             self.floods += 1
@@ -155,6 +137,22 @@ class L2Switch(Stage):
                 return self.drop(pkt, "split-horizon", f"{mac_str(dst)} from {pkt.in_port.name} to {entry.port.name}")  # type: ignore[union-attr]
             return "evi_encap"
         return "egress"
+
+    def _flood_and_to_router(self, pkt: Packet, flood: list, what: str) -> str:  # type: ignore[type-arg]
+        """A broadcast the instance's router port takes too: a copy flooded to ``flood`` (EVI
+        links among them get theirs through egress), the frame itself to the router."""
+        rp = pkt.instance.router_port  # type: ignore[union-attr]
+        if flood:
+            copy = Packet(bytearray(pkt.buf), pkt.in_port, pkt.vlan)
+            copy.instance = pkt.instance  # (egress encapsulates for an EVI link by its network id)
+            copy.outputs = flood
+            copy.trace = pkt.trace
+            self.ctx.emit(copy, "egress")
+            self.floods += 1
+        pkt.router = rp.router  # type: ignore[union-attr]
+        pkt.rport = rp
+        pkt.note(self.name, f"{what}: flood {len(flood)} member(s) and to router port {rp.label}")  # type: ignore[union-attr]
+        return rp.router.kind  # type: ignore[union-attr]
 
     def _for_service(self, buf: bytearray) -> bool:
         """An IPv4 UDP broadcast to a port a data-plane service takes."""

@@ -286,3 +286,16 @@ def test_removing_a_link_invalidates_the_flows_through_it():
     s[2].send("trunk", host_frame(2, HOST[1]))
     core.run()
     assert core.gre() == []  # unknown unicast again: not sent across
+
+
+def test_an_arp_broadcast_for_a_router_of_an_extended_instance_still_crosses():
+    """An extended instance with a router port: the ARP broadcast goes to the router and its
+    flooded copy to the other sites (the copy knows its instance, so egress can encapsulate)."""
+    text = SITE_YAML.format(n=1, mtu=1500, links=[{"site": 2, "address": "10.255.0.2"}]) + (
+        "routers:\n  - name: t1\n    tlr_id: 1\n"
+        '    dr: {ports: [{instance: v100, ip: 10.0.100.254/24, mac: "02:00:00:00:99:01"}]}\n'
+    )
+    rig = Rig(text)
+    rig.send("trunk", arp_request(1, 2))
+    assert rig.dp.pipeline.internal_errors == 0
+    assert rig.dp.pipeline.counters()["evi_encap"]["encapsulated"] == 1
