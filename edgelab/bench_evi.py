@@ -106,15 +106,17 @@ class EviBench:
         top = self.trial(None)
         log(f"{config}: delivered {top['delivered_pps'] / 1000:.1f} kpps of {top['sent_pps'] / 1000:.1f} sent")
         lo, hi, best = 0.0, max(top["sent_pps"], 1.0), 0.0
+        trials = []
         for _ in range(self.steps):
             mid = (lo + hi) / 2
             t = self.trial(mid)
+            trials.append(t)
             if t["loss"] <= LOSS and t["queued"] <= QUEUED:
                 lo, best = mid, t["sent_pps"]
             else:
                 hi = mid
         log(f"{config}: no-loss {best / 1000:.1f} kpps")
-        return {"max": top, "no_loss_pps": best}
+        return {"max": top, "no_loss_pps": best, "trials": trials}  # every trial, to recompute from
 
 
 def takeover(lab: Any) -> dict[str, Any]:

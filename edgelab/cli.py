@@ -192,7 +192,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from edgelab import bench
 
     if args.what == "pipeline":
-        return bench.pipeline_main()
+        return bench.pipeline_main(runs=args.runs, out_dir=args.out)
     if args.what == "failover":
         return bench.failover_main(rounds=args.rounds, out_dir=args.out)
     if args.what == "services":
@@ -254,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="run a benchmark (prints figures and ratios)")
     be.add_argument("what", choices=("forwarding", "pipeline", "failover", "evi", "services"))
     be.add_argument("--rounds", type=int, default=5, help="failovers to measure (failover, evi)")
+    be.add_argument("--runs", type=int, default=1, help="pipeline: runs to take the median of (all in the JSON)")
     be.add_argument("--seconds", type=float, default=2.0, help="length of one trial")
     be.add_argument("--loss", type=float, default=0.001, help="loss tolerated by the no-loss search (fraction)")
     be.add_argument("--steps", type=int, default=6, help="binary search steps for the no-loss rate")
