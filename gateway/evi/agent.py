@@ -50,6 +50,7 @@ from gateway.io import ipc
 CHUNK = 48  # MACs per advertisement (a datagram well under any core MTU)
 MAX_RATE = 50  # messages a second accepted from one site
 MAX_CLAIMS = 16384  # MACs installed behind one site
+MAX_SOURCES = 1024  # senders whose message rate is tracked at once
 POLL = 0.25  # how often the datapath's local MACs are read, s
 
 
@@ -132,6 +133,13 @@ class Agent:
                 raise BadMessage("truncated")
             ihl = (payload[0] & 0x0F) * 4
             src = int.from_bytes(payload[12:16], "big")
+            if src not in self.rate and len(self.rate) >= MAX_SOURCES:
+                # Senders are checked before their key is: garbage from many addresses must not
+                # grow this without bound.  Windows older than a second count for nothing.
+                self.rate = {a: w for a, w in self.rate.items() if now - w[0] < 1.0}
+                if len(self.rate) >= MAX_SOURCES:
+                    self.counts["rate_limited"] += 1
+                    return
             window = self.rate.setdefault(src, [now, 0])
             if now - window[0] >= 1.0:
                 window[0], window[1] = now, 0

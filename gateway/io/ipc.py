@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from gateway.bugs import report_bug
+from gateway.io import unix
 from gateway.io.unix import UnixListener
 
 Handler = Callable[[dict[str, Any], bytes], "dict[str, Any] | None"]
@@ -64,19 +64,10 @@ def decode(data: bytes) -> tuple[dict[str, Any], bytes]:
 def connect(path: str, client: str, timeout: float = 20.0) -> socket.socket:
     """Connect a process to the datapath's transport at ``path`` and say hello as ``client``
     (retried until the datapath listens, at most ``timeout`` s); the socket is non-blocking."""
-    deadline = time.monotonic() + timeout
-    while True:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            sock.connect(path)
-            sock.send(encode({"type": "hello", "client": client}))
-            sock.setblocking(False)
-            return sock
-        except OSError as exc:
-            sock.close()
-            if time.monotonic() > deadline:
-                raise OSError(f"no datapath listening on {path}: {exc.strerror}") from None
-            time.sleep(0.2)
+    sock = unix.connect(path, socket.SOCK_SEQPACKET, timeout)
+    sock.send(encode({"type": "hello", "client": client}))
+    sock.setblocking(False)
+    return sock
 
 
 def send_nowait(sock: socket.socket | None, meta: dict[str, Any], payload: bytes = b"") -> bool:

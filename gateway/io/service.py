@@ -23,8 +23,10 @@ instances, routers.  Then every message is :data:`HEADER` and a frame:
 What a service takes is configured (``ServiceConfig.punts``); a registration
 naming anything else is refused.  Per service: a bounded number of punts in flight and a timeout; when the
 process is gone, too slow or full, the packet gets the service's failure
-mode: ``fail-closed`` (dropped: counted ``failed_closed``) or ``fail-open``
-(it carries on as if no service were there: counted ``failed_open``).  A
+mode: ``fail-closed`` (dropped by the router, ``service-unavailable``, and
+counted ``failed_closed``) or ``fail-open`` (let go, counted ``failed_open``;
+for a packet only a service takes, such as DHCP for the relay, the two differ
+in the count only).  A
 resumed frame that is not well formed, names a stage, port or router that
 does not exist, or answers no punt in flight is refused and counted.  Sends
 never block the loop: a full socket is a failure like any other.
@@ -64,12 +66,6 @@ class ServiceConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class Pending:
-    deadline: float
-    on_fail: Callable[[], None] | None  # fail-open: carry the packet on
-
-
 class Service:
     """One registered service: its connection, what it wants, its punts in flight."""
 
@@ -78,31 +74,30 @@ class Service:
         self.fd: int | None = None
         self.conn: socket.socket | None = None
         self.seq = 0
-        self.pending: OrderedDict[int, Pending] = OrderedDict()
+        self.pending: OrderedDict[int, float] = OrderedDict()  # seq -> deadline
         self.counts = dict.fromkeys(
             ("sent", "returned", "dropped", "timed_out", "failed_closed", "failed_open", "refused", "late"), 0
         )
         self.reasons: dict[str, int] = {}  # the services' DROP verdicts, by the reason they gave
 
-    def fail(self, on_fail: Callable[[], None] | None) -> bool:
-        """The service cannot take a packet: its failure mode decides.  True: fail-open (the
-        packet carries on where it can; one only a service could take is gone all the same)."""
+    def fail(self) -> bool:
+        """The service cannot take a packet: its failure mode decides, and is counted.  True:
+        fail-open, the router lets it go (a packet only a service takes, as DHCP for the
+        relay, has nowhere else to go: fail-open and fail-closed differ in the count only)."""
         if self.cfg.mode == "fail-open":
             self.counts["failed_open"] += 1
-            if on_fail is not None:
-                on_fail()
             return True
         self.counts["failed_closed"] += 1
         return False
 
     def expire(self, now: float) -> None:
         while self.pending:
-            seq, p = next(iter(self.pending.items()))
-            if p.deadline > now:
+            seq, deadline = next(iter(self.pending.items()))
+            if deadline > now:
                 return
             del self.pending[seq]
             self.counts["timed_out"] += 1
-            self.fail(p.on_fail)
+            self.fail()
 
 
 class ServiceServer(UnixListener):
@@ -127,29 +122,23 @@ class ServiceServer(UnixListener):
     def wants(self, proto: int, port: int) -> Service | None:
         return self.punts.get((proto, port))
 
-    def punt(
-        self,
-        svc: Service,
-        frame: bytes,
-        where: tuple[int, int, int | None, int],
-        on_fail: Callable[[], None] | None = None,
-    ) -> bool:
+    def punt(self, svc: Service, frame: bytes, where: tuple[int, int, int | None, int]) -> bool:
         """Hand ``frame`` to ``svc`` (``where``: instance, port, VLAN, router indices).  False:
-        it could not take it and the failure mode dropped it (True also when it carried on)."""
+        it could not take it and it is fail-closed."""
         now = time.monotonic()
         svc.expire(now)
         if svc.conn is None or len(svc.pending) >= svc.cfg.queue:
-            return svc.fail(on_fail)
+            return svc.fail()
         svc.seq = svc.seq % 0xFFFFFFFF + 1
         instance, port, vlan, router = where
         head = HEADER.pack(VERSION, PUNT, 0, svc.seq, 0, instance, port, NO_VLAN if vlan is None else vlan, router)
         seq = svc.seq
-        svc.pending[seq] = Pending(now + svc.cfg.timeout, on_fail)  # (before the answer can come)
+        svc.pending[seq] = now + svc.cfg.timeout  # (before the answer can come)
         try:
             svc.conn.send(head + frame)
         except (BlockingIOError, OSError):
             del svc.pending[seq]
-            return svc.fail(on_fail)
+            return svc.fail()
         svc.counts["sent"] += 1
         return True
 
@@ -168,7 +157,7 @@ class ServiceServer(UnixListener):
                     self._register(fd, conn, data)
                 else:
                     self._message(svc, data)
-            except (ValueError, KeyError, TypeError, struct.error) as exc:
+            except (ValueError, KeyError, TypeError, RecursionError, struct.error) as exc:
                 self.errors += 1
                 if fd in self.by_fd:
                     self.by_fd[fd].counts["refused"] += 1
@@ -225,8 +214,8 @@ class ServiceServer(UnixListener):
         svc = self.by_fd.pop(fd, None)
         if svc is not None:
             svc.conn = svc.fd = None
-            for p in svc.pending.values():
-                svc.fail(p.on_fail)
+            for _ in svc.pending:
+                svc.fail()
             svc.pending.clear()
         super().drop(fd)
 

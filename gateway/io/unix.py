@@ -24,6 +24,7 @@ import os
 import select
 import socket
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,22 @@ from typing import Any
 # accept() failures that last until something is freed: stop listening meanwhile.
 _RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+def connect(path: str, kind: int, timeout: float, what: str = "datapath") -> socket.socket:
+    """A process's connection to a listener at ``path`` (blocking), retried until it listens,
+    at most ``timeout`` s: the daemon may still be starting."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX, kind)
+        try:
+            sock.connect(path)
+            return sock
+        except OSError as exc:
+            sock.close()
+            if time.monotonic() > deadline:
+                raise OSError(f"no {what} listening on {path}: {exc.strerror}") from None
+            time.sleep(0.2)
 
 
 class UnixListener:

@@ -33,6 +33,7 @@ import time
 
 from gateway import config
 from gateway.headers import IPPROTO_UDP, IPv4, Udp, ip_int, ip_str
+from gateway.io import unix
 from gateway.io.service import DROP, HEADER, NO_VLAN, PUNT, RESUME, VERSION
 
 BOOTP = struct.Struct("!BBBBIHHIIII16s")  # op htype hlen hops xid secs flags ciaddr yiaddr siaddr giaddr chaddr
@@ -108,17 +109,7 @@ class Relay:
         self.counts = {"relayed": 0, "answered": 0, "refused": 0}
 
     def connect(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            try:
-                sock.connect(self.socket_path)
-                break
-            except OSError as exc:
-                sock.close()
-                if time.monotonic() > deadline:
-                    raise OSError(f"no datapath serving {self.socket_path}: {exc.strerror}") from None
-                time.sleep(0.2)
+        sock = unix.connect(self.socket_path, socket.SOCK_SEQPACKET, timeout)
         sock.send(
             json.dumps({"type": "register", "service": self.name, "punts": [{"proto": "udp", "port": 67}]}).encode()
         )

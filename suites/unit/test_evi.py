@@ -299,3 +299,29 @@ def test_an_arp_broadcast_for_a_router_of_an_extended_instance_still_crosses():
     rig.send("trunk", arp_request(1, 2))
     assert rig.dp.pipeline.internal_errors == 0
     assert rig.dp.pipeline.counters()["evi_encap"]["encapsulated"] == 1
+
+
+def test_the_tunnel_endpoint_forwards_nothing_and_a_link_carries_only_its_network_ids():
+    rig = site(1)
+    mac = rig.dp.model.evi.rport.mac
+    through = Ether(src="02:00:00:00:ff:02", dst=mac) / IP(src="10.255.0.2", dst="192.0.2.1") / UDP()
+    rig.send("core", bytes(through))
+    assert rig.drops()["sr/not-forwarding"] == 1 and rig.take("core") == []
+    # A link that carries no network id of ours (its site extends none we share).
+    rig.dp.model.evi.add_link(2, int.from_bytes(bytes([10, 255, 0, 2]), "big"), None, frozenset({9}), "discovery")
+    rig.send("core", _gre())
+    assert rig.drops()["evi_decap/not-carried"] == 1 and rig.take("trunk") == []
+
+
+def test_a_frame_for_a_link_removed_under_it_is_dropped_by_name():
+    rig = site(1)
+    link = next(iter(rig.dp.model.evi.links.values()))
+    frame = Ether(src=HOST[1], dst=HOST[2]) / IP() / UDP()
+    from gateway.packet import Packet
+
+    pkt = Packet(bytearray(bytes(frame)), rig.port("trunk"), 100)
+    pkt.instance = rig.dp.model.instances["v100"]
+    pkt.outputs = [(link, None)]
+    rig.dp.model.evi.remove_link(link.address)
+    rig.dp.pipeline.run(pkt, "evi_encap")
+    assert pkt.drop_reason == "evi_encap/no-link" and rig.take("core") == []

@@ -271,3 +271,14 @@ def test_a_standby_edge_learns_but_forwards_nothing_and_announces_what_it_takes_
     assert announce.src == "02:00:00:00:02:01" and announce.type == 0x8100 and announce[Dot1Q].type == 0x8035
     rig.send("trunk", frame)
     assert len(rig.take("core")) == 1  # the ARP broadcast crosses now (an ARP request to site 2)
+
+
+def test_the_rate_windows_are_bounded_against_many_sources():
+    from gateway.evi.agent import MAX_SOURCES
+
+    agent = Recorder(site_config(1, [1]))
+    for i in range(MAX_SOURCES + 50):
+        agent.deliver(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", b"garbage", 5.0)
+    assert len(agent.rate) <= MAX_SOURCES and agent.counts["rate_limited"] == 50
+    agent.deliver("10.255.0.2", {"type": "register", "me": me(2)}, 7.0)  # a second on: room again
+    assert ip_int("10.255.0.2") in agent.registered

@@ -138,6 +138,7 @@ def test_a_gone_service_gets_its_failure_mode(tmp_path, mode):
     counts = rig.dp.services.counters()["relay"]
     assert counts["failed_closed" if mode == "fail-closed" else "failed_open"] == 1
     assert counts["sent"] == 0
+    assert rig.drops().get("dr/service-unavailable", 0) == (1 if mode == "fail-closed" else 0)
 
 
 def test_garbage_from_a_service_is_refused_and_counted(tmp_path):
