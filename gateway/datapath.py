@@ -65,7 +65,6 @@ class Datapath:
         self.ipc: IpcServer | None = None  # when processes (the HA agent) may connect
         self.ipcs: list[IpcServer] = []  # every process transport (the HA agent's, the EVI process's)
         self.services: ServiceServer | None = None  # the data-plane services' transport (open_services)
-        self._where: dict[str, dict[Any, int]] = {}
         self.evi_control = (
             EviControl(self.model.evi, self.macs, self._emit_frame) if self.model.evi is not None else None
         )
@@ -121,12 +120,9 @@ class Datapath:
             "instances": list(model.instances),
             "routers": [r.label for r in model.routers],
         }
-        self._where = {
-            "instance": {name: i for i, name in enumerate(names["instances"])},
-            "port": {name: i for i, name in enumerate(names["ports"])},
-            "router": {id(r): i for i, r in enumerate(model.routers)},
-        }
-        self.services = ServiceServer(path or self.cfg.services_socket, self.cfg.services, names, self._resume)
+        self.services = ServiceServer(
+            path or self.cfg.services_socket, self.cfg.services, names, self._resume, self.pipeline.drain
+        )
         self.listeners.append(self.services)
         return self.services
 
@@ -161,27 +157,11 @@ class Datapath:
         if client == "kernel":
             return self.kernel is not None and self.kernel.deliver(meta["tag"], payload)
         if client == "service":
-            return self._to_service(meta, payload)
+            return self.services is not None and self.services.take(meta, payload)
         delivered = False
         for server in self.ipcs:
             delivered = server.deliver(client, meta, payload) or delivered
         return delivered
-
-    def _to_service(self, meta: dict[str, Any], payload: bytes) -> bool:
-        services = self.services
-        ihl = (payload[0] & 0x0F) * 4
-        svc = services.wants(payload[9], payload[ihl + 2] << 8 | payload[ihl + 3]) if services is not None else None
-        if svc is None or services is None:
-            return False
-        w = self._where
-        inst, port = meta["instance"], meta["port"]
-        where = (
-            w["instance"].get(inst.name, 0) if inst is not None else 0,
-            w["port"].get(port.name, 0) if port is not None else 0,
-            meta["vlan"],
-            w["router"].get(id(meta["router"]), 0),
-        )
-        return services.punt(svc, payload, where)
 
     def _send_message(self, meta: dict[str, Any], payload: bytes) -> None:
         self.send_from(self.model.router(meta["router"], "sr"), payload)

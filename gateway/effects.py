@@ -29,6 +29,7 @@ class Effects:
         "ttl_dec",
         "conn",
         "conn_dir",
+        "alg",
         "mac_touch",
         "header",
         "epoch",
@@ -47,6 +48,7 @@ class Effects:
         self.ttl_dec = 0
         self.conn: Any = None  # (conntrack table, entry) a hit must touch
         self.conn_dir = 0
+        self.alg: Any = None  # a connection an ALG reads: hits apply its TCP offsets, payload misses
         self.mac_touch: Any = None  # the source MAC's entry, refreshed by every hit
         self.header = header  # the frame's first bytes as received
         self.in_port = in_port  # ... and where (a decapsulated packet's in_port becomes its EVI link)

@@ -263,6 +263,8 @@ def build(cfg: Config, epoch: Epoch) -> Model:
     model = Model(ports, instances, records, routers, transit)
     t = cfg.tables
     budget = SessionBudget(t.sessions_max)  # shared by every SR: the node's bound on connections
+    # TCP server ports whose connections an application-level gateway reads (the FTP ALG's 21).
+    alg_ports = {port: s.name for s in cfg.services for proto, port in s.punts if proto == 6}
     for i, rc in enumerate(cfg.routers):
         path = f"routers[{i}]"
         tr = rc.transit
@@ -279,7 +281,9 @@ def build(cfg: Config, epoch: Epoch) -> Model:
             )
             _add_ports(sr, rc.sr, instances)
             if rc.sr.nat is not None or rc.sr.firewall is not None:
-                sr.services = SrServices(rc.sr.nat or NatConfig(), rc.sr.firewall or FirewallConfig(), epoch, budget)
+                sr.services = SrServices(
+                    rc.sr.nat or NatConfig(), rc.sr.firewall or FirewallConfig(), epoch, budget, alg_ports
+                )
             routers.append(sr)
         if tr is not None and tr.instance is not None:
             # A real transit segment: each half here gets a router port on it, and

@@ -57,6 +57,7 @@ from gateway.cache.describe import describe_action, describe_key
 from gateway.effects import L2, L3, L4, MASK_NAMES, TUN, Effects
 from gateway.epoch import Epoch
 from gateway.headers import ETH_P_8021Q, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
+from gateway.services.seqadj import adjust as adjust_sequence
 
 if TYPE_CHECKING:
     from gateway.model import Port
@@ -164,6 +165,7 @@ class Entry:
         "max_len",
         "conn",
         "conn_dir",
+        "alg",
         "mac_touch",
         "hits",
         "created",
@@ -196,6 +198,7 @@ class Entry:
     max_len: int  # with ``push``: the largest frame the tunnel takes (a larger one meets the stages)
     conn: Any  # (conntrack table, entry) to touch
     conn_dir: int
+    alg: Any  # a connection an ALG reads (FTP control): its payload takes the slow path, the rest its offsets
     mac_touch: Any
     hits: int
     created: float
@@ -331,6 +334,7 @@ def compose(key: tuple[Any, ...], fx: Effects, out: bytearray, output: tuple[Any
     entry.out_tag = None if vlan is None else _TAG.pack(ETH_P_8021Q, vlan)
     entry.conn = fx.conn
     entry.conn_dir = fx.conn_dir
+    entry.alg = fx.alg
     entry.mac_touch = fx.mac_touch
     entry.hits = 0
     entry.created = entry.last = now
@@ -435,6 +439,11 @@ class Cache:
             if entry.push is not None and len(buf) > entry.max_len:
                 self.bypass += 1  # too big for its tunnel: the stages drop it by name
                 return None
+            if entry.alg is not None and n > 34 + (buf[46] >> 4) * 4:
+                self.bypass += 1  # payload of a connection an ALG reads: only the stages punt it
+                if pad:
+                    buf += pad
+                return None
             return entry
         self.misses += 1
         if pad:
@@ -472,6 +481,8 @@ class Cache:
         if conn is not None:
             flags = buf[47] if buf[23] == IPPROTO_TCP else 0  # lookup checked the length
             conn[0].touch(conn[1], entry.conn_dir, len(buf) - 14, now, flags)
+            if entry.alg is not None:
+                adjust_sequence(buf, entry.alg, entry.conn_dir)  # (checksum updates commute with apply's)
         return entry.apply(buf)
 
     # -- install --------------------------------------------------------------------------

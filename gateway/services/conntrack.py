@@ -89,6 +89,11 @@ class Conn:
         "released",
         "fin",
         "targets",
+        "alg",
+        "seqadj",
+        "held",
+        "master",
+        "expect",
     )
 
     def __init__(self, cid: int, orig: FlowTuple, reply: FlowTuple, now: float, inbound: bool) -> None:
@@ -110,6 +115,11 @@ class Conn:
         self.fin = 0  # bit per direction that sent a FIN
         # What a packet of each direction must look like after translation (see target).
         self.targets = (inverse(reply), inverse(orig))
+        self.alg: str | None = None  # the application-level gateway (service) that reads its payload
+        self.seqadj: list[Any] | None = None  # per direction: (pos, before, after) (services/seqadj.py)
+        self.held: tuple[int, int, int] | None = None  # a public (proto, address, port) it holds
+        self.master: Conn | None = None  # the control connection this one is related to (FTP data)
+        self.expect: Any = None  # the expectation this (control) connection announced last
 
     @property
     def translated(self) -> bool:
@@ -127,7 +137,11 @@ class Conn:
             "reply": tuple_str(self.reply),
             "state": self.state,
             "direction": "inbound" if self.inbound else "outbound",
-            "nat": ("snat " if self.snat else "") + ("dnat" if self.dnat else "") or None,
+            "nat": ("snat " if self.snat else "")
+            + ("dnat" if self.dnat is not None and getattr(self.dnat, "translates", True) else "")
+            or None,
+            **({"related_to": self.master.id} if self.master is not None else {}),
+            **({"alg": self.alg} if self.alg is not None else {}),
             "age": round(now - self.created, 1),
             "expires_in": round(self.last + timeouts[self.tclass] - now, 1),
             "packets": list(self.packets),

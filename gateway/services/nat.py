@@ -128,6 +128,30 @@ class Nat:
                     return ip, port
         return None
 
+    def reserve(self, proto: int, ip: int, want: int) -> int | None:
+        """A public port on ``ip`` for a related connection an ALG announced: ``want`` when it
+        is free (and no port forward's), else the next free one of the range that address
+        is used with (its SNAT rule's, or 1024-65535); None when there is none."""
+        rule = next((r for r in self.snat if ip in r.pool), None)
+        lo, hi = (rule.port_lo, rule.port_hi) if rule is not None else (1024, 65535)
+        forwards = {r.port for r in self.dnat if r.public == ip and r.proto == proto}
+        used = self._used.setdefault((proto, ip), set())
+        if lo <= want <= hi and want not in used and want not in forwards:
+            used.add(want)
+            return want
+        span = hi - lo + 1
+        start = self._cursor.get((proto, ip), lo)
+        for i in range(span):
+            port = lo + (start - lo + i) % span
+            if port not in used and port not in forwards:
+                used.add(port)
+                self._cursor[(proto, ip)] = port + 1 if port < hi else lo
+                return port
+        return None
+
+    def unreserve(self, proto: int, ip: int, port: int) -> None:
+        self._used.get((proto, ip), set()).discard(port)
+
     def release_port(self, proto: int, ip: int, port: int, rule: Any) -> None:
         if isinstance(rule, SnatRule):
             self._used.get((proto, ip), set()).discard(port)
@@ -138,6 +162,8 @@ class Nat:
         if isinstance(rule, SnatRule):
             reply = conn.reply
             self._used.get((reply.proto, reply.dst), set()).discard(reply.dport)
+        if conn.held is not None:
+            self.unreserve(*conn.held)
 
     def pool_usage(self) -> list[dict[str, Any]]:
         out = []

@@ -25,6 +25,7 @@ the cache they record on ``pkt.fx`` what the decision read and depends on.
 
 from __future__ import annotations
 
+from time import monotonic
 from typing import Any, NamedTuple, Protocol
 
 from gateway.effects import L4
@@ -43,9 +44,10 @@ from gateway.services.conntrack import (
     SessionBudget,
     tuple_str,
 )
+from gateway.services.expect import Expectation, Expectations
 from gateway.services.firewall import DROP, REJECT, Firewall
 from gateway.services.nat import Nat
-from gateway.services.rules import FirewallConfig, NatConfig
+from gateway.services.rules import FirewallConfig, NatConfig, SnatRule
 
 DROPS = (
     "untrackable",  # non-first fragment or cut-short L4 header: no ports to track or translate
@@ -82,13 +84,22 @@ class SrPacket(Protocol):
 
 class SrServices:
     def __init__(
-        self, nat: NatConfig, firewall: FirewallConfig, epoch: Epoch, budget: SessionBudget | None = None
+        self,
+        nat: NatConfig,
+        firewall: FirewallConfig,
+        epoch: Epoch,
+        budget: SessionBudget | None = None,
+        alg_ports: dict[int, str] | None = None,
     ) -> None:
         self.ct = ConnTable(nat.max_sessions, epoch, nat.timeouts, budget)
         self.nat = Nat(nat, epoch)
         self.fw = Firewall(firewall, epoch)
         self.ct.on_release = self.nat.release
+        # TCP server port -> the application-level gateway reading those connections' payload.
+        self.alg_ports = dict(alg_ports or {})
+        self.expects = Expectations(self.nat)
         self.related = 0
+        self.related_admitted = 0  # new connections an ALG announced, admitted as related
         self.revalidated = 0
 
     # -- before routing --------------------------------------------------------------------
@@ -128,6 +139,14 @@ class SrServices:
         if t.proto == IPPROTO_ICMP and buf[14 + (buf[14] & 0x0F) * 4] == Icmp.ECHO_REPLY:
             return Verdict("ct-invalid", "echo reply with no request")
         pkt.flow = t
+        exp = self.expects.match(t.dst, t.dport, t.src) if self.expects and t.proto == IPPROTO_TCP else None
+        if exp is not None:
+            # Announced on a control connection (an FTP data connection): related.
+            if exp.translates:
+                rewrite(buf, 14, False, exp.to, exp.to_port)
+            pkt.nat_rule = exp
+            pkt.note("sr", f"related to #{exp.master.id}: {ip_str(t.dst)}:{t.dport} -> {ip_str(exp.to)}:{exp.to_port}")
+            return None
         hit = self.nat.match_dnat(t)
         if hit is not None:
             rule, to, to_port = hit
@@ -153,7 +172,14 @@ class SrServices:
             return None
         inbound = pkt.rport is not None and pkt.rport.instance is not None
         cur, _kind = flow_tuple(buf)  # after DNAT: what the firewall judges
-        action, rule = self.fw.evaluate(inbound, t.proto, t.src, cur.dst, cur.dport, forwarded=pkt.nat_rule is not None)
+        related = pkt.nat_rule if isinstance(pkt.nat_rule, Expectation) else None
+        if related is not None:
+            action, rule = "allow", None  # admitted as related to its control connection
+            self.related_admitted += 1
+        else:
+            action, rule = self.fw.evaluate(
+                inbound, t.proto, t.src, cur.dst, cur.dport, forwarded=pkt.nat_rule is not None
+            )
         if pkt.conn_dir == UNTRACKED:
             # An ICMP error about no connection we know: the policy decides, nothing is tracked.
             if action != "allow":
@@ -172,7 +198,14 @@ class SrServices:
         new_src, new_sport = t.src, t.sport
         snat_rule: Any = None
         hairpin = via_transit and pkt.nat_rule is not None
-        if not inbound and (not via_transit or hairpin):
+        master = related.master if related is not None else None
+        if not inbound and master is not None and isinstance(master.snat, SnatRule):
+            # A related connection leaves from its control connection's public address.
+            port = self.nat.reserve(t.proto, master.reply.dst, t.sport)
+            if port is None:
+                return Verdict("nat-pool-exhausted", tuple_str(cur))
+            snat_rule, new_src, new_sport = master.snat, master.reply.dst, port
+        elif not inbound and (not via_transit or hairpin):
             choice = self.nat.choose_snat(cur)
             if isinstance(choice, str):  # EXHAUSTED
                 return Verdict("nat-pool-exhausted", tuple_str(cur))
@@ -189,6 +222,10 @@ class SrServices:
             return Verdict("ct-clash", tuple_str(reply))
         conn = self.ct.add(t, reply, now, inbound)
         conn.snat, conn.dnat, conn.rule, conn.fw_gen = snat_rule, pkt.nat_rule, rule, self.fw.generation
+        if related is not None:
+            conn.master, conn.held, related.held = master, related.held, None  # it holds the port now
+        elif t.proto == IPPROTO_TCP and self.alg_ports:
+            conn.alg = self.alg_ports.get(reply.sport)
         flags = buf[14 + (buf[14] & 0x0F) * 4 + 13] if t.proto == IPPROTO_TCP else 0
         self.ct.touch(conn, ORIG, len(buf) - 14, conn.created, flags)
         if new_src != t.src or new_sport != t.sport:
@@ -253,8 +290,14 @@ class SrServices:
         pkt.note("sr", f"icmp error related to #{conn.id}: translated to {ip_str(target.dst)}")
         return None
 
+    def announce(self, conn: Any, direction: int, addr: int, port: int) -> tuple[int, int] | str:
+        """An ALG read an endpoint announced on ``conn``: what to write instead (``expect.py``)."""
+        return self.expects.announce(conn, direction, addr, port, monotonic())
+
     def expire(self, now: float) -> None:
         self.ct.expire(now)
+        if self.expects:
+            self.expects.expire(now)
 
     # -- show --------------------------------------------------------------------------------
     def show_nat(self, now: float) -> dict[str, Any]:
@@ -281,5 +324,8 @@ class SrServices:
             "limit": self.ct.limit,
             "timeouts": self.ct.timeouts,
             "related": self.related,
+            "related_admitted": self.related_admitted,
+            "expectations": self.expects.dump(now),
+            "expectation_counts": dict(self.expects.counts),
             "revalidated": self.revalidated,
         }

@@ -22,10 +22,12 @@ from __future__ import annotations
 from time import monotonic
 
 from gateway.evi import EVI_PORT, IPPROTO_GRE
-from gateway.headers import IPPROTO_UDP, Icmp
+from gateway.headers import IPPROTO_TCP, IPPROTO_UDP, Icmp, checksum, ipv4_check, pseudo_header
+from gateway.io.service import REPLY_DIRECTION
+from gateway.l4 import flow_tuple
 from gateway.packet import Packet
 from gateway.services import DROPS as SERVICE_DROPS
-from gateway.services import Verdict
+from gateway.services import Verdict, seqadj
 from gateway.stages.base import DONE
 from gateway.stages.routing import RouterStage
 from gateway.tables.fib import Route
@@ -67,7 +69,40 @@ class ServiceRouter(RouterStage):
         svc = pkt.router.services  # type: ignore[union-attr]
         if svc is None or pkt.originated:
             return None
-        return self._refused(pkt, svc.outbound(pkt, route.transit, monotonic()))
+        refused = self._refused(pkt, svc.outbound(pkt, route.transit, monotonic()))
+        if refused is not None or pkt.conn is None or pkt.conn.alg is None:
+            return refused
+        return self._through_alg(pkt)
+
+    def _through_alg(self, pkt: Packet) -> str | None:
+        """A connection an application-level gateway reads (FTP control): its payload goes to
+        the ALG's process and on when it returns (``AlgHold``); every segment gets the
+        connection's sequence offsets."""
+        conn, direction, buf = pkt.conn, pkt.conn_dir, pkt.buf
+        if pkt.fx is not None:
+            pkt.fx.alg = conn  # a hit applies the offsets; payload never hits (cache)
+        ihl = (buf[14] & 0x0F) * 4
+        l4 = 14 + ihl
+        payload = ((buf[16] << 8) | buf[17]) - ihl - (buf[l4 + 12] >> 4) * 4
+        if payload <= 0:
+            seqadj.adjust(buf, conn, direction)
+            return None
+        if pkt.fx is not None:
+            pkt.fx.no_cache("service")
+        hold = AlgHold(self, pkt)
+        meta = {
+            "instance": pkt.instance,
+            "port": pkt.in_port,
+            "vlan": pkt.vlan,
+            "router": pkt.router,
+            "hold": hold,
+            "flags": REPLY_DIRECTION if direction else 0,
+        }
+        if not self.ctx.punt("service", meta, bytes(buf[14:])):
+            return self.drop(pkt, "service-unavailable", f"{conn.alg}: its process is gone, late or full")
+        self.punted += 1
+        pkt.note(self.name, f"payload of #{conn.id} to {conn.alg}")
+        return DONE
 
     def _refused(self, pkt: Packet, verdict: Verdict | None) -> str | None:
         if verdict is None:
@@ -81,3 +116,73 @@ class ServiceRouter(RouterStage):
         for router in self.ctx.model.routers:
             if router.kind == self.name and router.services is not None:
                 router.services.expire(now)
+
+
+class AlgHold:
+    """A segment in an ALG's hands: what the datapath keeps to check and carry on what returns.
+
+    The frame is the segment as the SR left it (translated, TTL decremented,
+    before its sequence offsets); what returns is the same segment with its
+    payload rewritten: same connection, same direction, same sequence number,
+    valid checksums, or it is refused by name.  The length change is recorded
+    on the connection (``services/seqadj.py``); the result, or on a fail-open
+    the original, is routed on as the SR's own.
+    """
+
+    __slots__ = ("stage", "router", "rport", "conn", "direction", "frame", "service", "trace")
+
+    def __init__(self, stage: ServiceRouter, pkt: Packet) -> None:
+        self.stage = stage
+        self.router, self.rport = pkt.router, pkt.rport
+        self.conn, self.direction = pkt.conn, pkt.conn_dir
+        self.frame = bytearray(pkt.buf)
+        self.service: str = pkt.conn.alg
+        self.trace = pkt.trace
+
+    def expect(self, addr: int, port: int) -> tuple[int, int] | str:
+        if self.conn.released:
+            return "connection-gone"
+        return self.router.services.announce(self.conn, self.direction, addr, port)  # type: ignore[union-attr]
+
+    def resume(self, ip: bytearray) -> str | None:
+        why = self._check(ip)
+        if why is not None:
+            return why
+        frame = self.frame
+        l4 = 14 + (frame[14] & 0x0F) * 4
+        seq = int.from_bytes(frame[l4 + 4 : l4 + 8], "big")
+        seqadj.record(self.conn, self.direction, seq, len(ip) + 14 - len(frame))
+        self._send(bytearray(frame[:14]) + ip)
+        return None
+
+    def release(self) -> None:
+        """Fail-open: the segment goes on as it came."""
+        self._send(bytearray(self.frame))
+
+    def _check(self, ip: bytearray) -> str | None:
+        if self.conn.released:
+            return "connection-gone"
+        if ipv4_check(ip, 0) is not None or len(ip) != ((ip[2] << 8) | ip[3]) or ip[9] != IPPROTO_TCP:
+            return "bad-frame"
+        ihl = (ip[0] & 0x0F) * 4
+        if len(ip) < ihl + 20 or (ip[ihl + 12] >> 4) * 4 < 20 or ihl + (ip[ihl + 12] >> 4) * 4 > len(ip):
+            return "bad-frame"
+        t, _kind = flow_tuple(ip, 0)
+        if t != self.conn.target(self.direction):
+            return "other-connection"
+        old = self.frame
+        l4 = 14 + (old[14] & 0x0F) * 4
+        if ip[ihl + 4 : ihl + 8] != old[l4 + 4 : l4 + 8]:
+            return "other-segment"
+        if checksum(pseudo_header(bytes(ip[12:16]), bytes(ip[16:20]), IPPROTO_TCP, len(ip) - ihl) + ip[ihl:]):
+            return "bad-checksum"
+        return None
+
+    def _send(self, frame: bytearray) -> None:
+        seqadj.adjust(frame, self.conn, self.direction)
+        pkt = Packet(frame, None, None)
+        pkt.router, pkt.rport, pkt.originated, pkt.trace = self.router, self.rport, True, self.trace
+        self.stage.ctx.emit(pkt, self.stage.name)
+
+    def __repr__(self) -> str:
+        return f"AlgHold(#{self.conn.id}, {self.service})"
