@@ -58,6 +58,9 @@ CAPABILITIES: dict[str, str] = {
     "enters the core or the site twice; when it fails the other edge takes the instance over",
     "dhcp.relay": "DHCP relayed from a tenant segment to a server by unicast, giaddr the gateway's address "
     "there, option 82 naming the (port, VLAN) the client came in on, removed from the reply",
+    "alg.ftp": "FTP through NAT: active mode (PORT, EPRT) from a tenant behind SNAT and passive mode (PASV, EPSV) "
+    "to a server behind a port forward; the data connection admitted as related and translated, for the "
+    "announced peer only",
     "fault.process": "one process of the gateway (its EVI control process) can be stopped and started alone",
     "evi.mtu": "a frame that does not fit the core with the tunnel overhead is dropped and counted, never fragmented",
     "internals.show": "the reference gateway's show output (drop names, MAC/ARP/FIB tables)",

@@ -63,6 +63,7 @@ class LinuxGateway(GatewayHandle):
             "evi.flooding",
             "evi.mtu",
             "dhcp.relay",  # ISC dhcrelay -a (linux_render.dhcp_relay)
+            "alg.ftp",  # the kernel's FTP helper, attached by an nftables ct helper
         }
     )
 

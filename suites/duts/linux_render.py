@@ -37,6 +37,10 @@ How the intent maps onto this kernel:
   would loop the site);
 - a DHCP relay (``dhcp_relay``) is ISC's dhcrelay with agent options: its
   circuit-id is the interface a request came in on, the instance's bridge;
+- an FTP ALG (``ftp_alg``) is the kernel's FTP helper (nf_conntrack_ftp and
+  nf_nat_ftp), attached explicitly with an nftables ``ct helper`` object to
+  the control ports: it rewrites PORT/EPRT/227/229 and expects the data
+  connection, which the forward chain admits as related;
 - the firewall is an nftables forward chain: the configured rules in order on
   every packet (so a rule added at run time stops a running flow, as the
   intent says), then established/related, then tenant-initiated traffic, then
@@ -393,10 +397,19 @@ def nftables(gw: dict[str, Any], uplink: str | None, router_publics: list[str]) 
         for rule in router.get("firewall", []):
             fw.append(fw_rule(rule, uplink))
     publics_set = "{ " + ", ".join(router_publics) + " }" if router_publics else ""
+    ftp = (gw.get("ftp_alg") or {}).get("ports", [])
+    helpers = [
+        '  ct helper ftp-standard { type "ftp" protocol tcp; }',
+        "  chain helpers {",
+        "    type filter hook prerouting priority filter; policy accept;",
+        f'    tcp dport {{ {", ".join(str(p) for p in ftp)} }} ct helper set "ftp-standard"',
+        "  }",
+    ]
     lines = [
         f"table ip {TABLE} {{",
         '  counter fw { comment "firewall drops and rejects" }',
         '  counter nat { comment "to a public address with no session" }',
+        *(helpers if ftp else []),
         "  chain prerouting {",
         "    type nat hook prerouting priority dstnat; policy accept;",
         *(f"    {r}" for r in pre),

@@ -107,9 +107,13 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
         cfg["routers"].append(router)
     if "evi" in gw:
         cfg["evi"] = copy.deepcopy(gw["evi"])
+    services = []
     if "dhcp_relay" in gw:
-        relay = {"name": "dhcp-relay", "kind": "dhcp-relay", "dhcp": {"server": gw["dhcp_relay"]["server"]}}
-        cfg["services"] = {"list": [relay]}
+        services.append({"name": "dhcp-relay", "kind": "dhcp-relay", "dhcp": {"server": gw["dhcp_relay"]["server"]}})
+    if "ftp_alg" in gw:
+        services.append({"name": "ftp-alg", "kind": "ftp-alg", "ftp": {"ports": list(gw["ftp_alg"]["ports"])}})
+    if services:
+        cfg["services"] = {"list": services}
     if "management" in gw:
         cfg.setdefault("kernel", {})["management"] = copy.deepcopy(gw["management"])
     if "bgp" in gw:

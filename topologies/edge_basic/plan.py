@@ -137,6 +137,14 @@ PLAN: dict[str, Any] = {
                                 "to": "172.16.20.13",
                                 "to_port": 5353,
                             },
+                            {
+                                "name": "t3-ftp",
+                                "public": "203.0.113.80",
+                                "proto": "tcp",
+                                "port": 21,
+                                "to": "172.16.20.13",
+                                "to_port": 21,
+                            },
                         ],
                         "one_to_one": [{"name": "t2-public", "public": "203.0.113.90", "private": "172.16.10.12"}],
                         "max_sessions": 10000,
@@ -167,6 +175,10 @@ PLAN: dict[str, Any] = {
             # DHCP from the tenant segments is relayed to the server on t3 (app), option 82 telling
             # it which (port, VLAN) record each client came in on.
             "dhcp_relay": {"server": "172.16.20.13"},
+            # FTP through NAT: an application-level gateway reads the control connections to
+            # servers' port 21 (active mode from tenants behind SNAT, passive mode to t3's
+            # server behind the t3-ftp port forward).
+            "ftp_alg": {"ports": [21]},
             # The reference gateway also gives router t1's SR a namespace of its own on its kernel
             # transport (the SR's addresses, for control-plane daemons).
             "dut": {"reference": {"kernel": {"tlrs": ["t1"]}, "tables": {"mac_per_instance": 256}}},
@@ -181,6 +193,7 @@ PLAN: dict[str, Any] = {
         "dnat": {
             "t3-http": {"public": "203.0.113.80", "proto": "tcp", "port": 8080, "host": "t3", "to_port": 80},
             "t3-dns": {"public": "203.0.113.80", "proto": "udp", "port": 5353, "host": "t3", "to_port": 5353},
+            "t3-ftp": {"public": "203.0.113.80", "proto": "tcp", "port": 21, "host": "t3", "to_port": 21},
         },
         "one_to_one": {"t2": "203.0.113.90"},
         "firewall": {"rejected_out": {"proto": "tcp", "port": 23}},
