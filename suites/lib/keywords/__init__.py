@@ -17,6 +17,7 @@ from robotlibcore import DynamicCore
 from suites.lib.keywords.context import Context
 from suites.lib.keywords.dhcp import DhcpKeywords
 from suites.lib.keywords.evi import EviKeywords
+from suites.lib.keywords.ftp import FtpKeywords
 from suites.lib.keywords.internals import CacheKeywords, HaKeywords
 from suites.lib.keywords.management import ManagementKeywords
 from suites.lib.keywords.network import GatewayKeywords, TopologyKeywords, TrafficKeywords
@@ -41,5 +42,6 @@ class EdgelabLibrary(DynamicCore):
                 ManagementKeywords(ctx),
                 EviKeywords(ctx),
                 DhcpKeywords(ctx),
+                FtpKeywords(ctx),
             ]
         )
