@@ -73,12 +73,17 @@ class Port:
 
 
 class Instance:
-    __slots__ = ("name", "members", "router_port", "netid", "links", "flood_macs", "forwarding")
+    __slots__ = ("name", "members", "router_port", "router_ports", "router_macs", "netid", "links", "flood_macs",
+                 "forwarding")  # fmt: skip
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.members: list[tuple[Port, int | None]] = []  # local (port, VLAN) records
+        # Router ports on the segment: one router's (a tenant segment's DR), or several (two
+        # tenant routers' SRs on one provider segment); router_port is the first.
         self.router_port: RouterPort | None = None
+        self.router_ports: list[RouterPort] = []
+        self.router_macs: dict[bytes, RouterPort] = {}
         # Extended to other sites (gateway/evi): its network id, the EVI links that carry it,
         # and the MACs whose unknown unicast is flooded across anyway (selective flooding).
         self.netid: int | None = None
@@ -88,14 +93,22 @@ class Instance:
         # edge learns its site's MACs in it but forwards none of its frames.
         self.forwarding = True
 
+    def add_router_port(self, rp: RouterPort) -> None:
+        if self.router_port is None:
+            self.router_port = rp
+        self.router_ports.append(rp)
+        self.router_macs[rp.mac] = rp
+
     def to_dict(self) -> dict[str, Any]:
-        rp = self.router_port
+        ports = [
+            {"router": rp.router.label, "ip": f"{ip_str(rp.ip)}/{rp.plen}", "mac": mac_str(rp.mac)}
+            for rp in self.router_ports
+        ]
         return {
             "name": self.name,
             "records": [{"port": p.name, "vlan": v} for p, v in self.members],
-            "router_port": None
-            if rp is None
-            else {"router": rp.router.label, "ip": f"{ip_str(rp.ip)}/{rp.plen}", "mac": mac_str(rp.mac)},
+            "router_port": ports[0] if ports else None,
+            **({"router_ports": ports} if len(ports) > 1 else {}),
         }
 
 
@@ -293,12 +306,12 @@ def build(cfg: Config, epoch: Epoch) -> Model:
             if dr is not None:
                 mac = tr.dr_mac or derived_mac(cfg.node, rc.name, "dr", "transit")
                 dr.transit_port = RouterPort(dr, seg, int(tr.dr), plen, mac)
-                seg.router_port = dr.transit_port
+                seg.add_router_port(dr.transit_port)
                 dr.add_port(dr.transit_port)
             if sr is not None and tr.sr is not None:
                 mac = tr.sr_mac or derived_mac(cfg.node, rc.name, "sr", "transit")
                 sr.transit_port = RouterPort(sr, seg, int(tr.sr), plen, mac)
-                seg.router_port = sr.transit_port
+                seg.add_router_port(sr.transit_port)
                 sr.add_port(sr.transit_port)
             if dr is not None and rc.dr is not None:
                 _add_routes(model, dr, rc.dr, f"{path}.dr", cfg)
@@ -361,7 +374,7 @@ def _add_evi(model: Model, cfg: Config, epoch: Epoch) -> None:
     router = Router("evi", "sr", 0, ArpTable(t.arp_timeout, t.arp_queue, t.arp_retries, epoch), Fib(epoch))
     router.forwards = False
     rport = RouterPort(router, core, int(ec.address.ip), ec.address.network.prefixlen, derived_mac(cfg.node, "evi"))
-    core.router_port = rport
+    core.add_router_port(rport)
     router.add_port(rport)
     if ec.gateway is not None:
         router.fib.add(Route(0, 0, int(ec.gateway), rport, origin="static"))
@@ -401,7 +414,7 @@ def _add_ports(router: Router, half: RouterHalf, instances: dict[str, Instance])
     for pc in half.ports:
         inst = instances[pc.instance]
         rp = RouterPort(router, inst, int(pc.ip.ip), pc.ip.network.prefixlen, pc.mac)
-        inst.router_port = rp
+        inst.add_router_port(rp)
         router.add_port(rp)
 
 

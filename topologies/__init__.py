@@ -27,9 +27,9 @@ from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
 
-from topologies import bench, bench_evi, edge_basic, edge_ha, evi_dci
+from topologies import bench, bench_evi, edge_basic, edge_ha, evi_dci, multi_tenant
 
-_MODULES: dict[str, ModuleType] = {m.NAME: m for m in (edge_basic, edge_ha, evi_dci, bench, bench_evi)}
+_MODULES: dict[str, ModuleType] = {m.NAME: m for m in (edge_basic, edge_ha, evi_dci, multi_tenant, bench, bench_evi)}
 
 
 class TopologyError(Exception):

@@ -93,7 +93,7 @@ def parse_half(
     node: str,
     router: str,
     kind: str,
-    port_owner: dict[str, str],
+    port_owner: dict[str, list[tuple[str, int, bytes]]],
 ) -> RouterHalf:
     services = ("nat", "firewall") if kind == "sr" else ()
     body = r.mapping(value, path, ("ports",), ("routes", *services))
@@ -106,11 +106,18 @@ def parse_half(
             raise r.fail(
                 f"{ppath}.instance", f"{inst!r} is not a configured instance; known: {', '.join(instances) or 'none'}"
             )
-        if inst in port_owner:
-            raise r.fail(f"{ppath}.instance", f"instance {inst!r} already has a router port ({port_owner[inst]})")
-        port_owner[inst] = f"{router}.{kind}"
+        owners = port_owner.setdefault(inst, [])
+        label = f"{router}.{kind}"
+        # A segment has one router port, except the provider's: several tenant routers' SRs.
+        if owners and (kind != "sr" or any(not o.endswith(".sr") or o == label for o, _ip, _mac in owners)):
+            names = ", ".join(o for o, _ip, _mac in owners)
+            raise r.fail(f"{ppath}.instance", f"instance {inst!r} already has a router port ({names})")
         ip = r.interface(pb["ip"], f"{ppath}.ip")
         mac = r.mac(pb["mac"], f"{ppath}.mac") if "mac" in pb else derived_mac(node, router, kind, inst)
+        for other, oip, omac in owners:
+            if oip == int(ip.ip) or omac == mac:
+                raise r.fail(f"{ppath}.ip", f"{other} has this address or MAC on instance {inst!r} already")
+        owners.append((label, int(ip.ip), mac))
         ports.append(RouterPortConfig(inst, ip, mac))
     routes = []
     for j, rv in enumerate(r.sequence(body.get("routes", []) or [], f"{path}.routes")):
@@ -137,7 +144,7 @@ def parse_transit(
     has_dr: bool,
     has_sr: bool,
     instances: dict[str, Any],  # schema.InstanceConfig by name
-    port_owner: dict[str, str],
+    port_owner: dict[str, list[tuple[str, int, bytes]]],
     router: str,
 ) -> TransitConfig:
     tb = r.mapping(value, path, ("subnet", "dr"), ("sr", "instance", "peers", "dr_mac", "sr_mac"))
@@ -161,15 +168,14 @@ def parse_transit(
             raise r.fail(
                 f"{path}.instance", f"{instance!r} is not a configured instance; known: {', '.join(instances)}"
             )
-        if instance in port_owner:
-            raise r.fail(
-                f"{path}.instance", f"instance {instance!r} already has a router port ({port_owner[instance]})"
-            )
+        if port_owner.get(instance):
+            names = ", ".join(o for o, _ip, _mac in port_owner[instance])
+            raise r.fail(f"{path}.instance", f"instance {instance!r} already has a router port ({names})")
         if has_dr and has_sr:
             raise r.fail(
                 f"{path}.instance", "DR and SR on one node share an internal transit switch: leave out 'instance'"
             )
-        port_owner[instance] = f"{router}.transit"
+        port_owner[instance] = [(f"{router}.transit", 0, b"")]
     if has_dr and not has_sr and not peers:
         raise r.fail(path, "a DR whose SRs run elsewhere needs their transit addresses: 'peers'")
     dr_mac = r.mac(tb["dr_mac"], f"{path}.dr_mac") if "dr_mac" in tb else None

@@ -203,7 +203,7 @@ def build(raw: Any, source: str = "<config>") -> Config:
     routers: list[RouterConfig] = []
     seen_names: set[str] = set()
     seen_ids: set[int] = set()
-    port_owner: dict[str, str] = {}
+    port_owner: dict[str, list[tuple[str, int, bytes]]] = {}  # instance -> (router half, ip, mac)
     for i, rval in enumerate(r.sequence(top.get("routers", []) or [], "routers")):
         path = f"routers[{i}]"
         body = r.mapping(rval, path, ("name", "tlr_id"), ("dr", "sr", "transit", "ha"))

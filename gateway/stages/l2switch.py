@@ -74,8 +74,8 @@ class L2Switch(Stage):
                 # carry (learned here all the same, so a takeover starts knowing the site).
                 return self.drop(pkt, "not-appointed-forwarder", inst.name)  # type: ignore[union-attr]
         dst = bytes(buf[0:6])
-        rp = inst.router_port  # type: ignore[union-attr]
-        if rp is not None and dst == rp.mac:
+        rp = inst.router_macs.get(dst)  # type: ignore[union-attr]
+        if rp is not None:
             if fx is not None and pkt.in_port.role == "evi":  # type: ignore[union-attr]
                 fx.no_cache("evi-routed")  # the tunnel key holds no inner IP fields
             pkt.router = rp.router
@@ -83,6 +83,7 @@ class L2Switch(Stage):
             pkt.note(self.name, f"to router port {rp.label}")
             return rp.router.kind
         if dst[0] & 1:
+            rp = inst.router_port  # type: ignore[union-attr]
             if fx is not None:
                 fx.no_cache("flood")
             is_arp = buf[12] == ETH_P_ARP >> 8 and buf[13] == ETH_P_ARP & 0xFF
@@ -97,16 +98,14 @@ class L2Switch(Stage):
                 if answered is not None:
                     return answered
             flood = self._flood_list(pkt, dst == BROADCAST)
-            if rp is not None and buf[12] == ETH_P_ARP >> 8 and buf[13] == ETH_P_ARP & 0xFF:
-                if (
-                    len(buf) >= 42
-                    and int.from_bytes(buf[28:32], "big") == rp.ip
-                    and src != rp.mac
-                    and rp.ip not in rp.router.yielded  # (a peer may hold a yielded address)
-                ):
-                    # A host claiming the router's address: flooded, it would move the other
-                    # hosts' gateway to the claimant; it goes nowhere (the router drops it too).
-                    return self.drop(pkt, "arp-spoofed", f"{mac_str(src)} claims the router's address")
+            if rp is not None and is_arp:
+                spa = int.from_bytes(buf[28:32], "big") if len(buf) >= 42 else -1
+                for own in inst.router_ports:  # type: ignore[union-attr]
+                    if spa == own.ip and src != own.mac and own.ip not in own.router.yielded:
+                        # A host claiming a router's address: flooded, it would move the other
+                        # hosts' gateway to the claimant; it goes nowhere (the router drops it
+                        # too).  (A peer may hold a yielded address.)
+                        return self.drop(pkt, "arp-spoofed", f"{mac_str(src)} claims the router's address")
                 return self._flood_and_to_router(pkt, flood, "arp broadcast")
             if not flood:
                 return self.drop(pkt, "no-other-member")
@@ -149,6 +148,11 @@ class L2Switch(Stage):
             copy.trace = pkt.trace
             self.ctx.emit(copy, "egress")
             self.floods += 1
+        for other in pkt.instance.router_ports[1:]:  # type: ignore[union-attr]
+            # Several routers on the segment (tenant SRs on the provider's): each gets its copy.
+            mine = Packet(bytearray(pkt.buf), pkt.in_port, pkt.vlan)
+            mine.instance, mine.router, mine.rport, mine.trace = pkt.instance, other.router, other, pkt.trace
+            self.ctx.emit(mine, other.router.kind)
         pkt.router = rp.router  # type: ignore[union-attr]
         pkt.rport = rp
         pkt.note(self.name, f"{what}: flood {len(flood)} member(s) and to router port {rp.label}")  # type: ignore[union-attr]

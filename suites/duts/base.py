@@ -58,6 +58,8 @@ CAPABILITIES: dict[str, str] = {
     "enters the core or the site twice; when it fails the other edge takes the instance over",
     "dhcp.relay": "DHCP relayed from a tenant segment to a server by unicast, giaddr the gateway's address "
     "there, option 82 naming the (port, VLAN) the client came in on, removed from the reply",
+    "tenancy.overlap": "two tenant routers with the same subnets and addresses on one edge: each tenant's "
+    "packets reach its own hosts only, each leaves from its own NAT pool and has its own BGP session",
     "alg.ftp": "FTP through NAT: active mode (PORT, EPRT) from a tenant behind SNAT and passive mode (PASV, EPSV) "
     "to a server behind a port forward; the data connection admitted as related and translated, for the "
     "announced peer only",

@@ -117,7 +117,8 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
     if "management" in gw:
         cfg.setdefault("kernel", {})["management"] = copy.deepcopy(gw["management"])
     if "bgp" in gw:
-        cfg.setdefault("kernel", {})["bgp"] = [copy.deepcopy(gw["bgp"])]
+        bgp = gw["bgp"] if isinstance(gw["bgp"], list) else [gw["bgp"]]  # one session per tenant router
+        cfg.setdefault("kernel", {})["bgp"] = copy.deepcopy(bgp)
     for key, value in copy.deepcopy(gw.get("dut", {}).get("reference", {})).items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):
             cfg[key].update(value)  # one level deep: the kernel section has parts from both
