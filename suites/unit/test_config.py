@@ -112,3 +112,42 @@ def test_cli_check_mode(tmp_path, capsys):
     assert main(["--config", str(bad), "--check"]) == 2
     err = capsys.readouterr().err
     assert "instances.app.records[0].vlan: 5000" in err and "Traceback" not in err
+
+
+def _second_tenant(r, **sr_port):
+    """A second tenant router on the same provider segment (as in the multi-tenant topology)."""
+    port = {"instance": "provider", "ip": "203.0.113.3/24", "mac": "02:00:00:00:cb:03", **sr_port}
+    r["instances"]["red"] = {"records": [{"port": "trunk", "vlan": 30}]}
+    r["routers"].append(
+        {
+            "name": "red",
+            "tlr_id": 2,
+            "dr": {"ports": [{"instance": "red", "ip": "172.16.10.1/24", "mac": "02:00:00:00:30:01"}]},
+            "sr": {"ports": [port]},
+            "transit": {"subnet": "169.254.0.0/28", "dr": "169.254.0.1", "sr": "169.254.0.2"},
+        }
+    )
+
+
+def test_two_tenant_srs_share_the_provider_segment():
+    dp = Datapath(config.parse(_edit(_second_tenant), "edge1.yaml"))
+    provider = dp.model.instances["provider"]
+    assert [rp.router.label for rp in provider.router_ports] == ["t1-sr", "red-sr"]
+    assert provider.to_dict()["router_ports"][1]["ip"] == "203.0.113.3/24"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda r: _second_tenant(r, ip="203.0.113.1/24"), "has this address or MAC on instance 'provider' already"),
+        (lambda r: _second_tenant(r, mac="02:00:00:00:cb:01"), "has this address or MAC on instance 'provider'"),
+        (  # a tenant segment has one gateway: a second DR port on it is refused
+            lambda r: (_second_tenant(r), r["routers"][1]["dr"]["ports"][0].update(instance="web")),
+            "instance 'web' already has a router port (t1.dr)",
+        ),
+    ],
+)
+def test_a_shared_segment_refuses_what_would_clash(edit, expected):
+    with pytest.raises(config.ConfigError) as err:
+        Datapath(config.parse(_edit(edit), "edge1.yaml"))
+    assert expected in str(err.value), str(err.value)

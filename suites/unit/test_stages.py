@@ -295,3 +295,28 @@ def test_stage_exception_costs_one_packet(rig, monkeypatch):
         ),
     )
     assert len(rig.take("trunk")) == 1
+
+
+def test_two_srs_on_one_segment_each_answer_their_own_arp():
+    """The provider segment shared by two tenant routers' SRs: frames go to a router by its MAC,
+    an ARP broadcast to each (each answers for its own address only)."""
+    import yaml
+
+    from suites.unit.conftest import EDGE_YAML, Rig
+    from suites.unit.test_config import _second_tenant
+
+    raw = yaml.safe_load(EDGE_YAML)
+    _second_tenant(raw)
+    rig = Rig(yaml.safe_dump(raw))
+    ext = "02:00:00:00:00:99"
+    for target, mac in (("203.0.113.1", "02:00:00:00:cb:01"), ("203.0.113.3", "02:00:00:00:cb:03")):
+        ask = Ether(src=ext, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=ext, psrc="203.0.113.10", pdst=target)
+        rig.send("uplink", bytes(ask))
+        (reply,) = [Ether(f) for f in rig.take("uplink")]
+        assert reply[ARP].op == 2 and reply[ARP].psrc == target and reply[ARP].hwsrc == mac
+    # A ping to the second SR's address is its own to answer (dispatched by its MAC).
+    rig.send(
+        "uplink", bytes(Ether(src=ext, dst="02:00:00:00:cb:03") / IP(src="203.0.113.10", dst="203.0.113.3") / ICMP())
+    )
+    (echo,) = [Ether(f) for f in rig.take("uplink")]
+    assert echo[IP].src == "203.0.113.3" and echo[ICMP].type == 0 and echo.src == "02:00:00:00:cb:03"
