@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from gateway import config
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if rc.ha is not None and not rc.ha.preempt:
             dp.ownership.yield_all(rc.name)
     dp.ownership.announce()
+    dp.on_hup = lambda: _reload_on_hup(control)
     print(f"gateway: {cfg.node} running, control socket {cfg.control_socket}", flush=True)
     try:
         dp.run()
@@ -85,6 +87,15 @@ def main(argv: list[str] | None = None) -> int:
             kernel_side.teardown(cfg.node, dp.kernel.namespaces())  # also stops FRR there
     print(f"gateway: {cfg.node} stopped", flush=True)
     return 0
+
+
+def _reload_on_hup(control: ControlServer) -> None:
+    """SIGHUP: the config file read again, as the ``reload`` command does; the log says how it went."""
+    answer = control.control.handle({"cmd": "reload"})
+    if answer["ok"]:
+        print(f"gateway: config reloaded: {json.dumps(answer['result']['changed'])}", flush=True)
+    else:
+        print(f"gateway: {answer['error']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,8 @@ TICK = 1.0
 class Datapath:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
+        self.hup_pending = False
+        self.on_hup: Any = None  # called from the loop after a SIGHUP (python -m gateway: reload)
         self.epoch = Epoch()
         self.model = model.build(cfg, self.epoch)
         t = cfg.tables
@@ -342,6 +344,7 @@ class Datapath:
             listener.attach(ep, handlers)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
+        signal.signal(signal.SIGHUP, self._hup)
         next_tick = time.monotonic() + TICK
         backlog = False
         poll_port = self.poll_port
@@ -374,6 +377,9 @@ class Datapath:
                 if now >= next_tick:
                     self.tick(now)
                     next_tick = now + TICK
+                    if self.hup_pending and self.on_hup is not None:
+                        self.hup_pending = False
+                        self.on_hup()  # SIGHUP: the config read again (its owner says how it went)
                 for io in transports:
                     io.flush()
         finally:
@@ -392,6 +398,9 @@ class Datapath:
 
     def _stop(self, signum: int, _frame: Any) -> None:
         self.stopping = True
+
+    def _hup(self, signum: int, _frame: Any) -> None:
+        self.hup_pending = True
 
     # -- state for ``show`` ------------------------------------------------------------
     def counters(self) -> dict[str, Any]:

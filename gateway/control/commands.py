@@ -16,6 +16,7 @@ nat        action: add (router, kind: snat | dnat | one_to_one, rule: {...}) | d
 firewall   action: add (router, rule: {...}, position) | del (router, name)
 ha         action: takeover | release, router, ip   (what the HA agent asks, by hand)
 mirror     action: add (name, port | instance | router, direction: rx | tx | both) | del (name)
+reload     -   (the config file read again: routes, firewall, NAT, cache; ``reload.py``)
 =========  ==========================================================================
 
 Response: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "one sentence"}``.
@@ -315,6 +316,16 @@ def _mirror(ctl: Control, req: dict[str, Any]) -> Any:
     raise CommandError(f"unknown mirror action {action!r}; choose add or del")
 
 
+def _reload(ctl: Control, req: dict[str, Any]) -> Any:
+    from gateway import config
+    from gateway.control.reload import ReloadRefused, reload
+
+    try:
+        return reload(ctl.dp)
+    except (config.ConfigError, ReloadRefused, ValueError) as exc:
+        raise CommandError(f"reload refused, the running config stays: {exc}") from None
+
+
 def _ping(ctl: Control, req: dict[str, Any]) -> Any:
     dp = ctl.dp
     return {"node": dp.cfg.node, "uptime": round(time.time() - dp.started, 1)}
@@ -330,6 +341,7 @@ COMMANDS: dict[str, Callable[[Control, dict[str, Any]], Any]] = {
     "cache": _cache,
     "ha": _ha,
     "mirror": _mirror,
+    "reload": _reload,
 }
 
 

@@ -60,10 +60,13 @@ CAPABILITIES: dict[str, str] = {
     "there, option 82 naming the (port, VLAN) the client came in on, removed from the reply",
     "tenancy.overlap": "two tenant routers with the same subnets and addresses on one edge: each tenant's "
     "packets reach its own hosts only, each leaves from its own NAT pool and has its own BGP session",
+    "config.reload": "the configuration replaced at run time: a broken one is refused whole and the running one "
+    "stays in force, traffic unaffected; a good one applies",
     "alg.ftp": "FTP through NAT: active mode (PORT, EPRT) from a tenant behind SNAT and passive mode (PASV, EPSV) "
     "to a server behind a port forward; the data connection admitted as related and translated, for the "
     "announced peer only",
-    "fault.process": "one process of the gateway (its EVI control process) can be stopped and started alone",
+    "fault.process": "one process of the gateway (its EVI control process, its HA agent) can be stopped and "
+    "started alone",
     "evi.mtu": "a frame that does not fit the core with the tunnel overhead is dropped and counted, never fragmented",
     "internals.show": "the reference gateway's show output (drop names, MAC/ARP/FIB tables)",
     "internals.trace": "per-packet traces through the stages",
@@ -122,12 +125,22 @@ class GatewayHandle:
         raise NotImplementedError
 
     def stop_process(self, name: str) -> None:
-        """Stop one named process of the gateway (``evi``: its EVI control plane), the rest
-        running on (capability ``fault.process``)."""
+        """Stop one named process of the gateway (``evi``: its EVI control plane; ``ha``: its
+        HA agent), the rest running on (capability ``fault.process``)."""
         raise NotImplementedError
 
     def start_process(self, name: str) -> None:
         """Start again a process :meth:`stop_process` stopped."""
+        raise NotImplementedError
+
+    # -- configuration -----------------------------------------------------------------------
+    def config_text(self) -> str:
+        """The gateway's configuration as it stands, in its own format (``config.reload``)."""
+        raise NotImplementedError
+
+    def reload(self, text: str) -> str | None:
+        """Make ``text`` (the gateway's own format) its configuration at run time: None when it
+        was applied, else why it was refused (the running configuration then stays)."""
         raise NotImplementedError
 
     # -- evidence ----------------------------------------------------------------------------

@@ -64,6 +64,7 @@ class LinuxGateway(GatewayHandle):
             "evi.mtu",
             "dhcp.relay",  # ISC dhcrelay -a (linux_render.dhcp_relay)
             "alg.ftp",  # the kernel's FTP helper, attached by an nftables ct helper
+            "config.reload",  # the nftables ruleset replaced in one transaction
         }
     )
 
@@ -73,6 +74,21 @@ class LinuxGateway(GatewayHandle):
         self.spec = spec
         self.node = driver.lab.host(name)
         self.added_publics: dict[str, list[str]] = {}
+
+    # -- configuration -----------------------------------------------------------------------
+    def config_text(self) -> str:
+        return str(self.spec["nft"])
+
+    def reload(self, text: str) -> str | None:
+        """The ruleset replaced in one nftables transaction (the old table deleted, the new one
+        made): a file nft refuses changes nothing."""
+        path = self.driver.lab.rundir / f"{self.name}-reload.nft"
+        path.write_text(f"table ip {TABLE} {{}}\ndelete table ip {TABLE}\n{text}")
+        res = run(self.node, ["nft", "-f", str(path)], check=False)
+        if res.returncode != 0:
+            return res.stderr.strip() or f"nft refused the ruleset (exit {res.returncode})"
+        self.spec["nft"] = text
+        return None
 
     # -- state -----------------------------------------------------------------------------
     def _run(self, argv: list[str], check: bool = True) -> str:

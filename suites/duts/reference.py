@@ -152,12 +152,25 @@ class ReferenceGateway(GatewayHandle):
         self.agent_log: Path | None = None
         self.evi_agent: subprocess.Popen[bytes] | None = None
         self.start_evi: Any = None  # starts the EVI control process again (stop_process/start_process)
+        self.start_ha: Any = None  # ... the HA agent
         self.mgmt_service: subprocess.Popen[bytes] | None = None
         # The namespaces its kernel transport builds (None: it has none).
         self.kernel_namespaces: list[dict[str, Any]] | None = None
 
     def show(self, what: str = "summary") -> Any:
         return self.client.show(what)
+
+    def config_text(self) -> str:
+        return self.config.read_text()
+
+    def reload(self, text: str) -> str | None:
+        """The file rewritten, then the ``reload`` command (the daemon's SIGHUP does the same)."""
+        self.config.write_text(text)
+        try:
+            self.request({"cmd": "reload"})
+        except ControlError as exc:
+            return str(exc)
+        return None
 
     def request(self, req: dict[str, Any]) -> Any:
         return self.client.request(req)
@@ -229,18 +242,30 @@ class ReferenceGateway(GatewayHandle):
         self.proc.kill()
         self.proc.wait(timeout=5)
 
+    def _processes(self) -> dict[str, tuple[str, Any]]:
+        """name -> (the handle's attribute holding its process, what starts it again)."""
+        out: dict[str, tuple[str, Any]] = {}
+        if self.start_evi is not None:
+            out["evi"] = ("evi_agent", self.start_evi)
+        if self.start_ha is not None:
+            out["ha"] = ("agent", self.start_ha)
+        return out
+
     def stop_process(self, name: str) -> None:
-        if name != "evi" or self.evi_agent is None:
-            raise NotImplementedError(f"{self.name} has no process {name!r} to stop (it has: evi)")
-        if self.evi_agent.poll() is None:
-            self.evi_agent.kill()
-            self.evi_agent.wait(timeout=5)
+        procs = self._processes()
+        if name not in procs:
+            raise NotImplementedError(f"{self.name} has no process {name!r} to stop (it has: {', '.join(procs)})")
+        proc = getattr(self, procs[name][0])
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
 
     def start_process(self, name: str) -> None:
-        if name != "evi" or self.start_evi is None:
-            raise NotImplementedError(f"{self.name} has no process {name!r} to start (it has: evi)")
+        procs = self._processes()
+        if name not in procs:
+            raise NotImplementedError(f"{self.name} has no process {name!r} to start (it has: {', '.join(procs)})")
         self.stop_process(name)
-        self.evi_agent = self.start_evi()
+        setattr(self, procs[name][0], procs[name][1]())
 
     def settled(self) -> bool:
         """Alive, and: with HA, BFD up on every session of its agent; with EVI, its control
@@ -344,20 +369,18 @@ class ReferenceDriver(DutDriver):
         if has_ha:
             # The HA agent: a separate process that talks BFD through the datapath's unix socket.
             handle.agent_log = lab.rundir / f"{gateway}-ha.log"
-            with open(handle.agent_log, "ab") as log:
-                handle.agent = node.popen(
-                    [sys.executable, "-u", "-m", "gateway.ha.agent", "--config", str(cfg_path)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    cwd=str(Path(__file__).resolve().parents[2]),
-                )
+            handle.start_ha = lambda: self._start_process(node, "gateway.ha.agent", cfg_path, handle.agent_log)
+            handle.agent = handle.start_ha()
         return handle
 
     def _start_evi_agent(self, gateway: str, node: Any, cfg_path: Path) -> subprocess.Popen[bytes]:
-        with open(self.lab.rundir / f"{gateway}-evi.log", "ab") as log:
-            return node.popen(
-                [sys.executable, "-u", "-m", "gateway.evi.agent", "--config", str(cfg_path)],
+        return self._start_process(node, "gateway.evi.agent", cfg_path, self.lab.rundir / f"{gateway}-evi.log")
+
+    def _start_process(self, node: Any, module: str, cfg_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
+        """One of the gateway's control-plane processes (the HA agent, the EVI control process)."""
+        with open(log_path, "ab") as log:
+            return node.popen(  # type: ignore[no-any-return]
+                [sys.executable, "-u", "-m", module, "--config", str(cfg_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

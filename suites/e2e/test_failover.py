@@ -237,6 +237,53 @@ def test_provider_router_runs_frr(ha):
     assert '"protocol":"static"' in routes.replace(" ", "") and "203.0.113.1" in routes, routes
 
 
+def _transit_garp_senders(frames: list[Any]) -> list[str]:
+    """Who announced the SR transit address 169.254.0.2 by gratuitous ARP, in order, repeats merged."""
+    from scapy.layers.l2 import ARP
+
+    senders: list[str] = []
+    for f in frames:
+        if ARP in f and f[ARP].psrc == f[ARP].pdst == "169.254.0.2" and (not senders or senders[-1] != f[ARP].hwsrc):
+            senders.append(f[ARP].hwsrc)
+    return senders
+
+
+@pytest.mark.needs("ha.failover", "fault.process", "internals.ha")
+def test_a_killed_ha_agent_restarts_without_flapping(ha):
+    """The standby's agent killed and restarted: nothing moves.  The active's: the standby takes
+    over once (BFD from the active is gone) and gives back once when it returns (preemption);
+    no address moves more than that."""
+    mac = ha.plan["transit"]["mac"]
+    edge1, edge2 = ha.gateway("edge1"), ha.gateway("edge2")
+    hv1 = ha.host("hv1")
+    poll(lambda: both_up(ha), timeout=10, what="BFD up before the agents are killed")
+    cap = traffic.Capture(hv1, ha.intf_towards("hv1", "st"), seconds=6, max_frames=20000)
+    stream = probe(ha, 500)
+    time.sleep(0.5)
+    edge2.stop_process("ha")
+    time.sleep(1.0)
+    edge2.start_process("ha")
+    poll(lambda: both_up(ha), timeout=15, what="BFD up again after edge2's agent restarted")
+    out, _ = stream.communicate(timeout=30)
+    senders = _transit_garp_senders(cap.stop())
+    received, window = loss_window(out, 500)
+    assert senders in ([], [mac["edge1"]]), f"the standby's agent restart moved the transit address: {senders}"
+    assert edge2.show("ha")["owned"]["t1-sr"] == [] and dr_neighbour(ha, "169.254.0.2") == mac["edge1"]
+    assert window < 0.1, f"the standby's agent restart cost the flow {window * 1000:.0f} ms"
+    # The active's agent.
+    cap = traffic.Capture(hv1, ha.intf_towards("hv1", "st"), seconds=8, max_frames=20000)
+    edge1.stop_process("ha")
+    poll(lambda: edge2.show("ha")["owned"]["t1-sr"] != [], timeout=5, what="edge2 taking over from edge1")
+    edge1.start_process("ha")
+    poll(lambda: both_up(ha), timeout=15, what="BFD up again after edge1's agent restarted")
+    poll(lambda: edge2.show("ha")["owned"]["t1-sr"] == [], timeout=5, what="edge2 giving edge1's addresses back")
+    time.sleep(2.0)  # would anything move again?
+    senders = _transit_garp_senders(cap.stop())
+    assert senders == [mac["edge2"], mac["edge1"]], f"the transit address moved {len(senders)} times: {senders}"
+    assert dr_neighbour(ha, "169.254.0.2") == mac["edge1"]
+    assert traffic.ping(ha.host("t1"), EXT, count=3).ok
+
+
 @pytest.fixture(scope="module")
 def ha_no_preempt(request: pytest.FixtureRequest) -> Iterator[Any]:
     import os

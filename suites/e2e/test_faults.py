@@ -64,3 +64,27 @@ def test_the_flow_resumes_after_the_uplink_flaps(lab: Any) -> None:
     assert replies > 50 and gap < 1.5 + 1.0, f"loss window {gap:.2f} s, {replies} replies"
     assert lab.gateway("edge1").alive()
     assert traffic.ping(lab.host("t1"), EXT2, count=3).ok
+
+
+@pytest.mark.needs("routing", "nat.snat", "fw.reject", "config.reload")
+def test_a_broken_config_on_reload_changes_nothing_and_a_good_one_applies(lab: Any, gw: Any) -> None:
+    """Under traffic: a truncated configuration is refused whole (the flow does not notice, the
+    running firewall still rejects telnet); the configuration given back applies again."""
+    good = gw.config_text()
+    p = probe(lab, 5.0)
+    try:
+        time.sleep(1.0)
+        why = gw.reload(good[: len(good) // 2])
+        assert why, "a configuration cut in half was accepted"
+        time.sleep(1.0)
+    finally:
+        gap, replies = window(p)
+        back = gw.reload(good)
+    print(f"broken reload refused ({why.splitlines()[0][:120]}); loss window {gap:.2f} s")
+    assert back is None, f"the good configuration was refused: {back}"
+    assert replies > 150 and gap < 0.3, f"the flow noticed the refused reload: {gap:.2f} s, {replies} replies"
+    # The running configuration stayed in force, and stays after the good one: telnet is still
+    # rejected (ICMP administratively prohibited: the client's "No route to host").
+    tried = traffic.tcp_connect(lab.host("t1"), EXT2, 23)
+    assert tried.get("errno") == 113, f"telnet out was not rejected: {tried}"
+    assert traffic.ping(lab.host("t1"), EXT2, count=2).ok
