@@ -88,3 +88,27 @@ def test_a_broken_config_on_reload_changes_nothing_and_a_good_one_applies(lab: A
     tried = traffic.tcp_connect(lab.host("t1"), EXT2, 23)
     assert tried.get("errno") == 113, f"telnet out was not rejected: {tried}"
     assert traffic.ping(lab.host("t1"), EXT2, count=2).ok
+
+
+@pytest.mark.needs("internals.show", "config.reload")
+def test_sighup_reloads_the_config_file(lab: Any, gw: Any) -> None:
+    import os
+    import signal
+
+    import yaml
+
+    from suites.lib.expect import poll
+
+    good = gw.config_text()
+    raw = yaml.safe_load(good)
+    rule = {"name": "no-smtp-out", "action": "reject", "direction": "out", "proto": "tcp", "dport": 25}
+    raw["routers"][0]["sr"]["firewall"]["rules"].append(rule)
+    gw.config.write_text(yaml.safe_dump(raw))
+    try:
+        os.kill(gw.proc.pid, signal.SIGHUP)
+        names = lambda: [r["name"] for r in gw.show("firewall")["t1"]["rules"]]  # noqa: E731
+        poll(lambda: "no-smtp-out" in names() or None, timeout=5, what="the rule from the file after SIGHUP")
+        assert "config reloaded" in gw.log_text(), gw.log_text()[-1000:]
+    finally:
+        assert gw.reload(good) is None
+    assert "no-smtp-out" not in [r["name"] for r in gw.show("firewall")["t1"]["rules"]]
