@@ -58,6 +58,27 @@ def test_a_tenant_claiming_the_gateway_address_moves_nobody(lab, plan, gw):
     poll(lambda: gw.counters()["dropped"]["arp"] - before >= 3, what="the claims counted")
 
 
+@pytest.mark.needs("sec.arp", "routing", "counters")
+def test_a_tenant_claiming_another_segments_host_moves_nobody(lab, plan, gw):
+    """t1 (web) sends gratuitous ARPs claiming t3's address (app, another segment): the gateway's
+    traffic to t3 still goes to t3, none of it to t1, and the claims are counted."""
+    t1, t4 = lab.host("t1"), lab.host("t4")
+    t3_ip = addr(plan, "t3")
+    assert traffic.ping(t4, t3_ip, count=1).ok  # the DR knows t3
+    before = gw.counters()["dropped"]["arp"]
+    t1_mac = plan["hosts"]["t1"]["mac"]
+    garp = Ether(src=t1_mac, dst="ff:ff:ff:ff:ff:ff") / ARP(
+        op=2, hwsrc=t1_mac, psrc=t3_ip, hwdst="ff:ff:ff:ff:ff:ff", pdst=t3_ip
+    )
+    traffic.send(t1, [garp] * 3, gap_ms=20)
+    caps = _capture(lab, ("t1", "t3"))
+    assert traffic.ping(t4, t3_ip, count=3).ok, "t4 no longer reaches t3"
+    to_t1 = [f for f in caps["t1"].stop() if IP in f and f[IP].dst == t3_ip]
+    to_t3 = [f for f in caps["t3"].stop() if IP in f and f[IP].dst == t3_ip]
+    assert not to_t1 and to_t3, f"traffic for t3 went to t1 ({len(to_t1)} packets) or not to t3 ({len(to_t3)})"
+    poll(lambda: gw.counters()["dropped"]["arp"] - before >= 3, what="the claims counted")
+
+
 @pytest.mark.needs("sec.urpf", "counters")
 def test_a_spoofed_source_does_not_leave_the_tenant_segment(lab, plan, gw):
     t1 = lab.host("t1")
