@@ -8,6 +8,7 @@
     edgelab bench pipeline                  per-packet cost of slow path and cache hit, in process
     edgelab bench failover [--rounds N]     SR failover: detection time and loss window (edge-ha)
     edgelab bench services                  the service transport: round trip and rate through the DHCP relay
+    edgelab bench routes [--sizes N,N]      FPM -> FIB: install rate, memory, lookup cost as the table grows
     edgelab bench evi [--rounds N]          EVI across two sites: cached vs uncached, forwarder takeover (evi-dci)
     edgelab report [RUN_DIR ...] [--out D]  comparison page of conformance runs (results/*/ by default)
     edgelab fuzz [--budget N] [--seed S]    the reference gateway fed garbage in process (frames, control, ipc, config)
@@ -199,6 +200,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from edgelab import bench_services
 
         return bench_services.main()
+    if args.what == "routes":
+        from edgelab import bench_routes
+
+        return bench_routes.main(sizes=args.sizes, out_dir=args.out)
     if args.what == "evi":
         from edgelab import bench_evi
 
@@ -252,7 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(fn=cmd_up)
     sub.add_parser("clean", help="remove leftovers of crashed runs").set_defaults(fn=cmd_clean)
     be = sub.add_parser("bench", help="run a benchmark (prints figures and ratios)")
-    be.add_argument("what", choices=("forwarding", "pipeline", "failover", "evi", "services"))
+    be.add_argument("what", choices=("forwarding", "pipeline", "failover", "evi", "services", "routes"))
+    be.add_argument(
+        "--sizes",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=None,
+        help="routes: table sizes to measure, comma-separated (default 10000,100000,1000000)",
+    )
     be.add_argument("--rounds", type=int, default=5, help="failovers to measure (failover, evi)")
     be.add_argument("--runs", type=int, default=1, help="pipeline: runs to take the median of (all in the JSON)")
     be.add_argument("--seconds", type=float, default=2.0, help="length of one trial")

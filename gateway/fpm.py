@@ -152,20 +152,26 @@ class FpmServer:
         """Take bytes of the FPM stream; apply every whole message."""
         buf = self.buf
         buf += data
-        while len(buf) >= _HDR.size:
-            version, kind, length = _HDR.unpack_from(buf)
-            if version != 1 or length < _HDR.size:
-                self.errors.append(f"bad FPM header (version {version}, length {length}): connection closed")
-                self.rejected += 1
-                buf.clear()
-                self._drop_conn()
-                return
-            if len(buf) < length:
-                return  # the rest of the message is still on its way
-            message = bytes(buf[_HDR.size : length])
-            del buf[:length]
-            if kind == 1:
-                self.apply(message)
+        at, end = 0, len(buf)
+        view = memoryview(buf)
+        try:
+            while end - at >= _HDR.size:
+                version, kind, length = _HDR.unpack_from(buf, at)
+                if version != 1 or length < _HDR.size:
+                    self.errors.append(f"bad FPM header (version {version}, length {length}): connection closed")
+                    self.rejected += 1
+                    at = end
+                    self._drop_conn()
+                    return
+                if end - at < length:
+                    return  # the rest of the message is still on its way
+                message = bytes(view[at + _HDR.size : at + length])
+                at += length
+                if kind == 1:
+                    self.apply(message)
+        finally:
+            view.release()
+            del buf[:at]  # once per read, not once per message (a full table is a million of them)
 
     def apply(self, message: bytes) -> None:
         from pyroute2.netlink.rtnl.rtmsg import rtmsg
@@ -191,7 +197,7 @@ class FpmServer:
         fib = self.router.fib
         net, plen = int(prefix.network_address), prefix.prefixlen
         if mtype == RTM_DELROUTE:
-            current = next((r for r in fib.routes() if r.prefix == net and r.plen == plen), None)
+            current = fib.get(net, plen)
             if current is not None and current.origin == "bgp":
                 fib.remove(net, plen)
                 self.removed += 1

@@ -109,3 +109,14 @@ def test_fpm_changes_bump_the_epoch(server):
     before = server.rig.dp.epoch.value
     server.feed(fpm(route_msg(RTM_NEWROUTE, "192.0.2.0", 24, "203.0.113.10")))
     assert server.rig.dp.epoch.value > before, "cached flows must see the new route"
+
+
+def test_a_streamed_table_is_installed_and_withdrawn_whole():
+    """edgelab bench routes' own run, small: every streamed route installed as BGP, looked up,
+    then every one withdrawn (and RTM_DELROUTE finds its route without a scan: Fib.get)."""
+    from edgelab.bench_routes import prefixes, run_size
+
+    row = run_size(3000)
+    assert row["routes"] == 3000 and row["rejected"] == 0
+    nets = prefixes(3000)
+    assert len(set(nets)) == 3000 and {plen for _n, plen in nets} >= {16, 24}
