@@ -22,6 +22,7 @@ malformed header) is dropped and counted.
 
 from __future__ import annotations
 
+import os
 import select
 from collections.abc import Callable
 from typing import Any
@@ -46,12 +47,15 @@ class Kernel:
         self.routers: dict[int, Router] = {r.kernel_tag: r for r in model.routers if r.kernel_tag is not None}
         if cfg.management is not None:
             self.routers[MANAGEMENT_TAG] = model.router(cfg.management.router, "sr")
-        self.tap: Any = None  # io.tap.Tap, or a test double with recv_batch/send/fileno/close
+        self.tap: Any = None  # io.tap.Tap, or a test double with recv_batch/send/fileno/close/gone
         self.down = 0
         self.up = 0
         self.arp_answered = 0
         self.drops = dict.fromkeys(DROPS, 0)
         self._ep: Any = None
+        self.lost = False  # the TAP was deleted under us
+        self.names = [ns["name"] for ns in self.namespaces()]
+        self.missing: set[str] = set()  # namespaces deleted under the daemon
 
     def namespace_mac(self, tag: int) -> bytes:
         return derived_mac(self.node, "kernel", str(tag))
@@ -72,8 +76,8 @@ class Kernel:
 
     # -- down: datapath -> kernel ----------------------------------------------------------
     def deliver(self, tag: int, ip_packet: bytes) -> bool:
-        if self.tap is None or tag not in self.routers:
-            return False
+        if self.tap is None or self.tap.gone or tag not in self.routers:
+            return False  # (the stage drops the packet and counts it: no-punt-client)
         frame = self.namespace_mac(tag) + self.mac + _tag(tag) + b"\x08\x00" + ip_packet
         self.tap.send(frame)
         self.down += 1
@@ -83,6 +87,25 @@ class Kernel:
     def readable(self) -> None:
         for frame in self.tap.recv_batch(BATCH):
             self.receive(frame)
+        if self.tap.gone:
+            self._lost()
+
+    def _lost(self) -> None:
+        """The TAP was deleted under the daemon: its descriptor reports an error for ever, so
+        it leaves the loop (else the loop would spin on it); what is for the kernel is dropped
+        and counted from now on, tenant traffic goes on.  A restart builds it again."""
+        if self.lost:
+            return
+        self.lost = True
+        try:
+            self._ep.unregister(self.tap.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        print(
+            f"gateway: the kernel transport's TAP {self.cfg.tap} is gone: traffic for the TLR and management "
+            "namespaces is dropped (no-punt-client) until the gateway restarts; tenant traffic is unaffected",
+            flush=True,
+        )
 
     def receive(self, frame: bytearray) -> None:
         if len(frame) < 18 or (frame[12] << 8 | frame[13]) != ETH_P_8021Q:
@@ -127,7 +150,14 @@ class Kernel:
         ep.register(self.tap.fileno(), select.EPOLLIN)
 
     def tick(self) -> None:
-        pass
+        if self.tap is not None and self.tap.gone:
+            self._lost()  # (found by a send)
+        missing = [ns for ns in self.names if not os.path.exists(f"/run/netns/{ns}")]
+        for ns in missing:
+            if ns not in self.missing:
+                print(f"gateway: network namespace {ns} was deleted under the daemon; its processes run on "
+                      "unreachable by name until the gateway restarts", flush=True)  # fmt: skip
+        self.missing = set(missing)
 
     def close(self) -> None:
         if self.tap is not None:
@@ -139,6 +169,10 @@ class Kernel:
 
     def counters(self) -> dict[str, Any]:
         return {
+            "tap": "gone" if self.lost else ("up" if self.tap is not None else "none"),
+            "tap_rx_errors": getattr(self.tap, "rx_errors", 0),
+            "tap_tx_dropped": getattr(self.tap, "tx_dropped", 0),
+            "namespaces_missing": sorted(self.missing),
             "to_kernel": self.down,
             "from_kernel": self.up,
             "arp_answered": self.arp_answered,

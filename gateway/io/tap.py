@@ -15,6 +15,7 @@ network namespace keeps the descriptor working.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import struct
@@ -25,6 +26,7 @@ TUNSETIFF = 0x400454CA
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
 MAX_FRAME = 65535 + 18
+GONE = (errno.EBADFD, errno.ENODEV, errno.ENXIO)  # what a descriptor whose TAP was deleted answers
 
 
 class Tap:
@@ -46,6 +48,7 @@ class Tap:
         self.fd = fd
         self.rx_errors = 0
         self.tx_dropped = 0
+        self.gone = False  # the interface was deleted under the descriptor (EBADFD from then on)
 
     def fileno(self) -> int:
         return self.fd
@@ -58,8 +61,9 @@ class Tap:
                 data = os.read(self.fd, MAX_FRAME)
             except BlockingIOError:
                 break
-            except OSError:
+            except OSError as exc:
                 self.rx_errors += 1
+                self.gone = self.gone or exc.errno in GONE
                 break
             if not data:
                 break
@@ -71,8 +75,9 @@ class Tap:
             os.write(self.fd, frame)
         except BlockingIOError:
             self.tx_dropped += 1  # the kernel's queue is full: this frame, not the loop
-        except OSError:
+        except OSError as exc:
             self.tx_dropped += 1  # the interface is down (or gone)
+            self.gone = self.gone or exc.errno in GONE
 
     def close(self) -> None:
         try:

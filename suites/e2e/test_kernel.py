@@ -184,3 +184,41 @@ def test_bgp_withdrawal_and_a_dead_peer_remove_the_route(lab, gw):
     finally:
         run(ext1, ["nft", "delete", "table", "inet", "edgelab_test"])
     poll(lambda: "192.0.2.0/24" in _bgp_routes(gw), timeout=30, what="the routes back with the session")
+
+
+def _cpu_seconds(pid: int) -> float:
+    import os
+
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.needs("internals.show", "fault.crash")
+def test_a_tap_and_a_namespace_deleted_under_the_daemon(lab, gw):
+    """The kernel transport's TAP deleted (from Open vSwitch's namespace, where it lives) and the
+    TLR namespace deleted: the daemon says so, counts what it cannot punt, does not spin on the
+    dead descriptor, and tenants keep forwarding.  The gateway is restarted afterwards."""
+    pid = subprocess.run(["pidof", "ovs-vswitchd"], capture_output=True, text=True).stdout.split()[0]
+    tap = gw.show("counters")["kernel"]
+    try:
+        subprocess.run(["nsenter", "-t", pid, "-n", "ip", "link", "del", "edge1-kni"], check=True)
+        subprocess.run(["ip", "netns", "del", "edge1-tlr1"], check=True)
+        poll(lambda: gw.show("counters")["kernel"]["tap"] == "gone" or None, timeout=5, what="the TAP seen gone")
+        poll(lambda: "edge1-tlr1" in gw.show("counters")["kernel"]["namespaces_missing"] or None, timeout=5,
+             what="the namespace seen gone")  # fmt: skip
+        daemon = gw.proc.pid
+        before, t0 = _cpu_seconds(daemon), time.monotonic()
+        time.sleep(1.0)
+        busy = (_cpu_seconds(daemon) - before) / (time.monotonic() - t0)
+        assert busy < 0.5, f"the daemon spins on the dead TAP: {busy:.0%} of a CPU"
+        drops = gw.show("drops").get("sr/no-punt-client", 0)
+        traffic.http_get(lab.host("ext2"), _url(plan=lab.plan), timeout=1)  # for the management namespace
+        poll(lambda: gw.show("drops").get("sr/no-punt-client", 0) > drops, timeout=5, what="the punt counted")
+        assert traffic.ping(lab.host("t1"), "198.51.100.10", count=3).ok, "tenant traffic stopped"
+        log = gw.log_text()
+        assert "TAP edge1-kni is gone" in log and "edge1-tlr1 was deleted under the daemon" in log, log[-1500:]
+        assert gw.alive() and tap["tap"] == "up"
+    finally:
+        lab.start_gateway("edge1")  # a restart builds the TAP and the namespaces again
+    poll(lambda: lab.gateway("edge1").show("counters")["kernel"]["tap"] == "up" or None, timeout=10,
+         what="the kernel transport back after the restart")  # fmt: skip

@@ -8,6 +8,8 @@ dropped and counted.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Dot1Q, Ether
@@ -34,6 +36,7 @@ class FakeTap:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
         self.ifname = "edge1-kni"
+        self.gone = False
 
     def send(self, frame: bytes) -> None:
         self.sent.append(bytes(frame))
@@ -158,6 +161,37 @@ def test_without_a_tap_the_punt_is_dropped_and_counted():
     rig = Rig(KERNEL_YAML)  # the TAP is opened by open_ports, which a unit test does not call
     rig.send("uplink", from_provider(IP(src="198.51.100.10", dst="203.0.113.5") / TCP(sport=1, dport=8080, flags="S")))
     assert rig.drops() == {"sr/no-punt-client": 1}
+
+
+def test_a_tap_deleted_under_the_daemon_leaves_the_loop_and_its_punts_are_counted(krig, capsys):
+    """A deleted TAP's descriptor reports an error for ever: the kernel transport leaves the loop
+    once (it would spin), says so once, and what is for the kernel is dropped by name."""
+    import select
+
+    kernel = krig.dp.kernel
+    ep = select.epoll()
+    r, w = os.pipe()  # a descriptor the loop holds, standing in for the TAP's
+    kernel.tap.fileno = lambda: r
+    kernel.attach(ep, {})
+    kernel.tap.gone = True  # as io/tap.py sets it on EBADFD
+    kernel.readable()
+    kernel.tick()
+    assert ep.poll(0) == [] and kernel.counters()["tap"] == "gone"
+    assert capsys.readouterr().out.count("is gone") == 1
+    syn = IP(src="203.0.113.10", dst="203.0.113.1") / TCP(sport=40000, dport=179, flags="S")
+    krig.send("uplink", from_provider(syn))
+    assert krig.dp.kernel.tap.sent == [] and krig.drops() == {"sr/no-punt-client": 1}
+    krig.send("uplink", from_provider(IP(src="203.0.113.10", dst="203.0.113.1") / ICMP()))
+    assert len(krig.take("uplink")) == 1  # the datapath's own work goes on
+    os.close(r), os.close(w), ep.close()
+
+
+def test_a_deleted_namespace_is_said_once_and_shown(krig, capsys):
+    kernel = krig.dp.kernel
+    kernel.tick()  # (no namespace exists here: a unit test builds none)
+    assert set(kernel.counters()["namespaces_missing"]) == {"edge1-tlr1", "edge1-mgmt"}
+    kernel.tick()
+    assert capsys.readouterr().out.count("was deleted under the daemon") == 2  # once each
 
 
 @pytest.mark.parametrize(
