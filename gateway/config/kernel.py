@@ -11,6 +11,7 @@ so it can name them.  Schema::
           asn: 64501
           neighbors: [{address: 203.0.113.10, asn: 64500}]
           announce: [203.0.113.64/31]
+          med: 100                   # optional: the MED it announces with (an HA standby: a higher one)
           timers: {keepalive: 1, hold: 3}
       management:                    # in-band management on an SR's segment
         router: t1
@@ -51,6 +52,7 @@ class BgpConfig:
     announce: list[ipaddress.IPv4Network]
     keepalive: int = 1
     hold: int = 3
+    med: int | None = None
 
 
 @dataclass
@@ -108,7 +110,7 @@ def parse_kernel(r: Reader, value: Any, node: str, routers: list[Any]) -> Kernel
 
 
 def _bgp(r: Reader, value: Any, path: str, tlrs: list[str]) -> BgpConfig:
-    b = r.mapping(value, path, ("router", "asn", "neighbors"), ("announce", "timers"))
+    b = r.mapping(value, path, ("router", "asn", "neighbors"), ("announce", "timers", "med"))
     router = r.name(b["router"], f"{path}.router")
     if router not in tlrs:
         raise r.fail(f"{path}.router", f"{router!r} has no TLR namespace: list it in kernel.tlrs")
@@ -127,6 +129,8 @@ def _bgp(r: Reader, value: Any, path: str, tlrs: list[str]) -> BgpConfig:
         for j, a in enumerate(r.sequence(b.get("announce") or [], f"{path}.announce"))
     ]
     cfg = BgpConfig(router, asn, neighbors, announce)
+    if b.get("med") is not None:
+        cfg.med = r.integer(b["med"], f"{path}.med", 0, 4294967295)
     if b.get("timers") is not None:
         tb = r.mapping(b["timers"], f"{path}.timers", (), ("keepalive", "hold"))
         cfg.keepalive = r.integer(tb.get("keepalive", 1), f"{path}.timers.keepalive", 1, 65535)

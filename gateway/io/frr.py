@@ -45,8 +45,12 @@ def render(bgp: BgpConfig, hostname: str, router_id: str, fpm_port: int) -> str:
         *(f" neighbor {addr} remote-as {asn}" for addr, asn in bgp.neighbors),
         " address-family ipv4 unicast",
         *(f"  network {net}" for net in bgp.announce),
+        *(f"  neighbor {addr} route-map EDGELAB-OUT out" for addr, _asn in bgp.neighbors if bgp.med is not None),
         " exit-address-family",
     ]
+    if bgp.med is not None:
+        # The MED it announces with: of two SRs of one router, the provider prefers the lower.
+        lines += ["route-map EDGELAB-OUT permit 10", f" set metric {bgp.med}"]
     return "\n".join(lines) + "\n"
 
 

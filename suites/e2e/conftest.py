@@ -63,8 +63,12 @@ def _missing_prerequisites() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """edge-basic, started for each module that uses it and stopped at its end: a module with
+    a topology of its own (edge-ha, evi-dci, multi-tenant) never runs beside it, as two
+    topologies with a node of the same name would collide (interface, namespace and TAP names
+    in the root namespace are made from node names)."""
     missing = _missing_prerequisites()
     if missing:
         if os.environ.get("CI"):
@@ -80,7 +84,7 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Any]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def plan(lab: Any) -> dict[str, Any]:
     return lab.plan
 

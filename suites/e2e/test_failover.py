@@ -237,6 +237,59 @@ def test_provider_router_runs_frr(ha):
     assert '"protocol":"static"' in routes.replace(" ", "") and "203.0.113.1" in routes, routes
 
 
+def _vtysh_json(node: Any, command: str) -> Any:
+    import json
+
+    from topologies.nodes import run
+
+    return json.loads(run(node, ["vtysh", "--vty_socket", node.frr_dir, "-c", command]).stdout or "{}")
+
+
+def _provider_best(pr: Any) -> str | None:
+    """The next hop the provider router uses for the tenant prefixes, and by which protocol."""
+    for path in _vtysh_json(pr, "show ip route 172.16.0.0/16 json").get("172.16.0.0/16", []):
+        if path.get("selected"):
+            return f"{path['protocol']} via {path['nexthops'][0]['ip']}"
+    return None
+
+
+def _bgp_routes(gw: Any) -> set[str]:
+    return {r["prefix"] for r in gw.show("fib") if r["origin"] == "bgp"}
+
+
+@pytest.mark.needs("bgp", "ha.failover", "fault.crash", "internals.show")
+def test_both_srs_speak_bgp_and_the_standby_is_ready_before_a_failover(ha):
+    """Both SRs peer with the provider router all the time: it prefers the active's announcement
+    (lower MED), the standby's session is up and its FIB holds the learned routes before any
+    failover.  When the active dies, its address moves at once (BFD) and, after the hold time,
+    the provider routes by the standby's own announcement."""
+    pr = ha.host("pr")
+    edge1, edge2 = ha.gateway("edge1"), ha.gateway("edge2")
+    peers = lambda: _vtysh_json(pr, "show bgp summary json").get("ipv4Unicast", {}).get("peers", {})  # noqa: E731
+    poll(lambda: all(p.get("state") == "Established" for p in peers().values()) and len(peers()) == 2,
+         timeout=30, what="both SRs' BGP sessions Established")  # fmt: skip
+    poll(lambda: _provider_best(pr) == "bgp via 203.0.113.1", timeout=15, what="the provider preferring the active")
+    poll(lambda: "192.0.2.0/24" in _bgp_routes(edge1) and "192.0.2.0/24" in _bgp_routes(edge2), timeout=15,
+         what="both SRs holding the learned provider prefix")  # fmt: skip
+    poll(lambda: both_up(ha), timeout=10, what="BFD up before the failover")
+    try:
+        stream = probe(ha, 600)
+        time.sleep(1.0)
+        edge1.crash()
+        poll(lambda: _provider_best(pr) == "bgp via 203.0.113.2", timeout=10,
+             what="the provider routing by the standby's announcement after the hold time")  # fmt: skip
+        out, _ = stream.communicate(timeout=30)
+        received, window = loss_window(out, 600)
+        assert window < 0.5, f"loss window {window * 1000:.0f} ms (BFD moves the address; BGP follows later)"
+        assert "192.0.2.0/24" in _bgp_routes(edge2)
+        assert traffic.ping(ha.host("t1"), "192.0.2.1", count=3).ok
+    finally:
+        ha.stop_gateway("edge1")
+        ha.start_gateway("edge1")
+    poll(lambda: both_up(ha), timeout=15, what="BFD up again after edge1 restarted")
+    poll(lambda: _provider_best(pr) == "bgp via 203.0.113.1", timeout=20, what="the provider back on the active")
+
+
 def _transit_garp_senders(frames: list[Any]) -> list[str]:
     """Who announced the SR transit address 169.254.0.2 by gratuitous ARP, in order, repeats merged."""
     from scapy.layers.l2 import ARP
@@ -282,71 +335,3 @@ def test_a_killed_ha_agent_restarts_without_flapping(ha):
     assert senders == [mac["edge2"], mac["edge1"]], f"the transit address moved {len(senders)} times: {senders}"
     assert dr_neighbour(ha, "169.254.0.2") == mac["edge1"]
     assert traffic.ping(ha.host("t1"), EXT, count=3).ok
-
-
-@pytest.fixture(scope="module")
-def ha_no_preempt(request: pytest.FixtureRequest) -> Iterator[Any]:
-    import os
-
-    import topologies
-
-    if _prerequisites_missing():
-        if os.environ.get("CI"):
-            pytest.fail("prerequisites missing; CI must run the failover tests")
-        pytest.skip("needs root, Mininet, OVS and FRR")
-    plan = topologies.plan("edge-ha")
-    for edge in ("edge1", "edge2"):
-        plan["gateways"][edge]["routers"][0]["ha"]["preempt"] = False
-    with topologies.start("edge-ha", dut=request.config.getoption("--dut"), plan=plan) as lab:
-        yield lab
-
-
-def _prerequisites_missing() -> bool:
-    import os
-
-    from suites.e2e.conftest import _missing_prerequisites
-
-    return bool(_missing_prerequisites()) or not os.path.exists("/usr/lib/frr/zebra")
-
-
-@pytest.mark.needs("ha.preempt", "fault.crash", "internals.ha")
-def test_recovery_without_preemption(ha_no_preempt):
-    """preempt: false — a recovered SR comes back as standby: it claims none of its
-    addresses the peer holds, until that peer fails in turn."""
-    lab = ha_no_preempt
-    plan = lab.plan
-    poll(lambda: both_up(lab), timeout=15, what="BFD up")
-    poll(
-        lambda: all(lab.gateway(e).show("ha")["yielded"]["t1-sr"] == [] for e in ("edge1", "edge2")),
-        timeout=5,
-        what="both SRs claimed their own addresses",
-    )
-    assert traffic.ping(lab.host("t1"), EXT, count=2).ok
-    assert dr_neighbour(lab, "169.254.0.2") == plan["transit"]["mac"]["edge1"]
-    lab.gateway("edge1").crash()
-    poll(lambda: "169.254.0.2" in lab.gateway("edge2").show("ha")["owned"]["t1-sr"], timeout=5, what="edge2 took over")
-    assert traffic.ping(lab.host("t1"), EXT, count=3).ok
-    # edge1 returns: no preemption, so it stays standby for its own addresses.
-    lab.stop_gateway("edge1")
-    lab.start_gateway("edge1")
-    poll(lambda: both_up(lab), timeout=15, what="BFD up with the recovered edge1")
-    time.sleep(2.0)  # past the claim wait of the recovered agent
-    assert set(lab.gateway("edge2").show("ha")["owned"]["t1-sr"]) == {"169.254.0.2", plan["uplinks"]["edge1"]}, (
-        "edge2 keeps what it took"
-    )
-    assert set(lab.gateway("edge1").show("ha")["yielded"]["t1-sr"]) >= {"169.254.0.2", plan["uplinks"]["edge1"]}
-    assert dr_neighbour(lab, "169.254.0.2") == plan["transit"]["mac"]["edge2"]
-    assert traffic.ping(lab.host("t1"), EXT, count=3).ok
-    # Now the holder fails: edge1 claims its own addresses back and takes over edge2's.
-    lab.gateway("edge2").crash()
-    poll(
-        lambda: lab.gateway("edge1").show("ha")["yielded"]["t1-sr"] == [],
-        timeout=5,
-        what="edge1 claimed its own addresses",
-    )
-    poll(
-        lambda: dr_neighbour(lab, "169.254.0.2") == plan["transit"]["mac"]["edge1"],
-        timeout=5,
-        what="the DR follows edge1's claim",
-    )
-    assert traffic.ping(lab.host("t1"), EXT, count=3).ok

@@ -8,9 +8,18 @@ NAME = "edge-ha"
 
 
 def _sr(
-    node: str, transit_ip: str, transit_mac: str, uplink_ip: str, uplink_mac: str, peer_transit: str, peer_uplink: str
+    node: str,
+    transit_ip: str,
+    transit_mac: str,
+    uplink_ip: str,
+    uplink_mac: str,
+    peer_transit: str,
+    peer_uplink: str,
+    med: int,
 ) -> dict[str, Any]:
-    """The intent of one SR edge: its transit and uplink addresses, its peer's."""
+    """The intent of one SR edge: its transit and uplink addresses, its peer's; its BGP session
+    with the provider router announces the tenant prefixes with ``med`` (the standby's higher:
+    the provider prefers the active while both are up)."""
     return {
         "ports": {
             "transit": {"ifname": f"{node}-eth0", "peer": "st", "role": "transit"},
@@ -46,6 +55,16 @@ def _sr(
                 },
             }
         ],
+        # Both SRs peer with the provider router all the time: the standby's session and the
+        # routes it learned are there before a failover.
+        "bgp": {
+            "router": "t1",
+            "asn": 64501,
+            "neighbors": [{"address": "203.0.113.254", "asn": 64500}],
+            "announce": ["172.16.0.0/16"],
+            "med": med,
+        },
+        "dut": {"reference": {"kernel": {"tlrs": ["t1"]}}},
     }
 
 
@@ -79,8 +98,15 @@ PLAN: dict[str, Any] = {
             "mac": "02:00:01:cb:00:fe",
             "router": True,
             "ip2": "198.51.100.1/24",
-            # FRR (zebra + staticd) on the provider router holds the route to the tenants.
-            "frr_routes": {"172.16.0.0/16": "203.0.113.1"},
+            # FRR on the provider router (zebra, staticd, bgpd). The tenant prefixes are learned by BGP from both SRs (the active's MED is lower);
+            # a floating static (distance 250) stands in for a gateway that speaks no BGP.
+            "frr_routes": {"172.16.0.0/16": "203.0.113.1 250"},
+            "bgp": {
+                "asn": 64500,
+                "neighbors": [{"address": "203.0.113.1", "asn": 64501}, {"address": "203.0.113.2", "asn": 64501}],
+                "networks": ["192.0.2.0/24"],
+                "loopback": "192.0.2.1/24",
+            },
         },
         "ext1": {
             "ip": "198.51.100.10/24",
@@ -140,6 +166,7 @@ PLAN: dict[str, Any] = {
             "02:00:01:cb:00:01",
             "169.254.0.3",
             "203.0.113.2",
+            100,
         ),
         "edge2": _sr(
             "edge2",
@@ -149,6 +176,7 @@ PLAN: dict[str, Any] = {
             "02:00:01:cb:00:02",
             "169.254.0.2",
             "203.0.113.1",
+            200,
         ),
     },
     "routers": {

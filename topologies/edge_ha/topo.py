@@ -24,7 +24,14 @@ class EdgeHaTopo(Topo):
         for edge in edges:
             self.addLink(edge, st)  # edgeN-eth0: transit
             self.addLink(edge, sp)  # edgeN-eth1: uplink
-        self.addHost("pr", cls=FrrRouter, ip=h["pr"]["ip"], mac=h["pr"]["mac"], frr_routes=h["pr"]["frr_routes"])
+        self.addHost(
+            "pr",
+            cls=FrrRouter,
+            ip=h["pr"]["ip"],
+            mac=h["pr"]["mac"],
+            frr_routes=h["pr"]["frr_routes"],
+            frr_bgp=h["pr"].get("bgp"),
+        )
         self.addLink("pr", sp)
         self.addHost(
             "ext1", cls=host_cls, ip=h["ext1"]["ip"], mac=h["ext1"]["mac"], defaultRoute=f"via {h['ext1']['gw']}"
