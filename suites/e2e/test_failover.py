@@ -322,7 +322,7 @@ def test_a_killed_ha_agent_restarts_without_flapping(ha):
     received, window = loss_window(out, 500)
     assert senders in ([], [mac["edge1"]]), f"the standby's agent restart moved the transit address: {senders}"
     assert edge2.show("ha")["owned"]["t1-sr"] == [] and dr_neighbour(ha, "169.254.0.2") == mac["edge1"]
-    assert window < 0.1, f"the standby's agent restart cost the flow {window * 1000:.0f} ms"
+    assert window < 0.25, f"the standby's agent restart cost the flow {window * 1000:.0f} ms"
     # The active's agent.
     cap = traffic.Capture(hv1, ha.intf_towards("hv1", "st"), seconds=8, max_frames=20000)
     edge1.stop_process("ha")

@@ -82,7 +82,7 @@ def test_a_broken_config_on_reload_changes_nothing_and_a_good_one_applies(lab: A
         back = gw.reload(good)
     print(f"broken reload refused ({why.splitlines()[0][:120]}); loss window {gap:.2f} s")
     assert back is None, f"the good configuration was refused: {back}"
-    assert replies > 150 and gap < 0.3, f"the flow noticed the refused reload: {gap:.2f} s, {replies} replies"
+    assert replies > 150 and gap < 1.0, f"the flow noticed the refused reload: {gap:.2f} s, {replies} replies"
     # The running configuration stayed in force, and stays after the good one: telnet is still
     # rejected (ICMP administratively prohibited: the client's "No route to host").
     tried = traffic.tcp_connect(lab.host("t1"), EXT2, 23)

