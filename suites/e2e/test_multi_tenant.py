@@ -9,7 +9,6 @@ own quota of connections; the other tenant's connections go on.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -17,15 +16,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from scapy.layers.inet import ICMP, IP
 
 from suites.lib import traffic
 from suites.lib.expect import poll
-from topologies.nodes import run
+from suites.lib.tenancy import PROVIDER, established, next_hops, reaches, sources_seen, syn_flood
 
 pytestmark = pytest.mark.needs("tenancy.overlap", "bgp")
-
-PROVIDER = "192.0.2.1"  # on ext1's lo, announced by BGP: no SR has a static route to it
 
 
 @pytest.fixture(scope="module")
@@ -41,41 +37,24 @@ def mt(request: pytest.FixtureRequest) -> Iterator[Any]:
 
     with topologies.start("multi-tenant", dut=request.config.getoption("--dut")) as lab:
         ext1 = lab.host("ext1")
-        poll(lambda: len(_established(ext1)) == 2, timeout=30, what="both tenants' BGP sessions Established")
+        poll(lambda: len(established(ext1)) == 2, timeout=30, what="both tenants' BGP sessions Established")
         poll(lambda: all(traffic.ping(lab.host(h), PROVIDER, count=1).ok for h in ("a1", "b1")), timeout=30,
              what="both tenants reaching the provider prefix")  # fmt: skip
         yield lab
 
 
-def _vtysh(node: Any, command: str) -> Any:
-    return json.loads(run(node, ["vtysh", "--vty_socket", node.frr_dir, "-c", command]).stdout or "{}")
-
-
-def _established(ext1: Any) -> list[str]:
-    peers = _vtysh(ext1, "show bgp summary json").get("ipv4Unicast", {}).get("peers", {})
-    return [addr for addr, p in peers.items() if p.get("state") == "Established"]
-
-
 def test_each_tenant_has_its_own_bgp_session_and_announces_its_own_pool(mt: Any) -> None:
     ext1 = mt.host("ext1")
-    plan = mt.plan
-    routes = _vtysh(ext1, "show ip route bgp json")
     for tenant, sr in (("blue", "203.0.113.2"), ("red", "203.0.113.3")):
-        pool = plan["tenants"][tenant]["pool"]
-        assert sr in _established(ext1), f"{tenant}'s session ({sr}) is not Established"
-        (route,) = routes[f"{pool}/32"]
-        hops = [nh["ip"] for nh in route["nexthops"]]
+        pool = mt.plan["tenants"][tenant]["pool"]
+        assert sr in established(ext1), f"{tenant}'s session ({sr}) is not Established"
+        hops = next_hops(ext1, f"{pool}/32")
         assert hops == [sr], f"{tenant}'s pool {pool} is routed via {hops}, not its own SR {sr}"
 
 
 def test_each_tenant_reaches_the_provider_from_its_own_pool(mt: Any) -> None:
     """The same address in both tenants: the provider tells them apart by the pool only."""
-    ext1 = mt.host("ext1")
-    with traffic.capture(ext1, mt.intf_towards("ext1", "edge1"), seconds=8) as cap:
-        for host in ("a1", "b1"):
-            assert traffic.ping(mt.host(host), PROVIDER, count=2).ok, f"{host} did not reach {PROVIDER}"
-        cap.stop()
-    sources = {f[IP].src for f in cap.frames if IP in f and ICMP in f and f[ICMP].type == 8 and f[IP].dst == PROVIDER}
+    sources = sources_seen(mt, ["a1", "b1"])
     assert sources == {mt.plan["tenants"]["blue"]["pool"], mt.plan["tenants"]["red"]["pool"]}, sources
 
 
@@ -114,29 +93,6 @@ def test_each_tenant_routers_kernel_traffic_carries_its_own_tag(mt: Any) -> None
     assert from_ns == {("1", "203.0.113.2"), ("2", "203.0.113.3")}, f"tags and sources seen: {pairs}\n{cap.stderr}"
 
 
-_FLOOD = r"""
-import socket, struct, sys, time
-iface, src_mac, dst_mac, src, dst, seconds, rate = sys.argv[1:8]
-def csum(data):
-    if len(data) % 2: data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data)); s = (s & 0xFFFF) + (s >> 16)
-    return ~(s + (s >> 16)) & 0xFFFF
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind((iface, 0))
-sa, da = socket.inet_aton(src), socket.inet_aton(dst)
-eth = bytes.fromhex(dst_mac.replace(":", "")) + bytes.fromhex(src_mac.replace(":", "")) + b"\x08\x00"
-end = time.monotonic() + float(seconds); gap = 1 / float(rate); n = 0
-while time.monotonic() < end:
-    sport = 20000 + n % 40000
-    tcp = struct.pack("!HHIIBBHHH", sport, 9, n, 0, 5 << 4, 0x02, 64240, 0, 0)
-    tcp = tcp[:16] + struct.pack("!H", csum(sa + da + struct.pack("!BBH", 0, 6, 20) + tcp)) + tcp[18:]
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, n & 0xFFFF, 0, 64, 6, 0, sa, da)
-    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
-    s.send(eth + ip + tcp); n += 1
-    time.sleep(gap)
-print(n)
-"""
-
-
 @pytest.mark.needs("counters")
 def test_a_syn_flood_from_one_tenant_leaves_the_other_tenant_working(mt: Any) -> None:
     """a1 floods SYNs to the provider, more than blue's quota (2000 connections) holds for
@@ -145,15 +101,8 @@ def test_a_syn_flood_from_one_tenant_leaves_the_other_tenant_working(mt: Any) ->
     expires: the quota is first come, first served, so that is not asserted.  Last in this
     module: blue's table holds the flood's entries for their timeout.)"""
     gw = mt.gateway("edge1")
-    plan = mt.plan
-    a1 = mt.host("a1")
-    dr_mac = plan["gateways"]["edge1"]["routers"][0]["dr"]["ports"][0]["mac"]
     before = gw.counters()["dropped"]["nat"]
-    flood = a1.popen(
-        ["python3", "-c", _FLOOD, a1.defaultIntf().name, plan["hosts"]["a1"]["mac"], dr_mac, "10.0.1.11", PROVIDER,
-         "12", "600"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    flood = syn_flood(mt, "a1")
     try:
         poll(lambda: gw.counters()["dropped"]["nat"] - before > 100, timeout=10, what="blue's quota full")
         for _ in range(3):
@@ -166,5 +115,4 @@ def test_a_syn_flood_from_one_tenant_leaves_the_other_tenant_working(mt: Any) ->
         flood.communicate()
     print(f"blue's refused connections during the flood: {during}")
     # Once the flood's entries time out (the provider answered each SYN with a reset), blue works again.
-    poll(lambda: "refused" in (traffic.tcp_connect(mt.host("a2"), PROVIDER, 5999).get("error") or "").lower(),
-         timeout=40, interval=2, what="blue's a2 reaching the provider again")  # fmt: skip
+    poll(lambda: reaches(mt, "a2"), timeout=40, interval=2, what="blue's a2 reaching the provider again")

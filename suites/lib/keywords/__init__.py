@@ -22,6 +22,7 @@ from suites.lib.keywords.internals import CacheKeywords, HaKeywords
 from suites.lib.keywords.management import ManagementKeywords
 from suites.lib.keywords.network import GatewayKeywords, TopologyKeywords, TrafficKeywords
 from suites.lib.keywords.services import NatKeywords
+from suites.lib.keywords.tenancy import TenancyKeywords
 
 
 class EdgelabLibrary(DynamicCore):
@@ -43,5 +44,6 @@ class EdgelabLibrary(DynamicCore):
                 EviKeywords(ctx),
                 DhcpKeywords(ctx),
                 FtpKeywords(ctx),
+                TenancyKeywords(ctx),
             ]
         )
