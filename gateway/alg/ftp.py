@@ -32,19 +32,12 @@ whole line in one segment); whatever the SR refuses of the announcement
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
-import socket
 import sys
-import time
-from collections import deque
 
 from gateway import config
 from gateway.headers import IPPROTO_TCP, checksum, pseudo_header
-from gateway.io import unix
 from gateway.io.service import (
-    DROP,
     ENDPOINT,
     EXPECT,
     EXPECT_REFUSED,
@@ -56,6 +49,7 @@ from gateway.io.service import (
     RESUME,
     VERSION,
 )
+from gateway.io.service_process import ServiceProcess
 
 MAX_LINE = 512  # an announcing line longer than this is refused
 _SIX = rb"(\d{1,3}) *, *(\d{1,3}) *, *(\d{1,3}) *, *(\d{1,3}) *, *(\d{1,3}) *, *(\d{1,3})"
@@ -168,28 +162,18 @@ def rebuild(ip: bytes, payload: bytes) -> bytes:
     return bytes(out)
 
 
-class FtpAlg:
+class FtpAlg(ServiceProcess):
+    """FTP application-level gateway"""
+
+    kind = "ftp-alg"
+
     def __init__(self, cfg: config.Config, service: str) -> None:
-        svc = next((s for s in cfg.services if s.name == service), None)
-        if svc is None:
-            raise config.ConfigError(f"{cfg.source}: no service {service!r} in services.list")
-        self.name = service
-        self.ports = [port for _proto, port in svc.punts]
-        self.socket_path = cfg.services_socket
-        self.names: dict[str, list[str]] = {}
-        self.sock: socket.socket | None = None
-        self.queue: deque[bytes] = deque()  # punts that came while an EXPECT was answered
+        super().__init__(cfg, service)
+        self.ports = [port for _proto, port in self.service.punts]
         self.counts = {"segments": 0, "rewritten": 0, "refused": 0}
 
-    def connect(self, timeout: float = 20.0) -> None:
-        sock = unix.connect(self.socket_path, socket.SOCK_SEQPACKET, timeout)
-        punts = [{"proto": "tcp", "port": p} for p in self.ports]
-        sock.send(json.dumps({"type": "register", "service": self.name, "punts": punts}).encode())
-        answer = json.loads(sock.recv(65536))
-        if answer.get("type") != "registered":
-            raise OSError(f"the datapath refused the registration: {answer.get('error')}")
-        self.names = answer
-        self.sock = sock
+    def start_event(self) -> dict[str, object]:
+        return {**super().start_event(), "ports": self.ports}
 
     def handle(self, data: bytes) -> bytes:
         """One punted segment -> the message to answer it with (RESUME or DROP)."""
@@ -216,7 +200,7 @@ class FtpAlg:
                 ip = rebuild(ip, bytes(out))
         except Refused as exc:
             self.counts["refused"] += 1
-            return HEADER.pack(VERSION, DROP, 0, seq, 0, 0, 0, NO_VLAN, 0) + str(exc).encode()
+            return self.drop(seq, str(exc))
         stage = self.names["stages"].index("sr")
         return HEADER.pack(VERSION, RESUME, 0, seq, stage, 0, 0, NO_VLAN, router_i) + ip
 
@@ -242,40 +226,6 @@ class FtpAlg:
             got, gport = ENDPOINT.unpack_from(data, HEADER.size)
             return int.from_bytes(got, "big"), gport
 
-    def run(self) -> None:
-        assert self.sock is not None
-        last = 0.0
-        while True:
-            data = self.queue.popleft() if self.queue else self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("the datapath closed the service socket")
-            if len(data) >= HEADER.size and data[1] == PUNT:
-                self.sock.send(self.handle(data))
-            now = time.monotonic()
-            if now - last > 5:
-                print(json.dumps({"event": "counts", **self.counts}), flush=True)
-                last = now
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m gateway.alg.ftp", description="FTP application-level gateway")
-    ap.add_argument("--config", required=True)
-    ap.add_argument("--service", required=True)
-    args = ap.parse_args(argv)
-    try:
-        alg = FtpAlg(config.load(args.config), args.service)
-        alg.connect()
-    except (config.ConfigError, OSError) as exc:
-        print(f"ftp-alg: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({"event": "start", "service": alg.name, "ports": alg.ports}), flush=True)
-    try:
-        alg.run()
-    except (ConnectionError, KeyboardInterrupt) as exc:
-        print(f"ftp-alg: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(FtpAlg.main())

@@ -24,17 +24,13 @@ the ``giaddr``'s segment (``circuit-id-mismatch``).
 
 from __future__ import annotations
 
-import argparse
-import json
-import socket
 import struct
 import sys
-import time
 
 from gateway import config
 from gateway.headers import IPPROTO_UDP, IPv4, Udp, ip_int, ip_str
-from gateway.io import unix
-from gateway.io.service import DROP, HEADER, NO_VLAN, PUNT, RESUME, VERSION
+from gateway.io.service import HEADER, NO_VLAN, RESUME, VERSION
+from gateway.io.service_process import ServiceProcess
 
 BOOTP = struct.Struct("!BBBBIHHIIII16s")  # op htype hlen hops xid secs flags ciaddr yiaddr siaddr giaddr chaddr
 COOKIE = b"\x63\x82\x53\x63"
@@ -85,15 +81,14 @@ def circuit_of(value: bytes) -> bytes | None:
     return None
 
 
-class Relay:
+class Relay(ServiceProcess):
+    """DHCP relay with option 82"""
+
+    kind = "dhcp-relay"
+
     def __init__(self, cfg: config.Config, service: str) -> None:
-        svc = next((s for s in cfg.services if s.name == service), None)
-        if svc is None:
-            raise config.ConfigError(f"{cfg.source}: no service {service!r} in services.list")
-        self.name = service
-        self.node = cfg.node
-        self.socket_path = cfg.services_socket
-        self.server = ip_int(svc.options["server"])
+        super().__init__(cfg, service)
+        self.server = ip_int(self.service.options["server"])
         # Each DR port: its instance's records (the circuits) and its address and MAC.
         self.segments: dict[str, tuple[int, bytes, str]] = {}  # instance -> (ip, mac, router label)
         for rc in cfg.routers:
@@ -104,20 +99,10 @@ class Relay:
             for inst in cfg.instances.values()
             for rec in inst.records
         }
-        self.names: dict[str, list[str]] = {}
-        self.sock: socket.socket | None = None
         self.counts = {"relayed": 0, "answered": 0, "refused": 0}
 
-    def connect(self, timeout: float = 20.0) -> None:
-        sock = unix.connect(self.socket_path, socket.SOCK_SEQPACKET, timeout)
-        sock.send(
-            json.dumps({"type": "register", "service": self.name, "punts": [{"proto": "udp", "port": 67}]}).encode()
-        )
-        answer = json.loads(sock.recv(65536))
-        if answer.get("type") != "registered":
-            raise OSError(f"the datapath refused the registration: {answer.get('error')}")
-        self.names = answer
-        self.sock = sock
+    def start_event(self) -> dict[str, object]:
+        return {**super().start_event(), "server": ip_str(self.server)}
 
     def handle(self, data: bytes) -> bytes:
         """One punted message -> the message to answer it with (RESUME or DROP)."""
@@ -139,8 +124,7 @@ class Relay:
             raise Refused("not-bootp")
         except (Refused, IndexError, KeyError) as exc:
             self.counts["refused"] += 1
-            reason = str(exc) if isinstance(exc, Refused) else "not-bootp"
-            return HEADER.pack(VERSION, DROP, 0, seq, 0, 0, 0, NO_VLAN, 0) + reason.encode()
+            return self.drop(seq, str(exc) if isinstance(exc, Refused) else "not-bootp")
 
     def request(self, seq: int, msg: bytes, instance: str, port: str, vlan: int | None, router_i: int) -> bytes:
         opts = options(msg)
@@ -182,40 +166,6 @@ class Relay:
         inst_i = self.names["instances"].index(instance)
         return HEADER.pack(VERSION, RESUME, 0, seq, stage, inst_i, port_i, NO_VLAN if vlan is None else vlan, 0) + frame
 
-    def run(self) -> None:
-        assert self.sock is not None
-        last = 0.0
-        while True:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("the datapath closed the service socket")
-            if len(data) >= HEADER.size and data[1] == PUNT:
-                self.sock.send(self.handle(data))
-            now = time.monotonic()
-            if now - last > 5:
-                print(json.dumps({"event": "counts", **self.counts}), flush=True)
-                last = now
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m gateway.relay.dhcp", description="DHCP relay with option 82")
-    ap.add_argument("--config", required=True)
-    ap.add_argument("--service", required=True)
-    args = ap.parse_args(argv)
-    try:
-        relay = Relay(config.load(args.config), args.service)
-        relay.connect()
-    except (config.ConfigError, OSError) as exc:
-        print(f"dhcp-relay: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({"event": "start", "service": relay.name, "server": ip_str(relay.server)}), flush=True)
-    try:
-        relay.run()
-    except (ConnectionError, KeyboardInterrupt) as exc:
-        print(f"dhcp-relay: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(Relay.main())
