@@ -124,9 +124,7 @@ def _apply(dp: Datapath, router: Any, old: Any, new: Any) -> dict[str, Any]:
     if new.firewall is not None:
         rules, added, removed = _merge(svc.fw.rules, new.firewall.rules)
         if added or removed or [r.name for r in rules] != [r.name for r in svc.fw.rules]:
-            svc.fw.rules = rules
-            svc.fw.generation += 1
-            svc.fw.epoch.bump()  # running flows are judged again by the new rules
+            svc.fw.replace(rules)
             report["firewall"] = {"added": added, "removed": removed}
     if new.nat is not None:
         nat = svc.nat

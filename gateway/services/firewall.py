@@ -7,6 +7,9 @@ packets of an established connection skip the rules.  A rule change bumps
 is checked again on its next packet, so a new rule takes effect on the very
 next packet of flows that already run, not only on new ones.
 
+The first matching rule is found by tuple-space search (``classifier.py``):
+one dict probe per rule shape, not a scan of the rules.
+
 Default policy (no rule matched): tenant-initiated traffic is allowed;
 unsolicited inbound traffic is dropped unless NAT forwards it (DNAT, 1:1).
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.epoch import Epoch
+from gateway.services.classifier import Classifier
 from gateway.services.rules import FirewallConfig, FirewallRule
 
 ALLOW, DROP, REJECT = "allow", "drop", "reject"
@@ -25,17 +29,18 @@ class Firewall:
     def __init__(self, cfg: FirewallConfig, epoch: Epoch) -> None:
         self.epoch = epoch
         self.rules: list[FirewallRule] = list(cfg.rules)
+        self.classifier = Classifier(self.rules)
         self.generation = 1
         self.default_hits = {"out-allow": 0, "in-forwarded": 0, "in-unsolicited": 0}
 
     def evaluate(
         self, inbound: bool, proto: int, src: int, dst: int, dport: int, forwarded: bool, count: bool = True
     ) -> tuple[str, FirewallRule | None]:
-        for rule in self.rules:
-            if rule.matches(inbound, proto, src, dst, dport):
-                if count:
-                    rule.hits += 1
-                return rule.action, rule
+        rule = self.classifier.first(inbound, proto, src, dst, dport)
+        if rule is not None:
+            if count:
+                rule.hits += 1
+            return rule.action, rule
         if not inbound:
             key, action = "out-allow", ALLOW
         elif forwarded:
@@ -50,18 +55,26 @@ class Firewall:
         if any(r.name == rule.name for r in self.rules):
             raise ValueError(f"a firewall rule named {rule.name!r} exists already")
         self.rules.insert(len(self.rules) if position is None else position, rule)
-        self.generation += 1
-        self.epoch.bump()
+        self._changed()
 
     def remove(self, name: str) -> FirewallRule:
         for rule in self.rules:
             if rule.name == name:
                 self.rules.remove(rule)
                 rule.active = False
-                self.generation += 1
-                self.epoch.bump()
+                self._changed()
                 return rule
         raise KeyError(name)
+
+    def replace(self, rules: list[FirewallRule]) -> None:
+        """A new rule list at once (a config reload)."""
+        self.rules = list(rules)
+        self._changed()
+
+    def _changed(self) -> None:
+        self.classifier = Classifier(self.rules)
+        self.generation += 1
+        self.epoch.bump()  # running flows are judged again by the new rules
 
     def show(self) -> dict[str, Any]:
         return {
