@@ -9,6 +9,7 @@
     edgelab bench failover [--rounds N]     SR failover: detection time and loss window (edge-ha)
     edgelab bench services                  the service transport: round trip and rate through the DHCP relay
     edgelab bench routes [--sizes N,N]      FPM -> FIB: install rate, memory, lookup cost as the table grows
+    edgelab bench scale                     lookup cost and memory of sessions, rules, routes, MACs as they grow
     edgelab bench evi [--rounds N]          EVI across two sites: cached vs uncached, forwarder takeover (evi-dci)
     edgelab report [RUN_DIR ...] [--out D]  comparison page of conformance runs (results/*/ by default)
     edgelab fuzz [--budget N] [--seed S]    the reference gateway fed garbage in process (frames, control, ipc, config)
@@ -200,6 +201,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from edgelab import bench_services
 
         return bench_services.main()
+    if args.what == "scale":
+        from edgelab import bench_scale
+
+        return bench_scale.main(out_dir=args.out)
     if args.what == "routes":
         from edgelab import bench_routes
 
@@ -257,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(fn=cmd_up)
     sub.add_parser("clean", help="remove leftovers of crashed runs").set_defaults(fn=cmd_clean)
     be = sub.add_parser("bench", help="run a benchmark (prints figures and ratios)")
-    be.add_argument("what", choices=("forwarding", "pipeline", "failover", "evi", "services", "routes"))
+    be.add_argument("what", choices=("forwarding", "pipeline", "failover", "evi", "services", "routes", "scale"))
     be.add_argument(
         "--sizes",
         type=lambda text: [int(x) for x in text.split(",")],

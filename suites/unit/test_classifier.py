@@ -80,3 +80,17 @@ def test_a_large_rule_set_costs_a_probe_per_shape_not_a_scan():
 
     small, large = cost(100), cost(10_000)
     assert large < 10 * small, f"100 -> 10,000 rules: {small * 50:.2f} -> {large * 50:.2f} us a lookup"
+
+
+def test_bench_scale_runs_small():
+    """edgelab bench scale's own measurement, at small sizes: each table filled and looked up."""
+    from edgelab import bench_scale
+
+    for fn, n in (
+        (bench_scale.sessions, 2000),
+        (bench_scale.rules, 50),
+        (bench_scale.routes, 2000),
+        (bench_scale.macs, 2000),
+    ):
+        row = bench_scale._isolated(fn, n)
+        assert row["size"] == n and row["working_set_ns"] > 0 and row["random_ns"] > 0

@@ -1,0 +1,244 @@
+"""``edgelab bench scale``: lookup cost and memory of the gateway's tables as they grow, in process.
+
+No root, no wire: each table of the reference gateway filled to each size,
+then timed on the lookup a packet makes, against the smallest size measured in
+the same run:
+
+- **sessions** (conntrack, ``ConnTable.lookup`` of a 5-tuple): 1k to 1M;
+- **firewall rules** (``Firewall.evaluate`` of a new connection, found by the
+  tuple-space classifier; rules of four shapes, the packet matching the last
+  rule): 10 to 10k;
+- **routes** (``Fib.lookup``): 1k to 1M;
+- **MAC entries** (``MacTable.lookup``): 1k to 100k.
+
+Each lookup is timed two ways: a working set of 1,000 keys (the algorithm's
+cost; the target: within 1.5x of the smallest size, so no linear scan
+anywhere) and keys drawn over the whole table (each a cache miss at the large
+sizes: the memory hierarchy's cost).  Memory is the process's resident set
+grown by the table, per entry (at the small sizes below the allocator's
+granularity: not shown).  Target for sessions: 1M in under 1 GiB.
+
+It writes ``results/bench-scale.json`` and ``results/bench-scale.png`` (cost and
+bytes per entry against size, log scale, one panel per table).  Not measured
+yet: tenant routers (1 to 64) and the cost on the wire.
+"""
+
+from __future__ import annotations
+
+import gc
+import ipaddress
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from edgelab.bench_routes import rss_kb
+
+WORKING = 1000
+SAMPLES = 100_000
+
+
+def _timed(fn: Any, keys: list[Any]) -> float:
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for k in keys:
+            fn(k)
+        best = min(best, time.perf_counter() - t0)
+    return best / len(keys) * 1e9
+
+
+def _row(n: int, rss0: int, fn: Any, keys: list[Any]) -> dict[str, Any]:
+    gc.collect()
+    grown = (rss_kb() - rss0) * 1024
+    rnd = random.Random(5)
+    sample = [rnd.choice(keys) for _ in range(SAMPLES)]
+    working = keys[:WORKING] * (SAMPLES // WORKING)
+    return {
+        "size": n,
+        "working_set_ns": round(_timed(fn, working), 1),
+        "random_ns": round(_timed(fn, sample), 1),
+        "bytes_per_entry": round(grown / n) if grown > 4 << 20 else None,
+        "rss_mb": round(grown / (1 << 20), 1),
+    }
+
+
+def sessions(n: int) -> dict[str, Any]:
+    from gateway.epoch import Epoch
+    from gateway.l4 import FlowTuple
+    from gateway.services.conntrack import ConnTable
+
+    gc.collect()
+    rss0 = rss_kb()
+    ct = ConnTable(n + 1, Epoch())
+    keys = []
+    now = time.monotonic()
+    for i in range(n):
+        src, sport = 0xAC100000 + (i >> 14), 1024 + (i & 0x3FFF)
+        orig = FlowTuple(6, src, sport, 0xC6336410, 443)
+        reply = FlowTuple(6, 0xC6336410, 443, 0xCB007140 + (i >> 16), 1024 + (i & 0xFFFF) % 64000)
+        ct.add(orig, reply, now, False)
+        keys.append(orig)
+    random.Random(3).shuffle(keys)
+    return _row(n, rss0, ct.lookup, keys)
+
+
+def rules(n: int) -> dict[str, Any]:
+    from gateway.epoch import Epoch
+    from gateway.services.firewall import Firewall
+    from gateway.services.rules import FirewallConfig, FirewallRule
+
+    rs = []
+    for i in range(n - 1):
+        net = ipaddress.IPv4Network((0x0A000000 + (i << 8), 24))
+        shape = i % 3
+        if shape == 0:
+            rs.append(FirewallRule(f"r{i}", "drop", "out", 6, net, None, (1000 + i % 500,) * 2))
+        elif shape == 1:
+            rs.append(FirewallRule(f"r{i}", "allow", "in", 17, None, net, (5000, 5100)))
+        else:
+            rs.append(FirewallRule(f"r{i}", "reject", "any", 6, net, ipaddress.IPv4Network((0xC6336400, 24)), None))
+    rs.append(FirewallRule("last", "allow", "out", 6, None, ipaddress.IPv4Network((0xCB007100, 24)), (443, 443)))
+    gc.collect()
+    rss0 = rss_kb()
+    fw = Firewall(FirewallConfig(rs), Epoch())
+    rnd = random.Random(9)
+    keys = [0x0B000000 + rnd.randrange(1 << 20) for _ in range(max(WORKING, 10_000))]
+    return _row(n, rss0, lambda src: fw.evaluate(False, 6, src, 0xCB007105, 443, False, count=False), keys)
+
+
+def routes(n: int) -> dict[str, Any]:
+    from edgelab.bench_routes import prefixes
+    from gateway.epoch import Epoch
+    from gateway.tables.fib import Fib, Route
+
+    gc.collect()
+    rss0 = rss_kb()
+    fib = Fib(Epoch())
+    nets = prefixes(n)
+    for net, plen in nets:
+        fib.add(Route(net, plen, 0xCB00710A, None, origin="bgp"))
+    rnd = random.Random(4)
+    keys = [net + rnd.randrange(1 << (32 - plen)) for net, plen in rnd.sample(nets, min(n, 200_000))]
+    return _row(n, rss0, fib.lookup, keys)
+
+
+def macs(n: int) -> dict[str, Any]:
+    from gateway.epoch import Epoch
+    from gateway.tables.mac import MacTable
+
+    class Segment:
+        name = "web"
+        netid = None
+
+    seg = Segment()
+    gc.collect()
+    rss0 = rss_kb()
+    table = MacTable(300.0, Epoch(), capacity=n + 1, per_instance=n + 1)
+    now = time.monotonic()
+    keys = []
+    for i in range(n):
+        mac = (0x020000000000 + i * 7919).to_bytes(6, "big")
+        table.learn(seg, mac, "trunk", 10, now)  # type: ignore[arg-type]
+        keys.append(mac)
+    random.Random(6).shuffle(keys)
+    return _row(n, rss0, lambda mac: table.lookup(seg, mac), keys)  # type: ignore[arg-type]
+
+
+DIMENSIONS = {
+    "sessions": (sessions, [1_000, 10_000, 100_000, 1_000_000]),
+    "firewall rules": (rules, [10, 100, 1_000, 10_000]),
+    "routes": (routes, [1_000, 10_000, 100_000, 1_000_000]),
+    "MAC entries": (macs, [1_000, 10_000, 100_000]),
+}
+
+
+def _isolated(fn: Any, n: int) -> dict[str, Any]:
+    """``fn(n)`` in a forked child: each table starts from a fresh process, so its resident set
+    measures that table alone (freed memory of an earlier one is not reused)."""
+    import os
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(r)
+        try:
+            out = json.dumps(fn(n)).encode()
+        except BaseException as exc:  # noqa: BLE001 - said to the parent, which raises
+            out = json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()
+        with os.fdopen(w, "wb") as fh:
+            fh.write(out)
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as fh:
+        data = fh.read()
+    os.waitpid(pid, 0)
+    row: dict[str, Any] = json.loads(data or b'{"error": "the child died"}')
+    if "error" in row:
+        raise RuntimeError(f"{fn.__name__}({n}): {row['error']}")
+    return row
+
+
+def main(out_dir: str = "results", quick: bool = False) -> int:
+    print("edgelab bench scale: lookup cost and memory as each table grows, in process")
+    results: dict[str, list[dict[str, Any]]] = {}
+    for name, (fn, sizes) in DIMENSIONS.items():
+        if quick:
+            sizes = sizes[:2]
+        rows = []
+        for n in sizes:
+            print(f"  {name}: {n:,} ...", flush=True)
+            rows.append(_isolated(fn, n))
+        results[name] = rows
+    print(f"\n{'table':<15} {'size':>10} {'working set ns':>20} {'random ns':>16} {'B/entry':>8} {'MB':>7}")
+    verdicts = []
+    for name, rows in results.items():
+        b = rows[0]
+        for r in rows:
+            ws = f"{r['working_set_ns']:.0f} ({r['working_set_ns'] / b['working_set_ns']:.2f}x)"
+            rd = f"{r['random_ns']:.0f} ({r['random_ns'] / b['random_ns']:.2f}x)"
+            per = "-" if r["bytes_per_entry"] is None else str(r["bytes_per_entry"])
+            print(f"{name:<15} {r['size']:>10,} {ws:>20} {rd:>16} {per:>8} {r['rss_mb']:>7.1f}")
+        ratio = rows[-1]["working_set_ns"] / b["working_set_ns"]
+        verdicts.append(f"{name} {ratio:.2f}x ({'met' if ratio <= 1.5 else 'NOT met'})")
+    print("\ntargets: working-set lookup at the largest size within 1.5x of the smallest: " + "; ".join(verdicts))
+    big = results["sessions"][-1]
+    if big["size"] >= 1_000_000:
+        print(
+            f"         1M sessions in {big['rss_mb']:.0f} MB (target < 1024 MB: {'met' if big['rss_mb'] < 1024 else 'NOT met'})"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench-scale.json").write_text(json.dumps(results, indent=1))
+    _plot(results, out / "bench-scale.png")
+    print(f"raw figures: {out / 'bench-scale.json'}, plot: {out / 'bench-scale.png'}")
+    return 0
+
+
+def _plot(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3.6))
+    for ax, (name, rows) in zip(axes, results.items(), strict=True):
+        sizes = [r["size"] for r in rows]
+        ax.plot(sizes, [r["working_set_ns"] for r in rows], "o-", label="working set (ns)")
+        ax.plot(sizes, [r["random_ns"] for r in rows], "s--", label="random (ns)")
+        per = [(r["size"], r["bytes_per_entry"]) for r in rows if r["bytes_per_entry"] is not None]
+        if per:
+            ax2 = ax.twinx()
+            ax2.plot(*zip(*per, strict=True), "^:", color="grey", label="bytes/entry")
+            ax2.set_ylabel("bytes per entry")
+            ax2.set_ylim(bottom=0)
+        ax.set_xscale("log")
+        ax.set_ylim(bottom=0)
+        ax.set_title(name)
+        ax.set_xlabel("entries")
+        ax.set_ylabel("ns per lookup")
+        ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
