@@ -28,6 +28,8 @@ from gateway.epoch import Epoch
 from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ip_str
 from gateway.l4 import FlowTuple
 
+_new = tuple.__new__
+
 ORIG = 0
 REPLY = 1
 UNTRACKED = 2  # a packet the SR lets through (or not) without an entry: unrelated ICMP errors
@@ -79,8 +81,10 @@ class Conn:
         "tclass",
         "created",
         "last",
-        "packets",
-        "bytes",
+        "p_orig",
+        "p_reply",
+        "b_orig",
+        "b_reply",
         "inbound",
         "snat",
         "dnat",
@@ -88,7 +92,6 @@ class Conn:
         "fw_gen",
         "released",
         "fin",
-        "targets",
         "alg",
         "seqadj",
         "held",
@@ -104,8 +107,8 @@ class Conn:
         self.tclass = "other"
         self.created = now
         self.last = now
-        self.packets = [0, 0]
-        self.bytes = [0, 0]
+        self.p_orig = self.p_reply = 0  # packets and bytes per direction (plain slots, not lists: memory)
+        self.b_orig = self.b_reply = 0
         self.inbound = inbound  # first packet came in from the uplink
         self.snat: Any = None  # the NAT rule that chose the source translation
         self.dnat: Any = None  # the NAT rule that chose the destination translation
@@ -113,8 +116,6 @@ class Conn:
         self.fw_gen = 0
         self.released = False
         self.fin = 0  # bit per direction that sent a FIN
-        # What a packet of each direction must look like after translation (see target).
-        self.targets = (inverse(reply), inverse(orig))
         self.alg: str | None = None  # the application-level gateway (service) that reads its payload
         self.seqadj: list[Any] | None = None  # per direction: (pos, before, after) (services/seqadj.py)
         self.held: tuple[int, int, int] | None = None  # a public (proto, address, port) it holds
@@ -126,8 +127,11 @@ class Conn:
         return self.reply != inverse(self.orig)
 
     def target(self, direction: int) -> FlowTuple:
-        """What a packet of ``direction`` must look like after translation."""
-        return self.targets[direction]
+        """What a packet of ``direction`` must look like after translation: the inverse of the
+        other direction's tuple (made when asked: a million connections would hold 230 MB of
+        precomputed ones)."""
+        t = self.reply if direction == ORIG else self.orig
+        return _new(FlowTuple, (t[0], t[3], t[4], t[1], t[2]))
 
     def to_dict(self, now: float, timeouts: dict[str, float]) -> dict[str, Any]:
         return {
@@ -144,8 +148,8 @@ class Conn:
             **({"alg": self.alg} if self.alg is not None else {}),
             "age": round(now - self.created, 1),
             "expires_in": round(self.last + timeouts[self.tclass] - now, 1),
-            "packets": list(self.packets),
-            "bytes": list(self.bytes),
+            "packets": [self.p_orig, self.p_reply],
+            "bytes": [self.b_orig, self.b_reply],
         }
 
 
@@ -169,7 +173,8 @@ class ConnTable:
         self.epoch = epoch
         self.budget = budget if budget is not None else SessionBudget(limit)
         self.timeouts = dict(DEFAULT_TIMEOUTS, **(timeouts or {}))
-        self._by_tuple: dict[FlowTuple, tuple[Conn, int]] = {}
+        # Both tuples of every connection -> the connection (its direction: which tuple it is).
+        self._by_tuple: dict[FlowTuple, Conn] = {}
         self._classes: dict[str, OrderedDict[int, Conn]] = {c: OrderedDict() for c in self.timeouts}
         self._ids = itertools.count(1)
         self.generation = 0
@@ -181,10 +186,10 @@ class ConnTable:
         return sum(len(c) for c in self._classes.values())
 
     def lookup(self, t: FlowTuple) -> tuple[Conn | None, int]:
-        hit = self._by_tuple.get(t)
-        if hit is None:
+        conn = self._by_tuple.get(t)
+        if conn is None:
             return None, ORIG
-        return hit
+        return conn, ORIG if conn.orig == t else REPLY
 
     def taken(self, t: FlowTuple) -> bool:
         return t in self._by_tuple
@@ -203,8 +208,8 @@ class ConnTable:
     def add(self, orig: FlowTuple, reply: FlowTuple, now: float, inbound: bool) -> Conn:
         conn = Conn(next(self._ids), orig, reply, now, inbound)
         conn.tclass = _initial_class(orig.proto)
-        self._by_tuple[orig] = (conn, ORIG)
-        self._by_tuple[reply] = (conn, REPLY)
+        self._by_tuple[orig] = conn
+        self._by_tuple[reply] = conn
         self._classes[conn.tclass][conn.id] = conn
         self.created += 1
         self.budget.used += 1
@@ -214,8 +219,12 @@ class ConnTable:
     def touch(self, conn: Conn, direction: int, size: int, now: float, flags: int = 0) -> None:
         """Account a packet and advance the state; TCP ``flags`` drive the TCP states."""
         conn.last = now
-        conn.packets[direction] += 1
-        conn.bytes[direction] += size
+        if direction:
+            conn.p_reply += 1
+            conn.b_reply += size
+        else:
+            conn.p_orig += 1
+            conn.b_orig += size
         old_class = conn.tclass
         if conn.orig.proto == IPPROTO_TCP:
             _tcp_advance(conn, direction, flags)
@@ -237,7 +246,7 @@ class ConnTable:
         self.epoch.bump()
         self._classes[conn.tclass].pop(conn.id, None)
         for t in (conn.orig, conn.reply):
-            if self._by_tuple.get(t, (None,))[0] is conn:
+            if self._by_tuple.get(t) is conn:
                 del self._by_tuple[t]
         self.generation += 1
         if self.on_release is not None:
