@@ -33,20 +33,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgelab.bench_routes import rss_kb
+from edgelab.bench_routes import best_ns, rss_kb
 
 WORKING = 1000
 SAMPLES = 100_000
-
-
-def _timed(fn: Any, keys: list[Any]) -> float:
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for k in keys:
-            fn(k)
-        best = min(best, time.perf_counter() - t0)
-    return best / len(keys) * 1e9
 
 
 def _row(n: int, rss0: int, fn: Any, keys: list[Any]) -> dict[str, Any]:
@@ -57,8 +47,8 @@ def _row(n: int, rss0: int, fn: Any, keys: list[Any]) -> dict[str, Any]:
     working = keys[:WORKING] * (SAMPLES // WORKING)
     return {
         "size": n,
-        "working_set_ns": round(_timed(fn, working), 1),
-        "random_ns": round(_timed(fn, sample), 1),
+        "working_set_ns": round(best_ns(fn, working), 1),
+        "random_ns": round(best_ns(fn, sample), 1),
         "bytes_per_entry": round(grown / n) if grown > 4 << 20 else None,
         "rss_mb": round(grown / (1 << 20), 1),
     }

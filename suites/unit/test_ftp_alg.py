@@ -11,14 +11,14 @@ import threading
 
 import pytest
 from scapy.layers.inet import IP, TCP
-from scapy.layers.l2 import ARP, Dot1Q, Ether
+from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
 from gateway.alg.ftp import FtpAlg, find
 from gateway.io.service import HEADER, NO_VLAN, RESUME, VERSION
 from suites.lib.expect import poll
 from suites.unit.conftest import Rig
-from suites.unit.test_nat import EXT, H1, H3, NAT_YAML, UP_GW, WEB_GW, checksums_valid, in_frame, out_frame
+from suites.unit.test_nat import H1, H3, NAT_YAML, UP_GW, WEB_GW, checksums_valid, in_frame, learn_neighbours, out_frame
 from suites.unit.test_tables import serving
 
 APP_GW = "02:00:00:00:20:01"
@@ -56,16 +56,11 @@ class AlgThread:
 
 
 def _neighbours(rig: Rig) -> Rig:
-    for mac, ip in ((EXT, SERVER), ("02:00:00:00:00:98", "203.0.113.11")):
-        rig.send(
-            "uplink", bytes(Ether(src=mac, dst=UP_GW) / ARP(op=2, hwsrc=mac, psrc=ip, hwdst=UP_GW, pdst="203.0.113.1"))
-        )
-    for mac, ip, gw, vlan in ((H1, CLIENT, "172.16.10.1", 10), (H3, "172.16.20.13", "172.16.20.1", 20)):
-        rig.send(
-            "trunk",
-            bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=vlan) / ARP(op=1, hwsrc=mac, psrc=ip, pdst=gw)),
-        )
-    rig.take("trunk")
+    """test_nat's neighbours, and a third host on the provider segment (203.0.113.11)."""
+    learn_neighbours(rig)
+    other = "02:00:00:00:00:98"
+    arp = ARP(op=2, hwsrc=other, psrc="203.0.113.11", hwdst=UP_GW, pdst="203.0.113.1")
+    rig.send("uplink", bytes(Ether(src=other, dst=UP_GW) / arp))
     rig.take("uplink")
     return rig
 

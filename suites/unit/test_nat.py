@@ -34,8 +34,11 @@ NAT_YAML = EDGE_YAML.replace(
 
 
 def nat_rig(max_sessions: int = 1000) -> Rig:
-    rig = Rig(NAT_YAML.replace("MAXSESS", str(max_sessions)))
-    # Neighbours: ext1 on the uplink; t1, t2 (web, VLAN 10) and t3 (app, VLAN 20) on the trunk.
+    return learn_neighbours(Rig(NAT_YAML.replace("MAXSESS", str(max_sessions))))
+
+
+def learn_neighbours(rig: Rig) -> Rig:
+    """Neighbours: ext1 on the uplink; t1, t2 (web, VLAN 10) and t3 (app, VLAN 20) on the trunk."""
     rig.send(
         "uplink",
         bytes(Ether(src=EXT, dst=UP_GW) / ARP(op=2, hwsrc=EXT, psrc="203.0.113.10", hwdst=UP_GW, pdst="203.0.113.1")),
