@@ -9,7 +9,10 @@ the same run:
   tuple-space classifier; rules of four shapes, the packet matching the last
   rule): 10 to 10k;
 - **routes** (``Fib.lookup``): 1k to 1M;
-- **MAC entries** (``MacTable.lookup``): 1k to 100k.
+- **MAC entries** (``MacTable.lookup``): 1k to 100k;
+- **tenant routers** (1 to 64 on one edge, the same subnet behind each): a
+  packet of the last tenant's flow through DR, SR and SNAT — here the first
+  column is the cost of a cache hit, the second of the slow path.
 
 Each lookup is timed two ways: a working set of 1,000 keys (the algorithm's
 cost; the target: within 1.5x of the smallest size, so no linear scan
@@ -20,7 +23,7 @@ granularity: not shown).  Target for sessions: 1M in under 1 GiB.
 
 It writes ``results/bench-scale.json`` and ``results/bench-scale.png`` (cost and
 bytes per entry against size, log scale, one panel per table).  Not measured
-yet: tenant routers (1 to 64) and the cost on the wire.
+yet: the cost on the wire.
 """
 
 from __future__ import annotations
@@ -136,11 +139,85 @@ def macs(n: int) -> dict[str, Any]:
     return _row(n, rss0, lambda mac: table.lookup(seg, mac), keys)  # type: ignore[arg-type]
 
 
+def tenants(n: int) -> dict[str, Any]:
+    """``n`` tenant routers on one edge (each a DR on its own VLAN, all with the same subnet, and an
+    SR with SNAT on the shared provider segment, as in multi-tenant): the cost of a packet of the
+    last tenant's flow through DR, SR and SNAT, on the slow path (``random_ns``) and as a cache hit
+    (``working_set_ns``)."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import ARP, Ether
+
+    from edgelab.bench import _NullWire
+    from gateway import config
+    from gateway.datapath import Datapath
+
+    raw: dict[str, Any] = {
+        "node": "edge1",
+        "control_socket": "/tmp/edgelab-bench-scale.sock",
+        "ports": {
+            "trunk": {"ifname": "edge1-eth0", "role": "tenant"},
+            "uplink": {"ifname": "edge1-eth1", "role": "uplink"},
+        },
+        "instances": {"provider": {"records": [{"port": "uplink"}]}},
+        "routers": [],
+    }
+    for i in range(n):
+        raw["instances"][f"t{i}"] = {"records": [{"port": "trunk", "vlan": 100 + i}]}
+        raw["routers"].append({
+            "name": f"t{i}", "tlr_id": i + 1,
+            "dr": {"ports": [{"instance": f"t{i}", "ip": "10.0.1.1/24", "mac": f"02:00:10:{i >> 8:02x}:{i & 255:02x}:01"}]},
+            "sr": {
+                "ports": [{"instance": "provider", "ip": f"100.64.{i >> 8}.{(i & 255) + 1}/16",
+                           "mac": f"02:00:cb:{i >> 8:02x}:{i & 255:02x}:01"}],
+                "routes": [{"prefix": "0.0.0.0/0", "via": "100.64.255.254"}],
+                "nat": {"snat": [{"name": f"out{i}", "source": "10.0.0.0/8", "pool": [f"198.18.{i >> 8}.{i & 255}"]}]},
+            },
+            "transit": {"subnet": "169.254.0.0/28", "dr": "169.254.0.1", "sr": "169.254.0.2"},
+        })  # fmt: skip
+    last, provider = n - 1, "02:00:00:cb:00:fe"
+    host = "02:00:00:00:01:11"
+    gw_mac = f"02:00:10:{last >> 8:02x}:{last & 255:02x}:01"
+    sr_mac, sr_ip = f"02:00:cb:{last >> 8:02x}:{last & 255:02x}:01", f"100.64.{last >> 8}.{(last & 255) + 1}"
+    frame = bytes(Ether(src=host, dst=gw_mac) / IP(src="10.0.1.11", dst="198.51.100.10") / UDP(sport=4000, dport=53))
+    gc.collect()
+    rss0 = rss_kb()
+    costs = []
+    for cache in (False, True):
+        dp = Datapath(config.build(raw, "edge1"))
+        for name in dp.model.ports:
+            dp.attach(name, _NullWire())
+        dp.cache.enabled = cache
+        trunk, uplink = dp.model.ports["trunk"], dp.model.ports["uplink"]
+        arp = Ether(src=provider, dst=sr_mac) / ARP(
+            op=2, hwsrc=provider, psrc="100.64.255.254", hwdst=sr_mac, pdst=sr_ip
+        )
+        dp.receive(uplink, bytearray(bytes(arp)), None)
+        arp = Ether(src=host, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=host, psrc="10.0.1.11", pdst="10.0.1.1")
+        dp.receive(trunk, bytearray(bytes(arp)), 100 + last)
+        dp.receive(trunk, bytearray(frame), 100 + last)
+        if not cache:
+            gc.collect()
+            grown = (rss_kb() - rss0) * 1024  # the datapath with its n routers, before the frames
+        frames = [bytearray(frame) for _ in range(20000)]
+        best = float("inf")
+        for chunk in (frames[:10000], frames[10000:]):
+            t0 = time.perf_counter()
+            for f in chunk:
+                dp.receive(trunk, f, 100 + last)
+            best = min(best, (time.perf_counter() - t0) / len(chunk) * 1e9)
+        if uplink.tx < 20000:
+            raise RuntimeError(f"{n} tenants: the flow did not leave the gateway ({uplink.tx} of 20000)")
+        costs.append(best)
+    return {"size": n, "working_set_ns": round(costs[1], 1), "random_ns": round(costs[0], 1),
+            "bytes_per_entry": round(grown / n) if grown > 4 << 20 else None, "rss_mb": round(grown / (1 << 20), 1)}  # fmt: skip
+
+
 DIMENSIONS = {
     "sessions": (sessions, [1_000, 10_000, 100_000, 1_000_000]),
     "firewall rules": (rules, [10, 100, 1_000, 10_000]),
     "routes": (routes, [1_000, 10_000, 100_000, 1_000_000]),
     "MAC entries": (macs, [1_000, 10_000, 100_000]),
+    "tenant routers": (tenants, [1, 8, 64]),  # working set: a cache hit; random: the slow path
 }
 
 
