@@ -9,7 +9,7 @@
     edgelab bench failover [--rounds N]     SR failover: detection time and loss window (edge-ha)
     edgelab bench services                  the service transport: round trip and rate through the DHCP relay
     edgelab bench routes [--sizes N,N]      FPM -> FIB: install rate, memory, lookup cost as the table grows
-    edgelab bench scale                     lookup cost and memory of sessions, rules, routes, MACs as they grow
+    edgelab bench scale                     lookup cost and memory of sessions, rules, routes, MACs, tenant routers
     edgelab bench evi [--rounds N]          EVI across two sites: cached vs uncached, forwarder takeover (evi-dci)
     edgelab report [RUN_DIR ...] [--out D]  comparison page of conformance runs (results/*/ by default)
     edgelab fuzz [--budget N] [--seed S]    the reference gateway fed garbage in process (frames, control, ipc, config)
