@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,25 +64,38 @@ def _missing_prerequisites() -> str | None:
     return None
 
 
+@contextmanager
+def running(
+    request: pytest.FixtureRequest, name: str, plan: dict[str, Any] | None = None, needs_frr: bool = False
+) -> Iterator[Any]:
+    """Topology ``name`` up for a module fixture (with ``plan``, a changed copy of its plan), on
+    the DUT of ``--dut``; without root, Mininet or Open vSwitch (or FRR) the module is skipped —
+    in CI it fails, as CI must run it."""
+    missing = _missing_prerequisites() or (
+        "FRR is not installed (make bootstrap)" if needs_frr and not os.path.exists("/usr/lib/frr/zebra") else None
+    )
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing}; CI must run the {name} tests")
+        pytest.skip(missing)
+    import topologies
+
+    with topologies.start(name, dut=request.config.getoption("--dut"), plan=plan) as lab:
+        yield lab
+
+
 @pytest.fixture(scope="module")
 def lab(request: pytest.FixtureRequest) -> Iterator[Any]:
     """edge-basic, started for each module that uses it and stopped at its end: a module with
     a topology of its own (edge-ha, evi-dci, multi-tenant) never runs beside it, as two
     topologies with a node of the same name would collide (interface, namespace and TAP names
     in the root namespace are made from node names)."""
-    missing = _missing_prerequisites()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"{missing}; CI must run the end-to-end tests")
-        pytest.skip(missing)
-    import topologies
-
-    with topologies.start("edge-basic", dut=request.config.getoption("--dut")) as running:
+    with running(request, "edge-basic") as up:
         if request.config.getoption("--topology-only"):
             print("\ntopology edge-basic is up; in another shell: edgelab gw edge1 show summary")
             input("press Enter to tear it down ")
             pytest.skip("--topology-only")
-        yield running
+        yield up
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ where).  The gateways' counters are supporting evidence.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 from scapy.layers.inet import GRE, IP
 from scapy.layers.l2 import Ether
 
+from suites.e2e.conftest import running
 from suites.lib import traffic
 from suites.lib.evi import (
     arp_across,
@@ -41,16 +41,7 @@ pytestmark = pytest.mark.needs("evi.l2")
 
 @pytest.fixture(scope="module")
 def dci(request: pytest.FixtureRequest) -> Iterator[Any]:
-    from suites.e2e.conftest import _missing_prerequisites
-
-    missing = _missing_prerequisites()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"{missing}; CI must run the EVI tests")
-        pytest.skip(missing)
-    import topologies
-
-    with topologies.start("evi-dci", dut=request.config.getoption("--dut")) as lab:
+    with running(request, "evi-dci") as lab:
         edges = [lab.gateway(f"edge{n}") for n in (1, 2, 3)]
         poll(lambda: all(e.settled() for e in edges), timeout=20, what="the three edges settled")
         yield lab

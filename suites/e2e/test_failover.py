@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from scapy.layers.inet import UDP
 
+from suites.e2e.conftest import running
 from suites.lib import traffic
 from suites.lib.expect import poll
 from topologies.nodes import run
@@ -21,20 +22,7 @@ PROBE_INTERVAL = 0.01
 
 @pytest.fixture(scope="module")
 def ha(request: pytest.FixtureRequest) -> Iterator[Any]:
-    import os
-
-    from suites.e2e.conftest import _missing_prerequisites
-
-    missing = _missing_prerequisites() or (
-        None if os.path.exists("/usr/lib/frr/zebra") else "FRR is not installed (make bootstrap)"
-    )
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"{missing}; CI must run the failover tests")
-        pytest.skip(missing)
-    import topologies
-
-    with topologies.start("edge-ha", dut=request.config.getoption("--dut")) as lab:
+    with running(request, "edge-ha", needs_frr=True) as lab:
         yield lab
 
 

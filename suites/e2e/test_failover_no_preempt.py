@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from suites.e2e.conftest import running
 from suites.e2e.test_failover import EXT, both_up, dr_neighbour
 from suites.lib import traffic
 from suites.lib.expect import poll
@@ -16,27 +17,13 @@ from suites.lib.expect import poll
 
 @pytest.fixture(scope="module")
 def ha_no_preempt(request: pytest.FixtureRequest) -> Iterator[Any]:
-    import os
-
     import topologies
 
-    if _prerequisites_missing():
-        if os.environ.get("CI"):
-            pytest.fail("prerequisites missing; CI must run the failover tests")
-        pytest.skip("needs root, Mininet, OVS and FRR")
     plan = topologies.plan("edge-ha")
     for edge in ("edge1", "edge2"):
         plan["gateways"][edge]["routers"][0]["ha"]["preempt"] = False
-    with topologies.start("edge-ha", dut=request.config.getoption("--dut"), plan=plan) as lab:
+    with running(request, "edge-ha", plan=plan, needs_frr=True) as lab:
         yield lab
-
-
-def _prerequisites_missing() -> bool:
-    import os
-
-    from suites.e2e.conftest import _missing_prerequisites
-
-    return bool(_missing_prerequisites()) or not os.path.exists("/usr/lib/frr/zebra")
 
 
 @pytest.mark.needs("ha.preempt", "fault.crash", "internals.ha")

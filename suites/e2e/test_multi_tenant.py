@@ -9,7 +9,6 @@ own quota of connections; the other tenant's connections go on.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from suites.e2e.conftest import running
 from suites.lib import traffic
 from suites.lib.expect import poll
 from suites.lib.tenancy import PROVIDER, established, next_hops, reaches, sources_seen, syn_flood
@@ -26,16 +26,7 @@ pytestmark = pytest.mark.needs("tenancy.overlap", "bgp")
 
 @pytest.fixture(scope="module")
 def mt(request: pytest.FixtureRequest) -> Iterator[Any]:
-    from suites.e2e.conftest import _missing_prerequisites
-
-    missing = _missing_prerequisites()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"{missing}; CI must run the multi-tenant tests")
-        pytest.skip(missing)
-    import topologies
-
-    with topologies.start("multi-tenant", dut=request.config.getoption("--dut")) as lab:
+    with running(request, "multi-tenant") as lab:
         ext1 = lab.host("ext1")
         poll(lambda: len(established(ext1)) == 2, timeout=30, what="both tenants' BGP sessions Established")
         poll(lambda: all(traffic.ping(lab.host(h), PROVIDER, count=1).ok for h in ("a1", "b1")), timeout=30,
