@@ -111,21 +111,10 @@ class Nat:
         return None
 
     def _allocate(self, rule: SnatRule, proto: int, want: int) -> tuple[int, int] | None:
-        lo, hi = rule.port_lo, rule.port_hi
-        span = hi - lo + 1
         for ip in rule.pool:
-            used = self._used.setdefault((proto, ip), set())
-            if lo <= want <= hi and want not in used:
-                used.add(want)
-                return ip, want
-            key = (proto, ip)
-            start = self._cursor.get(key, lo)
-            for i in range(span):
-                port = lo + (start - lo + i) % span
-                if port not in used:
-                    used.add(port)
-                    self._cursor[key] = port + 1 if port < hi else lo
-                    return ip, port
+            port = self._take(proto, ip, want, rule.port_lo, rule.port_hi)
+            if port is not None:
+                return ip, port
         return None
 
     def reserve(self, proto: int, ip: int, want: int) -> int | None:
@@ -134,18 +123,24 @@ class Nat:
         is used with (its SNAT rule's, or 1024-65535); None when there is none."""
         rule = next((r for r in self.snat if ip in r.pool), None)
         lo, hi = (rule.port_lo, rule.port_hi) if rule is not None else (1024, 65535)
-        forwards = {r.port for r in self.dnat if r.public == ip and r.proto == proto}
+        forwards = frozenset(r.port for r in self.dnat if r.public == ip and r.proto == proto)
+        return self._take(proto, ip, want, lo, hi, forwards)
+
+    def _take(self, proto: int, ip: int, want: int, lo: int, hi: int, skip: frozenset[int] = frozenset()) -> int | None:
+        """A free port of ``lo``..``hi`` on ``ip``, marked used: ``want`` when it is free (port
+        preservation), else the next free one from a rotating cursor; ``skip``: never these."""
         used = self._used.setdefault((proto, ip), set())
-        if lo <= want <= hi and want not in used and want not in forwards:
+        if lo <= want <= hi and want not in used and want not in skip:
             used.add(want)
             return want
+        key = (proto, ip)
         span = hi - lo + 1
-        start = self._cursor.get((proto, ip), lo)
+        start = self._cursor.get(key, lo)
         for i in range(span):
             port = lo + (start - lo + i) % span
-            if port not in used and port not in forwards:
+            if port not in used and port not in skip:
                 used.add(port)
-                self._cursor[(proto, ip)] = port + 1 if port < hi else lo
+                self._cursor[key] = port + 1 if port < hi else lo
                 return port
         return None
 

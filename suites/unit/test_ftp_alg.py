@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 
 import pytest
 from scapy.layers.inet import IP, TCP
@@ -19,6 +18,7 @@ from gateway.io.service import HEADER, NO_VLAN, RESUME, VERSION
 from suites.lib.expect import poll
 from suites.unit.conftest import Rig
 from suites.unit.test_nat import H1, H3, NAT_YAML, UP_GW, WEB_GW, checksums_valid, in_frame, learn_neighbours, out_frame
+from suites.unit.test_services_transport import ServiceThread
 from suites.unit.test_tables import serving
 
 APP_GW = "02:00:00:00:20:01"
@@ -36,25 +36,6 @@ def alg_yaml(tmp_path, mode: str = "fail-closed") -> str:
     )
 
 
-class AlgThread:
-    def __init__(self, rig: Rig) -> None:
-        self.alg = FtpAlg(rig.cfg, "ftp")
-        self.alg.connect(timeout=5)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.alg.run()
-        except (ConnectionError, OSError):
-            pass
-
-    def stop(self) -> None:
-        if self.alg.sock is not None:
-            self.alg.sock.shutdown(socket.SHUT_RDWR)
-            self.alg.sock.close()
-
-
 def _neighbours(rig: Rig) -> Rig:
     """test_nat's neighbours, and a third host on the provider segment (203.0.113.11)."""
     learn_neighbours(rig)
@@ -69,7 +50,7 @@ def _neighbours(rig: Rig) -> Rig:
 def running(tmp_path):
     rig = _neighbours(Rig(alg_yaml(tmp_path)))
     with serving(rig.dp.open_services()):
-        alg = AlgThread(rig)
+        alg = ServiceThread(FtpAlg(rig.cfg, "ftp"))
         try:
             yield rig
         finally:

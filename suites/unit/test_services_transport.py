@@ -13,6 +13,7 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 from gateway import config
 from gateway.io.service import DROP, HEADER, NO_VLAN, RESUME, VERSION
+from gateway.io.service_process import ServiceProcess
 from gateway.relay.dhcp import Relay
 from suites.lib.expect import poll
 from suites.unit.conftest import EDGE_YAML, Rig
@@ -55,31 +56,33 @@ def offer(circuit: bytes | None, giaddr: str = "172.16.10.1") -> bytes:
     )
 
 
-class RelayThread:
-    """The relay process's logic on a thread, on the datapath's real service socket."""
+class ServiceThread:
+    """A service process's logic (``io/service_process.py``) on a thread, on the datapath's real
+    service socket."""
 
-    def __init__(self, rig: Rig) -> None:
-        self.relay = Relay(rig.cfg, "relay")
-        self.relay.connect(timeout=5)
+    def __init__(self, proc: ServiceProcess) -> None:
+        self.proc = proc
+        proc.connect(timeout=5)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         try:
-            self.relay.run()
+            self.proc.run()
         except (ConnectionError, OSError):
             pass
 
     def stop(self) -> None:
-        if self.relay.sock is not None:
-            self.relay.sock.close()
+        if self.proc.sock is not None:
+            self.proc.sock.shutdown(socket.SHUT_RDWR)
+            self.proc.sock.close()
 
 
 @pytest.fixture
 def relayed(tmp_path):
     rig = Rig(relay_yaml(tmp_path))
     with serving(rig.dp.open_services()):
-        relay = RelayThread(rig)
+        relay = ServiceThread(Relay(rig.cfg, "relay"))
         try:
             yield rig
         finally:
