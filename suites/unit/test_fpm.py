@@ -120,3 +120,20 @@ def test_a_streamed_table_is_installed_and_withdrawn_whole():
     assert row["routes"] == 3000 and row["rejected"] == 0
     nets = prefixes(3000)
     assert len(set(nets)) == 3000 and {plen for _n, plen in nets} >= {16, 24}
+
+
+def test_frr_announces_with_the_med_it_is_given():
+    """An HA standby's announcements carry a higher MED, so the provider prefers the active."""
+    import ipaddress
+
+    from gateway.config.kernel import BgpConfig
+    from gateway.io.frr import render
+
+    bgp = BgpConfig(
+        "t1", 64501, [(ipaddress.IPv4Address("203.0.113.254"), 64500)], [ipaddress.IPv4Network("172.16.0.0/16")]
+    )
+    assert "route-map" not in render(bgp, "edge1", "203.0.113.1", 2620)
+    bgp.med = 200
+    text = render(bgp, "edge2", "203.0.113.2", 2620)
+    assert "  neighbor 203.0.113.254 route-map EDGELAB-OUT out" in text
+    assert "route-map EDGELAB-OUT permit 10\n set metric 200" in text

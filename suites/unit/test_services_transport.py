@@ -177,3 +177,22 @@ def test_relay_config_errors_are_clear():
         config.parse(
             EDGE_YAML + "services:\n  list:\n    - {name: x, kind: dhcp-relay, dhcp: {server: 300.1.1.1}}\n", "u.yaml"
         )
+
+
+@pytest.mark.parametrize(
+    ("service", "error"),
+    [
+        ("{name: f, kind: ftp-alg, ftp: {ports: []}}", r"services.list\[0\].ftp.ports: at least one control port"),
+        ("{name: f, kind: ftp-alg, ftp: {ports: [70000]}}", r"services.list\[0\].ftp.ports\[0\]: 70000 is not"),
+        ("{name: f, kind: ftp-alg, dhcp: {server: 1.2.3.4}}", r"services.list\[0\].dhcp: a ftp-alg service takes no"),
+    ],
+)
+def test_alg_config_errors_are_clear(service, error):
+    with pytest.raises(config.ConfigError, match=error):
+        config.parse(EDGE_YAML + f"services:\n  list:\n    - {service}\n", "u.yaml")
+
+
+def test_bgp_med_is_checked():
+    text = EDGE_YAML + "kernel: {tlrs: [t1], bgp: [{router: t1, asn: 1, neighbors: [], med: -1}]}\n"
+    with pytest.raises(config.ConfigError, match=r"kernel.bgp\[0\].med: -1 is not an integer"):
+        config.parse(text, "u.yaml")
