@@ -22,7 +22,7 @@ reg7 ingress router port, reg8 a firewall rule allowed it)::
   14 state     established/related -> route (from the tenants: ct(nat) first); new -> 15 / 16
   15 snat      new from the tenants: commit with nat(src=pool | 1:1 address)
   16 dnat      new from the uplink: commit with nat(dst=...) for a port forward or 1:1, else drop
-  17 commit    after a commit: refused by conntrack (pool exhausted) -> drop (nat); else route
+  17 commit    after a commit: a packet conntrack could not translate (pool exhausted) -> drop (nat)
   12 route     longest prefix: connected, via a next hop, or to the other half of the router
   20 neighbour (egress router port, next hop) -> MACs, then deliver in the egress instance;
                unknown -> app (ARP, the packet held until the answer)
@@ -305,7 +305,7 @@ def nat(router: dict[str, Any]) -> list[Flow]:
     ]
     base = {"reg5": rid, "eth_type": ETH_IP}
     for i, rule in enumerate(router["one_to_one"]):
-        flows.append(Flow(T_SNAT, 300, {**base, "ipv4_src": rule["private"]},
+        flows.append(Flow(T_SNAT, 2000, {**base, "ipv4_src": rule["private"]},
                           [_commit(zone, {"src": rule["public"]})], detail=i))  # fmt: skip
         flows.append(Flow(T_DNAT, 200, {**base, "ipv4_dst": rule["public"]},
                           [_commit(zone, {"dst": rule["private"]})], detail=i))  # fmt: skip
@@ -317,16 +317,19 @@ def nat(router: dict[str, Any]) -> list[Flow]:
         net = ipaddress.IPv4Network(rule["source"], strict=False)
         pool = sorted(rule["pool"], key=ipaddress.IPv4Address)
         to: dict[str, Any] = {"src": pool[0], "src_max": pool[-1]}
-        prio = 200 - i  # in their order; added ones first (the app inserts them at the front)
+        prio = 1000 - 10 * i  # in their order; added ones first (the app inserts them at the front)
+        src = {**base, "ipv4_src": _masked(net)}
         if rule.get("ports"):
             lo, _, hi = str(rule["ports"]).partition("-")
+            ported = {**to, "port": int(lo), "port_max": int(hi or lo)}
             for proto in ("tcp", "udp"):
-                flows.append(Flow(T_SNAT, prio, {**base, "ipv4_src": _masked(net), "ip_proto": PROTO[proto]},
-                                  [_commit(zone, {**to, "port": int(lo), "port_max": int(hi or lo)})], detail=i))  # fmt: skip
-            flows.append(Flow(T_SNAT, prio - 1 if prio > 1 else prio, {**base, "ipv4_src": _masked(net)},
-                              [_commit(zone, to)], detail=i))  # fmt: skip
-        else:
-            flows.append(Flow(T_SNAT, prio, {**base, "ipv4_src": _masked(net)}, [_commit(zone, to)], detail=i))
+                flows.append(Flow(T_SNAT, prio, {**src, "ip_proto": PROTO[proto]},
+                                  [("set", {"reg9": 1}), _commit(zone, ported)], detail=i))  # fmt: skip
+        flows.append(Flow(T_SNAT, prio - 1, src, [("set", {"reg9": 1}), _commit(zone, to)], detail=i))
+        # Open vSwitch's conntrack lets a packet it could not translate (the pool exhausted) go
+        # on untranslated, still +new: one that still has its tenant source after the commit
+        # is dropped here, and counted.
+        flows.append(Flow(T_COMMIT, 200, {**src, "reg9": 1}, [("drop", None)], K_NAT, i))
     return flows
 
 
