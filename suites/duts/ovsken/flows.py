@@ -7,7 +7,8 @@ only builds messages' parts (``Flow``), so it is tested without a switch.
 
 Tables, in a packet's walk (registers: reg0 instance, reg1 output record,
 reg2 input record, reg3 next hop, reg5 router, reg6 egress router port,
-reg7 ingress router port, reg8 a firewall rule allowed it)::
+reg7 ingress router port, reg8 a firewall rule allowed it, reg9 an SNAT commit,
+reg10 unsolicited, reg4 the other half of the router a route leads to)::
 
   0 classify   (port, VLAN) -> instance, record; VLAN tag popped; else drop (no-instance)
   1 l2         learn (instance, source MAC) -> record into table 2; look up; decide (3)
@@ -24,6 +25,7 @@ reg7 ingress router port, reg8 a firewall rule allowed it)::
   16 dnat      new from the uplink: commit with nat(dst=...) for a port forward or 1:1, else drop
   17 commit    after a commit: a packet conntrack could not translate (pool exhausted) -> drop (nat)
   12 route     longest prefix: connected, via a next hop, or to the other half of the router
+  18 forward   unsolicited (reg10) -> drop (firewall); to the other half -> its router (10); else 20
   20 neighbour (egress router port, next hop) -> MACs, then deliver in the egress instance;
                unknown -> app (ARP, the packet held until the answer)
 """
@@ -35,7 +37,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 T_CLASSIFY, T_L2, T_LEARNED, T_SWITCH, T_EGRESS, T_DELIVER, T_FLOOD = 0, 1, 2, 3, 4, 5, 6
-T_ROUTER, T_SR, T_ROUTE, T_FW, T_STATE, T_SNAT, T_DNAT, T_COMMIT, T_NEIGH = 10, 11, 12, 13, 14, 15, 16, 17, 20
+T_ROUTER, T_SR, T_ROUTE, T_FW, T_STATE, T_SNAT, T_DNAT, T_COMMIT, T_FORWARD, T_NEIGH = (
+    10,
+    11,
+    12,
+    13,
+    14,
+    15,
+    16,
+    17,
+    18,
+    20,
+)
 
 # Cookie kinds (cookie >> 32): packet-ins are dispatched by them and drops counted by them.
 K_NO_INSTANCE = 0x99
@@ -181,6 +194,14 @@ def routers(cfg: dict[str, Any]) -> list[Flow]:
                     Flow(T_SWITCH, 240, {"reg0": inst, "eth_type": ETH_ARP, "arp_spa": ip}, [("drop", None)],
                          K_ARP_SPOOF)
                 )  # fmt: skip
+            # ARP inspection: a sender address off the segment's subnet is a false claim (only
+            # probes from 0.0.0.0 and the subnet's own hosts pass)
+            net = ipaddress.IPv4Network(f"{rp['ip']}/{rp['plen']}", strict=False)
+            for ok in (_masked(net), "0.0.0.0"):
+                flows.append(Flow(T_SWITCH, 230, {"reg0": inst, "eth_type": ETH_ARP, "arp_spa": ok},
+                                  [("resubmit", T_DELIVER)]))  # fmt: skip
+            if router["kind"] == "dr":
+                flows.append(Flow(T_SWITCH, 220, {"reg0": inst, "eth_type": ETH_ARP}, [("drop", None)], K_ARP_SPOOF))
         for ip in own_addresses(router):
             flows.append(
                 Flow(T_ROUTER, 300, {"reg5": rid, "eth_type": ETH_IP, "ip_proto": 1, "icmpv4_type": 8, "ipv4_dst": ip},
@@ -204,26 +225,35 @@ def routers(cfg: dict[str, Any]) -> list[Flow]:
 
 def routes(cfg: dict[str, Any], router: dict[str, Any]) -> list[Flow]:
     rid = router["id"]
-    flows = [Flow(T_ROUTE, 0, {"reg5": rid}, [("controller", None)], K_NO_ROUTE)]
+    flows = [
+        Flow(T_ROUTE, 0, {"reg5": rid}, [("controller", None)], K_NO_ROUTE),
+        # a route found: an unsolicited packet (no NAT rule took it) is dropped now, so that one
+        # with no route gets its net unreachable first, as a kernel routes before it filters
+        Flow(T_FORWARD, 300, {"reg5": rid, "reg10": 1}, [("drop", None)], K_FIREWALL),
+        Flow(T_FORWARD, 0, {"reg5": rid}, [("resubmit", T_NEIGH)]),
+    ]
+    for peer in {r["peer"] for r in router["routes"] if "peer" in r}:
+        flows.append(Flow(T_FORWARD, 200, {"reg5": rid, "reg4": peer},
+                          [("set", {"reg5": peer}), ("set", {"reg4": 0}), ("resubmit", T_ROUTER)]))  # fmt: skip
     ports = [*router["ports"], router["transit"]]
     for rp in router["ports"]:
         net = ipaddress.IPv4Network(f"{rp['ip']}/{rp['plen']}", strict=False)
         flows.append(
             Flow(T_ROUTE, 2 * net.prefixlen + 101, {"reg5": rid, "eth_type": ETH_IP, "ipv4_dst": _masked(net)},
-                 [("move_dst_to_reg3", None), ("set", {"reg6": rp["id"]}), ("resubmit", T_NEIGH)])
+                 [("move_dst_to_reg3", None), ("set", {"reg6": rp["id"]}), ("resubmit", T_FORWARD)])
         )  # fmt: skip
     for route in router["routes"]:
         net = ipaddress.IPv4Network(route["prefix"])
         match = {"reg5": rid, "eth_type": ETH_IP, "ipv4_dst": _masked(net)}
         prio = 2 * net.prefixlen + 100
         if "peer" in route:
-            acts = [("set", {"reg5": route["peer"]}), ("set", {"reg7": route["via_port"]}), ("resubmit", T_ROUTER)]
+            acts = [("set", {"reg4": route["peer"]}), ("set", {"reg7": route["via_port"]}), ("resubmit", T_FORWARD)]
         else:
             egress = egress_port(ports, route["via"])
             if egress is None:
                 continue  # a next hop on no segment of this router: unusable, as in a kernel
             acts = [("set", {"reg3": int(ipaddress.IPv4Address(route["via"]))}), ("set", {"reg6": egress["id"]}),
-                    ("resubmit", T_NEIGH)]  # fmt: skip
+                    ("resubmit", T_FORWARD)]  # fmt: skip
         flows.append(Flow(T_ROUTE, prio, match, acts))
     return flows
 
@@ -300,8 +330,8 @@ def nat(router: dict[str, Any]) -> list[Flow]:
     flows = [
         Flow(T_SNAT, 0, {"reg5": rid, "eth_type": ETH_IP}, [_commit(zone, None)]),
         Flow(T_DNAT, 10, {"reg5": rid, "reg8": 1, "eth_type": ETH_IP}, [_commit(zone, None)]),
-        # unsolicited from the uplink: nothing forwards it
-        Flow(T_DNAT, 0, {"reg5": rid}, [("drop", None)], K_FIREWALL),
+        # unsolicited from the uplink: nothing forwards it (dropped once its route is known: 18)
+        Flow(T_DNAT, 0, {"reg5": rid}, [("set", {"reg10": 1}), ("resubmit", T_ROUTE)]),
     ]
     base = {"reg5": rid, "eth_type": ETH_IP}
     for i, rule in enumerate(router["one_to_one"]):
