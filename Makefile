@@ -5,7 +5,7 @@
 
 DUT ?= reference
 
-DUTS ?= reference linux
+DUTS ?= reference linux ovs
 
 N ?= 5
 
