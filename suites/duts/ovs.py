@@ -47,6 +47,7 @@ class OvsGateway(GatewayHandle):
             "nat.snat",
             "nat.dnat",
             "nat.one_to_one",
+            "nat.hairpin",
             "nat.runtime",
             "fw.stateful",
             "fw.reject",
@@ -207,6 +208,10 @@ class OvsDriver(DutDriver):
             )  # fmt: skip
         handle = OvsGateway(self, gateway, spec, proc)
         self._running[gateway] = handle
+        # The bridge connects once the app listens (else Open vSwitch backs off for a second).
+        deadline = time.monotonic() + START_TIMEOUT
+        while not Path(spec["control"]).exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         run_root(["ovs-vsctl", "set-controller", br, f"tcp:127.0.0.1:{of_port}"])
         deadline = time.monotonic() + START_TIMEOUT
         while not handle.alive():

@@ -122,7 +122,7 @@ def test_snat_has_an_exhaustion_guard_and_added_rules_come_first():
         0, {"name": "tiny", "source": "172.16.10.14/32", "pool": ["203.0.113.71"], "ports": "30000-30002"}
     )
     nat = F.nat(sr)
-    snat = [f for f in nat if f.table == F.T_SNAT and f.detail == 0 and f.priority > 0]
+    snat = [f for f in nat if f.table == F.T_SNAT and f.match.get("ipv4_src") == "172.16.10.14"]
     assert {f.match.get("ip_proto") for f in snat} == {6, 17, None}
     ported = next(f for f in snat if f.match.get("ip_proto") == 17)
     ct = dict(ported.actions)["ct"]
@@ -132,10 +132,14 @@ def test_snat_has_an_exhaustion_guard_and_added_rules_come_first():
         "port": 30000,
         "port_max": 30002,
     }
-    tenants = [f for f in nat if f.table == F.T_SNAT and f.detail == 1]
+    tenants = [f for f in nat if f.table == F.T_SNAT and f.match.get("ipv4_src") == ("172.16.0.0", "255.255.0.0")]
     assert min(f.priority for f in snat) > max(f.priority for f in tenants)
     guards = [f for f in F.services(sr) if f.table == F.T_COMMIT and f.kind == F.K_NAT and "ipv4_src" in f.match]
     assert {f.match["ipv4_src"] for f in guards} == {"172.16.10.14", ("172.16.0.0", "255.255.0.0")}
+    # a hairpinned connection's SNAT (second zone) is guarded the same way
+    hairpin = [f for f in nat if f.table == F.T_HAIRPIN and f.priority > 0]
+    assert hairpin and all(("set", {"reg9": 1}) in f.actions for f in hairpin)
+    assert {dict(f.actions)["ct"]["zone"] for f in hairpin} == {F.HAIRPIN_ZONE | sr["zone"]}
 
 
 def test_routes_prefer_the_longest_prefix():

@@ -49,11 +49,13 @@ class Gateway(app_manager.OSKenApp):
                 self.rports[rp["id"]] = (r, rp)
         self.dp: Any = None
         self.ready = False
+        self.ready_xid = -1
         self.installed: dict[tuple[int, int, str], F.Flow] = {}
         self.neighbours: dict[tuple[int, str], str] = {}  # (router port, ip) -> mac
         self.held: dict[tuple[int, str], list[tuple[bytes, dict[str, int]]]] = {}
         self.retired: dict[int, int] = {}  # cookie kind -> packets counted by flows since removed
         self.errors: dict[str, int] = {}
+        self.barriers: dict[int, Any] = {}  # xid -> event of a client waiting for it
         hub.spawn(self._serve)
 
     # -- flows ------------------------------------------------------------------------------
@@ -87,7 +89,6 @@ class Gateway(app_manager.OSKenApp):
             if key not in self.installed:
                 self._mod(flow)
                 self.installed[key] = flow
-        self.dp.send_msg(self.dp.ofproto_parser.OFPBarrierRequest(self.dp))
 
     def _wanted(self) -> list[F.Flow]:
         out = F.pipeline(self.cfg, self.cfg["ofports"])
@@ -106,6 +107,7 @@ class Gateway(app_manager.OSKenApp):
 
     def _install(self, dp: Any) -> None:
         self.dp = dp
+        self.ready = False
         parser, ofp = dp.ofproto_parser, dp.ofproto
         dp.send_msg(parser.OFPFlowMod(dp, table_id=ofp.OFPTT_ALL, command=ofp.OFPFC_DELETE,
                                       out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY))  # fmt: skip
@@ -114,7 +116,11 @@ class Gateway(app_manager.OSKenApp):
         dp.send_msg(parser.OFPSetAsync(dp, [pin, 0], [0x7, 0x7], [0xF, 0]))
         self.installed.clear()
         self._sync(self._wanted())
-        self.ready = True
+        # ready (the driver's alive()) once the switch has all of it: its barrier reply
+        req = parser.OFPBarrierRequest(dp)
+        dp.set_xid(req)
+        self.ready_xid = req.xid
+        dp.send_msg(req)
         LOG.info("edgelab: pipeline installed on %s (%d flows)", self.cfg["bridge"], len(self.installed))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
@@ -305,7 +311,32 @@ class Gateway(app_manager.OSKenApp):
         else:
             raise ValueError(f"unknown op {op!r}")
         self._sync(self._wanted())
+        self._barrier()
         return None
+
+    def _barrier(self, timeout: float = 5.0) -> None:
+        """Wait until the switch has done everything sent before (its barrier reply): a change
+        is in its tables when the driver's call returns.  Called from a client's greenlet only
+        (the app's event loop delivers the reply)."""
+        parser = self.dp.ofproto_parser
+        req = parser.OFPBarrierRequest(self.dp)
+        self.dp.set_xid(req)
+        done = hub.Event()
+        self.barriers[req.xid] = done
+        self.dp.send_msg(req)
+        try:
+            if not done.wait(timeout=timeout):
+                raise TimeoutError(f"the switch did not answer a barrier within {timeout} s")
+        finally:
+            self.barriers.pop(req.xid, None)
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    def _barrier_reply(self, ev: Any) -> None:
+        if ev.msg.xid == self.ready_xid:
+            self.ready = True
+        done = self.barriers.get(ev.msg.xid)
+        if done is not None:
+            done.set()
 
     def _sr(self, name: str) -> dict[str, Any]:
         for r in self.cfg["routers"]:

@@ -20,8 +20,12 @@ reg10 unsolicited, reg4 the other half of the router a route leads to)::
   10 router    own address (ping) -> app; else dec_ttl (TTL <= 1: to the app, time exceeded)
   11 sr        conntrack zone of the SR: ct (from the tenants), ct(nat) (from the uplink)
   13 firewall  the configured rules in order, on every packet
-  14 state     established/related -> route (from the tenants: ct(nat) first); new -> 15 / 16
-  15 snat      new from the tenants: commit with nat(src=pool | 1:1 address)
+  14 state     established/related -> route (from the tenants: ct(nat) first, then 19); new -> 15 / 16
+  15 snat      new from the tenants: commit with nat(src=pool | 1:1 address); to a port forward
+               or 1:1 address (hairpin): commit nat(dst=...) then 21
+  21 hairpin   the hairpinned connection SNATed to the pool in the second zone (0x8000 | zone)
+  19 hairpin-out  from the tenants to a tenant after NAT: ct(nat) in the second zone, then route
+  22 track     a hairpinned reply un-SNATed in the second zone: now tracked in the SR's zone
   16 dnat      new from the uplink: commit with nat(dst=...) for a port forward or 1:1, else drop
   17 commit    after a commit: a packet conntrack could not translate (pool exhausted) -> drop (nat)
   12 route     longest prefix: connected, via a next hop, or to the other half of the router
@@ -37,18 +41,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 T_CLASSIFY, T_L2, T_LEARNED, T_SWITCH, T_EGRESS, T_DELIVER, T_FLOOD = 0, 1, 2, 3, 4, 5, 6
-T_ROUTER, T_SR, T_ROUTE, T_FW, T_STATE, T_SNAT, T_DNAT, T_COMMIT, T_FORWARD, T_NEIGH = (
-    10,
-    11,
-    12,
-    13,
-    14,
-    15,
-    16,
-    17,
-    18,
-    20,
-)
+T_ROUTER, T_SR, T_ROUTE, T_FW, T_STATE, T_SNAT, T_DNAT, T_COMMIT = 10, 11, 12, 13, 14, 15, 16, 17
+T_FORWARD, T_HAIRPIN_OUT, T_NEIGH, T_HAIRPIN, T_SR_TRACK = 18, 19, 20, 21, 22
+HAIRPIN_ZONE = 0x8000  # | the SR's zone: the second zone, for the SNAT of hairpinned connections
 
 # Cookie kinds (cookie >> 32): packet-ins are dispatched by them and drops counted by them.
 K_NO_INSTANCE = 0x99
@@ -275,25 +270,37 @@ def services(router: dict[str, Any]) -> list[Flow]:
     """Conntrack, firewall and NAT of one SR (tables 11, 13-17)."""
     rid, zone = router["id"], router["zone"]
     tenant_side = router["transit"]["id"]
+    hzone = HAIRPIN_ZONE | zone
+    ip = {"reg5": rid, "eth_type": ETH_IP}
     flows = [
-        Flow(
-            T_SR, 100, {"reg5": rid, "reg7": tenant_side, "eth_type": ETH_IP}, [("ct", {"zone": zone, "table": T_FW})]
-        ),
-        Flow(T_SR, 90, {"reg5": rid, "eth_type": ETH_IP}, [("ct", {"zone": zone, "nat": {}, "table": T_FW})]),
+        # from the tenants: tracked without NAT, so the firewall sees the tenant's own addresses;
+        # a hairpinned connection's reply (to a pool address) is un-SNATed in its own zone first
+        Flow(T_SR, 100, {**ip, "reg7": tenant_side}, [("ct", {"zone": zone, "table": T_FW})]),
+        Flow(T_SR, 90, ip, [("ct", {"zone": zone, "nat": {}, "table": T_FW})]),
+        Flow(T_SR_TRACK, 0, ip, [("ct", {"zone": zone, "table": T_FW})]),
         Flow(T_FW, 0, {"reg5": rid}, [("resubmit", T_STATE)]),
     ]
+    for rule in router["snat"]:
+        for addr in rule["pool"]:
+            flows.append(Flow(T_SR, 110, {**ip, "reg7": tenant_side, "ipv4_dst": addr},
+                              [("ct", {"zone": hzone, "nat": {}, "table": T_SR_TRACK})]))  # fmt: skip
+    # a tenant's packet after its own zone's NAT: to a tenant again (hairpin), SNAT it in the
+    # second zone (established there) -- or route it
+    for net in tenant_nets(router):
+        flows.append(
+            Flow(T_HAIRPIN_OUT, 100, {**ip, "ipv4_dst": net}, [("ct", {"zone": hzone, "nat": {}, "table": T_ROUTE})])
+        )
+    flows.append(Flow(T_HAIRPIN_OUT, 0, {"reg5": rid}, [("resubmit", T_ROUTE)]))
     flows += firewall(router)
-    est = CT_TRK | CT_EST
     for state in (CT_EST, CT_REL):
         flows.append(
             Flow(T_STATE, 100, {"reg5": rid, "reg7": tenant_side, "eth_type": ETH_IP, "ct_state": (CT_TRK | state, CT_TRK | state | CT_INV)},
-                 [("ct", {"zone": zone, "nat": {}, "table": T_ROUTE})])
+                 [("ct", {"zone": zone, "nat": {}, "table": T_HAIRPIN_OUT})])
         )  # fmt: skip
         flows.append(
             Flow(T_STATE, 90, {"reg5": rid, "ct_state": (CT_TRK | state, CT_TRK | state | CT_INV)},
                  [("resubmit", T_ROUTE)])
         )  # fmt: skip
-    del est
     flows.append(
         Flow(T_STATE, 80, {"reg5": rid, "ct_state": (CT_TRK | CT_INV, CT_TRK | CT_INV)}, [("drop", None)], K_FIREWALL)
     )
@@ -309,8 +316,13 @@ def services(router: dict[str, Any]) -> list[Flow]:
     return flows
 
 
-def _commit(zone: int, nat: dict[str, Any] | None) -> tuple[str, Any]:
-    args: dict[str, Any] = {"zone": zone, "commit": True, "table": T_COMMIT}
+def tenant_nets(router: dict[str, Any]) -> list[Any]:
+    """The SR's tenant subnets (what it routes to its DR)."""
+    return [_masked(ipaddress.IPv4Network(r["prefix"])) for r in router["routes"] if "peer" in r]
+
+
+def _commit(zone: int, nat: dict[str, Any] | None, table: int = T_COMMIT) -> tuple[str, Any]:
+    args: dict[str, Any] = {"zone": zone, "commit": True, "table": table}
     if nat is not None:
         args["nat"] = nat
     return ("ct", args)
@@ -334,6 +346,22 @@ def nat(router: dict[str, Any]) -> list[Flow]:
         Flow(T_DNAT, 0, {"reg5": rid}, [("set", {"reg10": 1}), ("resubmit", T_ROUTE)]),
     ]
     base = {"reg5": rid, "eth_type": ETH_IP}
+    hzone = HAIRPIN_ZONE | zone
+    # hairpin: a tenant to a port forward or 1:1 address is DNATed in the SR's zone, then SNATed
+    # to its pool in the second zone, so the server answers through the gateway
+    for i, rule in enumerate(router["dnat"]):
+        match = {**base, "ipv4_dst": rule["public"], **_l4(rule["proto"], rule["port"], "dst")}
+        to = {"dst": rule["to"], "port": int(rule.get("to_port", rule["port"]))}
+        flows.append(Flow(T_SNAT, 3000, match, [_commit(zone, to, T_HAIRPIN)], detail=i))
+    for i, rule in enumerate(router["one_to_one"]):
+        flows.append(Flow(T_SNAT, 2900, {**base, "ipv4_dst": rule["public"]},
+                          [_commit(zone, {"dst": rule["private"]}, T_HAIRPIN)], detail=i))  # fmt: skip
+    flows.append(Flow(T_HAIRPIN, 0, {"reg5": rid}, [("resubmit", T_COMMIT)]))
+    for i, rule in enumerate(router["snat"]):
+        net = ipaddress.IPv4Network(rule["source"], strict=False)
+        pool = sorted(rule["pool"], key=ipaddress.IPv4Address)
+        flows.append(Flow(T_HAIRPIN, 1000 - 10 * i, {**base, "ipv4_src": _masked(net)},
+                          [("set", {"reg9": 1}), _commit(hzone, {"src": pool[0], "src_max": pool[-1]})], detail=i))  # fmt: skip
     for i, rule in enumerate(router["one_to_one"]):
         flows.append(Flow(T_SNAT, 2000, {**base, "ipv4_src": rule["private"]},
                           [_commit(zone, {"src": rule["public"]})], detail=i))  # fmt: skip
