@@ -53,6 +53,7 @@ class OvsGateway(GatewayHandle):
             "fw.reject",
             "fw.runtime",
             "sec.arp",
+            "alg.ftp",  # ct(alg=ftp): Open vSwitch's conntrack FTP helper, NAT included
         }
     )
 

@@ -106,6 +106,7 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
                 "dnat": list(nat.get("dnat", [])),
                 "one_to_one": list(nat.get("one_to_one", [])),
                 "firewall": list(lr.get("firewall", [])),
+                "ftp_ports": list((gw.get("ftp_alg") or {}).get("ports", [])),
             }
         )
     return {

@@ -20,7 +20,8 @@ reg10 unsolicited, reg4 the other half of the router a route leads to)::
   10 router    own address (ping) -> app; else dec_ttl (TTL <= 1: to the app, time exceeded)
   11 sr        conntrack zone of the SR: ct (from the tenants), ct(nat) (from the uplink)
   13 firewall  the configured rules in order, on every packet
-  14 state     established/related -> route (from the tenants: ct(nat) first, then 19); new -> 15 / 16
+  14 state     new related (an FTP data connection) -> commit with the expectation's NAT;
+               established/related -> route (from the tenants: ct(nat) first, then 19); new -> 15 / 16
   15 snat      new from the tenants: commit with nat(src=pool | 1:1 address); to a port forward
                or 1:1 address (hairpin): commit nat(dst=...) then 21
   21 hairpin   the hairpinned connection SNATed to the pool in the second zone (0x8000 | zone)
@@ -292,6 +293,17 @@ def services(router: dict[str, Any]) -> list[Flow]:
         )
     flows.append(Flow(T_HAIRPIN_OUT, 0, {"reg5": rid}, [("resubmit", T_ROUTE)]))
     flows += firewall(router)
+    # a new connection related to a known one (an FTP data connection the helper expects):
+    # committed, with the NAT the expectation carries
+    rel_new = (CT_TRK | CT_NEW | CT_REL, CT_TRK | CT_NEW | CT_REL | CT_INV)
+    flows.append(
+        Flow(
+            T_STATE,
+            110,
+            {**ip, "ct_state": rel_new},
+            [("ct", {"zone": zone, "commit": True, "nat": {}, "table": T_ROUTE})],
+        )
+    )
     for state in (CT_EST, CT_REL):
         flows.append(
             Flow(T_STATE, 100, {"reg5": rid, "reg7": tenant_side, "eth_type": ETH_IP, "ct_state": (CT_TRK | state, CT_TRK | state | CT_INV)},
@@ -321,8 +333,13 @@ def tenant_nets(router: dict[str, Any]) -> list[Any]:
     return [_masked(ipaddress.IPv4Network(r["prefix"])) for r in router["routes"] if "peer" in r]
 
 
-def _commit(zone: int, nat: dict[str, Any] | None, table: int = T_COMMIT) -> tuple[str, Any]:
+FTP = 21  # ct(alg=ftp): Open vSwitch's conntrack names its helper by the protocol's port
+
+
+def _commit(zone: int, nat: dict[str, Any] | None, table: int = T_COMMIT, alg: bool = False) -> tuple[str, Any]:
     args: dict[str, Any] = {"zone": zone, "commit": True, "table": table}
+    if alg:
+        args["alg"] = FTP
     if nat is not None:
         args["nat"] = nat
     return ("ct", args)
@@ -367,16 +384,22 @@ def nat(router: dict[str, Any]) -> list[Flow]:
                           [_commit(zone, {"src": rule["public"]})], detail=i))  # fmt: skip
         flows.append(Flow(T_DNAT, 200, {**base, "ipv4_dst": rule["public"]},
                           [_commit(zone, {"dst": rule["private"]})], detail=i))  # fmt: skip
+    ftp_ports = set(router.get("ftp_ports", []))
     for i, rule in enumerate(router["dnat"]):
         match = {**base, "ipv4_dst": rule["public"], **_l4(rule["proto"], rule["port"], "dst")}
         to = {"dst": rule["to"], "port": int(rule.get("to_port", rule["port"]))}
-        flows.append(Flow(T_DNAT, 300, match, [_commit(zone, to)], detail=i))
+        alg = rule["proto"] == "tcp" and to["port"] in ftp_ports
+        flows.append(Flow(T_DNAT, 300, match, [_commit(zone, to, alg=alg)], detail=i))
     for i, rule in enumerate(router["snat"]):
         net = ipaddress.IPv4Network(rule["source"], strict=False)
         pool = sorted(rule["pool"], key=ipaddress.IPv4Address)
         to: dict[str, Any] = {"src": pool[0], "src_max": pool[-1]}
         prio = 1000 - 10 * i  # in their order; added ones first (the app inserts them at the front)
         src = {**base, "ipv4_src": _masked(net)}
+        # a control connection to an FTP port gets Open vSwitch's FTP helper
+        for port in sorted(ftp_ports):
+            flows.append(Flow(T_SNAT, prio + 5, {**src, "ip_proto": PROTO["tcp"], "tcp_dst": port},
+                              [("set", {"reg9": 1}), _commit(zone, to, alg=True)], detail=i))  # fmt: skip
         if rule.get("ports"):
             lo, _, hi = str(rule["ports"]).partition("-")
             ported = {**to, "port": int(lo), "port_max": int(hi or lo)}
@@ -505,6 +528,6 @@ def _ct(parser: Any, nx: Any, arg: dict[str, Any]) -> Any:
         zone_src="",
         zone_ofs_nbits=arg["zone"],
         recirc_table=arg.get("table", nx.NX_CT_RECIRC_NONE),
-        alg=0,
+        alg=arg.get("alg", 0),
         actions=nested,
     )

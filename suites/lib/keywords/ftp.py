@@ -16,6 +16,7 @@ class FtpKeywords:
         self.ctx = ctx
         self.servers: dict[str, ftp.Server] = {}
         self.session: ftp.Session | None = None
+        self.marks: dict[str, int] = {}  # host -> length of its server's log when a download began
 
     def _server(self, host: str) -> ftp.Server:
         if host not in self.servers:
@@ -30,6 +31,8 @@ class FtpKeywords:
     @keyword("${client:[\\w-]+} downloads every file from ${host:[\\w-]+} at ${address:[\\d.]+} in ${mode:\\w+} mode")
     def downloads(self, client: str, host: str, address: str, mode: str) -> None:
         server = self._server(host)
+        # what the server is told is judged on this download's lines: it runs for the whole suite
+        self.marks[host] = len(server.log())
         for name, want in server.sums.items():
             got, log = ftp.download(self.ctx.lab, client, f"ftp://{address}/{name}", mode.lower())
             logger.info(f"{client}: {name} in {mode} mode: sha256 {got} (the server's {want})")
@@ -43,7 +46,8 @@ class FtpKeywords:
 
     @keyword("${host:[\\w-]+} was told only addresses of the SNAT pool")
     def told_the_pool(self, host: str) -> None:
-        told = re.findall(r"(?:EPRT \|1\|([\d.]+)\||PORT (\d+,\d+,\d+,\d+),)", self._server(host).log())
+        log = self._server(host).log()[self.marks.get(host, 0) :]
+        told = re.findall(r"(?:EPRT \|1\|([\d.]+)\||PORT (\d+,\d+,\d+,\d+),)", log)
         addrs = {a or b.replace(",", ".") for a, b in told}
         pool = set(self.ctx.lab.plan["nat"]["pool"])
         logger.info(f"{host} was told {sorted(addrs)}; the pool is {sorted(pool)}")
