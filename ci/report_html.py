@@ -116,36 +116,50 @@ def _png(fig: Any) -> str:
 
 
 def _forwarding(bench: dict[str, Any]) -> str:
+    """The forwarding benchmark per DUT: box plots over the trials when the run kept them
+    (bars of the single figures of an older run otherwise), and the table of medians."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     results = bench["results"]
-    configs = [c for c in ("kernel", "uncached", "cached") if c in results]
+    configs = [c for c in ("kernel", "uncached", "cached", "ovs") if c in results]
     flows = [f for f in ("many", "few") if all(f in results[c] for c in configs)]
+    trials = all(results[c].get("trials") for c in configs)
     fig, axes = plt.subplots(1, len(flows), figsize=(5 * len(flows), 3.5), squeeze=False)
     rows = []
     for ax, f in zip(axes[0], flows, strict=True):
         top = [results[c][f]["max"]["delivered_pps"] / 1000 for c in configs]
         nl = [results[c][f]["no_loss"]["pps"] / 1000 for c in configs]
-        xs = range(len(configs))
-        ax.bar([x - 0.2 for x in xs], top, width=0.4, label="highest delivered")
-        ax.bar([x + 0.2 for x in xs], nl, width=0.4, label="no loss")
-        ax.set_xticks(list(xs), configs)
-        ax.set_title(f"{f} flows")
+        if trials:
+            data = [[t[f]["no_loss"]["pps"] / 1000 for t in results[c]["trials"]] for c in configs]
+            ax.boxplot(data)
+            ax.set_xticks(range(1, len(configs) + 1), configs)
+            ax.set_title(f"{f} flows: no-loss rate over {len(data[0])} trials")
+        else:
+            xs = range(len(configs))
+            ax.bar([x - 0.2 for x in xs], top, width=0.4, label="highest delivered")
+            ax.bar([x + 0.2 for x in xs], nl, width=0.4, label="no loss")
+            ax.set_xticks(list(xs), configs)
+            ax.set_title(f"{f} flows")
+            ax.legend(fontsize=7)
         ax.set_ylabel("kpps")
-        ax.legend(fontsize=7)
         for c, t, n in zip(configs, top, nl, strict=True):
-            rows.append(f"<tr><td>{_esc(c)}</td><td>{_esc(f)}</td><td>{t:.1f}</td><td>{n:.1f}</td></tr>")
+            bound = " (generator-bound)" if results[c][f].get("generator_bound") else ""
+            rows.append(f"<tr><td>{_esc(c)}</td><td>{_esc(f)}</td><td>{t:.1f}{bound}</td><td>{n:.1f}</td></tr>")
     fig.tight_layout()
     img = _png(fig)
     plt.close(fig)
     meta = bench.get("meta", {})
+    how = (
+        f"medians of {meta.get('trials', '?')} trials; {_esc(meta.get('steering', ''))}"
+        if trials
+        else "one run: a single measurement per configuration, not a distribution over trials"
+    )
     return (
         f"<h3>Forwarding (<code>edgelab bench forwarding</code>, path {_esc(meta.get('path', '?'))})</h3>"
-        f'<p class="small">{_esc(meta.get("path_description", ""))}; one run: a single measurement per '
-        "configuration, not a distribution over trials.</p>"
+        f'<p class="small">{_esc(meta.get("path_description", ""))}; {how}.</p>'
         f"{img}<table><tr><th>config</th><th>flows</th><th>max kpps</th><th>no-loss kpps</th></tr>{''.join(rows)}</table>"
     )
 

@@ -213,8 +213,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from edgelab import bench_evi
 
         return bench_evi.main(seconds=args.seconds, steps=args.steps, rounds=args.rounds, out_dir=args.out)
-    return bench.main(
-        seconds=args.seconds, loss=args.loss, steps=args.steps, out_dir=args.out, io=args.io, path=args.path
+    from edgelab import bench_forwarding
+
+    return bench_forwarding.main(
+        seconds=args.seconds,
+        loss=args.loss,
+        steps=args.steps,
+        out_dir=args.out,
+        io=args.io,
+        path=args.path,
+        duts=args.dut,
+        trials=args.trials,
     )
 
 
@@ -270,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="routes: table sizes to measure, comma-separated (default 10000,100000,1000000)",
     )
     be.add_argument("--rounds", type=int, default=5, help="failovers to measure (failover, evi)")
+    be.add_argument(
+        "--dut",
+        action="append",
+        choices=("linux", "reference", "ovs"),
+        help="forwarding: the gateways to measure (repeatable; default all): linux = the kernel, "
+        "reference = the reference gateway without and with its cache, ovs = Open vSwitch + the os-ken app",
+    )
+    be.add_argument("--trials", type=int, default=5, help="forwarding: measurements of each configuration (box plots)")
     be.add_argument("--runs", type=int, default=1, help="pipeline: runs to take the median of (all in the JSON)")
     be.add_argument("--seconds", type=float, default=2.0, help="length of one trial")
     be.add_argument("--loss", type=float, default=0.001, help="loss tolerated by the no-loss search (fraction)")

@@ -89,7 +89,11 @@ def test_missing_output_is_an_error(tmp_path):
 # -- the comparison page, in a real browser --------------------------------------------------
 def _bench(tmp: Path) -> None:
     one = {"max": {"delivered_pps": 150000.0, "sent_pps": 300000.0}, "no_loss": {"pps": 120000.0}}
-    results = {c: {"many": one, "few": one} for c in ("kernel", "uncached", "cached")}
+    # every DUT of the bench, five trials each: the page draws box plots of them
+    results = {
+        c: {"many": one, "few": one, "trials": [{"many": one, "few": one}] * 5}
+        for c in ("kernel", "uncached", "cached", "ovs")
+    }
     (tmp / "bench-forwarding.json").write_text(
         __import__("json").dumps({"meta": {"path": "nat", "path_description": "synthetic"}, "results": results})
     )
@@ -130,6 +134,15 @@ def test_comparison_page_in_a_browser(runs, tmp_path):
         assert link.endswith("/log.html#s1-t2") and SwitchOnly.name in link
         images = browser.find_elements(By.TAG_NAME, "img")
         assert images, "the forwarding plot is on the page"
+        perf = browser.find_element(By.XPATH, "//h3[starts-with(., 'Forwarding')]/following-sibling::p[1]").text
+        assert "medians of" in perf, perf
+        cells = [
+            td.text
+            for td in browser.find_elements(
+                By.XPATH, "//h3[starts-with(., 'Forwarding')]/following-sibling::table[1]//td[1]"
+            )
+        ]
+        assert "ovs" in cells, cells
         assert all(
             browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i) for i in images
         )

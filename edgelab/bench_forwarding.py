@@ -1,0 +1,559 @@
+"""``edgelab bench forwarding``: the kernel, the reference gateway without and
+with its cache, and Open vSwitch (the ovs DUT), the same traffic, one run.
+
+Method (on the ``bench`` topology: gen -> dut -> sink):
+
+- what the dut does (``--path``): ``nat`` (default) — the edge gateway's
+  own job: the DR routes gen's traffic over the transit link to the SR, which
+  routes it to the sink and SNATs the source (conntrack, NAT session, l4
+  cache match); ``routed`` — the DR alone routes it (l3 cache match);
+- configurations, in this order on the same veths: (a) ``kernel`` — the dut
+  node as a plain Linux router, same addresses and MACs (for ``nat`` with an
+  nftables SNAT rule and the kernel's conntrack); (b) ``uncached`` — the
+  reference gateway with its cache disabled; (c) ``cached`` — the same daemon
+  with the cache enabled; (d) ``ovs`` — the ovs DUT: the node's ports on an
+  Open vSwitch userspace bridge programmed by the os-ken app from the same
+  intent (for ``nat``: DR and SR, ct(nat)); ``--dut`` picks among them
+  (linux = kernel, reference = uncached + cached, ovs);
+- ``--trials`` rounds (default 5), each measuring every configuration in
+  turn, so that drift hits them alike; the table gives medians, the JSON
+  every trial, the plot one box per configuration;
+- fair to every DUT: the generator is pinned to CPU 0, and the DUT's
+  receive processing is steered to CPU 1 (RPS on its ingress veth; a veth's
+  receive work otherwise runs on the sender's CPU, so the kernel would
+  forward on the generator's core), its daemon (the reference gateway,
+  ovs-vswitchd) pinned there too.  A configuration that delivered what the
+  generator sent at full speed is marked *generator-bound*: its own limit
+  is higher than the figure;
+- traffic: 64-byte UDP frames from trafgen (one CPU), ``many`` flows (1000:
+  250 destinations x 8 source ports) and ``few`` flows (4 destinations),
+  counted on the sink's interface and dropped there at ingress (nftables);
+- for each configuration and traffic: the highest delivered rate (trafgen
+  unthrottled for ``--seconds``, frames counted on the sink's interface while
+  trafgen runs), the highest rate with no loss (binary search on trafgen's
+  rate: at most ``--loss`` of the frames lost, and at most 5% still queued in
+  the dut when trafgen stops, so that a deep receive ring cannot pass a rate
+  off as sustained by buffering it), and the p50/p99 round-trip time of a
+  ping probe flow through the dut (idle); between trials the bench waits
+  until the dut has drained;
+- output: a table, ``results/bench-forwarding.json``, a PNG plot, and the
+  ratios cached/uncached and cached/kernel last.
+
+Both cores are shared by trafgen, the kernel's forwarding and the daemon:
+only ratios within one run mean anything; absolute numbers move between runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+CONFIGS = ("kernel", "uncached", "cached", "ovs")
+DUT_CONFIGS = {"linux": ("kernel",), "reference": ("uncached", "cached"), "ovs": ("ovs",)}
+GEN_CPU, DUT_CPU = 0, 1
+SYSCTL = Path("/proc/sys")
+BENCH_SYSCTLS = {
+    "net/core/netdev_max_backlog": 100_000,
+    "net/core/wmem_default": 256 * 1024 * 1024,
+    "net/core/rmem_default": 64 * 1024 * 1024,
+}  # see main
+GENERATOR_BOUND = 0.97  # delivered / sent at full speed above which the generator, not the DUT, set the figure
+QUEUED = 0.05  # share of a trial's frames that may still be in the dut when the generator stops
+FLOWS = {
+    # 250 destinations x 8 source ports, both stepped each frame: 1000 distinct flows.
+    "many": "ipv4(sa=192.0.2.2, da=203.0.113.1, da[3]=dinc(1, 250), ttl=64), udp(sp=dinc(1024, 1031), dp=9)",
+    "few": "ipv4(sa=192.0.2.2, da=203.0.113.1, da[3]=dinc(1, 4), ttl=64), udp(sp=5000, dp=9)",
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, lab: Any, seconds: float, loss: float, search_steps: int) -> None:
+        from topologies.nodes import run
+
+        self.lab = lab
+        self.run = run
+        self.seconds = seconds
+        self.loss = loss
+        self.search_steps = search_steps
+        self.gen = lab.host("gen")
+        self.sink = lab.host("sink")
+        self.dut = lab.host("dut")
+        self.gen_if = lab.intf_towards("gen", "dut")
+        self.sink_if = lab.intf_towards("sink", "dut")
+        plan = lab.plan
+        self.dut_mac = plan["gateways"]["dut"]["kernel"]["interfaces"]["dut-eth0"]["mac"]
+        self.cfg_dir = Path(lab.rundir)
+        self._sink_drops_bench_flows()
+        self.gateway: Any = None  # the running reference gateway, in configurations (b) and (c)
+        self.mode = "reference"  # what runs on the dut node: kernel | reference | ovs (the lab starts the reference)
+        self.ovs: Any = None  # the ovs DUT's driver, in configuration (d)
+        self.steering = "none"
+
+    def _sink_drops_bench_flows(self) -> None:
+        """The sink counts the bench frames on its interface and drops them at ingress
+        (an nftables netdev hook, before its IP stack): taking each one through UDP
+        to an ICMP port-unreachable would cost a CPU that the kernel baseline takes
+        from the generator and the gateway from itself.  Ping still gets answered."""
+        rules = (
+            "table netdev edgelab_sink {\n"
+            f" chain ingress {{ type filter hook ingress device {self.sink_if} priority 0; policy accept;\n"
+            "  udp dport 9 counter drop\n"
+            " }\n}\n"
+        )
+        path = self.cfg_dir / "sink.nft"
+        path.write_text(rules)
+        self.run(self.sink, ["nft", "-f", str(path)])
+
+    # -- counters and traffic ----------------------------------------------------------
+    def _count(self, node: Any, ifname: str, key: str) -> int:
+        out = self.run(node, ["ip", "-s", "-j", "link", "show", ifname]).stdout
+        stats = json.loads(out)[0]["stats64"]
+        return int(stats[key]["packets"])
+
+    def _trafgen_cfg(self, flows: str) -> Path:
+        path = self.cfg_dir / f"trafgen-{flows}.cfg"
+        gen_mac = self.lab.plan["hosts"]["gen"]["mac"]
+        # 64-byte frames on the wire: 14 + 20 + 8 + 18 bytes of payload (+ 4 FCS the veth does not carry).
+        path.write_text(f"{{ eth(da={self.dut_mac}, sa={gen_mac}), {FLOWS[flows]}, fill(0x00, 18) }}\n")
+        return path
+
+    def trial(self, flows: str, rate_pps: float | None) -> dict[str, float]:
+        """Offer traffic for ``seconds``; return sent/received packets and rates."""
+        cfg = self._trafgen_cfg(flows)
+        argv = [
+            "taskset",
+            "-c",
+            str(GEN_CPU),
+            "timeout",
+            "-s",
+            "INT",
+            f"{self.seconds}",
+            "trafgen",
+            "-o",
+            self.gen_if,
+            "-i",
+            str(cfg),
+            "--cpus",
+            "1",
+            "-q",
+        ]
+        if rate_pps is not None:
+            argv += ["-b", f"{int(max(rate_pps, 1))}pps"]
+        self.drain()
+        dut0 = self._dut_counters()
+        sent0 = self._count(self.gen, self.gen_if, "tx")
+        recv0 = self._count(self.sink, self.sink_if, "rx")
+        res = self.run(self.gen, argv, check=False, timeout=self.seconds + 30)
+        if res.returncode not in (0, 124, 130) and "trafgen" not in res.stdout + res.stderr:
+            raise RuntimeError(f"trafgen failed (exit {res.returncode}): {res.stderr.strip()}")
+        # Delivered rate: what reached the sink while trafgen ran.  Loss: what never
+        # reached it, counted once the dut has emptied its queues.
+        in_window = self._count(self.sink, self.sink_if, "rx") - recv0
+        sent = self._count(self.gen, self.gen_if, "tx") - sent0
+        recv = self.drain() - recv0
+        dut = self._dut_counters()
+        return {
+            # Where the frames went inside the gateway (reference gateway only).
+            "dut": {k: dut[k] - dut0[k] for k in dut} if dut else {},
+            "offered_pps": rate_pps or 0.0,
+            "sent": sent,
+            "received": recv,
+            "sent_pps": sent / self.seconds,
+            "delivered_pps": in_window / self.seconds,
+            "loss": 0.0 if sent == 0 else max(0.0, (sent - recv) / sent),
+            # Still queued in the dut when the generator stopped (delivered afterwards).
+            "queued": 0.0 if sent == 0 else max(0, recv - in_window) / sent,
+        }
+
+    def _dut_counters(self) -> dict[str, int]:
+        """The gateway's own view: frames read, sent, lost at its receive ring and
+        dropped at its transmit ring, summed over its ports."""
+        if self.gateway is None or self.mode != "reference":
+            return {}
+        ports = self.gateway.show("counters")["ports"].values()
+        keys = ("rx", "tx", "rx_dropped", "tx_dropped", "tx_errors", "rx_resyncs")
+        return {k: sum(int(p.get(k, 0)) for p in ports) for k in keys}
+
+    def drain(self, quiet: float = 0.3, limit: float = 15.0) -> int:
+        """Wait until nothing more arrives at the sink (the dut's queues are empty);
+        return the sink's receive counter.  A userspace datapath behind a deep receive
+        ring may still be forwarding seconds after the generator stopped."""
+        deadline = time.monotonic() + limit
+        last = self._count(self.sink, self.sink_if, "rx")
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            now = self._count(self.sink, self.sink_if, "rx")
+            if now == last:
+                return now
+            last = now
+        log(f"the dut was still forwarding {limit:.0f} s after the generator stopped")
+        return last
+
+    def no_loss_rate(self, flows: str, ceiling: float) -> dict[str, Any]:
+        """Binary search for the highest rate the dut sustains: at most ``loss`` of the
+        frames lost, and at most ``QUEUED`` of them still queued in the dut when the
+        generator stopped (a deep receive ring can swallow a whole trial of a rate the
+        dut cannot keep up with and deliver it late: buffered, not sustained)."""
+        lo, hi = 0.0, ceiling
+        best: dict[str, float] | None = None
+        trials = []
+        for _ in range(self.search_steps):
+            mid = (lo + hi) / 2
+            t = self.trial(flows, mid)
+            trials.append(t)
+            if t["loss"] <= self.loss and t["queued"] <= QUEUED:
+                lo, best = mid, t
+            else:
+                hi = mid
+        return {"pps": best["sent_pps"] if best else 0.0, "trials": trials}
+
+    def latency(self) -> dict[str, float]:
+        self.drain()
+        res = self.run(
+            self.gen, ["ping", "-n", "-i", "0.005", "-c", "200", "-W", "1", "198.51.100.2"], check=False, timeout=60
+        )
+        rtts = [float(x) for x in re.findall(r"time=([\d.]+) ms", res.stdout)]
+        if len(rtts) < 10:
+            return {"p50_ms": float("nan"), "p99_ms": float("nan"), "replies": len(rtts)}
+        rtts.sort()
+        return {
+            "p50_ms": statistics.median(rtts),
+            "p99_ms": rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))],
+            "replies": len(rtts),
+        }
+
+    def measure(self, config: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        # Warm-up: ARP resolved, flows installed where a cache exists.
+        self.run(self.gen, ["ping", "-n", "-c", "2", "-i", "0.2", "198.51.100.2"], check=False)
+        for flows in FLOWS:
+            log(f"{config}: {flows} flows: highest delivered rate ...")
+            self.trial(flows, 20000)  # warm the flows at a modest rate
+            top = self.trial(flows, None)
+            log(
+                f"{config}: {flows} flows: delivered {top['delivered_pps'] / 1000:.1f} kpps of {top['sent_pps'] / 1000:.1f} kpps sent; searching the no-loss rate ..."
+            )
+            nl = self.no_loss_rate(flows, max(top["sent_pps"], 1.0))
+            log(f"{config}: {flows} flows: no-loss {nl['pps'] / 1000:.1f} kpps")
+            out[flows] = {"max": top, "no_loss": nl}
+        out["latency"] = self.latency()
+        log(f"{config}: ping p50 {out['latency']['p50_ms']:.3f} ms, p99 {out['latency']['p99_ms']:.3f} ms")
+        return out
+
+    # -- switching the dut between configurations --------------------------------------
+    def configure(self, config: str) -> None:
+        """Make the dut node run ``config``: tear down what runs there, set up the rest."""
+        mode = {"kernel": "kernel", "uncached": "reference", "cached": "reference", "ovs": "ovs"}[config]
+        if mode != self.mode:
+            {"kernel": self._kernel_down, "reference": self._reference_down, "ovs": self._ovs_down}[self.mode]()
+            {"kernel": self._kernel_up, "reference": self._reference_up, "ovs": self._ovs_up}[mode]()
+            self.mode = mode
+            self._flush_neighbours()
+        if config in ("uncached", "cached"):
+            self.gateway.request({"cmd": "cache", "action": "disable" if config == "uncached" else "enable"})
+        self.steer()
+
+    def _kernel_up(self) -> None:
+        spec = self.lab.plan["gateways"]["dut"]["kernel"]
+        for ifname, conf in spec["interfaces"].items():
+            self.run(self.dut, ["ip", "link", "set", ifname, "address", conf["mac"]])
+            self.run(self.dut, ["ip", "addr", "add", conf["ip"], "dev", ifname])
+            self.run(self.dut, ["ip", "link", "set", ifname, "up"])
+        for prefix, via in spec["routes"].items():
+            self.run(self.dut, ["ip", "route", "replace", prefix, "via", via])
+        snat = spec.get("snat")
+        if snat is not None:
+            # The same SNAT as the gateway's SR: nftables and the kernel's conntrack.
+            self.run(self.dut, ["ip", "addr", "add", f"{snat['to']}/32", "dev", snat["out"]])
+            rules = (
+                "table ip edgelab_bench {\n"
+                " chain post { type nat hook postrouting priority srcnat; policy accept;\n"
+                f"  ip saddr {snat['source']} oifname {snat['out']} snat to {snat['to']}\n"
+                " }\n}\n"
+            )
+            path = self.cfg_dir / "kernel-snat.nft"
+            path.write_text(rules)
+            self.run(self.dut, ["nft", "-f", str(path)])
+        self.run(self.dut, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+
+    def _kernel_down(self) -> None:
+        spec = self.lab.plan["gateways"]["dut"]["kernel"]
+        self.run(self.dut, ["sysctl", "-qw", "net.ipv4.ip_forward=0"])
+        if spec.get("snat") is not None:
+            self.run(self.dut, ["nft", "delete", "table", "ip", "edgelab_bench"], check=False)
+        for ifname in spec["interfaces"]:
+            self.run(self.dut, ["ip", "addr", "flush", "dev", ifname])
+
+    def _reference_up(self) -> None:
+        self.gateway = self.lab.start_gateway("dut")
+
+    def _reference_down(self) -> None:
+        self.lab.stop_gateway("dut")
+        self.gateway = None
+
+    def _ovs_up(self) -> None:
+        import topologies
+
+        self.ovs = topologies.dut_driver("ovs")(self.lab)
+        self.ovs.start("dut")
+
+    def _ovs_down(self) -> None:
+        self._pin(_pidof("ovs-vswitchd"), None)
+        self.ovs.stop("dut")
+        self.ovs = None
+
+    def leave(self) -> None:
+        """Hand the node back as the lab left it (the lab stops the reference gateway itself)."""
+        if self.mode == "ovs":
+            self._ovs_down()
+        elif self.mode == "kernel":
+            self._kernel_down()
+
+    # -- a core for the generator, a core for the DUT -----------------------------------------
+    def steer(self) -> None:
+        """RPS on the dut's ingress veth to ``DUT_CPU``, its daemon pinned there; the generator
+        runs on ``GEN_CPU`` (``trial``).  On a machine with one CPU there is nothing to steer."""
+        if (os.cpu_count() or 1) < 2:
+            self.steering = "none (one CPU)"
+            return
+        mask = f"{1 << DUT_CPU:x}"
+        ingress = "dut-eth0"
+        # the node's own sysfs (its namespace's devices), mounted in a mount namespace of its own
+        script = (
+            f"d=$(mktemp -d) && mount -t sysfs sysfs $d && echo {mask} > $d/class/net/{ingress}/queues/rx-0/rps_cpus;"
+            " rc=$?; umount $d; rmdir $d; exit $rc"
+        )
+        argv = ["unshare", "-m", "sh", "-c", script]
+        if self.mode == "ovs":  # the ports are in the root namespace, on the bridge
+            from topologies.nodes import run_root
+
+            run_root(["sh", "-c", f"echo {mask} > /sys/class/net/{ingress}/queues/rx-0/rps_cpus"])
+            self._pin(_pidof("ovs-vswitchd"), DUT_CPU)
+        else:
+            self.run(self.dut, argv)
+            if self.mode == "reference":
+                self._pin(self.gateway.proc.pid, DUT_CPU)
+        self.steering = (
+            f"generator on CPU {GEN_CPU}; the DUT's receive processing (RPS on {ingress}) and daemon on CPU {DUT_CPU}"
+        )
+
+    def _pin(self, pid: int | None, cpu: int | None) -> None:
+        """Pin every thread of ``pid`` to ``cpu`` (None: every CPU again)."""
+        if pid is None:
+            return
+        cpus = str(cpu) if cpu is not None else f"0-{(os.cpu_count() or 1) - 1}"
+        subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], capture_output=True, check=False)
+
+    def _flush_neighbours(self) -> None:
+        for node in (self.gen, self.sink):
+            self.run(node, ["ip", "neigh", "flush", "all"], check=False)
+
+
+def _pidof(name: str) -> int | None:
+    res = subprocess.run(["pidof", name], capture_output=True, text=True, check=False)
+    return int(res.stdout.split()[0]) if res.returncode == 0 and res.stdout.split() else None
+
+
+def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over the trials of one configuration, in a trial's own shape (the table's and
+    the report's), with every trial kept and the generator-bound flag per traffic."""
+    med = statistics.median
+    out: dict[str, Any] = {"trials": trials}
+    for flows in FLOWS:
+        got = [t[flows] for t in trials]
+        top = {k: med(g["max"][k] for g in got) for k in ("delivered_pps", "sent_pps")}
+        out[flows] = {
+            "max": top,
+            "no_loss": {"pps": med(g["no_loss"]["pps"] for g in got)},
+            "generator_bound": all(g["max"]["delivered_pps"] >= GENERATOR_BOUND * g["max"]["sent_pps"] for g in got),
+        }
+    lat = [t["latency"] for t in trials if t["latency"]["replies"] >= 10]
+    out["latency"] = {
+        "p50_ms": med(x["p50_ms"] for x in lat) if lat else float("nan"),
+        "p99_ms": med(x["p99_ms"] for x in lat) if lat else float("nan"),
+        "replies": sum(x["replies"] for x in lat),
+    }
+    return out
+
+
+def plot(results: dict[str, Any], path: Path, title: str = "") -> bool:
+    """One box per configuration over its trials: no-loss rate and highest delivered rate."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is not installed: no plot (pip install matplotlib)")
+        return False
+    configs = [c for c in CONFIGS if c in results]
+    fig, axes = plt.subplots(2, len(FLOWS), figsize=(5 * len(FLOWS), 7), squeeze=False)
+    for col, flows in enumerate(FLOWS):
+        for row, (label, get) in enumerate(
+            (("no loss", lambda t: t["no_loss"]["pps"]), ("highest delivered", lambda t: t["max"]["delivered_pps"]))
+        ):
+            ax = axes[row][col]
+            data = [[get(t[flows]) / 1000 for t in results[c]["trials"]] for c in configs]
+            ax.boxplot(data, showfliers=True)
+            ax.set_xticks(range(1, len(configs) + 1), configs)
+            ax.set_title(f"{flows} flows: {label} ({len(data[0])} trials)")
+            ax.set_ylabel("kpps")
+            ax.set_ylim(bottom=0)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return True
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = [("config", "flows", "max kpps", "sent kpps", "no-loss kpps", "min-max", "p50 ms", "p99 ms", "")]
+    for c in (c for c in CONFIGS if c in results):
+        for flows in FLOWS:
+            r = results[c][flows]
+            lat = results[c]["latency"]
+            nls = [t[flows]["no_loss"]["pps"] / 1000 for t in results[c]["trials"]]
+            rows.append(
+                (
+                    c,
+                    flows,
+                    f"{r['max']['delivered_pps'] / 1000:.1f}",
+                    f"{r['max']['sent_pps'] / 1000:.1f}",
+                    f"{r['no_loss']['pps'] / 1000:.1f}",
+                    f"{min(nls):.0f}-{max(nls):.0f}",
+                    f"{lat['p50_ms']:.3f}",
+                    f"{lat['p99_ms']:.3f}",
+                    "generator-bound" if r["generator_bound"] else "",
+                )
+            )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(v.rjust(w) if 1 < i < 8 else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
+        for r in rows
+    ).rstrip()
+
+
+def ratios(results: dict[str, Any]) -> list[str]:
+    """Medians' ratios against the kernel and between the reference's two configurations; and
+    cached/uncached in the worst trial (trials paired by round)."""
+    out = []
+    have = [c for c in CONFIGS if c in results]
+    for flows in FLOWS:
+        for metric, get in (("max", lambda r: r["max"]["delivered_pps"]), ("no-loss", lambda r: r["no_loss"]["pps"])):
+            parts = []
+            if "uncached" in have and "cached" in have:
+                u, c = get(results["uncached"][flows]), get(results["cached"][flows])
+                paired = [
+                    get(tc[flows]) / get(tu[flows]) if get(tu[flows]) else float("inf")
+                    for tu, tc in zip(results["uncached"]["trials"], results["cached"]["trials"], strict=True)
+                ]
+                parts.append(f"cached/uncached = {c / u if u else float('inf'):5.2f}x (worst trial {min(paired):.2f}x)")
+            if "kernel" in have:
+                k = get(results["kernel"][flows])
+                parts += [
+                    f"{x}/kernel = {get(results[x][flows]) / k if k else float('inf'):5.2f}x"
+                    for x in have
+                    if x != "kernel"
+                ]
+            if "cached" in have and "ovs" in have:
+                o = get(results["ovs"][flows])
+                parts.append(f"cached/ovs = {get(results['cached'][flows]) / o if o else float('inf'):5.2f}x")
+            if parts:
+                out.append(f"{flows:4} flows {metric:7}: " + "   ".join(parts))
+    return out
+
+
+def main(
+    seconds: float = 2.0,
+    loss: float = 0.001,
+    steps: int = 6,
+    out_dir: str = "results",
+    io: str = "block",
+    path: str = "nat",
+    duts: list[str] | None = None,
+    trials: int = 5,
+) -> int:
+    import topologies
+    from topologies import bench as bench_topology
+
+    # What the dut does (routing alone, or routing + SNAT through an SR) and, for (b)
+    # and (c), the gateway's port I/O: plain sockets or PACKET_MMAP rings.
+    plan = bench_topology.plan_for(path, io)
+    configs = [c for c in CONFIGS if any(c in DUT_CONFIGS[d] for d in (duts or DUT_CONFIGS))]
+    log(f"path {path}: {bench_topology.PATHS[path]}; gateway io: {io}; {trials} trial(s) of {', '.join(configs)}")
+
+    outp = Path(out_dir)
+    outp.mkdir(parents=True, exist_ok=True)
+    per_config: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+    results: dict[str, Any] = {}
+    t0 = time.monotonic()
+    # With the DUT's receive work on its own CPU (RPS), the generator's frames wait in that
+    # CPU's backlog.  trafgen sends a rate-limited trial in bursts of thousands of frames:
+    # the default backlog (5,000) drops them even where the DUT keeps up, and the frames
+    # queued there hold the sender's socket memory until trafgen's send fails (EAGAIN).
+    # Both settings are one value for every namespace: raised while the bench runs, restored after.
+    saved = {key: (SYSCTL / key).read_text().strip() for key in BENCH_SYSCTLS}
+    with topologies.start("bench", dut="reference", plan=plan) as lab:
+        bench = Bench(lab, seconds, loss, steps)
+        try:
+            for key, value in BENCH_SYSCTLS.items():
+                (SYSCTL / key).write_text(str(value))
+            for n in range(trials):
+                for config in configs:
+                    log(f"trial {n + 1}/{trials}: {config}")
+                    bench.configure(config)
+                    per_config[config].append(bench.measure(config))
+                    if config == "cached":
+                        results["cache_counters"] = bench.gateway.show("cache")["counters"]
+        finally:
+            for key, value in saved.items():
+                (SYSCTL / key).write_text(value)
+            bench.leave()
+    for config in configs:
+        results[config] = summarize(per_config[config])
+    meta = {
+        "seconds_per_trial": seconds,
+        "loss_tolerance": loss,
+        "search_steps": steps,
+        "trials": trials,
+        "frame": "64-byte UDP (60 on the veth, no FCS)",
+        "generator": f"trafgen --cpus 1, pinned to CPU {GEN_CPU}",
+        "steering": bench.steering,
+        "sysctls_while_running": {k.replace("/", "."): v for k, v in BENCH_SYSCTLS.items()},
+        "duration_s": round(time.monotonic() - t0, 1),
+        "gateway_io": io,
+        "path": path,
+        "path_description": bench_topology.PATHS[path],
+        "flows": {"many": 1000, "few": 4},
+        "configs": configs,
+    }
+    report = {"meta": meta, "results": results}
+    (outp / "bench-forwarding.json").write_text(json.dumps(report, indent=2))
+    plotted = plot(results, outp / "bench-forwarding.png", f"path {path}, gateway io {io}, {trials} trials")
+    print()
+    print(f"path {path}: {bench_topology.PATHS[path]}; gateway io: {io}")
+    print(f"steering: {bench.steering}")
+    print(table(results))
+    print()
+    print(
+        f"medians of {trials} trial(s); no loss = at most {loss:.1%} of sent frames lost and {QUEUED:.0%} still "
+        f"queued at the end of the trial; {seconds:.0f} s per trial; latency = ping through the dut, idle; "
+        f"generator-bound = delivered at least {GENERATOR_BOUND:.0%} of what the generator sent at full speed "
+        "(the DUT's own limit is higher)"
+    )
+    print(f"written: {outp / 'bench-forwarding.json'}" + (f", {outp / 'bench-forwarding.png'}" if plotted else ""))
+    print()
+    for line in ratios(results):
+        print(line)
+    return 0

@@ -1,0 +1,48 @@
+"""``bench forwarding``'s arithmetic without a topology: medians over trials, the
+generator-bound flag, ratios paired by trial, the table and the box plot."""
+
+from __future__ import annotations
+
+import json
+
+from edgelab import bench_forwarding as bf
+
+
+def _trial(max_pps: float, sent: float, no_loss: float) -> dict:
+    one = {"max": {"delivered_pps": max_pps, "sent_pps": sent}, "no_loss": {"pps": no_loss, "trials": []}}
+    return {"many": one, "few": one, "latency": {"p50_ms": 0.1, "p99_ms": 0.2, "replies": 200}}
+
+
+def _results() -> dict:
+    return {
+        "kernel": bf.summarize([_trial(300e3, 300e3, 180e3), _trial(290e3, 295e3, 170e3), _trial(310e3, 310e3, 190e3)]),
+        "uncached": bf.summarize([_trial(20e3, 400e3, 30e3), _trial(21e3, 400e3, 20e3), _trial(19e3, 400e3, 25e3)]),
+        "cached": bf.summarize([_trial(90e3, 400e3, 150e3), _trial(95e3, 400e3, 60e3), _trial(99e3, 400e3, 140e3)]),
+        "ovs": bf.summarize([_trial(80e3, 150e3, 75e3), _trial(85e3, 150e3, 70e3), _trial(70e3, 150e3, 80e3)]),
+    }
+
+
+def test_medians_and_the_generator_bound_flag():
+    r = _results()
+    assert r["cached"]["many"]["no_loss"]["pps"] == 140e3  # the median, not the mean (116.7k)
+    assert r["kernel"]["many"]["max"]["delivered_pps"] == 300e3
+    assert r["kernel"]["many"]["generator_bound"]  # 290 of 295 is above 97 %
+    assert not r["ovs"]["many"]["generator_bound"]
+    assert len(r["ovs"]["trials"]) == 3
+
+
+def test_ratios_name_the_worst_trial_not_only_the_median():
+    lines = bf.ratios(_results())
+    no_loss = next(line for line in lines if line.startswith("many flows no-loss"))
+    # medians 140 / 25 = 5.6x, but the second round gave 60 / 20 = 3.0x
+    assert "cached/uncached =  5.60x (worst trial 3.00x)" in no_loss
+    assert "cached/ovs =  1.87x" in no_loss and "ovs/kernel =  0.42x" in no_loss
+
+
+def test_table_and_box_plot(tmp_path):
+    r = _results()
+    text = bf.table(r)
+    assert "generator-bound" in text.splitlines()[1] and "60-150" in text
+    assert bf.plot(r, tmp_path / "f.png", "test")
+    assert (tmp_path / "f.png").stat().st_size > 10_000
+    json.dumps(r)  # what the bench writes
