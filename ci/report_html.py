@@ -166,15 +166,23 @@ def _forwarding(bench: dict[str, Any]) -> str:
 
 def _failover(bench: dict[str, Any]) -> str:
     s = bench["summary"]
+    dut = s.get("dut", "reference")
     rows = "".join(
-        f"<tr><td>{r['round']}</td><td>{r['detection_ms']:.0f}</td><td>{r['loss_window_ms']:.0f}</td></tr>"
+        f"<tr><td>{r['round']}</td><td>{r['detection_ms']:.0f}</td><td>{r['loss_window_ms']:.0f}</td>"
+        f"<td>{_esc({True: 'survived', False: 'lost'}.get(r.get('connection_survived'), '?'))}</td></tr>"
         for r in bench["rounds"]
     )
+    survived = s.get("connections_survived")
+    kept = (
+        f"; idle connections surviving: {survived} of {s.get('rounds', len(bench['rounds']))}"
+        if survived is not None
+        else ""
+    )
     return (
-        f"<h3>Failover (<code>edgelab bench failover</code>, reference, BFD {_esc(s['bfd'])})</h3>"
+        f"<h3>Failover (<code>edgelab bench failover --dut {_esc(dut)}</code>, timers {_esc(s['bfd'])})</h3>"
         f"<p>loss window min / median / max: {s['loss_window_ms']['min']:.0f} / {s['loss_window_ms']['median']:.0f}"
-        f" / {s['loss_window_ms']['max']:.0f} ms (target under {s['target_loss_window_ms']} ms)</p>"
-        f"<table><tr><th>round</th><th>detection ms</th><th>loss window ms</th></tr>{rows}</table>"
+        f" / {s['loss_window_ms']['max']:.0f} ms (target under {s['target_loss_window_ms']} ms){kept}</p>"
+        f"<table><tr><th>round</th><th>detection ms</th><th>loss window ms</th><th>idle connection</th></tr>{rows}</table>"
     )
 
 
@@ -199,8 +207,9 @@ def write(outputs: list[Path], out_dir: Path, bench_dir: Path | None = None) -> 
     )
     perf = []
     bench_dir = bench_dir or out_dir
-    for name, render in (("bench-forwarding.json", _forwarding), ("bench-failover.json", _failover)):
-        path = bench_dir / name
+    benches = [(bench_dir / "bench-forwarding.json", _forwarding)]
+    benches += [(p, _failover) for p in sorted(bench_dir.glob("bench-failover*.json"))]  # one per DUT
+    for path, render in benches:
         if path.exists():
             perf.append(render(json.loads(path.read_text())))
     if not perf:

@@ -6,7 +6,7 @@
     edgelab clean                           remove what a crashed run left behind
     edgelab bench forwarding [--seconds S]  kernel vs gateway without/with cache (table, JSON, PNG)
     edgelab bench pipeline                  per-packet cost of slow path and cache hit, in process
-    edgelab bench failover [--rounds N]     SR failover: detection time and loss window (edge-ha)
+    edgelab bench failover [--rounds N] [--dut reference|linux]  SR failover: detection, loss window, a connection (edge-ha)
     edgelab bench services                  the service transport: round trip and rate through the DHCP relay
     edgelab bench routes [--sizes N,N]      FPM -> FIB: install rate, memory, lookup cost as the table grows
     edgelab bench scale                     lookup cost and memory of sessions, rules, routes, MACs, tenant routers
@@ -196,7 +196,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "pipeline":
         return bench.pipeline_main(runs=args.runs, out_dir=args.out)
     if args.what == "failover":
-        return bench.failover_main(rounds=args.rounds, out_dir=args.out)
+        duts = args.dut or ["reference"]
+        for dut in duts:
+            if dut == "ovs":
+                raise CliError("bench failover: the ovs DUT has no HA; choose --dut reference or --dut linux")
+        return max(bench.failover_main(rounds=args.rounds, out_dir=args.out, dut=dut) for dut in duts)
     if args.what == "services":
         from edgelab import bench_services
 
@@ -284,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         choices=("linux", "reference", "ovs"),
         help="forwarding: the gateways to measure (repeatable; default all): linux = the kernel, "
-        "reference = the reference gateway without and with its cache, ovs = Open vSwitch + the os-ken app",
+        "reference = the reference gateway without and with its cache, ovs = Open vSwitch + the os-ken app; "
+        "failover: reference (default) or linux (keepalived + conntrackd)",
     )
     be.add_argument("--trials", type=int, default=5, help="forwarding: measurements of each configuration (box plots)")
     be.add_argument("--runs", type=int, default=1, help="pipeline: runs to take the median of (all in the JSON)")

@@ -170,7 +170,11 @@ class SrServices:
         t = pkt.flow
         if t is None:  # a related ICMP error, already translated
             return None
-        inbound = pkt.rport is not None and pkt.rport.instance is not None
+        # Inbound: it came in on one of the SR's own segments (the uplink), not from its DR --
+        # over the internal transit (a port of no instance) or a real transit segment (the
+        # router's transit port, which has an instance like any other).
+        rport = pkt.rport
+        inbound = rport is not None and rport.instance is not None and rport is not rport.router.transit_port
         cur, _kind = flow_tuple(buf)  # after DNAT: what the firewall judges
         related = pkt.nat_rule if isinstance(pkt.nat_rule, Expectation) else None
         if related is not None:

@@ -34,6 +34,9 @@ CAPABILITIES: dict[str, str] = {
     "ha.failover": "a peer SR takes over when the active one fails",
     "ha.preempt": "the recovered SR takes its addresses back (and the variant without)",
     "ha.ecmp": "active/active SRs, flows spread per 5-tuple",
+    "ha.stateful": "connections through the active SR survive its failure: its peer knows them (connection "
+    "state replicated), so an idle TCP connection's first packet after the failover, from the far side, "
+    "reaches the tenant",
     "fault.crash": "the gateway process can be crashed and restarted",
     "bgp": "BGP with the provider router through the gateway: the provider learns its public prefixes, "
     "the gateway routes the provider's",

@@ -6,7 +6,8 @@ gateway node and undoes it.  SRs with ``ha`` run keepalived (VRRP).  A crash
 (``crash()``) is the box dying: keepalived killed hard and every port of the
 node down, so nothing answers for it any more.  What this DUT does not do is
 not declared: the HA variants the reference has beyond failover and
-preemption (active/active), and the reference gateway's internals.  Its counters come from the kernel's own: the interfaces' packet
+preemption (active/active), and the reference gateway's internals.  HA SRs run conntrackd beside keepalived
+(the connection table replicated to the peer).  Its counters come from the kernel's own: the interfaces' packet
 counters, ``/proc/net/snmp`` and ``/proc/net/netstat``, the nftables named
 counters and the OVS rule that refuses frames of no instance.
 """
@@ -18,6 +19,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 from suites.duts.base import DROP_CATEGORIES, DutDriver, GatewayHandle
@@ -57,6 +59,7 @@ class LinuxGateway(GatewayHandle):
             "fw.runtime",
             "ha.failover",
             "ha.preempt",
+            "ha.stateful",  # conntrackd beside keepalived (linux_render.conntrackd)
             "fault.crash",
             # EVI over VXLAN (linux_render.evi): one L2 domain, flooding control, DF.
             "evi.l2",
@@ -95,8 +98,10 @@ class LinuxGateway(GatewayHandle):
         return run(self.node, argv, check=check).stdout
 
     def crash(self) -> None:
-        """The box dies: keepalived killed hard (its VRRP child too), every port of the node down."""
-        self.driver.kill_keepalived(self.name, signal.SIGKILL)
+        """The box dies: every port of the node down at once, then keepalived and conntrackd
+        killed hard (keepalived's VRRP child too).  Ports first: a keepalived killed while
+        its ports still carry traffic would leave its addresses forwarding until the peer
+        took over, a failover without loss that no crash gives."""
         for ifname in self.driver.port_ifnames(self.name):
             in_root = ifname in {t["ifname"] for t in self.spec["trunks"].values()}
             argv = ["ip", "link", "set", ifname, "down"]
@@ -104,6 +109,8 @@ class LinuxGateway(GatewayHandle):
                 run_root(argv, check=False)
             else:
                 run(self.node, argv, check=False)
+        self.driver.kill_keepalived(self.name, signal.SIGKILL)
+        self.driver.stop_conntrackd(self.name, signal.SIGKILL)
 
     def settled(self) -> bool:
         """Alive, and with HA: keepalived runs (start waited until it held what it owns)."""
@@ -252,9 +259,10 @@ class LinuxGateway(GatewayHandle):
                 res = run_root(["ovs-ofctl", "dump-flows", trunk["bridge"]], check=False)
                 parts.append(f"$ ovs-ofctl dump-flows {trunk['bridge']}\n{res.stdout}{res.stderr}")
         out = {f"{self.name}-linux.txt": "\n".join(parts)}
-        log = self.driver.lab.rundir / f"{self.name}-keepalived.log"
-        if log.exists():
-            out[log.name] = log.read_text()
+        for name in (f"{self.name}-keepalived.log", f"{self.name}-conntrackd.log"):
+            log = self.driver.lab.rundir / name
+            if log.exists():
+                out[log.name] = log.read_text()
         return out
 
 
@@ -266,7 +274,8 @@ class LinuxDriver(DutDriver):
         "the Linux kernel as the gateway: IP forwarding, a Linux bridge per instance, nftables NAT and a "
         "conntrack firewall; VLAN trunks end on an Open vSwitch userspace bridge each, with one access port per "
         "instance (this kernel has no 802.1Q); the DR/SR split is one routing table (one hop, not two); EVI over "
-        "VXLAN with a static mesh (this kernel has no GRE)"
+        "VXLAN with a static mesh (this kernel has no GRE); SR failover by keepalived (VRRPv3) with conntrackd "
+        "replicating the connection table"
     )
 
     def __init__(self, lab: Any) -> None:
@@ -274,6 +283,7 @@ class LinuxDriver(DutDriver):
         self._specs: dict[str, dict[str, Any]] = {}
         self._keepalived: dict[str, subprocess.Popen[bytes]] = {}
         self._dhcrelay: dict[str, subprocess.Popen[bytes]] = {}
+        self._conntrackd: dict[str, subprocess.Popen[bytes]] = {}
 
     @classmethod
     def versions(cls) -> dict[str, str]:
@@ -282,19 +292,28 @@ class LinuxDriver(DutDriver):
         for name, argv, word in (
             ("nftables", ["nft", "--version"], 1),
             ("openvswitch", ["ovs-vsctl", "--version"], -1),
+            ("conntrackd", ["conntrackd", "-v"], 4),  # "Connection tracking userspace daemon v1.4.7. ..."
         ):
             res = run_root(argv, check=False)
             first = (res.stdout.splitlines() or ["?"])[0].split()
-            out[name] = first[word] if res.returncode == 0 and first else "?"
+            out[name] = first[word].rstrip(".") if res.returncode == 0 and first else "?"
         return out
 
     def port_ifnames(self, gateway: str) -> list[str]:
         return [p["ifname"] for p in self.lab.plan["gateways"][gateway]["ports"].values()]
 
     def start(self, gateway: str) -> LinuxGateway:
-        lab = self.lab
-        spec = render(lab.plan, gateway)
+        """Set the gateway up; one that fails halfway is undone (no daemon left running)."""
+        spec = render(self.lab.plan, gateway)
         self._specs[gateway] = spec
+        try:
+            return self._start(gateway, spec)
+        except BaseException:
+            self.stop(gateway)
+            raise
+
+    def _start(self, gateway: str, spec: dict[str, Any]) -> LinuxGateway:
+        lab = self.lab
         node = lab.host(gateway)
         for key, value in (
             ("net.ipv4.ip_forward", 1),
@@ -333,6 +352,8 @@ class LinuxDriver(DutDriver):
         path = lab.rundir / f"{gateway}-linux.nft"
         path.write_text(spec["nft"])
         run(node, ["nft", "-f", str(path)])
+        if spec["conntrackd"] is not None:
+            self._start_conntrackd(gateway, node, spec["conntrackd"])
         if vrrp is not None:
             self._start_keepalived(gateway, node, vrrp)
         if spec["dhcp_relay"] is not None:
@@ -349,6 +370,39 @@ class LinuxDriver(DutDriver):
             self._dhcrelay[gateway] = node.popen(
                 [*argv, relay["server"]], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
+
+    def _start_conntrackd(self, gateway: str, node: Any, ct: dict[str, Any]) -> None:
+        """conntrackd in the node's namespace, in the foreground; ready once it answers on its socket."""
+        rundir = self.lab.rundir
+        files = {k: rundir / f"{gateway}-conntrackd.{k}" for k in ("conf", "log", "lock", "ctl")}
+        files["lock"].unlink(missing_ok=True)
+        text = ct["config"]
+        for key in ("log", "lock", "ctl"):
+            text = text.replace(f"@{key.upper()}@", str(files[key]))
+        files["conf"].write_text(text)
+        with open(rundir / f"{gateway}-conntrackd.out", "ab") as out:
+            self._conntrackd[gateway] = node.popen(
+                ["conntrackd", "-C", str(files["conf"])], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 10
+        while run(node, ["conntrackd", "-C", str(files["conf"]), "-s"], check=False).returncode != 0:
+            if self._conntrackd[gateway].poll() is not None or time.monotonic() > deadline:
+                log = files["log"].read_text()[-2000:] if files["log"].exists() else ""
+                raise RuntimeError(f"conntrackd on {gateway} did not start: {log}")
+            time.sleep(0.1)
+
+    def stop_conntrackd(self, gateway: str, sig: int) -> None:
+        proc = self._conntrackd.pop(gateway, None)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        (self.lab.rundir / f"{gateway}-conntrackd.lock").unlink(missing_ok=True)
 
     def _files(self, gateway: str) -> dict[str, Any]:
         rundir = self.lab.rundir
@@ -404,6 +458,14 @@ class LinuxDriver(DutDriver):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+        # keepalived refuses to start while a pid in its pid files still exists, and the VRRP
+        # child of a killed keepalived is reaped by init a moment later: wait for the pids to
+        # be gone, then remove the files.
+        deadline = time.monotonic() + 5
+        while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for key in ("vrrp_pid", "pid"):
+            files[key].unlink(missing_ok=True)
 
     def _evi_up(self, node: Any, ev: dict[str, Any]) -> None:
         """The tunnel address on the core port; per extended instance a VXLAN device in its
@@ -464,6 +526,7 @@ class LinuxDriver(DutDriver):
             return
         node = self.lab.host(gateway)
         self.kill_keepalived(gateway, signal.SIGTERM)
+        self.stop_conntrackd(gateway, signal.SIGTERM)
         relay = self._dhcrelay.pop(gateway, None)
         if relay is not None and relay.poll() is None:
             relay.terminate()

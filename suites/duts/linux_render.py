@@ -27,6 +27,9 @@ How the intent maps onto this kernel:
   ``tx_ms``; keepalived sends the gratuitous ARPs.  VRRP needs an address of
   the node's own on each segment: the highest free addresses of the subnet
   are taken for that (``base``), outside everything the plan names;
+  conntrackd runs beside it (FTFW over the transit segment, between the two
+  nodes' base addresses), so the peer knows every connection before it takes
+  over;
 - EVI (``evi``): Linux has no MAC-in-GRE here (this kernel has no GRE) and no
   EVI control plane, so an extended instance is a VXLAN device (VNI = the
   network id, DF set, TTL 64) in the instance's bridge, with head-end
@@ -205,7 +208,8 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
     return {
         "dhcp_relay": dhcp_relay(gw),
         "evi": evi(plan, gateway),
-        "vrrp": vrrp(plan, gateway, bridges, vips),
+        "vrrp": (vr := vrrp(plan, gateway, bridges, vips)),
+        "conntrackd": conntrackd(plan, gateway, bridges, vr),
         "node": gateway,
         "bridges": bridges,
         "trunks": trunks,
@@ -359,6 +363,71 @@ def vrrp(
             "}",
         ]
     return {"base": base, "config": "\n".join(lines) + "\n", "instances": instances}
+
+
+CONNTRACKD_PORT = 3780
+
+
+def conntrackd(
+    plan: dict[str, Any], gateway: str, bridges: dict[str, dict[str, Any]], vr: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """conntrackd beside keepalived (None without HA): the connection table replicated to the
+    peer SR over the transit segment, between the two nodes' own (VRRP base) addresses, in
+    FTFW mode (acknowledged, resent on loss); with the external cache off, what the peer
+    sends goes straight into this node's kernel table, so a takeover needs no commit step."""
+    if vr is None:
+        return None
+    router = next(r for r in _routers(plan["gateways"][gateway]) if r.get("ha"))
+    transit = router["transit"]
+    tr_bridge = bridges[transit["instance"]]["name"]
+    peers = {p["transit"] for p in router["ha"]["peers"]}
+    peer_gw = next(
+        name
+        for name, g in plan["gateways"].items()
+        for r in _routers(g)
+        if r.get("ha") and (r.get("transit") or {}).get("sr") in peers
+    )
+    cidr = f"{transit['sr']}/{ipaddress.IPv4Network(transit['subnet']).prefixlen}"
+    mine = base_address(plan, gateway, cidr).split("/")[0]
+    theirs = base_address(plan, peer_gw, cidr).split("/")[0]
+    own = sorted({a.split("/")[0] for a in vr["base"].values()} | {mine, theirs, "127.0.0.1"})
+    lines = [
+        "Sync {",
+        "  Mode FTFW {",
+        "    DisableExternalCache On",
+        "  }",
+        "  UDP {",
+        f"    IPv4_address {mine}",
+        f"    IPv4_Destination_Address {theirs}",
+        f"    Port {CONNTRACKD_PORT}",
+        f"    Interface {tr_bridge}",
+        "    Checksum on",
+        "  }",
+        "}",
+        "General {",
+        "  HashSize 8192",
+        "  HashLimit 65536",
+        "  Syslog off",
+        "  LogFile @LOG@",
+        "  LockFile @LOCK@",
+        "  UNIX {",
+        "    Path @CTL@",
+        "  }",
+        "  NetlinkBufferSize 2097152",
+        "  NetlinkBufferSizeMaxGrowth 8388608",
+        "  Filter From Kernelspace {",
+        "    Protocol Accept {",
+        "      TCP",
+        "      UDP",
+        "      ICMP",
+        "    }",
+        "    Address Ignore {",
+        *(f"      IPv4_address {a}" for a in own),
+        "    }",
+        "  }",
+        "}",
+    ]
+    return {"config": "\n".join(lines) + "\n", "address": mine, "peer": theirs, "interface": tr_bridge}
 
 
 def _same_net(a: str, cidr: str) -> bool:

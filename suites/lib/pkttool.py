@@ -80,6 +80,9 @@ def send(iface: str, frames: list[str], gap_ms: float) -> int:
     return 0
 
 
+MARKER = b"spoken-after-the-failover\n"
+
+
 def tcp_server(port: int, timeout: float = 30.0) -> int:
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -129,6 +132,57 @@ def tcp_client(addr: str, port: int, nbytes: int) -> int:
         json.dumps({"bytes": nbytes, "sha256": hashlib.sha256(payload).hexdigest(), "server_sha256": answer.decode()}),
         flush=True,
     )
+    return 0
+
+
+def tcp_hold_server(port: int, timeout: float) -> int:
+    """Accept one connection and hold it: READY once listening, CONNECTED once the client's
+    hello arrived; a line on stdin makes it speak first (one marker line), then it waits
+    for the client to echo the marker and prints what came back."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", port))
+    srv.listen(1)
+    srv.settimeout(timeout)
+    print("READY", flush=True)
+    try:
+        conn, peer = srv.accept()
+        conn.settimeout(timeout)
+        hello = conn.recv(64)
+        print("CONNECTED", json.dumps({"peer": peer[0], "hello": hello.decode(errors="replace")}), flush=True)
+        sys.stdin.readline()
+        conn.sendall(MARKER)
+        echo = b""
+        while not echo.endswith(b"\n"):
+            chunk = conn.recv(64)
+            if not chunk:
+                break
+            echo += chunk
+    except OSError as exc:
+        print(json.dumps({"echo": None, "error": exc.strerror or str(exc)}), flush=True)
+        return 3
+    print(json.dumps({"echo": echo.decode(errors="replace")}), flush=True)
+    return 0
+
+
+def tcp_hold_client(addr: str, port: int, timeout: float) -> int:
+    """Open the connection, say hello, then wait (idle) for the server's line and echo it."""
+    try:
+        conn = socket.create_connection((addr, port), timeout=10)
+        conn.settimeout(timeout)
+        with conn:
+            conn.sendall(b"hello\n")
+            got = b""
+            while not got.endswith(b"\n"):
+                chunk = conn.recv(64)
+                if not chunk:
+                    break
+                got += chunk
+            conn.sendall(got)
+    except OSError as exc:
+        print(json.dumps({"got": None, "error": exc.strerror or str(exc)}), flush=True)
+        return 3
+    print(json.dumps({"got": got.decode(errors="replace")}), flush=True)
     return 0
 
 
@@ -188,6 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     tc.add_argument("addr")
     tc.add_argument("port", type=int)
     tc.add_argument("nbytes", type=int)
+    hs = sub.add_parser("tcp-hold-server")
+    hs.add_argument("port", type=int)
+    hs.add_argument("--timeout", type=float, default=60.0)
+    hc = sub.add_parser("tcp-hold-client")
+    hc.add_argument("addr")
+    hc.add_argument("port", type=int)
+    hc.add_argument("--timeout", type=float, default=60.0)
     ue = sub.add_parser("udp-echo")
     ue.add_argument("port", type=int)
     ue.add_argument("--seconds", type=float, default=30.0)
@@ -205,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         return capture(args.iface, args.seconds, args.max)
     if args.cmd == "send":
         return send(args.iface, args.frames, args.gap)
+    if args.cmd == "tcp-hold-server":
+        return tcp_hold_server(args.port, args.timeout)
+    if args.cmd == "tcp-hold-client":
+        return tcp_hold_client(args.addr, args.port, args.timeout)
     if args.cmd == "tcp-server":
         return tcp_server(args.port, args.timeout)
     return tcp_client(args.addr, args.port, args.nbytes)

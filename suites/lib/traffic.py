@@ -152,6 +152,57 @@ def tcp_connect(client: Any, addr: str, port: int) -> dict[str, Any]:
     return dict(json.loads(res.stdout.strip().splitlines()[-1]))
 
 
+HELD_MARKER = "spoken-after-the-failover\n"  # what pkttool's tcp-hold-server says (pkttool.MARKER)
+
+
+class HeldConnection:
+    """One TCP connection client -> server, opened and then left idle (for a failover in
+    between); ``speak()`` has the server send first and returns (what the client got, what
+    the server got back), both None when nothing crossed within ``timeout``."""
+
+    def __init__(self, client: Any, server: Any, addr: str, port: int = 5601, timeout: float = 60.0) -> None:
+        self.server = server.popen(
+            [*PKTTOOL, "tcp-hold-server", str(port), "--timeout", str(timeout)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO),
+        )  # fmt: skip
+        self.client: Any = None
+        try:
+            if self.server.stdout.readline().decode().strip() != "READY":
+                raise TrafficError(
+                    f"tcp hold server on {server.name} did not start: {self.server.stderr.read().decode()}"
+                )
+            self.client = client.popen(
+                [*PKTTOOL, "tcp-hold-client", addr, str(port), "--timeout", str(timeout)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO),
+            )  # fmt: skip
+            line = self.server.stdout.readline().decode().strip()
+            if not line.startswith("CONNECTED"):
+                raise TrafficError(f"the held connection to {addr}:{port} was not opened: {line!r}")
+        except BaseException:
+            self.close()
+            raise
+
+    def speak(self, timeout: float = 10.0) -> tuple[str | None, str | None]:
+        self.server.stdin.write(b"speak\n")
+        self.server.stdin.flush()
+        try:
+            cli_out, _ = self.client.communicate(timeout=timeout)
+            srv_out, _ = self.server.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None, None
+        finally:
+            self.close()
+        got = json.loads(cli_out.decode().strip().splitlines()[-1]).get("got")
+        echo = json.loads(srv_out.decode().strip().splitlines()[-1]).get("echo")
+        return got, echo
+
+    def close(self) -> None:
+        for proc in (self.client, self.server):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 class UdpEcho:
     """A UDP echo server in a host; ``stop()`` returns the peers it answered."""
 

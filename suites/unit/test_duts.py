@@ -190,3 +190,22 @@ def test_linux_vrrp_render_of_edge_ha():
     assert len(bases) == 4 and not bases & _used_addresses(plan)
     assert "advert_int 0.1" in one["config"], "the intent's BFD interval"
     assert linux(plan, "hv1")["routes"] == [("0.0.0.0/0", "169.254.0.2")], "the DR sends the rest to its SR"
+
+
+def test_linux_conntrackd_render_of_edge_ha():
+    """conntrackd on each SR edge replicates to the other over the transit bridge, between the
+    two nodes' own VRRP base addresses (each one's address the other's destination), and
+    ignores what those addresses send themselves (its own sync traffic)."""
+    from suites.duts.linux_render import render as linux
+
+    plan = topologies.plan("edge-ha")
+    one, two = linux(plan, "edge1"), linux(plan, "edge2")
+    c1, c2 = one["conntrackd"], two["conntrackd"]
+    assert (c1["address"], c1["peer"]) == (c2["peer"], c2["address"]) and c1["address"] != c2["address"]
+    assert c1["address"] == one["vrrp"]["base"]["br-transit"].split("/")[0]
+    assert c1["interface"] == "br-transit"
+    for text in (c1["config"], c2["config"]):
+        assert "Mode FTFW" in text and "DisableExternalCache On" in text
+        assert f"IPv4_address {c1['address']}" in text and f"IPv4_address {c2['address']}" in text
+    assert linux(plan, "hv1")["conntrackd"] is None, "the DR node has no HA"
+    assert linux(topologies.plan("edge-basic"), "edge1")["conntrackd"] is None

@@ -90,3 +90,62 @@ def test_takeover_garp_moves_every_flow_of_the_failed_sr():
     for sport in range(4000, 4020):
         r.send("web", flow(sport))
     assert {Ether(f).dst for f in r.take("transit")} == {SR2}
+
+
+SR_YAML = """
+node: edge1
+ports:
+  transit: {ifname: edge1-eth0, role: transit}
+  uplink: {ifname: edge1-eth1, role: uplink}
+instances:
+  transit: {records: [{port: transit}]}
+  provider: {records: [{port: uplink}]}
+routers:
+  - name: t1
+    tlr_id: 1
+    sr:
+      ports: [{instance: provider, ip: 203.0.113.1/24, mac: "02:00:01:cb:00:01"}]
+      routes: [{prefix: 0.0.0.0/0, via: 203.0.113.254}, {prefix: 172.16.0.0/16, via: 169.254.0.1}]
+      firewall: {rules: []}
+    transit: {subnet: 169.254.0.0/28, dr: 169.254.0.1, sr: 169.254.0.2, instance: transit, sr_mac: "02:00:01:a9:00:02"}
+"""
+DR_MAC, PR_MAC, SR_TRANSIT, SR_UPLINK = (
+    "02:00:01:a9:00:01",
+    "02:00:01:cb:00:fe",
+    "02:00:01:a9:00:02",
+    "02:00:01:cb:00:01",
+)
+
+
+def test_an_sr_on_a_transit_segment_tracks_tenant_traffic_as_outbound():
+    """On its own node the SR's transit is a segment like any other: what comes from the DR
+    over it is tenant-initiated (allowed, tracked) and its reply comes back; only what the
+    uplink starts is unsolicited.  (It once took the DR's packets for inbound: with the
+    stateful firewall on, every reply was dropped as unsolicited.)"""
+    r = Rig(SR_YAML)
+    for port, mac, ip, dst, me in (
+        ("transit", DR_MAC, "169.254.0.1", SR_TRANSIT, "169.254.0.2"),
+        ("uplink", PR_MAC, "203.0.113.254", SR_UPLINK, "203.0.113.1"),
+    ):
+        r.send(port, bytes(Ether(src=mac, dst=dst) / ARP(op=2, hwsrc=mac, psrc=ip, hwdst=dst, pdst=me)))
+    r.take("transit")
+    r.take("uplink")
+    out = (
+        Ether(src=DR_MAC, dst=SR_TRANSIT)
+        / IP(src="172.16.10.11", dst="198.51.100.10", ttl=63)
+        / UDP(sport=4000, dport=53)
+    )
+    r.send("transit", bytes(out / b"q"))
+    assert [IP(f[14:]).dst for f in r.take("uplink")] == ["198.51.100.10"], r.drops()
+    back = (
+        Ether(src=PR_MAC, dst=SR_UPLINK)
+        / IP(src="198.51.100.10", dst="172.16.10.11", ttl=63)
+        / UDP(sport=53, dport=4000)
+    )
+    r.send("uplink", bytes(back / b"a"))
+    assert [IP(f[14:]).dst for f in r.take("transit")] == ["172.16.10.11"], r.drops()
+    unsolicited = (
+        Ether(src=PR_MAC, dst=SR_UPLINK) / IP(src="198.51.100.10", dst="172.16.10.11") / UDP(sport=53, dport=4001)
+    )
+    r.send("uplink", bytes(unsolicited / b"x"))
+    assert r.take("transit") == [] and r.drops().get("sr/fw-unsolicited") == 1

@@ -94,6 +94,13 @@ def _bench(tmp: Path) -> None:
         c: {"many": one, "few": one, "trials": [{"many": one, "few": one}] * 5}
         for c in ("kernel", "uncached", "cached", "ovs")
     }
+    for dut, name in (("reference", "bench-failover.json"), ("linux", "bench-failover-linux.json")):
+        rounds = [{"round": 1, "detection_ms": 250.0, "loss_window_ms": 280.0, "connection_survived": dut == "linux"}]
+        summary = {
+            "dut": dut, "bfd": "100 ms x 3", "rounds": 1, "connections_survived": int(dut == "linux"),
+            "loss_window_ms": {"min": 280.0, "median": 280.0, "max": 280.0}, "target_loss_window_ms": 500,
+        }  # fmt: skip
+        (tmp / name).write_text(__import__("json").dumps({"rounds": rounds, "summary": summary}))
     (tmp / "bench-forwarding.json").write_text(
         __import__("json").dumps({"meta": {"path": "nat", "path_description": "synthetic"}, "results": results})
     )
@@ -143,6 +150,8 @@ def test_comparison_page_in_a_browser(runs, tmp_path):
             )
         ]
         assert "ovs" in cells, cells
+        failovers = [h.text for h in browser.find_elements(By.XPATH, "//h3[starts-with(., 'Failover')]")]
+        assert any("--dut linux" in h for h in failovers) and any("--dut reference" in h for h in failovers), failovers
         assert all(
             browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i) for i in images
         )

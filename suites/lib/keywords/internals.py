@@ -111,6 +111,7 @@ class HaKeywords:
         self.ctx = ctx
         self.window = float("inf")
         self.answered = 0
+        self.held: traffic.HeldConnection | None = None
 
     def _state(self, edge: str, peer_transit: str) -> str:
         return str(self.ctx.lab.gateway(edge).show("ha")["agent"].get(peer_transit, {}).get("state"))
@@ -173,6 +174,37 @@ class HaKeywords:
             timeout=5,
             what=f"DR neighbour {ip} at {edge}'s MAC",
         )
+
+    @keyword("${client:[\\w-]+} holds a TCP connection open to ${server:[\\w-]+}")
+    def hold_connection(self, client: str, server: str) -> None:
+        lab = self.ctx.lab
+        self.held = traffic.HeldConnection(lab.host(client), lab.host(server), self.ctx.resolve(server))
+
+    @keyword("${edge:[\\w-]+} crashes")
+    def crashes(self, edge: str) -> None:
+        self.ctx.lab.gateway(edge).crash()
+
+    @keyword("${src:[\\w-]+} reaches ${dst:[\\w-]+} again within ${s:\\d+} s")
+    def reaches_again(self, src: str, dst: str, s: str) -> None:
+        host, addr = self.ctx.lab.host(src), self.ctx.resolve(dst)
+        poll(lambda: traffic.ping(host, addr, count=1, wait=0.5).ok, timeout=int(s), what=f"{src} reaching {dst}")
+
+    @keyword("${server:[\\w-]+} speaks first on the held connection and ${client:[\\w-]+} hears it")
+    def speaks_first(self, server: str, client: str) -> None:
+        """The far side's packet is the first the SR sees of the connection since the failover:
+        only an SR that knows the connection (its state replicated) lets it in."""
+        assert self.held is not None, "no connection is held"
+        got, echo = self.held.speak(timeout=10)
+        self.held = None
+        logger.info(f"{client} got {got!r}; {server} got back {echo!r}")
+        if got != traffic.HELD_MARKER or echo != traffic.HELD_MARKER:
+            raise AssertionError(f"{client} got {got!r} and {server} got back {echo!r}: the connection did not survive")
+
+    @keyword("the held connection is closed")
+    def close_held(self) -> None:
+        if self.held is not None:
+            self.held.close()
+            self.held = None
 
     @keyword("${edge:[\\w-]+} comes back")
     def comes_back(self, edge: str) -> None:
