@@ -4,6 +4,7 @@ is ``bench_forwarding.py``.)"""
 
 from __future__ import annotations
 
+import copy
 import json
 import statistics
 import sys
@@ -217,7 +218,7 @@ def failover_main(rounds: int = 5, interval: float = 0.01, out_dir: str = "resul
     """``edgelab bench failover``: detection time, loss window and a connection's survival over
     repeated failovers of edge-ha's active SR, for any DUT that does HA, judged on the wire.
 
-    Per round: a ping probe from t1 to ext1 every ``interval`` s and an idle TCP connection
+    The SRs run the stateful firewall's default policy.  Per round: a ping probe from t1 to ext1 every ``interval`` s and an idle TCP connection
     t1 -> ext1 held open; edge1 crashes (the handle's ``crash``: the reference's datapath
     SIGKILLed, the Linux box's keepalived and ports gone); detection = the first gratuitous
     ARP from edge2 for edge1's uplink address, as the provider router's capture sees it,
@@ -236,8 +237,15 @@ def failover_main(rounds: int = 5, interval: float = 0.01, out_dir: str = "resul
     ext = "198.51.100.10"
     count = int(4.0 / interval)
     rows: list[dict[str, Any]] = []
-    with topologies.start("edge-ha", dut=dut) as lab:
-        plan = lab.plan
+    # The SRs run the stateful firewall's default policy (tenant-initiated allowed, unsolicited
+    # inbound dropped), so a connection lives only where its state does: what a failover must
+    # carry over.  (edge-ha's own plan has no firewall on the SRs: see the README.)
+    plan = copy.deepcopy(topologies.plan("edge-ha"))
+    for gw in plan["gateways"].values():
+        for router in gw.get("routers", []):
+            if router.get("ha"):
+                router.setdefault("firewall", [])
+    with topologies.start("edge-ha", dut=dut, plan=plan) as lab:
         uplink = plan["uplinks"]["edge1"]
         mac = {e: plan["gateways"][e]["routers"][0]["sr"]["ports"][0]["mac"] for e in ("edge1", "edge2")}
         pr = lab.host("pr")

@@ -48,10 +48,6 @@ def _sr(
                     "sr_mac": transit_mac,
                 },
                 # The peer SR: watched with BFD; on its failure its addresses move here.
-                # The stateful firewall's default policy and no rule: tenant-initiated traffic
-                # is allowed, unsolicited inbound traffic dropped -- so a connection lives only
-                # where its state does (what failover must carry over).
-                "firewall": [],
                 "ha": {
                     "peers": [{"transit": peer_transit, "addresses": [peer_uplink]}],
                     "bfd": {"tx_ms": 100, "rx_ms": 100, "mult": 3},
