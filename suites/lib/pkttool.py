@@ -83,13 +83,19 @@ def send(iface: str, frames: list[str], gap_ms: float) -> int:
 MARKER = b"spoken-after-the-failover\n"
 
 
-def tcp_server(port: int, timeout: float = 30.0) -> int:
+def _listen(port: int, timeout: float) -> socket.socket:
+    """A TCP listener for one client on ``port``; READY said once it listens."""
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("0.0.0.0", port))
     srv.listen(1)
     srv.settimeout(timeout)
     print("READY", flush=True)
+    return srv
+
+
+def tcp_server(port: int, timeout: float = 30.0) -> int:
+    srv = _listen(port, timeout)
     try:
         conn, peer = srv.accept()
     except TimeoutError:
@@ -139,12 +145,7 @@ def tcp_hold_server(port: int, timeout: float) -> int:
     """Accept one connection and hold it: READY once listening, CONNECTED once the client's
     hello arrived; a line on stdin makes it speak first (one marker line), then it waits
     for the client to echo the marker and prints what came back."""
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("0.0.0.0", port))
-    srv.listen(1)
-    srv.settimeout(timeout)
-    print("READY", flush=True)
+    srv = _listen(port, timeout)
     try:
         conn, peer = srv.accept()
         conn.settimeout(timeout)
