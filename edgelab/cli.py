@@ -4,8 +4,9 @@
     edgelab plan TOPOLOGY                   print a topology's address plan (JSON)
     edgelab up TOPOLOGY [--dut NAME]        start it and open the Mininet CLI; tear down on exit
     edgelab clean                           remove what a crashed run left behind
-    edgelab bench forwarding [--seconds S]  kernel vs gateway without/with cache (table, JSON, PNG)
+    edgelab bench forwarding [--dut D --trials N]  kernel, reference without/with cache, ovs (table, JSON, box plots)
     edgelab bench pipeline                  per-packet cost of slow path and cache hit, in process
+    edgelab bench topology [--tenants T --hosts H --edges E]  the scale topology: up/down time, reachability, residue
     edgelab bench failover [--rounds N] [--dut reference|linux]  SR failover: detection, loss window, a connection (edge-ha)
     edgelab bench services                  the service transport: round trip and rate through the DHCP relay
     edgelab bench routes [--sizes N,N]      FPM -> FIB: install rate, memory, lookup cost as the table grows
@@ -205,6 +206,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from edgelab import bench_services
 
         return bench_services.main()
+    if args.what == "topology":
+        from edgelab import bench_topology
+
+        dut = (args.dut or ["reference"])[0]
+        return bench_topology.main(tenants=args.tenants, hosts=args.hosts, edges=args.edges, dut=dut, out_dir=args.out)
     if args.what == "scale":
         from edgelab import bench_scale
 
@@ -275,7 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(fn=cmd_up)
     sub.add_parser("clean", help="remove leftovers of crashed runs").set_defaults(fn=cmd_clean)
     be = sub.add_parser("bench", help="run a benchmark (prints figures and ratios)")
-    be.add_argument("what", choices=("forwarding", "pipeline", "failover", "evi", "services", "routes", "scale"))
+    be.add_argument(
+        "what", choices=("forwarding", "pipeline", "failover", "evi", "services", "routes", "scale", "topology")
+    )
+    be.add_argument("--tenants", type=int, default=64, help="topology: tenants of the scale topology")
+    be.add_argument("--hosts", type=int, default=4, help="topology: hosts per tenant")
+    be.add_argument("--edges", type=int, default=1, help="topology: edges the tenants are spread over")
     be.add_argument(
         "--sizes",
         type=lambda text: [int(x) for x in text.split(",")],

@@ -27,9 +27,11 @@ from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
 
-from topologies import bench, bench_evi, edge_basic, edge_ha, evi_dci, multi_tenant
+from topologies import bench, bench_evi, edge_basic, edge_ha, evi_dci, multi_tenant, scale
 
-_MODULES: dict[str, ModuleType] = {m.NAME: m for m in (edge_basic, edge_ha, evi_dci, multi_tenant, bench, bench_evi)}
+_MODULES: dict[str, ModuleType] = {
+    m.NAME: m for m in (edge_basic, edge_ha, evi_dci, multi_tenant, scale, bench, bench_evi)
+}
 
 
 class TopologyError(Exception):

@@ -78,6 +78,12 @@ class OvsGateway(GatewayHandle):
         answer: dict[str, Any] = json.loads(buf or b"{}")
         if not answer.get("ok"):
             raise NodeCommandError(f"{self.name}: the ovs app refused {req['op']}: {answer.get('error')}")
+        if req["op"] != "status":
+            # The app answers after the switch's barrier: the OpenFlow tables have the change.
+            # The datapath's cached flows follow when the revalidators next run; until then a
+            # running flow goes on with the old decision.  A change is in force when the call
+            # returns, as with the other DUTs: wait for that round.
+            run_root(["ovs-appctl", "revalidator/wait"], check=False)
         return answer
 
     def alive(self) -> bool:
