@@ -153,3 +153,45 @@ def test_routes_prefer_the_longest_prefix():
     sr["routes"].append({"prefix": "203.0.113.0/24", "via": "203.0.113.10"})
     static = [f.priority for f in F.routes(cfg, sr) if f.match.get("ipv4_dst") == ("203.0.113.0", "255.255.255.0")]
     assert max(static) == connected and min(static) == connected - 1
+
+
+def test_the_app_answers_bad_requests_and_runs_on(tmp_path):
+    """The os-ken app without a switch: garbage on its control socket (not UTF-8, not JSON, not
+    an object, an unknown op, a change before the bridge connected) is answered with the
+    reason, and the app still answers status after."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from suites.duts.ovs import _free_port
+
+    cfg = _cfg()
+    cfg.update(of_port=_free_port(), control=str(tmp_path / "app.sock"))
+    path = tmp_path / "app.json"
+    path.write_text(json.dumps(cfg))
+    proc = subprocess.Popen([sys.executable, "-m", "suites.duts.ovsken", str(path)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "app.sock").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the app did not start"
+            time.sleep(0.05)
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(str(tmp_path / "app.sock"))
+            f = s.makefile("rb")
+            answers = []
+            for line in (b"\xff\xfe\n", b"{not json\n", b"[1, 2]\n", b'{"op": "nosuch"}\n',
+                         b'{"op": "add_route", "prefix": "10.9.0.0/16", "via": "203.0.113.10"}\n',
+                         b'{"op": "status"}\n'):  # fmt: skip
+                s.sendall(line)
+                answers.append(json.loads(f.readline()))
+        assert [a["ok"] for a in answers] == [False, False, False, False, False, True]
+        assert "UnicodeDecodeError" in answers[0]["error"] and "JSONDecodeError" in answers[1]["error"]
+        assert "JSON object with an op" in answers[2]["error"] and "not connected" in answers[4]["error"]
+        assert answers[5]["connected"] is False and proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

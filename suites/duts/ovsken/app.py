@@ -257,10 +257,14 @@ class Gateway(app_manager.OSKenApp):
             hub.spawn(self._client, conn)
 
     def _client(self, conn: Any) -> None:
+        """One driver connection: a JSON request per line, a JSON answer per line; what cannot be
+        read (not UTF-8, not JSON, not an object, an unknown op) is answered with the reason."""
         with conn:
-            for line in conn.makefile("r"):
+            for raw in conn.makefile("rb"):
                 try:
-                    req = json.loads(line)
+                    req = json.loads(raw.decode())
+                    if not isinstance(req, dict) or "op" not in req:
+                        raise ValueError("a request is a JSON object with an op")
                     answer = {"ok": True, **(self._request(req) or {})}
                 except Exception as exc:  # noqa: BLE001 - a bad request is answered, never fatal
                     answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
