@@ -5,6 +5,7 @@
     edgelab up TOPOLOGY [--dut NAME]        start it and open the Mininet CLI; tear down on exit
     edgelab clean                           remove what a crashed run left behind
     edgelab bench forwarding [--dut D --trials N]  kernel, reference without/with cache, ovs (table, JSON, box plots)
+    edgelab bench connections [--trials N]  new TCP connections/s through SNAT + firewall: kernel, reference, ovs
     edgelab bench pipeline                  per-packet cost of slow path and cache hit, in process
     edgelab bench topology [--tenants T --hosts H --edges E]  the scale topology: up/down time, reachability, residue
     edgelab bench failover [--rounds N] [--dut reference|linux]  SR failover: detection, loss window, a connection (edge-ha)
@@ -206,6 +207,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from edgelab import bench_services
 
         return bench_services.main()
+    if args.what == "connections":
+        from edgelab import bench_connections
+
+        return bench_connections.main(
+            seconds=args.seconds, loss=args.loss, steps=args.steps, trials=args.trials, out_dir=args.out
+        )
     if args.what == "topology":
         from edgelab import bench_topology
 
@@ -282,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("clean", help="remove leftovers of crashed runs").set_defaults(fn=cmd_clean)
     be = sub.add_parser("bench", help="run a benchmark (prints figures and ratios)")
     be.add_argument(
-        "what", choices=("forwarding", "pipeline", "failover", "evi", "services", "routes", "scale", "topology")
+        "what",
+        choices=("forwarding", "connections", "pipeline", "failover", "evi", "services", "routes", "scale", "topology"),
     )
     be.add_argument("--tenants", type=int, default=64, help="topology: tenants of the scale topology")
     be.add_argument("--hosts", type=int, default=4, help="topology: hosts per tenant")
