@@ -46,3 +46,18 @@ def test_table_and_box_plot(tmp_path):
     assert bf.plot(r, tmp_path / "f.png", "test")
     assert (tmp_path / "f.png").stat().st_size > 10_000
     json.dumps(r)  # what the bench writes
+
+
+def test_the_connection_bench_pairs_each_syn_with_a_rst_of_its_tuple(tmp_path):
+    from types import SimpleNamespace
+
+    from edgelab.bench_connections import ConnBench
+
+    b = ConnBench.__new__(ConnBench)
+    b.cfg_dir, b.dut_mac = tmp_path, "02:00:00:bb:00:01"
+    b.lab = SimpleNamespace(plan={"hosts": {"gen": {"mac": "02:00:00:aa:00:02"}}})
+    syn, rst = b._trafgen_cfg("connect").read_text().splitlines()
+    assert ", syn)" in syn and ", rst)" in rst
+    # the same counters in both definitions: the nth RST closes the nth SYN's connection
+    assert syn.replace("syn", "X").replace("seq=1000", "S") == rst.replace("rst", "X").replace("seq=1001", "S")
+    assert "sp=dinc(1024, 65535)" in syn and "da[3]=dinc(1, 250)" in syn
