@@ -164,6 +164,46 @@ def _forwarding(bench: dict[str, Any]) -> str:
     )
 
 
+def _scale(bench: dict[str, Any]) -> str:
+    """The reference gateway's cost curves (``edgelab bench scale``): per dimension, lookup cost
+    and bytes per entry against size, log scale, and the largest/smallest ratio."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dims = [d for d, rows in bench.items() if isinstance(rows, list) and rows]
+    fig, axes = plt.subplots(1, len(dims), figsize=(2.6 * len(dims), 2.8), squeeze=False)
+    rows_html = []
+    for ax, dim in zip(axes[0], dims, strict=True):
+        rows = bench[dim]
+        sizes = [r["size"] for r in rows]
+        ax.plot(sizes, [r["working_set_ns"] for r in rows], marker="o", label="ns / lookup")
+        ax.set_xscale("log")
+        ax.set_title(dim, fontsize=9)
+        ax.set_ylim(bottom=0)
+        per = [(r["size"], r["bytes_per_entry"]) for r in rows if r.get("bytes_per_entry")]
+        if per:
+            ax2 = ax.twinx()
+            ax2.plot([p[0] for p in per], [p[1] for p in per], color="tab:orange", marker="s", label="bytes / entry")
+            ax2.set_ylim(bottom=0)
+        ratio = rows[-1]["working_set_ns"] / rows[0]["working_set_ns"] if rows[0]["working_set_ns"] else float("inf")
+        rows_html.append(
+            f"<tr><td>{_esc(dim)}</td><td>{sizes[0]:,}-{sizes[-1]:,}</td><td>{ratio:.2f}x</td>"
+            f"<td>{'met' if ratio <= 1.5 else 'not met'}</td><td>{rows[-1].get('rss_mb', 0):.0f}</td></tr>"
+        )
+    fig.tight_layout()
+    img = _png(fig)
+    plt.close(fig)
+    return (
+        "<h3>Cost at scale (<code>edgelab bench scale</code>, reference gateway, in process)</h3>"
+        '<p class="small">lookup cost of a working set (blue) and bytes per entry (orange) as each table grows; '
+        "target: the largest size within 1.5x of the smallest.</p>"
+        f"{img}<table><tr><th>dimension</th><th>sizes</th><th>largest / smallest</th><th>1.5x target</th>"
+        f"<th>MB at the largest</th></tr>{''.join(rows_html)}</table>"
+    )
+
+
 def _failover(bench: dict[str, Any]) -> str:
     s = bench["summary"]
     dut = s.get("dut", "reference")
@@ -209,6 +249,7 @@ def write(outputs: list[Path], out_dir: Path, bench_dir: Path | None = None) -> 
     bench_dir = bench_dir or out_dir
     benches = [(bench_dir / "bench-forwarding.json", _forwarding)]
     benches += [(p, _failover) for p in sorted(bench_dir.glob("bench-failover*.json"))]  # one per DUT
+    benches.append((bench_dir / "bench-scale.json", _scale))
     for path, render in benches:
         if path.exists():
             perf.append(render(json.loads(path.read_text())))

@@ -101,6 +101,11 @@ def _bench(tmp: Path) -> None:
             "loss_window_ms": {"min": 280.0, "median": 280.0, "max": 280.0}, "target_loss_window_ms": 500,
         }  # fmt: skip
         (tmp / name).write_text(__import__("json").dumps({"rounds": rounds, "summary": summary}))
+    curve = [
+        {"size": n, "working_set_ns": 100.0 + n / 1e4, "bytes_per_entry": 800, "rss_mb": n / 1e3}
+        for n in (1000, 1000000)
+    ]
+    (tmp / "bench-scale.json").write_text(__import__("json").dumps({"sessions": curve, "routes": curve}))
     (tmp / "bench-forwarding.json").write_text(
         __import__("json").dumps({"meta": {"path": "nat", "path_description": "synthetic"}, "results": results})
     )
@@ -150,6 +155,7 @@ def test_comparison_page_in_a_browser(runs, tmp_path):
             )
         ]
         assert "ovs" in cells, cells
+        assert browser.find_elements(By.XPATH, "//h3[starts-with(., 'Cost at scale')]"), "the scale curves"
         failovers = [h.text for h in browser.find_elements(By.XPATH, "//h3[starts-with(., 'Failover')]")]
         assert any("--dut linux" in h for h in failovers) and any("--dut reference" in h for h in failovers), failovers
         assert all(
