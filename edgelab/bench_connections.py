@@ -29,16 +29,7 @@ CONFIGS = ("kernel", "cached", "ovs")  # a new connection meets the reference's 
 
 
 class ConnBench(bf.Bench):
-    def _sink_drops_bench_flows(self) -> None:
-        rules = (
-            "table netdev edgelab_sink {\n"
-            f" chain ingress {{ type filter hook ingress device {self.sink_if} priority 0; policy accept;\n"
-            "  tcp dport 80 counter drop\n"
-            " }\n}\n"
-        )
-        path = self.cfg_dir / "sink.nft"
-        path.write_text(rules)
-        self.run(self.sink, ["nft", "-f", str(path)])
+    SINK_MATCH = "tcp dport 80"
 
     def _trafgen_cfg(self, flows: str) -> Path:
         path = self.cfg_dir / "trafgen-connect.cfg"

@@ -78,6 +78,8 @@ def log(msg: str) -> None:
 
 
 class Bench:
+    SINK_MATCH = "udp dport 9"  # the bench frames, dropped at the sink's ingress
+
     def __init__(self, lab: Any, seconds: float, loss: float, search_steps: int) -> None:
         from topologies.nodes import run
 
@@ -108,7 +110,7 @@ class Bench:
         rules = (
             "table netdev edgelab_sink {\n"
             f" chain ingress {{ type filter hook ingress device {self.sink_if} priority 0; policy accept;\n"
-            "  udp dport 9 counter drop\n"
+            f"  {self.SINK_MATCH} counter drop\n"
             " }\n}\n"
         )
         path = self.cfg_dir / "sink.nft"

@@ -192,6 +192,7 @@ def test_the_app_answers_bad_requests_and_runs_on(tmp_path):
         assert "UnicodeDecodeError" in answers[0]["error"] and "JSONDecodeError" in answers[1]["error"]
         assert "JSON object with an op" in answers[2]["error"] and "not connected" in answers[4]["error"]
         assert answers[5]["connected"] is False and proc.poll() is None
+        assert answers[5]["errors"] == {"request": 5}, "each refused request counted"
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -267,6 +267,7 @@ class Gateway(app_manager.OSKenApp):
                         raise ValueError("a request is a JSON object with an op")
                     answer = {"ok": True, **(self._request(req) or {})}
                 except Exception as exc:  # noqa: BLE001 - a bad request is answered, never fatal
+                    self.errors["request"] = self.errors.get("request", 0) + 1
                     answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
                 conn.sendall((json.dumps(answer) + "\n").encode())
 

@@ -268,7 +268,7 @@ def _masked(net: ipaddress.IPv4Network) -> Any:
 
 
 def services(router: dict[str, Any]) -> list[Flow]:
-    """Conntrack, firewall and NAT of one SR (tables 11, 13-17)."""
+    """Conntrack, firewall and NAT of one SR (tables 11, 13-17, 19, 21, 22)."""
     rid, zone = router["id"], router["zone"]
     tenant_side = router["transit"]["id"]
     hzone = HAIRPIN_ZONE | zone
@@ -306,7 +306,7 @@ def services(router: dict[str, Any]) -> list[Flow]:
     )
     for state in (CT_EST, CT_REL):
         flows.append(
-            Flow(T_STATE, 100, {"reg5": rid, "reg7": tenant_side, "eth_type": ETH_IP, "ct_state": (CT_TRK | state, CT_TRK | state | CT_INV)},
+            Flow(T_STATE, 100, {**ip, "reg7": tenant_side, "ct_state": (CT_TRK | state, CT_TRK | state | CT_INV)},
                  [("ct", {"zone": zone, "nat": {}, "table": T_HAIRPIN_OUT})])
         )  # fmt: skip
         flows.append(
@@ -366,10 +366,13 @@ def nat(router: dict[str, Any]) -> list[Flow]:
     hzone = HAIRPIN_ZONE | zone
     # hairpin: a tenant to a port forward or 1:1 address is DNATed in the SR's zone, then SNATed
     # to its pool in the second zone, so the server answers through the gateway
+    ftp_ports = set(router.get("ftp_ports", []))
     for i, rule in enumerate(router["dnat"]):
         match = {**base, "ipv4_dst": rule["public"], **_l4(rule["proto"], rule["port"], "dst")}
         to = {"dst": rule["to"], "port": int(rule.get("to_port", rule["port"]))}
+        alg = rule["proto"] == "tcp" and to["port"] in ftp_ports
         flows.append(Flow(T_SNAT, 3000, match, [_commit(zone, to, T_HAIRPIN)], detail=i))
+        flows.append(Flow(T_DNAT, 300, match, [_commit(zone, to, alg=alg)], detail=i))
     for i, rule in enumerate(router["one_to_one"]):
         flows.append(Flow(T_SNAT, 2900, {**base, "ipv4_dst": rule["public"]},
                           [_commit(zone, {"dst": rule["private"]}, T_HAIRPIN)], detail=i))  # fmt: skip
@@ -384,12 +387,6 @@ def nat(router: dict[str, Any]) -> list[Flow]:
                           [_commit(zone, {"src": rule["public"]})], detail=i))  # fmt: skip
         flows.append(Flow(T_DNAT, 200, {**base, "ipv4_dst": rule["public"]},
                           [_commit(zone, {"dst": rule["private"]})], detail=i))  # fmt: skip
-    ftp_ports = set(router.get("ftp_ports", []))
-    for i, rule in enumerate(router["dnat"]):
-        match = {**base, "ipv4_dst": rule["public"], **_l4(rule["proto"], rule["port"], "dst")}
-        to = {"dst": rule["to"], "port": int(rule.get("to_port", rule["port"]))}
-        alg = rule["proto"] == "tcp" and to["port"] in ftp_ports
-        flows.append(Flow(T_DNAT, 300, match, [_commit(zone, to, alg=alg)], detail=i))
     for i, rule in enumerate(router["snat"]):
         net = ipaddress.IPv4Network(rule["source"], strict=False)
         pool = sorted(rule["pool"], key=ipaddress.IPv4Address)
