@@ -14,6 +14,7 @@
     edgelab bench scale                     lookup cost and memory of sessions, rules, routes, MACs, tenant routers
     edgelab bench evi [--rounds N]          EVI across two sites: cached vs uncached, forwarder takeover (evi-dci)
     edgelab report [RUN_DIR ...] [--out D]  comparison page of conformance runs (results/*/ by default)
+    edgelab mutants [--only F,F] [--list]    seeded faults through the black-box suites: which tests catch them
     edgelab fuzz [--budget N] [--seed S]    the reference gateway fed garbage in process (frames, control, ipc, config)
     edgelab gw NODE show WHAT [--json]      ask a running gateway (fib, mac, arp, counters, drops, ...)
     edgelab gw NODE trace start [N] | show | clear
@@ -268,6 +269,22 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     return fuzz.main(budget=args.budget, seed=args.seed, targets=args.target or None)
 
 
+def cmd_mutants(args: argparse.Namespace) -> int:
+    from edgelab import mutants
+
+    try:
+        return mutants.main(
+            only=args.only,
+            out_dir=args.out,
+            bound=args.bound,
+            require_caught=args.require_caught,
+            list_only=args.list,
+            rev=args.rev,
+        )
+    except mutants.MutantsError as exc:
+        raise CliError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="edgelab", description="edge gateway testbed")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -333,6 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("runs", nargs="*", help="run directories (with output.xml); default: every OUT/*/")
     rp.add_argument("--out", default="results", help="where comparison.html and results.json go")
     rp.set_defaults(fn=cmd_report)
+    mu = sub.add_parser("mutants", help="plant each seeded fault in a copy of the tree, run the black-box suites")
+    mu.add_argument("--only", type=lambda text: text.split(","), help="these faults (comma-separated names)")
+    mu.add_argument("--list", action="store_true", help="list the catalogue and exit")
+    mu.add_argument("--out", default="results", help="directory for mutants/ (table, JSON, logs)")
+    mu.add_argument("--bound", type=float, default=600.0, help="seconds a stage may run before it is killed")
+    mu.add_argument("--rev", help="the suites of this git revision instead of the working tree")
+    mu.add_argument("--require-caught", action="store_true", help="exit 1 if any fault escapes")
+    mu.set_defaults(fn=cmd_mutants)
     fz = sub.add_parser("fuzz", help="feed the reference gateway garbage, in process, with a budget")
     fz.add_argument("--budget", type=int, default=200000, help="frames (the other targets get a quarter each)")
     fz.add_argument("--seed", type=int, help="replay a run (default: the time)")
