@@ -279,3 +279,53 @@ def http_get(host: Any, url: str, timeout: float = 3.0) -> dict[str, Any]:
     if res.returncode != 0:
         raise TrafficError(f"http client on {host.name} failed to run: {res.stderr}")
     return dict(json.loads(res.stdout.strip().splitlines()[-1]))
+
+
+_UDP_ERRORS = r"""
+import json, socket, struct, sys, time
+dst, port, sport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ttls = [int(t) for t in sys.argv[4].split(",")]
+IP_RECVERR = 11
+out = []
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+if sport:
+    s.bind(("0.0.0.0", sport))
+s.connect((dst, port))
+for ttl in ttls:
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+    s.send(b"edgelab-udp-error-probe")
+    got = None
+    deadline = time.monotonic() + 1.5
+    while got is None and time.monotonic() < deadline:
+        try:
+            _data, anc, _flags, _addr = s.recvmsg(512, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            time.sleep(0.01)
+            continue
+        for level, kind, data in anc:
+            if level == socket.IPPROTO_IP and kind == IP_RECVERR:
+                errno_, origin, itype, code = struct.unpack_from("=IBBB", data)
+                offender = socket.inet_ntoa(data[20:24]) if len(data) >= 24 else None
+                got = {"ttl": ttl, "origin": origin, "type": itype, "code": code, "from": offender}
+    out.append(got or {"ttl": ttl, "type": None, "from": None})
+print(json.dumps(out))
+"""
+
+
+def udp_errors(host: Any, dst: str, port: int, sport: int, ttls: list[int]) -> list[dict[str, Any]]:
+    """One connected UDP socket in ``host`` sends a datagram per TTL in ``ttls`` to
+    ``dst``:``port`` and reads the ICMP error the kernel queued for that socket (IP_RECVERR):
+    [{"ttl", "type", "code", "from"}], type None where no error reached the socket.  The kernel
+    hands an error to a socket only when the quoted packet is the socket's own (addresses and
+    ports), so this is what the application sees, not what crossed the wire."""
+    res = run(
+        host,
+        [sys.executable, "-c", _UDP_ERRORS, dst, str(port), str(sport), ",".join(map(str, ttls))],
+        check=False,
+        timeout=2 * len(ttls) + 10,
+    )
+    if res.returncode != 0:
+        raise TrafficError(f"udp error probe on {host.name} failed to run: {res.stderr}")
+    return list(json.loads(res.stdout.strip().splitlines()[-1]))

@@ -44,3 +44,15 @@ A Rule Added At Run Time Blocks The Next Packet
     And t3 pings ext1
     Then the ping succeeds
     [Teardown]    The rules added by this test are removed
+
+A Rule Added At Run Time Stops A Running Flow
+    [Tags]    runtime-config    needs:fw.runtime
+    Then a ping stream from t3 to ext1 stops while edge1 has a rule dropping icmp to it
+    And t3 pings ext1
+    And the ping succeeds
+
+The First Matching Rule Decides
+    [Tags]    runtime-config    needs:fw.runtime    needs:fw.reject
+    Given edge1 gets a firewall rule allowing tcp port 23 to ext1 after the others
+    Then t1 is refused TCP port 23 on ext1 by the gateway
+    [Teardown]    The firewall rules added by this test are removed

@@ -19,6 +19,8 @@ Traffic Crosses The Active SR
     When t1 pings ext1
     Then the ping succeeds
     And pr reaches 203.0.113.1 at the uplink MAC of edge1
+    When pr asks on its segment for 203.0.113.1
+    Then only the uplink MAC of edge1 answers
 
 A Crash Of The Active SR Costs Less Than Half A Second
     [Tags]    needs:fault.crash
@@ -34,6 +36,8 @@ The Recovered SR Takes Its Address Back
     Then pr reaches 203.0.113.1 at the uplink MAC of edge1
     And t1 pings ext1
     And the ping succeeds
+    When pr asks on its segment for 203.0.113.1
+    Then only the uplink MAC of edge1 answers
 
 An Idle Connection Through The Active SR Survives Its Crash
     [Tags]    needs:fault.crash    needs:ha.stateful

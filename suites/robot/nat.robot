@@ -52,6 +52,15 @@ Time Exceeded From Beyond The NAT Is Translated Back
     When t1 pings ext2 with TTL 3
     Then ext1 answers with Time to live exceeded
 
+An ICMP Error About A Translated Flow Reaches The Tenant's Socket
+    [Tags]    needs:nat.snat
+    When t1 sends UDP on one socket from port 999 to ext1 port 33436 at TTL 64,64
+    Then the socket heard port unreachable from ext1 at TTL 64
+
+A Port Forward Takes Only Its Own Protocol
+    [Tags]    needs:nat.dnat
+    Then UDP from ext2 to the port of port forward t3-http does not reach t3
+
 Pool Exhaustion Is Counted
     [Tags]    runtime-config    needs:nat.runtime    needs:counters
     Given edge1 gets an SNAT pool of 3 ports on 203.0.113.71 for t4

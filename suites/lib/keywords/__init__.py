@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from robotlibcore import DynamicCore
 
+from suites.lib.keywords.behaviour import BehaviourKeywords
 from suites.lib.keywords.context import Context
 from suites.lib.keywords.dhcp import DhcpKeywords
 from suites.lib.keywords.evi import EviKeywords
@@ -45,5 +46,6 @@ class EdgelabLibrary(DynamicCore):
                 DhcpKeywords(ctx),
                 FtpKeywords(ctx),
                 TenancyKeywords(ctx),
+                BehaviourKeywords(ctx),
             ]
         )
