@@ -1,6 +1,7 @@
 # edgelab: two commands on a fresh machine, as root.
 #   make conformance   the main job: Robot suites on edge-basic with the reference gateway -> results/
 #   make test          unit + end-to-end + Robot suites
+#   make mutants       the seeded faults: which of them the black-box suites catch
 # Both run the idempotent bootstrap first (Debian packages, .venv, Open vSwitch).
 
 DUT ?= reference
@@ -9,7 +10,7 @@ DUTS ?= reference linux ovs
 
 N ?= 5
 
-.PHONY: bootstrap conformance compare soak test unit e2e robot lint clean
+.PHONY: bootstrap conformance compare soak mutants test unit e2e robot lint clean
 
 bootstrap:
 	@bash ci/bootstrap.sh
@@ -26,6 +27,10 @@ compare: bootstrap
 # The whole conformance N times: every test that failed even once (results/soak/).
 soak: bootstrap
 	@bash ci/soak.sh -n $(N) --dut $(DUT)
+
+# Every seeded fault of edgelab/faults.py through the black-box suites: results/mutants/.
+mutants: bootstrap
+	@.venv/bin/edgelab mutants
 
 test: bootstrap
 	@bash ci/test.sh
