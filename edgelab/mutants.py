@@ -318,7 +318,7 @@ def main(
         return 0
     if os.geteuid() != 0:
         raise MutantsError("the suites need root (namespaces, Open vSwitch): run as root")
-    out = Path(out_dir) / "mutants"
+    out = Path(out_dir).resolve() / "mutants"  # (the suites run from the copy)
     out.mkdir(parents=True, exist_ok=True)
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="edgelab-mutants-") as tmp:
