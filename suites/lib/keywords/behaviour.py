@@ -280,3 +280,16 @@ class BehaviourKeywords:
             half, _, segment = rest.partition(":")
             return str(self.ctx.plan["routers"][name][half][segment])
         return who
+
+    # -- what a tenant cannot do (suites/lib/security.py) ---------------------------------
+    @keyword("it holds that ${what}")
+    def security_check(self, what: str) -> None:
+        """``what``: one of the checks of ``suites/lib/security.py``, in words
+        (``a spoofed source does not leave the tenant segment``)."""
+        from suites.lib import security
+
+        check = getattr(security, what.replace(" ", "_").replace("'", ""), None)
+        if check is None or what.startswith("_"):
+            raise AssertionError(f"no security check {what!r} in suites/lib/security.py")
+        lab = self.ctx.lab
+        check(lab, lab.plan, lab.gateway(next(iter(lab.plan["gateways"]))))
