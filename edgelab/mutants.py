@@ -37,7 +37,7 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from edgelab.faults import FAULTS, Fault
 
@@ -136,14 +136,26 @@ def ordered(paths: list[Path], first: tuple[str, ...]) -> list[Path]:
     return sorted(paths, key=key)
 
 
-def stage_command(stage: str, tree: Path, out: Path, first: tuple[str, ...]) -> list[str]:
+def suite_env(tree: Path) -> dict[str, str]:
+    """The suites of the copy import the copy (the gateway they start runs from it too)."""
+    return dict(os.environ, PYTHONPATH=str(tree), EDGELAB_DUT="reference")
+
+
+def stage_command(
+    stage: str, tree: Path, out: Path, first: tuple[str, ...], robot_files: list[str] | None = None
+) -> list[str]:
+    """``robot_files``: these Robot suites instead of all of them (the clean-tree check)."""
     py = sys.executable
     if stage == "e2e":
         files = ordered(sorted((tree / "suites/e2e").glob("test_*.py")), first)
         return [py, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--junitxml", str(out / "e2e.xml")] + [
             str(f.relative_to(tree)) for f in files
         ]
-    files = ordered(sorted((tree / "suites/robot").glob("*.robot")), first)
+    files = (
+        [tree / f for f in robot_files]
+        if robot_files
+        else ordered(sorted((tree / "suites/robot").glob("*.robot")), first)
+    )
     select = ["--exclude", "reference-internals"] if stage == "neutral" else ["--include", "reference-internals"]
     return (
         [py, "-m", "robot", "--outputdir", str(out / stage), "--output", "output.xml", "--log", "NONE"]
@@ -184,11 +196,13 @@ def junit_failure(output: Path) -> tuple[str, str] | None:
 
 
 def run_stage(
-    stage: str, tree: Path, out: Path, first: tuple[str, ...], bound: float, log
-) -> tuple[str | None, str, bool]:  # type: ignore[no-untyped-def]
-    """Runs one stage: (failed test or None, its message, whether the time bound was hit)."""
+    stage: str, tree: Path, out: Path, first: tuple[str, ...], bound: float, log: IO[bytes]
+) -> tuple[str | None, str, bool]:
+    """Runs one stage: (failed test or None, its message, whether the time bound was hit).
+    A runner that could not run at all (Robot's own errors, pytest interrupted or misused)
+    is the runner's problem, never a catch."""
     cmd = stage_command(stage, tree, out, first)
-    env = dict(os.environ, PYTHONPATH=str(tree), EDGELAB_DUT="reference")
+    env = suite_env(tree)
     proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     timed_out = False
     try:
@@ -199,11 +213,11 @@ def run_stage(
         proc.wait()
         subprocess.run([sys.executable, "-m", "edgelab", "clean"], cwd=tree, env=env, stdout=log, stderr=log)
     failed = junit_failure(out / "e2e.xml") if stage == "e2e" else robot_failure(out / stage / "output.xml")
+    if failed is None and not timed_out:
+        broken = proc.returncode >= 251 if stage != "e2e" else proc.returncode not in (0, 5)
+        if broken:
+            raise MutantsError(f"stage {stage} could not run (exit status {proc.returncode}): see {log.name}")
     if failed is None:
-        if proc.returncode not in (0, None) and not timed_out and stage != "e2e" and proc.returncode >= 251:
-            return (f"{stage}: robot could not run", f"exit status {proc.returncode}", False)
-        if stage == "e2e" and proc.returncode not in (0, 5) and not timed_out:
-            return ("e2e: pytest could not run", f"exit status {proc.returncode}", False)
         return (None, "", timed_out)
     return (failed[0], failed[1], timed_out)
 
@@ -215,12 +229,10 @@ def baseline(tree: Path, out: Path, bound: float) -> None:
     if bdir.exists():
         shutil.rmtree(bdir)
     bdir.mkdir(parents=True)
-    cmd = [c for c in stage_command("neutral", tree, bdir, ()) if not c.startswith("suites/robot/")]
-    cmd.append("suites/robot/forwarding.robot")
-    env = dict(os.environ, PYTHONPATH=str(tree), EDGELAB_DUT="reference")
+    cmd = stage_command("neutral", tree, bdir, (), robot_files=["suites/robot/forwarding.robot"])
     with open(bdir / "run.log", "wb") as log:
         try:
-            subprocess.run(cmd, cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=bound)
+            subprocess.run(cmd, cwd=tree, env=suite_env(tree), stdout=log, stderr=subprocess.STDOUT, timeout=bound)
         except subprocess.TimeoutExpired:
             raise MutantsError(
                 f"the clean tree's forwarding suite ran past {bound:.0f} s: see {bdir}/run.log"

@@ -6,7 +6,6 @@ every flow crosses the SR's NAT.  Expected translations come from the plan.
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
@@ -143,11 +142,7 @@ def test_telnet_out_is_rejected(lab, plan, gw):
 def test_rule_added_at_runtime_blocks_a_running_flow(lab, plan, gw):
     """A ping stream runs; a drop rule lands; the stream stops at once; the rule goes; it resumes."""
     t1 = lab.host("t1")
-    stream = t1.popen(
-        ["ping", "-n", "-i", "0.05", "-c", "60", "-W", "1", addr(plan, "ext1")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    stream = traffic.PingStream(t1, addr(plan, "ext1"))
     try:
         time.sleep(1.0)  # the flow runs (and is tracked) before the rule lands
         before = gw.counters()["dropped"]["firewall"]
@@ -166,12 +161,9 @@ def test_rule_added_at_runtime_blocks_a_running_flow(lab, plan, gw):
         # half a second (ten pings) before it goes.
         time.sleep(0.5)
         gw.del_firewall_rule("runtime-block")
-        out, _err = stream.communicate(timeout=30)
+        stats = stream.result()
     finally:
-        if stream.poll() is None:
-            stream.kill()
-            stream.wait()
-    stats = traffic.PingResult(out.decode(), stream.returncode)
+        stream.stop()
     assert 0 < stats.received < stats.sent, f"expected some loss while the rule was in: {stats.received}/{stats.sent}"
     assert traffic.ping(t1, addr(plan, "ext1"), count=1).ok, "flow did not resume after the rule was removed"
 

@@ -110,6 +110,27 @@ def ping(
     return PingResult(result.stdout, result.returncode)
 
 
+class PingStream:
+    """``ping`` running in ``host`` in the background, ``interval`` s apart; ``result()`` waits
+    for it to end, ``stop()`` ends it early (both safe to call in a ``finally``)."""
+
+    def __init__(self, host: Any, dst: str, count: int = 60, interval: float = 0.05) -> None:
+        self.proc = host.popen(
+            ["ping", "-n", "-i", str(interval), "-c", str(count), "-W", "1", dst],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def result(self, timeout: float = 30.0) -> PingResult:
+        out, _err = self.proc.communicate(timeout=timeout)
+        return PingResult(out.decode(), self.proc.returncode)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def tcp_transfer(
     client: Any, server: Any, server_ip: str, nbytes: int = 1 << 20, port: int = 5001, listen_port: int | None = None
 ) -> dict[str, Any]:

@@ -7,7 +7,6 @@ Every keyword works on any DUT that declares the capabilities its test names.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from typing import Any
 
@@ -54,7 +53,7 @@ class BehaviourKeywords:
     @keyword("the socket heard ${kind} from ${who:[\\w.:-]+} at TTL ${ttl:\\d+}")
     def socket_heard(self, kind: str, who: str, ttl: str) -> None:
         want_type = ICMP_KINDS[kind.lower()]
-        want_from = self._address(who)
+        want_from = self.ctx.address(who)
         for err in self.udp_errors:
             if err["ttl"] == int(ttl):
                 if (err.get("type"), err.get("code")) == want_type and err.get("from") == want_from:
@@ -94,14 +93,7 @@ class BehaviourKeywords:
         lab, plan = self.ctx.lab, self.ctx.plan
         mac = plan["hosts"][mover]["mac"]
         target = self.ctx.resolve(mover)
-        streams = [
-            lab.host(h).popen(
-                ["ping", "-n", "-i", "0.05", "-c", "100", "-W", "1", target],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for h in (sw, rt)
-        ]
+        streams = [traffic.PingStream(lab.host(h), target, count=100) for h in (sw, rt)]
         hello = Ether(dst="ff:ff:ff:ff:ff:ff", src=mac, type=MARK_TYPE) / Raw(b"edgelab-robot-host-moved")
         home = lab.host(mover)
         link = home.defaultIntf().name
@@ -113,9 +105,8 @@ class BehaviourKeywords:
             traffic.send(node, [hello] * 3, gap_ms=50)  # ... and heard from there
             frames = cap.stop()
         finally:
-            for proc in streams:
-                proc.kill()
-                proc.wait()
+            for stream in streams:
+                stream.stop()
             run(home, ["ip", "link", "set", link, "up"])
             if plan["hosts"][mover].get("gw"):  # (a link going down takes its routes with it)
                 run(home, ["ip", "route", "replace", "default", "via", plan["hosts"][mover]["gw"]])
@@ -139,7 +130,7 @@ class BehaviourKeywords:
     def ask_arp(self, asker: str, vlan: str, ip: str, src_ip: str) -> None:
         plan = self.ctx.plan
         mac = (plan.get("probes", {}).get(asker) or plan["hosts"][asker])["mac"]
-        want = self._address(ip)
+        want = self.ctx.address(ip)
         req = (
             Ether(dst="ff:ff:ff:ff:ff:ff", src=mac)
             / Dot1Q(vlan=int(vlan))
@@ -209,11 +200,7 @@ class BehaviourKeywords:
         have lost packets while it was in, and got replies before it."""
         handle = self.ctx.lab.gateway(gw)
         name = f"robot-running-{src}-{dst}"
-        stream = self.ctx.lab.host(src).popen(
-            ["ping", "-n", "-i", "0.05", "-c", "60", "-W", "1", self.ctx.resolve(dst)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        stream = traffic.PingStream(self.ctx.lab.host(src), self.ctx.resolve(dst))
         try:
             time.sleep(1.0)
             handle.add_firewall_rule(
@@ -223,12 +210,9 @@ class BehaviourKeywords:
                 time.sleep(1.0)
             finally:
                 handle.del_firewall_rule(name)
-            out, _err = stream.communicate(timeout=30)
+            stats = stream.result()
         finally:
-            if stream.poll() is None:
-                stream.kill()
-                stream.wait()
-        stats = traffic.PingResult(out.decode(), stream.returncode)
+            stream.stop()
         logger.info(f"stream: {stats.received} of {stats.sent} answered")
         if not stats.received or stats.sent - stats.received < 10:
             raise AssertionError(
@@ -271,15 +255,6 @@ class BehaviourKeywords:
             raise AssertionError(
                 f"UDP to {fwd['public']}:{fwd['port']} reached {host} through the {fwd['proto']} port forward {rule}: {peers}"
             )
-
-    def _address(self, who: str) -> str:
-        if who in self.ctx.plan["hosts"]:
-            return self.ctx.resolve(who)
-        if "-" in who and ":" in who:
-            name, _, rest = who.partition("-")
-            half, _, segment = rest.partition(":")
-            return str(self.ctx.plan["routers"][name][half][segment])
-        return who
 
     # -- what a tenant cannot do (suites/lib/security.py) ---------------------------------
     @keyword("it holds that ${what}")

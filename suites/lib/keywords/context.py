@@ -34,3 +34,16 @@ class Context:
         if name in self.plan["hosts"]:
             return addr(self.plan, name)
         return name
+
+    def address(self, who: str) -> str:
+        """A host name, a router port label (``t1-dr:web``: ROUTER-HALF:SEGMENT), or an address."""
+        if who in self.plan["hosts"] or "-" not in who or ":" not in who:
+            return self.resolve(who)
+        name, _, rest = who.partition("-")
+        half, _, segment = rest.partition(":")
+        try:
+            return str(self.plan["routers"][name][half][segment])
+        except KeyError:
+            raise AssertionError(
+                f"no router port {who!r} in the plan (use ROUTER-dr:SEGMENT, e.g. t1-dr:web)"
+            ) from None

@@ -66,7 +66,7 @@ class TrafficKeywords:
     @keyword("${router:[\\w.:-]+} answers with ${message}")
     def icmp_error_from(self, router: str, message: str) -> None:
         result = self._last()
-        want = self.ctx.resolve(router) if router in self.ctx.plan["hosts"] else self._router_ip(router)
+        want = self.ctx.address(router)
         if not any(src == want and message.lower() in text.lower() for src, text in result.errors):
             raise AssertionError(f"no '{message}' from {want}; ping said:\n{result.text}")
 
@@ -113,17 +113,6 @@ class TrafficKeywords:
         if self.ctx.last_ping is None:
             raise AssertionError("no ping was sent yet")
         return self.ctx.last_ping
-
-    def _router_ip(self, label: str) -> str:
-        """'t1-dr:web' style router port label -> its address."""
-        name, _, rest = label.partition("-")
-        half, _, segment = rest.partition(":")
-        try:
-            return str(self.ctx.plan["routers"][name][half][segment])
-        except KeyError:
-            raise AssertionError(
-                f"no router port {label!r} in the plan (use ROUTER-dr:SEGMENT, e.g. t1-dr:web)"
-            ) from None
 
 
 class GatewayKeywords:
