@@ -25,6 +25,11 @@ Unsolicited Inbound Traffic Is Dropped And Counted
     Then the ping fails
     And edge1 counted 2 drops as firewall
 
+A TCP Segment Of No Connection Does Not Cross
+    [Tags]    needs:fw.stateful
+    Then a TCP A from t1 to ext1 port 5555, of no connection, does not arrive
+    And a TCP FA from t3 to ext1 port 5556, of no connection, does not arrive
+
 A Configured Reject Rule Refuses Telnet Out
     [Tags]    needs:fw.reject    needs:counters
     Given drop counters of edge1 are noted

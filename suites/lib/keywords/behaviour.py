@@ -18,6 +18,7 @@ from scapy.packet import Raw
 
 from suites.lib import traffic
 from suites.lib.keywords.context import MARK_TYPE, Context
+from suites.lib.plans import router_port
 from topologies.nodes import run
 
 ICMP_KINDS = {"port unreachable": (3, 3), "time exceeded": (11, 0), "net unreachable": (3, 0)}
@@ -268,3 +269,30 @@ class BehaviourKeywords:
             raise AssertionError(f"no security check {what!r} in suites/lib/security.py")
         lab = self.ctx.lab
         check(lab, lab.plan, lab.gateway(next(iter(lab.plan["gateways"]))))
+
+    # -- TCP that opens nothing ------------------------------------------------------------
+    @keyword(
+        "a TCP ${flags:[A-Z]+} from ${src:[\\w-]+} to ${dst:[\\w-]+} port ${port:\\d+}, of no connection, does not arrive"
+    )
+    def stray_tcp(self, flags: str, src: str, dst: str, port: str) -> None:
+        """``flags`` as scapy writes them (``A``: a bare ACK, ``FA``, ``PA`` ...): a segment that
+        opens no connection and belongs to none must not cross a stateful firewall (an ACK scan)."""
+        from scapy.layers.inet import TCP
+
+        plan = self.ctx.plan
+        host = plan["hosts"][src]
+        gw_mac = router_port(plan, host["instance"])["mac"]
+        marker = b"edgelab-robot-stray-tcp"
+        frames = [
+            Ether(src=host["mac"], dst=gw_mac)
+            / IP(src=self.ctx.resolve(src), dst=self.ctx.resolve(dst))
+            / TCP(sport=47000 + i, dport=int(port), flags=flags, seq=1000, ack=1000)
+            / Raw(marker)
+            for i in range(3)
+        ]
+        node = self.ctx.lab.host(dst)
+        cap = traffic.Capture(node, node.defaultIntf().name, seconds=2, max_frames=200)
+        traffic.send(self.ctx.lab.host(src), frames, gap_ms=50)
+        arrived = [f for f in cap.stop() if Raw in f and marker in bytes(f[Raw])]
+        if arrived:
+            raise AssertionError(f"{len(arrived)} TCP {flags} segments of no connection crossed the gateway to {dst}")
