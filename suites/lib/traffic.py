@@ -165,6 +165,32 @@ def tcp_transfer(
     return {"client": client_side, "server": server_side}
 
 
+_TCP_ATTEMPT = """
+import errno, json, socket, sys
+s = socket.socket()
+s.settimeout(float(sys.argv[3]))
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    out = {"outcome": "connected"}
+except socket.timeout:
+    out = {"outcome": "timeout"}
+except OSError as exc:
+    out = {"outcome": "refused" if exc.errno == errno.ECONNREFUSED else "error", "errno": exc.errno, "error": str(exc)}
+print(json.dumps(out))
+"""
+
+
+def tcp_attempt(client: Any, addr: str, port: int, timeout: float = 2.0) -> dict[str, Any]:
+    """One TCP connection attempt with a short timeout: {"outcome": connected | refused (a
+    reset) | timeout (no answer at all) | error, ...}."""
+    res = run(
+        client, [sys.executable, "-c", _TCP_ATTEMPT, addr, str(port), str(timeout)], check=False, timeout=timeout + 10
+    )
+    if res.returncode != 0:
+        raise TrafficError(f"tcp attempt on {client.name} failed to run: {res.stderr}")
+    return dict(json.loads(res.stdout.strip().splitlines()[-1]))
+
+
 def tcp_connect(client: Any, addr: str, port: int) -> dict[str, Any]:
     """Try to open a TCP connection; the result says the error when it failed."""
     res = run(client, [*PKTTOOL, "tcp-client", addr, str(port), "1"], check=False, timeout=30)

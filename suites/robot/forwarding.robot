@@ -98,6 +98,15 @@ A Running Flow Expires Its TTL Where New Flows Do
     When t1 sends UDP on one socket from port 998 to ext1 port 33435 at TTL 64,64,64,1,2
     Then at TTL 1,2 the socket heard what new flows hear
 
+A Route Change Reaches A Running Flow
+    [Tags]    runtime-config    needs:routing    needs:route.runtime    needs:nat.snat
+    When t1 sends 3 marked datagrams to 10.50.1.1 while ext1 captures
+    Then 3 of them arrived
+    When edge1 gets a route to 10.50.0.0/16 via t3 at run time
+    And t1 sends 1 marked datagrams to 10.50.1.1 while t3 captures
+    Then 1 of them arrived
+    [Teardown]    edge1 loses its route to 10.50.0.0/16 at run time
+
 A TCP Transfer Through The Gateway Arrives Intact
     [Tags]    needs:routing    needs:nat.snat
     Then a TCP transfer of 1048576 bytes from t1 to ext1 arrives intact

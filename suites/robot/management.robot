@@ -28,3 +28,8 @@ A Tenant Cannot Reach The Management Plane
 A Provider Address Outside The Allowed Prefix Cannot Either
     When ext1 fetches the management page of edge1
     Then the fetch fails
+
+A Port The Management Address Does Not Admit Gets No Answer
+    When ext2 fetches the management page of edge1
+    Then the page names edge1
+    And ext2 gets no answer from TCP port 22 of the management address of edge1

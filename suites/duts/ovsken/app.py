@@ -280,15 +280,25 @@ class Gateway(app_manager.OSKenApp):
             raise RuntimeError("the bridge is not connected")
         sr = self._sr(req.get("router", "t1"))
         if op == "add_route":
-            half = sr if not req.get("dr") else self.routers[sr["id"] - 1]
-            half["routes"] = [r for r in half["routes"] if r["prefix"] != req["prefix"]]
-            via = req["via"]
-            half["routes"].append({"prefix": str(ipaddress.IPv4Network(req["prefix"])),
-                                   "via": via[0] if isinstance(via, list) else via})  # fmt: skip
+            via = req["via"][0] if isinstance(req["via"], list) else req["via"]
+            # Into the half of the logical router on whose segments the next hop lies (the DR's
+            # tenant segments, else the SR), as the reference gateway's driver does.
+            dr = self.routers[sr["id"] - 1]
+            nh = ipaddress.IPv4Address(via)
+            on_dr = any(p["ip"] and nh in ipaddress.IPv4Network(f"{p['ip']}/{p['plen']}", strict=False)
+                        for p in dr["ports"])  # fmt: skip
+            half = dr if on_dr else sr
+            prefix = str(ipaddress.IPv4Network(req["prefix"]))
+            half["routes"] = [r for r in half["routes"] if r["prefix"] != prefix]
+            half["routes"].append({"prefix": prefix, "via": via})
         elif op == "del_route":
-            before = len(sr["routes"])
-            sr["routes"] = [r for r in sr["routes"] if r["prefix"] != str(ipaddress.IPv4Network(req["prefix"]))]
-            if len(sr["routes"]) == before:
+            prefix = str(ipaddress.IPv4Network(req["prefix"]))
+            found = False
+            for half in (self.routers[sr["id"] - 1], sr):
+                kept = [r for r in half["routes"] if r["prefix"] != prefix or "via" not in r]
+                found |= len(kept) != len(half["routes"])
+                half["routes"] = kept
+            if not found:
                 raise KeyError(f"no route {req['prefix']}")
         elif op == "add_fw":
             rules = sr["firewall"]

@@ -296,3 +296,12 @@ class BehaviourKeywords:
         arrived = [f for f in cap.stop() if Raw in f and marker in bytes(f[Raw])]
         if arrived:
             raise AssertionError(f"{len(arrived)} TCP {flags} segments of no connection crossed the gateway to {dst}")
+
+    # -- a route that changes under a running flow ----------------------------------------
+    @keyword("${gw:[\\w-]+} gets a route to ${prefix:[\\d./]+} via ${host:[\\w-]+} at run time")
+    def route_at_run_time(self, gw: str, prefix: str, host: str) -> None:
+        self.ctx.lab.gateway(gw).add_route(prefix, self.ctx.resolve(host))
+
+    @keyword("${gw:[\\w-]+} loses its route to ${prefix:[\\d./]+} at run time")
+    def route_gone(self, gw: str, prefix: str) -> None:
+        self.ctx.lab.gateway(gw).del_route(prefix)

@@ -26,6 +26,19 @@ class ManagementKeywords:
         self.fetched = traffic.http_get(self.ctx.lab.host(host), url, timeout=2)
         logger.info(f"GET {url} from {host}: {self.fetched}")
 
+    @keyword("${host:[\\w-]+} gets no answer from TCP port ${port:\\d+} of the management address of ${gw:[\\w-]+}")
+    def no_answer_from_port(self, host: str, port: str, gw: str) -> None:
+        """A port the management address does not admit never reaches the management plane: no
+        connection, and no reset from a kernel behind it either (the connection attempt times out)."""
+        address = self.ctx.plan["gateways"][gw]["management"]["address"].split("/")[0]
+        res = traffic.tcp_attempt(self.ctx.lab.host(host), address, int(port), timeout=2.0)
+        logger.info(f"TCP {address}:{port} from {host}: {res}")
+        if res["outcome"] != "timeout":
+            raise AssertionError(
+                f"TCP port {port} of the management address {address} answered {host} ({res}): "
+                "a port it does not admit reached the management plane"
+            )
+
     @keyword("the page names ${gw:[\\w-]+}")
     def page_names(self, gw: str) -> None:
         if not self.fetched.get("ok") or self.fetched.get("body", "").strip() != gw:
