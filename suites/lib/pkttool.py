@@ -35,14 +35,20 @@ TP_STATUS_VLAN_VALID = 0x10
 _AUX = struct.Struct("IIIHHHH")
 
 
-def _raw(iface: str) -> socket.socket:
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-    sock.bind((iface, 0))
+ETH_P_ALL = 3
+ETH_P_ARP = 0x0806
+
+
+def _raw(iface: str, proto: int = ETH_P_ALL) -> socket.socket:
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
+    sock.bind((iface, proto))
     return sock
 
 
-def capture(iface: str, seconds: float, max_frames: int) -> int:
-    sock = _raw(iface)
+def capture(iface: str, seconds: float, max_frames: int, arp_only: bool = False) -> int:
+    # ARP only: the kernel hands over nothing else, so a capture beside a traffic load
+    # keeps every ARP frame however many data frames cross.
+    sock = _raw(iface, ETH_P_ARP if arp_only else ETH_P_ALL)
     sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
     sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
     frames: list[str] = []
@@ -206,6 +212,51 @@ def udp_echo(port: int, seconds: float) -> int:
     return 0
 
 
+def udp_load(addr: str, port: int, pps: int, seconds: float, size: int) -> int:
+    """Paced UDP datagrams: every 10 ms, as many as keep the rate at ``pps``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect((addr, port))
+    payload = bytes(size)
+    sent = errors = 0
+    start = time.monotonic()
+    while (now := time.monotonic()) - start < seconds:
+        due = int((now - start) * pps) - sent - errors
+        for _ in range(due):
+            try:
+                sock.send(payload)
+                sent += 1
+            except OSError:  # a full queue or an ICMP error reported on the socket
+                errors += 1
+        time.sleep(0.01)
+    print(json.dumps({"sent": sent, "errors": errors, "seconds": time.monotonic() - start}), flush=True)
+    return 0
+
+
+def udp_sink(port: int, seconds: float) -> int:
+    """Count datagrams to ``port`` until stdin closes (or ``seconds`` pass)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind(("0.0.0.0", port))
+    sock.setblocking(False)
+    print("READY", flush=True)
+    received = 0
+    deadline = time.monotonic() + seconds
+    watch = [sock, sys.stdin]
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select(watch, [], [], max(0.0, deadline - time.monotonic()))
+        if sys.stdin in ready and not os.read(sys.stdin.fileno(), 4096):
+            break
+        if sock in ready:
+            while True:
+                try:
+                    sock.recv(65535)
+                except BlockingIOError:
+                    break
+                received += 1
+    print(json.dumps({"received": received}), flush=True)
+    return 0
+
+
 def udp_probe(addr: str, port: int, sport: int, timeout: float) -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -232,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("iface")
     c.add_argument("--seconds", type=float, default=5.0)
     c.add_argument("--max", type=int, default=1000)
+    c.add_argument("--arp", action="store_true", help="ARP frames only")
     s = sub.add_parser("send")
     s.add_argument("iface")
     s.add_argument("frames", nargs="+")
@@ -258,13 +310,26 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("port", type=int)
     up.add_argument("--sport", type=int, required=True)
     up.add_argument("--timeout", type=float, default=3.0)
+    ul = sub.add_parser("udp-load")
+    ul.add_argument("addr")
+    ul.add_argument("port", type=int)
+    ul.add_argument("--pps", type=int, required=True)
+    ul.add_argument("--seconds", type=float, required=True)
+    ul.add_argument("--size", type=int, default=64, help="payload bytes")
+    us = sub.add_parser("udp-sink")
+    us.add_argument("port", type=int)
+    us.add_argument("--seconds", type=float, default=60.0)
     args = ap.parse_args(argv)
+    if args.cmd == "udp-load":
+        return udp_load(args.addr, args.port, args.pps, args.seconds, args.size)
+    if args.cmd == "udp-sink":
+        return udp_sink(args.port, args.seconds)
     if args.cmd == "udp-echo":
         return udp_echo(args.port, args.seconds)
     if args.cmd == "udp-probe":
         return udp_probe(args.addr, args.port, args.sport, args.timeout)
     if args.cmd == "capture":
-        return capture(args.iface, args.seconds, args.max)
+        return capture(args.iface, args.seconds, args.max, args.arp)
     if args.cmd == "send":
         return send(args.iface, args.frames, args.gap)
     if args.cmd == "tcp-hold-server":

@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,12 +33,13 @@ class TrafficError(AssertionError):
 class Capture:
     """Frames captured on one host interface (a list of scapy ``Ether``)."""
 
-    def __init__(self, host: Any, iface: str, seconds: float, max_frames: int) -> None:
+    def __init__(self, host: Any, iface: str, seconds: float, max_frames: int, arp_only: bool = False) -> None:
         self.host = host
         self.iface = iface
         self.frames: list[Ether] = []
         self.proc = host.popen(
-            [*PKTTOOL, "capture", iface, "--seconds", str(seconds), "--max", str(max_frames)],
+            [*PKTTOOL, "capture", iface, "--seconds", str(seconds), "--max", str(max_frames)]
+            + (["--arp"] if arp_only else []),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -270,6 +272,50 @@ class UdpEcho:
         if self.proc.returncode != 0:
             raise TrafficError(f"udp echo on {self.host.name} failed: {err.decode()}")
         return [(p[0], p[1]) for p in json.loads(out.decode().strip().splitlines()[-1])["peers"]]
+
+
+class UdpLoad:
+    """A paced UDP load from ``src`` to ``addr``:``port`` where ``sink`` counts it.
+
+    ``result()`` waits for the sender and returns what was sent and what arrived."""
+
+    def __init__(self, src: Any, sink: Any, addr: str, port: int, pps: int, seconds: float) -> None:
+        self.seconds = seconds
+        self.sink = sink
+        self.sink_proc = sink.popen(
+            [*PKTTOOL, "udp-sink", str(port), "--seconds", str(seconds + 60)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=str(REPO),
+        )
+        if self.sink_proc.stdout.readline().decode().strip() != "READY":
+            raise TrafficError(f"udp sink on {sink.name} did not start: {self.sink_proc.stderr.read().decode()}")
+        self.src = src
+        self.proc = src.popen(
+            [*PKTTOOL, "udp-load", addr, str(port), "--pps", str(pps), "--seconds", str(seconds)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=str(REPO),
+        )
+
+    def result(self) -> dict[str, Any]:
+        try:
+            out, err = self.proc.communicate(timeout=self.seconds + 30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise TrafficError(f"udp load from {self.src.name} did not end") from None
+        finally:
+            time.sleep(0.5)  # what is still in flight arrives
+            sunk, sink_err = self.sink_proc.communicate(input=b"", timeout=30)
+        if self.proc.returncode != 0:
+            raise TrafficError(f"udp load from {self.src.name} failed: {err.decode()}")
+        if self.sink_proc.returncode != 0:
+            raise TrafficError(f"udp sink on {self.sink.name} failed: {sink_err.decode()}")
+        res = dict(json.loads(out.decode().strip().splitlines()[-1]))
+        res.update(json.loads(sunk.decode().strip().splitlines()[-1]))
+        return res
 
 
 def udp_probe(host: Any, addr: str, port: int, sport: int, timeout: float = 3.0) -> dict[str, Any]:

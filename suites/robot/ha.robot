@@ -22,6 +22,15 @@ Traffic Crosses The Active SR
     When pr asks on its segment for 203.0.113.1
     Then only the uplink MAC of edge1 answers
 
+A Forwarding Load Through The Active SR Does Not Fail It Over
+    [Documentation]    A failover detector must tell a loaded SR from a dead one: 10 s of tenant
+    ...    traffic through the active SR, and nobody but edge1 speaks for its uplink address.
+    Given the gateways have settled
+    When t1 sends 5000 UDP packets a second to ext1 for 10 s while pr listens for ARP
+    Then ext1 received at least 90 % of the load
+    And no MAC but the uplink MAC of edge1 spoke for 203.0.113.1 meanwhile
+    And pr reaches 203.0.113.1 at the uplink MAC of edge1
+
 A Crash Of The Active SR Costs Less Than Half A Second
     [Tags]    needs:fault.crash
     Given the gateways have settled

@@ -31,6 +31,8 @@ class BehaviourKeywords:
         self.udp_flow: tuple[str, str, int] | None = None
         self.arp_answers: list[str] = []
         self.added_rules: list[tuple[str, str]] = []
+        self.load: dict[str, Any] = {}
+        self.load_arps: list[Ether] = []
 
     # -- frames counted -------------------------------------------------------------------
     @keyword("${host:[\\w-]+} receives the frame ${n:\\d+} times")
@@ -165,10 +167,42 @@ class BehaviourKeywords:
 
     @keyword("only the uplink MAC of ${edge:[\\w-]+} answers")
     def only_mac_answers(self, edge: str) -> None:
-        mac = self.ctx.plan["gateways"][edge]["routers"][0]["sr"]["ports"][0]["mac"]
+        mac = self.ctx.uplink_mac(edge)
         macs = sorted({m.lower() for m in self.arp_answers})
         if macs != [mac.lower()]:
             raise AssertionError(f"the address was answered by {macs}, expected {edge}'s {mac} alone")
+
+    # -- a failover that should not happen -----------------------------------------------
+    @keyword(
+        "${src:[\\w-]+} sends ${pps:\\d+} UDP packets a second to ${dst:[\\w-]+} for ${seconds:\\d+} s"
+        " while ${watcher:[\\w-]+} listens for ARP"
+    )
+    def load_with_arp_watch(self, src: str, pps: str, dst: str, seconds: str, watcher: str) -> None:
+        """A paced load through the gateway, and every ARP frame the watcher's segment carries
+        meanwhile: an SR that takes over an address announces it there."""
+        lab = self.ctx.lab
+        node = lab.host(watcher)
+        cap = traffic.Capture(node, node.defaultIntf().name, seconds=int(seconds) + 30, max_frames=5000, arp_only=True)
+        try:
+            load = traffic.UdpLoad(lab.host(src), lab.host(dst), self.ctx.address(dst), 5702, int(pps), int(seconds))
+            self.load = load.result()
+        finally:
+            self.load_arps = cap.stop()
+        logger.info(f"load {self.load}; {len(self.load_arps)} ARP frames on {watcher}'s segment")
+
+    @keyword("${dst:[\\w-]+} received at least ${pct:\\d+} % of the load")
+    def load_received(self, dst: str, pct: str) -> None:
+        sent, got = int(self.load.get("sent", 0)), int(self.load.get("received", 0))
+        if sent == 0 or got < sent * int(pct) / 100:
+            raise AssertionError(f"{dst} received {got} of {sent} datagrams sent (wanted {pct} %)")
+
+    @keyword("no MAC but the uplink MAC of ${edge:[\\w-]+} spoke for ${ip:[\\d.]+} meanwhile")
+    def only_owner_spoke(self, edge: str, ip: str) -> None:
+        """Any ARP frame (request, reply, gratuitous) sent from ``ip`` by another MAC is a takeover."""
+        mac = self.ctx.uplink_mac(edge)
+        others = sorted({f[ARP].hwsrc.lower() for f in self.load_arps if f[ARP].psrc == ip} - {mac})
+        if others:
+            raise AssertionError(f"{ip} was claimed by {others} during the load: a failover with {edge} alive")
 
     # -- a route that goes away -----------------------------------------------------------
     @keyword("${src:[\\w-]+} pings ${dst:[\\d.]+} through ${gw:[\\w-]+}, which has no route for it")

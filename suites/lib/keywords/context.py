@@ -47,3 +47,10 @@ class Context:
             raise AssertionError(
                 f"no router port {who!r} in the plan (use ROUTER-dr:SEGMENT, e.g. t1-dr:web)"
             ) from None
+
+    def uplink_mac(self, edge: str) -> str:
+        """The MAC of an SR edge's uplink port, from its intent."""
+        try:
+            return str(self.plan["gateways"][edge]["routers"][0]["sr"]["ports"][0]["mac"]).lower()
+        except (KeyError, IndexError):
+            raise AssertionError(f"{edge} is not an SR edge with an uplink port in the plan") from None

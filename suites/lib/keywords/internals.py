@@ -220,7 +220,7 @@ class HaKeywords:
     @keyword("${host:[\\w-]+} reaches ${ip:[\\d.]+} at the uplink MAC of ${edge:[\\w-]+}")
     def host_neighbour(self, host: str, ip: str, edge: str) -> None:
         """Seen from a host that is not part of any gateway: its neighbour entry for ``ip``."""
-        mac = self.ctx.plan["gateways"][edge]["routers"][0]["sr"]["ports"][0]["mac"]
+        mac = self.ctx.uplink_mac(edge)
         node = self.ctx.lab.host(host)
         poll(
             lambda: traffic.neighbour_mac(node, ip) == mac,
