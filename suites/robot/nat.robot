@@ -70,6 +70,16 @@ Pool Exhaustion Is Counted
     And edge1 counted 2 drops as nat
     [Teardown]    The rules added by this test are removed
 
+A Reset Connection Gives Its Public Port Back
+    [Documentation]    A pool of one port: after a connection is reset (its state may stay a
+    ...    few seconds, RFC 7857 2.2), the next connection gets the port again.
+    [Tags]    runtime-config    needs:nat.runtime
+    Given edge1 gets an SNAT pool of 1 ports on 203.0.113.73 for t4
+    When t4 connects to ext1 port 9 and is refused
+    Then the SYN reached ext1 from 203.0.113.73
+    And within 60 s a new connection from t4 to ext1 port 9 is refused again
+    [Teardown]    The rules added by this test are removed
+
 Pool Exhaustion Is Reported By The Reference Gateway
     [Tags]    runtime-config    reference-internals    needs:nat.runtime    needs:internals.show
     Given edge1 gets an SNAT pool of 3 ports on 203.0.113.72 for t4

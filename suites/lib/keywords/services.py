@@ -20,6 +20,7 @@ class NatKeywords:
         self.udp_peers: list[tuple[str, int]] = []
         self.transfer: dict[str, Any] = {}
         self.added: list[tuple[str, str, str]] = []
+        self.syn_sources: set[str] = set()
 
     @keyword("${ext:[\\w-]+} sees ${tenant:[\\w-]+} as an address of the SNAT pool")
     def sees_pool_address(self, ext: str, tenant: str) -> None:
@@ -176,6 +177,46 @@ class NatKeywords:
         logger.info(str(pool))
         if pool["used"]["udp"] != int(used) or pool["capacity_per_protocol"] != int(total):
             raise AssertionError(f"pool {name}: {pool}")
+
+    @keyword("${src:[\\w-]+} connects to ${dst:[\\w-]+} port ${port:\\d+} and is refused")
+    def connect_refused(self, src: str, dst: str, port: str) -> None:
+        """One connection to a closed port: the far host's reset ends it at once."""
+        from scapy.layers.inet import IP, TCP
+
+        lab = self.ctx.lab
+        with traffic.capture(lab.host(dst), seconds=5) as cap:
+            res = traffic.tcp_attempt(lab.host(src), self.ctx.resolve(dst), int(port), timeout=2.0)
+        self.syn_sources = {
+            f[IP].src for f in cap.frames if TCP in f and f[TCP].flags == "S" and f[TCP].dport == int(port)
+        }
+        logger.info(f"attempt: {res}; {dst} saw SYNs from {sorted(self.syn_sources)}")
+        if res["outcome"] != "refused":
+            raise AssertionError(f"the connection from {src} to {dst} port {port} was not refused by {dst}: {res}")
+
+    @keyword("the SYN reached ${dst:[\\w-]+} from ${public:[\\d.]+}")
+    def syn_from(self, dst: str, public: str) -> None:
+        if self.syn_sources != {public}:
+            raise AssertionError(f"{dst} saw SYNs from {sorted(self.syn_sources)}, expected {public} alone")
+
+    @keyword(
+        "within ${s:\\d+} s a new connection from ${src:[\\w-]+} to ${dst:[\\w-]+} port ${port:\\d+} is refused again"
+    )
+    def refused_again(self, s: str, src: str, dst: str, port: str) -> None:
+        """Another source port, the same pool: it crosses once the reset connection's public
+        port is back in the pool (until then a pool of one port has nothing to give)."""
+        import time
+
+        lab = self.ctx.lab
+        deadline = time.monotonic() + int(s)
+        tries: list[str] = []
+        while time.monotonic() < deadline:
+            res = traffic.tcp_attempt(lab.host(src), self.ctx.resolve(dst), int(port), timeout=1.0)
+            tries.append(res["outcome"])
+            if res["outcome"] == "refused":
+                logger.info(f"refused again after {len(tries)} attempt(s): {tries}")
+                return
+            time.sleep(1.0)
+        raise AssertionError(f"no new connection crossed in {s} s ({len(tries)} attempts: {sorted(set(tries))})")
 
     @keyword("the rules added by this test are removed")
     def remove_added(self) -> None:
