@@ -27,6 +27,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 
 SOL_PACKET = 263
 PACKET_AUXDATA = 8
@@ -193,11 +194,14 @@ def tcp_hold_client(addr: str, port: int, timeout: float) -> int:
     return 0
 
 
-def udp_echo(port: int, seconds: float) -> int:
+def _serve_udp(port: int, seconds: float, handle: Callable[[socket.socket], None], rcvbuf: int = 0) -> None:
+    """A UDP socket on ``port``: READY, then ``handle(sock)`` whenever it is readable, until
+    stdin closes or ``seconds`` pass."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.bind(("0.0.0.0", port))
     print("READY", flush=True)
-    peers: list[list[object]] = []
     deadline = time.monotonic() + seconds
     watch = [sock, sys.stdin]
     while time.monotonic() < deadline:
@@ -205,9 +209,18 @@ def udp_echo(port: int, seconds: float) -> int:
         if sys.stdin in ready and not os.read(sys.stdin.fileno(), 4096):
             break
         if sock in ready:
-            data, peer = sock.recvfrom(65535)
-            peers.append([peer[0], peer[1]])
-            sock.sendto(data, peer)
+            handle(sock)
+
+
+def udp_echo(port: int, seconds: float) -> int:
+    peers: list[list[object]] = []
+
+    def echo(sock: socket.socket) -> None:
+        data, peer = sock.recvfrom(65535)
+        peers.append([peer[0], peer[1]])
+        sock.sendto(data, peer)
+
+    _serve_udp(port, seconds, echo)
     print(json.dumps({"peers": peers}), flush=True)
     return 0
 
@@ -234,25 +247,18 @@ def udp_load(addr: str, port: int, pps: int, seconds: float, size: int) -> int:
 
 def udp_sink(port: int, seconds: float) -> int:
     """Count datagrams to ``port`` until stdin closes (or ``seconds`` pass)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    sock.bind(("0.0.0.0", port))
-    sock.setblocking(False)
-    print("READY", flush=True)
     received = 0
-    deadline = time.monotonic() + seconds
-    watch = [sock, sys.stdin]
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select(watch, [], [], max(0.0, deadline - time.monotonic()))
-        if sys.stdin in ready and not os.read(sys.stdin.fileno(), 4096):
-            break
-        if sock in ready:
-            while True:
-                try:
-                    sock.recv(65535)
-                except BlockingIOError:
-                    break
-                received += 1
+
+    def count(sock: socket.socket) -> None:
+        nonlocal received
+        while True:
+            try:
+                sock.recv(65535, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            received += 1
+
+    _serve_udp(port, seconds, count, rcvbuf=4 << 20)
     print(json.dumps({"received": received}), flush=True)
     return 0
 

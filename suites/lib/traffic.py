@@ -30,6 +30,19 @@ class TrafficError(AssertionError):
     pass
 
 
+def _start_ready(host: Any, args: list[str], what: str) -> Any:
+    """A pkttool command in ``host`` that prints READY once it listens (stdin kept open: its
+    closing is the stop signal)."""
+    proc = host.popen(
+        [*PKTTOOL, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO)
+    )
+    line = proc.stdout.readline().decode().strip()
+    if line != "READY":
+        proc.kill()
+        raise TrafficError(f"{what} on {host.name} did not start: {line} {proc.stderr.read().decode()}")
+    return proc
+
+
 class Capture:
     """Frames captured on one host interface (a list of scapy ``Ether``)."""
 
@@ -37,18 +50,8 @@ class Capture:
         self.host = host
         self.iface = iface
         self.frames: list[Ether] = []
-        self.proc = host.popen(
-            [*PKTTOOL, "capture", iface, "--seconds", str(seconds), "--max", str(max_frames)]
-            + (["--arp"] if arp_only else []),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=str(REPO),
-        )
-        line = self.proc.stdout.readline().decode().strip()
-        if line != "READY":
-            err = self.proc.stderr.read().decode()
-            raise TrafficError(f"capture on {host.name}:{iface} did not start: {line} {err}")
+        args = ["capture", iface, "--seconds", str(seconds), "--max", str(max_frames)] + (["--arp"] if arp_only else [])
+        self.proc = _start_ready(host, args, f"capture on {iface}")
 
     def stop(self, timeout: float = 30.0) -> list[Ether]:
         try:
@@ -257,15 +260,7 @@ class UdpEcho:
 
     def __init__(self, host: Any, port: int) -> None:
         self.host = host
-        self.proc = host.popen(
-            [*PKTTOOL, "udp-echo", str(port)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=str(REPO),
-        )
-        if self.proc.stdout.readline().decode().strip() != "READY":
-            raise TrafficError(f"udp echo on {host.name} did not start: {self.proc.stderr.read().decode()}")
+        self.proc = _start_ready(host, ["udp-echo", str(port)], "udp echo")
 
     def stop(self) -> list[tuple[str, int]]:
         out, err = self.proc.communicate(input=b"", timeout=30)
@@ -282,15 +277,7 @@ class UdpLoad:
     def __init__(self, src: Any, sink: Any, addr: str, port: int, pps: int, seconds: float) -> None:
         self.seconds = seconds
         self.sink = sink
-        self.sink_proc = sink.popen(
-            [*PKTTOOL, "udp-sink", str(port), "--seconds", str(seconds + 60)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=str(REPO),
-        )
-        if self.sink_proc.stdout.readline().decode().strip() != "READY":
-            raise TrafficError(f"udp sink on {sink.name} did not start: {self.sink_proc.stderr.read().decode()}")
+        self.sink_proc = _start_ready(sink, ["udp-sink", str(port), "--seconds", str(seconds + 60)], "udp sink")
         self.src = src
         self.proc = src.popen(
             [*PKTTOOL, "udp-load", addr, str(port), "--pps", str(pps), "--seconds", str(seconds)],
