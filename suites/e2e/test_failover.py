@@ -14,6 +14,7 @@ from scapy.layers.inet import UDP
 from suites.e2e.conftest import running
 from suites.lib import traffic
 from suites.lib.expect import poll
+from topologies.lab import TopologyError
 from topologies.nodes import run
 
 EXT = "198.51.100.10"
@@ -24,6 +25,24 @@ PROBE_INTERVAL = 0.01
 def ha(request: pytest.FixtureRequest) -> Iterator[Any]:
     with running(request, "edge-ha", needs_frr=True) as lab:
         yield lab
+
+
+@pytest.fixture(autouse=True)
+def restore_srs(ha: Any) -> Iterator[None]:
+    """A test that failed half-way with an SR crashed leaves the next test the topology it
+    expects: both SRs running, BFD up (the tests that cut a link restore it themselves)."""
+    yield
+    restored = False
+    for edge in ("edge1", "edge2"):
+        try:
+            alive = ha.gateway(edge).alive()
+        except TopologyError:  # stopped and not started again
+            alive = False
+        if not alive:
+            ha.start_gateway(edge)
+            restored = True
+    if restored:
+        poll(lambda: both_up(ha), timeout=20, what="BFD up again after restoring the SRs")
 
 
 def bfd_state(lab: Any, edge: str, peer: str) -> str:
