@@ -169,7 +169,7 @@ class BehaviourKeywords:
     def only_mac_answers(self, edge: str) -> None:
         mac = self.ctx.uplink_mac(edge)
         macs = sorted({m.lower() for m in self.arp_answers})
-        if macs != [mac.lower()]:
+        if macs != [mac]:
             raise AssertionError(f"the address was answered by {macs}, expected {edge}'s {mac} alone")
 
     # -- a failover that should not happen -----------------------------------------------

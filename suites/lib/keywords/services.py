@@ -8,6 +8,7 @@ from robot.api import logger
 from robotlibcore import keyword
 
 from suites.lib import traffic
+from suites.lib.expect import poll
 from suites.lib.keywords.context import Context
 
 
@@ -204,19 +205,15 @@ class NatKeywords:
     def refused_again(self, s: str, src: str, dst: str, port: str) -> None:
         """Another source port, the same pool: it crosses once the reset connection's public
         port is back in the pool (until then a pool of one port has nothing to give)."""
-        import time
-
         lab = self.ctx.lab
-        deadline = time.monotonic() + int(s)
         tries: list[str] = []
-        while time.monotonic() < deadline:
-            res = traffic.tcp_attempt(lab.host(src), self.ctx.resolve(dst), int(port), timeout=1.0)
-            tries.append(res["outcome"])
-            if res["outcome"] == "refused":
-                logger.info(f"refused again after {len(tries)} attempt(s): {tries}")
-                return
-            time.sleep(1.0)
-        raise AssertionError(f"no new connection crossed in {s} s ({len(tries)} attempts: {sorted(set(tries))})")
+
+        def crossed() -> bool:
+            tries.append(traffic.tcp_attempt(lab.host(src), self.ctx.resolve(dst), int(port), timeout=1.0)["outcome"])
+            return tries[-1] == "refused"
+
+        poll(crossed, timeout=int(s), interval=1.0, what=f"a new connection from {src} crossing the pool")
+        logger.info(f"refused again after {len(tries)} attempt(s): {tries}")
 
     @keyword("the rules added by this test are removed")
     def remove_added(self) -> None:
