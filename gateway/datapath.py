@@ -33,13 +33,14 @@ from gateway.effects import Effects
 from gateway.epoch import Epoch
 from gateway.evi.control import EviControl
 from gateway.ha.ownership import Ownership
+from gateway.ha.sync import StateSync
 from gateway.headers import ETH_P_8021Q, describe, ipv4_check
 from gateway.io import Transport, open_port
 from gateway.io.ipc import IpcServer
 from gateway.io.service import RESUMABLE, ServiceServer
 from gateway.kernel import Kernel
 from gateway.model import Port, Router
-from gateway.monitor import Monitor
+from gateway.monitor import Monitor, monitor_tap
 from gateway.packet import Packet
 from gateway.pipeline import STAGE_ORDER, Pipeline
 from gateway.tables.mac import MacTable
@@ -60,6 +61,9 @@ class Datapath:
         self.pipeline = Pipeline(self.model, self.macs, self.punt)
         self.cache = Cache(self.epoch, cfg.cache.enabled, cfg.cache.capacity, cfg.cache.idle_timeout)
         self.ownership = Ownership(self.model, self.epoch, self.pipeline.run)
+        # Connection state replicated with the peer SRs (ha/sync.py), when an SR has any.
+        sync = StateSync(self.model, cfg.routers, self._sync_send, time.monotonic())
+        self.sync: StateSync | None = sync if sync else None
         self.started = time.time()
         self.trace_budget = 0
         self.traces: deque[dict[str, Any]] = deque(maxlen=64)
@@ -71,7 +75,7 @@ class Datapath:
             EviControl(self.model.evi, self.macs, self._emit_frame) if self.model.evi is not None else None
         )
         self.listeners: list[Any] = []  # what the loop serves besides ports (control socket, ipc, kernel)
-        self.monitor = Monitor(self.model, f"{cfg.node}-mon"[:15], _monitor_tap)
+        self.monitor = Monitor(self.model, f"{cfg.node}-mon"[:15], monitor_tap)
         # The user-kernel transport (kernel.py), when the config has a kernel section.
         self.kernel = Kernel(cfg.kernel, cfg.node, self.model, self.send_from) if cfg.kernel is not None else None
 
@@ -160,6 +164,8 @@ class Datapath:
             return self.kernel is not None and self.kernel.deliver(meta["tag"], payload)
         if client == "service":
             return self.services is not None and self.services.take(meta, payload)
+        if client == "sync":
+            return self.sync is not None and self.sync.receive(meta, payload, time.monotonic())
         delivered = False
         for server in self.ipcs:
             delivered = server.deliver(client, meta, payload) or delivered
@@ -167,6 +173,14 @@ class Datapath:
 
     def _send_message(self, meta: dict[str, Any], payload: bytes) -> None:
         self.send_from(self.model.router(meta["router"], "sr"), payload)
+
+    def _sync_send(self, router: Router, peer: int, mac: bytes | None, ip_packet: bytes) -> None:
+        """A replication message: to the MAC the peer spoke from (we may hold its address), else routed."""
+        rport = router.connected_port(peer)
+        if mac is None or rport is None or rport.instance is None:
+            self.send_from(router, ip_packet)
+            return
+        self._emit_frame(bytearray(mac + rport.mac + b"\x08\x00" + ip_packet), rport.instance.members)
 
     def send_from(self, router: Router, ip_packet: bytes) -> None:
         """Route an IPv4 packet a process built as if ``router`` had built it."""
@@ -314,6 +328,8 @@ class Datapath:
         if self.model.evi is not None:
             self.model.evi.age(now)
         self.pipeline.tick(now)
+        if self.sync is not None:
+            self.sync.tick(now)
         for listener in self.listeners:
             listener.tick()
 
@@ -348,12 +364,17 @@ class Datapath:
         next_tick = time.monotonic() + TICK
         backlog = False
         poll_port = self.poll_port
+        sync = self.sync
         try:
             while not self.stopping:
                 # A port that filled a whole batch may hold more: look again at once.
                 timeout = 0.0 if backlog else max(0.0, next_tick - time.monotonic())
                 if max_wait is not None and timeout > max_wait:
                     timeout = max_wait
+                if sync is not None:
+                    wait = sync.wait(time.monotonic())  # replication held back by its rate
+                    if wait is not None and wait < timeout:
+                        timeout = wait
                 try:
                     events = ep.poll(timeout)
                 except InterruptedError:
@@ -380,6 +401,8 @@ class Datapath:
                     if self.hup_pending and self.on_hup is not None:
                         self.hup_pending = False
                         self.on_hup()  # SIGHUP: the config read again (its owner says how it went)
+                if sync is not None:
+                    sync.flush(now)  # what this round of packets created or changed, to the peers
                 for io in transports:
                     io.flush()
         finally:
@@ -419,19 +442,8 @@ class Datapath:
         }
 
     def ha(self) -> dict[str, Any]:
-        return {**self.ownership.show(), "ipc": self.ipc.counters() if self.ipc is not None else None}
-
-
-def _monitor_tap(name: str) -> Any:
-    """The monitor TAP, up (tcpdump needs it so), no address, no IPv6 chatter."""
-    import subprocess
-
-    from gateway.io.tap import Tap
-
-    tap = Tap(name)
-    for argv in (
-        ["sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1"],
-        ["ip", "link", "set", name, "up"],
-    ):
-        subprocess.run(argv, capture_output=True, check=False)
-    return tap
+        return {
+            **self.ownership.show(),
+            "ipc": self.ipc.counters() if self.ipc is not None else None,
+            "sync": self.sync.show(time.monotonic()) if self.sync is not None else None,
+        }

@@ -148,6 +148,9 @@ class Router:
     owned: dict[int, RouterPort] = field(default_factory=dict)
     # Our own addresses we do not claim (HA without preemption: a peer may hold them).
     yielded: set[int] = field(default_factory=set)
+    # Public NAT addresses a peer SR answers for while it is up (``ha.peers[].publics``):
+    # ours to answer for only once taken over (then in ``owned``).
+    peer_publics: frozenset[int] = frozenset()
     # In-band management addresses on this SR's segments: address -> who may reach what.
     mgmt: dict[int, MgmtAccess] = field(default_factory=dict)
     # The tag of this SR's namespace on the kernel transport (its TLR id), None without one.
@@ -165,7 +168,12 @@ class Router:
         access = self.mgmt.get(ip)
         if access is not None:
             return access.rport is rport
-        return self.services is not None and rport.instance is not None and ip in self.services.nat.publics
+        return (
+            self.services is not None
+            and rport.instance is not None
+            and ip in self.services.nat.publics
+            and ip not in self.peer_publics
+        )
 
     @property
     def label(self) -> str:
@@ -297,6 +305,10 @@ def build(cfg: Config, epoch: Epoch) -> Model:
                 sr.services = SrServices(
                     rc.sr.nat or NatConfig(), rc.sr.firewall or FirewallConfig(), epoch, budget, alg_ports
                 )
+            if rc.ha is not None:
+                sr.peer_publics = frozenset(int(a) for p in rc.ha.peers for a in p.publics)
+                if rc.ha.sync is not None:
+                    model.punts[(IPPROTO_UDP, rc.ha.sync.port)] = "sync"  # state replication (ha/sync.py)
             routers.append(sr)
         if tr is not None and tr.instance is not None:
             # A real transit segment: each half here gets a router port on it, and

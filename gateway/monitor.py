@@ -185,3 +185,18 @@ class Mirrored:
 
     def close(self) -> None:
         self.inner.close()
+
+
+def monitor_tap(name: str) -> Any:
+    """The monitor TAP, up (tcpdump needs it so), no address, no IPv6 chatter."""
+    import subprocess
+
+    from gateway.io.tap import Tap
+
+    tap = Tap(name)
+    for argv in (
+        ["sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1"],
+        ["ip", "link", "set", name, "up"],
+    ):
+        subprocess.run(argv, capture_output=True, check=False)
+    return tap

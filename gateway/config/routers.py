@@ -59,10 +59,24 @@ class TransitConfig:
 
 @dataclass
 class HaPeer:
-    """A peer SR: BFD runs to its transit address; on failure we take over its addresses."""
+    """A peer SR: BFD runs to its transit address and its ``addresses``; on failure we take
+    over those and its ``publics`` (NAT addresses it answers for while it is up: we do not)."""
 
     transit: ipaddress.IPv4Address
     addresses: list[ipaddress.IPv4Address]
+    publics: list[ipaddress.IPv4Address] = field(default_factory=list)
+
+
+SYNC_PORT = 3780  # conntrackd's default port, for the same job
+
+
+@dataclass
+class SyncConfig:
+    """Connection state replicated to the peers (``ha/sync.py``)."""
+
+    port: int = SYNC_PORT
+    rate: int = 20000  # records a second at most
+    refresh: float = 30.0  # seconds between refreshes of the entries in use (0: never)
 
 
 @dataclass
@@ -73,6 +87,7 @@ class HaConfig:
     mult: int = 3
     preempt: bool = True
     socket: str = ""
+    sync: SyncConfig | None = field(default_factory=SyncConfig)
 
 
 @dataclass
@@ -184,16 +199,21 @@ def parse_transit(
 
 
 def parse_ha(r: Reader, value: Any, path: str, node: str, router: str) -> HaConfig:
-    hb = r.mapping(value, path, ("peers",), ("bfd", "preempt", "socket"))
+    hb = r.mapping(value, path, ("peers",), ("bfd", "preempt", "socket", "sync"))
     peers = []
     for i, pv in enumerate(r.sequence(hb["peers"], f"{path}.peers")):
-        pb = r.mapping(pv, f"{path}.peers[{i}]", ("transit",), ("addresses",))
-        addrs = [
-            r.address(a, f"{path}.peers[{i}].addresses[{j}]")
-            for j, a in enumerate(r.sequence(pb.get("addresses") or [], f"{path}.peers[{i}].addresses"))
-        ]
-        peers.append(HaPeer(r.address(pb["transit"], f"{path}.peers[{i}].transit"), addrs))
+        pb = r.mapping(pv, f"{path}.peers[{i}]", ("transit",), ("addresses", "publics"))
+        addrs, publics = (
+            [
+                r.address(a, f"{path}.peers[{i}].{key}[{j}]")
+                for j, a in enumerate(r.sequence(pb.get(key) or [], f"{path}.peers[{i}].{key}"))
+            ]
+            for key in ("addresses", "publics")
+        )
+        peers.append(HaPeer(r.address(pb["transit"], f"{path}.peers[{i}].transit"), addrs, publics))
     ha = HaConfig(peers)
+    if "sync" in hb:
+        ha.sync = parse_sync(r, hb["sync"], f"{path}.sync")
     if hb.get("bfd") is not None:
         bb = r.mapping(hb["bfd"], f"{path}.bfd", (), ("tx_ms", "rx_ms", "mult"))
         ha.tx_ms = r.integer(bb.get("tx_ms", 100), f"{path}.bfd.tx_ms", 10, 60000)
@@ -205,3 +225,17 @@ def parse_ha(r: Reader, value: Any, path: str, node: str, router: str) -> HaConf
         ha.preempt = hb["preempt"]
     ha.socket = r.path(hb.get("socket", f"/run/edgelab/{node}-{router}-ha.sock"), f"{path}.socket")
     return ha
+
+
+def parse_sync(r: Reader, value: Any, path: str) -> SyncConfig | None:
+    """``sync: false`` (no replication), ``true`` (the defaults) or its settings."""
+    if isinstance(value, bool):
+        return SyncConfig() if value else None
+    sb = r.mapping(value, path, (), ("port", "rate", "refresh_s"))
+    sync = SyncConfig()
+    sync.port = r.integer(sb.get("port", SYNC_PORT), f"{path}.port", 1, 65535)
+    sync.rate = r.integer(sb.get("rate", sync.rate), f"{path}.rate", 100, 10_000_000)
+    if sync.port in (3784, 3799):
+        raise r.fail(f"{path}.port", f"{sync.port} is the HA agent's (BFD, hellos)")
+    sync.refresh = r.number(sb.get("refresh_s", sync.refresh), f"{path}.refresh_s", 0, 86400)
+    return sync

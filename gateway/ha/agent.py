@@ -120,7 +120,9 @@ class Agent:
                         raise config.ConfigError(f"{cfg.source}: ha peer address {remote} is on no segment of this SR")
                     session = Session(random.randint(1, 2**32 - 1), rc.ha.tx_ms * 1000, rc.ha.rx_ms * 1000, rc.ha.mult)
                     paths.append(Path(local, int(remote), session, random.randint(49152, 65535)))
-                self.peers.append(Peer(rc.name, int(hp.transit), [int(hp.transit), *map(int, hp.addresses)], paths))
+                # Taken over on failure: its addresses, and the public NAT addresses it answers for.
+                held = [int(hp.transit), *map(int, hp.addresses), *map(int, hp.publics)]
+                self.peers.append(Peer(rc.name, int(hp.transit), held, paths))
             names = {p.name: p.ifname for p in cfg.ports.values()}
             used = {inst.records[0].port for inst in cfg.instances.values() if inst.records}
             self.ifnames = sorted(names[p] for p in used if p in names)

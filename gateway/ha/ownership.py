@@ -70,7 +70,8 @@ class Ownership:
             raise ValueError(f"{ip_text} is {router.label}'s own address")
         fresh = ip not in router.owned
         router.owned[ip] = rport
-        router.local_ips[ip] = rport
+        if router.services is None or ip not in router.services.nat.publics:
+            router.local_ips[ip] = rport  # (a public NAT address is the services', not ours)
         if fresh:
             self.takeovers += 1
             self._changed()

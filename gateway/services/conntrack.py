@@ -97,6 +97,7 @@ class Conn:
         "held",
         "master",
         "expect",
+        "peer",
     )
 
     def __init__(self, cid: int, orig: FlowTuple, reply: FlowTuple, now: float, inbound: bool) -> None:
@@ -121,6 +122,7 @@ class Conn:
         self.held: tuple[int, int, int] | None = None  # a public (proto, address, port) it holds
         self.master: Conn | None = None  # the control connection this one is related to (FTP data)
         self.expect: Any = None  # the expectation this (control) connection announced last
+        self.peer: int | None = None  # installed from this peer SR's replication, not yet changed here
 
     @property
     def translated(self) -> bool:
@@ -150,6 +152,7 @@ class Conn:
             "expires_in": round(self.last + timeouts[self.tclass] - now, 1),
             "packets": [self.p_orig, self.p_reply],
             "bytes": [self.b_orig, self.b_reply],
+            **({"replicated_from": ip_str(self.peer)} if self.peer is not None else {}),
         }
 
 
@@ -181,6 +184,10 @@ class ConnTable:
         self.created = 0
         self.expired = 0
         self.on_release: Any = None  # callback(conn) when an entry goes away (frees NAT ports)
+        # State replication (``ha/sync.py``): entries created or changed here, and gone, since
+        # the last message to the peers; None without a peer to replicate to.
+        self.changed: dict[int, Conn] | None = None
+        self.gone: dict[int, Conn] | None = None
 
     def __len__(self) -> int:
         return sum(len(c) for c in self._classes.values())
@@ -214,6 +221,32 @@ class ConnTable:
         self.created += 1
         self.budget.used += 1
         self.generation += 1
+        if self.changed is not None:
+            self.changed[conn.id] = conn
+        return conn
+
+    def install(self, orig: FlowTuple, reply: FlowTuple, now: float, inbound: bool, state: str, tclass: str) -> Conn:
+        """An entry a peer SR replicated: added or updated in place, never replicated back."""
+        conn = self._by_tuple.get(orig)
+        if conn is None or conn.orig != orig or conn.reply != reply:
+            for t in (orig, reply):
+                other = self._by_tuple.get(t)
+                if other is not None:
+                    self.remove(other, replicate=False)  # the peer's view wins: it saw the packets
+            conn = Conn(next(self._ids), orig, reply, now, inbound)
+            conn.tclass = tclass
+            self._by_tuple[orig] = conn
+            self._by_tuple[reply] = conn
+            self._classes[tclass][conn.id] = conn
+            self.budget.used += 1
+            self.generation += 1
+            self.epoch.bump()  # a cached drop of this flow (unsolicited, say) must be looked at again
+        else:
+            del self._classes[conn.tclass][conn.id]
+            conn.tclass = tclass
+            self._classes[tclass][conn.id] = conn
+        conn.state = state
+        conn.last = now
         return conn
 
     def touch(self, conn: Conn, direction: int, size: int, now: float, flags: int = 0) -> None:
@@ -225,11 +258,14 @@ class ConnTable:
         else:
             conn.p_orig += 1
             conn.b_orig += size
-        old_class = conn.tclass
+        old_class, old_state = conn.tclass, conn.state
         if conn.orig.proto == IPPROTO_TCP:
             _tcp_advance(conn, direction, flags)
-        elif direction == REPLY and conn.state == "new":
+        elif direction == REPLY and old_state == "new":
             conn.state = "established"
+        if self.changed is not None and (conn.state != old_state or conn.peer is not None):
+            conn.peer = None  # forwarded here now: its changes are ours to replicate
+            self.changed[conn.id] = conn
         new_class = conn.tclass
         bucket = self._classes[old_class]
         if new_class != old_class:
@@ -238,10 +274,13 @@ class ConnTable:
         else:
             bucket.move_to_end(conn.id)
 
-    def remove(self, conn: Conn) -> None:
+    def remove(self, conn: Conn, replicate: bool = True) -> None:
         if conn.released:
             return
         conn.released = True
+        if self.changed is not None and replicate:
+            self.changed.pop(conn.id, None)
+            self.gone[conn.id] = conn  # type: ignore[index]
         self.budget.used -= 1
         self.epoch.bump()
         self._classes[conn.tclass].pop(conn.id, None)
@@ -269,6 +308,16 @@ class ConnTable:
         for bucket in self._classes.values():
             for conn in list(bucket.values()):
                 self.remove(conn)
+
+    def used_since(self, since: float) -> list[Conn]:
+        """Entries used at or after ``since`` (each class's newest first, where it stops)."""
+        out = []
+        for bucket in self._classes.values():
+            for conn in reversed(bucket.values()):
+                if conn.last < since:
+                    break
+                out.append(conn)
+        return out
 
     def conns(self) -> list[Conn]:
         return sorted((c for b in self._classes.values() for c in b.values()), key=lambda c: c.id)

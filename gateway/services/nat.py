@@ -144,6 +144,10 @@ class Nat:
                 return port
         return None
 
+    def hold(self, proto: int, ip: int, port: int) -> None:
+        """A public port a peer SR's session uses (replicated, ``ha/sync.py``): taken here too."""
+        self._used.setdefault((proto, ip), set()).add(port)
+
     def unreserve(self, proto: int, ip: int, port: int) -> None:
         self._used.get((proto, ip), set()).discard(port)
 

@@ -203,8 +203,16 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
                 if not any(prefix == "0.0.0.0/0" for prefix, _ in routes):
                     routes.append(("0.0.0.0/0", peers[0]))  # the DR sends the rest to its SR
     router_publics = sorted({a for r in _routers(gw) for a in publics(r)})
+    static = router_publics
+    ha_router = next((r for r in _routers(gw) if r.get("ha")), None)
+    if ha_router is not None and up_instance is not None:
+        # With HA a public NAT address follows its SR like the SR's own: a VIP of the SR that
+        # answers for it (a peer's ``publics``: the peer's, taken over with its addresses).
+        theirs = {a for p in ha_router["ha"]["peers"] for a in p.get("publics", [])}
+        vips.setdefault(up_instance, []).extend(f"{a}/32" for a in router_publics if a not in theirs)
+        static = []
     if up_instance is not None:
-        bridges[up_instance]["addresses"] += [f"{a}/32" for a in router_publics]
+        bridges[up_instance]["addresses"] += [f"{a}/32" for a in static]
     return {
         "dhcp_relay": dhcp_relay(gw),
         "evi": evi(plan, gateway),
@@ -315,6 +323,7 @@ def vrrp(
     # The SR pair: who owns which addresses (by transit address), in one stable order.
     owners = sorted([transit["sr"], *(p["transit"] for p in ha["peers"])], key=ipaddress.IPv4Address)
     peer_addrs = {p["transit"]: p.get("addresses", []) for p in ha["peers"]}
+    peer_publics = {p["transit"]: p.get("publics", []) for p in ha["peers"]}
     instances = []
     for vrid, owner in enumerate(owners, start=1):
         mine = owner == transit["sr"]
@@ -327,6 +336,9 @@ def vrrp(
                 inst = next(i for i, ips in vips.items() if any(_same_net(a, ip) for ip in ips))
                 plen_up = ipaddress.IPv4Interface(vips[inst][0]).network.prefixlen
                 addrs.append((f"{a}/{plen_up}", bridges[inst]["name"]))
+            for a in peer_publics.get(owner, []):  # its public NAT addresses, as it has them: /32
+                inst = next(i for i, ips in vips.items() if any(_same_net(a, ip) for ip in ips))
+                addrs.append((f"{a}/32", bridges[inst]["name"]))
         instances.append(
             {
                 "name": f"sr_{owner.replace('.', '_')}",

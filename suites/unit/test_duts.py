@@ -181,11 +181,13 @@ def test_linux_vrrp_render_of_edge_ha():
     plan = topologies.plan("edge-ha")
     one, two = linux(plan, "edge1")["vrrp"], linux(plan, "edge2")["vrrp"]
     prio = {(i["vrid"], tuple(sorted(a for a, _ in i["addresses"]))): i["priority"] for i in one["instances"]}
-    assert prio == {
-        (1, ("169.254.0.2/28", "203.0.113.1/24")): 200,
-        (2, ("169.254.0.3/28", "203.0.113.2/24")): 100,
-    }
+    # edge1's public NAT addresses follow it (edge2 lists them as its peer's publics).
+    mine = ("169.254.0.2/28", "203.0.113.1/24", "203.0.113.10/32", "203.0.113.11/32")
+    assert prio == {(1, mine): 200, (2, ("169.254.0.3/28", "203.0.113.2/24")): 100}
     assert [i["priority"] for i in two["instances"]] == [100, 200]
+    assert tuple(sorted(a for a, _ in two["instances"][0]["addresses"])) == mine
+    assert not any(a.startswith("203.0.113.1") and "/32" in a for b in linux(plan, "edge2")["bridges"].values()
+                   for a in b["addresses"]), "no static public address: both would answer for it"  # fmt: skip
     bases = {a.split("/")[0] for v in (one, two) for a in v["base"].values()}
     assert len(bases) == 4 and not bases & _used_addresses(plan)
     assert "advert_int 0.1" in one["config"], "the intent's BFD interval"

@@ -16,10 +16,13 @@ def _sr(
     peer_transit: str,
     peer_uplink: str,
     med: int,
+    peer_publics: list[str],
 ) -> dict[str, Any]:
     """The intent of one SR edge: its transit and uplink addresses, its peer's; its BGP session
     with the provider router announces the tenant prefixes with ``med`` (the standby's higher:
-    the provider prefers the active while both are up)."""
+    the provider prefers the active while both are up).  Both SRs have the same NAT and the
+    stateful firewall's default policy; the public NAT addresses are the active SR's (edge1's):
+    the standby lists them as its peer's ``publics``, answers for them only once it took over."""
     return {
         "ports": {
             "transit": {"ifname": f"{node}-eth0", "peer": "st", "role": "transit"},
@@ -47,9 +50,24 @@ def _sr(
                     "instance": "transit",
                     "sr_mac": transit_mac,
                 },
-                # The peer SR: watched with BFD; on its failure its addresses move here.
+                "nat": {
+                    "snat": [{"name": "tenants", "source": "172.16.0.0/16", "pool": ["203.0.113.10"]}],
+                    "dnat": [
+                        {
+                            "name": "t2-http",
+                            "public": "203.0.113.11",
+                            "proto": "tcp",
+                            "port": 8080,
+                            "to": "172.16.20.12",
+                            "to_port": 80,
+                        }
+                    ],
+                },
+                "firewall": [],
+                # The peer SR: watched with BFD; on its failure its addresses move here.  The two
+                # replicate their connections (conntrack entries, NAT sessions) to each other.
                 "ha": {
-                    "peers": [{"transit": peer_transit, "addresses": [peer_uplink]}],
+                    "peers": [{"transit": peer_transit, "addresses": [peer_uplink], "publics": peer_publics}],
                     "bfd": {"tx_ms": 100, "rx_ms": 100, "mult": 3},
                     "preempt": True,
                 },
@@ -167,6 +185,7 @@ PLAN: dict[str, Any] = {
             "169.254.0.3",
             "203.0.113.2",
             100,
+            [],
         ),
         "edge2": _sr(
             "edge2",
@@ -177,10 +196,14 @@ PLAN: dict[str, Any] = {
             "169.254.0.2",
             "203.0.113.1",
             200,
+            ["203.0.113.10", "203.0.113.11"],
         ),
     },
     "routers": {
         "t1": {"tlr_id": 1, "dr": {"web": "172.16.10.1", "app": "172.16.20.1"}, "sr": {"uplink": "203.0.113.1"}}
     },
-    "nat": {},
+    "nat": {
+        "pool": ["203.0.113.10"],
+        "dnat": {"t2-http": {"public": "203.0.113.11", "proto": "tcp", "port": 8080, "host": "t2", "to_port": 80}},
+    },
 }

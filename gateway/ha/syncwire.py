@@ -1,0 +1,91 @@
+"""The state replication's wire format (``sync.py``): a header, then records.
+
+Header (every message)::
+
+    magic "ELct", version 1, kind, flags, boot (u32), seq (u32), count (u16)
+
+Record (an UPDATE holds ``count`` of them)::
+
+    op (u8: 1 upsert, 2 delete), protocol (u8),
+    orig: source (u32), source port (u16), destination (u32), destination port (u16),
+    reply: the same four,
+    state (u8, index of STATES), timeout class (u8, index of CLASSES), FIN bits (u8),
+    flags (u8: bit 0 inbound), idle (u32, ms),
+    four names (u8 length + UTF-8): SNAT rule, DNAT rule, firewall rule, ALG
+
+A NACK carries two u32 after the header: the first and last seq to resend.
+All in network byte order.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from gateway.l4 import FlowTuple
+from gateway.services.conntrack import DEFAULT_TIMEOUTS, Conn
+
+MAGIC = b"ELct"
+VERSION = 1
+UPDATE, HELLO, RESYNC, NACK = 1, 2, 3, 4
+KINDS = {UPDATE: "update", HELLO: "hello", RESYNC: "resync", NACK: "nack"}
+DUMP_END = 0x01
+UPSERT, DELETE = 1, 2
+INBOUND = 0x01
+
+HEADER = struct.Struct("!4sBBBIIH")
+RECORD = struct.Struct("!BBIHIHIHIHBBBBI")
+RANGE = struct.Struct("!II")
+STATES = ("new", "syn-sent", "syn-recv", "established", "fin-wait", "time-wait", "closed")
+CLASSES = tuple(DEFAULT_TIMEOUTS)
+STATE_INDEX = {s: i for i, s in enumerate(STATES)}
+CLASS_INDEX = {c: i for i, c in enumerate(CLASSES)}
+
+MAX_MESSAGE = 1400  # UDP payload: one frame on any segment
+
+
+def _name(rule: Any) -> bytes:
+    name = getattr(rule, "name", None)
+    raw = name.encode()[:255] if isinstance(name, str) else b""
+    return bytes((len(raw),)) + raw
+
+
+def encode(op: int, conn: Conn, now: float) -> bytes:
+    o, r = conn.orig, conn.reply
+    idle = 0 if op == DELETE else min(max(0, int((now - conn.last) * 1000)), 2**32 - 1)
+    fixed = RECORD.pack(
+        op, o.proto, o.src, o.sport, o.dst, o.dport, r.src, r.sport, r.dst, r.dport,
+        STATE_INDEX.get(conn.state, 0), CLASS_INDEX.get(conn.tclass, 0), conn.fin,
+        INBOUND if conn.inbound else 0, idle,
+    )  # fmt: skip
+    if op == DELETE:
+        return fixed + b"\0\0\0\0"
+    alg = (conn.alg or "").encode()[:255]
+    return fixed + _name(conn.snat) + _name(conn.dnat) + _name(conn.rule) + bytes((len(alg),)) + alg
+
+
+def decode(body: bytes, count: int) -> list[tuple[Any, ...]] | None:
+    """The records of an UPDATE, or None when the body is not ``count`` whole records."""
+    out = []
+    off = 0
+    try:
+        for _ in range(count):
+            op, proto, os_, osp, od, odp, rs, rsp, rd, rdp, state, tclass, fin, flags, idle = RECORD.unpack_from(
+                body, off
+            )
+            off += RECORD.size
+            names = []
+            for _n in range(4):
+                n = body[off]
+                if off + 1 + n > len(body):
+                    return None
+                names.append(body[off + 1 : off + 1 + n].decode())
+                off += 1 + n
+            orig = FlowTuple(proto, os_, osp, od, odp)
+            reply = FlowTuple(proto, rs, rsp, rd, rdp)
+            out.append((op, orig, reply, state, tclass, fin, flags, idle, *names))
+    except (struct.error, IndexError, UnicodeDecodeError):
+        return None
+    if off != len(body):
+        return None
+    return out
