@@ -175,6 +175,12 @@ class Router:
             and ip not in self.peer_publics
         )
 
+    def own_publics(self) -> frozenset[int]:
+        """The public NAT addresses this SR answers for while it is up (not a peer's)."""
+        if self.services is None:
+            return frozenset()
+        return self.services.nat.publics - self.peer_publics
+
     @property
     def label(self) -> str:
         return f"{self.name}-{self.kind}"

@@ -109,9 +109,11 @@ class Agent:
             self.preempt[rc.name] = rc.ha.preempt
             # Our address on each segment: the transit one and the SR's port addresses.
             mine = [(int(rc.transit.sr), rc.transit.subnet), *((int(p.ip.ip), p.ip.network) for p in rc.sr.ports)]
-            self.own[rc.name] = [ip for ip, _net in mine]
+            theirs = {int(a) for hp in rc.ha.peers for a in hp.publics}
+            publics = sorted(rc.sr.nat.publics() - theirs) if rc.sr.nat is not None else []
+            self.own[rc.name] = [ip for ip, _net in mine] + publics  # and our public NAT addresses
             # Mirrors the datapath: without preemption it starts claiming none of them.
-            self.yielded[rc.name] = set() if rc.ha.preempt else {ip for ip, _net in mine}
+            self.yielded[rc.name] = set() if rc.ha.preempt else set(self.own[rc.name])
             for hp in rc.ha.peers:
                 paths = []
                 for remote in (hp.transit, *hp.addresses):

@@ -93,6 +93,8 @@ class Ownership:
         router = self._sr(router_name)
         ip = _address(ip_text)
         rport = next((p for p in router.ports if p.ip == ip and p.instance is not None), None)
+        if rport is None and ip in router.own_publics():
+            rport = router.connected_port(ip)  # one of our public NAT addresses
         if rport is None:
             raise ValueError(f"{ip_text} is not an address of {router.label}")
         if claim:
@@ -107,6 +109,7 @@ class Ownership:
         """Claim none of the SR's own addresses (HA without preemption, at start)."""
         router = self._sr(router_name)
         router.yielded.update(p.ip for p in router.ports if p.instance is not None)
+        router.yielded.update(router.own_publics())
         self._changed()
 
     def garp(self, rport: RouterPort, ip: int) -> None:
@@ -117,13 +120,17 @@ class Ownership:
         self.run(pkt, "egress")
 
     def announce(self) -> None:
-        """A gratuitous ARP for every SR port address we claim, so neighbours (and a peer
-        holding our addresses) learn where they are now."""
+        """A gratuitous ARP for every SR port address and public NAT address we claim, so
+        neighbours (and a peer holding our addresses) learn where they are now."""
         for router in self.model.routers:
             if router.kind == "sr":
                 for rport in router.ports:
                     if rport.instance is not None and rport.ip not in router.yielded:
                         self.garp(rport, rport.ip)
+                for ip in sorted(router.own_publics() - router.yielded):  # our public NAT addresses
+                    up = router.connected_port(ip)
+                    if up is not None:
+                        self.garp(up, ip)
 
     # -- the agent's messages (io/ipc.py) ----------------------------------------------------
     def handlers(self) -> dict[str, Handler]:

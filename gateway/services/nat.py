@@ -40,9 +40,7 @@ class Nat:
 
     # -- rules ---------------------------------------------------------------------------
     def _refresh(self) -> None:
-        addrs = {a for r in self.snat for a in r.pool}
-        addrs |= {r.public for r in self.dnat} | {r.public for r in self.one_to_one}
-        self._publics = frozenset(addrs)
+        self._publics = frozenset(NatConfig(self.snat, self.dnat, self.one_to_one).publics())
         self.generation += 1
         self.epoch.bump()
 

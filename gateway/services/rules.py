@@ -143,6 +143,11 @@ class NatConfig:
     max_sessions: int = 65536
     timeouts: dict[str, float] = field(default_factory=dict)
 
+    def publics(self) -> set[int]:
+        """Every public address of the rules (the SR answers ARP for them)."""
+        out = {a for r in self.snat for a in r.pool}
+        return out | {r.public for r in self.dnat} | {r.public for r in self.one_to_one}
+
 
 @dataclass
 class FirewallConfig:

@@ -139,9 +139,8 @@ def _kernel_namespaces(cfg: dict[str, Any]) -> list[dict[str, Any]] | None:
 
 
 class ReferenceGateway(GatewayHandle):
-    # The reference gateway is the measure of the contract -- but for what it does not do yet:
-    # its SR peers do not replicate connection state (so a connection does not survive a failover).
-    capabilities = frozenset(CAPABILITIES) - {"ha.stateful"}
+    # The reference gateway is the measure of the contract: it has every capability.
+    capabilities = frozenset(CAPABILITIES)
 
     def __init__(self, name: str, proc: subprocess.Popen[bytes], sock: str, log: Path, cfg: Path) -> None:
         self.name = name
