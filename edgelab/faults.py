@@ -287,6 +287,31 @@ FAULTS: tuple[Fault, ...] = (
         "BFD declares its peer down after one late packet (the detect multiplier is ignored)",
         ("failover", "ha"),
     ),
+    Fault(
+        "sync-gap-never-repaired",
+        "gateway/ha/sync.py",
+        "            self._resend(peer, first, last, send)",
+        "            pass",
+        "a replication message lost (a cut channel) is never sent again: the standby misses those connections",
+        ("failover",),
+    ),
+    Fault(
+        "sync-resync-ignored",
+        "gateway/ha/sync.py",
+        "        elif kind == wire.RESYNC:\n            self.start_dump()",
+        "        elif kind == wire.RESYNC:\n            pass",
+        "an SR that restarts never learns the connections its peer holds: failback breaks them",
+        ("failover",),
+    ),
+    Fault(
+        "publics-not-announced",
+        "gateway/ha/ownership.py",
+        "                    if up is not None:\n                        self.garp(up, ip)",
+        "                    if up is not None:\n                        pass",
+        "an SR back from a failure does not announce its public NAT addresses: the provider keeps sending "
+        "their traffic to the peer",
+        ("failover", "ha"),
+    ),
     # -- services, EVI, management ---------------------------------------------------------
     Fault(
         "dhcp-relay-giaddr",

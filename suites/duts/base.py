@@ -34,9 +34,10 @@ CAPABILITIES: dict[str, str] = {
     "ha.failover": "a peer SR takes over when the active one fails",
     "ha.preempt": "the recovered SR takes its addresses back (and the variant without)",
     "ha.ecmp": "active/active SRs, flows spread per 5-tuple",
-    "ha.stateful": "connections through the active SR survive its failure: its peer knows them (connection "
-    "state replicated), so an idle TCP connection's first packet after the failover, from the far side, "
-    "reaches the tenant",
+    "ha.stateful": "connections through the active SR survive its failure and its return: its peer knows them "
+    "(connection state replicated), so a transfer through SNAT or a port forward goes on whole, an idle TCP "
+    "connection's or a UDP flow's first packet after the failover, from the far side, reaches the tenant (the "
+    "same public endpoint); a peer that restarts learns them again, a cut replication channel catches up",
     "fault.crash": "the gateway process can be crashed and restarted",
     "bgp": "BGP with the provider router through the gateway: the provider learns its public prefixes, "
     "the gateway routes the provider's",
@@ -87,6 +88,9 @@ class GatewayHandle:
 
     name: str = ""
     capabilities: frozenset[str] = frozenset()
+    # The (protocol, port) SR peers replicate connection state on (ha.stateful: the suites
+    # cut it on the transit switch); None when the gateway has no such channel.
+    replication: tuple[str, int] | None = None
 
     def alive(self) -> bool:
         """The gateway process runs and answers."""

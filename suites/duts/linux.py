@@ -70,6 +70,7 @@ class LinuxGateway(GatewayHandle):
             "config.reload",  # the nftables ruleset replaced in one transaction
         }
     )
+    replication = ("udp", 3780)  # conntrackd's sync (linux_render.CONNTRACKD_PORT)
 
     def __init__(self, driver: LinuxDriver, name: str, spec: dict[str, Any]) -> None:
         self.driver = driver

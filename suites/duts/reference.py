@@ -141,6 +141,7 @@ def _kernel_namespaces(cfg: dict[str, Any]) -> list[dict[str, Any]] | None:
 class ReferenceGateway(GatewayHandle):
     # The reference gateway is the measure of the contract: it has every capability.
     capabilities = frozenset(CAPABILITIES)
+    replication = ("udp", 3780)  # gateway/ha/sync.py, the default port
 
     def __init__(self, name: str, proc: subprocess.Popen[bytes], sock: str, log: Path, cfg: Path) -> None:
         self.name = name

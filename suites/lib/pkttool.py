@@ -10,7 +10,9 @@ capture starts in milliseconds instead of scapy's second.
         are put back inline, so the caller sees frames as they were on the wire.
     python -m suites.lib.pkttool send IFACE HEX [HEX ...] [--gap MS]
     python -m suites.lib.pkttool tcp-server PORT          (prints READY; reports bytes and sha256)
-    python -m suites.lib.pkttool tcp-client ADDR PORT NBYTES
+    python -m suites.lib.pkttool tcp-client ADDR PORT NBYTES [--seconds S]   (S: spread over S seconds)
+    python -m suites.lib.pkttool tcp-hold-server|udp-hold-server PORT      (a held connection, see traffic)
+    python -m suites.lib.pkttool tcp-hold-client|udp-hold-client ADDR PORT
     python -m suites.lib.pkttool udp-echo PORT [--seconds S]   (prints READY; echoes, reports peers)
     python -m suites.lib.pkttool udp-probe ADDR PORT --sport N [--timeout S]
         sends one datagram from source port N, prints the answer and who sent it
@@ -119,18 +121,27 @@ def tcp_server(port: int, timeout: float = 30.0) -> int:
         total += len(chunk)
     conn.sendall(digest.hexdigest().encode())
     conn.close()
-    print(json.dumps({"bytes": total, "sha256": digest.hexdigest(), "peer": peer[0]}), flush=True)
+    print(json.dumps({"bytes": total, "sha256": digest.hexdigest(), "peer": peer[0], "peer_port": peer[1]}), flush=True)
     return 0
 
 
-def tcp_client(addr: str, port: int, nbytes: int) -> int:
+def tcp_client(addr: str, port: int, nbytes: int, seconds: float = 0.0) -> int:
+    """Send ``nbytes`` random bytes (spread evenly over ``seconds``, else at once), then read
+    the server's digest of them."""
     payload = os.urandom(nbytes)
     # An ICMP error may arrive after connect() returned: a send or recv then fails the
     # same way, and the result must say so, not crash.
     try:
         conn = socket.create_connection((addr, port), timeout=10)
         with conn:
-            conn.sendall(payload)
+            if seconds > 0:
+                start, sent, step = time.monotonic(), 0, max(1, int(nbytes / (seconds * 100)))
+                while sent < nbytes:  # a slice every 10 ms
+                    conn.sendall(payload[sent : sent + step])
+                    sent += step
+                    time.sleep(max(0.0, start + sent / nbytes * seconds - time.monotonic()))
+            else:
+                conn.sendall(payload)
             conn.shutdown(socket.SHUT_WR)
             answer = b""
             while True:
@@ -157,7 +168,11 @@ def tcp_hold_server(port: int, timeout: float) -> int:
         conn, peer = srv.accept()
         conn.settimeout(timeout)
         hello = conn.recv(64)
-        print("CONNECTED", json.dumps({"peer": peer[0], "hello": hello.decode(errors="replace")}), flush=True)
+        print(
+            "CONNECTED",
+            json.dumps({"peer": peer[0], "port": peer[1], "hello": hello.decode(errors="replace")}),
+            flush=True,
+        )
         sys.stdin.readline()
         conn.sendall(MARKER)
         echo = b""
@@ -187,6 +202,60 @@ def tcp_hold_client(addr: str, port: int, timeout: float) -> int:
                     break
                 got += chunk
             conn.sendall(got)
+    except OSError as exc:
+        print(json.dumps({"got": None, "error": exc.strerror or str(exc)}), flush=True)
+        return 3
+    print(json.dumps({"got": got.decode(errors="replace")}), flush=True)
+    return 0
+
+
+def udp_hold_server(port: int, timeout: float) -> int:
+    """UDP's held connection: each hello is answered "ok" (CONNECTED said at the first); a line
+    on stdin makes it send the marker to the client's endpoint, then it waits for the echo and
+    prints where it came from (a flow that kept its mapping: the same endpoint)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", port))
+    sock.settimeout(timeout)
+    print("READY", flush=True)
+    try:
+        hello, peer = sock.recvfrom(64)
+        sock.sendto(b"ok\n", peer)
+        print(
+            "CONNECTED",
+            json.dumps({"peer": peer[0], "port": peer[1], "hello": hello.decode(errors="replace")}),
+            flush=True,
+        )
+        sys.stdin.readline()
+        sock.sendto(MARKER, peer)
+        while True:
+            echo, back = sock.recvfrom(64)
+            if echo == MARKER:
+                break
+    except OSError as exc:
+        print(json.dumps({"echo": None, "error": exc.strerror or str(exc)}), flush=True)
+        return 3
+    print(json.dumps({"echo": echo.decode(errors="replace"), "from": [back[0], back[1]]}), flush=True)
+    return 0
+
+
+def udp_hold_client(addr: str, port: int, timeout: float) -> int:
+    """Say hello (again every 0.2 s until the server's "ok"), then wait for its marker and echo it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect((addr, port))
+    try:
+        sock.settimeout(0.2)
+        for _ in range(int(10 / 0.2)):
+            sock.send(b"hello\n")
+            try:
+                if sock.recv(64) == b"ok\n":
+                    break
+            except TimeoutError:
+                continue
+        sock.settimeout(timeout)
+        got = b""
+        while got != MARKER:
+            got = sock.recv(64)
+        sock.send(got)
     except OSError as exc:
         print(json.dumps({"got": None, "error": exc.strerror or str(exc)}), flush=True)
         return 3
@@ -301,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     tc.add_argument("addr")
     tc.add_argument("port", type=int)
     tc.add_argument("nbytes", type=int)
+    tc.add_argument("--seconds", type=float, default=0.0, help="spread the bytes over this long")
     hs = sub.add_parser("tcp-hold-server")
     hs.add_argument("port", type=int)
     hs.add_argument("--timeout", type=float, default=60.0)
@@ -308,6 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     hc.add_argument("addr")
     hc.add_argument("port", type=int)
     hc.add_argument("--timeout", type=float, default=60.0)
+    for name in ("udp-hold-server", "udp-hold-client"):
+        uh = sub.add_parser(name)
+        if name.endswith("client"):
+            uh.add_argument("addr")
+        uh.add_argument("port", type=int)
+        uh.add_argument("--timeout", type=float, default=60.0)
     ue = sub.add_parser("udp-echo")
     ue.add_argument("port", type=int)
     ue.add_argument("--seconds", type=float, default=30.0)
@@ -342,9 +418,13 @@ def main(argv: list[str] | None = None) -> int:
         return tcp_hold_server(args.port, args.timeout)
     if args.cmd == "tcp-hold-client":
         return tcp_hold_client(args.addr, args.port, args.timeout)
+    if args.cmd == "udp-hold-server":
+        return udp_hold_server(args.port, args.timeout)
+    if args.cmd == "udp-hold-client":
+        return udp_hold_client(args.addr, args.port, args.timeout)
     if args.cmd == "tcp-server":
         return tcp_server(args.port, args.timeout)
-    return tcp_client(args.addr, args.port, args.nbytes)
+    return tcp_client(args.addr, args.port, args.nbytes, args.seconds)
 
 
 if __name__ == "__main__":

@@ -170,6 +170,38 @@ def tcp_transfer(
     return {"client": client_side, "server": server_side}
 
 
+class TcpStream:
+    """A transfer running in the background: ``nbytes`` client -> server spread over
+    ``seconds`` (a failover happens meanwhile); ``result()`` waits for it and returns both
+    sides' reports as :func:`tcp_transfer` does (the client's says an error, a reset say)."""
+
+    def __init__(
+        self, client: Any, server: Any, addr: str, port: int, seconds: float, nbytes: int = 1 << 20,
+        listen_port: int | None = None,
+    ) -> None:  # fmt: skip
+        self.server = _start_ready(server, ["tcp-server", str(listen_port or port), "--timeout", "30"], "tcp server")
+        self.client = client.popen(
+            [*PKTTOOL, "tcp-client", addr, str(port), str(nbytes), "--seconds", str(seconds)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO),
+        )  # fmt: skip
+        self.seconds = seconds
+
+    def result(self) -> dict[str, Any]:
+        try:
+            cli, _ = self.client.communicate(timeout=self.seconds + 60)
+            srv, _ = self.server.communicate(timeout=30)
+        finally:
+            self.close()
+        last = [json.loads(out.decode().strip().splitlines()[-1]) if out.strip() else {} for out in (cli, srv)]
+        return {"client": last[0], "server": last[1]}
+
+    def close(self) -> None:
+        for proc in (self.client, self.server):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 _TCP_ATTEMPT = """
 import errno, json, socket, sys
 s = socket.socket()
@@ -208,28 +240,38 @@ HELD_MARKER = "spoken-after-the-failover\n"  # what pkttool's tcp-hold-server sa
 
 
 class HeldConnection:
-    """One TCP connection client -> server, opened and then left idle (for a failover in
-    between); ``speak()`` has the server send first and returns (what the client got, what
-    the server got back), both None when nothing crossed within ``timeout``."""
+    """One connection client -> server (TCP, or a UDP flow with ``udp``), opened and then
+    left idle (for a failover in between).  ``peer`` is the (address, port) the server saw
+    it from; ``speak()`` has the server send first and returns (what the client got, what
+    the server got back), both None when nothing crossed within ``timeout``; for UDP,
+    ``answered_from`` is where the client's answer came from (the same endpoint: the flow
+    kept its mapping)."""
 
-    def __init__(self, client: Any, server: Any, addr: str, port: int = 5601, timeout: float = 60.0) -> None:
+    def __init__(
+        self, client: Any, server: Any, addr: str, port: int = 5601, timeout: float = 60.0, udp: bool = False
+    ) -> None:
+        kind = "udp" if udp else "tcp"
         self.server = server.popen(
-            [*PKTTOOL, "tcp-hold-server", str(port), "--timeout", str(timeout)],
+            [*PKTTOOL, f"{kind}-hold-server", str(port), "--timeout", str(timeout)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO),
         )  # fmt: skip
         self.client: Any = None
+        self.peer: tuple[str, int] | None = None
+        self.answered_from: tuple[str, int] | None = None
         try:
             if self.server.stdout.readline().decode().strip() != "READY":
                 raise TrafficError(
-                    f"tcp hold server on {server.name} did not start: {self.server.stderr.read().decode()}"
+                    f"{kind} hold server on {server.name} did not start: {self.server.stderr.read().decode()}"
                 )
             self.client = client.popen(
-                [*PKTTOOL, "tcp-hold-client", addr, str(port), "--timeout", str(timeout)],
+                [*PKTTOOL, f"{kind}-hold-client", addr, str(port), "--timeout", str(timeout)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO),
             )  # fmt: skip
             line = self.server.stdout.readline().decode().strip()
             if not line.startswith("CONNECTED"):
-                raise TrafficError(f"the held connection to {addr}:{port} was not opened: {line!r}")
+                raise TrafficError(f"the held {kind} connection to {addr}:{port} was not opened: {line!r}")
+            seen = json.loads(line.split(" ", 1)[1])
+            self.peer = (seen["peer"], seen["port"])
         except BaseException:
             self.close()
             raise
@@ -245,8 +287,10 @@ class HeldConnection:
         finally:
             self.close()
         got = json.loads(cli_out.decode().strip().splitlines()[-1]).get("got")
-        echo = json.loads(srv_out.decode().strip().splitlines()[-1]).get("echo")
-        return got, echo
+        said = json.loads(srv_out.decode().strip().splitlines()[-1])
+        if said.get("from"):
+            self.answered_from = (said["from"][0], said["from"][1])
+        return got, said.get("echo")
 
     def close(self) -> None:
         for proc in (self.client, self.server):

@@ -47,12 +47,3 @@ The Recovered SR Takes Its Address Back
     And the ping succeeds
     When pr asks on its segment for 203.0.113.1
     Then only the uplink MAC of edge1 answers
-
-An Idle Connection Through The Active SR Survives Its Crash
-    [Tags]    needs:fault.crash    needs:ha.stateful
-    Given the gateways have settled
-    And t1 holds a TCP connection open to ext1
-    When edge1 crashes
-    Then t1 reaches ext1 again within 5 s
-    And ext1 speaks first on the held connection and t1 hears it
-    [Teardown]    Run Keywords    The held connection is closed    AND    edge1 comes back

@@ -18,6 +18,7 @@ from suites.lib.keywords.behaviour import BehaviourKeywords
 from suites.lib.keywords.context import Context
 from suites.lib.keywords.dhcp import DhcpKeywords
 from suites.lib.keywords.evi import EviKeywords
+from suites.lib.keywords.failover import FailoverKeywords
 from suites.lib.keywords.ftp import FtpKeywords
 from suites.lib.keywords.internals import CacheKeywords, HaKeywords
 from suites.lib.keywords.management import ManagementKeywords
@@ -47,5 +48,6 @@ class EdgelabLibrary(DynamicCore):
                 FtpKeywords(ctx),
                 TenancyKeywords(ctx),
                 BehaviourKeywords(ctx),
+                FailoverKeywords(ctx),
             ]
         )

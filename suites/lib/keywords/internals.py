@@ -1,4 +1,4 @@
-"""Keywords: the reference gateway's cache and HA agent (reference-internals), and SR failover."""
+"""Keywords: the reference gateway's cache and HA agent (reference-internals), and SR failover probes."""
 
 from __future__ import annotations
 
@@ -111,7 +111,6 @@ class HaKeywords:
         self.ctx = ctx
         self.window = float("inf")
         self.answered = 0
-        self.held: traffic.HeldConnection | None = None
 
     def _state(self, edge: str, peer_transit: str) -> str:
         return str(self.ctx.lab.gateway(edge).show("ha")["agent"].get(peer_transit, {}).get("state"))
@@ -153,7 +152,9 @@ class HaKeywords:
     @keyword("${edge:[\\w-]+} holds the addresses of ${peer:[\\w-]+}")
     def holds(self, edge: str, peer: str) -> None:
         plan = self.ctx.plan
-        want = {plan["transit"]["sr"][peer], plan["uplinks"][peer]}
+        # Its transit and uplink addresses, and the public NAT addresses it answered for.
+        publics = {a for r in plan["gateways"][edge]["routers"] for p in r["ha"]["peers"] for a in p.get("publics", [])}
+        want = {plan["transit"]["sr"][peer], plan["uplinks"][peer], *publics}
         got = set(self.ctx.lab.gateway(edge).show("ha")["owned"]["t1-sr"])
         if got != want:
             raise AssertionError(f"{edge} holds {sorted(got)}, expected {sorted(want)}")
@@ -174,42 +175,6 @@ class HaKeywords:
             timeout=5,
             what=f"DR neighbour {ip} at {edge}'s MAC",
         )
-
-    @keyword("${client:[\\w-]+} holds a TCP connection open to ${server:[\\w-]+}")
-    def hold_connection(self, client: str, server: str) -> None:
-        lab = self.ctx.lab
-        self.held = traffic.HeldConnection(lab.host(client), lab.host(server), self.ctx.resolve(server))
-
-    @keyword("${edge:[\\w-]+} crashes")
-    def crashes(self, edge: str) -> None:
-        self.ctx.lab.gateway(edge).crash()
-
-    @keyword("${src:[\\w-]+} reaches ${dst:[\\w-]+} again within ${s:\\d+} s")
-    def reaches_again(self, src: str, dst: str, s: str) -> None:
-        host, addr = self.ctx.lab.host(src), self.ctx.resolve(dst)
-        poll(lambda: traffic.ping(host, addr, count=1, wait=0.5).ok, timeout=int(s), what=f"{src} reaching {dst}")
-
-    @keyword("${server:[\\w-]+} speaks first on the held connection and ${client:[\\w-]+} hears it")
-    def speaks_first(self, server: str, client: str) -> None:
-        """The far side's packet is the first the SR sees of the connection since the failover:
-        only an SR that knows the connection (its state replicated) lets it in."""
-        assert self.held is not None, "no connection is held"
-        got, echo = self.held.speak(timeout=10)
-        self.held = None
-        logger.info(f"{client} got {got!r}; {server} got back {echo!r}")
-        if got != traffic.HELD_MARKER or echo != traffic.HELD_MARKER:
-            raise AssertionError(f"{client} got {got!r} and {server} got back {echo!r}: the connection did not survive")
-
-    @keyword("the held connection is closed")
-    def close_held(self) -> None:
-        if self.held is not None:
-            self.held.close()
-            self.held = None
-
-    @keyword("${edge:[\\w-]+} comes back")
-    def comes_back(self, edge: str) -> None:
-        self.ctx.lab.stop_gateway(edge)
-        self.ctx.lab.start_gateway(edge)
 
     @keyword("the gateways have settled")
     def settled(self) -> None:
