@@ -207,22 +207,23 @@ def _scale(bench: dict[str, Any]) -> str:
 def _failover(bench: dict[str, Any]) -> str:
     s = bench["summary"]
     dut = s.get("dut", "reference")
+
+    def fate(r: dict[str, Any], key: str) -> str:
+        return _esc({True: "survived", False: "lost"}.get(r.get(key, r.get("connection_survived")), "?"))
+
     rows = "".join(
         f"<tr><td>{r['round']}</td><td>{r['detection_ms']:.0f}</td><td>{r['loss_window_ms']:.0f}</td>"
-        f"<td>{_esc({True: 'survived', False: 'lost'}.get(r.get('connection_survived'), '?'))}</td></tr>"
+        f"<td>{fate(r, 'tcp_survived')}</td><td>{fate(r, 'udp_survived')}</td></tr>"
         for r in bench["rounds"]
     )
     survived = s.get("connections_survived")
-    kept = (
-        f"; idle connections surviving: {survived} of {s.get('rounds', len(bench['rounds']))}"
-        if survived is not None
-        else ""
-    )
+    total = s.get("connections", s.get("rounds", len(bench["rounds"])))
+    kept = f"; connections surviving: {survived} of {total}" if survived is not None else ""
     return (
         f"<h3>Failover (<code>edgelab bench failover --dut {_esc(dut)}</code>, timers {_esc(s['bfd'])})</h3>"
         f"<p>loss window min / median / max: {s['loss_window_ms']['min']:.0f} / {s['loss_window_ms']['median']:.0f}"
         f" / {s['loss_window_ms']['max']:.0f} ms (target under {s['target_loss_window_ms']} ms){kept}</p>"
-        f"<table><tr><th>round</th><th>detection ms</th><th>loss window ms</th><th>idle connection</th></tr>{rows}</table>"
+        f"<table><tr><th>round</th><th>detection ms</th><th>loss window ms</th><th>idle TCP</th><th>UDP flow</th></tr>{rows}</table>"
     )
 
 

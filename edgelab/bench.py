@@ -214,18 +214,23 @@ def _evi_flows() -> dict[str, Any]:
 
 
 # -- SR failover ----------------------------------------------------------------------------
-def failover_main(rounds: int = 5, interval: float = 0.01, out_dir: str = "results", dut: str = "reference") -> int:
-    """``edgelab bench failover``: detection time, loss window and a connection's survival over
-    repeated failovers of edge-ha's active SR, for any DUT that does HA, judged on the wire.
+def failover_main(
+    rounds: int = 5, interval: float = 0.01, out_dir: str = "results", dut: str = "reference", bfd_ms: int | None = None
+) -> int:
+    """``edgelab bench failover``: detection time, loss window and the survival of connections
+    over repeated failovers of edge-ha's active SR, for any DUT that does HA, judged on the wire.
 
-    The SRs run the stateful firewall's default policy.  Per round: a ping probe from t1 to ext1 every ``interval`` s and an idle TCP connection
-    t1 -> ext1 held open; edge1 crashes (the handle's ``crash``: the reference's datapath
-    SIGKILLed, the Linux box's keepalived and ports gone); detection = the first gratuitous
-    ARP from edge2 for edge1's uplink address, as the provider router's capture sees it,
-    minus the crash time; loss window = the longest run of unanswered probes; survived =
-    after the failover ext1 speaks first on the held connection and t1 hears it (only an SR
-    that knows the connection lets that packet in).  Then edge1 comes back and the round
-    waits until the provider reaches the uplink address at edge1's MAC again.
+    edge-ha's SRs run SNAT and the stateful firewall's default policy, so a connection lives
+    only where its state is.  Per round: a ping probe from t1 to ext1 every ``interval`` s, an
+    idle TCP connection and a UDP flow t1 -> ext1 held open; edge1 crashes (the handle's
+    ``crash``: the reference's datapath SIGKILLed, the Linux box's keepalived and ports gone);
+    detection = the first gratuitous ARP from edge2 for edge1's uplink address, as the
+    provider router's capture sees it, minus the crash time; loss window = the longest run of
+    unanswered probes; survived = after the failover ext1 speaks first on each held
+    connection and t1 hears it (only an SR that knows the connection lets that packet in; the
+    UDP flow's answer must come from the same public endpoint).  Then edge1 comes back and
+    the round waits until the provider reaches the uplink address at edge1's MAC again.
+    ``bfd_ms``: the BFD interval (VRRP's advert interval for Linux) instead of the plan's.
     """
     import re
     import subprocess
@@ -237,14 +242,11 @@ def failover_main(rounds: int = 5, interval: float = 0.01, out_dir: str = "resul
     ext = "198.51.100.10"
     count = int(4.0 / interval)
     rows: list[dict[str, Any]] = []
-    # The SRs run the stateful firewall's default policy (tenant-initiated allowed, unsolicited
-    # inbound dropped), so a connection lives only where its state does: what a failover must
-    # carry over.  (edge-ha's own plan has no firewall on the SRs: see the README.)
     plan = copy.deepcopy(topologies.plan("edge-ha"))
     for gw in plan["gateways"].values():
         for router in gw.get("routers", []):
-            if router.get("ha"):
-                router.setdefault("firewall", [])
+            if router.get("ha") and bfd_ms is not None:
+                router["ha"]["bfd"].update(tx_ms=bfd_ms, rx_ms=bfd_ms)
     with topologies.start("edge-ha", dut=dut, plan=plan) as lab:
         uplink = plan["uplinks"]["edge1"]
         mac = {e: plan["gateways"][e]["routers"][0]["sr"]["ports"][0]["mac"] for e in ("edge1", "edge2")}
@@ -258,12 +260,20 @@ def failover_main(rounds: int = 5, interval: float = 0.01, out_dir: str = "resul
             traffic.ping(pr, uplink, count=1, wait=0.5)
             return traffic.neighbour_mac(pr, uplink) == mac[edge]
 
+        def survived(held: traffic.HeldConnection) -> bool:
+            got, echo = held.speak(timeout=10)
+            same = held.answered_from in (None, held.peer)  # (UDP: the answer's endpoint; TCP: one socket)
+            return got == traffic.HELD_MARKER and echo == traffic.HELD_MARKER and same
+
         cfg = plan["gateways"]["edge2"]["routers"][0]["ha"]["bfd"]
         for i in range(rounds):
             poll(settled, timeout=30, what="the gateways settled")
             poll(lambda: active_is("edge1"), timeout=20, what="edge1 active")
             time.sleep(0.5)
-            held = traffic.HeldConnection(lab.host("t1"), lab.host("ext1"), ext)
+            held = {
+                kind: traffic.HeldConnection(lab.host("t1"), lab.host("ext1"), ext, port=5601 + n, udp=kind == "udp")
+                for n, kind in enumerate(("tcp", "udp"))
+            }
             cap = pr.popen(
                 ["tcpdump", "-tt", "-e", "-n", "-l", "-i", pr_if, "arp"],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -278,8 +288,7 @@ def failover_main(rounds: int = 5, interval: float = 0.01, out_dir: str = "resul
             lab.gateway("edge1").crash()
             out, _ = stream.communicate(timeout=60)
             window, seqs = traffic.probe_gap(out, interval)
-            got, echo = held.speak(timeout=10)
-            survived = got == traffic.HELD_MARKER and echo == traffic.HELD_MARKER
+            kept = {kind: survived(h) for kind, h in held.items()}
             cap.terminate()
             arp_text, _ = cap.communicate(timeout=10)
             # "<ts> <src mac> > <dst>, ethertype ARP ...: Request who-has A tell A" or "Reply A is-at M"
@@ -300,12 +309,15 @@ def failover_main(rounds: int = 5, interval: float = 0.01, out_dir: str = "resul
                     "loss_window_ms": round(window * 1000, 1),
                     "answered": len(seqs),
                     "sent": count,
-                    "connection_survived": survived,
+                    "tcp_survived": kept["tcp"],
+                    "udp_survived": kept["udp"],
+                    "connection_survived": all(kept.values()),
                 }
             )
             log(
                 f"round {i + 1}: detection {detect * 1000:.0f} ms, loss window {window * 1000:.0f} ms "
-                f"({len(seqs)}/{count} answered), idle connection {'survived' if survived else 'lost'}"
+                f"({len(seqs)}/{count} answered), idle TCP connection {'survived' if kept['tcp'] else 'lost'}, "
+                f"UDP flow {'kept its mapping' if kept['udp'] else 'lost'}"
             )
             lab.stop_gateway("edge1")
             lab.start_gateway("edge1")
@@ -320,21 +332,23 @@ def failover_main(rounds: int = 5, interval: float = 0.01, out_dir: str = "resul
             "max": max(detects, default=float("nan")),
         },
         "loss_window_ms": {"min": min(windows), "median": statistics.median(windows), "max": max(windows)},
-        "connections_survived": sum(r["connection_survived"] for r in rows),
+        "connections_survived": sum(r["tcp_survived"] + r["udp_survived"] for r in rows),
+        "connections": 2 * rounds,
+        "survived": {"tcp": sum(r["tcp_survived"] for r in rows), "udp": sum(r["udp_survived"] for r in rows)},
         "rounds": rounds,
         "probe_interval_ms": interval * 1000,
-        "target_loss_window_ms": 500,
+        "target_loss_window_ms": 500 if bfd_ms is None or bfd_ms >= 100 else 150,
     }
     outp = Path(out_dir)
     outp.mkdir(parents=True, exist_ok=True)
     name = "bench-failover.json" if dut == "reference" else f"bench-failover-{dut}.json"
     (outp / name).write_text(json.dumps({"rounds": rows, "summary": summary}, indent=2))
     print()
-    print(f"{'round':>5} {'detection ms':>13} {'loss window ms':>15} {'answered':>9}  idle connection")
+    print(f"{'round':>5} {'detection ms':>13} {'loss window ms':>15} {'answered':>9}  idle TCP   UDP flow")
     for r in rows:
         print(
             f"{r['round']:5} {r['detection_ms']:13.1f} {r['loss_window_ms']:15.1f} {r['answered']:5}/{r['sent']}"
-            f"  {'survived' if r['connection_survived'] else 'lost'}"
+            f"  {'survived' if r['tcp_survived'] else 'lost':9}  {'kept' if r['udp_survived'] else 'lost'}"
         )
     print()
     print(
@@ -345,8 +359,11 @@ def failover_main(rounds: int = 5, interval: float = 0.01, out_dir: str = "resul
         f"detection   min/median/max: {summary['detection_ms']['min']:.0f} / {summary['detection_ms']['median']:.0f} / {summary['detection_ms']['max']:.0f} ms"
     )
     print(
-        f"loss window min/median/max: {summary['loss_window_ms']['min']:.0f} / {summary['loss_window_ms']['median']:.0f} / {summary['loss_window_ms']['max']:.0f} ms (target < 500 ms)"
+        f"loss window min/median/max: {summary['loss_window_ms']['min']:.0f} / {summary['loss_window_ms']['median']:.0f} / {summary['loss_window_ms']['max']:.0f} ms (target < {summary['target_loss_window_ms']} ms)"
     )
-    print(f"idle connections surviving: {summary['connections_survived']} of {rounds}")
+    print(
+        f"connections surviving: {summary['connections_survived']} of {summary['connections']} "
+        f"(TCP {summary['survived']['tcp']} of {rounds}, UDP {summary['survived']['udp']} of {rounds})"
+    )
     print(f"written: {outp / name}")
     return 0

@@ -203,7 +203,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for dut in duts:
             if dut == "ovs":
                 raise CliError("bench failover: the ovs DUT has no HA; choose --dut reference or --dut linux")
-        return max(bench.failover_main(rounds=args.rounds, out_dir=args.out, dut=dut) for dut in duts)
+        return max(
+            bench.failover_main(rounds=args.rounds, out_dir=args.out, dut=dut, bfd_ms=args.bfd_ms) for dut in duts
+        )
     if args.what == "services":
         from edgelab import bench_services
 
@@ -319,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="routes: table sizes to measure, comma-separated (default 10000,100000,1000000)",
     )
     be.add_argument("--rounds", type=int, default=5, help="failovers to measure (failover, evi)")
+    be.add_argument(
+        "--bfd-ms",
+        type=int,
+        default=None,
+        help="failover: the BFD interval (Linux: VRRP's advert interval) instead of the plan's 100 ms",
+    )
     be.add_argument(
         "--dut",
         action="append",

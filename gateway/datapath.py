@@ -62,7 +62,7 @@ class Datapath:
         self.cache = Cache(self.epoch, cfg.cache.enabled, cfg.cache.capacity, cfg.cache.idle_timeout)
         self.ownership = Ownership(self.model, self.epoch, self.pipeline.run)
         # Connection state replicated with the peer SRs (ha/sync.py), when an SR has any.
-        sync = StateSync(self.model, cfg.routers, self._sync_send, time.monotonic())
+        sync = StateSync(self.model, cfg.routers, self._sync_send, self.process, time.monotonic())
         self.sync: StateSync | None = sync if sync else None
         self.started = time.time()
         self.trace_budget = 0
@@ -166,6 +166,8 @@ class Datapath:
             return self.services is not None and self.services.take(meta, payload)
         if client == "sync":
             return self.sync is not None and self.sync.receive(meta, payload, time.monotonic())
+        if client == "sync-hold":
+            return self.sync is not None and self.sync.hold(meta, payload, time.monotonic())
         delivered = False
         for server in self.ipcs:
             delivered = server.deliver(client, meta, payload) or delivered

@@ -15,15 +15,10 @@ The channel: UDP between the SRs' transit addresses, TTL 255 on send and
 checked on receive (RFC 5082, as BFD does), from a configured peer only.
 Once a peer has spoken, its messages are answered at its MAC directly (the
 peer's address may be one we hold for it after a takeover: it is back, but
-not yet up).  The messages (``syncwire.py``) carry the sender's ``boot``
-(random at start) and ``seq`` (numbering its UPDATEs).  Kinds:
-
-- UPDATE: records, each an upsert or a delete of one connection (its tuples,
-  state, the names of the rules behind it; a name this SR does not know
-  refuses the record); the last of a full dump has the DUMP_END flag;
-- HELLO (every second): the last seq sent, so a lost last UPDATE is noticed;
-- RESYNC: send me everything (a peer that starts; a gap its buffer cannot fill);
-- NACK: resend ``from``..``to``.
+not yet up).  The messages (UPDATE, HELLO, RESYNC, NACK: ``syncwire.py``)
+carry the sender's ``boot`` (random at start) and ``seq`` (numbering its
+UPDATEs); a record names the rules behind its connection, and one naming a
+rule this SR does not have is refused (the peers' configs differ).
 
 Repair: a receiver applies UPDATEs in order; one that arrives early waits
 (at most :data:`STASH` of them) while the gap is asked for with a NACK; the
@@ -53,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.ha import syncwire as wire
+from gateway.ha.hold import WaitForPeers
 from gateway.headers import IPPROTO_UDP, IPv4, Udp, ip_str
 from gateway.model import Model, Router
 from gateway.services.conntrack import Conn
@@ -61,22 +57,8 @@ from gateway.services.rules import SnatRule
 RESEND = 512  # messages kept for a NACK
 STASH = 64  # early messages waiting for a gap to fill
 MAX_GONE = 65536  # deletes waiting to leave
-HELLO_EVERY = 1.0
-RESYNC_EVERY = 2.0
-NACK_EVERY = 0.2
+HELLO_EVERY, RESYNC_EVERY, NACK_EVERY = 1.0, 2.0, 0.2  # seconds between them, at least
 LIMITED_WAIT = 0.005  # how soon to look again when the rate holds records back
-
-# How a received message or record can be refused (counted per peer, or per router when
-# the sender is no peer at all).
-REFUSALS = (
-    "not-peer",  # from an address that is no configured peer, or TTL not 255
-    "malformed",  # too short, a bad header, a record cut short, a count that does not match
-    "replayed",  # a seq already applied, or a boot the peer had before
-    "stash-full",  # too many early messages: dropped, a full resync asked for
-    "bad-record",  # a state, class or op out of range
-    "unknown-rule",  # a rule name this SR does not have (the peers' configs differ)
-    "table-full",  # the table's quota or the node's bound is reached
-)
 
 Sender = Callable[[Router, int, "bytes | None", bytes], None]
 
@@ -107,11 +89,7 @@ class Peer:
             "expected_seq": self.expected,
             "synced": self.synced,
             "heard_ago": round(now - self.heard, 1) if self.heard is not None else None,
-            "messages": self.messages,
-            "records": self.records,
-            "applied": self.applied,
-            "resyncs": self.resyncs,
-            "nacks_sent": self.nacks_sent,
+            **{k: getattr(self, k) for k in ("messages", "records", "applied", "resyncs", "nacks_sent")},
             "waiting": len(self.stash),
             "refused": dict(self.refused),
         }
@@ -145,6 +123,7 @@ class Channel:
         self.resent = 0
         self.dumps = 0
         self.journal_dropped = 0
+        self.installs = 0  # entries installed from peers since StateSync last looked
         self.refused: Counter[str] = Counter()  # from no peer
 
     # -- sending ------------------------------------------------------------------------
@@ -339,6 +318,7 @@ class Channel:
                 reason = self._install(peer, rec, now)
                 if reason is None:
                     peer.applied += 1
+                    self.installs += 1
                 else:
                     peer.refused[reason] += 1
         if flags & wire.DUMP_END:
@@ -398,9 +378,10 @@ def _named(name: str, rules: list[Any]) -> Any:
 
 
 class StateSync:
-    """Every replicating SR of this node (an SR with services and HA peers, sync on)."""
+    """Every replicating SR of this node (an SR with services and HA peers, sync on), and
+    the packets waiting for its peers' messages (``hold.py``)."""
 
-    def __init__(self, model: Model, configs: list[Any], send: Sender, now: float) -> None:
+    def __init__(self, model: Model, configs: list[Any], send: Sender, rerun: Any, now: float) -> None:
         self.send = send
         self.channels: dict[str, Channel] = {}
         self.port = 0
@@ -415,6 +396,7 @@ class StateSync:
             self.port = ha.sync.port
             self.channels[router.label] = Channel(router, peers, ha.sync.port, ha.sync.rate, ha.sync.refresh, now)
         self.unknown = 0  # a punt for an SR that does not replicate
+        self.waiting = WaitForPeers(set(self.channels), rerun)
 
     def __bool__(self) -> bool:
         return bool(self.channels)
@@ -435,10 +417,25 @@ class StateSync:
     def flush(self, now: float) -> None:
         for ch in self.channels.values():
             ch.flush(now, self.send)
+        self.waiting.replay(now, self.installed)
+
+    def installed(self) -> bool:
+        """Whether a peer's message installed something since the last look."""
+        got = False
+        for ch in self.channels.values():
+            if ch.installs:
+                ch.installs, got = 0, True
+        return got
+
+    def hold(self, meta: dict[str, Any], frame: bytes, now: float) -> bool:
+        return self.waiting.hold(meta, frame, now)
 
     def wait(self, now: float) -> float | None:
         """How soon the loop must call :meth:`flush` again (None: nothing is waiting)."""
         waits = [0.0 if ch.tokens >= 1 else LIMITED_WAIT for ch in self.channels.values() if ch.pending()]
+        held = self.waiting.wait(now)
+        if held is not None:
+            waits.append(held)
         return min(waits) if waits else None
 
     def tick(self, now: float) -> None:
@@ -446,4 +443,8 @@ class StateSync:
             ch.tick(now, self.send)
 
     def show(self, now: float) -> dict[str, Any]:
-        return {"routers": {label: ch.show(now) for label, ch in self.channels.items()}, "unknown": self.unknown}
+        return {
+            "routers": {label: ch.show(now) for label, ch in self.channels.items()},
+            "unknown": self.unknown,
+            "held_for_peers": self.waiting.show(),
+        }

@@ -13,8 +13,11 @@ Record (an UPDATE holds ``count`` of them)::
     flags (u8: bit 0 inbound), idle (u32, ms),
     four names (u8 length + UTF-8): SNAT rule, DNAT rule, firewall rule, ALG
 
-A NACK carries two u32 after the header: the first and last seq to resend.
-All in network byte order.
+Kinds: UPDATE (``count`` records; the last of a full dump has the DUMP_END
+flag), HELLO (every second: seq is the last UPDATE sent, so a lost last one is
+noticed), RESYNC (send me everything: a peer that starts, a gap the sender's
+buffer no longer holds), NACK (two u32 after the header: the first and last
+seq to resend).  Every kind carries the sender's seq.  All in network byte order.
 """
 
 from __future__ import annotations
@@ -89,3 +92,16 @@ def decode(body: bytes, count: int) -> list[tuple[Any, ...]] | None:
     if off != len(body):
         return None
     return out
+
+
+# How a received message or record can be refused (counted per peer, or per router when
+# the sender is no peer at all).
+REFUSALS = (
+    "not-peer",  # from an address that is no configured peer, or TTL not 255
+    "malformed",  # too short, a bad header, a record cut short, a count that does not match
+    "replayed",  # a seq already applied, or a boot the peer had before
+    "stash-full",  # too many early messages: dropped, a full resync asked for
+    "bad-record",  # a state, class or op out of range
+    "unknown-rule",  # a rule name this SR does not have (the peers' configs differ)
+    "table-full",  # the table's quota or the node's bound is reached
+)

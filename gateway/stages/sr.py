@@ -32,6 +32,9 @@ from gateway.stages.base import DONE
 from gateway.stages.routing import RouterStage
 from gateway.tables.fib import Route
 
+# Refusals a peer's replication may undo (no entry yet), before any rewrite of the packet.
+WAIT_FOR_PEER = frozenset({"nat-no-session", "ct-invalid"})
+
 
 class ServiceRouter(RouterStage):
     name = "sr"
@@ -63,7 +66,18 @@ class ServiceRouter(RouterStage):
         svc = pkt.router.services  # type: ignore[union-attr]
         if svc is None:
             return None
-        return self._refused(pkt, svc.inbound(pkt, monotonic()))
+        verdict = svc.inbound(pkt, monotonic())
+        if verdict is not None and verdict.reason in WAIT_FOR_PEER and pkt.in_port is not None:
+            # No connection for it here yet, but a peer SR may be replicating it right now (a
+            # reply that came back through this SR, active/active): the replication holds it
+            # a moment and carries it on once the entry is in, or drops it then.
+            meta = {"router": pkt.router.label, "port": pkt.in_port, "vlan": pkt.vlan, "reason": verdict.reason}  # type: ignore[union-attr]
+            if self.ctx.punt("sync-hold", meta, bytes(pkt.buf)):
+                if pkt.fx is not None:
+                    pkt.fx.no_cache("held")
+                pkt.note(self.name, f"{verdict.reason}: held for the peers' replication")
+                return DONE
+        return self._refused(pkt, verdict)
 
     def after_route(self, pkt: Packet, route: Route) -> str | None:
         svc = pkt.router.services  # type: ignore[union-attr]

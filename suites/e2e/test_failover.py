@@ -19,6 +19,7 @@ from topologies.nodes import run
 
 EXT = "198.51.100.10"
 PROBE_INTERVAL = 0.01
+PUBLICS = ("203.0.113.10", "203.0.113.11")  # edge1's public NAT addresses (edge2's peer publics)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,7 @@ def test_kill_active_sr_traffic_moves_to_standby_and_back(ha):
     # The target (edgelab bench failover: under 500 ms; its worst case so far about 300 ms).
     assert window < 0.5, f"loss window {window * 1000:.0f} ms"
     owned = edge2.show("ha")["owned"]["t1-sr"]
-    assert set(owned) == {"169.254.0.2", plan["uplinks"]["edge1"]}
+    assert set(owned) == {"169.254.0.2", plan["uplinks"]["edge1"], *PUBLICS}, "its addresses and public NAT addresses"
     assert edge2.show("ha")["garps"] > garps_before
     assert dr_neighbour(ha, "169.254.0.2") == plan["transit"]["mac"]["edge2"], "the DR's neighbour entry moved"
     from scapy.layers.l2 import ARP
@@ -127,6 +128,42 @@ def test_kill_active_sr_traffic_moves_to_standby_and_back(ha):
     )
     result = traffic.ping(ha.host("t1"), EXT, count=3)
     assert result.ok, result.text
+
+
+def sync_peer(lab: Any, edge: str, peer: str) -> dict[str, Any]:
+    return dict(lab.gateway(edge).show("ha")["sync"]["routers"]["t1-sr"]["peers"][peer])
+
+
+@pytest.mark.needs("ha.stateful", "fault.crash", "internals.ha")
+def test_a_transfer_through_snat_goes_on_across_a_crash_and_the_failback(ha):
+    """A transfer t1 -> ext1 through SNAT runs while edge1 crashes and while it comes back and
+    takes its addresses back: it arrives whole.  Supporting evidence from both SRs: edge2 had
+    the connection from edge1 before the crash, edge1 had the whole table from edge2 before
+    it took its addresses back, and neither refused anything."""
+    poll(lambda: both_up(ha), timeout=15, what="BFD up before the failover")
+    stream = traffic.TcpStream(ha.host("t1"), ha.host("ext1"), EXT, 5711, seconds=16, nbytes=4 << 20)
+    try:
+        time.sleep(2.0)
+        from_edge1 = sync_peer(ha, "edge2", "169.254.0.2")
+        assert from_edge1["synced"] and from_edge1["applied"] >= 1, from_edge1
+        ha.gateway("edge1").crash()
+        poll(lambda: "169.254.0.2" in ha.gateway("edge2").show("ha")["owned"]["t1-sr"], timeout=5, what="takeover")
+        time.sleep(2.0)
+        ha.stop_gateway("edge1")
+        ha.start_gateway("edge1")
+        poll(lambda: both_up(ha), timeout=15, what="BFD up again after edge1 restarted")
+        poll(lambda: ha.gateway("edge2").show("ha")["owned"]["t1-sr"] == [], timeout=5, what="failback")
+        assert stream.client.poll() is None, "the transfer ended before the failback: make it longer"
+        from_edge2 = sync_peer(ha, "edge1", "169.254.0.3")
+        assert from_edge2["synced"] and from_edge2["resyncs"] >= 1 and from_edge2["applied"] >= 1, from_edge2
+        res = stream.result()
+    finally:
+        stream.close()
+    cli, srv = res["client"], res["server"]
+    assert not cli.get("error") and cli.get("bytes") == 4 << 20 and srv.get("sha256") == cli.get("sha256"), res
+    assert srv["peer"] == "203.0.113.10", "through SNAT: ext1 saw the pool address"
+    for edge, peer in (("edge1", "169.254.0.3"), ("edge2", "169.254.0.2")):
+        assert not sync_peer(ha, edge, peer)["refused"], f"{edge} refused replication from {peer}"
 
 
 @pytest.mark.needs("ha.failover", "internals.ha")

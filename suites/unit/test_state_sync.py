@@ -38,6 +38,7 @@ class Edge:
         self.sync = self.dp.sync
         assert self.sync is not None
         self.channel = self.sync.channels["t1-sr"]
+        self.to_dr: list[bytes] = []
         # The DR and the provider router are known neighbours (as after their first ARP).
         for port, mac, ip, me in (
             ("transit", DR_MAC, "169.254.0.1", TRANSIT_MAC[name]),
@@ -83,8 +84,8 @@ class Pair:
                         self.drop_next -= 1
                         self.lost.append(f)
                         continue
-                    dst = f[0:6]
-                    if dst == bytes.fromhex(DR_MAC.replace(":", "")):
+                    if f[0:6] == bytes.fromhex(DR_MAC.replace(":", "")):
+                        a.to_dr.append(f)  # for the DR (not on this in-memory segment)
                         continue
                     b.dp.receive(b.dp.model.ports["transit"], bytearray(f), None)
                     moved = True
@@ -320,3 +321,33 @@ def test_the_rate_bounds_what_leaves_and_the_rest_follows(pair):
         pair.now += 0.02
         pair.exchange()
     assert {c.orig.sport for c in pair.e2.ct.conns()} >= set(range(44000, 44030))
+
+
+def test_a_reply_through_the_other_sr_waits_for_the_replication_then_crosses(pair):
+    """Active/active: t1's SYN left through edge2, the SYN-ACK comes back through edge1 (it
+    answers for the public address) before edge2's message about the connection.  edge1
+    holds it a moment and forwards it once the entry is in: nothing is dropped."""
+    e1, e2 = pair.e1, pair.e2
+    e2.recv("transit", tcp_out("S", sport=45000, edge="edge2"))
+    (syn,) = e2.take("uplink")
+    port = IP(syn[14:])[TCP].sport
+    e1.recv("uplink", tcp_in("edge1", "SA", port, ack=1001))  # before any replication
+    assert e1.take("transit") == [] and e1.drops().get("sr/nat-no-session", 0) == 0
+    assert e1.sync.waiting.show()["waiting"] == 1
+    now = time.monotonic()  # (within the reply's wait: the datapaths' clock, not the pair's)
+    e2.sync.flush(now)
+    for f in e2.take("transit"):  # edge2's message arrives ...
+        e1.recv("transit", f)
+    e1.sync.flush(now)  # ... and the held reply runs again
+    (down,) = [f for f in e1.take("transit") if IP(f[14:]).dst == T1]
+    assert IP(down[14:])[TCP].dport == 45000
+    assert e1.sync.waiting.show() == {"held": 1, "released": 1, "dropped": 0, "not_held": 0, "waiting": 0}
+
+
+def test_a_packet_of_no_connection_anywhere_is_dropped_and_counted_after_its_wait(pair):
+    e1 = pair.e1
+    e1.recv("uplink", tcp_in("edge1", "SA", 50999, ack=1))
+    assert e1.drops().get("sr/nat-no-session", 0) == 0
+    e1.sync.flush(time.monotonic() + 0.06)  # past its wait
+    assert e1.drops()["sr/ct-invalid"] == 1 and e1.take("transit") == []  # a SYN-ACK of no connection
+    assert e1.sync.waiting.show()["dropped"] == 1
