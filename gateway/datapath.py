@@ -164,10 +164,9 @@ class Datapath:
             return self.kernel is not None and self.kernel.deliver(meta["tag"], payload)
         if client == "service":
             return self.services is not None and self.services.take(meta, payload)
-        if client == "sync":
-            return self.sync is not None and self.sync.receive(meta, payload, time.monotonic())
-        if client == "sync-hold":
-            return self.sync is not None and self.sync.hold(meta, payload, time.monotonic())
+        if client in ("sync", "sync-hold"):  # a peer's replication message; a packet waiting for one
+            take = getattr(self.sync, "receive" if client == "sync" else "hold", None)  # (None: no sync)
+            return take is not None and bool(take(meta, payload, time.monotonic()))
         delivered = False
         for server in self.ipcs:
             delivered = server.deliver(client, meta, payload) or delivered
