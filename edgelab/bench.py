@@ -214,8 +214,40 @@ def _evi_flows() -> dict[str, Any]:
 
 
 # -- SR failover ----------------------------------------------------------------------------
+def _load_round(lab: Any, pps: int, settled: Any, edge1_active: Any, uplink: str, standby_mac: str) -> dict[str, Any]:
+    """10 s of UDP at ``pps`` through the active SR, the provider's segment watched for ARP."""
+    from scapy.layers.l2 import ARP
+
+    from suites.lib import traffic
+    from suites.lib.expect import poll
+
+    poll(settled, timeout=30, what="the gateways settled")
+    poll(edge1_active, timeout=20, what="edge1 active")
+    pr = lab.host("pr")
+    cap = traffic.Capture(pr, lab.intf_towards("pr", "sp"), seconds=60, max_frames=20000, arp_only=True)
+    try:
+        res = traffic.UdpLoad(lab.host("t1"), lab.host("ext1"), "198.51.100.10", 5702, pps, 10).result()
+    finally:
+        arps = cap.stop()
+    claims = [f for f in arps if ARP in f and f[ARP].psrc == uplink and f[ARP].hwsrc.lower() == standby_mac]
+    row = {
+        "pps": pps,
+        "sent": res.get("sent", 0),
+        "received": res.get("received", 0),
+        "delivered": round(res.get("received", 0) / max(1, res.get("sent", 0)), 4),
+        "false_takeovers": len(claims),
+    }
+    log(f"load {pps} pps: {row['delivered'] * 100:.1f} % delivered, {len(claims)} ARP claims by the standby")
+    return row
+
+
 def failover_main(
-    rounds: int = 5, interval: float = 0.01, out_dir: str = "results", dut: str = "reference", bfd_ms: int | None = None
+    rounds: int = 5,
+    interval: float = 0.01,
+    out_dir: str = "results",
+    dut: str = "reference",
+    bfd_ms: int | None = None,
+    loads: list[int] | None = None,
 ) -> int:
     """``edgelab bench failover``: detection time, loss window and the survival of connections
     over repeated failovers of edge-ha's active SR, for any DUT that does HA, judged on the wire.
@@ -231,6 +263,9 @@ def failover_main(
     UDP flow's answer must come from the same public endpoint).  Then edge1 comes back and
     the round waits until the provider reaches the uplink address at edge1's MAC again.
     ``bfd_ms``: the BFD interval (VRRP's advert interval for Linux) instead of the plan's.
+    ``loads``: first, for each rate (packets a second), 10 s of UDP t1 -> ext1 through the
+    active SR with the provider's segment watched for ARP: what arrived, and how often edge2
+    claimed edge1's uplink address meanwhile (a false failover: edge1 was alive).
     """
     import re
     import subprocess
@@ -266,6 +301,9 @@ def failover_main(
             return got == traffic.HELD_MARKER and echo == traffic.HELD_MARKER and same
 
         cfg = plan["gateways"]["edge2"]["routers"][0]["ha"]["bfd"]
+        load_rows = [
+            _load_round(lab, pps, settled, lambda: active_is("edge1"), uplink, mac["edge2"]) for pps in loads or []
+        ]
         for i in range(rounds):
             poll(settled, timeout=30, what="the gateways settled")
             poll(lambda: active_is("edge1"), timeout=20, what="edge1 active")
@@ -338,6 +376,7 @@ def failover_main(
         "rounds": rounds,
         "probe_interval_ms": interval * 1000,
         "target_loss_window_ms": 500 if bfd_ms is None or bfd_ms >= 100 else 150,
+        "load": load_rows,
     }
     outp = Path(out_dir)
     outp.mkdir(parents=True, exist_ok=True)
@@ -361,6 +400,11 @@ def failover_main(
     print(
         f"loss window min/median/max: {summary['loss_window_ms']['min']:.0f} / {summary['loss_window_ms']['median']:.0f} / {summary['loss_window_ms']['max']:.0f} ms (target < {summary['target_loss_window_ms']} ms)"
     )
+    for r in load_rows:
+        print(
+            f"under load: {r['pps']} pps offered for 10 s, {r['delivered'] * 100:.1f} % delivered, "
+            f"false takeovers {r['false_takeovers']}"
+        )
     print(
         f"connections surviving: {summary['connections_survived']} of {summary['connections']} "
         f"(TCP {summary['survived']['tcp']} of {rounds}, UDP {summary['survived']['udp']} of {rounds})"

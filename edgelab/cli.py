@@ -204,7 +204,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             if dut == "ovs":
                 raise CliError("bench failover: the ovs DUT has no HA; choose --dut reference or --dut linux")
         return max(
-            bench.failover_main(rounds=args.rounds, out_dir=args.out, dut=dut, bfd_ms=args.bfd_ms) for dut in duts
+            bench.failover_main(rounds=args.rounds, out_dir=args.out, dut=dut, bfd_ms=args.bfd_ms, loads=args.load_pps)
+            for dut in duts
         )
     if args.what == "services":
         from edgelab import bench_services
@@ -326,6 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="failover: the BFD interval (Linux: VRRP's advert interval) instead of the plan's 100 ms",
+    )
+    be.add_argument(
+        "--load-pps",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=None,
+        help="failover: first 10 s of UDP through the active SR at each of these rates (comma-separated), "
+        "counting false takeovers",
     )
     be.add_argument(
         "--dut",

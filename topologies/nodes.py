@@ -110,12 +110,19 @@ class FrrRouter(TestHost):
     ``frr_routes`` (prefix -> next hop) become ``ip route`` lines of staticd;
     ``frr_bgp`` ({asn, neighbors: [{address, asn}], networks, loopback}) makes
     it a BGP speaker announcing ``networks`` (``loopback``: an address on
-    ``lo`` inside them, so there is something to reach).  The daemons run in
+    ``lo`` inside them, so there is something to reach); ``frr_bfd`` ({local,
+    peers, interval_ms, mult}) runs bfdd with a single-hop session to each peer.  The daemons run in
     the node's namespace with their own config and vty socket directory, and
     stop with the node.
     """
 
-    def config(self, frr_routes: dict[str, str] | None = None, frr_bgp: dict | None = None, **params):  # type: ignore[no-untyped-def,type-arg]
+    def config(
+        self,
+        frr_routes: dict[str, str] | None = None,
+        frr_bgp: dict | None = None,
+        frr_bfd: dict | None = None,
+        **params,
+    ):  # type: ignore[no-untyped-def,type-arg]
         import os
         import shutil
         import tempfile
@@ -140,6 +147,19 @@ class FrrRouter(TestHost):
                 " exit-address-family",
             ]
             self.frr_daemons.append("bgpd")
+        if frr_bfd:
+            ms, mult = frr_bfd.get("interval_ms", 100), frr_bfd.get("mult", 3)
+            lines.append("bfd")
+            for peer in frr_bfd["peers"]:
+                lines += [
+                    f" peer {peer} local-address {frr_bfd['local']}",
+                    f"  receive-interval {ms}",
+                    f"  transmit-interval {ms}",
+                    f"  detect-multiplier {mult}",
+                    " exit",
+                ]
+            lines.append("exit")
+            self.frr_daemons.append("bfdd")
         conf = os.path.join(self.frr_dir, "frr.conf")
         with open(conf, "w") as fh:
             fh.write("\n".join(lines) + "\n")

@@ -88,6 +88,8 @@ class HaConfig:
     preempt: bool = True
     socket: str = ""
     sync: SyncConfig | None = field(default_factory=SyncConfig)
+    # Routers on the SR's segments to run BFD with too (the provider's): watched, never taken over.
+    neighbors: list[ipaddress.IPv4Address] = field(default_factory=list)
 
 
 @dataclass
@@ -215,7 +217,11 @@ def parse_ha(r: Reader, value: Any, path: str, node: str, router: str) -> HaConf
     if "sync" in hb:
         ha.sync = parse_sync(r, hb["sync"], f"{path}.sync")
     if hb.get("bfd") is not None:
-        bb = r.mapping(hb["bfd"], f"{path}.bfd", (), ("tx_ms", "rx_ms", "mult"))
+        bb = r.mapping(hb["bfd"], f"{path}.bfd", (), ("tx_ms", "rx_ms", "mult", "neighbors"))
+        ha.neighbors = [
+            r.address(a, f"{path}.bfd.neighbors[{j}]")
+            for j, a in enumerate(r.sequence(bb.get("neighbors") or [], f"{path}.bfd.neighbors"))
+        ]
         ha.tx_ms = r.integer(bb.get("tx_ms", 100), f"{path}.bfd.tx_ms", 10, 60000)
         ha.rx_ms = r.integer(bb.get("rx_ms", 100), f"{path}.bfd.rx_ms", 10, 60000)
         ha.mult = r.integer(bb.get("mult", 3), f"{path}.bfd.mult", 1, 255)

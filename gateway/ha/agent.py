@@ -11,6 +11,10 @@ Sessions: one BFD session (``bfd.py``) per *path* to each peer SR named in
 each of its other addresses (the uplink) over that segment.  A peer is up
 while any of its sessions is up.
 
+BFD neighbors (``ha.bfd.neighbors``: the provider router, say): a session
+each from our address on its segment; watched and shown, never taken over
+(the neighbor learns at once when this SR dies).
+
 Failover: when a peer that was up has no session up any more, it failed; the
 agent asks the datapath to take over the peer's addresses, and the datapath
 sends a gratuitous ARP for each, so the DR's and the provider's neighbour
@@ -102,6 +106,7 @@ class Agent:
         self.own: dict[str, list[int]] = {}  # router -> our own SR addresses
         self.yielded: dict[str, set[int]] = {}  # router -> own addresses not claimed (no preemption)
         self.started = time.monotonic()
+        self.neighbors: list[tuple[str, Path]] = []  # (router, path) of each BFD neighbor
         for rc in cfg.routers:
             if rc.ha is None or rc.transit is None or rc.transit.sr is None or rc.sr is None:
                 continue
@@ -125,6 +130,12 @@ class Agent:
                 # Taken over on failure: its addresses, and the public NAT addresses it answers for.
                 held = [int(hp.transit), *map(int, hp.addresses), *map(int, hp.publics)]
                 self.peers.append(Peer(rc.name, int(hp.transit), held, paths))
+            for nb in rc.ha.neighbors:  # BFD with a router on our segments: watched, never taken over
+                local = next((ip for ip, net in mine if nb in net), None)
+                if local is None:
+                    raise config.ConfigError(f"{cfg.source}: BFD neighbor {nb} is on no segment of this SR")
+                session = Session(random.randint(1, 2**32 - 1), rc.ha.tx_ms * 1000, rc.ha.rx_ms * 1000, rc.ha.mult)
+                self.neighbors.append((rc.name, Path(local, int(nb), session, random.randint(49152, 65535))))
             names = {p.name: p.ifname for p in cfg.ports.values()}
             used = {inst.records[0].port for inst in cfg.instances.values() if inst.records}
             self.ifnames = sorted(names[p] for p in used if p in names)
@@ -161,6 +172,15 @@ class Agent:
         dst = int.from_bytes(payload[16:20], "big")
         ihl = (payload[0] & 0x0F) * 4
         dport = (payload[ihl + 2] << 8) | payload[ihl + 3]
+        for router, path in self.neighbors:
+            if (
+                f"{router}-sr" == meta.get("router")
+                and path.remote == src
+                and path.local == dst
+                and dport != HELLO_PORT
+            ):
+                path.session.receive(payload[ihl + 8 :], now)
+                return
         for peer in self.peers:
             if f"{peer.router}-sr" != meta.get("router"):
                 continue
@@ -197,6 +217,8 @@ class Agent:
         down = [name for name in self.ifnames if not link_up(name)]
         if down and not self.fenced:
             self.fenced = True
+            for _router, path in self.neighbors:
+                path.session.admin_down(now)
             for peer in self.peers:
                 for path in peer.paths:
                     path.session.admin_down(now)
@@ -205,10 +227,9 @@ class Agent:
             self._log({"event": "fenced", "links_down": down, "t": round(now, 3)})
         elif not down and self.fenced:
             self.fenced = False
-            for peer in self.peers:
-                for path in peer.paths:
-                    path.session.state = DOWN  # out of AdminDown: the sessions start again
-                    path.session.next_tx = now
+            for path in [p for _r, p in self.neighbors] + [p for peer in self.peers for p in peer.paths]:
+                path.session.state = DOWN  # out of AdminDown: the sessions start again
+                path.session.next_tx = now
             self._log({"event": "unfenced", "t": round(now, 3)})
 
     def react(self, peer: Peer, now: float) -> None:
@@ -264,6 +285,7 @@ class Agent:
                 "paths": paths,
                 "last_events": p.events[-4:],
             }
+        out["neighbors"] = {ip_str(p.remote): p.session.status() for _router, p in self.neighbors}
         out["fenced"] = self.fenced
         out["yielded"] = {r: sorted(ip_str(i) for i in y) for r, y in self.yielded.items()}
         return out
@@ -273,10 +295,18 @@ class Agent:
         end = None if seconds is None else time.monotonic() + seconds
         next_status = 0.0
         next_hello = 0.0
-        paths = [path for peer in self.peers for path in peer.paths]
+        paths = [path for peer in self.peers for path in peer.paths] + [p for _r, p in self.neighbors]
         while end is None or time.monotonic() < end:
             now = time.monotonic()
             self.check_links(now)
+            for router, path in self.neighbors:
+                out = path.session.poll(now)
+                if out is not None:
+                    self._send({"type": "send", "router": f"{router}-sr"}, self.bfd_packet(path, out))
+                for when, old, new, diag in path.session.changes[path.seen :]:
+                    self._log({"event": "bfd", "neighbor": ip_str(path.remote), "from": old, "to": new,
+                               "diag": diag, "t": round(when, 3)})  # fmt: skip
+                path.seen = len(path.session.changes)
             for peer in self.peers:
                 for path in peer.paths:
                     out = path.session.poll(now)

@@ -44,12 +44,12 @@ from __future__ import annotations
 import random
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.ha import syncwire as wire
 from gateway.ha.hold import WaitForPeers
-from gateway.headers import IPPROTO_UDP, IPv4, Udp, ip_str
+from gateway.ha.syncpeer import Peer
+from gateway.headers import IPPROTO_UDP, IPv4, Udp, checksum, ip_str, pseudo_header
 from gateway.model import Model, Router
 from gateway.services.conntrack import Conn
 from gateway.services.rules import SnatRule
@@ -61,38 +61,6 @@ HELLO_EVERY, RESYNC_EVERY, NACK_EVERY = 1.0, 2.0, 0.2  # seconds between them, a
 LIMITED_WAIT = 0.005  # how soon to look again when the rate holds records back
 
 Sender = Callable[[Router, int, "bytes | None", bytes], None]
-
-
-@dataclass
-class Peer:
-    transit: int
-    sources: frozenset[int]  # addresses it may send from (its transit address, its others)
-    boot: int | None = None
-    old_boots: deque[int] = field(default_factory=lambda: deque(maxlen=8))
-    expected: int = 1
-    stash: dict[int, tuple[int, bytes, int]] = field(default_factory=dict)
-    synced: bool = False
-    asked_at: float = -1e9  # last RESYNC sent
-    nacked_at: float = -1e9
-    mac: bytes | None = None
-    heard: float | None = None
-    messages: int = 0
-    records: int = 0
-    applied: int = 0
-    resyncs: int = 0
-    nacks_sent: int = 0
-    refused: Counter[str] = field(default_factory=Counter)
-
-    def show(self, now: float) -> dict[str, Any]:
-        return {
-            "boot": f"{self.boot:08x}" if self.boot is not None else None,
-            "expected_seq": self.expected,
-            "synced": self.synced,
-            "heard_ago": round(now - self.heard, 1) if self.heard is not None else None,
-            **{k: getattr(self, k) for k in ("messages", "records", "applied", "resyncs", "nacks_sent")},
-            "waiting": len(self.stash),
-            "refused": dict(self.refused),
-        }
 
 
 class Channel:
@@ -124,6 +92,7 @@ class Channel:
         self.dumps = 0
         self.journal_dropped = 0
         self.installs = 0  # entries installed from peers since StateSync last looked
+        self.corrupt = 0  # messages whose UDP checksum is wrong
         self.refused: Counter[str] = Counter()  # from no peer
 
     # -- sending ------------------------------------------------------------------------
@@ -238,20 +207,12 @@ class Channel:
         if magic != wire.MAGIC or version != wire.VERSION or kind not in wire.KINDS:
             peer.refused["malformed"] += 1
             return
-        if boot != peer.boot:
-            if boot in peer.old_boots:
-                peer.refused["replayed"] += 1
-                return
-            if peer.boot is not None:
-                # The peer restarted: its new life starts at 1 (it asks us for everything).
-                peer.old_boots.append(peer.boot)
-                peer.expected = 1
-            else:
-                # First words from it since we started: what came before, our RESYNC brings.
-                # (Every kind carries the sender's seq: its last UPDATE's, or this UPDATE's.)
-                peer.expected = max(seq, 1) if kind == wire.UPDATE else seq + 1
-            peer.boot = boot
-            peer.stash.clear()
+        refused = peer.believe(boot, kind, seq)
+        if refused is not None:
+            peer.refused[refused] += 1
+            if refused == "unconfirmed-boot" and kind == wire.RESYNC:
+                self.start_dump()  # (harmless if it was not the peer: it only costs a dump)
+            return
         peer.messages += 1
         body = payload[wire.HEADER.size :]
         if kind == wire.HELLO:
@@ -289,21 +250,18 @@ class Channel:
         if seq < peer.expected or seq in peer.stash:
             peer.refused["replayed"] += 1
             return
-        if seq > peer.expected:
-            if len(peer.stash) >= STASH:
-                # Too far behind to wait: apply what arrived, and ask for everything.
-                peer.refused["stash-full"] += 1
-                peer.stash.clear()
-                peer.expected = seq
-                peer.synced = False
-                peer.asked_at = now
-                self._send(peer, wire.RESYNC, 0, self.seq, 0, b"", send)
-            else:
-                peer.stash[seq] = (flags, body, count)
-                self._nack(peer, seq - 1, now, send)
-                return
-        self._apply(peer, flags, body, count, now)
-        peer.expected = seq + 1
+        peer.stash[seq] = (flags, body, count)
+        if seq > peer.expected and len(peer.stash) > STASH:
+            # Too far behind to wait: the gap is given up (the whole table, asked for now, has
+            # what it held); what is far beyond anything sent lately (a bogus seq) goes too.
+            peer.refused["stash-full"] += 1
+            for s in [s for s in peer.stash if s > peer.expected + 4 * STASH]:
+                del peer.stash[s]
+            peer.synced, peer.asked_at = False, now
+            self._send(peer, wire.RESYNC, 0, self.seq, 0, b"", send)
+            peer.expected = min(peer.stash, default=peer.expected)
+        elif seq > peer.expected:
+            self._nack(peer, seq - 1, now, send)
         while peer.expected in peer.stash:
             self._apply(peer, *peer.stash.pop(peer.expected), now)
             peer.expected += 1
@@ -366,6 +324,7 @@ class Channel:
             "journal_dropped": self.journal_dropped,
             "rate": self.rate,
             "refused_from_no_peer": dict(self.refused),
+            "bad_checksum": self.corrupt,
             "peers": {ip_str(p.transit): p.show(now) for p in self.peers.values()},
         }
 
@@ -408,6 +367,12 @@ class StateSync:
             return True
         ihl = (packet[0] & 0x0F) * 4
         src = int.from_bytes(packet[12:16], "big")
+        udp = packet[ihl:]
+        if len(udp) < 8 or (
+            udp[6:8] != b"\0\0" and checksum(pseudo_header(packet[12:16], packet[16:20], 17, len(udp)) + udp)
+        ):
+            ch.corrupt += 1  # (a corrupted frame; whoever sent it, nothing in it is read)
+            return True
         mac = meta.get("src_mac")
         ch.receive(
             src, packet[8], bytes.fromhex(mac) if isinstance(mac, str) else None, packet[ihl + 8 :], now, self.send

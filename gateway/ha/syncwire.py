@@ -100,6 +100,7 @@ REFUSALS = (
     "not-peer",  # from an address that is no configured peer, or TTL not 255
     "malformed",  # too short, a bad header, a record cut short, a count that does not match
     "replayed",  # a seq already applied, or a boot the peer had before
+    "unconfirmed-boot",  # the first message of what may be a new life of the peer (believed at the second)
     "stash-full",  # too many early messages: dropped, a full resync asked for
     "bad-record",  # a state, class or op out of range
     "unknown-rule",  # a rule name this SR does not have (the peers' configs differ)

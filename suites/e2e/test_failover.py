@@ -334,6 +334,38 @@ def test_both_srs_speak_bgp_and_the_standby_is_ready_before_a_failover(ha):
     poll(lambda: _provider_best(pr) == "bgp via 203.0.113.1", timeout=20, what="the provider back on the active")
 
 
+def _bfd_peers(pr: Any) -> dict[str, dict[str, Any]]:
+    return {p["peer"]: p for p in _vtysh_json(pr, "show bfd peers json")}
+
+
+@pytest.mark.needs("ha.failover", "fault.crash", "internals.ha")
+def test_the_provider_routers_bfdd_watches_both_srs_through_their_datapaths(ha):
+    """FRR's bfdd on the provider router runs a session to each SR's uplink address; the SRs'
+    HA agents answer through their datapaths (punted BFD, their packets routed as the SR's).
+    Both come up with the 100 ms timers agreed; when edge1 dies bfdd sees its session go
+    down within a few detection times, and the session to edge2 stays up.  (The reference
+    gateway's own BFD against FRR's, as edge-ha runs it: no DUT is judged here.)"""
+    pr = ha.host("pr")
+    poll(lambda: both_up(ha), timeout=15, what="BFD up between the SRs")
+    poll(lambda: all(_bfd_peers(pr).get(a, {}).get("status") == "up" for a in ("203.0.113.1", "203.0.113.2")),
+         timeout=20, what="bfdd's sessions to both SRs up")  # fmt: skip
+    one = _bfd_peers(pr)["203.0.113.1"]
+    assert one["receive-interval"] == 100 and one["transmit-interval"] == 100, one
+    assert ha.gateway("edge1").show("ha")["agent"]["neighbors"]["203.0.113.254"]["state"] == "up"
+    try:
+        t0 = time.monotonic()
+        ha.gateway("edge1").crash()
+        poll(lambda: _bfd_peers(pr)["203.0.113.1"]["status"] == "down", timeout=3, what="bfdd seeing edge1 down")
+        took = time.monotonic() - t0
+        assert _bfd_peers(pr)["203.0.113.2"]["status"] == "up", "edge2's session must stay up"
+        assert took < 2.0, f"bfdd took {took:.2f} s to see edge1 down"
+    finally:
+        ha.stop_gateway("edge1")
+        ha.start_gateway("edge1")
+    poll(lambda: both_up(ha), timeout=15, what="BFD up again after edge1 restarted")
+    poll(lambda: _bfd_peers(pr)["203.0.113.1"]["status"] == "up", timeout=20, what="bfdd's session to edge1 up again")
+
+
 def _transit_garp_senders(frames: list[Any]) -> list[str]:
     """Who announced the SR transit address 169.254.0.2 by gratuitous ARP, in order, repeats merged."""
     from scapy.layers.l2 import ARP

@@ -98,3 +98,28 @@ def test_fencing_on_link_loss(ha_agent):
     links["up"] = True
     agent.check_links(3.0)
     assert not agent.fenced and all(p.session.state == DOWN for p in peer.paths)
+
+
+def test_a_bfd_neighbor_is_watched_from_our_address_on_its_segment_and_never_taken_over(ha_agent):
+    """edge-ha's SRs run BFD with the provider router too (ha.bfd.neighbors)."""
+    from gateway.ha.bfd import Packet
+    from gateway.headers import IPv4, Udp
+
+    agent, dp, _ = ha_agent
+    ((router, path),) = agent.neighbors
+    assert (router, agent_mod.ip_str(path.local), agent_mod.ip_str(path.remote)) == (
+        "t1",
+        "203.0.113.2",
+        "203.0.113.254",
+    )
+    # A control packet from the neighbor (as bfdd sends it, TTL 255) reaches its session.
+    body = Packet(state=DOWN, diag=0, mult=3, my_disc=77, your_disc=0, min_tx=100_000, min_rx=100_000).serialize()
+    udp = Udp(49200, agent_mod.BFD_PORT).serialize(body, path.remote, path.local)
+    ip = IPv4(src=path.remote, dst=path.local, proto=17, ttl=255).serialize(len(udp)) + udp
+    agent.on_packet({"type": "packet", "router": "t1-sr"}, ip, 1.0)
+    assert path.session.remote_disc == 77
+    assert "203.0.113.254" in agent.status()["neighbors"]
+    path.session._set_state(DOWN, 1, 2.0)
+    (peer,) = agent.peers
+    agent.react(peer, 2.0)
+    assert not [m for m in messages(dp) if m["type"] == "takeover"], "a neighbor is never taken over"

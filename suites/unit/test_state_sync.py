@@ -292,9 +292,16 @@ def test_bad_replication_messages_are_refused_and_counted_and_change_nothing(pai
     assert any(c.orig.sport == 42002 for c in e2.ct.conns())
     e2.recv("transit", good)
     assert peer.refused["replayed"] == 1
-    # A message of a boot the peer had before is a replay too.
+    # One message of another boot (a forgery, say) does not end the peer's life as we know it.
     old = e1.channel.boot
-    e2.recv("transit", sync_frame(pair, update(e1.channel, 1, [], boot=old ^ 1)))  # the peer "restarted"
+    e2.recv("transit", sync_frame(pair, update(e1.channel, 1, [], boot=old ^ 1)))
+    assert peer.refused["unconfirmed-boot"] == 1 and peer.boot == old
+    e2.recv("transit", sync_frame(pair, update(e1.channel, peer.expected, [record(sport=42004)])))
+    assert any(c.orig.sport == 42004 for c in e2.ct.conns()), "the real peer goes on"
+    # Two are a restart; then a message of the boot the peer had before is a replay.
+    e2.recv("transit", sync_frame(pair, update(e1.channel, 1, [], boot=old ^ 1)))
+    e2.recv("transit", sync_frame(pair, update(e1.channel, 2, [], boot=old ^ 1)))
+    assert peer.boot == old ^ 1
     e2.recv("transit", sync_frame(pair, update(e1.channel, 99, [record(sport=42003)], boot=old)))
     assert peer.refused["replayed"] == 2 and not any(c.orig.sport == 42003 for c in e2.ct.conns())
     # The daemon's own accounting is whole: nothing reached the pipeline's error counter.
@@ -351,3 +358,30 @@ def test_a_packet_of_no_connection_anywhere_is_dropped_and_counted_after_its_wai
     e1.sync.flush(time.monotonic() + 0.06)  # past its wait
     assert e1.drops()["sr/ct-invalid"] == 1 and e1.take("transit") == []  # a SYN-ACK of no connection
     assert e1.sync.waiting.show()["dropped"] == 1
+
+
+def test_fuzzed_replication_messages_never_raise_and_leave_the_table_whole(pair):
+    """Mutated copies of a good UPDATE (bytes flipped, cut, grown) into edge2's channel: each is
+    applied, refused or counted; nothing raises; every entry is reachable by both its tuples
+    and the node's connection count matches the table."""
+    import random
+
+    e1, e2 = pair.e1, pair.e2
+    rng = random.Random(5)
+    peer = e2.channel.peers[ip_int("169.254.0.2")]
+    records = [record(sport=46000 + i) for i in range(3)]
+    for i in range(2000):
+        msg = bytearray(update(e1.channel, max(1, peer.expected + rng.choice((0, 0, 1, -1))), records))
+        for _ in range(rng.randint(0, 3)):
+            at = rng.randrange(len(msg))
+            msg[at] = rng.randrange(256)
+        if rng.random() < 0.2:
+            msg = msg[: rng.randrange(len(msg))]
+        if rng.random() < 0.1:
+            msg += bytes(rng.randrange(256) for _ in range(rng.randint(1, 40)))
+        e2.channel.receive(ip_int("169.254.0.2"), 255, None, bytes(msg), pair.now + i * 0.001, lambda *a: None)
+    ct = e2.ct
+    for conn in ct.conns():
+        assert ct.lookup(conn.orig)[0] is conn and ct.lookup(conn.reply)[0] is conn
+    assert ct.budget.used == len(ct) + len(e2.dp.model.router("t1", "sr").services.ct.conns()) - len(ct)
+    assert sum(peer.refused.values()) > 0 and peer.applied > 0

@@ -68,7 +68,8 @@ def _sr(
                 # replicate their connections (conntrack entries, NAT sessions) to each other.
                 "ha": {
                     "peers": [{"transit": peer_transit, "addresses": [peer_uplink], "publics": peer_publics}],
-                    "bfd": {"tx_ms": 100, "rx_ms": 100, "mult": 3},
+                    # BFD with the provider router too: it learns at once when this SR dies.
+                    "bfd": {"tx_ms": 100, "rx_ms": 100, "mult": 3, "neighbors": ["203.0.113.254"]},
                     "preempt": True,
                 },
             }
@@ -125,6 +126,9 @@ PLAN: dict[str, Any] = {
                 "networks": ["192.0.2.0/24"],
                 "loopback": "192.0.2.1/24",
             },
+            # FRR's bfdd watches both SRs' uplink addresses (their HA agents answer through
+            # their datapaths, as they do for each other).
+            "bfd": {"local": "203.0.113.254", "peers": ["203.0.113.1", "203.0.113.2"], "interval_ms": 100, "mult": 3},
         },
         "ext1": {
             "ip": "198.51.100.10/24",

@@ -31,6 +31,7 @@ class EdgeHaTopo(Topo):
             mac=h["pr"]["mac"],
             frr_routes=h["pr"]["frr_routes"],
             frr_bgp=h["pr"].get("bgp"),
+            frr_bfd=h["pr"].get("bfd"),
         )
         self.addLink("pr", sp)
         self.addHost(
