@@ -386,7 +386,8 @@ def conntrackd(
     """conntrackd beside keepalived (None without HA): the connection table replicated to the
     peer SR over the transit segment, between the two nodes' own (VRRP base) addresses, in
     FTFW mode (acknowledged, resent on loss); with the external cache off, what the peer
-    sends goes straight into this node's kernel table, so a takeover needs no commit step."""
+    sends goes straight into this node's kernel table, so a takeover needs no commit step;
+    a node that starts asks its peer for the whole table (StartupResync)."""
     if vr is None:
         return None
     router = next(r for r in _routers(plan["gateways"][gateway]) if r.get("ha"))
@@ -407,6 +408,7 @@ def conntrackd(
         "Sync {",
         "  Mode FTFW {",
         "    DisableExternalCache On",
+        "    StartupResync On",  # a node that (re)starts asks its peer for the whole table
         "  }",
         "  UDP {",
         f"    IPv4_address {mine}",

@@ -139,7 +139,8 @@ def test_a_transfer_through_snat_goes_on_across_a_crash_and_the_failback(ha):
     """A transfer t1 -> ext1 through SNAT runs while edge1 crashes and while it comes back and
     takes its addresses back: it arrives whole.  Supporting evidence from both SRs: edge2 had
     the connection from edge1 before the crash, edge1 had the whole table from edge2 before
-    it took its addresses back, and neither refused anything."""
+    it took its addresses back, and neither refused a message as malformed, from a non-peer
+    or beyond its table."""
     poll(lambda: both_up(ha), timeout=15, what="BFD up before the failover")
     stream = traffic.TcpStream(ha.host("t1"), ha.host("ext1"), EXT, 5711, seconds=16, nbytes=4 << 20)
     try:
@@ -163,7 +164,12 @@ def test_a_transfer_through_snat_goes_on_across_a_crash_and_the_failback(ha):
     assert not cli.get("error") and cli.get("bytes") == 4 << 20 and srv.get("sha256") == cli.get("sha256"), res
     assert srv["peer"] == "203.0.113.10", "through SNAT: ext1 saw the pool address"
     for edge, peer in (("edge1", "169.254.0.3"), ("edge2", "169.254.0.2")):
-        assert not sync_peer(ha, edge, peer)["refused"], f"{edge} refused replication from {peer}"
+        # (A restarted peer's first message is refused until its second confirms the new life;
+        # a message sent twice is a replay: both harmless.)
+        refused = {
+            k: n for k, n in sync_peer(ha, edge, peer)["refused"].items() if k not in ("unconfirmed-boot", "replayed")
+        }
+        assert not refused, f"{edge} refused replication from {peer}: {refused}"
 
 
 @pytest.mark.needs("ha.failover", "internals.ha")

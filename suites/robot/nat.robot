@@ -77,7 +77,7 @@ A Reset Connection Gives Its Public Port Back
     Given edge1 gets an SNAT pool of 1 ports on 203.0.113.73 for t4
     When t4 connects to ext1 port 9 and is refused
     Then the SYN reached ext1 from 203.0.113.73
-    And within 60 s a new connection from t4 to ext1 port 9 is refused again
+    And within 120 s a new connection from t4 to ext1 port 9 is refused again
     [Teardown]    The rules added by this test are removed
 
 Pool Exhaustion Is Reported By The Reference Gateway
