@@ -270,7 +270,7 @@ class ReferenceGateway(GatewayHandle):
         setattr(self, procs[name][0], procs[name][1]())
 
     def settled(self) -> bool:
-        """Alive, and: with HA, BFD up on every session of its agent; with EVI, its control
+        """Alive, and: with HA, BFD up on every session of its agent (peers and neighbors); with EVI, its control
         process has found another site and elected its site's forwarders, and its links and
         forwarders have not changed for two intervals (the other sites know them)."""
         if not self.alive():
@@ -283,7 +283,8 @@ class ReferenceGateway(GatewayHandle):
             return True
         sessions = self.show("ha")["agent"]
         peers = [v for k, v in sessions.items() if isinstance(v, dict) and "state" in v]
-        return bool(peers) and all(v["state"] == "up" for v in peers)
+        neighbors = list((sessions.get("neighbors") or {}).values())  # BFD with the provider, say
+        return bool(peers) and all(v["state"] == "up" for v in peers + neighbors)
 
     def logs(self) -> dict[str, str]:
         out = {f"{self.name}.log": self.log_text()}
