@@ -165,8 +165,7 @@ class Datapath:
         if client == "service":
             return self.services is not None and self.services.take(meta, payload)
         if client in ("sync", "sync-hold"):  # a peer's replication message; a packet waiting for one
-            take = getattr(self.sync, "receive" if client == "sync" else "hold", None)  # (None: no sync)
-            return take is not None and bool(take(meta, payload, time.monotonic()))
+            return self.sync is not None and self.sync.take(client, meta, payload, time.monotonic())
         delivered = False
         for server in self.ipcs:
             delivered = server.deliver(client, meta, payload) or delivered

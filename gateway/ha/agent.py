@@ -45,6 +45,7 @@ import struct
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway import config
 from gateway.ha.bfd import BFD_PORT, DOWN, HELLO_PORT, UP, Session
@@ -96,6 +97,15 @@ def link_up(ifname: str) -> bool:
     return bool(flags & IFF_UP and flags & IFF_RUNNING)
 
 
+def _path(mine: list[tuple[int, Any]], remote: Any, ha: config.HaConfig, what: str) -> Path:
+    """A BFD session to ``remote`` from our address on its segment (``mine``: (address, network))."""
+    local = next((ip for ip, net in mine if remote in net), None)
+    if local is None:
+        raise config.ConfigError(f"{what} {remote} is on no segment of this SR")
+    session = Session(random.randint(1, 2**32 - 1), ha.tx_ms * 1000, ha.rx_ms * 1000, ha.mult)
+    return Path(local, int(remote), session, random.randint(49152, 65535))
+
+
 class Agent:
     def __init__(self, cfg: config.Config) -> None:
         self.peers: list[Peer] = []
@@ -120,22 +130,14 @@ class Agent:
             # Mirrors the datapath: without preemption it starts claiming none of them.
             self.yielded[rc.name] = set() if rc.ha.preempt else set(self.own[rc.name])
             for hp in rc.ha.peers:
-                paths = []
-                for remote in (hp.transit, *hp.addresses):
-                    local = next((ip for ip, net in mine if remote in net), None)
-                    if local is None:
-                        raise config.ConfigError(f"{cfg.source}: ha peer address {remote} is on no segment of this SR")
-                    session = Session(random.randint(1, 2**32 - 1), rc.ha.tx_ms * 1000, rc.ha.rx_ms * 1000, rc.ha.mult)
-                    paths.append(Path(local, int(remote), session, random.randint(49152, 65535)))
+                paths = [_path(mine, r, rc.ha, f"{cfg.source}: ha peer address") for r in (hp.transit, *hp.addresses)]
                 # Taken over on failure: its addresses, and the public NAT addresses it answers for.
                 held = [int(hp.transit), *map(int, hp.addresses), *map(int, hp.publics)]
                 self.peers.append(Peer(rc.name, int(hp.transit), held, paths))
-            for nb in rc.ha.neighbors:  # BFD with a router on our segments: watched, never taken over
-                local = next((ip for ip, net in mine if nb in net), None)
-                if local is None:
-                    raise config.ConfigError(f"{cfg.source}: BFD neighbor {nb} is on no segment of this SR")
-                session = Session(random.randint(1, 2**32 - 1), rc.ha.tx_ms * 1000, rc.ha.rx_ms * 1000, rc.ha.mult)
-                self.neighbors.append((rc.name, Path(local, int(nb), session, random.randint(49152, 65535))))
+            # BFD with a router on our segments: watched, never taken over.
+            self.neighbors += [
+                (rc.name, _path(mine, nb, rc.ha, f"{cfg.source}: BFD neighbor")) for nb in rc.ha.neighbors
+            ]
             names = {p.name: p.ifname for p in cfg.ports.values()}
             used = {inst.records[0].port for inst in cfg.instances.values() if inst.records}
             self.ifnames = sorted(names[p] for p in used if p in names)

@@ -343,7 +343,6 @@ class StateSync:
     def __init__(self, model: Model, configs: list[Any], send: Sender, rerun: Any, now: float) -> None:
         self.send = send
         self.channels: dict[str, Channel] = {}
-        self.port = 0
         for rc in configs:
             ha = rc.ha
             if ha is None or ha.sync is None or rc.sr is None:
@@ -352,7 +351,6 @@ class StateSync:
             if router.services is None or router.transit_port is None:
                 continue  # nothing stateful to replicate
             peers = [Peer(int(p.transit), frozenset([int(p.transit), *map(int, p.addresses)])) for p in ha.peers]
-            self.port = ha.sync.port
             self.channels[router.label] = Channel(router, peers, ha.sync.port, ha.sync.rate, ha.sync.refresh, now)
         self.unknown = 0  # a punt for an SR that does not replicate
         self.waiting = WaitForPeers(set(self.channels), rerun)
@@ -392,8 +390,9 @@ class StateSync:
                 ch.installs, got = 0, True
         return got
 
-    def hold(self, meta: dict[str, Any], frame: bytes, now: float) -> bool:
-        return self.waiting.hold(meta, frame, now)
+    def take(self, client: str, meta: dict[str, Any], payload: bytes, now: float) -> bool:
+        """A punt: "sync", a peer's message; "sync-hold", a packet to wait for one."""
+        return self.receive(meta, payload, now) if client == "sync" else self.waiting.hold(meta, payload, now)
 
     def wait(self, now: float) -> float | None:
         """How soon the loop must call :meth:`flush` again (None: nothing is waiting)."""
