@@ -151,3 +151,41 @@ def test_a_shared_segment_refuses_what_would_clash(edit, expected):
     with pytest.raises(config.ConfigError) as err:
         Datapath(config.parse(_edit(edit), "edge1.yaml"))
     assert expected in str(err.value), str(err.value)
+
+
+def _edge_ha(node: str = "edge2") -> dict:
+    import topologies
+    from suites.duts.reference import render
+
+    return render(topologies.plan("edge-ha"), node)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda ha: ha.update(sync={"rate": 0}), r"ha\.sync\.rate: 0 is not an integer in 100\.\.10000000"),
+        (lambda ha: ha.update(sync={"port": 3784}), r"ha\.sync\.port: 3784 is the HA agent's"),
+        (lambda ha: ha.update(sync={"refresh_s": -1}), r"ha\.sync\.refresh_s: -1 is not a number"),
+        (lambda ha: ha.update(sync={"often": 1}), r"ha\.sync.*often"),
+        (lambda ha: ha["peers"][0].update(publics=["nope"]), r"ha\.peers\[0\]\.publics\[0\]"),
+        (lambda ha: ha["bfd"].update(neighbors=[7]), r"ha\.bfd\.neighbors\[0\]"),
+    ],
+)
+def test_bad_ha_replication_config_is_named(edit, expected):
+    cfg = _edge_ha()
+    edit(cfg["routers"][0]["ha"])
+    with pytest.raises(config.ConfigError, match=expected):
+        config.build(cfg, "edge2.yaml")
+
+
+def test_ha_replication_can_be_turned_off_and_a_bfd_neighbor_must_be_on_a_segment():
+    from gateway.ha.agent import Agent
+
+    cfg = _edge_ha()
+    cfg["routers"][0]["ha"]["sync"] = False
+    assert Datapath(config.build(cfg, "edge2.yaml")).sync is None
+    assert Datapath(config.build(_edge_ha(), "edge2.yaml")).sync is not None
+    cfg = _edge_ha()
+    cfg["routers"][0]["ha"]["bfd"]["neighbors"] = ["192.0.2.9"]
+    with pytest.raises(config.ConfigError, match="BFD neighbor 192.0.2.9 is on no segment"):
+        Agent(config.build(cfg, "edge2.yaml"))
