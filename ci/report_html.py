@@ -161,6 +161,29 @@ def _forwarding(bench: dict[str, Any]) -> str:
         f"<h3>Forwarding (<code>edgelab bench forwarding</code>, path {_esc(meta.get('path', '?'))})</h3>"
         f'<p class="small">{_esc(meta.get("path_description", ""))}; {how}.</p>'
         f"{img}<table><tr><th>config</th><th>flows</th><th>max kpps</th><th>no-loss kpps</th></tr>{''.join(rows)}</table>"
+        f"{_latency(results, configs)}"
+    )
+
+
+def _latency(results: dict[str, Any], configs: list[str]) -> str:
+    """Round-trip p50 / p99 per configuration, idle and at each share of its no-loss rate
+    (a run before the loaded probes has one idle figure)."""
+    lat = {c: results[c].get("latency", {}) for c in configs}
+    if not all("idle" in v for v in lat.values()):
+        lat = {c: {"idle": v} for c, v in lat.items()}
+    loads = [k for k in lat[configs[0]]] if configs else []
+    head = "".join(f"<th>{_esc(k)} p50 / p99 ms</th>" for k in loads)
+    rows = "".join(
+        f"<tr><td>{_esc(c)}</td>"
+        + "".join(
+            f"<td>{v[k].get('p50_ms', float('nan')):.3f} / {v[k].get('p99_ms', float('nan')):.3f}</td>" for k in loads
+        )
+        + "</tr>"
+        for c, v in lat.items()
+    )
+    return (
+        '<p class="small">Round-trip time of pings through the DUT, idle and beside traffic at a share of '
+        f'the configuration\'s no-loss rate:</p><table id="latency"><tr><th>config</th>{head}</tr>{rows}</table>'
     )
 
 

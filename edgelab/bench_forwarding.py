@@ -34,8 +34,10 @@ Method (on the ``bench`` topology: gen -> dut -> sink):
   rate: at most ``--loss`` of the frames lost, and at most 5% still queued in
   the dut when trafgen stops, so that a deep receive ring cannot pass a rate
   off as sustained by buffering it), and the p50/p99 round-trip time of a
-  ping probe flow through the dut (idle); between trials the bench waits
-  until the dut has drained;
+  ping probe flow through the dut, idle and under ``many``-flow load at 1 %,
+  50 % and 90 % of that configuration's no-loss rate in the same trial (as
+  CSIT reports latency); between trials the bench waits until the dut has
+  drained;
 - output: a table, ``results/bench-forwarding.json``, a PNG plot, and the
   ratios cached/uncached and cached/kernel last.
 
@@ -65,6 +67,7 @@ BENCH_SYSCTLS = {
     "net/core/rmem_default": 64 * 1024 * 1024,
 }  # see main
 GENERATOR_BOUND = 0.97  # delivered / sent at full speed above which the generator, not the DUT, set the figure
+LOADS = {"idle": 0.0, "1%": 0.01, "50%": 0.5, "90%": 0.9}  # latency probed alone and beside this share of no-loss
 QUEUED = 0.05  # share of a trial's frames that may still be in the dut when the generator stops
 FLOWS = {
     # 250 destinations x 8 source ports, both stepped each frame: 1000 distinct flows.
@@ -130,8 +133,7 @@ class Bench:
         path.write_text(f"{{ eth(da={self.dut_mac}, sa={gen_mac}), {FLOWS[flows]}, fill(0x00, 18) }}\n")
         return path
 
-    def trial(self, flows: str, rate_pps: float | None) -> dict[str, float]:
-        """Offer traffic for ``seconds``; return sent/received packets and rates."""
+    def _trafgen(self, flows: str, rate_pps: float | None, seconds: float) -> list[str]:
         cfg = self._trafgen_cfg(flows)
         argv = [
             "taskset",
@@ -140,7 +142,7 @@ class Bench:
             "timeout",
             "-s",
             "INT",
-            f"{self.seconds}",
+            f"{seconds}",
             "trafgen",
             "-o",
             self.gen_if,
@@ -152,6 +154,11 @@ class Bench:
         ]
         if rate_pps is not None:
             argv += ["-b", f"{int(max(rate_pps, 1))}pps"]
+        return argv
+
+    def trial(self, flows: str, rate_pps: float | None) -> dict[str, float]:
+        """Offer traffic for ``seconds``; return sent/received packets and rates."""
+        argv = self._trafgen(flows, rate_pps, self.seconds)
         self.drain()
         dut0 = self._dut_counters()
         sent0 = self._count(self.gen, self.gen_if, "tx")
@@ -220,11 +227,26 @@ class Bench:
                 hi = mid
         return {"pps": best["sent_pps"] if best else 0.0, "trials": trials}
 
-    def latency(self) -> dict[str, float]:
+    def latency(self, load_pps: float = 0.0) -> dict[str, float]:
+        """200 pings 5 ms apart through the dut, alone or beside ``many``-flow traffic at
+        ``load_pps`` (started 0.3 s before the first ping, running past the last)."""
         self.drain()
-        res = self.run(
-            self.gen, ["ping", "-n", "-i", "0.005", "-c", "200", "-W", "1", "198.51.100.2"], check=False, timeout=60
-        )
+        load = None
+        if load_pps > 0:
+            argv = self._trafgen("many", load_pps, 2.0)
+            load = self.gen.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.3)
+        try:
+            res = self.run(
+                self.gen, ["ping", "-n", "-i", "0.005", "-c", "200", "-W", "1", "198.51.100.2"], check=False, timeout=60
+            )
+        finally:
+            if load is not None:
+                try:
+                    load.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    load.kill()
+                    load.wait()
         rtts = [float(x) for x in re.findall(r"time=([\d.]+) ms", res.stdout)]
         if len(rtts) < 10:
             return {"p50_ms": float("nan"), "p99_ms": float("nan"), "replies": len(rtts)}
@@ -249,8 +271,12 @@ class Bench:
             nl = self.no_loss_rate(flows, max(top["sent_pps"], 1.0))
             log(f"{config}: {flows} flows: no-loss {nl['pps'] / 1000:.1f} kpps")
             out[flows] = {"max": top, "no_loss": nl}
-        out["latency"] = self.latency()
-        log(f"{config}: ping p50 {out['latency']['p50_ms']:.3f} ms, p99 {out['latency']['p99_ms']:.3f} ms")
+        out["latency"] = {}
+        for load, share in LOADS.items():
+            out["latency"][load] = lat = self.latency(share * out["many"]["no_loss"]["pps"])
+            log(
+                f"{config}: ping {load}: p50 {lat['p50_ms']:.3f} ms, p99 {lat['p99_ms']:.3f} ms ({lat['replies']} replies)"
+            )
         return out
 
     # -- switching the dut between configurations --------------------------------------
@@ -380,12 +406,14 @@ def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
             "no_loss": {"pps": med(g["no_loss"]["pps"] for g in got)},
             "generator_bound": all(g["max"]["delivered_pps"] >= GENERATOR_BOUND * g["max"]["sent_pps"] for g in got),
         }
-    lat = [t["latency"] for t in trials if t["latency"]["replies"] >= 10]
-    out["latency"] = {
-        "p50_ms": med(x["p50_ms"] for x in lat) if lat else float("nan"),
-        "p99_ms": med(x["p99_ms"] for x in lat) if lat else float("nan"),
-        "replies": sum(x["replies"] for x in lat),
-    }
+    out["latency"] = {}
+    for load in LOADS:
+        lat = [t["latency"][load] for t in trials if t["latency"][load]["replies"] >= 10]
+        out["latency"][load] = {
+            "p50_ms": med(x["p50_ms"] for x in lat) if lat else float("nan"),
+            "p99_ms": med(x["p99_ms"] for x in lat) if lat else float("nan"),
+            "replies": sum(x["replies"] for x in lat),
+        }
     return out
 
 
@@ -424,7 +452,7 @@ def table(results: dict[str, Any]) -> str:
     for c in (c for c in CONFIGS if c in results):
         for flows in FLOWS:
             r = results[c][flows]
-            lat = results[c]["latency"]
+            lat = results[c]["latency"]["idle"]
             nls = [t[flows]["no_loss"]["pps"] / 1000 for t in results[c]["trials"]]
             rows.append(
                 (
@@ -443,6 +471,18 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(
         "  ".join(v.rjust(w) if 1 < i < 8 else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
         for r in rows
+    ).rstrip()
+
+
+def latency_table(results: dict[str, Any]) -> str:
+    """p50 / p99 round-trip time (ms) per configuration, idle and at each share of its no-loss rate."""
+    rows = [("config", *(f"{load} p50 / p99" for load in LOADS))]
+    for c in (c for c in CONFIGS if c in results):
+        lat = results[c]["latency"]
+        rows.append((c, *(f"{lat[load]['p50_ms']:.3f} / {lat[load]['p99_ms']:.3f}" for load in LOADS)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True))) for r in rows
     ).rstrip()
 
 
@@ -550,10 +590,14 @@ def main(
     print()
     print(
         f"medians of {trials} trial(s); no loss = at most {loss:.1%} of sent frames lost and {QUEUED:.0%} still "
-        f"queued at the end of the trial; {seconds:.0f} s per trial; latency = ping through the dut, idle; "
+        f"queued at the end of the trial; {seconds:.0f} s per trial; p50/p99 = ping through the dut, idle; "
         f"generator-bound = delivered at least {GENERATOR_BOUND:.0%} of what the generator sent at full speed "
         "(the DUT's own limit is higher)"
     )
+    print()
+    print("round-trip time through the dut (ms), idle and beside many-flow traffic at a share of its no-loss rate:")
+    print(latency_table(results))
+    print()
     print(f"written: {outp / 'bench-forwarding.json'}" + (f", {outp / 'bench-forwarding.png'}" if plotted else ""))
     print()
     for line in ratios(results):

@@ -3,7 +3,10 @@
 Where this sits: under a :class:`gateway.model.Port`, an ``io.Transport``.
 The kernel writes received frames (and their VLAN tags) into shared memory
 that the datapath reads without a system call, a whole block at a time;
-outgoing frames go through ``txring.TxRing``, one ``send`` per batch.
+outgoing frames go through ``txring.TxRing``, one ``send`` per batch.  A
+quiet port is read frame by frame instead (``fanout.py``): a block waits for
+the kernel's timeout before it is handed over, and that wait is the latency a
+quiet network would see.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import socket
 import struct
 import sys
+import time
 
+from gateway.io import fanout
 from gateway.io.afpacket import SOL_PACKET, TP_STATUS_VLAN_VALID, AfPacket
 from gateway.io.netdev import PortError
 from gateway.io.txring import PACKET_VERSION, TxRing
@@ -26,6 +31,18 @@ _BLK_STATUS = 8  # tpacket_block_desc.hdr.bh1.block_status
 _BLK_NUM = 12  # ... num_pkts
 _BLK_FIRST = 16  # ... offset_to_first_pkt
 _T3 = struct.Struct("IIIIIIHHIIH")  # tpacket3_hdr up to tp_vlan_tpid
+WINDOW = 0.01  # the receive rate is judged over windows of this many seconds
+TO_BLOCKS = 32  # frames in one window (3,200/s) that move a quiet port to blocks
+TO_FRAMES = 4  # at most this many in each of QUIET_WINDOWS windows (400/s): back to frames
+QUIET_WINDOWS = 10
+SETTLE = 0.005  # after a switch to frames, wait at most this long for the open block
+
+
+class _Muted(AfPacket):
+    """The frame-by-frame socket: receives nothing of its own until it joins the group."""
+
+    def setup(self, sock: socket.socket) -> None:
+        fanout.mute(sock)
 
 
 class BlockRingPort(AfPacket):
@@ -42,11 +59,23 @@ class BlockRingPort(AfPacket):
     idled, with 256 blocks of 64 KiB (16 MiB, ~115k 64-byte frames) it does
     not.  The loop also reads the ring at least every ``poll_interval``
     instead of relying on epoll alone (see ``Datapath.run``).
+
+    Quiet and busy: frames go to a plain socket (``quiet``, one ``recvmsg``
+    each, read as soon as epoll says so) while fewer than ``TO_BLOCKS`` arrive
+    in a ``WINDOW``, and to the blocks above that, until ``QUIET_WINDOWS``
+    windows in a row bring ``TO_FRAMES`` or fewer.  The kernel sends each frame
+    to one of the two (a fanout group), so a switch loses and repeats nothing;
+    and order is kept across it: after a switch to blocks the socket's queue is
+    read first, after a switch to frames the blocks are (the block the kernel
+    is filling is waited for, up to ``SETTLE``).  Without fanout in the kernel
+    the port reads blocks only.
     """
 
     poll_interval: float | None = 0.001
 
-    def __init__(self, ifname: str, block_size: int = 1 << 16, blocks: int = 256, retire_ms: int = 1) -> None:
+    def __init__(
+        self, ifname: str, block_size: int = 1 << 16, blocks: int = 256, retire_ms: int = 1, adaptive: bool = True
+    ) -> None:
         self._block_size = block_size
         self._blocks = blocks
         self._retire_ms = retire_ms
@@ -54,10 +83,96 @@ class BlockRingPort(AfPacket):
         self.blk = 0
         self.rx_truncated = 0
         self.rx_resyncs = 0  # blocks the kernel passed by (see _passed_by)
+        self.rx_by_frame = 0  # frames read one by one from the quiet socket
+        self.rx_switches = 0  # between frames and blocks, either way
+        self.quiet: AfPacket | None = None
+        self.on_blocks = True
+        self._window_end = 0.0
+        self._window_n = 0
+        self._quiet_windows = 0
+        self._settle_until = 0.0
+        if adaptive:
+            self._join_quiet(ifname)
         # TX: a second, transmit-only socket with a V2 ring.
         self.tx = TxRing(ifname, frames=4096)
         self.send = self.tx.send  # type: ignore[method-assign]
         self.flush = self.tx.flush  # type: ignore[method-assign]
+
+    def _join_quiet(self, ifname: str) -> None:
+        try:
+            quiet = _Muted(ifname)
+        except (PortError, OSError):
+            return
+        try:
+            fanout.join(self.sock, quiet.sock)
+            fanout.choose(self.sock, 1)
+        except OSError:
+            quiet.close()  # this kernel has no fanout (or not these flags): blocks only
+            return
+        self.quiet = quiet
+        self.on_blocks = False
+
+    def fileno(self) -> int:
+        # A quiet port wakes the loop through its socket; blocks are polled (poll_interval).
+        return self.quiet.fileno() if self.quiet is not None else self.sock.fileno()
+
+    def take_error(self) -> int:
+        err = self.quiet.take_error() if self.quiet is not None else 0
+        return super().take_error() or err
+
+    def kernel_drops(self) -> int:
+        quiet = self.quiet.kernel_drops() if self.quiet is not None else 0
+        return super().kernel_drops() + quiet
+
+    def recv_batch(self, limit: int) -> list[tuple[bytearray, int | None]]:
+        quiet = self.quiet
+        if quiet is None:
+            return self._blocks_batch(limit)
+        if self.on_blocks:
+            out = quiet.recv_batch(limit)  # what came before the switch (and stragglers) first
+            if len(out) < limit:
+                out += self._blocks_batch(limit - len(out))
+        else:
+            out = self._blocks_batch(limit)  # what the blocks took before the switch first
+            if len(out) < limit and not self._block_open():
+                got = quiet.recv_batch(limit - len(out))
+                self.rx_by_frame += len(got)
+                out += got
+        self._judge(len(out))
+        return out
+
+    def _judge(self, n: int) -> None:
+        """Count received frames per window; switch between frames and blocks on the rate."""
+        self._window_n += n
+        now = time.monotonic()
+        if now < self._window_end:
+            return
+        n, self._window_n, self._window_end = self._window_n, 0, now + WINDOW
+        if not self.on_blocks:
+            if n >= TO_BLOCKS:
+                self._switch(True)
+            return
+        self._quiet_windows = self._quiet_windows + 1 if n <= TO_FRAMES else 0
+        if self._quiet_windows >= QUIET_WINDOWS:
+            self._switch(False)
+            self._settle_until = now + SETTLE
+
+    def _switch(self, blocks: bool) -> None:
+        try:
+            fanout.choose(self.sock, 0 if blocks else 1)
+        except OSError:
+            return  # stays as it is; tried again next window
+        self.on_blocks = blocks
+        self._quiet_windows = 0
+        self.rx_switches += 1
+
+    def _block_open(self) -> bool:
+        """Whether the kernel is filling the block the reader waits at (frames that came
+        before a switch to frames), for at most ``SETTLE`` after the switch.  Blocks are
+        given back with a zero count, so a count there is the kernel's since."""
+        if time.monotonic() >= self._settle_until:
+            return False
+        return _U32.unpack_from(self.mm, self.blk * self._block_size + _BLK_NUM)[0] > 0
 
     def setup(self, sock: socket.socket) -> None:
         import mmap
@@ -83,7 +198,7 @@ class BlockRingPort(AfPacket):
             sock.close()
             raise PortError(f"cannot set up a TPACKET_V3 ring on {self.ifname!r}: {exc.strerror}") from None
 
-    def recv_batch(self, limit: int) -> list[tuple[bytearray, int | None]]:
+    def _blocks_batch(self, limit: int) -> list[tuple[bytearray, int | None]]:
         mm = self.mm
         bs = self._block_size
         out: list[tuple[bytearray, int | None]] = []
@@ -106,6 +221,7 @@ class BlockRingPort(AfPacket):
                     vlan = ((tci & 0x0FFF) or None) if status & TP_STATUS_VLAN_VALID else None
                     out.append((bytearray(mm[off + mac : off + mac + snaplen]), vlan))
                 off += nxt
+            _U32.pack_into(mm, base + _BLK_NUM, 0)  # see _block_open
             _U32.pack_into(mm, base + _BLK_STATUS, TP_STATUS_KERNEL)
             self.blk = self.blk + 1 if self.blk + 1 < self._blocks else 0
         return out
@@ -127,11 +243,19 @@ class BlockRingPort(AfPacket):
         )
 
     def counters(self) -> dict[str, int]:
-        return {"rx_dropped": self.kernel_drops(), "tx_dropped": self.tx.tx_dropped, "rx_resyncs": self.rx_resyncs}
+        return {
+            "rx_dropped": self.kernel_drops(),
+            "tx_dropped": self.tx.tx_dropped,
+            "rx_resyncs": self.rx_resyncs,
+            "rx_by_frame": self.rx_by_frame,
+            "rx_switches": self.rx_switches,
+        }
 
     def close(self) -> None:
         try:
             self.mm.close()
             self.tx.close()
+            if self.quiet is not None:
+                self.quiet.close()
         finally:
             super().close()

@@ -10,7 +10,8 @@ from edgelab import bench_forwarding as bf
 
 def _trial(max_pps: float, sent: float, no_loss: float) -> dict:
     one = {"max": {"delivered_pps": max_pps, "sent_pps": sent}, "no_loss": {"pps": no_loss, "trials": []}}
-    return {"many": one, "few": one, "latency": {"p50_ms": 0.1, "p99_ms": 0.2, "replies": 200}}
+    probe = {"p50_ms": 0.1, "p99_ms": 0.2, "replies": 200}
+    return {"many": one, "few": one, "latency": {load: dict(probe) for load in bf.LOADS}}
 
 
 def _results() -> dict:
@@ -46,6 +47,18 @@ def test_table_and_box_plot(tmp_path):
     assert bf.plot(r, tmp_path / "f.png", "test")
     assert (tmp_path / "f.png").stat().st_size > 10_000
     json.dumps(r)  # what the bench writes
+
+
+def test_latency_medians_per_load_and_their_table():
+    trials = [_trial(1, 1, 1) for _ in range(3)]
+    for n, t in enumerate(trials):
+        t["latency"]["50%"] = {"p50_ms": 0.5 + n, "p99_ms": 2.0 + n, "replies": 200}
+        t["latency"]["90%"] = {"p50_ms": 9.0, "p99_ms": 9.0, "replies": 3}  # too few replies: not counted
+    lat = bf.summarize(trials)["latency"]
+    assert lat["50%"] == {"p50_ms": 1.5, "p99_ms": 3.0, "replies": 600}
+    assert lat["idle"]["p50_ms"] == 0.1 and lat["90%"]["replies"] == 0
+    text = bf.latency_table({"cached": bf.summarize(trials)})
+    assert "50% p50 / p99" in text.splitlines()[0] and "1.500 / 3.000" in text and "nan / nan" in text
 
 
 def test_the_connection_bench_pairs_each_syn_with_a_rst_of_its_tuple(tmp_path):

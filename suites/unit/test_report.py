@@ -90,8 +90,9 @@ def test_missing_output_is_an_error(tmp_path):
 def _bench(tmp: Path) -> None:
     one = {"max": {"delivered_pps": 150000.0, "sent_pps": 300000.0}, "no_loss": {"pps": 120000.0}}
     # every DUT of the bench, five trials each: the page draws box plots of them
+    probe = {"idle": {"p50_ms": 0.061, "p99_ms": 0.2}, "1%": {"p50_ms": 0.07, "p99_ms": 0.3}}
     results = {
-        c: {"many": one, "few": one, "trials": [{"many": one, "few": one}] * 5}
+        c: {"many": one, "few": one, "trials": [{"many": one, "few": one}] * 5, "latency": probe}
         for c in ("kernel", "uncached", "cached", "ovs")
     }
     for dut, name in (("reference", "bench-failover.json"), ("linux", "bench-failover-linux.json")):
@@ -155,6 +156,8 @@ def test_comparison_page_in_a_browser(runs, tmp_path):
             )
         ]
         assert "ovs" in cells, cells
+        latency = browser.find_element(By.ID, "latency").text
+        assert "1% p50 / p99 ms" in latency and "0.061 / 0.200" in latency, latency
         assert browser.find_elements(By.XPATH, "//h3[starts-with(., 'Cost at scale')]"), "the scale curves"
         failovers = [h.text for h in browser.find_elements(By.XPATH, "//h3[starts-with(., 'Failover')]")]
         assert any("--dut linux" in h for h in failovers) and any("--dut reference" in h for h in failovers), failovers

@@ -130,6 +130,7 @@ def block_ring():
     port.mm = bytearray(BLOCK * BLOCKS)
     port._block_size, port._blocks = BLOCK, BLOCKS
     port.blk = port.rx_truncated = port.rx_resyncs = 0
+    port.quiet = None  # blocks only
     return port
 
 

@@ -1,0 +1,69 @@
+"""A quiet, a busy and a quiet-again stretch of frames through one ``io: block`` port,
+run inside a namespace that holds a veth pair (``python -m suites.lib.portio TX RX``).
+
+Prints one JSON object: how many frames were sent and received, whether every frame
+came once and in order, and the port's counters after each stretch.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import sys
+import time
+
+ETHERTYPE = b"\x88\xb5"  # local experimental: nothing else on the link uses it
+
+
+def frame(i: int) -> bytes:
+    return b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01" + ETHERTYPE + struct.pack("!I", i) + bytes(42)
+
+
+def main(tx_if: str, rx_if: str) -> int:
+    from gateway.io import open_port
+
+    port = open_port(rx_if, "block")
+    tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    tx.bind((tx_if, 0))
+    got: list[int] = []
+    report: dict[str, object] = {"adaptive": getattr(port, "quiet", None) is not None}
+    sent = 0
+
+    def read(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while True:
+            for data, _vlan in port.recv_batch(64):
+                if data[12:14] == ETHERTYPE:
+                    got.append(struct.unpack_from("!I", data, 14)[0])
+            if time.monotonic() >= end:
+                return
+
+    def quiet(n: int) -> None:
+        nonlocal sent
+        for _ in range(n):
+            tx.send(frame(sent))
+            sent += 1
+            read(0.005)
+
+    quiet(30)
+    report["quiet"] = port.counters()
+    for k in range(5000):  # as fast as the sender goes, read between bursts
+        tx.send(frame(sent))
+        sent += 1
+        if k % 100 == 99:
+            read(0.0)
+    read(0.05)
+    report["busy"] = port.counters()
+    read(0.3)  # long enough a lull to go back to frames
+    quiet(30)
+    read(0.05)
+    report["quiet_again"] = port.counters()
+    report.update(sent=sent, received=len(got), once_in_order=got == list(range(sent)))
+    port.close()
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:3]))
