@@ -29,6 +29,9 @@ class _NullWire:
     def fileno(self) -> int:
         return -1
 
+    def filenos(self) -> tuple[int, ...]:
+        return (self.fileno(),)
+
     def take_error(self) -> int:
         return 0
 

@@ -354,8 +354,9 @@ class Datapath:
         max_wait = min(waits) if waits else None
         by_fd = {}
         for port, io in ports:
-            by_fd[io.fileno()] = port
-            ep.register(io.fileno(), select.EPOLLIN)
+            for fd in io.filenos():
+                by_fd[fd] = port
+                ep.register(fd, select.EPOLLIN)
         for listener in self.listeners:
             listener.attach(ep, handlers)
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -171,6 +171,9 @@ class Mirrored:
     def fileno(self) -> int:
         return int(self.inner.fileno())
 
+    def filenos(self) -> tuple[int, ...]:
+        return tuple(self.inner.filenos())
+
     def recv_batch(self, limit: int) -> list[tuple[bytearray, int | None]]:
         return list(self.inner.recv_batch(limit))
 

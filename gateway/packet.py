@@ -67,5 +67,8 @@ class Packet:
         self.fx: Any = None
 
     def note(self, stage: str, text: str) -> None:
+        """A line of this packet's trace.  Callers build ``text`` only under
+        ``if pkt.trace is not None``: formatting addresses cost the slow path more
+        than its lookups (a new connection's packets carried eight ``ip_str``s)."""
         if self.trace is not None:
             self.trace.append(f"{stage}: {text}")

@@ -170,7 +170,7 @@ class Entry:
         "hits",
         "created",
         "last",
-        "summary",
+        "out_vlan",
     )
     id: int
     key: tuple[Any, ...]
@@ -203,7 +203,12 @@ class Entry:
     hits: int
     created: float
     last: float
-    summary: str
+    out_vlan: int | None
+
+    @property
+    def summary(self) -> str:
+        """What the entry does, in words (built when asked: installing a flow must not pay for it)."""
+        return describe_action(self, self.out_port, self.out_vlan)
 
     def apply(self, buf: bytearray) -> bytes | bytearray:
         """Rewrite ``buf`` in place as the stages would have; return the frame to send.
@@ -338,7 +343,7 @@ def compose(key: tuple[Any, ...], fx: Effects, out: bytearray, output: tuple[Any
     entry.mac_touch = fx.mac_touch
     entry.hits = 0
     entry.created = entry.last = now
-    entry.summary = describe_action(entry, port, vlan)
+    entry.out_vlan = vlan
     return entry
 
 

@@ -21,6 +21,11 @@ class Transport(Protocol):
 
     def fileno(self) -> int: ...
 
+    def filenos(self) -> tuple[int, ...]:
+        """Every descriptor whose readiness means frames to read (epoll watches them all;
+        an error on any is read through :meth:`take_error`)."""
+        ...
+
     def recv_batch(self, limit: int) -> list[tuple[bytearray, int | None]]:
         """Up to ``limit`` received frames (untagged) with their VLAN, without blocking."""
         ...

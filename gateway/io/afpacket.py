@@ -91,6 +91,9 @@ class AfPacket:
     def fileno(self) -> int:
         return self.sock.fileno()
 
+    def filenos(self) -> tuple[int, ...]:
+        return (self.fileno(),)
+
     def take_error(self) -> int:
         """The socket's pending error (0 if none); reading it clears it."""
         try:

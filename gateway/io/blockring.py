@@ -112,9 +112,9 @@ class BlockRingPort(AfPacket):
         self.quiet = quiet
         self.on_blocks = False
 
-    def fileno(self) -> int:
-        # A quiet port wakes the loop through its socket; blocks are polled (poll_interval).
-        return self.quiet.fileno() if self.quiet is not None else self.sock.fileno()
+    def filenos(self) -> tuple[int, ...]:
+        # A retired block and a frame on the quiet socket both wake the loop.
+        return (self.sock.fileno(),) if self.quiet is None else (self.sock.fileno(), self.quiet.fileno())
 
     def take_error(self) -> int:
         err = self.quiet.take_error() if self.quiet is not None else 0

@@ -53,6 +53,9 @@ class Tap:
     def fileno(self) -> int:
         return self.fd
 
+    def filenos(self) -> tuple[int, ...]:
+        return (self.fd,)
+
     def recv_batch(self, limit: int) -> list[bytearray]:
         """Up to ``limit`` frames the kernel sent, without blocking (tags inline)."""
         out: list[bytearray] = []

@@ -78,6 +78,7 @@ class SrPacket(Protocol):
     conn_dir: int
     flow: FlowTuple | None
     nat_rule: Any
+    trace: list[str] | None
 
     def note(self, stage: str, text: str) -> None: ...
 
@@ -131,7 +132,8 @@ class SrServices:
                 rewrite(buf, 14, False, target.dst, target.dport)
             pkt.conn = conn
             pkt.conn_dir = direction
-            pkt.note("sr", f"conntrack {conn.state} #{conn.id} ({'orig' if direction == ORIG else 'reply'})")
+            if pkt.trace is not None:
+                pkt.note("sr", f"conntrack {conn.state} #{conn.id} ({'orig' if direction == ORIG else 'reply'})")
             return None
         # A new connection.
         if t.proto == IPPROTO_TCP and (not flags & SYN or flags & (ACK | RST)):
@@ -145,7 +147,10 @@ class SrServices:
             if exp.translates:
                 rewrite(buf, 14, False, exp.to, exp.to_port)
             pkt.nat_rule = exp
-            pkt.note("sr", f"related to #{exp.master.id}: {ip_str(t.dst)}:{t.dport} -> {ip_str(exp.to)}:{exp.to_port}")
+            if pkt.trace is not None:
+                pkt.note(
+                    "sr", f"related to #{exp.master.id}: {ip_str(t.dst)}:{t.dport} -> {ip_str(exp.to)}:{exp.to_port}"
+                )
             return None
         hit = self.nat.match_dnat(t)
         if hit is not None:
@@ -153,7 +158,8 @@ class SrServices:
             rule.hits += 1
             rewrite(buf, 14, False, to, to_port)
             pkt.nat_rule = rule
-            pkt.note("sr", f"dnat {ip_str(t.dst)}:{t.dport} -> {ip_str(to)}:{to_port} ({rule.name})")
+            if pkt.trace is not None:
+                pkt.note("sr", f"dnat {ip_str(t.dst)}:{t.dport} -> {ip_str(to)}:{to_port} ({rule.name})")
         elif t.dst in self.nat.publics:
             return Verdict("nat-no-session", tuple_str(t))
         return None
@@ -234,10 +240,12 @@ class SrServices:
         self.ct.touch(conn, ORIG, len(buf) - 14, conn.created, flags)
         if new_src != t.src or new_sport != t.sport:
             rewrite(buf, 14, True, new_src, new_sport)
-            pkt.note("sr", f"snat {ip_str(t.src)}:{t.sport} -> {ip_str(new_src)}:{new_sport} ({snat_rule.name})")
+            if pkt.trace is not None:
+                pkt.note("sr", f"snat {ip_str(t.src)}:{t.sport} -> {ip_str(new_src)}:{new_sport} ({snat_rule.name})")
         pkt.conn, pkt.conn_dir = conn, ORIG
         self._record(pkt, conn, ORIG)
-        pkt.note("sr", f"conntrack new #{conn.id} {tuple_str(t)} ({rule.name if rule else 'default policy'})")
+        if pkt.trace is not None:
+            pkt.note("sr", f"conntrack new #{conn.id} {tuple_str(t)} ({rule.name if rule else 'default policy'})")
         return None
 
     # -- helpers -----------------------------------------------------------------------------
@@ -291,7 +299,8 @@ class SrServices:
         rewrite(buf, ioff, False, quoted.dst, quoted.dport)
         fix_icmp_error(buf, 14, ioff)
         conn.last = now
-        pkt.note("sr", f"icmp error related to #{conn.id}: translated to {ip_str(target.dst)}")
+        if pkt.trace is not None:
+            pkt.note("sr", f"icmp error related to #{conn.id}: translated to {ip_str(target.dst)}")
         return None
 
     def announce(self, conn: Any, direction: int, addr: int, port: int) -> tuple[int, int] | str:

@@ -31,5 +31,6 @@ class Classify(Stage):
         pkt.instance = inst
         if pkt.trace is not None:
             tag = "untagged" if pkt.vlan is None else f"vlan {pkt.vlan}"
-            pkt.note(self.name, f"port {pkt.in_port.name} {tag} -> instance {inst.name}")  # type: ignore[union-attr]
+            if pkt.trace is not None:
+                pkt.note(self.name, f"port {pkt.in_port.name} {tag} -> instance {inst.name}")  # type: ignore[union-attr]
         return "l2switch"

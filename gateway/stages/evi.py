@@ -80,7 +80,8 @@ class EviEncap(Stage):
         pkt.outputs = []
         link.tx += 1
         self.encapsulated += 1
-        pkt.note(self.name, f"network id {netid} to {link.name} (site {link.site})")
+        if pkt.trace is not None:
+            pkt.note(self.name, f"network id {netid} to {link.name} (site {link.site})")
         return "sr"
 
     def counters(self) -> dict:  # type: ignore[type-arg]
@@ -148,7 +149,8 @@ class EviDecap(Stage):
         pkt.rport = None
         link.rx += 1
         self.decapsulated += 1
-        pkt.note(self.name, f"from {link.name} (site {link.site}) network id {netid} -> instance {inst.name}")
+        if pkt.trace is not None:
+            pkt.note(self.name, f"from {link.name} (site {link.site}) network id {netid} -> instance {inst.name}")
         return "l2switch"
 
     def counters(self) -> dict:  # type: ignore[type-arg]

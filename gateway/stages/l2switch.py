@@ -80,7 +80,8 @@ class L2Switch(Stage):
                 fx.no_cache("evi-routed")  # the tunnel key holds no inner IP fields
             pkt.router = rp.router
             pkt.rport = rp
-            pkt.note(self.name, f"to router port {rp.label}")
+            if pkt.trace is not None:
+                pkt.note(self.name, f"to router port {rp.label}")
             return rp.router.kind
         if dst[0] & 1:
             rp = inst.router_port  # type: ignore[union-attr]
@@ -111,7 +112,8 @@ class L2Switch(Stage):
                 return self.drop(pkt, "no-other-member")
             self.floods += 1
             pkt.outputs = flood
-            pkt.note(self.name, f"flood {mac_str(dst)} to {len(flood)} member(s)")
+            if pkt.trace is not None:
+                pkt.note(self.name, f"flood {mac_str(dst)} to {len(flood)} member(s)")
             return "egress"
         entry = macs.lookup(inst, dst)  # type: ignore[arg-type]
         if entry is None:
@@ -122,14 +124,16 @@ class L2Switch(Stage):
                 return self.drop(pkt, "no-other-member")
             self.floods += 1
             pkt.outputs = flood
-            pkt.note(self.name, f"unknown {mac_str(dst)}: flood to {len(flood)} member(s)")
+            if pkt.trace is not None:
+                pkt.note(self.name, f"unknown {mac_str(dst)}: flood to {len(flood)} member(s)")
             return "egress"
         if entry.port is pkt.in_port and entry.vlan == pkt.vlan:
             return self.drop(pkt, "same-segment", mac_str(dst))
         pkt.outputs = [entry.member]
         if fx is not None:
             fx.depend(entry, "valid")
-        pkt.note(self.name, f"{mac_str(dst)} learned on {entry.port.name}")
+        if pkt.trace is not None:
+            pkt.note(self.name, f"{mac_str(dst)} learned on {entry.port.name}")
         if entry.port.role == "evi":
             if pkt.in_port.role == "evi":  # type: ignore[union-attr]
                 # Split horizon: what came from one site never goes on to another.
@@ -155,7 +159,8 @@ class L2Switch(Stage):
             self.ctx.emit(mine, other.router.kind)
         pkt.router = rp.router  # type: ignore[union-attr]
         pkt.rport = rp
-        pkt.note(self.name, f"{what}: flood {len(flood)} member(s) and to router port {rp.label}")  # type: ignore[union-attr]
+        if pkt.trace is not None:
+            pkt.note(self.name, f"{what}: flood {len(flood)} member(s) and to router port {rp.label}")  # type: ignore[union-attr]
         return rp.router.kind  # type: ignore[union-attr]
 
     def _for_service(self, buf: bytearray) -> bool:
@@ -188,7 +193,8 @@ class L2Switch(Stage):
         reply.trace = pkt.trace
         self.ctx.emit(reply, "egress")
         evi.arp_suppressed += 1
-        pkt.note(self.name, f"arp for {ip_str(tpa)} at another site: answered {mac_str(mac)} (suppressed)")
+        if pkt.trace is not None:
+            pkt.note(self.name, f"arp for {ip_str(tpa)} at another site: answered {mac_str(mac)} (suppressed)")
         return DONE
 
     def _flood_list(self, pkt: Packet, across: bool) -> list:  # type: ignore[type-arg]

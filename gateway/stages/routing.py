@@ -179,7 +179,8 @@ class RouterStage(Stage):
             return verdict
         if route.transit:
             pkt.next_hop = route.via  # type: ignore[assignment]
-            pkt.note(self.name, f"{ip_str(dst)} via transit {ip_str(route.via)}")  # type: ignore[arg-type]
+            if pkt.trace is not None:
+                pkt.note(self.name, f"{ip_str(dst)} via transit {ip_str(route.via)}")  # type: ignore[arg-type]
             return "transit"
         if route.ecmp:
             nh, rport = route.pick(flow_hash(pkt.buf))
@@ -203,7 +204,8 @@ class RouterStage(Stage):
                 fx.no_cache("flood")
             else:
                 fx.depend(where, "valid")
-        pkt.note(self.name, f"{ip_str(dst)} via {ip_str(nh)} ({mac_str(mac)}) on {rport.instance.name}")  # type: ignore[union-attr]
+        if pkt.trace is not None:
+            pkt.note(self.name, f"{ip_str(dst)} via {ip_str(nh)} ({mac_str(mac)}) on {rport.instance.name}")  # type: ignore[union-attr]
         return "egress"
 
     def rewrite(self, pkt: Packet, rport: RouterPort, mac: bytes) -> None:
@@ -221,7 +223,8 @@ class RouterStage(Stage):
         self.arp_misses += 1
         if new:
             self.send_arp_request(rport, nh, pkt.trace)
-        pkt.note(self.name, f"arp miss for {ip_str(nh)} on {rport.instance.name}: queued")  # type: ignore[union-attr]
+        if pkt.trace is not None:
+            pkt.note(self.name, f"arp miss for {ip_str(nh)} on {rport.instance.name}: queued")  # type: ignore[union-attr]
         return DONE
 
     def send_arp_request(self, rport: RouterPort, ip: int, trace: list[str] | None = None) -> None:
@@ -272,18 +275,22 @@ class RouterStage(Stage):
                 reply.trace = pkt.trace
                 self.arp_replies += 1
                 self.ctx.emit(reply, "egress")
-                pkt.note(self.name, f"arp who-has {ip_str(arp.tpa)}: reply {mac_str(rport.mac)}")
+                if pkt.trace is not None:
+                    pkt.note(self.name, f"arp who-has {ip_str(arp.tpa)}: reply {mac_str(rport.mac)}")
             else:
-                pkt.note(self.name, f"arp {ip_str(arp.spa)} is-at {mac_str(arp.sha)}: learned")
+                if pkt.trace is not None:
+                    pkt.note(self.name, f"arp {ip_str(arp.spa)} is-at {mac_str(arp.sha)}: learned")
         else:
             # Not aimed at us: only refresh what we already know (RFC 826 merge), so a
             # gratuitous ARP moves an existing neighbour entry.
             released = router.arp.refresh(rport, arp.spa, arp.sha, now) if arp.spa else []
             self.arp_other += 1
-            pkt.note(self.name, f"arp for {ip_str(arp.tpa)}: not ours")
+            if pkt.trace is not None:
+                pkt.note(self.name, f"arp for {ip_str(arp.tpa)}: not ours")
         for queued in released:
             self.rewrite(queued, rport, arp.sha)
-            queued.note(self.name, f"arp resolved {ip_str(arp.spa)}: released")
+            if queued.trace is not None:
+                queued.note(self.name, f"arp resolved {ip_str(arp.spa)}: released")
             self.ctx.emit(queued, "egress")
         return DONE
 
@@ -312,7 +319,8 @@ class RouterStage(Stage):
                 if not self.ctx.punt(client, meta, bytes(buf[14 : 14 + total])):
                     return self.drop(pkt, "no-punt-client", f"for the {client} process, which is not connected")
                 self.punted += 1
-                pkt.note(self.name, f"punted to the {client} process")
+                if pkt.trace is not None:
+                    pkt.note(self.name, f"punted to the {client} process")
                 return DONE
         if buf[23] == IPPROTO_ICMP:
             if total - ihl < 8:
@@ -357,7 +365,8 @@ class RouterStage(Stage):
         if not self.ctx.punt("kernel", meta, bytes(pkt.buf[14 : 14 + total])):
             return self.drop(pkt, "no-punt-client", f"no kernel transport for {where}")
         self.punted += 1
-        pkt.note(self.name, f"to the kernel, tag {tag} ({where})")
+        if pkt.trace is not None:
+            pkt.note(self.name, f"to the kernel, tag {tag} ({where})")
         return DONE
 
     def send_error(self, pkt: Packet, icmp_type: int, code: int) -> None:
@@ -374,7 +383,8 @@ class RouterStage(Stage):
         err.originated = True
         err.trace = pkt.trace
         self.icmp_errors += 1
-        pkt.note(self.name, f"icmp type {icmp_type} code {code} to {ip_str(bytes(pkt.buf[26:30]))}")
+        if pkt.trace is not None:
+            pkt.note(self.name, f"icmp type {icmp_type} code {code} to {ip_str(bytes(pkt.buf[26:30]))}")
         self.ctx.emit(err, self.name)
 
     # -- timers ------------------------------------------------------------------------

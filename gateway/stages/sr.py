@@ -75,7 +75,8 @@ class ServiceRouter(RouterStage):
             if self.ctx.punt("sync-hold", meta, bytes(pkt.buf)):
                 if pkt.fx is not None:
                     pkt.fx.no_cache("held")
-                pkt.note(self.name, f"{verdict.reason}: held for the peers' replication")
+                if pkt.trace is not None:
+                    pkt.note(self.name, f"{verdict.reason}: held for the peers' replication")
                 return DONE
         return self._refused(pkt, verdict)
 
@@ -115,7 +116,8 @@ class ServiceRouter(RouterStage):
         if not self.ctx.punt("service", meta, bytes(buf[14:])):
             return self.drop(pkt, "service-unavailable", f"{conn.alg}: its process is gone, late or full")
         self.punted += 1
-        pkt.note(self.name, f"payload of #{conn.id} to {conn.alg}")
+        if pkt.trace is not None:
+            pkt.note(self.name, f"payload of #{conn.id} to {conn.alg}")
         return DONE
 
     def _refused(self, pkt: Packet, verdict: Verdict | None) -> str | None:

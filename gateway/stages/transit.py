@@ -31,5 +31,6 @@ class Transit(Stage):
         pkt.rport = owner
         # From here on the packet is transit traffic for the peer, even if we built it.
         pkt.originated = False
-        pkt.note(self.name, f"to {owner.router.label} at {ip_str(owner.ip)} (local)")
+        if pkt.trace is not None:
+            pkt.note(self.name, f"to {owner.router.label} at {ip_str(owner.ip)} (local)")
         return owner.router.kind

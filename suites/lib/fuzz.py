@@ -52,6 +52,9 @@ class _Wire:
     def fileno(self) -> int:
         return -1
 
+    def filenos(self) -> tuple[int, ...]:
+        return (self.fileno(),)
+
     def recv_batch(self, limit: int) -> list[Any]:
         return []
 

@@ -55,6 +55,9 @@ class FakeWire:
     def fileno(self) -> int:
         return -1
 
+    def filenos(self) -> tuple[int, ...]:
+        return (self.fileno(),)
+
     def take_error(self) -> int:
         return 0
 

@@ -104,6 +104,9 @@ def test_a_port_socket_error_is_read_counted_and_does_not_spin():
         def fileno(self) -> int:
             return self.sock.fileno()
 
+        def filenos(self) -> tuple[int, ...]:
+            return (self.sock.fileno(),)
+
         def recv_batch(self, limit: int) -> list:
             self.polls += 1
             return []
