@@ -100,7 +100,7 @@ class Bench:
         self.dut_mac = plan["gateways"]["dut"]["kernel"]["interfaces"]["dut-eth0"]["mac"]
         self.cfg_dir = Path(lab.rundir)
         self._sink_drops_bench_flows()
-        self.gateway: Any = None  # the running reference gateway, in configurations (b) and (c)
+        self.gateway: Any = lab.gateway("dut")  # the running reference gateway, in configurations (b) and (c)
         self.mode = "reference"  # what runs on the dut node: kernel | reference | ovs (the lab starts the reference)
         self.ovs: Any = None  # the ovs DUT's driver, in configuration (d)
         self.steering = "none"
