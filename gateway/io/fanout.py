@@ -48,9 +48,8 @@ def _program(ret: int) -> tuple[bytes, ctypes.Array[ctypes.c_char]]:
 
 def mute(sock: socket.socket) -> None:
     """Drop every frame at this socket (before it is bound), until :func:`join`."""
-    prog, keep = _program(0)
+    prog, _insn = _program(0)  # _insn: the instruction ``prog`` points to, alive through the call
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
-    del keep
 
 
 def join(first: socket.socket, second: socket.socket) -> None:
@@ -65,6 +64,5 @@ def join(first: socket.socket, second: socket.socket) -> None:
 
 def choose(sock: socket.socket, member: int) -> None:
     """Every frame from now on to ``member`` (0 or 1) of the group ``sock`` is in."""
-    prog, keep = _program(member)
+    prog, _insn = _program(member)
     sock.setsockopt(SOL_PACKET, PACKET_FANOUT_DATA, prog)
-    del keep
