@@ -43,6 +43,7 @@ from gateway.model import Port, Router
 from gateway.monitor import Monitor, monitor_tap
 from gateway.packet import Packet
 from gateway.pipeline import STAGE_ORDER, Pipeline
+from gateway.stalls import FLOOR, Stalls
 from gateway.tables.mac import MacTable
 
 BATCH = 64
@@ -65,6 +66,7 @@ class Datapath:
         sync = StateSync(self.model, cfg.routers, self._sync_send, self.process, time.monotonic())
         self.sync: StateSync | None = sync if sync else None
         self.started = time.time()
+        self.stalls = Stalls()  # rounds of the loop long enough to delay BFD (show counters: loop)
         self.trace_budget = 0
         self.traces: deque[dict[str, Any]] = deque(maxlen=64)
         self.stopping = False
@@ -366,6 +368,8 @@ class Datapath:
         backlog = False
         poll_port = self.poll_port
         sync = self.sync
+        stalls = self.stalls
+        clock = time.monotonic
         try:
             while not self.stopping:
                 # A port that filled a whole batch may hold more: look again at once.
@@ -380,6 +384,7 @@ class Datapath:
                     events = ep.poll(timeout)
                 except InterruptedError:
                     continue
+                woke = clock()
                 backlog = False
                 for port in polled:
                     if poll_port(port) >= BATCH:
@@ -406,6 +411,9 @@ class Datapath:
                     sync.flush(now)  # what this round of packets created or changed, to the peers
                 for io in transports:
                     io.flush()
+                busy = clock() - woke
+                if busy >= FLOOR:
+                    stalls.note(busy, woke + busy)
         finally:
             ep.close()
 
@@ -439,6 +447,7 @@ class Datapath:
                 "refused": dict(self.macs.refused),
             },
             "cache": self.cache.counters(),
+            "loop": self.stalls.counters(time.monotonic()),
             **({"kernel": self.kernel.counters()} if self.kernel is not None else {}),
         }
 

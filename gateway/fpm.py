@@ -79,6 +79,12 @@ class FpmServer:
     """The FPM listener of one SR (``router``): accept zebra, apply its route messages."""
 
     def __init__(self, model: Model, router: Router, sock: Any) -> None:
+        # pyroute2's decoder takes ~160 ms of CPU to import: here, at start, not in the loop at the
+        # first route zebra sends (both SRs of edge-ha stalled that long at once when their BGP
+        # sessions came up, and every BFD session on the machine missed 150 ms of packets).
+        from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+        self._rtmsg = rtmsg
         self.model = model
         self.router = router
         self.sock = sock
@@ -174,10 +180,8 @@ class FpmServer:
             del buf[:at]  # once per read, not once per message (a full table is a million of them)
 
     def apply(self, message: bytes) -> None:
-        from pyroute2.netlink.rtnl.rtmsg import rtmsg
-
         try:
-            msg = rtmsg(message)
+            msg = self._rtmsg(message)
             msg.decode()
             mtype = msg["header"]["type"]
             if msg["family"] != socket.AF_INET or mtype not in (RTM_NEWROUTE, RTM_DELROUTE):

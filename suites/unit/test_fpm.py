@@ -137,3 +137,20 @@ def test_frr_announces_with_the_med_it_is_given():
     text = render(bgp, "edge2", "203.0.113.2", 2620)
     assert "  neighbor 203.0.113.254 route-map EDGELAB-OUT out" in text
     assert "route-map EDGELAB-OUT permit 10\n set metric 200" in text
+
+
+def test_a_route_message_imports_nothing_in_the_loop(server, monkeypatch):
+    # pyroute2's decoder costs ~160 ms to import: done when the listener is built, never
+    # by the loop at zebra's first route (both SRs of edge-ha once stalled that long at once).
+    import builtins
+
+    def refuse(name, *args, **kwargs):
+        raise AssertionError(f"import of {name} while applying a route")
+
+    stream = fpm(route_msg(RTM_NEWROUTE, "192.0.2.0", 24, "203.0.113.10"))
+    monkeypatch.setattr(builtins, "__import__", refuse)
+    try:
+        server.feed(stream)
+    finally:
+        monkeypatch.undo()
+    assert (ip_int("192.0.2.0"), 24) in bgp_routes(server)
