@@ -324,7 +324,7 @@ class Agent:
             if now >= next_status:
                 self._send({"type": "status", "status": self.status()})
                 next_status = now + STATUS_EVERY
-            wait = min(p.session.next_tx for p in paths) - time.monotonic()
+            wait = min(p.session.next_timer() for p in paths) - time.monotonic()
             ready, _, _ = select.select([self.sock], [], [], max(0.0, min(wait, 0.02)))
             if not ready:
                 continue

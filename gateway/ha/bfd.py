@@ -223,9 +223,17 @@ class Session:
             self.next_tx = now
         return pkt
 
+    def next_timer(self) -> float:
+        """When :meth:`poll` has something to do next: the next packet, or the detection
+        timeout if it comes first (a caller that woke only to transmit would notice a dead peer
+        up to one transmit interval late)."""
+        if self.detect_deadline is not None and self.state in (INIT, UP):
+            return min(self.next_tx, self.detect_deadline)
+        return self.next_tx
+
     def poll(self, now: float) -> bytes | None:
         """Timers: detection timeout, then the packet to send now (or None)."""
-        if self.detect_deadline is not None and now > self.detect_deadline and self.state in (INIT, UP):
+        if self.detect_deadline is not None and now >= self.detect_deadline and self.state in (INIT, UP):
             self._set_state(DOWN, DIAG_DETECT_EXPIRED, now)
         if now < self.next_tx:
             return None

@@ -96,3 +96,16 @@ def test_wrong_your_discriminator_is_discarded():
     a = Session(7, 100_000, 100_000, 3)
     raw = Packet(INIT, 0, 3, 9, 12345, 100_000, 100_000).serialize()
     assert a.receive(raw, 0.0) is None and a.discarded == 1 and a.state == DOWN
+
+
+def test_the_next_timer_is_the_detection_timeout_when_it_comes_before_the_next_packet():
+    # A caller that sleeps until next_timer() notices a dead peer at its detection time,
+    # not up to a transmit interval later.
+    a, b = pair(tx_ms=50)
+    t = run(a, b, 0.0, 3.0)
+    assert a.state == UP
+    a.next_tx = t + 10.0  # nothing to send for a long time: only detection can wake us
+    deadline = a.next_timer()
+    assert deadline == a.detect_deadline and t < deadline <= t + 0.15
+    a.poll(deadline)  # (the state change goes out at once)
+    assert a.state == DOWN, "the session goes down at its deadline, when the caller wakes"
