@@ -133,6 +133,14 @@ def pipeline_main(packets: int = 20000, runs: int = 1, out_dir: str = "results")
         slow = statistics.median(c[0] for c in runs_of)
         hit = statistics.median(c[1] for c in runs_of)
         print(f"{name:38} {slow:17.2f} {hit:17.2f} {slow / hit:6.1f}x")
+    from edgelab.bench_connections import in_process
+
+    conn_us = [in_process() for _ in range(runs)]
+    conn = statistics.median(conn_us)
+    print(
+        f"new TCP connection (dr+sr+snat, SYN + RST, a new conntrack entry and NAT session each): {conn:.1f} us "
+        f"per connection, {1e3 / conn:.1f} k connections/s on one core without I/O"
+    )
     if runs > 1:
         print(f"(medians of {runs} runs; every run's figures in {out_dir}/bench-pipeline.json)")
     out = Path(out_dir)
@@ -142,6 +150,7 @@ def pipeline_main(packets: int = 20000, runs: int = 1, out_dir: str = "results")
             {
                 "packets": packets,
                 "runs": {n: [{"slow_us": c[0], "hit_us": c[1]} for c in r] for n, r in measured.items()},
+                "new_connection_us": conn_us,
             },
             indent=2,
         )  # fmt: skip

@@ -51,6 +51,54 @@ class ConnBench(bf.Bench):
                 "trials": nl["trials"]}  # fmt: skip
 
 
+def in_process(pairs: int = 5000) -> float:
+    """Microseconds per new connection through the reference's stages, in this process, no I/O:
+    the same SYN + RST pairs as on the wire (each pair a tuple of its own) through the ``bench``
+    topology's ``nat`` path (DR, SR, conntrack entry, SNAT session).  ``bench pipeline`` prints it."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import ARP, Ether
+
+    from edgelab.bench import _NullWire
+    from gateway import config
+    from gateway.datapath import Datapath
+    from suites.duts.reference import render
+    from topologies import bench as bench_topology
+
+    plan = copy.deepcopy(bench_topology.plan_for("nat", "block"))
+    plan["gateways"]["dut"]["routers"][0]["nat"]["max_sessions"] = 2_000_000
+    dp = Datapath(config.build(render(plan, "dut"), "bench"))
+    for name in dp.model.ports:
+        dp.attach(name, _NullWire())
+    left, right = dp.model.ports["left"], dp.model.ports["right"]
+    gen, sink = plan["hosts"]["gen"]["mac"], plan["hosts"]["sink"]["mac"]
+    dut = plan["gateways"]["dut"]["kernel"]["interfaces"]["dut-eth0"]["mac"]
+    for port, mac, ip, gw in ((left, gen, "192.0.2.2", "192.0.2.1"), (right, sink, "198.51.100.2", "198.51.100.1")):
+        arp = Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=mac, psrc=ip, pdst=gw)
+        dp.receive(port, bytearray(bytes(arp)), None)
+
+    def frames(first_port: int, n: int) -> list[bytearray]:
+        out = []
+        for i in range(n):
+            ip = IP(src="192.0.2.2", dst=f"203.0.113.{1 + i % 250}", ttl=64)
+            sport = first_port + i // 250
+            for seq, flags in ((1000, "S"), (1001, "R")):
+                tcp = TCP(sport=sport, dport=80, seq=seq, flags=flags)
+                out.append(bytearray(bytes(Ether(src=gen, dst=dut) / ip / tcp / (b"\0" * 6))))
+        return out
+
+    for f in frames(1024, 250):  # warm up: the first connections of each destination
+        dp.receive(left, f, None)
+    todo = frames(2048, pairs)
+    sent = sum(p.tx for p in dp.model.ports.values())
+    t0 = time.perf_counter()
+    for f in todo:
+        dp.receive(left, f, None)
+    cost = (time.perf_counter() - t0) / pairs * 1e6
+    if sum(p.tx for p in dp.model.ports.values()) - sent != 2 * pairs:
+        raise RuntimeError("bench pipeline: not every SYN and RST of the new connections left the gateway")
+    return cost
+
+
 def main(seconds: float = 1.0, loss: float = 0.001, steps: int = 6, trials: int = 3, out_dir: str = "results") -> int:
     import topologies
     from topologies import bench as bench_topology

@@ -50,6 +50,12 @@ BATCH = 64
 TICK = 1.0
 
 
+def _trace(port: str | None, vlan: int | None, packet: str, steps: Any, verdict: str) -> dict[str, Any]:
+    """One packet's record in ``show traces``."""
+    return {"time": round(time.time(), 3), "port": port, "vlan": vlan, "packet": packet, "steps": steps,
+            "verdict": verdict}  # fmt: skip
+
+
 class Datapath:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -278,16 +284,8 @@ class Datapath:
 
     def _trace_hit(self, port: Port, vlan: int | None, summary: str, entry: Any) -> None:
         self.trace_budget -= 1
-        self.traces.append(
-            {
-                "time": round(time.time(), 3),
-                "port": port.name,
-                "vlan": vlan,
-                "packet": summary,
-                "steps": [f"cache: hit entry #{entry.id} ({entry.summary})"],
-                "verdict": "forwarded",
-            }
-        )
+        steps = [f"cache: hit entry #{entry.id} ({entry.summary})"]
+        self.traces.append(_trace(port.name, vlan, summary, steps, "forwarded"))
 
     def inject(self, port_name: str, frame: bytes) -> dict[str, Any]:
         """Process ``frame`` as if received on ``port_name`` (a tag inline is taken as the VLAN), traced."""
@@ -307,16 +305,10 @@ class Datapath:
         return record
 
     def _trace_record(self, pkt: Packet, summary: str) -> dict[str, Any]:
-        return {
-            "time": round(time.time(), 3),
-            "port": pkt.in_port.name if pkt.in_port else None,
-            "vlan": pkt.vlan,
-            "packet": summary,
-            "steps": pkt.trace,
-            # forwarded: sent out at least one port; consumed: taken by the gateway
-            # (ARP for a router, or queued behind an ARP resolution).
-            "verdict": pkt.drop_reason or ("forwarded" if pkt.outputs else "consumed"),
-        }
+        # forwarded: sent out at least one port; consumed: taken by the gateway
+        # (ARP for a router, or queued behind an ARP resolution).
+        verdict = pkt.drop_reason or ("forwarded" if pkt.outputs else "consumed")
+        return _trace(pkt.in_port.name if pkt.in_port else None, pkt.vlan, summary, pkt.trace, verdict)
 
     def poll_port(self, port: Port) -> int:
         batch = port.io.recv_batch(BATCH)  # type: ignore[union-attr]
@@ -369,7 +361,6 @@ class Datapath:
         poll_port = self.poll_port
         sync = self.sync
         stalls = self.stalls
-        clock = time.monotonic
         try:
             while not self.stopping:
                 # A port that filled a whole batch may hold more: look again at once.
@@ -384,7 +375,7 @@ class Datapath:
                     events = ep.poll(timeout)
                 except InterruptedError:
                     continue
-                woke = clock()
+                woke = time.monotonic()
                 backlog = False
                 for port in polled:
                     if poll_port(port) >= BATCH:
@@ -411,7 +402,7 @@ class Datapath:
                     sync.flush(now)  # what this round of packets created or changed, to the peers
                 for io in transports:
                     io.flush()
-                busy = clock() - woke
+                busy = time.monotonic() - woke
                 if busy >= FLOOR:
                     stalls.note(busy, woke + busy)
         finally:
