@@ -256,6 +256,22 @@ def test_tcp_set_up_and_tear_down_take_the_slow_path():
     assert c.hits == 2, "the SYN's walk installed the flow; both plain ACKs hit"
     assert c.bypass == 3  # SYN, FIN, RST never look up
     assert len(rig.take("trunk")) == 5
+    # The FIN's and the RST's walks keep the SYN's entry rather than compose it again.
+    assert c.installs == 1 and c.uncacheable.get("tcp-control-kept") == 2
+
+
+def test_a_stale_entry_kept_by_a_syn_walk_is_replaced_at_its_next_hit():
+    rig = nat_rig()
+    flow = ("t1", "203.0.113.10")
+    send(rig, "t1", frame(*flow, TCP(sport=9, dport=80, flags="S")))
+    send(rig, "t1", frame(*flow, TCP(sport=9, dport=80, flags="R")))
+    # The connection is gone; the same tuple opens a new one, with a NAT session of its own.
+    rig.dp.model.router("t1", "sr").services.ct.flush()
+    send(rig, "t1", frame(*flow, TCP(sport=9, dport=80, flags="S")))
+    c = rig.dp.cache
+    assert c.uncacheable.get("tcp-control-kept") == 2, "the RST's and the second SYN's walks kept the old entry"
+    send(rig, "t1", frame(*flow, TCP(sport=9, dport=80, flags="A")))
+    assert c.invalidations >= 1 and c.installs == 2, "the old entry failed its hit; the ACK's walk installed anew"
 
 
 def test_ttl_too_small_for_the_walk_takes_the_slow_path():
