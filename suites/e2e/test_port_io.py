@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.io.blockring import WINDOW
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -25,6 +27,11 @@ def veth_ns() -> Iterator[str]:
     ns = f"edgelab-io{os.getpid()}"
     _ip("netns", "add", ns)
     try:
+        # No IPv6 on the pair: its neighbour discovery and MLD frames, sent at moments of their
+        # own, would be counted among the quiet frames.
+        for conf in ("all", "default"):
+            subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{conf}.disable_ipv6=1"],
+                           check=True, capture_output=True)  # fmt: skip
         _ip("-n", ns, "link", "add", "io0", "type", "veth", "peer", "name", "io1")
         _ip("-n", ns, "link", "set", "io0", "up")
         yield ns
@@ -46,7 +53,12 @@ def test_quiet_frames_one_by_one_bursts_in_blocks_every_frame_once_in_order(veth
     assert r["received"] == r["sent"] and r["once_in_order"], r
     assert r["quiet"]["rx_by_frame"] == 30 and r["quiet"]["rx_switches"] == 0, r["quiet"]
     assert r["busy"]["rx_switches"] >= 1, "the burst moved the port to its blocks"
-    assert r["busy"]["rx_by_frame"] < 30 + 2500, "most of the burst came through the blocks"
+    # Only what arrived before the port judged the burst's rate (a window, 10 ms; three
+    # allowed, and a batch) may come frame by frame: the rest of the burst, through the blocks.
+    burst = r["burst"]
+    before_switch = burst["frames"] / burst["seconds"] * 3 * WINDOW + 64
+    assert before_switch < burst["frames"] / 2, burst
+    assert r["busy"]["rx_by_frame"] - 30 < before_switch, ("most of the burst came through the blocks", r)
     assert r["quiet_again"]["rx_switches"] >= 2, "the lull moved it back to frames"
     assert r["quiet_again"]["rx_by_frame"] >= r["busy"]["rx_by_frame"] + 30, r["quiet_again"]
     assert r["quiet_again"]["rx_dropped"] == 0
