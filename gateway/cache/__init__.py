@@ -18,7 +18,8 @@ packet probes the few subtables in use.  Entries never overlap: for one
 Composed action (:class:`Entry`, :func:`compose`): all rewrites, checksum deltas, the output
 port and its VLAN tag, applied in one pass; then the state references are
 touched: the source MAC's entry (so it does not age out), the conntrack entry
-(counters, timeout, TCP state).
+(counters, timeout, TCP state).  The rewrites are worked out at the entry's first
+hit (``compose.py``): a flow that never comes back never pays for them.
 
 Criteria: a walk is cacheable only if no stage said otherwise (floods,
 ARP, punts, ICMP generated, ARP misses, TTL expiry, drops).  Before any
@@ -53,6 +54,7 @@ import struct
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from gateway.cache.compose import KEEP, fold, rewrites
 from gateway.cache.describe import describe_action, describe_key
 from gateway.effects import L2, L3, L4, MASK_NAMES, TUN, Effects
 from gateway.epoch import Epoch
@@ -118,23 +120,6 @@ def ipv4_slow_path(hdr: bytes) -> str | None:
     return None
 
 
-def _fold(x: int) -> int:
-    while x >> 16:
-        x = (x & 0xFFFF) + (x >> 16)
-    return x
-
-
-def _delta(old: bytes, new: bytes) -> int:
-    """One's-complement sum of (~old + new) over the 16-bit words that differ."""
-    d = 0
-    for i in range(0, len(old), 2):
-        o = (old[i] << 8) | old[i + 1]
-        n = (new[i] << 8) | new[i + 1]
-        if o != n:
-            d += (~o & 0xFFFF) + n
-    return _fold(d)
-
-
 class Entry:
     """A cached flow: its key, its composed action, what it depends on."""
 
@@ -171,6 +156,7 @@ class Entry:
         "created",
         "last",
         "out_vlan",
+        "pending",
     )
     id: int
     key: tuple[Any, ...]
@@ -204,10 +190,19 @@ class Entry:
     created: float
     last: float
     out_vlan: int | None
+    pending: tuple[bytes, bytes] | None  # (in, out): the frames its rewrites come from, until worked out
+
+    def finish(self) -> None:
+        """Work the rewrites out (``compose.py``): at the first hit, or when shown."""
+        hdr, out = self.pending  # type: ignore[misc]
+        self.pending = None
+        rewrites(self, hdr, out)
 
     @property
     def summary(self) -> str:
         """What the entry does, in words (built when asked: installing a flow must not pay for it)."""
+        if self.pending is not None:
+            self.finish()
         return describe_action(self, self.out_port, self.out_vlan)
 
     def apply(self, buf: bytearray) -> bytes | bytearray:
@@ -217,6 +212,8 @@ class Entry:
         so the L4 header starts at byte 34.  The one's-complement folds are inlined:
         a delta is below 0x10000, so two folds always suffice.
         """
+        if self.pending is not None:
+            self.finish()
         if self.strip:
             del buf[: self.strip]
         eth = self.eth
@@ -282,7 +279,6 @@ def compose(key: tuple[Any, ...], fx: Effects, out: bytearray, output: tuple[Any
     tunnel the rewrites are the inner frame's (after ``fx.strip``, before ``fx.push``)."""
     hdr = fx.header[fx.strip :]
     push = bytes(out[: fx.push]) if fx.push else None
-    out = out[fx.push :] if fx.push else out
     entry = Entry()
     entry.strip = fx.strip
     entry.push = push
@@ -290,50 +286,13 @@ def compose(key: tuple[Any, ...], fx: Effects, out: bytearray, output: tuple[Any
     entry.max_len = fx.max_len
     if push is not None:
         words = struct.unpack_from("!10H", push, 14)
-        entry.push_sum = _fold(sum(words) - words[1] - words[5])
+        entry.push_sum = fold(sum(words) - words[1] - words[5])
     entry.key = key
     entry.mask = fx.mask
     entry.deps = fx.deps
     entry.checked = fx.epoch
-    entry.eth = bytes(out[0:12]) if out[0:12] != hdr[0:12] else None
     entry.ttl_dec = fx.ttl_dec
-    entry.ip_src = entry.ip_dst = entry.l4_src = entry.l4_dst = None
-    entry.ip_delta = entry.l4_delta = 0
-    entry.l4_off_src = 0
-    entry.l4_csum = 0
-    entry.udp = False
-    is_ip = hdr[12] == 0x08 and hdr[13] == 0x00
-    if is_ip and len(out) >= 34:
-        if out[26:30] != hdr[26:30]:
-            entry.ip_src = bytes(out[26:30])
-        if out[30:34] != hdr[30:34]:
-            entry.ip_dst = bytes(out[30:34])
-        old_ip = bytes(hdr[14:34])
-        new_ip = bytes(out[14:34])
-        # The checksum word itself is excluded; TTL differs by exactly ttl_dec.
-        entry.ip_delta = _delta(old_ip[:10] + old_ip[12:], new_ip[:10] + new_ip[12:])
-        proto = hdr[23]
-        l4 = 14 + (hdr[14] & 0x0F) * 4
-        if proto in (IPPROTO_TCP, IPPROTO_UDP) and len(out) >= l4 + 8 and len(hdr) >= l4 + 8:
-            pseudo_old = bytes(hdr[26:34]) + bytes(hdr[l4 : l4 + 4])
-            pseudo_new = bytes(out[26:34]) + bytes(out[l4 : l4 + 4])
-            entry.l4_delta = _delta(pseudo_old, pseudo_new)
-            entry.l4_csum = 16 if proto == IPPROTO_TCP else 6
-            entry.udp = proto == IPPROTO_UDP
-            if hdr[l4 : l4 + 2] != out[l4 : l4 + 2]:
-                entry.l4_src = bytes(out[l4 : l4 + 2])
-            if hdr[l4 + 2 : l4 + 4] != out[l4 + 2 : l4 + 4]:
-                entry.l4_dst = bytes(out[l4 + 2 : l4 + 4])
-        elif proto == IPPROTO_ICMP and len(out) >= l4 + 8 and len(hdr) >= l4 + 8 and hdr[l4] in (0, 8):
-            if hdr[l4 + 4 : l4 + 6] != out[l4 + 4 : l4 + 6]:
-                entry.l4_delta = _delta(bytes(hdr[l4 + 4 : l4 + 6]), bytes(out[l4 + 4 : l4 + 6]))
-                entry.l4_src = bytes(out[l4 + 4 : l4 + 6])
-                entry.l4_off_src = 4
-                entry.l4_csum = 2
-    entry.nat = None
-    entry.fields = any(x is not None for x in (entry.ip_src, entry.ip_dst, entry.l4_src, entry.l4_dst))
-    if entry.fields and fx.mask == L4 and hdr[23] in (IPPROTO_TCP, IPPROTO_UDP) and len(out) >= 38:
-        entry.nat = bytes(out[26:38])
+    entry.pending = (hdr, bytes(out[fx.push : fx.push + KEEP]))  # worked out at the first hit
     port, vlan = output
     entry.out_port = port
     entry.out_tag = None if vlan is None else _TAG.pack(ETH_P_8021Q, vlan)

@@ -76,6 +76,19 @@ def test_first_packet_misses_then_hits_for_each_kind_of_flow():
     assert any("ip src 203.0.113.6" in r["action"] and "conntrack" in r["action"] for r in rows)
 
 
+def test_an_entry_works_its_rewrites_out_at_its_first_hit_or_when_shown():
+    rig = nat_rig()
+    c = rig.dp.cache
+    send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=7, dport=9)))
+    (entry,) = c._lru.values()
+    assert entry.pending is not None, "a flow never hit again never pays for its rewrites"
+    send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=7, dport=9)))
+    assert entry.pending is None and entry.nat is not None and c.hits == 1
+    send(rig, "t1", frame("t1", "172.16.20.13", UDP(sport=7, dport=9)))
+    rows = rig.handle({"cmd": "show", "what": "cache"})["result"]["entries"]
+    assert all(e.pending is None for e in c._lru.values()) and any(r["match"] == "l3" for r in rows)
+
+
 def test_cached_output_is_byte_identical_to_slow_path():
     a, b = cached_and_plain()
     pkts = [
