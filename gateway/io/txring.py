@@ -89,11 +89,11 @@ class TxRing(AfPacket):
 
         The kernel sends from its own head slot on while slots say
         SEND_REQUEST, and reports the bytes of the frames it moved past.  When
-        a frame fails (a full peer queue: ENOBUFS; no buffer: EAGAIN; the link
-        down: ENETDOWN) the kernel marks that slot available *without* moving
-        its head past it; from then on it would find no request at its head
-        and send nothing until we happened to fill that very slot again, a
-        whole ring later (seen: seconds of silence, then a burst of stale
+        a frame fails (a full queue: ENOBUFS; no buffer: EAGAIN; the link
+        down: ENETDOWN) the kernel stops *without* moving its head past it;
+        were we to carry on from our own slot, it would find no request at its
+        head and send nothing until we happened to fill that very slot again,
+        a whole ring later (seen: seconds of silence, then a burst of stale
         frames).  So after every flush that did not take all we queued, we
         find where the kernel stopped, drop what it did not send (counted in
         ``tx_dropped``) and queue the next frame at its head.
@@ -127,13 +127,16 @@ class TxRing(AfPacket):
         return i
 
     def _head_after_error(self, pending: int) -> int:
-        """The kernel's head after an error: on the slot before the first frame still
-        requested, or on the first queued slot if it touched none (the link was down)."""
+        """The kernel's head after an error: on the first frame still requested.  The frame that
+        failed is put back as requested (or marked wrong-format) and the head stays on it; the
+        frames before it went (this kernel, 6.x: seen with a qdisc dropping, ENOBUFS).  Taking
+        the slot before it for the head once left the ring a slot behind the kernel for good:
+        a few frames of every 200 lost long after the overload had gone."""
         start = self.tx_i - pending
         for k in range(pending):
-            if _U32.unpack_from(self.mm, self._slot(start + k))[0] == TP_STATUS_SEND_REQUEST:
-                return start + k - 1 if k else start
-        return self.tx_i - 1  # the last frame failed
+            if _U32.unpack_from(self.mm, self._slot(start + k))[0] & (TP_STATUS_SEND_REQUEST | TP_STATUS_WRONG_FORMAT):
+                return start + k
+        return self.tx_i  # every frame went (the error came after the last)
 
     def _resync(self, pending: int, head: int) -> None:
         """Drop the queued frames from ``head`` on and queue the next frame there."""

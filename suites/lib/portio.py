@@ -71,5 +71,61 @@ def main(tx_if: str, rx_if: str) -> int:
     return 0
 
 
+def transmit_after_drops(tx_if: str, rx_if: str) -> int:
+    """The transmit ring behind a qdisc that drops (ENOBUFS), then with the qdisc gone: how
+    many frames of each later round of 200 arrive."""
+    import subprocess
+
+    from gateway.io.txring import TxRing
+
+    subprocess.run(["ip", "link", "set", rx_if, "up"], check=True)
+    tx = TxRing(tx_if, frames=256)
+    rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(int.from_bytes(ETHERTYPE, "big")))
+    rx.bind((rx_if, 0))
+    rx.setblocking(False)
+
+    def drain() -> int:
+        n = 0
+        while True:
+            try:
+                rx.recv(2048)
+            except BlockingIOError:
+                return n
+            n += 1
+
+    def burst(first: int, n: int) -> int:
+        refused = 0  # "transmit ring full": counted as the datapath's port counts it
+        for i in range(n):
+            try:
+                tx.send(frame(first + i))
+            except OSError:
+                refused += 1
+            if i % 32 == 31:
+                tx.flush()
+        tx.flush()
+        return refused
+
+    tbf = ["tc", "qdisc", "replace", "dev", tx_if, "root", "tbf", "rate", "100kbit", "burst", "1600", "limit", "200"]
+    subprocess.run(tbf, check=True)
+    refused = burst(0, 2000)
+    time.sleep(0.2)
+    report: dict[str, object] = {"overload": {"dropped": tx.tx_dropped, "refused": refused, "received": drain()}}
+    subprocess.run(["tc", "qdisc", "del", "dev", tx_if, "root"], check=True)
+    time.sleep(0.2)
+    drain()
+    rounds = []
+    for r in range(3):
+        dropped = tx.tx_dropped
+        refused = burst(10_000 * (r + 1), 200)
+        time.sleep(0.1)
+        rounds.append({"received": drain(), "dropped": tx.tx_dropped - dropped, "refused": refused})
+    report["after"] = rounds
+    tx.close()
+    print(json.dumps(report))
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--transmit-after-drops":
+        sys.exit(transmit_after_drops(*sys.argv[2:4]))
     sys.exit(main(*sys.argv[1:3]))

@@ -2,9 +2,10 @@
 
 The model follows net/packet/af_packet.c: the kernel sends from its own head
 slot while slots say SEND_REQUEST, moves its head past each frame it sent and
-returns their bytes; a frame that fails is marked available and the head
-stays on it (ENOBUFS from a full peer queue, EAGAIN or a short count when no
-buffer could be had); a link that is down fails before any slot is looked at.
+returns their bytes; a frame that fails is put back as requested and the head
+stays on it (ENOBUFS from a full queue, EAGAIN or a short count when no buffer
+could be had: what this kernel, 6.x, does, seen on a veth behind a dropping
+qdisc); a link that is down fails before any slot is looked at.
 What must hold whatever happens: no stall (the next frames go out) and every
 frame either delivered or counted in ``tx_dropped``.
 """
@@ -48,7 +49,7 @@ class KernelTx:
             kind = self.fail.get(self.seen)
             self.seen += 1
             if kind is not None:
-                _HDR.pack_into(self.mm, off, TP_STATUS_AVAILABLE, length)  # dropped, head stays
+                _HDR.pack_into(self.mm, off, TP_STATUS_SEND_REQUEST, length)  # put back, head stays
                 if kind == "nobufs":
                     raise OSError(errno.ENOBUFS, "No buffer space available")
                 if total == 0:
