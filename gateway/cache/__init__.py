@@ -194,9 +194,8 @@ class Entry:
 
     def finish(self) -> None:
         """Work the rewrites out (``compose.py``): at the first hit, or when shown."""
-        hdr, out = self.pending  # type: ignore[misc]
+        rewrites(self, *self.pending)  # type: ignore[misc]
         self.pending = None
-        rewrites(self, hdr, out)
 
     @property
     def summary(self) -> str:
@@ -212,8 +211,6 @@ class Entry:
         so the L4 header starts at byte 34.  The one's-complement folds are inlined:
         a delta is below 0x10000, so two folds always suffice.
         """
-        if self.pending is not None:
-            self.finish()
         if self.strip:
             del buf[: self.strip]
         eth = self.eth
@@ -435,6 +432,12 @@ class Cache:
 
     def hit(self, entry: Entry, buf: bytearray, now: float) -> bytes | bytearray:
         """Account a hit, touch the state the entry references, and rewrite ``buf``."""
+        if entry.pending is not None:
+            try:
+                entry.finish()
+            except Exception:
+                self._remove(entry)  # its flow stays uncached, as when composing failed at install
+                raise
         self.hits += 1
         entry.hits += 1
         entry.last = now

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP
@@ -87,6 +88,24 @@ def test_an_entry_works_its_rewrites_out_at_its_first_hit_or_when_shown():
     send(rig, "t1", frame("t1", "172.16.20.13", UDP(sport=7, dport=9)))
     rows = rig.handle({"cmd": "show", "what": "cache"})["result"]["entries"]
     assert all(e.pending is None for e in c._lru.values()) and any(r["match"] == "l3" for r in rows)
+
+
+def test_an_entry_whose_rewrites_fail_at_its_first_hit_is_removed(monkeypatch):
+    import gateway.cache
+
+    rig = nat_rig()
+    c = rig.dp.cache
+    raw = frame("t1", "203.0.113.10", UDP(sport=7, dport=9))
+    send(rig, "t1", raw)
+    (entry,) = c._lru.values()
+
+    def broken(*_args):
+        raise ValueError("a bug in the rewrites")
+
+    monkeypatch.setattr(gateway.cache, "rewrites", broken)
+    with pytest.raises(ValueError):
+        c.hit(entry, bytearray(raw), 0.0)
+    assert len(c) == 0, "the flow stays uncached, as when composing failed at install"
 
 
 def test_cached_output_is_byte_identical_to_slow_path():
