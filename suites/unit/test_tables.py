@@ -8,6 +8,10 @@ import socket
 import threading
 from contextlib import contextmanager
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from gateway.epoch import Epoch
 from gateway.headers import ip_int
 from gateway.tables.fib import Fib, Route
@@ -54,6 +58,42 @@ def test_fib_host_bits_masked_on_add():
     fib = Fib(Epoch())
     fib.add(Route(ip_int("10.1.2.3"), 24, 9, None))
     assert fib.lookup(ip_int("10.1.2.200")).via == 9
+
+
+def test_fib_ipv6_longest_prefix_from_0_to_128_bits():
+    from gateway.headers6 import ip6_int
+
+    fib = Fib(Epoch(), bits=128)
+    for prefix, plen, via in (("::", 0, 1), ("2001:db8::", 32, 2), ("2001:db8:10::", 48, 3),
+                              ("2001:db8:10::11", 128, 4), ("2001:db8:10::ff", 127, 5)):  # fmt: skip
+        fib.add(Route(ip6_int(prefix) | 0xFFFF if plen < 64 else ip6_int(prefix), plen, via, None))
+    assert fib.lookup(ip6_int("2001:db8:10::11")).via == 4
+    assert fib.lookup(ip6_int("2001:db8:10::fe")).via == 5
+    assert fib.lookup(ip6_int("2001:db8:10::12")).via == 3
+    assert fib.lookup(ip6_int("2001:db8:99::1")).via == 2
+    assert fib.lookup(ip6_int("2001:db9::1")).via == 1
+    assert fib.get(ip6_int("2001:db8:10::"), 48).to_dict()["prefix"] == "2001:db8:10::/48", "host bits masked"
+    with pytest.raises(ValueError, match="129"):
+        fib.add(Route(0, 129, 1, None))
+    assert fib.remove(ip6_int("2001:db8:10::11"), 128).via == 4
+    assert fib.lookup(ip6_int("2001:db8:10::11")).via == 3
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, (1 << 128) - 1), st.integers(0, 128)), max_size=20),
+       st.lists(st.integers(0, (1 << 128) - 1), min_size=1, max_size=10))  # fmt: skip
+def test_fib_ipv6_lookup_is_the_longest_matching_prefix(routes, dsts):
+    from gateway.tables.fib import mask
+
+    fib = Fib(Epoch(), bits=128)
+    table = {}
+    for i, (prefix, plen) in enumerate(routes):
+        fib.add(Route(prefix, plen, i, None))
+        table[(prefix & mask(plen, 128), plen)] = i
+    for dst in dsts:
+        best = max(((plen, via) for (p, plen), via in table.items() if dst & mask(plen, 128) == p), default=None)
+        got = fib.lookup(dst)
+        assert (got.via if got else None) == (best[1] if best else None)
 
 
 def test_show_everything(rig):
