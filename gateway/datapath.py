@@ -26,7 +26,7 @@ import time
 from collections import deque
 from typing import Any
 
-from gateway import model
+from gateway import build
 from gateway.cache import Cache
 from gateway.config import Config
 from gateway.effects import Effects
@@ -62,7 +62,7 @@ class Datapath:
         self.hup_pending = False
         self.on_hup: Any = None  # called from the loop after a SIGHUP (python -m gateway: reload)
         self.epoch = Epoch()
-        self.model = model.build(cfg, self.epoch)
+        self.model = build.build(cfg, self.epoch)
         t = cfg.tables
         self.macs = MacTable(t.mac_aging, self.epoch, t.mac_capacity, t.mac_per_instance)
         self.pipeline = Pipeline(self.model, self.macs, self.punt)

@@ -17,14 +17,10 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.config import Config, ConfigError, RouterHalf, derived_mac
-from gateway.epoch import Epoch
 from gateway.evi import Evi
 from gateway.headers import BFD_PORT, HELLO_PORT, IPPROTO_UDP, ip_str, mac_str
 from gateway.io import Transport
 from gateway.services import SrServices
-from gateway.services.conntrack import SessionBudget
-from gateway.services.rules import FirewallConfig, NatConfig
 from gateway.tables.arp import ArpTable
 from gateway.tables.fib import Fib, Route, mask
 
@@ -113,9 +109,14 @@ class Instance:
 
 
 class RouterPort:
-    """A router's address on one segment.  ``instance`` is None for the transit port."""
+    """A router's address on one segment.  ``instance`` is None for the transit port.
 
-    __slots__ = ("router", "instance", "ip", "plen", "mac", "label")
+    A dual-stack port has an IPv6 address too (``ip6``/``plen6``) and, as every IPv6
+    interface, a link-local address (``ll6``, from its MAC: RFC 4291's modified EUI-64),
+    which its router advertisements come from and hosts use as their default router.
+    """
+
+    __slots__ = ("router", "instance", "ip", "plen", "mac", "label", "ip6", "plen6", "ll6")
 
     def __init__(self, router: Router, instance: Instance | None, ip: int, plen: int, mac: bytes) -> None:
         self.router = router
@@ -124,10 +125,29 @@ class RouterPort:
         self.plen = plen
         self.mac = mac
         self.label = f"{router.label}:{instance.name if instance else 'transit'}"
+        self.ip6: int | None = None
+        self.plen6 = 0
+        self.ll6 = link_local(mac)
 
     @property
     def network(self) -> int:
         return self.ip & mask(self.plen)
+
+    @property
+    def network6(self) -> int:
+        return (self.ip6 or 0) & mask(self.plen6, 128)
+
+    def on_link6(self, addr: int) -> bool:
+        """Is ``addr`` on this port's IPv6 segment (its prefix, or link-local)?"""
+        if addr >> 118 == 0x3FA:  # fe80::/10
+            return True
+        return self.ip6 is not None and addr & mask(self.plen6, 128) == self.network6
+
+
+def link_local(mac: bytes) -> int:
+    """fe80::/64 with the interface id of ``mac`` (modified EUI-64, RFC 4291 appendix A)."""
+    eui = bytes((mac[0] ^ 0x02,)) + mac[1:3] + b"\xff\xfe" + mac[3:6]
+    return (0xFE80 << 112) | int.from_bytes(eui, "big")
 
 
 @dataclass(eq=False)
@@ -158,6 +178,10 @@ class Router:
     # False for a router that only terminates (the EVI tunnel endpoint): it routes what it
     # builds itself, never what it receives.
     forwards: bool = True
+    # The IPv6 half of the same mechanisms (dual stack): FIB, neighbour table (ND), own addresses.
+    fib6: Fib | None = None
+    nd: ArpTable | None = None
+    local_ips6: dict[int, RouterPort] = field(default_factory=dict)
 
     def answers_arp_for(self, rport: RouterPort, ip: int) -> bool:
         """Our own address, one taken over from a peer, or (on an SR) a public NAT address."""
@@ -190,6 +214,16 @@ class Router:
         self.local_ips[port.ip] = port
         if port.instance is not None:
             self.fib.add(Route(port.network, port.plen, None, port, origin="connected"))
+        if port.ip6 is not None and self.fib6 is not None:
+            self.local_ips6[port.ip6] = port
+            self.local_ips6[port.ll6] = port
+            self.fib6.add(Route(port.network6, port.plen6, None, port, origin="connected"))
+
+    def connected_port6(self, ip: int) -> RouterPort | None:
+        for port in self.ports:
+            if port.instance is not None and port.ip6 is not None and ip & mask(port.plen6, 128) == port.network6:
+                return port
+        return None
 
     def connected_port(self, ip: int) -> RouterPort | None:
         for port in self.ports:
@@ -243,7 +277,9 @@ class Model:
         raise ValueError(f"no {kind.upper()} of router {name!r} on this node; routers: {known}")
 
 
-def add_route(model: Model, router: Router, prefix: ipaddress.IPv4Network, hops: list[int]) -> Route:
+def add_route(
+    model: Model, router: Router, prefix: ipaddress.IPv4Network | ipaddress.IPv6Network, hops: list[int]
+) -> Route:
     """Add a route to ``router``'s FIB through ``hops`` (more than one: equal-cost, per flow).
 
     A next hop must be on a segment of the router, or (one hop only) the
@@ -254,191 +290,26 @@ def add_route(model: Model, router: Router, prefix: ipaddress.IPv4Network, hops:
     if not hops:
         raise ValueError("a route needs a next hop")
     net, plen = int(prefix.network_address), prefix.prefixlen
+    v6 = prefix.version == 6
+    fib = router.fib6 if v6 else router.fib
+    if fib is None:
+        raise ValueError(f"{router.label} has no IPv6 address on any segment: it routes no IPv6")
     ports = []
     for hop in hops:
-        port = router.connected_port(hop)
+        port = router.connected_port6(hop) if v6 else router.connected_port(hop)
         if port is None:
-            peer = model.transit.get((router.name, hop))
+            peer = None if v6 else model.transit.get((router.name, hop))
             if len(hops) == 1 and peer is not None and peer.router.name == router.name and peer.router is not router:
                 route = Route(net, plen, hop, None, transit=True)
-                router.fib.add(route)
+                fib.add(route)
                 return route
             raise ValueError(
-                f"{ipaddress.IPv4Address(hop)} is not on a connected subnet of {router.label}"
-                " (nor its transit peer); a next hop must be directly reachable"
+                f"{ipaddress.IPv6Address(hop) if v6 else ipaddress.IPv4Address(hop)} is not on a connected subnet"
+                f" of {router.label} (nor its transit peer); a next hop must be directly reachable"
             )
         ports.append(port)
     route = Route(net, plen, hops[0], ports[0])
     if len(hops) > 1:
         route.ecmp = list(zip(hops, ports, strict=True))
-    router.fib.add(route)
+    fib.add(route)
     return route
-
-
-def build(cfg: Config, epoch: Epoch) -> Model:
-    """Turn a validated config into run-time objects (no I/O is opened here)."""
-    ports = {name: Port(name, p.ifname, p.role) for name, p in cfg.ports.items()}
-    instances: dict[str, Instance] = {}
-    records: dict[tuple[str, int | None], Instance] = {}
-    for name, ic in cfg.instances.items():
-        inst = instances[name] = Instance(name)
-        for rec in ic.records:
-            inst.members.append((ports[rec.port], rec.vlan))
-            records[(rec.port, rec.vlan)] = inst
-    routers: list[Router] = []
-    transit: dict[tuple[str, int], RouterPort] = {}
-    model = Model(ports, instances, records, routers, transit)
-    t = cfg.tables
-    budget = SessionBudget(t.sessions_max)  # shared by every SR: the node's bound on connections
-    # TCP server ports whose connections an application-level gateway reads (the FTP ALG's 21).
-    alg_ports = {port: s.name for s in cfg.services for proto, port in s.punts if proto == 6}
-    for i, rc in enumerate(cfg.routers):
-        path = f"routers[{i}]"
-        tr = rc.transit
-        dr = sr = None
-        if rc.dr is not None:
-            dr = Router(
-                rc.name, "dr", rc.tlr_id, ArpTable(t.arp_timeout, t.arp_queue, t.arp_retries, epoch), Fib(epoch)
-            )
-            _add_ports(dr, rc.dr, instances)
-            routers.append(dr)
-        if rc.sr is not None:
-            sr = Router(
-                rc.name, "sr", rc.tlr_id, ArpTable(t.arp_timeout, t.arp_queue, t.arp_retries, epoch), Fib(epoch)
-            )
-            _add_ports(sr, rc.sr, instances)
-            if rc.sr.nat is not None or rc.sr.firewall is not None:
-                sr.services = SrServices(
-                    rc.sr.nat or NatConfig(), rc.sr.firewall or FirewallConfig(), epoch, budget, alg_ports
-                )
-            if rc.ha is not None:
-                sr.peer_publics = frozenset(int(a) for p in rc.ha.peers for a in p.publics)
-                if rc.ha.sync is not None:
-                    model.punts[(IPPROTO_UDP, rc.ha.sync.port)] = "sync"  # state replication (ha/sync.py)
-            routers.append(sr)
-        if tr is not None and tr.instance is not None:
-            # A real transit segment: each half here gets a router port on it, and
-            # routes over it like over any other segment.
-            seg = instances[tr.instance]
-            plen = tr.subnet.prefixlen
-            if dr is not None:
-                mac = tr.dr_mac or derived_mac(cfg.node, rc.name, "dr", "transit")
-                dr.transit_port = RouterPort(dr, seg, int(tr.dr), plen, mac)
-                seg.add_router_port(dr.transit_port)
-                dr.add_port(dr.transit_port)
-            if sr is not None and tr.sr is not None:
-                mac = tr.sr_mac or derived_mac(cfg.node, rc.name, "sr", "transit")
-                sr.transit_port = RouterPort(sr, seg, int(tr.sr), plen, mac)
-                seg.add_router_port(sr.transit_port)
-                sr.add_port(sr.transit_port)
-            if dr is not None and rc.dr is not None:
-                _add_routes(model, dr, rc.dr, f"{path}.dr", cfg)
-                if not any(route.plen == 0 for route in dr.fib.routes()):
-                    hops = [int(p) for p in tr.peers] if tr.peers else [int(tr.sr)]  # type: ignore[arg-type]
-                    default = Route(0, 0, hops[0], dr.transit_port, origin="transit")
-                    if len(hops) > 1:  # active/active SRs: equal-cost, per flow
-                        default.ecmp = [(h, dr.transit_port) for h in hops]  # type: ignore[misc]
-                    dr.fib.add(default)
-            if sr is not None and rc.sr is not None:
-                _add_routes(model, sr, rc.sr, f"{path}.sr", cfg)
-            continue
-        if (
-            dr is not None
-            and sr is not None
-            and tr is not None
-            and tr.sr is not None
-            and rc.dr is not None
-            and rc.sr is not None
-        ):
-            # DR and SR in this process: the transit switch is the transit stage.
-            tplen = tr.subnet.prefixlen
-            dr.transit_port = RouterPort(dr, None, int(tr.dr), tplen, b"\x00" * 6)
-            sr.transit_port = RouterPort(sr, None, int(tr.sr), tplen, b"\x00" * 6)
-            dr.local_ips[int(tr.dr)] = dr.transit_port
-            sr.local_ips[int(tr.sr)] = sr.transit_port
-            transit[(rc.name, int(tr.dr))] = dr.transit_port
-            transit[(rc.name, int(tr.sr))] = sr.transit_port
-            _add_routes(model, dr, rc.dr, f"{path}.dr", cfg)
-            _add_routes(model, sr, rc.sr, f"{path}.sr", cfg)
-            # The SR reaches every tenant subnet of its DR through the transit switch,
-            # and the DR sends everything else to the SR.
-            for route in dr.fib.routes():
-                if not route.transit and route.plen != 0:
-                    sr.fib.add(Route(route.prefix, route.plen, int(tr.dr), None, transit=True, origin="transit"))
-            if not any(route.plen == 0 for route in dr.fib.routes()):
-                dr.fib.add(Route(0, 0, int(tr.sr), None, transit=True, origin="transit"))
-        elif dr is not None and rc.dr is not None:
-            _add_routes(model, dr, rc.dr, f"{path}.dr", cfg)
-    if cfg.kernel is not None:
-        _add_kernel(model, cfg)
-    if cfg.evi is not None:
-        _add_evi(model, cfg, epoch)
-    model.service_ports = frozenset(p for s in cfg.services for p in s.punts)
-    return model
-
-
-EVI_CORE = "evi-core"  # the core segment's instance (the core port, untagged)
-
-
-def _add_evi(model: Model, cfg: Config, epoch: Epoch) -> None:
-    """The EVI tunnel endpoint: a router on the core port that only terminates, its links."""
-    ec = cfg.evi
-    assert ec is not None
-    t = cfg.tables
-    core = model.instances[EVI_CORE] = Instance(EVI_CORE)
-    port = model.ports[ec.port]
-    core.members.append((port, None))
-    model.records[(ec.port, None)] = core
-    router = Router("evi", "sr", 0, ArpTable(t.arp_timeout, t.arp_queue, t.arp_retries, epoch), Fib(epoch))
-    router.forwards = False
-    rport = RouterPort(router, core, int(ec.address.ip), ec.address.network.prefixlen, derived_mac(cfg.node, "evi"))
-    core.add_router_port(rport)
-    router.add_port(rport)
-    if ec.gateway is not None:
-        router.fib.add(Route(0, 0, int(ec.gateway), rport, origin="static"))
-    model.routers.append(router)
-    evi = model.evi = Evi(ec.site, router, rport, ec.mtu, epoch)
-    evi.arp_suppression = ec.arp_suppression
-    evi.arp_timeout = ec.arp_timeout
-    for name, netid in ec.instances.items():
-        evi.extend(model.instances[name], netid, ec.flood.get(name, []))
-        # With discovery another edge of this site may appear: forward only once the control
-        # process has appointed this edge (evi-af), so two edges never both forward at start.
-        model.instances[name].forwarding = ec.discovery is None
-    for lc in ec.links:
-        evi.add_link(lc.site, int(lc.address), lc.mtu, None, "static")
-
-
-def _add_kernel(model: Model, cfg: Config) -> None:
-    """Namespaces on the kernel transport: TLR namespaces, in-band management."""
-    kc = cfg.kernel
-    assert kc is not None
-    for name in kc.tlrs:
-        sr = model.router(name, "sr")
-        sr.kernel_tag = sr.tlr_id
-    if kc.management is not None:
-        mc = kc.management
-        sr = model.router(mc.router, "sr")
-        ip = int(mc.address.ip)
-        rport = sr.connected_port(ip)
-        if rport is None:
-            raise ConfigError(f"{cfg.source}: kernel.management.address: {mc.address} is on no segment of {sr.label}")
-        allow = [(int(n.network_address), n.prefixlen) for n in mc.allow]
-        sr.mgmt[ip] = MgmtAccess(rport, allow, set(mc.ports))
-        sr.local_ips[ip] = rport
-
-
-def _add_ports(router: Router, half: RouterHalf, instances: dict[str, Instance]) -> None:
-    for pc in half.ports:
-        inst = instances[pc.instance]
-        rp = RouterPort(router, inst, int(pc.ip.ip), pc.ip.network.prefixlen, pc.mac)
-        inst.add_router_port(rp)
-        router.add_port(rp)
-
-
-def _add_routes(model: Model, router: Router, half: RouterHalf, path: str, cfg: Config) -> None:
-    for j, rc in enumerate(half.routes):
-        try:
-            add_route(model, router, rc.prefix, [int(rc.via)])
-        except ValueError as exc:
-            raise ConfigError(f"{cfg.source}: {path}.routes[{j}].via: {exc}") from None

@@ -108,6 +108,38 @@ class Reader:
         except ValueError:
             raise self.fail(path, f"{show_value(value)} is not an IPv4 address (like 192.0.2.1)") from None
 
+    def interface6(self, value: Any, path: str) -> ipaddress.IPv6Interface:
+        try:
+            if not isinstance(value, str) or "/" not in value:
+                raise ValueError
+            iface = ipaddress.IPv6Interface(value)
+        except ValueError:
+            raise self.fail(
+                path, f"{show_value(value)} is not an IPv6 address with a prefix length (like 2001:db8:10::1/64)"
+            ) from None
+        if iface.ip.is_multicast or iface.ip.is_link_local or iface.ip.is_unspecified or iface.ip.is_loopback:
+            raise self.fail(path, f"{iface.ip} is not a unicast global or unique-local address")
+        return iface
+
+    def route_prefix(self, value: Any, path: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        """A route's prefix, of either family."""
+        try:
+            if not isinstance(value, str):
+                raise ValueError
+            return ipaddress.ip_network(value)
+        except ValueError:
+            raise self.fail(
+                path, f"{show_value(value)} is not an IPv4 or IPv6 prefix with host bits zero (like 10.0.0.0/8)"
+            ) from None
+
+    def any_address(self, value: Any, path: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        try:
+            if not isinstance(value, str):
+                raise ValueError
+            return ipaddress.ip_address(value)
+        except ValueError:
+            raise self.fail(path, f"{show_value(value)} is not an IPv4 or IPv6 address") from None
+
     def mac(self, value: Any, path: str) -> bytes:
         try:
             if not isinstance(value, str):

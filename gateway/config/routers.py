@@ -21,12 +21,13 @@ class RouterPortConfig:
     instance: str
     ip: ipaddress.IPv4Interface
     mac: bytes
+    ip6: ipaddress.IPv6Interface | None = None  # its IPv6 address too (dual stack)
 
 
 @dataclass
 class RouteConfig:
-    prefix: ipaddress.IPv4Network
-    via: ipaddress.IPv4Address
+    prefix: ipaddress.IPv4Network | ipaddress.IPv6Network
+    via: ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass
@@ -117,7 +118,7 @@ def parse_half(
     ports = []
     for j, pval in enumerate(r.sequence(body["ports"], f"{path}.ports")):
         ppath = f"{path}.ports[{j}]"
-        pb = r.mapping(pval, ppath, ("instance", "ip"), ("mac",))
+        pb = r.mapping(pval, ppath, ("instance", "ip"), ("mac", "ip6"))
         inst = r.name(pb["instance"], f"{ppath}.instance")
         if inst not in instances:
             raise r.fail(
@@ -135,12 +136,17 @@ def parse_half(
             if oip == int(ip.ip) or omac == mac:
                 raise r.fail(f"{ppath}.ip", f"{other} has this address or MAC on instance {inst!r} already")
         owners.append((label, int(ip.ip), mac))
-        ports.append(RouterPortConfig(inst, ip, mac))
+        ip6 = r.interface6(pb["ip6"], f"{ppath}.ip6") if pb.get("ip6") is not None else None
+        ports.append(RouterPortConfig(inst, ip, mac, ip6))
     routes = []
     for j, rv in enumerate(r.sequence(body.get("routes", []) or [], f"{path}.routes")):
         rpath = f"{path}.routes[{j}]"
         rb = r.mapping(rv, rpath, ("prefix", "via"))
-        routes.append(RouteConfig(r.network(rb["prefix"], f"{rpath}.prefix"), r.address(rb["via"], f"{rpath}.via")))
+        prefix = r.route_prefix(rb["prefix"], f"{rpath}.prefix")
+        via = r.any_address(rb["via"], f"{rpath}.via")
+        if via.version != prefix.version:
+            raise r.fail(f"{rpath}.via", f"{via} is not of the prefix's family (IPv{prefix.version})")
+        routes.append(RouteConfig(prefix, via))
     nat = parse_nat(r, body["nat"], f"{path}.nat") if body.get("nat") is not None else None
     firewall = None
     if body.get("firewall") is not None:

@@ -24,8 +24,9 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from gateway import config
+from gateway.build import build
 from gateway.epoch import Epoch
-from gateway.model import add_route, build
+from gateway.model import add_route
 from gateway.services.conntrack import DEFAULT_TIMEOUTS
 from gateway.services.rules import FirewallConfig, NatConfig
 

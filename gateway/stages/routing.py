@@ -24,14 +24,14 @@ with ``originated`` set and skip straight to the FIB lookup.
 
 from __future__ import annotations
 
-import zlib
 from time import monotonic
 
 from gateway.config.kernel import MANAGEMENT_TAG
-from gateway.effects import L3, L4
+from gateway.effects import L3
 from gateway.headers import (
     ETH_P_ARP,
     ETH_P_IP,
+    ETH_P_IPV6,
     IPPROTO_ICMP,
     IPPROTO_TCP,
     IPPROTO_UDP,
@@ -42,24 +42,17 @@ from gateway.headers import (
     ipv4_check,
     mac_str,
 )
-from gateway.l3 import arp_reply, arp_request, decrement_ttl, echo_reply, icmp_error
-from gateway.model import MgmtAccess, Router, RouterPort
+from gateway.l3 import arp_reply, decrement_ttl, echo_reply, icmp_error
+from gateway.model import MgmtAccess, Router
 from gateway.packet import Packet
-from gateway.stages.base import DONE, Context, Stage
-from gateway.tables.fib import Route, mask
+from gateway.stages.base import DONE, Context
+from gateway.stages.routing6 import DROPS6, Ipv6Walk
+from gateway.tables.fib import mask
 
 
-def flow_hash(buf: bytearray) -> int:
-    """A hash of the IPv4 5-tuple (ports when present), the same for every packet of a flow."""
-    ihl = (buf[14] & 0x0F) * 4
-    l4 = 14 + ihl
-    ports = bytes(buf[l4 : l4 + 4]) if buf[23] in (6, 17) and len(buf) >= l4 + 4 else b""
-    return zlib.crc32(bytes(buf[23:24]) + bytes(buf[26:34]) + ports)
-
-
-class RouterStage(Stage):
+class RouterStage(Ipv6Walk):
     DROPS: tuple[str, ...] = (
-        "not-ipv4",
+        "not-ip",
         "ip-truncated",
         "ip-bad-version",
         "ip-bad-ihl",
@@ -81,42 +74,32 @@ class RouterStage(Stage):
         "urpf",  # from a tenant segment with a source address not on that segment
         "not-forwarding",  # through a router that only terminates (the EVI tunnel endpoint)
         "service-unavailable",  # for a data-plane service whose process is gone, late or full (fail-closed)
+        *DROPS6,
     )
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.arp_requests = 0
         self.arp_replies = 0
         self.arp_other = 0  # ARP received that was not for us (only refreshes known entries)
         self.arp_learned = 0  # ARP replies (and gratuitous ARPs) for our addresses, learned from
         self.arp_probes = 0  # ARP probes (sender 0.0.0.0) for our addresses, answered
-        self.arp_misses = 0
-        self.echo_replies = 0
-        self.icmp_errors = 0
         self.punted = 0
-
-    # -- hooks for the SR's services -------------------------------------------------
-    def before_route(self, pkt: Packet) -> str | None:
-        """Runs before the FIB lookup (the SR does DNAT here). A return value ends the walk."""
-        return None
-
-    def after_route(self, pkt: Packet, route: Route) -> str | None:
-        """Runs after the FIB lookup, towards a segment (the SR's firewall and SNAT)."""
-        return None
 
     # -- the walk ------------------------------------------------------------------------
     def process(self, pkt: Packet) -> str:
-        if pkt.originated:
-            return self.deliver(pkt)
         buf = pkt.buf
         ethertype = (buf[12] << 8) | buf[13]
+        if pkt.originated:
+            return self.deliver6(pkt) if ethertype == ETH_P_IPV6 else self.deliver(pkt)
         fx = pkt.fx
         if ethertype == ETH_P_ARP:
             if fx is not None:
                 fx.no_cache("arp")
             return self.arp_input(pkt)
+        if ethertype == ETH_P_IPV6:
+            return self.ipv6_input(pkt)
         if ethertype != ETH_P_IP:
-            return self.drop(pkt, "not-ipv4", f"ethertype {ethertype:#06x}")
+            return self.drop(pkt, "not-ip", f"ethertype {ethertype:#06x}")
         reason = ipv4_check(buf, 14)
         if reason is not None:
             return self.drop(pkt, reason)
@@ -173,70 +156,7 @@ class RouterStage(Stage):
             return self.drop(pkt, "no-route", f"own packet to {ip_str(dst)}")
         return self.output(pkt, route, dst)
 
-    def output(self, pkt: Packet, route: Route, dst: int) -> str:
-        verdict = self.after_route(pkt, route)
-        if verdict is not None:
-            return verdict
-        if route.transit:
-            pkt.next_hop = route.via  # type: ignore[assignment]
-            if pkt.trace is not None:
-                pkt.note(self.name, f"{ip_str(dst)} via transit {ip_str(route.via)}")  # type: ignore[arg-type]
-            return "transit"
-        if route.ecmp:
-            nh, rport = route.pick(flow_hash(pkt.buf))
-            if pkt.fx is not None:
-                pkt.fx.read(L4)  # the next hop depends on the whole 5-tuple
-        else:
-            rport = route.port  # type: ignore[assignment]
-            nh = route.via if route.via is not None else dst
-        neighbour = pkt.router.arp.entry(rport, nh)  # type: ignore[union-attr]
-        if neighbour is None:
-            if pkt.fx is not None:
-                pkt.fx.no_cache("arp-miss")
-            return self.resolve(pkt, rport, nh)
-        mac = neighbour.mac
-        self.rewrite(pkt, rport, mac)
-        fx = pkt.fx
-        if fx is not None:
-            fx.depend(neighbour, "valid")
-            where = self.ctx.macs.lookup(rport.instance, mac)  # type: ignore[arg-type]
-            if where is None:
-                fx.no_cache("flood")
-            else:
-                fx.depend(where, "valid")
-        if pkt.trace is not None:
-            pkt.note(self.name, f"{ip_str(dst)} via {ip_str(nh)} ({mac_str(mac)}) on {rport.instance.name}")  # type: ignore[union-attr]
-        return "egress"
-
-    def rewrite(self, pkt: Packet, rport: RouterPort, mac: bytes) -> None:
-        buf = pkt.buf
-        buf[0:6] = mac
-        buf[6:12] = rport.mac
-        pkt.outputs = self.ctx.macs.resolve(rport.instance, mac)  # type: ignore[arg-type]
-
     # -- ARP -----------------------------------------------------------------------------
-    def resolve(self, pkt: Packet, rport: RouterPort, nh: int) -> str:
-        router: Router = pkt.router  # type: ignore[assignment]
-        queued, new = router.arp.enqueue(rport, nh, pkt, monotonic())
-        if not queued:
-            return self.drop(pkt, "arp-queue-full", ip_str(nh))
-        self.arp_misses += 1
-        if new:
-            self.send_arp_request(rport, nh, pkt.trace)
-        if pkt.trace is not None:
-            pkt.note(self.name, f"arp miss for {ip_str(nh)} on {rport.instance.name}: queued")  # type: ignore[union-attr]
-        return DONE
-
-    def send_arp_request(self, rport: RouterPort, ip: int, trace: list[str] | None = None) -> None:
-        # An address we yield (HA without preemption) is not ours to announce: ask as an
-        # ARP probe (sender 0.0.0.0, RFC 5227), so nobody rebinds it to our MAC.
-        sender = 0 if rport.ip in rport.router.yielded else rport.ip
-        req = Packet(arp_request(rport.mac, sender, ip), None, None)
-        req.outputs = rport.instance.members  # type: ignore[union-attr]
-        req.trace = trace
-        self.arp_requests += 1
-        self.ctx.emit(req, "egress")
-
     def arp_input(self, pkt: Packet) -> str:
         try:
             arp, _ = Arp.parser(memoryview(pkt.buf)[14:])
@@ -389,9 +309,11 @@ class RouterStage(Stage):
 
     # -- timers ------------------------------------------------------------------------
     def tick(self, now: float) -> None:
+        advertise = self.ra_due(now)
         for router in self.ctx.model.routers:
             if router.kind != self.name:
                 continue
+            self.tick6(router, now, advertise)
             retry, failed = router.arp.due(now)
             for rport, ip in retry:
                 self.send_arp_request(rport, ip)
@@ -412,5 +334,6 @@ class RouterStage(Stage):
             echo_replies=self.echo_replies,
             icmp_errors=self.icmp_errors,
             punted=self.punted,
+            **self.counters6(),
         )
         return out

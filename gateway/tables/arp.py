@@ -19,6 +19,7 @@ from typing import Any
 
 from gateway.epoch import Epoch
 from gateway.headers import ip_str, mac_str
+from gateway.headers6 import ip6_str
 from gateway.tables.aging import AgingEntry, AgingTable
 
 RETRY_INTERVAL = 1.0
@@ -48,8 +49,10 @@ class Pending:
 
 
 class ArpTable(AgingTable[tuple[RouterPort, int], ArpEntry]):
-    def __init__(self, timeout: float, queue_limit: int, retries: int, epoch: Epoch) -> None:
+    def __init__(self, timeout: float, queue_limit: int, retries: int, epoch: Epoch, bits: int = 32) -> None:
         super().__init__(timeout, epoch)
+        # 128: the IPv6 neighbour table (ND), the same mechanism keyed by 128-bit addresses.
+        self.text = ip_str if bits == 32 else ip6_str
         self.queue_limit = queue_limit
         self.retries = retries
         self.pending: dict[tuple[RouterPort, int], Pending] = {}
@@ -115,7 +118,7 @@ class ArpTable(AgingTable[tuple[RouterPort, int], ArpEntry]):
         rows: list[dict[str, Any]] = [
             {
                 "port": port.label,
-                "ip": ip_str(ip),
+                "ip": self.text(ip),
                 "mac": mac_str(e.mac),
                 "age": round(now - e.seen, 1),
                 "state": "reachable",
@@ -123,7 +126,7 @@ class ArpTable(AgingTable[tuple[RouterPort, int], ArpEntry]):
             for (port, ip), e in self._entries.items()
         ]
         rows += [
-            {"port": port.label, "ip": ip_str(ip), "mac": None, "queued": len(p.queue), "state": "incomplete"}
+            {"port": port.label, "ip": self.text(ip), "mac": None, "queued": len(p.queue), "state": "incomplete"}
             for (port, ip), p in self.pending.items()
         ]
         return sorted(rows, key=lambda r: (r["port"], r["ip"]))

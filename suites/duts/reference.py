@@ -55,11 +55,11 @@ DROP_CATEGORY = {
         for stage in ("dr", "sr")
         for category, reasons in (
             ("no-route", ("no-route",)),
-            ("ttl", ("ttl-expired",)),
+            ("ttl", ("ttl-expired", "hop-limit-expired")),
             (
                 "malformed",
                 (
-                    "not-ipv4",
+                    "not-ip",
                     "ip-truncated",
                     "ip-bad-version",
                     "ip-bad-ihl",
@@ -67,6 +67,29 @@ DROP_CATEGORY = {
                     "ip-bad-checksum",
                     "icmp-truncated",
                     "arp-truncated",
+                    "ip6-truncated",
+                    "ip6-bad-version",
+                    "ip6-bad-length",
+                    "ip6-ext-truncated",
+                    "ip6-ext-chain-too-long",
+                    "ip6-hbh-not-first",
+                    "icmp6-truncated",
+                    "icmp6-bad-checksum",
+                ),
+            ),
+            (
+                "nd",
+                (
+                    "nd-truncated",
+                    "nd-bad-hop-limit",
+                    "nd-bad-code",
+                    "nd-multicast-target",
+                    "nd-bad-option",
+                    "nd-off-link",
+                    "nd-spoofed",
+                    "nd-queue-full",
+                    "nd-unresolved",
+                    "ra-from-host",
                 ),
             ),
             ("arp", ("arp-unsupported", "arp-queue-full", "arp-unresolved", "arp-off-subnet", "arp-spoofed")),

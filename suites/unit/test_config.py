@@ -76,7 +76,7 @@ def test_topology_plan_config_is_valid():
         ),
         (
             lambda r: r["routers"][0]["sr"].update(routes=[{"prefix": "10.0.0.1/8", "via": "203.0.113.9"}]),
-            "'10.0.0.1/8' is not an IPv4 prefix with host bits zero",
+            "'10.0.0.1/8' is not an IPv4 or IPv6 prefix with host bits zero",
         ),
         (lambda r: r.update(tables={"arp_queue": -1}), "tables.arp_queue: -1 is not an integer"),
     ],
