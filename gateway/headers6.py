@@ -40,6 +40,10 @@ def ip6_str(addr: int) -> str:
     return str(ipaddress.IPv6Address(addr))
 
 
+ALL_NODES = 0xFF02 << 112 | 1
+ALL_ROUTERS = 0xFF02 << 112 | 2
+
+
 def solicited_node(addr: int) -> int:
     """ff02::1:ffXX:XXXX, the group a neighbour solicitation for ``addr`` goes to (RFC 4291 2.7.1)."""
     return ip6_int("ff02::1:ff00:0") | (addr & 0xFFFFFF)

@@ -24,14 +24,11 @@ from gateway.headers6 import (
     IPv6,
     Neighbour,
     icmp6,
-    ip6_int,
     multicast_mac,
     solicited_node,
     upper_layer,
 )
 
-ALL_NODES = ip6_int("ff02::1")
-ALL_ROUTERS = ip6_int("ff02::2")
 # RFC 4443 2.4 (c): an error carries as much of the offending packet as fits in the minimum MTU.
 MIN_MTU = 1280
 ERROR_QUOTE = MIN_MTU - IPV6_LEN - 8
@@ -124,4 +121,3 @@ def _is_icmp6_error(frame: bytearray) -> bool:
 def decrement_hop_limit(buf: bytearray, l3: int = 14) -> None:
     """Hop limit - 1 (IPv6 has no header checksum to update)."""
     buf[l3 + 7] -= 1
-

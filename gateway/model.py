@@ -19,6 +19,7 @@ from typing import Any
 
 from gateway.evi import Evi
 from gateway.headers import BFD_PORT, HELLO_PORT, IPPROTO_UDP, ip_str, mac_str
+from gateway.headers6 import ALL_NODES, ALL_ROUTERS, multicast_mac, solicited_node
 from gateway.io import Transport
 from gateway.services import SrServices
 from gateway.tables.arp import ArpTable
@@ -70,7 +71,7 @@ class Port:
 
 class Instance:
     __slots__ = ("name", "members", "router_port", "router_ports", "router_macs", "netid", "links", "flood_macs",
-                 "forwarding")  # fmt: skip
+                 "forwarding", "router_groups")  # fmt: skip
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -88,12 +89,19 @@ class Instance:
         # False while another edge of this site is the instance's appointed forwarder: this
         # edge learns its site's MACs in it but forwards none of its frames.
         self.forwarding = True
+        # IPv6 multicast MACs the router port listens on (all-nodes, all-routers, the
+        # solicited-node groups of its addresses): neighbour discovery reaches it there.
+        self.router_groups: frozenset[bytes] = frozenset()
 
     def add_router_port(self, rp: RouterPort) -> None:
         if self.router_port is None:
             self.router_port = rp
         self.router_ports.append(rp)
         self.router_macs[rp.mac] = rp
+        if rp.ip6 is not None:
+            groups = {multicast_mac(ALL_NODES), multicast_mac(ALL_ROUTERS)}
+            groups |= {multicast_mac(solicited_node(a)) for a in (rp.ip6, rp.ll6)}
+            self.router_groups |= groups
 
     def to_dict(self) -> dict[str, Any]:
         ports = [

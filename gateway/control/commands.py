@@ -7,7 +7,7 @@ calls :func:`handle`; it never raises.  A request is an object with ``cmd``:
 cmd        fields
 =========  ==========================================================================
 ping       -
-show       what: ports | instances | mac | arp | fib | counters | drops | traces | summary
+show       what: ports | instances | mac | arp | nd | fib | counters | drops | traces | summary
                  | cache | ha | nat | conntrack | firewall   (router: NAME, optional)
 trace      action: start (count) | show | clear | inject (port, frame: hex)
 route      action: add | del, router, half: dr | sr, prefix, via (add only; a list: ECMP)
@@ -48,8 +48,15 @@ SHOW: dict[str, Callable[[Datapath], Any]] = {
     "ports": lambda dp: [p.to_dict() for p in dp.model.ports.values()],
     "instances": lambda dp: [i.to_dict() for i in dp.model.instances.values()],
     "arp": lambda dp: [dict(row, router=r.label) for r in dp.model.routers for row in r.arp.dump(time.monotonic())],
+    "nd": lambda dp: [
+        dict(row, router=r.label) for r in dp.model.routers if r.nd is not None for row in r.nd.dump(time.monotonic())
+    ],
     "fib": lambda dp: [
-        dict(rt.to_dict(), router=r.label, tlr_id=r.tlr_id) for r in dp.model.routers for rt in r.fib.routes()
+        dict(rt.to_dict(), router=r.label, tlr_id=r.tlr_id)
+        for r in dp.model.routers
+        for fib in (r.fib, r.fib6)
+        if fib is not None
+        for rt in fib.routes()
     ],
     "drops": lambda dp: dp.pipeline.drops(),
     "traces": lambda dp: list(dp.traces),

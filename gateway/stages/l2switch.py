@@ -6,7 +6,8 @@ Where this sits: after ``classify``.  Learns the source MAC against the
 - destination is the MAC of the instance's router port -> the router's stage
   (``dr`` or ``sr``);
 - broadcast/multicast -> flooded to every other member of the instance; an
-  ARP broadcast is also handed to the router, which answers for its address;
+  ARP broadcast is also handed to the router, which answers for its address, and so
+  is IPv6 multicast to a group the router port listens on (neighbour discovery);
 - known unicast -> the learned member; unknown unicast -> flooded;
 - a member that is an EVI link (a remote site, ``gateway/evi``) -> ``evi_encap``.
 
@@ -108,6 +109,9 @@ class L2Switch(Stage):
                         # too).  (A peer may hold a yielded address.)
                         return self.drop(pkt, "arp-spoofed", f"{mac_str(src)} claims the router's address")
                 return self._flood_and_to_router(pkt, flood, "arp broadcast")
+            if rp is not None and dst in inst.router_groups:  # type: ignore[union-attr]
+                # IPv6 multicast to a group the router listens on (neighbour discovery).
+                return self._flood_and_to_router(pkt, flood, "ipv6 multicast")
             if not flood:
                 return self.drop(pkt, "no-other-member")
             self.floods += 1

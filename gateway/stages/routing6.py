@@ -33,6 +33,7 @@ from time import monotonic
 
 from gateway.headers import HeaderError, mac_str
 from gateway.headers6 import (
+    ALL_NODES,
     ECHO_REQUEST6,
     IPPROTO_ICMPV6,
     NA_OVERRIDE,
@@ -50,7 +51,6 @@ from gateway.headers6 import (
     upper_layer,
 )
 from gateway.l3v6 import (
-    ALL_NODES,
     DEST_UNREACH6,
     TIME_EXCEEDED6,
     decrement_hop_limit,
@@ -335,7 +335,9 @@ class Ipv6Walk(Forwarding):
         err.trace = pkt.trace
         self.icmp_errors += 1
         if pkt.trace is not None:
-            pkt.note(self.name, f"icmp6 type {icmp_type} code {code} to {ip6_str(int.from_bytes(pkt.buf[22:38], 'big'))}")
+            pkt.note(
+                self.name, f"icmp6 type {icmp_type} code {code} to {ip6_str(int.from_bytes(pkt.buf[22:38], 'big'))}"
+            )
         self.ctx.emit(err, self.name)
 
     def counters6(self) -> dict[str, int]:
@@ -347,4 +349,3 @@ class Ipv6Walk(Forwarding):
             "ra_sent": self.ra_sent,
             "rs_answered": self.rs_answered,
         }
-

@@ -53,9 +53,11 @@ class Route:
 
     def to_dict(self) -> dict[str, Any]:
         text = ip_str if self.bits == 32 else ip6_str
-        via: Any = text(self.via) if self.via is not None else None
+        # (An IPv6 route over the internal transit names the peer by its IPv4 transit address.)
+        vtext = ip_str if self.transit else text
+        via: Any = vtext(self.via) if self.via is not None else None
         if self.ecmp:
-            via = [text(v) for v, _p in self.ecmp]
+            via = [vtext(v) for v, _p in self.ecmp]
         return {
             "prefix": f"{text(self.prefix)}/{self.plen}",
             "via": via,

@@ -78,7 +78,7 @@ DROP_CATEGORY = {
                 ),
             ),
             (
-                "nd",
+                "arp",  # neighbour resolution: IPv6's neighbour discovery too
                 (
                     "nd-truncated",
                     "nd-bad-hop-limit",
