@@ -40,6 +40,12 @@ def ip6_str(addr: int) -> str:
     return str(ipaddress.IPv6Address(addr))
 
 
+def addr_str(addr: int) -> str:
+    """An address of either family as an int: IPv6 addresses the gateway forwards are never in
+    ::/96 (the IPv6 walk refuses those as ``not-routable``), so every one is past 32 bits."""
+    return str(ipaddress.IPv4Address(addr)) if addr <= 0xFFFFFFFF else ip6_str(addr)
+
+
 ALL_NODES = 0xFF02 << 112 | 1
 ALL_ROUTERS = 0xFF02 << 112 | 2
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, checksum, csum_update16, csum_update32
+from gateway.headers6 import IPPROTO_ICMPV6, upper_layer
 
 
 class FlowTuple(NamedTuple):
@@ -162,3 +163,52 @@ def fix_icmp_error(buf: bytearray, l3: int, inner: int) -> None:
 
 def tcp_flags(buf: bytearray, l3: int = 14) -> int:
     return buf[l3 + (buf[l3] & 0x0F) * 4 + 13]
+
+
+ICMP6_ECHO_REQUEST, ICMP6_ECHO_REPLY = 128, 129
+ICMP6_ERRORS = frozenset({1, 2, 3, 4})
+
+
+def flow_tuple6(buf: bytearray, l3: int = 14) -> tuple[FlowTuple, int, int]:
+    """The 5-tuple of the (checked, walkable) IPv6 packet at ``l3``, what kind of packet it
+    is, and the offset of its upper-layer header.  A fragment is untrackable (the gateway
+    does not reassemble); an ICMPv6 echo's identifier stands in for both ports."""
+    src = int.from_bytes(buf[l3 + 8 : l3 + 24], "big")
+    dst = int.from_bytes(buf[l3 + 24 : l3 + 40], "big")
+    proto, l4, fragment = upper_layer(buf, l3)
+    if fragment:
+        return _new(FlowTuple, (proto, src, 0, dst, 0)), UNTRACKABLE, l4
+    end = l3 + 40 + ((buf[l3 + 4] << 8) | buf[l3 + 5])
+    if proto == IPPROTO_TCP or proto == IPPROTO_UDP:
+        if end - l4 < (20 if proto == IPPROTO_TCP else 8):
+            return _new(FlowTuple, (proto, src, 0, dst, 0)), UNTRACKABLE, l4
+        sport, dport = (buf[l4] << 8) | buf[l4 + 1], (buf[l4 + 2] << 8) | buf[l4 + 3]
+        return _new(FlowTuple, (proto, src, sport, dst, dport)), NORMAL, l4
+    if proto == IPPROTO_ICMPV6:
+        if end - l4 < 8:
+            return _new(FlowTuple, (proto, src, 0, dst, 0)), UNTRACKABLE, l4
+        itype = buf[l4]
+        if itype == ICMP6_ECHO_REQUEST or itype == ICMP6_ECHO_REPLY:
+            ident = (buf[l4 + 4] << 8) | buf[l4 + 5]
+            return _new(FlowTuple, (proto, src, ident, dst, ident)), NORMAL, l4
+        if itype in ICMP6_ERRORS:
+            return _new(FlowTuple, (proto, src, 0, dst, 0)), ICMP_ERROR, l4
+    return _new(FlowTuple, (proto, src, 0, dst, 0)), NORMAL, l4
+
+
+def inner_tuple6(buf: bytearray, l4: int) -> FlowTuple | None:
+    """The tuple of the IPv6 packet quoted in the ICMPv6 error at ``l4`` (its header followed
+    directly by TCP, UDP or ICMPv6: a quote with extension headers relates to nothing)."""
+    inner = l4 + 8
+    if len(buf) < inner + 40 or buf[inner] >> 4 != 6:
+        return None
+    proto = buf[inner + 6]
+    src = int.from_bytes(buf[inner + 8 : inner + 24], "big")
+    dst = int.from_bytes(buf[inner + 24 : inner + 40], "big")
+    at = inner + 40
+    if proto in (IPPROTO_TCP, IPPROTO_UDP) and len(buf) >= at + 4:
+        return _new(FlowTuple, (proto, src, (buf[at] << 8) | buf[at + 1], dst, (buf[at + 2] << 8) | buf[at + 3]))
+    if proto == IPPROTO_ICMPV6 and len(buf) >= at + 6 and buf[at] in (ICMP6_ECHO_REQUEST, ICMP6_ECHO_REPLY):
+        ident = (buf[at + 4] << 8) | buf[at + 5]
+        return _new(FlowTuple, (proto, src, ident, dst, ident))
+    return None

@@ -104,14 +104,20 @@ def parse_fw_rule(r: Reader, value: Any, path: str, default_name: str) -> Firewa
     b = r.mapping(value, path, ("action",), ("name", "direction", "proto", "src", "dst", "dport"))
     action = r.choice(b["action"], f"{path}.action", ("allow", "drop", "reject"), "allow, drop or reject")
     direction = r.choice(b.get("direction", "any"), f"{path}.direction", ("in", "out", "any"), "in, out or any")
-    proto = r.choice(b.get("proto", "any"), f"{path}.proto", PROTOS, "tcp, udp, icmp or any")
+    proto = r.choice(b.get("proto", "any"), f"{path}.proto", PROTOS, "tcp, udp, icmp, icmpv6 or any")
     dport = None
     if b.get("dport") not in (None, "any"):
         if PROTOS[proto] not in (6, 17):
             raise r.fail(f"{path}.dport", "a destination port needs proto tcp or udp")
         dport = parse_range(r, b["dport"], f"{path}.dport", 1)
-    src = r.network(b["src"], f"{path}.src") if b.get("src") not in (None, "any") else None
-    dst = r.network(b["dst"], f"{path}.dst") if b.get("dst") not in (None, "any") else None
+    # A rule with addresses is of their family; one without matches both.
+    src = r.route_prefix(b["src"], f"{path}.src") if b.get("src") not in (None, "any") else None
+    dst = r.route_prefix(b["dst"], f"{path}.dst") if b.get("dst") not in (None, "any") else None
+    if src is not None and dst is not None and src.version != dst.version:
+        raise r.fail(f"{path}.dst", f"{dst} is not of the source's family (IPv{src.version})")
+    family = (src or dst).version if (src or dst) is not None else None  # type: ignore[union-attr]
+    if family is not None and PROTOS[proto] in (1, 58) and family != (4 if PROTOS[proto] == 1 else 6):
+        raise r.fail(f"{path}.proto", f"{proto} is not a protocol of IPv{family}")
     name = r.name(b.get("name", default_name), f"{path}.name")
     return FirewallRule(name, action, direction, PROTOS[proto], src, dst, dport)
 

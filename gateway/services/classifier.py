@@ -28,16 +28,17 @@ from gateway.headers import IPPROTO_TCP, IPPROTO_UDP
 NO_PORT, ONE_PORT, RANGE = 0, 1, 2
 
 
-def _mask(plen: int) -> int:
-    return (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
+def _mask(plen: int, bits: int) -> int:
+    full = (1 << bits) - 1
+    return (full << (bits - plen)) & full if plen else 0
 
 
 class _Shape:
     __slots__ = ("has_dir", "has_proto", "smask", "dmask", "port", "table", "best")
 
-    def __init__(self, has_dir: bool, has_proto: bool, splen: int, dplen: int, port: int) -> None:
+    def __init__(self, has_dir: bool, has_proto: bool, splen: int, dplen: int, port: int, bits: int) -> None:
         self.has_dir, self.has_proto = has_dir, has_proto
-        self.smask, self.dmask = _mask(splen), _mask(dplen)
+        self.smask, self.dmask = _mask(splen, bits), _mask(dplen, bits)
         self.port = port
         self.table: dict[tuple[Any, ...], list[tuple[int, Any]]] = {}
         self.best = 1 << 62  # the lowest rule position under this shape
@@ -55,13 +56,19 @@ def _shape_of(rule: Any) -> tuple[bool, bool, int, int, int]:
 
 
 class Classifier:
-    def __init__(self, rules: list[Any]) -> None:
+    """The rules of one address family (``bits``: 32 or 128): those naming addresses of the
+    other family are left out, their positions kept."""
+
+    def __init__(self, rules: list[Any], bits: int = 32) -> None:
         shapes: dict[tuple[bool, bool, int, int, int], _Shape] = {}
+        family = 4 if bits == 32 else 6
         for pos, rule in enumerate(rules):
+            if rule.family not in (None, family):
+                continue
             form = _shape_of(rule)
             shape = shapes.get(form)
             if shape is None:
-                shape = shapes[form] = _Shape(*form)
+                shape = shapes[form] = _Shape(*form, bits)
             key = (
                 (rule.direction == "in") if shape.has_dir else None,
                 rule.proto if shape.has_proto else None,

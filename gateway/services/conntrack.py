@@ -26,6 +26,7 @@ from typing import Any
 
 from gateway.epoch import Epoch
 from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ip_str
+from gateway.headers6 import IPPROTO_ICMPV6, addr_str
 from gateway.l4 import FlowTuple
 
 _new = tuple.__new__
@@ -56,16 +57,22 @@ DEFAULT_TIMEOUTS = {
 
 
 def proto_name(proto: int) -> str:
-    return {IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp", IPPROTO_ICMP: "icmp"}.get(proto, str(proto))
+    return {IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp", IPPROTO_ICMP: "icmp", IPPROTO_ICMPV6: "icmpv6"}.get(
+        proto, str(proto)
+    )
 
 
 def tuple_str(t: FlowTuple) -> str:
+    """A tuple of either family (IPv6 addresses in brackets before a port)."""
     proto, src, sport, dst, dport = t
+    s, d = addr_str(src), addr_str(dst)
     if proto in (IPPROTO_TCP, IPPROTO_UDP):
-        return f"{ip_str(src)}:{sport} > {ip_str(dst)}:{dport}"
-    if proto == IPPROTO_ICMP:
-        return f"{ip_str(src)} > {ip_str(dst)} id {sport}"
-    return f"{ip_str(src)} > {ip_str(dst)}"
+        if src > 0xFFFFFFFF:
+            return f"[{s}]:{sport} > [{d}]:{dport}"
+        return f"{s}:{sport} > {d}:{dport}"
+    if proto == IPPROTO_ICMP or proto == IPPROTO_ICMPV6:
+        return f"{s} > {d} id {sport}"
+    return f"{s} > {d}"
 
 
 def inverse(t: FlowTuple) -> FlowTuple:
@@ -331,7 +338,7 @@ def _initial_class(proto: int) -> str:
         return "tcp_transitory"
     if proto == IPPROTO_UDP:
         return "udp"
-    if proto == IPPROTO_ICMP:
+    if proto == IPPROTO_ICMP or proto == IPPROTO_ICMPV6:
         return "icmp"
     return "other"
 

@@ -30,13 +30,16 @@ class Firewall:
         self.epoch = epoch
         self.rules: list[FirewallRule] = list(cfg.rules)
         self.classifier = Classifier(self.rules)
+        self.classifier6 = Classifier(self.rules, bits=128)
         self.generation = 1
         self.default_hits = {"out-allow": 0, "in-forwarded": 0, "in-unsolicited": 0}
 
     def evaluate(
         self, inbound: bool, proto: int, src: int, dst: int, dport: int, forwarded: bool, count: bool = True
     ) -> tuple[str, FirewallRule | None]:
-        rule = self.classifier.first(inbound, proto, src, dst, dport)
+        # The family is the address's: an IPv6 address the gateway forwards is past 32 bits.
+        classifier = self.classifier if src <= 0xFFFFFFFF else self.classifier6
+        rule = classifier.first(inbound, proto, src, dst, dport)
         if rule is not None:
             if count:
                 rule.hits += 1
@@ -73,6 +76,7 @@ class Firewall:
 
     def _changed(self) -> None:
         self.classifier = Classifier(self.rules)
+        self.classifier6 = Classifier(self.rules, bits=128)
         self.generation += 1
         self.epoch.bump()  # running flows are judged again by the new rules
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ip_str
 
-PROTOS = {"tcp": IPPROTO_TCP, "udp": IPPROTO_UDP, "icmp": IPPROTO_ICMP, "any": None}
+PROTOS = {"tcp": IPPROTO_TCP, "udp": IPPROTO_UDP, "icmp": IPPROTO_ICMP, "icmpv6": 58, "any": None}
 PROTO_NAMES = {v: k for k, v in PROTOS.items()}
 
 
@@ -98,14 +98,22 @@ class FirewallRule:
     action: str  # allow | drop | reject
     direction: str = "any"  # in (from the uplink) | out (from the tenants) | any
     proto: int | None = None
-    src: ipaddress.IPv4Network | None = None
-    dst: ipaddress.IPv4Network | None = None
+    src: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    dst: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
     dport: tuple[int, int] | None = None
     hits: int = 0
     active: bool = True
 
+    @property
+    def family(self) -> int | None:
+        """4 or 6 for a rule that names addresses (of that family), None for one that matches both."""
+        net = self.src or self.dst
+        return net.version if net is not None else None
+
     def matches(self, inbound: bool, proto: int, src: int, dst: int, dport: int) -> bool:
         if self.direction == "in" and not inbound or self.direction == "out" and inbound:
+            return False
+        if self.family is not None and self.family != (6 if src > 0xFFFFFFFF else 4):
             return False
         if self.proto is not None and proto != self.proto:
             return False

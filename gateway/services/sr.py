@@ -26,7 +26,7 @@ the cache they record on ``pkt.fx`` what the decision read and depends on.
 from __future__ import annotations
 
 from time import monotonic
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 from gateway.effects import L4
 from gateway.epoch import Epoch
@@ -48,6 +48,8 @@ from gateway.services.expect import Expectation, Expectations
 from gateway.services.firewall import DROP, REJECT, Firewall
 from gateway.services.nat import Nat
 from gateway.services.rules import FirewallConfig, NatConfig, SnatRule
+from gateway.services.sr6 import Ipv6Services
+from gateway.services.verdict import SrPacket, Verdict
 
 DROPS = (
     "untrackable",  # non-first fragment or cut-short L4 header: no ports to track or translate
@@ -62,28 +64,7 @@ DROPS = (
 )
 
 
-class Verdict(NamedTuple):
-    reason: str  # one of DROPS
-    detail: str
-    reject: bool = False  # send ICMP administratively prohibited first
-
-
-class SrPacket(Protocol):
-    """What the services read and write of a packet (``packet.Packet``)."""
-
-    buf: bytearray
-    rport: Any
-    fx: Any
-    conn: Any
-    conn_dir: int
-    flow: FlowTuple | None
-    nat_rule: Any
-    trace: list[str] | None
-
-    def note(self, stage: str, text: str) -> None: ...
-
-
-class SrServices:
+class SrServices(Ipv6Services):
     def __init__(
         self,
         nat: NatConfig,

@@ -24,11 +24,13 @@ from time import monotonic
 from gateway.evi import EVI_PORT, IPPROTO_GRE
 from gateway.headers import IPPROTO_TCP, IPPROTO_UDP, Icmp, checksum, ipv4_check, pseudo_header
 from gateway.io.service import REPLY_DIRECTION
+from gateway.l3v6 import DEST_UNREACH6
 from gateway.l4 import flow_tuple
 from gateway.packet import Packet
 from gateway.services import DROPS as SERVICE_DROPS
 from gateway.services import Verdict, seqadj
 from gateway.stages.base import DONE
+from gateway.stages.forward import is_ipv6
 from gateway.stages.routing import RouterStage
 from gateway.tables.fib import Route
 
@@ -66,6 +68,8 @@ class ServiceRouter(RouterStage):
         svc = pkt.router.services  # type: ignore[union-attr]
         if svc is None:
             return None
+        if is_ipv6(pkt):
+            return self._refused(pkt, svc.inbound6(pkt, monotonic()))
         verdict = svc.inbound(pkt, monotonic())
         if verdict is not None and verdict.reason in WAIT_FOR_PEER and pkt.in_port is not None:
             # No connection for it here yet, but a peer SR may be replicating it right now (a
@@ -84,6 +88,8 @@ class ServiceRouter(RouterStage):
         svc = pkt.router.services  # type: ignore[union-attr]
         if svc is None or pkt.originated:
             return None
+        if is_ipv6(pkt):
+            return self._refused(pkt, svc.outbound6(pkt, route.transit, monotonic()))
         refused = self._refused(pkt, svc.outbound(pkt, route.transit, monotonic()))
         if refused is not None or pkt.conn is None or pkt.conn.alg is None:
             return refused
@@ -123,7 +129,9 @@ class ServiceRouter(RouterStage):
     def _refused(self, pkt: Packet, verdict: Verdict | None) -> str | None:
         if verdict is None:
             return None
-        if verdict.reject:
+        if verdict.reject and is_ipv6(pkt):
+            self.send_error6(pkt, DEST_UNREACH6, 1)  # communication administratively prohibited
+        elif verdict.reject:
             self.send_error(pkt, Icmp.DEST_UNREACH, 13)  # communication administratively prohibited
         return self.drop(pkt, verdict.reason, verdict.detail)
 

@@ -94,3 +94,63 @@ def test_bench_scale_runs_small():
     ):
         row = bench_scale._isolated(fn, n)
         assert row["size"] == n and row["working_set_ns"] > 0 and row["random_ns"] > 0
+
+
+ADDRS6 = [0x20010DB8_0010_0000_0000_0000_0000_0011, 0x20010DB8_0010_0000_0000_0000_0000_0012,
+          0x20010DB8_00CB_0000_0000_0000_0000_00FE, 0x20010DB8_0077_0000_0000_0000_0000_0005]  # fmt: skip
+
+
+def _net6(addr: int, plen: int) -> ipaddress.IPv6Network:
+    full = (1 << 128) - 1
+    return ipaddress.IPv6Network((addr & ((full << (128 - plen)) & full if plen else 0), plen))
+
+
+dual_rules_st = st.lists(
+    st.builds(
+        lambda i, action, direction, proto, family, splen, dplen, pick, ports: FirewallRule(
+            f"r{i}",
+            action,
+            direction,
+            proto,
+            None
+            if splen is None
+            else (
+                _net(ADDRS[pick % len(ADDRS)], splen) if family == 4 else _net6(ADDRS6[pick % len(ADDRS6)], splen * 4)
+            ),
+            None
+            if dplen is None
+            else (
+                _net(ADDRS[(pick + 1) % len(ADDRS)], dplen)
+                if family == 4
+                else _net6(ADDRS6[(pick + 1) % len(ADDRS6)], dplen * 4)
+            ),
+            ports,
+        ),  # fmt: skip
+        st.integers(0, 10**6),
+        st.sampled_from(["allow", "drop"]),
+        st.sampled_from(["in", "out", "any"]),
+        st.sampled_from([None, 6, 17, 58]),
+        st.sampled_from([4, 6]),
+        st.one_of(st.none(), st.sampled_from([0, 8, 16, 32])),
+        st.one_of(st.none(), st.sampled_from([0, 16, 24, 32])),
+        st.integers(0, 10),
+        st.one_of(st.none(), st.sampled_from([53, 80]).map(lambda p: (p, p))),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(dual_rules_st, st.lists(st.tuples(st.booleans(), st.sampled_from([6, 17, 58]), st.integers(0, 3),
+                                         st.integers(0, 3), st.sampled_from([53, 80, 99]), st.booleans()),
+                               min_size=1, max_size=20))  # fmt: skip
+def test_each_family_has_its_classifier_and_never_matches_the_others_rules(rules, packets):
+    """A rule naming IPv4 addresses never matches an IPv6 packet (a 32-bit mask over a 128-bit
+    address could), nor the reverse; a rule naming none matches both."""
+    v4, v6 = Classifier(rules), Classifier(rules, bits=128)
+    for inbound, proto, s, d, dport, six in packets:
+        src, dst = (ADDRS6[s], ADDRS6[d]) if six else (ADDRS[s], ADDRS[d])
+        found = (v6 if six else v4).first(inbound, proto, src, dst, dport)
+        assert found is scan(rules, inbound, proto, src, dst, dport)
+        if found is not None:
+            assert found.family in (None, 6 if six else 4)

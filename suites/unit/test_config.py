@@ -60,6 +60,34 @@ def test_topology_plan_config_is_valid():
             lambda r: r["routers"][0]["dr"]["ports"][0].update(ip="172.16.10.1"),
             "routers[0].dr.ports[0].ip: '172.16.10.1' is not an IPv4 address with a prefix length",
         ),
+        (
+            lambda r: r["routers"][0]["dr"]["ports"][0].update(ip6="2001:db8::1"),
+            "routers[0].dr.ports[0].ip6: '2001:db8::1' is not an IPv6 address with a prefix length",
+        ),
+        (
+            lambda r: r["routers"][0]["dr"]["ports"][0].update(ip6="fe80::1/64"),
+            "routers[0].dr.ports[0].ip6: fe80::1 is not a unicast global or unique-local address",
+        ),
+        (
+            lambda r: r["routers"][0]["sr"].update(routes=[{"prefix": "::/0", "via": "203.0.113.9"}]),
+            "routers[0].sr.routes[0].via: 203.0.113.9 is not of the prefix's family (IPv6)",
+        ),
+        (
+            lambda r: r["routers"][0]["sr"].update(routes=[{"prefix": "2001:db8:1::/48", "via": "2001:db8:cb::9"}]),
+            "t1-sr has no IPv6 address on any segment",
+        ),
+        (
+            lambda r: r["routers"][0]["sr"].update(
+                firewall={"rules": [{"action": "drop", "src": "10.0.0.0/8", "dst": "2001:db8::/32"}]}
+            ),
+            "firewall.rules[0].dst: 2001:db8::/32 is not of the source's family (IPv4)",
+        ),
+        (
+            lambda r: r["routers"][0]["sr"].update(
+                firewall={"rules": [{"action": "drop", "proto": "icmp", "dst": "2001:db8::/32"}]}
+            ),
+            "firewall.rules[0].proto: icmp is not a protocol of IPv6",
+        ),
         (lambda r: r["routers"][0]["dr"]["ports"][0].update(mac="01:00:5e:00:00:01"), "is a multicast MAC"),
         (lambda r: r["routers"][0]["dr"]["ports"][0].update(mac="zz:00"), "is not a MAC address"),
         (
