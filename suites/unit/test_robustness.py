@@ -154,7 +154,7 @@ def test_firewall_rule_with_a_list_for_proto_is_refused(rig):
     resp = rig.handle(
         {"cmd": "firewall", "action": "add", "router": "t1", "rule": {"action": "drop", "proto": ["tcp"]}},
     )
-    assert resp["ok"] is False and "rule.proto" in resp["error"] and "tcp, udp, icmp or any" in resp["error"]
+    assert resp["ok"] is False and "rule.proto" in resp["error"] and "tcp, udp, icmp, icmpv6 or any" in resp["error"]
     assert rig.control.internal_errors == 0
 
 
