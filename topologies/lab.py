@@ -129,6 +129,8 @@ class Lab:
             host = self.net.get(name)  # type: ignore[union-attr]
             if h.get("router"):
                 run(host, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            if h.get("ip6"):
+                self._configure_ipv6(name, h)
             for prefix, via in h.get("routes", {}).items():
                 run(host, ["ip", "route", "replace", prefix, "via", via])
         for link in self.plan.get("links", []):
@@ -139,6 +141,24 @@ class Lab:
         for name in self.plan.get("probes", {}):
             probe = self.net.get(name)  # type: ignore[union-attr]
             run(probe, ["ip", "addr", "flush", "dev", probe.defaultIntf().name])
+
+    def _configure_ipv6(self, name: str, h: dict[str, Any]) -> None:
+        """A dual-stack host: IPv6 back on where the plan gives it an address (``ip6``; a router's
+        second link ``ip6_2``).  Addresses skip duplicate address detection (the plan's are
+        unique); a host without ``gw6`` learns its default router from router advertisements."""
+        host = self.net.get(name)  # type: ignore[union-attr]
+        intfs = [i for i in host.intfList() if i.name != "lo"]
+        addrs = [(intfs[0].name, h["ip6"])] + ([(intfs[1].name, h["ip6_2"])] if h.get("ip6_2") else [])
+        conf = ["net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0"]
+        if h.get("router"):
+            conf.append("net.ipv6.conf.all.forwarding=1")
+        run(host, ["sysctl", "-qw", *conf])
+        for ifname, addr in addrs:
+            run(host, ["sysctl", "-qw", f"net.ipv6.conf.{ifname}.disable_ipv6=0", f"net.ipv6.conf.{ifname}.accept_dad=0",
+                       f"net.ipv6.conf.{ifname}.accept_ra={0 if h.get('router') or h.get('gw6') else 1}"])  # fmt: skip
+            run(host, ["ip", "-6", "addr", "add", addr, "dev", ifname, "nodad"])
+        if h.get("gw6"):
+            run(host, ["ip", "-6", "route", "replace", "default", "via", h["gw6"]])
 
     def stop_gateway(self, name: str) -> None:
         """Stop the gateway software on ``name`` (the node and its links stay)."""

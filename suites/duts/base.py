@@ -72,6 +72,13 @@ CAPABILITIES: dict[str, str] = {
     "fault.process": "one process of the gateway (its EVI control process, its HA agent) can be stopped and "
     "started alone",
     "evi.mtu": "a frame that does not fit the core with the tunnel overhead is dropped and counted, never fragmented",
+    "ipv6.routing": "IPv6 between tenant segments and to the provider (routed, not translated): the router "
+    "answers neighbour solicitations and ping6 for its addresses, decrements the hop limit, sends ICMPv6 time "
+    "exceeded (traceroute -6 sees each hop)",
+    "ipv6.ra": "router advertisements on tenant segments: hosts learn their default router (its link-local "
+    "address) and their on-link prefix from them",
+    "ipv6.fw": "the stateful firewall for IPv6: tenant-initiated flows allowed and untranslated, unsolicited "
+    "inbound dropped, ICMPv6 packet too big about a tenant's flow reaches it (path MTU discovery works)",
     "internals.show": "the reference gateway's show output (drop names, MAC/ARP/FIB tables)",
     "internals.trace": "per-packet traces through the stages",
     "internals.cache": "datapath cache entries and counters",

@@ -189,7 +189,8 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
                 target = vips if (ha and half == "sr") else None
                 _address(bridges, rp["instance"], rp["ip"], rp["mac"], target)
             for route in (router.get(half) or {}).get("routes", []):
-                routes.append((route["prefix"], route["via"]))
+                if ":" not in route["prefix"]:  # IPv4 only: this DUT declares no ipv6.* capability
+                    routes.append((route["prefix"], route["via"]))
         transit = router.get("transit") or {}
         if transit.get("instance"):
             # A real transit segment: this node's half gets its address on it.

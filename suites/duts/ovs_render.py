@@ -79,10 +79,11 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
         dr_transit = {"id": next(rport_ids), "instance": None, "ip": transit.get("dr"), "plen": plen, "mac": None}
         sr_transit = {"id": next(rport_ids), "instance": None, "ip": transit.get("sr"), "plen": plen, "mac": None}
         tenant_nets = [f"{p['ip']}/{p['plen']}" for p in dr_ports]
-        dr_routes = [_route(r) for r in (lr.get("dr") or {}).get("routes", [])]
+        # IPv4 only: this DUT declares no ipv6.* capability.
+        dr_routes = [_route(r) for r in (lr.get("dr") or {}).get("routes", []) if ":" not in r["prefix"]]
         if not any(r["prefix"] == "0.0.0.0/0" for r in dr_routes):
             dr_routes.append({"prefix": "0.0.0.0/0", "peer": sr_id, "via_port": sr_transit["id"]})
-        sr_routes = [_route(r) for r in (lr.get("sr") or {}).get("routes", [])]
+        sr_routes = [_route(r) for r in (lr.get("sr") or {}).get("routes", []) if ":" not in r["prefix"]]
         sr_routes += [{"prefix": str(ipaddress.IPv4Network(n, strict=False)), "peer": dr_id, "via_port": dr_transit["id"]}
                       for n in tenant_nets]  # fmt: skip
         nat = lr.get("nat") or {}

@@ -92,11 +92,22 @@ def send(iface: str, frames: list[str], gap_ms: float) -> int:
 MARKER = b"spoken-after-the-failover\n"
 
 
+def _peer(addr: str) -> str:
+    """An IPv4 peer of a dual-stack listener as itself, not as ::ffff:a.b.c.d."""
+    return addr[7:] if addr.startswith("::ffff:") and "." in addr else addr
+
+
 def _listen(port: int, timeout: float) -> socket.socket:
     """A TCP listener for one client on ``port``; READY said once it listens."""
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("0.0.0.0", port))
+    try:  # both families where the host has IPv6, IPv4 alone where it is off
+        srv = socket.socket(socket.AF_INET6)
+        srv.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("::", port))
+    except OSError:
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("0.0.0.0", port))
     srv.listen(1)
     srv.settimeout(timeout)
     print("READY", flush=True)
@@ -121,7 +132,10 @@ def tcp_server(port: int, timeout: float = 30.0) -> int:
         total += len(chunk)
     conn.sendall(digest.hexdigest().encode())
     conn.close()
-    print(json.dumps({"bytes": total, "sha256": digest.hexdigest(), "peer": peer[0], "peer_port": peer[1]}), flush=True)
+    print(
+        json.dumps({"bytes": total, "sha256": digest.hexdigest(), "peer": _peer(peer[0]), "peer_port": peer[1]}),
+        flush=True,
+    )
     return 0
 
 
@@ -170,7 +184,7 @@ def tcp_hold_server(port: int, timeout: float) -> int:
         hello = conn.recv(64)
         print(
             "CONNECTED",
-            json.dumps({"peer": peer[0], "port": peer[1], "hello": hello.decode(errors="replace")}),
+            json.dumps({"peer": _peer(peer[0]), "port": peer[1], "hello": hello.decode(errors="replace")}),
             flush=True,
         )
         sys.stdin.readline()

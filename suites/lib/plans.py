@@ -18,3 +18,16 @@ def router_port(plan: dict[str, Any], instance: str, gateway: str = "edge1") -> 
                 if port["instance"] == instance:
                     return {"ip": port["ip"].split("/")[0], "mac": port["mac"], "router": router["name"], "half": half}
     raise KeyError(f"no router port on instance {instance!r} of {gateway}")
+
+
+def addr6(plan: dict[str, Any], host: str) -> str:
+    """A dual-stack host's IPv6 address without the prefix length."""
+    return str(plan["hosts"][host]["ip6"].split("/")[0])
+
+
+def link_local(mac: str) -> str:
+    """The link-local address a router port (or host) has from its MAC (modified EUI-64)."""
+    b = [int(x, 16) for x in mac.split(":")]
+    b[0] ^= 0x02
+    words = [(b[0] << 8) | b[1], (b[2] << 8) | 0xFF, 0xFE00 | b[3], (b[4] << 8) | b[5]]
+    return "fe80::" + ":".join(f"{w:x}" for w in words)

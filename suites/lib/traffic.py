@@ -204,7 +204,7 @@ class TcpStream:
 
 _TCP_ATTEMPT = """
 import errno, json, socket, sys
-s = socket.socket()
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
 s.settimeout(float(sys.argv[3]))
 try:
     s.connect((sys.argv[1], int(sys.argv[2])))

@@ -12,12 +12,14 @@ NAME = "edge-basic"
 
 PLAN: dict[str, Any] = {
     "name": NAME,
-    "description": "one edge gateway with NAT and firewall, tenants on VLANs 10 and 20, a provider router and host",
+    "description": "one edge gateway with NAT and firewall, tenants on VLANs 10 and 20, a provider router and host;"
+    " dual stack (IPv6 routed, not translated)",
     "try": ["t1 ping -c1 203.0.113.10", "t1 ping -c1 -t1 203.0.113.10", "ext2 ping -c1 203.0.113.90"],
     "hosts": {
         "t1": {
             "ip": "172.16.10.11/24",
             "gw": "172.16.10.1",
+            "ip6": "2001:db8:0:10::11/64",  # its IPv6 default router comes from router advertisements
             "vlan": 10,
             "instance": "web",
             "node": "edge1",
@@ -27,6 +29,7 @@ PLAN: dict[str, Any] = {
         "t2": {
             "ip": "172.16.10.12/24",
             "gw": "172.16.10.1",
+            "ip6": "2001:db8:0:10::12/64",
             "vlan": 10,
             "instance": "web",
             "node": "edge1",
@@ -36,6 +39,7 @@ PLAN: dict[str, Any] = {
         "t3": {
             "ip": "172.16.20.13/24",
             "gw": "172.16.20.1",
+            "ip6": "2001:db8:0:20::13/64",
             "vlan": 20,
             "instance": "app",
             "node": "edge1",
@@ -45,6 +49,7 @@ PLAN: dict[str, Any] = {
         "t4": {
             "ip": "172.16.10.14/24",
             "gw": "172.16.10.1",
+            "ip6": "2001:db8:0:10::14/64",
             "vlan": None,
             "instance": "web",
             "node": "edge1",
@@ -60,6 +65,10 @@ PLAN: dict[str, Any] = {
             "mac": "02:00:00:cb:00:10",
             "router": True,
             "ip2": "198.51.100.1/24",
+            "ip6": "2001:db8:cb::10/64",
+            "ip6_2": "2001:db8:c6::1/64",
+            # IPv6 is not translated: the provider routes the tenants' prefixes to the SR.
+            "routes": {"2001:db8::/56": "2001:db8:cb::1"},
             # The provider router speaks BGP (FRR) with the SR: it announces a provider
             # prefix (192.0.2.0/24, an address of it on lo) and learns the SR's public addresses.
             "bgp": {
@@ -72,6 +81,8 @@ PLAN: dict[str, Any] = {
         "ext2": {
             "ip": "198.51.100.10/24",
             "gw": "198.51.100.1",
+            "ip6": "2001:db8:c6::10/64",
+            "gw6": "2001:db8:c6::1",
             "vlan": None,
             "instance": None,
             "node": None,
@@ -106,14 +117,34 @@ PLAN: dict[str, Any] = {
                     # East-west between the tenant's segments (the DR) ...
                     "dr": {
                         "ports": [
-                            {"instance": "web", "ip": "172.16.10.1/24", "mac": "02:00:00:10:00:01"},
-                            {"instance": "app", "ip": "172.16.20.1/24", "mac": "02:00:00:20:00:01"},
+                            {
+                                "instance": "web",
+                                "ip": "172.16.10.1/24",
+                                "ip6": "2001:db8:0:10::1/64",
+                                "mac": "02:00:00:10:00:01",
+                            },
+                            {
+                                "instance": "app",
+                                "ip": "172.16.20.1/24",
+                                "ip6": "2001:db8:0:20::1/64",
+                                "mac": "02:00:00:20:00:01",
+                            },
                         ]
                     },
                     # ... and to the provider, with the services (the SR), joined by a transit subnet.
                     "sr": {
-                        "ports": [{"instance": "provider", "ip": "203.0.113.1/24", "mac": "02:00:00:cb:00:01"}],
-                        "routes": [{"prefix": "0.0.0.0/0", "via": "203.0.113.10"}],
+                        "ports": [
+                            {
+                                "instance": "provider",
+                                "ip": "203.0.113.1/24",
+                                "ip6": "2001:db8:cb::1/64",
+                                "mac": "02:00:00:cb:00:01",
+                            }
+                        ],
+                        "routes": [
+                            {"prefix": "0.0.0.0/0", "via": "203.0.113.10"},
+                            {"prefix": "::/0", "via": "2001:db8:cb::10"},
+                        ],
                     },
                     "transit": {"subnet": "169.254.0.0/28", "dr": "169.254.0.1", "sr": "169.254.0.2"},
                     "nat": {
@@ -186,7 +217,14 @@ PLAN: dict[str, Any] = {
     },
     # Router addresses the suites probe, by role.
     "routers": {
-        "t1": {"tlr_id": 1, "dr": {"web": "172.16.10.1", "app": "172.16.20.1"}, "sr": {"uplink": "203.0.113.1"}}
+        "t1": {
+            "tlr_id": 1,
+            "dr": {"web": "172.16.10.1", "app": "172.16.20.1"},
+            "sr": {"uplink": "203.0.113.1"},
+            # Dual stack: the same ports' IPv6 addresses (tenants' 2001:db8::/56 routed, not translated).
+            "dr6": {"web": "2001:db8:0:10::1", "app": "2001:db8:0:20::1"},
+            "sr6": {"uplink": "2001:db8:cb::1"},
+        }
     },
     "nat": {
         "pool": ["203.0.113.64", "203.0.113.65"],
