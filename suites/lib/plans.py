@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from typing import Any
 
 
@@ -29,5 +31,5 @@ def link_local(mac: str) -> str:
     """The link-local address a router port (or host) has from its MAC (modified EUI-64)."""
     b = [int(x, 16) for x in mac.split(":")]
     b[0] ^= 0x02
-    words = [(b[0] << 8) | b[1], (b[2] << 8) | 0xFF, 0xFE00 | b[3], (b[4] << 8) | b[5]]
-    return "fe80::" + ":".join(f"{w:x}" for w in words)
+    iid = bytes([b[0], b[1], b[2], 0xFF, 0xFE, b[3], b[4], b[5]])
+    return str(ipaddress.IPv6Address((0xFE80 << 112) | int.from_bytes(iid, "big")))
