@@ -9,27 +9,12 @@ routes the tenants' 2001:db8::/56 to the SR.
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from suites.lib import traffic
-from suites.lib.expect import poll
+from suites.lib.ipv6 import path_mtu, ra_route, send_big
 from suites.lib.plans import addr6, link_local
 from topologies.nodes import run
-
-
-def _default_route(host) -> str:
-    return run(host, ["ip", "-6", "route", "show", "default"], check=False).stdout
-
-
-def ra_route(host, via: str = "") -> str:
-    """The host's default route once it came from a router advertisement (via ``via``)."""
-    return poll(
-        lambda: (lambda text: text if "proto ra" in text and via in text else "")(_default_route(host)),
-        timeout=25,
-        what=f"{host.name}'s IPv6 default route from a router advertisement",
-    )
 
 
 @pytest.mark.needs("ipv6.ra")
@@ -110,9 +95,7 @@ def test_path_mtu_discovery_through_the_gateway(lab, plan):
     ra_route(t1)
     run(t1, ["ip", "-6", "route", "flush", "cache"], check=False)
     traffic.ping(t1, dst, count=2, interval=0.3)  # a small one first: the flow is tracked
-    big = run(t1, ["ping", "-n", "-c", "2", "-i", "0.3", "-W", "1", "-M", "do", "-s", "1404", dst], check=False)
-    cached = run(t1, ["ip", "-6", "route", "get", dst], check=False).stdout
-    m = re.search(r"mtu (\d+)", cached)
-    assert m and int(m.group(1)) == 1400, f"t1 learned no path MTU: {cached!r}; ping said {big.stdout}{big.stderr}"
+    said = send_big(t1, dst, 1404)
+    assert path_mtu(t1, dst) == 1400, f"t1 learned no path MTU of 1400 towards {dst}; ping said {said}"
     # The path MTU is what lets a full-size packet through: one that fits arrives.
     assert run(t1, ["ping", "-n", "-c", "1", "-W", "1", "-s", "1352", dst], check=False).returncode == 0

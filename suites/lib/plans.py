@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-
 from typing import Any
 
 

@@ -385,3 +385,17 @@ def test_fuzzed_replication_messages_never_raise_and_leave_the_table_whole(pair)
         assert ct.lookup(conn.orig)[0] is conn and ct.lookup(conn.reply)[0] is conn
     assert ct.budget.used == len(ct) + len(e2.dp.model.router("t1", "sr").services.ct.conns()) - len(ct)
     assert sum(peer.refused.values()) > 0 and peer.applied > 0
+
+
+def test_an_ipv6_connection_is_counted_not_replicated_and_breaks_nothing(pair):
+    """The record carries IPv4 addresses: an IPv6 connection (which edge-ha does not carry yet)
+    is left out and counted, and the IPv4 ones beside it still go."""
+    from gateway.l4 import FlowTuple
+
+    v6 = FlowTuple(17, 0x20010DB8000000100000000000000011, 4000, 0x20010DB800C60000000000000000000A, 53)
+    pair.e1.ct.add(v6, v6.inverse(), pair.now, False)
+    establish(pair)
+    pair.exchange()
+    pair.tick()
+    assert [c.orig.sport for c in pair.e2.ct.conns()] == [40000]
+    assert pair.e1.channel.show(pair.now)["not_replicated_ipv6"] >= 1

@@ -21,6 +21,7 @@ from suites.lib.keywords.evi import EviKeywords
 from suites.lib.keywords.failover import FailoverKeywords
 from suites.lib.keywords.ftp import FtpKeywords
 from suites.lib.keywords.internals import CacheKeywords, HaKeywords
+from suites.lib.keywords.ipv6 import Ipv6Keywords
 from suites.lib.keywords.management import ManagementKeywords
 from suites.lib.keywords.network import GatewayKeywords, TopologyKeywords, TrafficKeywords
 from suites.lib.keywords.services import NatKeywords
@@ -49,5 +50,6 @@ class EdgelabLibrary(DynamicCore):
                 TenancyKeywords(ctx),
                 BehaviourKeywords(ctx),
                 FailoverKeywords(ctx),
+                Ipv6Keywords(ctx),
             ]
         )
