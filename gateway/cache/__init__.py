@@ -56,9 +56,20 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.cache.compose import KEEP, fold, rewrites
 from gateway.cache.describe import describe_action, describe_key
-from gateway.effects import L2, L3, L4, MASK_NAMES, TUN, Effects
+from gateway.cache.keys import (
+    H10,
+    IPPROTO_GRE,
+    KEY_L4,
+    KEY_TUN,
+    TCP_SLOW,
+    UPPER6,
+    ipv4_slow_path,
+    ipv6_slow_path,
+    key_for,
+)
+from gateway.effects import L2, L3, L3_6, L4, L4_6, MASK_NAMES, TUN, Effects
 from gateway.epoch import Epoch
-from gateway.headers import ETH_P_8021Q, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
+from gateway.headers import ETH_P_8021Q, IPPROTO_TCP, IPPROTO_UDP
 from gateway.services.seqadj import adjust as adjust_sequence
 
 if TYPE_CHECKING:
@@ -67,57 +78,7 @@ if TYPE_CHECKING:
 
 
 _TAG = struct.Struct("!HH")
-H10 = struct.Struct("!10H")
-
-# TCP flags that always take the slow path (connection set-up and tear-down).
-TCP_SLOW = 0x01 | 0x02 | 0x04
-
-# Keys read with one unpack each (IPv4 headers without options: the only ones looked up).
-KEY_L2 = struct.Struct("14s")
-KEY_L3 = struct.Struct("14s12x8s")  # MACs+type, source and destination (uRPF reads the source)
-KEY_L4 = struct.Struct("14s9xs2x8s4s")  # MACs+type, protocol, addresses, ports (or ICMP type..id)
-# Outer MACs+type, outer addresses, the GRE header with its key, inner MACs+type (MAC-in-GRE).
-KEY_TUN = struct.Struct("14s12x8s8s14s")
-IPPROTO_GRE = 47
 GRE_OUTER = 28  # outer IPv4 + GRE with key, what an encapsulating entry adds in front of the frame
-
-
-def key_for(mask: int, port: int, vlan: int | None, buf: bytes | bytearray) -> tuple[Any, ...]:
-    """The match key of ``buf`` for one field set (an IPv4 header without options for l3/l4)."""
-    if mask == L2:
-        return (port, vlan, *KEY_L2.unpack_from(buf))
-    if mask == L3:
-        return (port, vlan, *KEY_L3.unpack_from(buf))
-    if mask == TUN:
-        return (port, vlan, *KEY_TUN.unpack_from(buf))
-    if len(buf) >= 38:
-        eth, proto, addrs, ports = KEY_L4.unpack_from(buf)
-    else:  # no room for ports (a bare IPv4 header)
-        eth, proto, addrs, ports = bytes(buf[0:14]), bytes(buf[23:24]), bytes(buf[26:34]), bytes(buf[34:38])
-    p = proto[0]
-    if p == IPPROTO_ICMP:
-        ports = bytes(buf[38:40]) + bytes(buf[34:35])  # echo id and type
-    elif p != IPPROTO_TCP and p != IPPROTO_UDP:
-        ports = b""
-    return (port, vlan, eth, proto, addrs, ports)
-
-
-def ipv4_slow_path(hdr: bytes) -> str | None:
-    """Why :meth:`Cache.lookup` would send this IPv4 frame to the stages (None: it would not).
-
-    ``hdr`` is the frame's first bytes as received; the length and checksum
-    checks read only the header, so they give lookup's answer."""
-    if len(hdr) < 34:
-        return "ip-truncated"
-    if hdr[14] != 0x45:
-        return "ip-options"
-    h = H10.unpack_from(hdr, 14)
-    s = sum(h)
-    s = (s & 0xFFFF) + (s >> 16)
-    s = (s & 0xFFFF) + (s >> 16)
-    if h[1] < 20 or h[3] & 0x3FFF or s != 0xFFFF:
-        return "ip-slow-path"  # a fragment, or a header the checks refuse
-    return None
 
 
 class Entry:
@@ -131,6 +92,7 @@ class Entry:
         "checked",
         "eth",
         "ttl_dec",
+        "ttl_at",
         "ip_src",
         "ip_dst",
         "l4_off_src",
@@ -165,6 +127,7 @@ class Entry:
     checked: int  # the epoch's value when ``deps`` were last found unchanged
     eth: bytes | None  # new destination + source MAC
     ttl_dec: int  # routers crossed
+    ttl_at: int  # where the TTL is: 22 (IPv4), or the hop limit at 21 (IPv6)
     ip_src: bytes | None
     ip_dst: bytes | None
     l4_off_src: int  # 0 for a TCP/UDP source port, 4 for an ICMP echo identifier
@@ -218,7 +181,7 @@ class Entry:
             buf[0:12] = eth
         k = self.ttl_dec
         if k:
-            buf[22] -= k
+            buf[self.ttl_at] -= k
         nat = self.nat
         if nat is not None:
             # The l4 key holds both addresses and both ports, so what they become
@@ -289,6 +252,7 @@ def compose(key: tuple[Any, ...], fx: Effects, out: bytearray, output: tuple[Any
     entry.deps = fx.deps
     entry.checked = fx.epoch
     entry.ttl_dec = fx.ttl_dec
+    entry.ttl_at = 21 if hdr[12] == 0x86 else 22
     entry.pending = (hdr, bytes(out[fx.push : fx.push + KEEP]))  # worked out at the first hit
     port, vlan = output
     entry.out_port = port
@@ -313,9 +277,10 @@ class Cache:
         self.enabled = enabled
         self.capacity = capacity
         self.idle_timeout = idle_timeout
-        self._tables: list[dict[tuple[Any, ...], Entry]] = [{}, {}, {}, {}]
+        self._tables: list[dict[tuple[Any, ...], Entry]] = [{} for _ in MASK_NAMES]
         self._lru: OrderedDict[int, Entry] = OrderedDict()
         self._masks_in_use: tuple[int, ...] = ()
+        self._masks6: tuple[int, ...] = ()
         self._l2_only: tuple[int, ...] = ()
         self._ids = 0
         self.hits = 0
@@ -367,8 +332,10 @@ class Cache:
                 pad = bytes(buf[14 + total :])
                 del buf[14 + total :]
                 n = 14 + total
+        elif buf[12] == 0x86 and buf[13] == 0xDD:
+            return self._lookup6(port, vlan, buf, n)
         else:
-            masks = self._l2_only  # the l3/l4 keys read IPv4 fields
+            masks = self._l2_only  # the l3/l4 keys read IP fields
         pidx = self.port_index.get(port)
         tables = self._tables
         if proto == IPPROTO_GRE and n >= 56 and tables[TUN]:
@@ -411,6 +378,28 @@ class Cache:
             buf += pad  # the stages see the frame as it came
         return None
 
+    def _lookup6(self, port: Port, vlan: int | None, buf: bytearray, n: int) -> Entry | None:
+        """IPv6: a header followed directly by TCP, UDP or ICMPv6, its length the frame's (an
+        IPv6 frame is never padded), no TCP SYN/FIN/RST; anything else meets the stages."""
+        if ipv6_slow_path(buf, n) is not None:
+            self.bypass += 1
+            return None
+        masks = self._masks6
+        pidx = self.port_index.get(port)
+        for mask in masks:
+            entry = self._tables[mask].get(key_for(mask, pidx, vlan, buf))  # type: ignore[arg-type]
+            if entry is None:
+                continue
+            if (entry.checked != self.epoch.value or self.verify) and not self._unchanged(entry):
+                self._stale(entry, buf, b"")
+                return None
+            if entry.ttl_dec and buf[21] <= entry.ttl_dec:
+                self.bypass += 1
+                return None
+            return entry
+        self.misses += 1
+        return None
+
     def _stale(self, entry: Entry, buf: bytearray, pad: bytes) -> None:
         """A lookup found ``entry`` out of date: it goes, the frame meets the stages as it came."""
         self._remove(entry)
@@ -446,7 +435,10 @@ class Cache:
             entry.mac_touch.seen = now
         conn = entry.conn
         if conn is not None:
-            flags = buf[47] if buf[23] == IPPROTO_TCP else 0  # lookup checked the length
+            if entry.ttl_at == 21:  # IPv6 (no extension headers: lookup checked)
+                flags = buf[67] if buf[20] == IPPROTO_TCP else 0
+            else:
+                flags = buf[47] if buf[23] == IPPROTO_TCP else 0  # lookup checked the length
             conn[0].touch(conn[1], entry.conn_dir, len(buf) - 14, now, flags)
             if entry.alg is not None:
                 adjust_sequence(buf, entry.alg, entry.conn_dir)  # (checksum updates commute with apply's)
@@ -469,6 +461,12 @@ class Cache:
                 self.uncacheable[slow] = self.uncacheable.get(slow, 0) + 1
                 return None
             tcp_control = hdr[23] == IPPROTO_TCP and len(hdr) > 47 and bool(hdr[47] & TCP_SLOW)
+        elif hdr[12] == 0x86 and hdr[13] == 0xDD and fx.mask != L2:
+            # Routed IPv6: only what lookup keys (no extension headers); the stages checked the rest.
+            if len(hdr) < 62 or hdr[20] not in UPPER6:
+                self.uncacheable["ip6-extension-headers"] = self.uncacheable.get("ip6-extension-headers", 0) + 1
+                return None
+            tcp_control = hdr[20] == IPPROTO_TCP and len(hdr) > 67 and bool(hdr[67] & TCP_SLOW)
         pidx = self.port_index.setdefault(fx.in_port, len(self.port_index))
         if fx.mask == TUN and len(hdr) < 56:
             self.uncacheable["tunnel-truncated"] = self.uncacheable.get("tunnel-truncated", 0) + 1
@@ -502,6 +500,7 @@ class Cache:
     def _refresh_masks(self) -> None:
         # Most specific first: a 5-tuple flow is the common case on an edge.
         self._masks_in_use = tuple(m for m in (L4, L3, L2) if self._tables[m])
+        self._masks6 = tuple(m for m in (L4_6, L3_6, L2) if self._tables[m])
         self._l2_only = (L2,) if self._tables[L2] else ()
 
     # -- maintenance ------------------------------------------------------------------------
@@ -542,7 +541,7 @@ class Cache:
             "evictions": self.evictions,
             "expirations": self.expirations,
             "uncacheable": dict(self.uncacheable),
-            "subtables": {MASK_NAMES[m]: len(self._tables[m]) for m in (L2, L3, L4, TUN)},
+            "subtables": {name: len(table) for name, table in zip(MASK_NAMES, self._tables, strict=True)},
         }
 
     def dump(self, now: float, limit: int = 1000) -> list[dict[str, Any]]:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.effects import L2, L3, TUN
+from gateway.effects import L2, L3, L3_6, L4_6, TUN
 from gateway.headers import ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ip_str, mac_str
+from gateway.headers6 import ip6_str
 
 
 def describe_key(entry: Any, port_index: dict[Any, int]) -> str:
@@ -24,6 +25,17 @@ def describe_key(entry: Any, port_index: dict[Any, int]) -> str:
             f"{text} gre {ip_str(addrs[0:4])} > {ip_str(addrs[4:8])} network id {int.from_bytes(gre[4:7], 'big')}"
             f" inner {mac_str(inner[6:12])} > {mac_str(inner[0:6])} type {int.from_bytes(inner[12:14], 'big'):#06x}"
         )
+    if entry.mask in (L3_6, L4_6):
+        text += f" ip6 {ip6_str(int.from_bytes(key[-2 if entry.mask == L4_6 else 3][0:16], 'big'))}"
+        text += f" > {ip6_str(int.from_bytes(key[-2 if entry.mask == L4_6 else 3][16:32], 'big'))}"
+        if entry.mask == L4_6:
+            proto, ports = key[3][0], key[5]
+            text += f" proto {proto}"
+            if proto in (IPPROTO_TCP, IPPROTO_UDP):
+                text += f" {int.from_bytes(ports[0:2], 'big')} > {int.from_bytes(ports[2:4], 'big')}"
+            elif ports:
+                text += f" id {int.from_bytes(ports[0:2], 'big')}"
+        return text
     if ethertype != ETH_P_IP or entry.mask == L2:  # an IPv4 frame switched at L2 matches on L2 only
         return f"{text} type {ethertype:#06x}"
     if entry.mask == L3:
@@ -45,7 +57,7 @@ def describe_action(entry: Any, port: Any, vlan: int | None) -> str:
     if entry.eth is not None:
         parts.append(f"eth {mac_str(entry.eth[6:12])} > {mac_str(entry.eth[0:6])}")
     if entry.ttl_dec:
-        parts.append(f"ttl -{entry.ttl_dec}")
+        parts.append(f"{'hop limit' if entry.ttl_at == 21 else 'ttl'} -{entry.ttl_dec}")
     if entry.ip_src is not None:
         parts.append(f"ip src {ip_str(entry.ip_src)}")
     if entry.ip_dst is not None:

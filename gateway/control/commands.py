@@ -245,12 +245,18 @@ def _route(ctl: Control, req: dict[str, Any]) -> Any:
     if router is None:
         known = ", ".join(r.label for r in dp.model.routers)
         raise CommandError(f"no router {name!r} with a {half!r} half; routers: {known}")
+    raw_prefix = _field(req, "prefix")
+    if not isinstance(raw_prefix, str):
+        raise CommandError(f"bad prefix: {raw_prefix!r} is not a string like 10.0.0.0/8 or 2001:db8::/32")
     try:
-        prefix = ipaddress.IPv4Network(_field(req, "prefix"))
+        prefix = ipaddress.ip_network(raw_prefix)
     except ValueError as exc:
         raise CommandError(f"bad prefix: {exc}") from None
+    fib = router.fib6 if prefix.version == 6 else router.fib
+    if fib is None:
+        raise CommandError(f"{router.label} has no IPv6 address on any segment: it routes no IPv6")
     if action == "del":
-        removed = router.fib.remove(int(prefix.network_address), prefix.prefixlen)
+        removed = fib.remove(int(prefix.network_address), prefix.prefixlen)
         if removed is None:
             raise CommandError(f"{router.label} has no route {prefix}")
         return removed.to_dict()
@@ -258,10 +264,11 @@ def _route(ctl: Control, req: dict[str, Any]) -> Any:
         raise CommandError(f"unknown route action {action!r}; choose add or del")
     raw_via = req.get("via")
     vias = raw_via if isinstance(raw_via, list) else [_field(req, "via")]
+    family = ipaddress.IPv6Address if prefix.version == 6 else ipaddress.IPv4Address
     try:
-        hops = [int(ipaddress.IPv4Address(v)) for v in vias]
+        hops = [int(family(v)) for v in vias]
     except ValueError as exc:
-        raise CommandError(f"bad next hop: {exc}") from None
+        raise CommandError(f"bad next hop (an IPv{prefix.version} address): {exc}") from None
     try:
         return add_route(dp.model, router, prefix, hops).to_dict()
     except ValueError as exc:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from time import monotonic
 
+from gateway.effects import L3_6
 from gateway.headers import HeaderError, mac_str
 from gateway.headers6 import (
     ALL_NODES,
@@ -109,8 +110,7 @@ class Ipv6Walk(Forwarding):
     def ipv6_input(self, pkt: Packet) -> str:
         buf = pkt.buf
         router: Router = pkt.router  # type: ignore[assignment]
-        if pkt.fx is not None:
-            pkt.fx.no_cache("ipv6")
+        fx = pkt.fx
         if router.fib6 is None:
             return self.drop(pkt, "ip6-not-enabled", router.label)
         reason = ipv6_check(buf, 14)
@@ -129,7 +129,11 @@ class Ipv6Walk(Forwarding):
         if router.kind == "dr" and rport is not None and rport is not router.transit_port:
             if src != 0 and not rport.on_link6(src):
                 return self.drop(pkt, "urpf", f"{ip6_str(src)} on {rport.label}")
+        if fx is not None and l4 != 54:
+            fx.no_cache("ip6-extension-headers")  # the cache keys only what follows the header directly
         if nh == IPPROTO_ICMPV6 and (dst in router.local_ips6 or dst >> 120 == 0xFF):
+            if fx is not None:
+                fx.no_cache("local")
             reason = icmp6_check(src, dst, buf[l4:end])
             if reason is not None:
                 return self.drop(pkt, reason)
@@ -160,10 +164,15 @@ class Ipv6Walk(Forwarding):
             return verdict
         dst = int.from_bytes(buf[38:54], "big")
         route = router.fib6.lookup(dst)
+        if fx is not None:
+            fx.read(L3_6)  # (the source is in the key too: a hit cannot skip uRPF)
+            fx.depend(router.fib6, "generation")
         if route is None:
             self.send_error6(pkt, DEST_UNREACH6, 0)
             return self.drop(pkt, "no-route", ip6_str(dst))
         decrement_hop_limit(buf)
+        if fx is not None:
+            fx.ttl_dec += 1
         return self.output(pkt, route, dst)
 
     def deliver6(self, pkt: Packet) -> str:
@@ -176,6 +185,8 @@ class Ipv6Walk(Forwarding):
                 return self.drop(pkt, "no-route", f"own packet to {ip6_str(dst)} with no port")
             return self.to_neighbour(pkt, pkt.rport, dst, True)
         route = router.fib6.lookup(dst) if router.fib6 is not None else None
+        if pkt.fx is not None:
+            pkt.fx.depend(router.fib6, "generation")
         if route is None:
             return self.drop(pkt, "no-route", f"own packet to {ip6_str(dst)}")
         return self.output(pkt, route, dst)

@@ -71,7 +71,7 @@ def test_first_packet_misses_then_hits_for_each_kind_of_flow():
         assert send(rig, sender, frame(sender, dst, l4)) is not None
         assert send(rig, sender, frame(sender, dst, l4)) is None
         assert (c.misses - misses, c.hits - hits) == (1, 1)
-    assert c.counters()["subtables"] == {"l2": 0, "l3": 1, "l4": 1, "tunnel": 0}
+    assert c.counters()["subtables"] == {"l2": 0, "l3": 1, "l4": 1, "tunnel": 0, "l3v6": 0, "l4v6": 0}
     rows = rig.handle({"cmd": "show", "what": "cache"})["result"]["entries"]
     assert {r["match"] for r in rows} == {"l3", "l4"} and all(r["hits"] == 1 for r in rows)
     assert any("ip src 203.0.113.6" in r["action"] and "conntrack" in r["action"] for r in rows)
