@@ -62,6 +62,7 @@ def pipeline_main(packets: int = 20000, runs: int = 1, out_dir: str = "results")
     import pstats
 
     from scapy.layers.inet import IP, UDP
+    from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6NDOptDstLLAddr, ICMPv6NDOptSrcLLAddr, IPv6
     from scapy.layers.l2 import ARP, Ether
 
     import topologies
@@ -100,11 +101,45 @@ def pipeline_main(packets: int = 20000, runs: int = 1, out_dir: str = "results")
         / UDP(sport=1000, dport=2000)
         / (b"\0" * 18),
     }
+    def fresh6(cache: bool) -> Datapath:
+        """As ``fresh``, with t3 and ext1 known as IPv6 neighbours (an NS from t3, an NA from ext1)."""
+        dp = fresh(cache)
+        t3 = h["t3"]["ip6"].split("/")[0]
+        ns = (
+            Ether(src=h["t3"]["mac"], dst="33:33:ff:00:00:01")
+            / IPv6(src=t3, dst="ff02::1:ff00:1", hlim=255)
+            / ICMPv6ND_NS(tgt="2001:db8:0:20::1")
+            / ICMPv6NDOptSrcLLAddr(lladdr=h["t3"]["mac"])
+        )
+        dp.receive(dp.model.ports["trunk"], bytearray(bytes(ns)), 20)
+        ext1 = h["ext1"]["ip6"].split("/")[0]
+        na = (
+            Ether(src=h["ext1"]["mac"], dst="02:00:00:cb:00:01")
+            / IPv6(src=ext1, dst="2001:db8:cb::1", hlim=255)
+            / ICMPv6ND_NA(tgt=ext1, R=1, S=1, O=1)
+            / ICMPv6NDOptDstLLAddr(lladdr=h["ext1"]["mac"])
+        )
+        dp.receive(dp.model.ports["uplink"], bytearray(bytes(na)), None)
+        return dp
+
+    t1_6 = h["t1"]["ip6"].split("/")[0]
+    flows6 = {
+        "east-west ipv6 (dr, l3v6 match)": IPv6(src=t1_6, dst=h["t3"]["ip6"].split("/")[0])
+        / UDP(sport=1000, dport=2000)
+        / (b"\0" * 18),
+        "north-south ipv6 (dr+sr+conntrack, l4v6)": IPv6(src=t1_6, dst=h["ext2"]["ip6"].split("/")[0])
+        / UDP(sport=1000, dport=2000)
+        / (b"\0" * 18),
+    }
     # Every flow: (name, a datapath maker by cache on/off, receiving port, VLAN, frame, whether
     # every frame must leave the gateway).
     cases: list[tuple[str, Any, str, int | None, bytes, bool]] = [
         (name, fresh, "trunk", 10, bytes(Ether(src=h["t1"]["mac"], dst=web_gw) / l3), False)
         for name, l3 in flows.items()
+    ]
+    cases += [
+        (name, fresh6, "trunk", 10, bytes(Ether(src=h["t1"]["mac"], dst=web_gw) / l3), True)
+        for name, l3 in flows6.items()
     ]
     cases += [(name, setup, port, vlan, raw, True) for name, (port, vlan, raw, setup) in _evi_flows().items()]
     profile_dp = None
@@ -128,11 +163,11 @@ def pipeline_main(packets: int = 20000, runs: int = 1, out_dir: str = "results")
                 if not cache and name.startswith("north-south"):
                     profile_dp = (dp, raw)
             measured[name].append(costs)
-    print(f"{'flow':38} {'slow path us/pkt':>17} {'cache hit us/pkt':>17} {'ratio':>7}")
+    print(f"{'flow':42} {'slow path us/pkt':>17} {'cache hit us/pkt':>17} {'ratio':>7}")
     for name, runs_of in measured.items():
         slow = statistics.median(c[0] for c in runs_of)
         hit = statistics.median(c[1] for c in runs_of)
-        print(f"{name:38} {slow:17.2f} {hit:17.2f} {slow / hit:6.1f}x")
+        print(f"{name:42} {slow:17.2f} {hit:17.2f} {slow / hit:6.1f}x")
     from edgelab.bench_connections import in_process
 
     conn_us = [in_process() for _ in range(runs)]
