@@ -101,6 +101,7 @@ def pipeline_main(packets: int = 20000, runs: int = 1, out_dir: str = "results")
         / UDP(sport=1000, dport=2000)
         / (b"\0" * 18),
     }
+
     def fresh6(cache: bool) -> Datapath:
         """As ``fresh``, with t3 and ext1 known as IPv6 neighbours (an NS from t3, an NA from ext1)."""
         dp = fresh(cache)

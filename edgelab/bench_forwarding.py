@@ -7,6 +7,8 @@ Method (on the ``bench`` topology: gen -> dut -> sink):
   own job: the DR routes gen's traffic over the transit link to the SR, which
   routes it to the sink and SNATs the source (conntrack, NAT session, l4
   cache match); ``routed`` — the DR alone routes it (l3 cache match);
+  ``routed6`` — the same over IPv6 (62-byte frames, l3v6 match; the ovs DUT
+  has no IPv6: n/a);
 - configurations, in this order on the same veths: (a) ``kernel`` — the dut
   node as a plain Linux router, same addresses and MACs (for ``nat`` with an
   nftables SNAT rule and the kernel's conntrack); (b) ``uncached`` — the
@@ -74,6 +76,11 @@ FLOWS = {
     "many": "ipv4(sa=192.0.2.2, da=203.0.113.1, da[3]=dinc(1, 250), ttl=64), udp(sp=dinc(1024, 1031), dp=9)",
     "few": "ipv4(sa=192.0.2.2, da=203.0.113.1, da[3]=dinc(1, 4), ttl=64), udp(sp=5000, dp=9)",
 }
+# The same flows over IPv6 (path routed6): the smallest such frame is 62 bytes (66 with FCS).
+FLOWS6 = {
+    "many": "ip6(sa=2001:db8:a::2, da=2001:db8:f::1, da[15]=dinc(1, 250), hl=64), udp(sp=dinc(1024, 1031), dp=9)",
+    "few": "ip6(sa=2001:db8:a::2, da=2001:db8:f::1, da[15]=dinc(1, 4), hl=64), udp(sp=5000, dp=9)",
+}
 
 
 def log(msg: str) -> None:
@@ -81,7 +88,7 @@ def log(msg: str) -> None:
 
 
 class Bench:
-    SINK_MATCH = "udp dport 9"  # the bench frames, dropped at the sink's ingress
+    SINK_MATCH = "meta l4proto udp th dport 9"  # the bench frames (either family), dropped at the sink's ingress
 
     def __init__(self, lab: Any, seconds: float, loss: float, search_steps: int) -> None:
         from topologies.nodes import run
@@ -98,6 +105,9 @@ class Bench:
         self.sink_if = lab.intf_towards("sink", "dut")
         plan = lab.plan
         self.dut_mac = plan["gateways"]["dut"]["kernel"]["interfaces"]["dut-eth0"]["mac"]
+        self.v6 = plan.get("family") == 6
+        # The ping probe (latency, warm-up) crosses the same path as the bench frames.
+        self.probe = plan["hosts"]["sink"]["ip6" if self.v6 else "ip"].split("/")[0]
         self.cfg_dir = Path(lab.rundir)
         self._sink_drops_bench_flows()
         self.gateway: Any = lab.gateway("dut")  # the running reference gateway, in configurations (b) and (c)
@@ -129,8 +139,10 @@ class Bench:
     def _trafgen_cfg(self, flows: str) -> Path:
         path = self.cfg_dir / f"trafgen-{flows}.cfg"
         gen_mac = self.lab.plan["hosts"]["gen"]["mac"]
-        # 64-byte frames on the wire: 14 + 20 + 8 + 18 bytes of payload (+ 4 FCS the veth does not carry).
-        path.write_text(f"{{ eth(da={self.dut_mac}, sa={gen_mac}), {FLOWS[flows]}, fill(0x00, 18) }}\n")
+        # 64-byte frames on the wire: 14 + 20 + 8 + 18 bytes of payload (+ 4 FCS the veth does not carry);
+        # over IPv6 the smallest: 14 + 40 + 8.
+        body = f"{FLOWS6[flows]}" if self.v6 else f"{FLOWS[flows]}, fill(0x00, 18)"
+        path.write_text(f"{{ eth(da={self.dut_mac}, sa={gen_mac}), {body} }}\n")
         return path
 
     def _trafgen(self, flows: str, rate_pps: float | None, seconds: float) -> list[str]:
@@ -238,7 +250,7 @@ class Bench:
             time.sleep(0.3)
         try:
             res = self.run(
-                self.gen, ["ping", "-n", "-i", "0.005", "-c", "200", "-W", "1", "198.51.100.2"], check=False, timeout=60
+                self.gen, ["ping", "-n", "-i", "0.005", "-c", "200", "-W", "1", self.probe], check=False, timeout=60
             )
         finally:
             if load is not None:
@@ -260,7 +272,7 @@ class Bench:
     def measure(self, config: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
         # Warm-up: ARP resolved, flows installed where a cache exists.
-        self.run(self.gen, ["ping", "-n", "-c", "2", "-i", "0.2", "198.51.100.2"], check=False)
+        self.run(self.gen, ["ping", "-n", "-c", "2", "-i", "0.2", self.probe], check=False)
         for flows in FLOWS:
             log(f"{config}: {flows} flows: highest delivered rate ...")
             self.trial(flows, 20000)  # warm the flows at a modest rate
@@ -297,6 +309,11 @@ class Bench:
         for ifname, conf in spec["interfaces"].items():
             self.run(self.dut, ["ip", "link", "set", ifname, "address", conf["mac"]])
             self.run(self.dut, ["ip", "addr", "add", conf["ip"], "dev", ifname])
+            if conf.get("ip6"):
+                self.run(self.dut, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0",
+                                    f"net.ipv6.conf.{ifname}.disable_ipv6=0", f"net.ipv6.conf.{ifname}.accept_dad=0",
+                                    "net.ipv6.conf.all.forwarding=1"])  # fmt: skip
+                self.run(self.dut, ["ip", "-6", "addr", "add", conf["ip6"], "dev", ifname, "nodad"])
             self.run(self.dut, ["ip", "link", "set", ifname, "up"])
         for prefix, via in spec["routes"].items():
             self.run(self.dut, ["ip", "route", "replace", prefix, "via", via])
@@ -320,8 +337,11 @@ class Bench:
         self.run(self.dut, ["sysctl", "-qw", "net.ipv4.ip_forward=0"])
         if spec.get("snat") is not None:
             self.run(self.dut, ["nft", "delete", "table", "ip", "edgelab_bench"], check=False)
-        for ifname in spec["interfaces"]:
+        for ifname, conf in spec["interfaces"].items():
             self.run(self.dut, ["ip", "addr", "flush", "dev", ifname])
+            if conf.get("ip6"):  # back to a node whose kernel leaves the ports to the gateway
+                self.run(self.dut, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0",
+                                    f"net.ipv6.conf.{ifname}.disable_ipv6=1"])  # fmt: skip
 
     def _reference_up(self) -> None:
         self.gateway = self.lab.start_gateway("dut")
@@ -533,6 +553,9 @@ def main(
     # and (c), the gateway's port I/O: plain sockets or PACKET_MMAP rings.
     plan = bench_topology.plan_for(path, io)
     configs = [c for c in CONFIGS if any(c in DUT_CONFIGS[d] for d in (duts or DUT_CONFIGS))]
+    if plan.get("family") == 6 and "ovs" in configs:
+        configs.remove("ovs")
+        log("ovs: n/a on an IPv6 path (the ovs DUT's driver carries IPv4 only)")
     log(f"path {path}: {bench_topology.PATHS[path]}; gateway io: {io}; {trials} trial(s) of {', '.join(configs)}")
 
     outp = Path(out_dir)

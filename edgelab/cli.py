@@ -358,8 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument(
         "--path",
         default="nat",
-        choices=("nat", "routed"),
-        help="forwarding: what the dut does to the traffic: route and SNAT through an SR (nat), or route with the DR alone (routed)",
+        choices=("nat", "routed", "routed6"),
+        help="forwarding: what the dut does to the traffic: route and SNAT through an SR (nat), route with the DR alone (routed), the same over IPv6 (routed6)",
     )
     be.set_defaults(fn=cmd_bench)
     rp = sub.add_parser("report", help="the comparison page of several conformance runs")

@@ -107,6 +107,8 @@ TOPO = BenchTopo
 NAT_POOL = "198.51.100.100"
 PATHS = {
     "routed": "the DR alone routes gen -> sink (one router, east-west work: l3 match)",
+    "routed6": "the DR alone routes gen -> sink over IPv6 (2001:db8:a::/64 -> 2001:db8:f::/48 via the sink; "
+    "l3v6 match)",
     "nat": f"DR -> transit -> SR, which routes and SNATs gen's addresses to {NAT_POOL} "
     "(north-south work: conntrack, NAT, l4 match)",
 }
@@ -124,6 +126,17 @@ def plan_for(path: str, io: str = "socket") -> dict[str, Any]:
     plan = copy.deepcopy(PLAN)
     dut = plan["gateways"]["dut"]
     dut["dut"]["reference"]["io"] = io
+    if path == "routed6":
+        # The same router, dual stack: the traffic and the ping probe are IPv6.
+        plan["hosts"]["gen"].update(ip6="2001:db8:a::2/64", gw6="2001:db8:a::1")
+        plan["hosts"]["sink"].update(ip6="2001:db8:c::2/64", gw6="2001:db8:c::1")
+        left, right = dut["routers"][0]["dr"]["ports"]
+        left["ip6"], right["ip6"] = "2001:db8:a::1/64", "2001:db8:c::1/64"
+        dut["routers"][0]["dr"]["routes"].append({"prefix": "2001:db8:f::/48", "via": "2001:db8:c::2"})
+        dut["kernel"]["interfaces"]["dut-eth0"]["ip6"] = "2001:db8:a::1/64"
+        dut["kernel"]["interfaces"]["dut-eth1"]["ip6"] = "2001:db8:c::1/64"
+        dut["kernel"]["routes"]["2001:db8:f::/48"] = "2001:db8:c::2"
+        plan["family"] = 6
     if path == "nat":
         router = dut["routers"][0]
         left, right = router["dr"]["ports"]
