@@ -11,7 +11,7 @@ fi
 
 PKGS=(mininet openvswitch-switch ethtool iputils-ping tcpdump iproute2 netsniff-ng nftables frr
       python3-venv python3-pip procps make chromium chromium-driver keepalived isc-dhcp-client dnsmasq-base
-      isc-dhcp-relay curl conntrackd)
+      isc-dhcp-relay curl conntrackd radvd)
 missing=()
 for pkg in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from suites.duts.base import DROP_CATEGORIES, DutDriver, GatewayHandle
+from suites.duts.linux_ipv6 import TABLE6, start6, stop6
 from suites.duts.linux_render import TABLE, dnat_rule, fw_rule, one_to_one_rules, render, snat_rules
 from topologies.nodes import OFFLOADS, GatewayNode, NodeCommandError, run, run_root
 
@@ -68,6 +69,10 @@ class LinuxGateway(GatewayHandle):
             "dhcp.relay",  # ISC dhcrelay -a (linux_render.dhcp_relay)
             "alg.ftp",  # the kernel's FTP helper, attached by an nftables ct helper
             "config.reload",  # the nftables ruleset replaced in one transaction
+            # Dual stack (linux_ipv6): kernel forwarding, radvd, an ip6 nftables table.
+            "ipv6.routing",
+            "ipv6.ra",
+            "ipv6.fw",
         }
     )
     replication = ("udp", 3780)  # conntrackd's sync (linux_render.CONNTRACKD_PORT)
@@ -135,12 +140,16 @@ class LinuxGateway(GatewayHandle):
         return total
 
     def _nft_counters(self) -> dict[str, int]:
-        data = json.loads(self._run(["nft", "-j", "list", "counters", "table", "ip", TABLE]))
-        return {
-            item["counter"]["name"]: int(item["counter"]["packets"])
-            for item in data.get("nftables", [])
-            if "counter" in item
-        }
+        """The named counters of the ip table, and of the ip6 table added to them (a dual stack)."""
+        tables = [("ip", TABLE)] + ([("ip6", TABLE6)] if self.spec.get("ipv6") is not None else [])
+        out: dict[str, int] = {}
+        for family, table in tables:
+            data = json.loads(self._run(["nft", "-j", "list", "counters", "table", family, table]))
+            for item in data.get("nftables", []):
+                if "counter" in item:
+                    name = item["counter"]["name"]
+                    out[name] = out.get(name, 0) + int(item["counter"]["packets"])
+        return out
 
     def _no_instance(self) -> int:
         total = 0
@@ -284,6 +293,7 @@ class LinuxDriver(DutDriver):
         self._specs: dict[str, dict[str, Any]] = {}
         self._keepalived: dict[str, subprocess.Popen[bytes]] = {}
         self._dhcrelay: dict[str, subprocess.Popen[bytes]] = {}
+        self._radvd: dict[str, subprocess.Popen[bytes] | None] = {}
         self._conntrackd: dict[str, subprocess.Popen[bytes]] = {}
 
     @classmethod
@@ -359,6 +369,8 @@ class LinuxDriver(DutDriver):
             self._start_keepalived(gateway, node, vrrp)
         if spec["dhcp_relay"] is not None:
             self._start_dhcrelay(gateway, node, spec["dhcp_relay"])
+        if spec["ipv6"] is not None:
+            self._radvd[gateway] = start6(node, spec["ipv6"], lab.rundir, gateway, run)
         return LinuxGateway(self, gateway, spec)
 
     def _start_dhcrelay(self, gateway: str, node: Any, relay: dict[str, Any]) -> None:
@@ -536,6 +548,8 @@ class LinuxDriver(DutDriver):
             except subprocess.TimeoutExpired:
                 relay.kill()
         run(node, ["nft", "delete", "table", "ip", TABLE], check=False)
+        if spec["ipv6"] is not None:
+            stop6(node, self._radvd.pop(gateway, None), run)
         if spec["trunks"]:
             for trunk in spec["trunks"].values():
                 run_root(["ovs-vsctl", "--if-exists", "del-br", trunk["bridge"]], check=False)

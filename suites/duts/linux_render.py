@@ -44,6 +44,8 @@ How the intent maps onto this kernel:
   nf_nat_ftp), attached explicitly with an nftables ``ct helper`` object to
   the control ports: it rewrites PORT/EPRT/227/229 and expects the data
   connection, which the forward chain admits as related;
+- IPv6 (a dual-stack intent) is ``linux_ipv6.py``'s: addresses on the same
+  bridges, radvd on the DR's tenant segments, an ``ip6`` table, no NAT;
 - the firewall is an nftables forward chain: the configured rules in order on
   every packet (so a rule added at run time stops a running flow, as the
   intent says), then established/related, then tenant-initiated traffic, then
@@ -57,6 +59,8 @@ import ipaddress
 import json
 import re
 from typing import Any
+
+from suites.duts.linux_ipv6 import render6
 
 TABLE = "edgelab"
 PROTO = {"tcp": "tcp", "udp": "udp", "icmp": "icmp"}
@@ -189,7 +193,7 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
                 target = vips if (ha and half == "sr") else None
                 _address(bridges, rp["instance"], rp["ip"], rp["mac"], target)
             for route in (router.get(half) or {}).get("routes", []):
-                if ":" not in route["prefix"]:  # IPv4 only: this DUT declares no ipv6.* capability
+                if ":" not in route["prefix"]:  # (IPv6 routes: linux_ipv6.render6)
                     routes.append((route["prefix"], route["via"]))
         transit = router.get("transit") or {}
         if transit.get("instance"):
@@ -226,6 +230,7 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
         "uplink": uplink,
         "publics": router_publics,
         "nft": nftables(gw, uplink, router_publics),
+        "ipv6": render6(gw, uplink),
     }
 
 

@@ -65,7 +65,7 @@ class Ipv6Keywords:
             raise AssertionError(f"a reply came back:\n{result.text if result else ''}")
 
     @keyword("${src:[\\w-]+} sends ${kib:\\d+} KiB over TCP to ${dst:[\\w-]+} over IPv6")
-    def tcp6(self, src: str, dst: str, kib: str) -> None:
+    def tcp6(self, src: str, kib: str, dst: str) -> None:
         ra_route(self.ctx.lab.host(src))
         self.transfer = traffic.tcp_transfer(
             self.ctx.lab.host(src), self.ctx.lab.host(dst), addr6(self.ctx.plan, dst), nbytes=int(kib) * 1024, port=5017

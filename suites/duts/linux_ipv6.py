@@ -1,0 +1,168 @@
+"""IPv6 on the Linux gateway: the plan's dual-stack intent in Linux's own terms.
+
+Where this sits: ``linux_render.render`` puts :func:`render6`'s result under
+``ipv6``; the driver (``linux.py``) calls :func:`start6` after the IPv4 part
+is up and :func:`stop6` when it stops.  As for IPv4, the logical router is the
+node's one routing table.
+
+- a router port's ``ip6`` is an address of its instance's bridge (no duplicate
+  address detection: the plan's addresses are unique), and the kernel forwards
+  IPv6 (``net.ipv6.conf.all.forwarding``); the kernel answers neighbour
+  discovery for them;
+- router advertisements on the DR's tenant segments are radvd's: every 10 s
+  at most, router lifetime 1800 s, the segment's prefix on-link, no
+  autoconfiguration (the plan gives the addresses), as the intent says;
+- IPv6 is not translated: the firewall is an nftables ``ip6`` table beside the
+  ``ip`` one, its forward chain the same as IPv4's without NAT: the
+  configured rules that apply to IPv6 (those naming no IPv4 address or
+  protocol), then established/related (ICMPv6 errors about a connection are
+  related: packet too big reaches the sender), then tenant-initiated traffic;
+  the rest is dropped and counted (``fw``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from pathlib import Path
+from typing import Any
+
+TABLE6 = "edgelab6"
+RA_INTERVAL = 10  # seconds, at most, between unsolicited router advertisements
+RA_LIFETIME = 1800
+
+
+def _bridge(instance: str) -> str:
+    return f"br-{instance}"[:15]
+
+
+def _v6_rule(rule: dict[str, Any], uplink: str) -> str | None:
+    """A firewall rule as an ip6-table rule, or None for a rule of IPv4 only."""
+    addrs = [rule.get(k) for k in ("src", "dst") if rule.get(k) not in (None, "any")]
+    if any(ipaddress.ip_network(a).version == 4 for a in addrs) or rule.get("proto") == "icmp":
+        return None
+    parts: list[str] = []
+    direction = rule.get("direction", "any")
+    if direction == "out":
+        parts.append(f'iifname != "{uplink}" oifname "{uplink}"')
+    elif direction == "in":
+        parts.append(f'iifname "{uplink}"')
+    for field, key in (("saddr", "src"), ("daddr", "dst")):
+        if rule.get(key) not in (None, "any"):
+            parts.append(f"ip6 {field} {rule[key]}")
+    proto = rule.get("proto", "any")
+    dport = rule.get("dport")
+    if proto in ("tcp", "udp") and dport not in (None, "any"):
+        parts.append(f"{proto} dport {dport}")
+    elif proto == "icmpv6":
+        parts.append("meta l4proto ipv6-icmp")
+    elif proto != "any":
+        parts.append(f"meta l4proto {proto}")
+    action = rule["action"]
+    verdict = {
+        "allow": "accept",
+        "reject": 'counter name "fw" reject with icmpv6 type admin-prohibited',
+    }.get(action, 'counter name "fw" drop')
+    return f'{" ".join(parts)} {verdict} comment "{rule.get("name", "rule")}"'.strip()
+
+
+def render6(gw: dict[str, Any], uplink: str | None) -> dict[str, Any] | None:
+    """The IPv6 part of the Linux gateway on one node, None where the intent has no IPv6."""
+    addresses: dict[str, list[str]] = {}
+    ra: dict[str, str] = {}
+    routes: list[tuple[str, str]] = []
+    for router in gw.get("routers", []):
+        transit = (router.get("transit") or {}).get("instance")
+        for half in ("dr", "sr"):
+            for rp in (router.get(half) or {}).get("ports", []):
+                if rp.get("ip6"):
+                    br = _bridge(rp["instance"])
+                    addresses.setdefault(br, []).append(rp["ip6"])
+                    if half == "dr" and rp["instance"] != transit:
+                        ra[br] = str(ipaddress.IPv6Interface(rp["ip6"]).network)
+            for route in (router.get(half) or {}).get("routes", []):
+                if ":" in route["prefix"]:
+                    routes.append((route["prefix"], route["via"]))
+    if not addresses:
+        return None
+    rules = [r for router in gw.get("routers", []) for r in router.get("firewall", [])]
+    return {"addresses": addresses, "routes": routes, "ra": ra, "nft": _nft6(rules, uplink)}
+
+
+def _nft6(rules: list[dict[str, Any]], uplink: str | None) -> str:
+    if uplink is None:
+        return f"table ip6 {TABLE6} {{\n  counter fw {{ }}\n}}\n"
+    fw = [r for r in (_v6_rule(rule, uplink) for rule in rules) if r is not None]
+    return (
+        "\n".join(
+            [
+                f"table ip6 {TABLE6} {{",
+                '  counter fw { comment "firewall drops and rejects (IPv6)" }',
+                "  chain fw_rules {",
+                *(f"    {r}" for r in fw),
+                "  }",
+                "  chain forward {",
+                "    type filter hook forward priority filter; policy drop;",
+                "    jump fw_rules",
+                "    ct state established,related accept",
+                '    ct state invalid counter name "fw" drop',
+                f'    iifname != "{uplink}" accept',
+                '    counter name "fw" drop',
+                "  }",
+                "}",
+            ]
+        )
+        + "\n"
+    )
+
+
+def radvd_conf(ra: dict[str, str]) -> str:
+    out = []
+    for br, prefix in sorted(ra.items()):
+        out += [
+            f"interface {br} {{",
+            "  AdvSendAdvert on;",
+            f"  MinRtrAdvInterval {RA_INTERVAL // 3};",
+            f"  MaxRtrAdvInterval {RA_INTERVAL};",
+            f"  AdvDefaultLifetime {RA_LIFETIME};",
+            f"  prefix {prefix} {{ AdvOnLink on; AdvAutonomous off; }};",
+            "};",
+        ]
+    return "\n".join(out) + "\n"
+
+
+def start6(node: Any, spec6: dict[str, Any], rundir: Path, name: str, run: Any) -> subprocess.Popen[bytes] | None:
+    """Addresses, forwarding, routes, the ip6 table; radvd where the DR advertises (its process)."""
+    run(node, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.all.forwarding=1"])
+    for br, addrs in spec6["addresses"].items():
+        run(node, ["sysctl", "-qw", f"net.ipv6.conf.{br}.disable_ipv6=0", f"net.ipv6.conf.{br}.accept_dad=0"])
+        for addr in addrs:
+            run(node, ["ip", "-6", "addr", "add", addr, "dev", br, "nodad"])
+    for prefix, via in spec6["routes"]:
+        run(node, ["ip", "-6", "route", "replace", prefix, "via", via])
+    path = rundir / f"{name}-linux6.nft"
+    path.write_text(spec6["nft"])
+    run(node, ["nft", "-f", str(path)])
+    if not spec6["ra"]:
+        return None
+    conf = rundir / f"{name}-radvd.conf"
+    conf.write_text(radvd_conf(spec6["ra"]))
+    log = open(rundir / f"{name}-radvd.log", "ab")  # noqa: SIM115 - the process writes it until it stops
+    return node.popen(  # type: ignore[no-any-return]
+        ["radvd", "-n", "-C", str(conf), "-p", str(rundir / f"{name}-radvd.pid"), "-m", "stderr", "-u", "root"],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop6(node: Any, radvd: subprocess.Popen[bytes] | None, run: Any) -> None:
+    if radvd is not None and radvd.poll() is None:
+        radvd.terminate()
+        try:
+            radvd.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            radvd.kill()
+            radvd.wait()
+    run(node, ["nft", "delete", "table", "ip6", TABLE6], check=False)
+    run(node, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"], check=False)
