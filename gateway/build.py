@@ -61,14 +61,19 @@ def build(cfg: Config, epoch: Epoch) -> Model:
             # routes over it like over any other segment.
             seg = instances[tr.instance]
             plen = tr.subnet.prefixlen
+            plen6 = tr.subnet6.prefixlen if tr.subnet6 is not None else 0
             if dr is not None:
                 mac = tr.dr_mac or derived_mac(cfg.node, rc.name, "dr", "transit")
                 dr.transit_port = RouterPort(dr, seg, int(tr.dr), plen, mac)
+                if tr.dr6 is not None and dr.fib6 is not None:
+                    dr.transit_port.ip6, dr.transit_port.plen6 = int(tr.dr6), plen6
                 seg.add_router_port(dr.transit_port)
                 dr.add_port(dr.transit_port)
             if sr is not None and tr.sr is not None:
                 mac = tr.sr_mac or derived_mac(cfg.node, rc.name, "sr", "transit")
                 sr.transit_port = RouterPort(sr, seg, int(tr.sr), plen, mac)
+                if tr.sr6 is not None and sr.fib6 is not None:
+                    sr.transit_port.ip6, sr.transit_port.plen6 = int(tr.sr6), plen6
                 seg.add_router_port(sr.transit_port)
                 sr.add_port(sr.transit_port)
             if dr is not None and rc.dr is not None:
@@ -79,6 +84,9 @@ def build(cfg: Config, epoch: Epoch) -> Model:
                     if len(hops) > 1:  # active/active SRs: equal-cost, per flow
                         default.ecmp = [(h, dr.transit_port) for h in hops]  # type: ignore[misc]
                     dr.fib.add(default)
+                hops6 = tr.peers6 or ([tr.sr6] if tr.sr6 is not None else [])
+                if dr.fib6 is not None and hops6 and dr.fib6.get(0, 0) is None:
+                    dr.fib6.add(Route(0, 0, int(hops6[0]), dr.transit_port, origin="transit"))
             if sr is not None and rc.sr is not None:
                 _add_routes(model, sr, rc.sr, f"{path}.sr", cfg)
             continue

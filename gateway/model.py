@@ -98,10 +98,19 @@ class Instance:
             self.router_port = rp
         self.router_ports.append(rp)
         self.router_macs[rp.mac] = rp
-        if rp.ip6 is not None:
-            groups = {multicast_mac(ALL_NODES), multicast_mac(ALL_ROUTERS)}
-            groups |= {multicast_mac(solicited_node(a)) for a in (rp.ip6, rp.ll6)}
-            self.router_groups |= groups
+        self.update_groups()
+
+    def update_groups(self) -> None:
+        """The IPv6 groups the router ports listen on: all-nodes, all-routers and the
+        solicited-node group of each address they answer for (also one taken over)."""
+        groups: set[bytes] = set()
+        for rp in self.router_ports:
+            if rp.ip6 is None:
+                continue
+            groups |= {multicast_mac(ALL_NODES), multicast_mac(ALL_ROUTERS)}
+            addrs = [rp.ip6, rp.ll6, *(ip for ip, port in rp.router.owned.items() if port is rp and ip > 0xFFFFFFFF)]
+            groups |= {multicast_mac(solicited_node(a)) for a in addrs}
+        self.router_groups = frozenset(groups)
 
     def to_dict(self) -> dict[str, Any]:
         ports = [
@@ -206,6 +215,12 @@ class Router:
             and ip in self.services.nat.publics
             and ip not in self.peer_publics
         )
+
+    def answers_nd_for(self, rport: RouterPort, ip: int) -> bool:
+        """IPv6: our addresses on the port (global, link-local), or one taken over from a peer."""
+        if ip in self.yielded:
+            return False
+        return ip == rport.ip6 or ip == rport.ll6 or self.owned.get(ip) is rport
 
     def own_publics(self) -> frozenset[int]:
         """The public NAT addresses this SR answers for while it is up (not a peer's)."""

@@ -56,6 +56,12 @@ class TransitConfig:
     peers: list[ipaddress.IPv4Address] = field(default_factory=list)
     dr_mac: bytes | None = None
     sr_mac: bytes | None = None
+    # The same segment's IPv6 (dual stack, a real transit segment only): the DR routes IPv6 to
+    # ``peers6`` (the first: IPv6 has no equal-cost next hops here yet).
+    subnet6: ipaddress.IPv6Network | None = None
+    dr6: ipaddress.IPv6Address | None = None
+    sr6: ipaddress.IPv6Address | None = None
+    peers6: list[ipaddress.IPv6Address] = field(default_factory=list)
 
 
 @dataclass
@@ -64,7 +70,7 @@ class HaPeer:
     over those and its ``publics`` (NAT addresses it answers for while it is up: we do not)."""
 
     transit: ipaddress.IPv4Address
-    addresses: list[ipaddress.IPv4Address]
+    addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address]  # of either family
     publics: list[ipaddress.IPv4Address] = field(default_factory=list)
 
 
@@ -170,7 +176,12 @@ def parse_transit(
     port_owner: dict[str, list[tuple[str, int, bytes]]],
     router: str,
 ) -> TransitConfig:
-    tb = r.mapping(value, path, ("subnet", "dr"), ("sr", "instance", "peers", "dr_mac", "sr_mac"))
+    tb = r.mapping(
+        value,
+        path,
+        ("subnet", "dr"),
+        ("sr", "instance", "peers", "dr_mac", "sr_mac", "subnet6", "dr6", "sr6", "peers6"),
+    )
     subnet = r.network(tb["subnet"], f"{path}.subnet")
     dr_ip = r.address(tb["dr"], f"{path}.dr")
     sr_ip = r.address(tb["sr"], f"{path}.sr") if tb.get("sr") is not None else None
@@ -203,7 +214,38 @@ def parse_transit(
         raise r.fail(path, "a DR whose SRs run elsewhere needs their transit addresses: 'peers'")
     dr_mac = r.mac(tb["dr_mac"], f"{path}.dr_mac") if "dr_mac" in tb else None
     sr_mac = r.mac(tb["sr_mac"], f"{path}.sr_mac") if "sr_mac" in tb else None
-    return TransitConfig(subnet, dr_ip, sr_ip, instance, peers, dr_mac, sr_mac)
+    tc = TransitConfig(subnet, dr_ip, sr_ip, instance, peers, dr_mac, sr_mac)
+    if tb.get("subnet6") is not None:
+        if instance is None:
+            raise r.fail(f"{path}.subnet6", "IPv6 on the transit needs a real transit segment ('instance')")
+        tc.subnet6 = _network6(r, tb["subnet6"], f"{path}.subnet6")
+        tc.dr6 = _address6(r, tb.get("dr6"), f"{path}.dr6")
+        tc.sr6 = _address6(r, tb["sr6"], f"{path}.sr6") if tb.get("sr6") is not None else None
+        tc.peers6 = [
+            _address6(r, p, f"{path}.peers6[{i}]")
+            for i, p in enumerate(r.sequence(tb.get("peers6") or [], f"{path}.peers6"))
+        ]
+        named6 = (("dr6", tc.dr6), ("sr6", tc.sr6), *((f"peers6[{i}]", p) for i, p in enumerate(tc.peers6)))
+        for key, ip6 in named6:
+            if ip6 is not None and ip6 not in tc.subnet6:
+                raise r.fail(f"{path}.{key}", f"{ip6} is not inside the transit subnet {tc.subnet6}")
+        if has_sr and tc.sr6 is None:
+            raise r.fail(path, "an SR on this node with IPv6 on its transit needs its address there: 'sr6'")
+    return tc
+
+
+def _network6(r: Reader, value: Any, path: str) -> ipaddress.IPv6Network:
+    net = r.route_prefix(value, path)
+    if net.version != 6:
+        raise r.fail(path, f"{net} is not an IPv6 prefix")
+    return net  # type: ignore[return-value]
+
+
+def _address6(r: Reader, value: Any, path: str) -> ipaddress.IPv6Address:
+    ip = r.any_address(value, path)
+    if ip.version != 6:
+        raise r.fail(path, f"{ip} is not an IPv6 address")
+    return ip  # type: ignore[return-value]
 
 
 def parse_ha(r: Reader, value: Any, path: str, node: str, router: str) -> HaConfig:
@@ -211,13 +253,14 @@ def parse_ha(r: Reader, value: Any, path: str, node: str, router: str) -> HaConf
     peers = []
     for i, pv in enumerate(r.sequence(hb["peers"], f"{path}.peers")):
         pb = r.mapping(pv, f"{path}.peers[{i}]", ("transit",), ("addresses", "publics"))
-        addrs, publics = (
-            [
-                r.address(a, f"{path}.peers[{i}].{key}[{j}]")
-                for j, a in enumerate(r.sequence(pb.get(key) or [], f"{path}.peers[{i}].{key}"))
-            ]
-            for key in ("addresses", "publics")
-        )
+        addrs: list[Any] = [
+            r.any_address(a, f"{path}.peers[{i}].addresses[{j}]")  # (its IPv6 addresses too)
+            for j, a in enumerate(r.sequence(pb.get("addresses") or [], f"{path}.peers[{i}].addresses"))
+        ]
+        publics = [
+            r.address(a, f"{path}.peers[{i}].publics[{j}]")
+            for j, a in enumerate(r.sequence(pb.get("publics") or [], f"{path}.peers[{i}].publics"))
+        ]
         peers.append(HaPeer(r.address(pb["transit"], f"{path}.peers[{i}].transit"), addrs, publics))
     ha = HaConfig(peers)
     if "sync" in hb:

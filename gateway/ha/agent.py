@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import ipaddress
 import json
 import random
 import select
@@ -49,7 +50,8 @@ from typing import Any
 
 from gateway import config
 from gateway.ha.bfd import BFD_PORT, DOWN, HELLO_PORT, UP, Session
-from gateway.headers import IPPROTO_UDP, IPv4, Udp, ip_int, ip_str
+from gateway.headers import IPPROTO_UDP, IPv4, Udp
+from gateway.headers6 import addr_str
 from gateway.io import ipc
 
 STATUS_EVERY = 1.0
@@ -126,11 +128,15 @@ class Agent:
             mine = [(int(rc.transit.sr), rc.transit.subnet), *((int(p.ip.ip), p.ip.network) for p in rc.sr.ports)]
             theirs = {int(a) for hp in rc.ha.peers for a in hp.publics}
             publics = sorted(rc.sr.nat.publics() - theirs) if rc.sr.nat is not None else []
-            self.own[rc.name] = [ip for ip, _net in mine] + publics  # and our public NAT addresses
+            # (IPv6: our addresses move with the IPv4 ones; BFD runs over IPv4 alone.)
+            mine6 = [int(p.ip6.ip) for p in rc.sr.ports if p.ip6 is not None]
+            mine6 += [int(rc.transit.sr6)] if rc.transit.sr6 is not None else []
+            self.own[rc.name] = [ip for ip, _net in mine] + mine6 + publics  # and our public NAT addresses
             # Mirrors the datapath: without preemption it starts claiming none of them.
             self.yielded[rc.name] = set() if rc.ha.preempt else set(self.own[rc.name])
             for hp in rc.ha.peers:
-                paths = [_path(mine, r, rc.ha, f"{cfg.source}: ha peer address") for r in (hp.transit, *hp.addresses)]
+                watched = (hp.transit, *(a for a in hp.addresses if a.version == 4))
+                paths = [_path(mine, r, rc.ha, f"{cfg.source}: ha peer address") for r in watched]
                 # Taken over on failure: its addresses, and the public NAT addresses it answers for.
                 held = [int(hp.transit), *map(int, hp.addresses), *map(int, hp.publics)]
                 self.peers.append(Peer(rc.name, int(hp.transit), held, paths))
@@ -162,7 +168,7 @@ class Agent:
         return IPv4(src=path.local, dst=path.remote, proto=IPPROTO_UDP, ttl=255).serialize(len(udp)) + udp
 
     def hello_packet(self, path: Path, peer: Peer) -> bytes:
-        held = [ip_str(a) for p in self.peers if p.router == peer.router and p.held for a in p.addresses]
+        held = [addr_str(a) for p in self.peers if p.router == peer.router and p.held for a in p.addresses]
         body = json.dumps({"holding": held}).encode()
         udp = Udp(HELLO_PORT, HELLO_PORT).serialize(body, path.local, path.remote)
         return IPv4(src=path.local, dst=path.remote, proto=IPPROTO_UDP, ttl=255).serialize(len(udp)) + udp
@@ -191,7 +197,7 @@ class Agent:
                     if dport == HELLO_PORT:
                         try:
                             said = json.loads(payload[ihl + 8 :])
-                            peer.holding = {ip_int(a) for a in said.get("holding", [])}
+                            peer.holding = {int(ipaddress.ip_address(a)) for a in said.get("holding", [])}
                             peer.heard = True
                         except (ValueError, AttributeError, TypeError):
                             pass
@@ -210,9 +216,9 @@ class Agent:
             # A peer that went down had its claims cleared at takeover; a live one says what it holds.
             held_elsewhere: set[int] = set().union(*(p.holding for p in peers))
             for ip in sorted(yielded - held_elsewhere):
-                self._send({"type": "claim", "router": router, "ip": ip_str(ip)})
+                self._send({"type": "claim", "router": router, "ip": addr_str(ip)})
                 yielded.discard(ip)
-                self._log({"event": "claim", "ip": ip_str(ip), "t": round(now, 3)})
+                self._log({"event": "claim", "ip": addr_str(ip), "t": round(now, 3)})
 
     # -- decisions -------------------------------------------------------------------------
     def check_links(self, now: float) -> None:
@@ -239,8 +245,8 @@ class Agent:
             for when, old, new, diag in path.session.changes[path.seen :]:
                 event = {
                     "event": "bfd",
-                    "peer": ip_str(peer.transit),
-                    "path": ip_str(path.remote),
+                    "peer": addr_str(peer.transit),
+                    "path": addr_str(path.remote),
                     "from": old,
                     "to": new,
                     "diag": diag,
@@ -252,14 +258,14 @@ class Agent:
         up = peer.up
         if peer.was_up and not up and not peer.held and not self.fenced:
             for ip in peer.addresses:
-                self._send({"type": "takeover", "router": peer.router, "ip": ip_str(ip)})
+                self._send({"type": "takeover", "router": peer.router, "ip": addr_str(ip)})
             peer.held = True
             peer.holding = set()  # a dead peer holds nothing: our own yielded addresses come back
             self._log(
                 {
                     "event": "takeover",
-                    "peer": ip_str(peer.transit),
-                    "addresses": [ip_str(a) for a in peer.addresses],
+                    "peer": addr_str(peer.transit),
+                    "addresses": [addr_str(a) for a in peer.addresses],
                     "t": round(now, 3),
                 }
             )
@@ -272,24 +278,24 @@ class Agent:
 
     def _release(self, peer: Peer, now: float) -> None:
         for ip in peer.addresses:
-            self._send({"type": "release", "router": peer.router, "ip": ip_str(ip)})
+            self._send({"type": "release", "router": peer.router, "ip": addr_str(ip)})
         peer.held = False
-        self._log({"event": "release", "peer": ip_str(peer.transit), "t": round(now, 3)})
+        self._log({"event": "release", "peer": addr_str(peer.transit), "t": round(now, 3)})
 
     def status(self) -> dict[str, object]:
         out: dict[str, object] = {}
         for p in self.peers:
-            paths = {ip_str(x.remote): x.session.status() for x in p.paths}
-            out[ip_str(p.transit)] = {
+            paths = {addr_str(x.remote): x.session.status() for x in p.paths}
+            out[addr_str(p.transit)] = {
                 "state": "up" if p.up else ("admin-down" if self.fenced else "down"),
                 "holding": p.held,
                 "router": p.router,
                 "paths": paths,
                 "last_events": p.events[-4:],
             }
-        out["neighbors"] = {ip_str(p.remote): p.session.status() for _router, p in self.neighbors}
+        out["neighbors"] = {addr_str(p.remote): p.session.status() for _router, p in self.neighbors}
         out["fenced"] = self.fenced
-        out["yielded"] = {r: sorted(ip_str(i) for i in y) for r, y in self.yielded.items()}
+        out["yielded"] = {r: sorted(addr_str(i) for i in y) for r, y in self.yielded.items()}
         return out
 
     def run(self, seconds: float | None = None) -> None:
@@ -306,7 +312,7 @@ class Agent:
                 if out is not None:
                     self._send({"type": "send", "router": f"{router}-sr"}, self.bfd_packet(path, out))
                 for when, old, new, diag in path.session.changes[path.seen :]:
-                    self._log({"event": "bfd", "neighbor": ip_str(path.remote), "from": old, "to": new,
+                    self._log({"event": "bfd", "neighbor": addr_str(path.remote), "from": old, "to": new,
                                "diag": diag, "t": round(when, 3)})  # fmt: skip
                 path.seen = len(path.session.changes)
             for peer in self.peers:
@@ -349,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ha-agent: {exc}", file=sys.stderr)
         return 2
     print(
-        json.dumps({"event": "start", "peers": [ip_str(p.transit) for p in agent.peers], "links": agent.ifnames}),
+        json.dumps({"event": "start", "peers": [addr_str(p.transit) for p in agent.peers], "links": agent.ifnames}),
         flush=True,
     )
     try:

@@ -138,8 +138,10 @@ class Forwarding(Stage):
 
     def send_solicit(self, rport: RouterPort, ip: int, trace: list[str] | None = None) -> None:
         """A multicast neighbour solicitation for ``ip``, from the port's global address
-        (its link-local one for a link-local target)."""
-        src = rport.ll6 if rport.ip6 is None or ip >> 118 == 0x3FA else rport.ip6
+        (its link-local one for a link-local target, or when the global one is yielded)."""
+        # (An address we yield, HA without preemption, is not ours to bind to our MAC.)
+        glob = rport.ip6
+        src = rport.ll6 if glob is None or glob in rport.router.yielded or ip >> 118 == 0x3FA else glob
         req = Packet(neighbour_solicit(rport.mac, src, ip), None, None)
         req.outputs = rport.instance.members  # type: ignore[union-attr]
         req.trace = trace

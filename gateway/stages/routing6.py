@@ -204,7 +204,7 @@ class Ipv6Walk(Forwarding):
             self.nd_other += 1
             return DONE
         now = monotonic()
-        ours = nd.target in (rport.ip6, rport.ll6)
+        ours = router.answers_nd_for(rport, nd.target)
         if nd.type == ND_NS:
             if src == 0:
                 # Duplicate address detection (RFC 4862 5.4): a prober for our address is told
@@ -228,7 +228,8 @@ class Ipv6Walk(Forwarding):
             self._advertise(pkt, rport, nd.target, src, mac, flags)
             return DONE
         # An advertisement.
-        if nd.target in (rport.ip6, rport.ll6):
+        if nd.target in (rport.ip6, rport.ll6) and nd.target not in router.yielded:
+            # (A yielded address of ours may be a peer's to hold now: its NA is no spoof.)
             if nd.lladdr is not None and nd.lladdr != rport.mac:
                 return self.drop(pkt, "nd-spoofed", f"{ip6_str(nd.target)} is-at {mac_str(nd.lladdr)}")
             self.nd_other += 1

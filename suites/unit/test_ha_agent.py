@@ -49,8 +49,8 @@ def set_state(peer, state: int, now: float) -> None:
 def test_paths_per_peer_address(ha_agent):
     agent, _, _ = ha_agent
     (peer,) = agent.peers
-    assert [agent_mod.ip_str(p.remote) for p in peer.paths] == ["169.254.0.2", "203.0.113.1"]
-    assert [agent_mod.ip_str(p.local) for p in peer.paths] == ["169.254.0.3", "203.0.113.2"]
+    assert [agent_mod.addr_str(p.remote) for p in peer.paths] == ["169.254.0.2", "203.0.113.1"]
+    assert [agent_mod.addr_str(p.local) for p in peer.paths] == ["169.254.0.3", "203.0.113.2"]
 
 
 def test_takeover_only_after_the_peer_was_up_and_every_path_is_down(ha_agent):
@@ -107,7 +107,7 @@ def test_a_bfd_neighbor_is_watched_from_our_address_on_its_segment_and_never_tak
 
     agent, dp, _ = ha_agent
     ((router, path),) = agent.neighbors
-    assert (router, agent_mod.ip_str(path.local), agent_mod.ip_str(path.remote)) == (
+    assert (router, agent_mod.addr_str(path.local), agent_mod.addr_str(path.remote)) == (
         "t1",
         "203.0.113.2",
         "203.0.113.254",

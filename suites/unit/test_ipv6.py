@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import UDP
@@ -339,3 +340,52 @@ def test_mutated_ipv6_never_costs_more_than_the_packet(data):
 
 
 RIG6 = dual()
+
+
+# -- HA: IPv6 addresses move as IPv4's do ------------------------------------------------------
+def test_a_taken_over_ipv6_address_is_announced_answered_and_released():
+    """takeover: an unsolicited NA (override, to all-nodes) moves the neighbours' entries; NS for
+    the address is answered with our MAC until release."""
+    rig = dual()
+    own = rig.dp.ownership
+    peer_addr = "2001:db8:cb::2"
+    result = own.takeover("t1", peer_addr)
+    assert result["new"] is True
+    (una,) = [f for f in parsed(rig.take("uplink")) if f.haslayer(ICMPv6ND_NA)]
+    assert una[IPv6].dst == "ff02::1" and una.dst == "33:33:00:00:00:01" and una[IPv6].hlim == 255
+    assert una[ICMPv6ND_NA].tgt == peer_addr and una[ICMPv6ND_NA].O == 1 and una[ICMPv6ND_NA].S == 0
+    assert una[ICMPv6NDOptDstLLAddr].lladdr == UP_GW and checksum_ok(una)
+    assert rig.dp.ha()["owned"]["t1-sr"] == [peer_addr] and rig.dp.ha()["unsolicited_nas"] == 1
+    sol = IPv6(src=EXT_IP, dst=_group(peer_addr), hlim=255) / ICMPv6ND_NS(tgt=peer_addr)
+    rig.send("uplink", bytes(Ether(src=EXT, dst=_sn(peer_addr)) / sol / ICMPv6NDOptSrcLLAddr(lladdr=EXT)))
+    (adv,) = [f for f in parsed(rig.take("uplink")) if f.haslayer(ICMPv6ND_NA)]
+    assert adv[ICMPv6ND_NA].tgt == peer_addr and adv[ICMPv6NDOptDstLLAddr].lladdr == UP_GW
+    # Ping to it is answered too (it is local now), from it.
+    rig.send("uplink", bytes(Ether(src=EXT, dst=UP_GW) / IPv6(src=EXT_IP, dst=peer_addr) / ICMPv6EchoRequest(id=3)))
+    (rep,) = [f for f in parsed(rig.take("uplink")) if f.haslayer(ICMPv6EchoReply)]
+    assert rep[IPv6].src == peer_addr
+    own.release("t1", peer_addr)
+    rig.send("uplink", bytes(Ether(src=EXT, dst=_sn(peer_addr)) / sol / ICMPv6NDOptSrcLLAddr(lladdr=EXT)))
+    assert not [f for f in parsed(rig.take("uplink")) if f.haslayer(ICMPv6ND_NA)], "released: not ours"
+    with pytest.raises(ValueError, match="no segment"):
+        own.takeover("t1", "2001:db8:99::1")
+    with pytest.raises(ValueError, match="own address"):
+        own.takeover("t1", "2001:db8:cb::1")
+
+
+def test_a_yielded_ipv6_address_is_neither_answered_nor_used_as_a_source():
+    """HA without preemption: our own IPv6 address is yielded until claimed; a solicitation for it
+    goes unanswered, and our own solicitations come from the link-local address."""
+    rig = dual()
+    own = rig.dp.ownership
+    own.yield_all("t1")
+    sol = IPv6(src=EXT_IP, dst=_group("2001:db8:cb::1"), hlim=255) / ICMPv6ND_NS(tgt="2001:db8:cb::1")
+    rig.send("uplink", bytes(Ether(src=EXT, dst=_sn("2001:db8:cb::1")) / sol / ICMPv6NDOptSrcLLAddr(lladdr=EXT)))
+    assert not [f for f in parsed(rig.take("uplink")) if f.haslayer(ICMPv6ND_NA)]
+    learn_h1(rig)
+    rig.send("trunk", tenant(10, IPv6(src=H1_IP, dst="2001:db8:77::5") / UDP(dport=9)))
+    (ns_out,) = [f for f in parsed(rig.take("uplink")) if f.haslayer(ICMPv6ND_NS)]
+    assert ns_out[IPv6].src.startswith("fe80::"), ns_out[IPv6].src
+    own.claim("t1", "2001:db8:cb::1", True)
+    (una,) = [f for f in parsed(rig.take("uplink")) if f.haslayer(ICMPv6ND_NA)]
+    assert una[ICMPv6ND_NA].tgt == "2001:db8:cb::1" and una[ICMPv6ND_NA].O == 1
