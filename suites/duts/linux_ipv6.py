@@ -83,6 +83,18 @@ def render6(gw: dict[str, Any], uplink: str | None) -> dict[str, Any] | None:
             for route in (router.get(half) or {}).get("routes", []):
                 if ":" in route["prefix"]:
                     routes.append((route["prefix"], route["via"]))
+        tr = router.get("transit") or {}
+        if transit and tr.get("subnet6"):
+            # A real transit segment with IPv6: this node's half has its address on it, and a DR
+            # sends the rest to its SR there (the first peer).
+            plen = ipaddress.IPv6Network(tr["subnet6"]).prefixlen
+            half_addr = tr.get("sr6") if "sr" in router else tr.get("dr6")
+            if half_addr:
+                addresses.setdefault(_bridge(transit), []).append(f"{half_addr}/{plen}")
+            if "sr" not in router and "dr" in router and not any(p == "::/0" for p, _ in routes):
+                peers = tr.get("peers6") or [tr.get("sr6")]
+                if peers and peers[0]:
+                    routes.append(("::/0", peers[0]))
     if not addresses:
         return None
     rules = [r for router in gw.get("routers", []) for r in router.get("firewall", [])]

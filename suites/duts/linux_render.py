@@ -339,6 +339,8 @@ def vrrp(
             plen = ipaddress.IPv4Network(transit["subnet"]).prefixlen
             addrs = [(f"{owner}/{plen}", tr_bridge)]
             for a in peer_addrs.get(owner, []):
+                if ":" in a:
+                    continue  # IPv6 stays where it is configured: keepalived moves the IPv4 addresses
                 inst = next(i for i, ips in vips.items() if any(_same_net(a, ip) for ip in ips))
                 plen_up = ipaddress.IPv4Interface(vips[inst][0]).network.prefixlen
                 addrs.append((f"{a}/{plen_up}", bridges[inst]["name"]))

@@ -66,8 +66,19 @@ def test_takeover_only_after_the_peer_was_up_and_every_path_is_down(ha_agent):
     peer.paths[1].session._set_state(DOWN, 1, 3.0)
     agent.react(peer, 3.0)
     taken = [m["ip"] for m in messages(dp) if m["type"] == "takeover"]
-    # Its addresses and the public NAT addresses it answered for (the plan's peer publics).
-    assert taken == ["169.254.0.2", "203.0.113.1", "203.0.113.10", "203.0.113.11"] and peer.held
+    # Its addresses (IPv6 ones too) and the public NAT addresses it answered for (the plan's peer publics).
+    assert (
+        taken
+        == [
+            "169.254.0.2",
+            "203.0.113.1",
+            "2001:db8:cb::1",
+            "fd00:a9fe::2",
+            "203.0.113.10",
+            "203.0.113.11",
+        ]
+        and peer.held
+    )
 
 
 def test_release_on_recovery_with_preemption(ha_agent):
@@ -81,7 +92,7 @@ def test_release_on_recovery_with_preemption(ha_agent):
     set_state(peer, UP, 3.0)
     agent.react(peer, 3.0)
     kinds = [m["type"] for m in messages(dp)]
-    assert kinds.count("release") == 4 and "announce" in kinds and not peer.held
+    assert kinds.count("release") == 6 and "announce" in kinds and not peer.held
 
 
 def test_fencing_on_link_loss(ha_agent):

@@ -17,12 +17,16 @@ def _sr(
     peer_uplink: str,
     med: int,
     peer_publics: list[str],
+    v6: tuple[str, str, str, str],
 ) -> dict[str, Any]:
     """The intent of one SR edge: its transit and uplink addresses, its peer's; its BGP session
     with the provider router announces the tenant prefixes with ``med`` (the standby's higher:
     the provider prefers the active while both are up).  Both SRs have the same NAT and the
     stateful firewall's default policy; the public NAT addresses are the active SR's (edge1's):
-    the standby lists them as its peer's ``publics``, answers for them only once it took over."""
+    the standby lists them as its peer's ``publics``, answers for them only once it took over.
+    ``v6``: its own transit and uplink IPv6 addresses, its peer's (dual stack: routed, not
+    translated; taken over with the IPv4 ones)."""
+    transit6, uplink6, peer_transit6, peer_uplink6 = v6
     return {
         "ports": {
             "transit": {"ifname": f"{node}-eth0", "peer": "st", "role": "transit"},
@@ -37,10 +41,14 @@ def _sr(
                 "name": "t1",
                 "tlr_id": 1,
                 "sr": {
-                    "ports": [{"instance": "provider", "ip": f"{uplink_ip}/24", "mac": uplink_mac}],
+                    "ports": [
+                        {"instance": "provider", "ip": f"{uplink_ip}/24", "ip6": f"{uplink6}/64", "mac": uplink_mac}
+                    ],
                     "routes": [
                         {"prefix": "0.0.0.0/0", "via": "203.0.113.254"},
                         {"prefix": "172.16.0.0/16", "via": "169.254.0.1"},
+                        {"prefix": "::/0", "via": "2001:db8:cb::fe"},
+                        {"prefix": "2001:db8::/56", "via": "fd00:a9fe::1"},
                     ],
                 },
                 "transit": {
@@ -49,6 +57,9 @@ def _sr(
                     "sr": transit_ip,
                     "instance": "transit",
                     "sr_mac": transit_mac,
+                    "subnet6": "fd00:a9fe::/64",
+                    "dr6": "fd00:a9fe::1",
+                    "sr6": transit6,
                 },
                 "nat": {
                     "snat": [{"name": "tenants", "source": "172.16.0.0/16", "pool": ["203.0.113.10"]}],
@@ -67,7 +78,13 @@ def _sr(
                 # The peer SR: watched with BFD; on its failure its addresses move here.  The two
                 # replicate their connections (conntrack entries, NAT sessions) to each other.
                 "ha": {
-                    "peers": [{"transit": peer_transit, "addresses": [peer_uplink], "publics": peer_publics}],
+                    "peers": [
+                        {
+                            "transit": peer_transit,
+                            "addresses": [peer_uplink, peer_uplink6, peer_transit6],
+                            "publics": peer_publics,
+                        }
+                    ],
                     # BFD with the provider router too: it learns at once when this SR dies.
                     "bfd": {"tx_ms": 100, "rx_ms": 100, "mult": 3, "neighbors": ["203.0.113.254"]},
                     "preempt": True,
@@ -95,6 +112,7 @@ PLAN: dict[str, Any] = {
         "t1": {
             "ip": "172.16.10.11/24",
             "gw": "172.16.10.1",
+            "ip6": "2001:db8:0:10::11/64",  # its IPv6 default router comes from the DR's RAs
             "vlan": None,
             "instance": "web",
             "node": "hv1",
@@ -103,6 +121,7 @@ PLAN: dict[str, Any] = {
         "t2": {
             "ip": "172.16.20.12/24",
             "gw": "172.16.20.1",
+            "ip6": "2001:db8:0:20::12/64",
             "vlan": None,
             "instance": "app",
             "node": "hv1",
@@ -117,6 +136,11 @@ PLAN: dict[str, Any] = {
             "mac": "02:00:01:cb:00:fe",
             "router": True,
             "ip2": "198.51.100.1/24",
+            "ip6": "2001:db8:cb::fe/64",
+            "ip6_2": "2001:db8:c6::1/64",
+            # IPv6 is routed, not translated: the tenants' prefixes to edge1's uplink address
+            # (edge2's while it holds it).
+            "routes": {"2001:db8::/56": "2001:db8:cb::1"},
             # FRR on the provider router (zebra, staticd, bgpd). The tenant prefixes are learned by BGP from both SRs (the active's MED is lower);
             # a floating static (distance 250) stands in for a gateway that speaks no BGP.
             "frr_routes": {"172.16.0.0/16": "203.0.113.1 250"},
@@ -133,6 +157,8 @@ PLAN: dict[str, Any] = {
         "ext1": {
             "ip": "198.51.100.10/24",
             "gw": "198.51.100.1",
+            "ip6": "2001:db8:c6::10/64",
+            "gw6": "2001:db8:c6::1",
             "vlan": None,
             "instance": None,
             "node": None,
@@ -147,6 +173,7 @@ PLAN: dict[str, Any] = {
         "mac": {"hv1": "02:00:01:a9:00:01", "edge1": "02:00:01:a9:00:02", "edge2": "02:00:01:a9:00:03"},
     },
     "uplinks": {"edge1": "203.0.113.1", "edge2": "203.0.113.2"},
+    "uplinks6": {"edge1": "2001:db8:cb::1", "edge2": "2001:db8:cb::2"},
     "gateways": {
         "hv1": {
             "ports": {
@@ -165,8 +192,18 @@ PLAN: dict[str, Any] = {
                     "tlr_id": 1,
                     "dr": {
                         "ports": [
-                            {"instance": "web", "ip": "172.16.10.1/24", "mac": "02:00:01:10:00:01"},
-                            {"instance": "app", "ip": "172.16.20.1/24", "mac": "02:00:01:20:00:01"},
+                            {
+                                "instance": "web",
+                                "ip": "172.16.10.1/24",
+                                "ip6": "2001:db8:0:10::1/64",
+                                "mac": "02:00:01:10:00:01",
+                            },
+                            {
+                                "instance": "app",
+                                "ip": "172.16.20.1/24",
+                                "ip6": "2001:db8:0:20::1/64",
+                                "mac": "02:00:01:20:00:01",
+                            },
                         ]
                     },
                     # Everything else goes to the SRs' transit address (edge1's; edge2's on failover).
@@ -176,6 +213,9 @@ PLAN: dict[str, Any] = {
                         "instance": "transit",
                         "peers": ["169.254.0.2"],
                         "dr_mac": "02:00:01:a9:00:01",
+                        "subnet6": "fd00:a9fe::/64",
+                        "dr6": "fd00:a9fe::1",
+                        "peers6": ["fd00:a9fe::2"],
                     },
                 }
             ],
@@ -190,6 +230,7 @@ PLAN: dict[str, Any] = {
             "203.0.113.2",
             100,
             [],
+            ("fd00:a9fe::2", "2001:db8:cb::1", "fd00:a9fe::3", "2001:db8:cb::2"),
         ),
         "edge2": _sr(
             "edge2",
@@ -201,6 +242,7 @@ PLAN: dict[str, Any] = {
             "203.0.113.1",
             200,
             ["203.0.113.10", "203.0.113.11"],
+            ("fd00:a9fe::3", "2001:db8:cb::2", "fd00:a9fe::2", "2001:db8:cb::1"),
         ),
     },
     "routers": {
