@@ -14,6 +14,7 @@ from scapy.layers.inet import UDP
 from suites.e2e.conftest import running
 from suites.lib import traffic
 from suites.lib.expect import poll
+from suites.lib.ipv6 import ra_route
 from topologies.lab import TopologyError
 from topologies.nodes import run
 
@@ -58,9 +59,9 @@ def dr_neighbour(lab: Any, ip: str) -> str | None:
     return next((r["mac"] for r in lab.gateway("hv1").show("arp") if r["ip"] == ip), None)
 
 
-def probe(lab: Any, count: int) -> subprocess.Popen[bytes]:
+def probe(lab: Any, count: int, dst: str = EXT) -> subprocess.Popen[bytes]:
     return lab.host("t1").popen(
-        ["ping", "-n", "-D", "-i", str(PROBE_INTERVAL), "-c", str(count), "-W", "1", EXT],
+        ["ping", "-n", "-D", "-i", str(PROBE_INTERVAL), "-c", str(count), "-W", "1", dst],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -140,7 +141,13 @@ def test_kill_active_sr_traffic_moves_to_standby_and_back(ha):
     # The target (edgelab bench failover: under 500 ms; its worst case so far about 300 ms).
     assert window < 0.5, f"loss window {window * 1000:.0f} ms"
     owned = edge2.show("ha")["owned"]["t1-sr"]
-    assert set(owned) == {"169.254.0.2", plan["uplinks"]["edge1"], *PUBLICS}, "its addresses and public NAT addresses"
+    assert set(owned) == {
+        "169.254.0.2",
+        plan["uplinks"]["edge1"],
+        plan["uplinks6"]["edge1"],
+        "fd00:a9fe::2",
+        *PUBLICS,
+    }, "its addresses (IPv6 ones too) and public NAT addresses"
     assert edge2.show("ha")["garps"] > garps_before
     assert dr_neighbour(ha, "169.254.0.2") == plan["transit"]["mac"]["edge2"], "the DR's neighbour entry moved"
     from scapy.layers.l2 import ARP
@@ -168,6 +175,45 @@ def test_kill_active_sr_traffic_moves_to_standby_and_back(ha):
     )
     result = traffic.ping(ha.host("t1"), EXT, count=3)
     assert result.ok, result.text
+
+
+def pr_neighbour6(lab: Any, ip: str) -> str | None:
+    """The provider router's own neighbour entry (its kernel's) for ``ip``: the MAC it sends to."""
+    out = run(lab.host("pr"), ["ip", "-6", "neigh", "show", ip], check=False).stdout.split()
+    return out[out.index("lladdr") + 1] if "lladdr" in out else None
+
+
+@pytest.mark.needs("ha.failover", "fault.crash", "ipv6.routing", "ipv6.ra")
+def test_ipv6_moves_to_the_standby_with_unsolicited_neighbour_advertisements(ha):
+    """IPv6 fails over as IPv4 does: the standby takes over the active SR's IPv6 addresses and
+    says so with unsolicited NAs, so the provider router's own neighbour entry for the SR's
+    uplink address moves to the standby's MAC, and a ping -6 stream goes on."""
+    plan = ha.plan
+    poll(lambda: both_up(ha), timeout=10, what="BFD up before the failover")
+    t1 = ha.host("t1")
+    ext6 = plan["hosts"]["ext1"]["ip6"].split("/")[0]
+    uplink6 = plan["uplinks6"]["edge1"]
+    ra_route(t1)
+    result = traffic.ping(t1, ext6, count=3)
+    assert result.ok and result.ttls == [61] * 3, result.text  # DR, SR, provider router
+    assert pr_neighbour6(ha, uplink6) == "02:00:01:cb:00:01", "the provider sends to edge1 while it is up"
+    with traffic.capture(ha.host("pr"), seconds=6) as cap:
+        stream = probe(ha, 300, ext6)
+        time.sleep(1.0)
+        ha.gateway("edge1").crash()
+        out, _ = stream.communicate(timeout=30)
+    received, window = loss_window(out, 300)
+    assert received > 200, f"IPv6 did not resume through edge2 ({received}/300 answered)"
+    assert window < 0.5, f"loss window {window * 1000:.0f} ms"
+    from scapy.layers.inet6 import ICMPv6ND_NA
+
+    nas = [f for f in cap.frames if f.haslayer(ICMPv6ND_NA) and f[ICMPv6ND_NA].tgt == uplink6]
+    assert nas and nas[0].src == "02:00:01:cb:00:02" and nas[0][ICMPv6ND_NA].O == 1, (
+        "an unsolicited NA for edge1's uplink address from edge2, override set"
+    )
+    assert pr_neighbour6(ha, uplink6) == "02:00:01:cb:00:02", "the provider's neighbour entry moved to edge2"
+    if "internals.ha" in ha.gateway("edge2").capabilities:
+        assert {uplink6, "fd00:a9fe::2"} <= set(ha.gateway("edge2").show("ha")["owned"]["t1-sr"])
 
 
 def sync_peer(lab: Any, edge: str, peer: str) -> dict[str, Any]:
