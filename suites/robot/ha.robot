@@ -2,7 +2,8 @@
 Documentation       Service-router failover on edge-ha as any gateway does it, judged from the hosts:
 ...                 when the active SR crashes, a tenant's flow resumes through its peer within half a
 ...                 second and the provider router's neighbour entry for the SR's uplink address moves
-...                 to the peer's MAC; when the SR returns, it takes its address back.
+...                 to the peer's MAC; when the SR returns, it takes its address back.  IPv6 moves
+...                 the same way (dual stack).
 Library             suites.lib.keywords.EdgelabLibrary    dut=${DUT}
 Suite Setup         Start Topology    edge-ha
 Suite Teardown      Stop Topology
@@ -47,3 +48,18 @@ The Recovered SR Takes Its Address Back
     And the ping succeeds
     When pr asks on its segment for 203.0.113.1
     Then only the uplink MAC of edge1 answers
+
+IPv6 Moves To The Standby With Its Addresses
+    [Documentation]    The standby takes over the active SR's IPv6 addresses too and says so
+    ...    (an unsolicited neighbour advertisement): the provider router's own neighbour entry
+    ...    for the SR's IPv6 uplink address moves, and a ping -6 flow goes on.
+    [Tags]    needs:fault.crash    needs:ipv6.routing    needs:ipv6.ra
+    Given the gateways have settled
+    And t1 has an IPv6 default route from t1-dr:web
+    And t1 reaches ext1 over IPv6 through 3 routed hop(s)
+    And pr reaches 2001:db8:cb::1 at the uplink MAC of edge1
+    When an IPv6 probe flow from t1 to ext1 runs while edge1 crashes
+    Then the probe lost at most 500 ms of traffic
+    And pr reaches 2001:db8:cb::1 at the uplink MAC of edge2
+    [Teardown]    Run Keywords    edge1 comes back    AND    the gateways have settled
+

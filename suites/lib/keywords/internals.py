@@ -11,7 +11,9 @@ from scapy.packet import Raw
 
 from suites.lib import traffic
 from suites.lib.expect import poll
+from suites.lib.ipv6 import ra_route
 from suites.lib.keywords.context import Context
+from suites.lib.plans import addr6
 
 
 class CacheKeywords:
@@ -125,15 +127,16 @@ class HaKeywords:
         )
 
     @keyword("a probe flow from ${src:[\\w-]+} to ${dst:[\\w-]+} runs while ${edge:[\\w-]+} crashes")
-    def probe_while_crash(self, src: str, dst: str, edge: str) -> None:
+    def probe_while_crash(self, src: str, dst: str, edge: str, family: int = 4) -> None:
         import subprocess
         import time
 
         from suites.lib.traffic import probe_gap
 
         interval, count = 0.01, 300
+        target = addr6(self.ctx.plan, dst) if family == 6 else self.ctx.resolve(dst)
         stream = self.ctx.lab.host(src).popen(
-            ["ping", "-n", "-D", "-i", str(interval), "-c", str(count), "-W", "1", self.ctx.resolve(dst)],
+            ["ping", "-n", "-D", "-i", str(interval), "-c", str(count), "-W", "1", target],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -143,6 +146,11 @@ class HaKeywords:
         self.window, seqs = probe_gap(out, interval)
         self.answered = len(set(seqs))
         logger.info(f"loss window {self.window * 1000:.0f} ms, {self.answered}/{count} probes answered")
+
+    @keyword("an IPv6 probe flow from ${src:[\\w-]+} to ${dst:[\\w-]+} runs while ${edge:[\\w-]+} crashes")
+    def probe6_while_crash(self, src: str, dst: str, edge: str) -> None:
+        ra_route(self.ctx.lab.host(src))
+        self.probe_while_crash(src, dst, edge, family=6)
 
     @keyword("the probe lost at most ${ms:\\d+} ms of traffic")
     def lost_at_most(self, ms: str) -> None:
@@ -155,6 +163,8 @@ class HaKeywords:
         # Its transit and uplink addresses, and the public NAT addresses it answered for.
         publics = {a for r in plan["gateways"][edge]["routers"] for p in r["ha"]["peers"] for a in p.get("publics", [])}
         want = {plan["transit"]["sr"][peer], plan["uplinks"][peer], *publics}
+        if "uplinks6" in plan:  # dual stack: its IPv6 addresses too
+            want |= {plan["uplinks6"][peer], plan["transit"]["sr6"][peer]}
         got = set(self.ctx.lab.gateway(edge).show("ha")["owned"]["t1-sr"])
         if got != want:
             raise AssertionError(f"{edge} holds {sorted(got)}, expected {sorted(want)}")
@@ -182,7 +192,7 @@ class HaKeywords:
         lab = self.ctx.lab
         poll(lambda: all(lab.gateway(g).settled() for g in lab.plan["gateways"]), timeout=30, what="gateways settled")
 
-    @keyword("${host:[\\w-]+} reaches ${ip:[\\d.]+} at the uplink MAC of ${edge:[\\w-]+}")
+    @keyword("${host:[\\w-]+} reaches ${ip:[\\da-f.:]+} at the uplink MAC of ${edge:[\\w-]+}")
     def host_neighbour(self, host: str, ip: str, edge: str) -> None:
         """Seen from a host that is not part of any gateway: its neighbour entry for ``ip``."""
         mac = self.ctx.uplink_mac(edge)

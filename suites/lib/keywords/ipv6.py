@@ -28,8 +28,14 @@ class Ipv6Keywords:
         (``t1-dr:web``: the DR's port on web), which only its MAC determines."""
         name, _, rest = port.partition("-")
         half, _, segment = rest.partition(":")
-        router = next(r for r in self.ctx.plan["gateways"]["edge1"]["routers"] if r["name"] == name)
-        mac = next(p["mac"] for p in router[half]["ports"] if p["instance"] == segment)
+        mac = next(
+            p["mac"]
+            for gw in self.ctx.plan["gateways"].values()
+            for r in gw.get("routers", [])
+            if r["name"] == name and half in r
+            for p in r[half]["ports"]
+            if p["instance"] == segment
+        )
         logger.info(ra_route(self.ctx.lab.host(host), f"via {link_local(mac)}"))
 
     @keyword("${src:[\\w-]+} pings ${dst:[\\w.:-]+} over IPv6")
