@@ -14,6 +14,7 @@ from gateway.headers import IPPROTO_UDP
 from gateway.model import Instance, MgmtAccess, Model, Port, Router, RouterPort, add_route
 from gateway.services import SrServices
 from gateway.services.conntrack import SessionBudget
+from gateway.services.npt import Npt, NptRule
 from gateway.services.rules import FirewallConfig, NatConfig
 from gateway.tables.arp import ArpTable
 from gateway.tables.fib import Fib, Route
@@ -47,6 +48,9 @@ def build(cfg: Config, epoch: Epoch) -> Model:
         if rc.sr is not None:
             sr = _router(rc.name, "sr", rc.tlr_id, rc.sr, cfg, epoch)
             _add_ports(sr, rc.sr, instances)
+            if rc.sr.nptv6:
+                sr.npt = Npt([NptRule(n, int(i.network_address), int(o.network_address), i.prefixlen)
+                              for n, i, o in rc.sr.nptv6])  # fmt: skip
             if rc.sr.nat is not None or rc.sr.firewall is not None:
                 sr.services = SrServices(
                     rc.sr.nat or NatConfig(), rc.sr.firewall or FirewallConfig(), epoch, budget, alg_ports

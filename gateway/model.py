@@ -22,6 +22,7 @@ from gateway.headers import BFD_PORT, HELLO_PORT, IPPROTO_UDP, ip_str, mac_str
 from gateway.headers6 import ALL_NODES, ALL_ROUTERS, multicast_mac, solicited_node
 from gateway.io import Transport
 from gateway.services import SrServices
+from gateway.services.npt import Npt
 from gateway.tables.arp import ArpTable
 from gateway.tables.fib import Fib, Route, mask
 
@@ -199,6 +200,8 @@ class Router:
     fib6: Fib | None = None
     nd: ArpTable | None = None
     local_ips6: dict[int, RouterPort] = field(default_factory=dict)
+    # An SR's NPTv6 prefix translation (services/npt.py), when configured.
+    npt: Npt | None = None
 
     def answers_arp_for(self, rport: RouterPort, ip: int) -> bool:
         """Our own address, one taken over from a peer, or (on an SR) a public NAT address."""

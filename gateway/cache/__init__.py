@@ -98,6 +98,7 @@ class Entry:
         "l4_off_src",
         "l4_src",
         "l4_dst",
+        "ip6",
         "nat",
         "fields",
         "ip_delta",
@@ -133,6 +134,7 @@ class Entry:
     l4_off_src: int  # 0 for a TCP/UDP source port, 4 for an ICMP echo identifier
     l4_src: bytes | None
     l4_dst: bytes | None
+    ip6: bytes | None  # IPv6 source and destination as rewritten (NPTv6: checksum-neutral)
     nat: bytes | None  # TCP/UDP with NAT: bytes 26-37 (addresses and ports) as rewritten
     fields: bool  # some other address/port/echo-id rewrite, applied field by field
     ip_delta: int  # one's-complement change of the IPv4 header checksum
@@ -222,6 +224,9 @@ class Entry:
         return buf
 
     def _rewrite_fields(self, buf: bytearray) -> None:
+        if self.ip6 is not None:
+            buf[22:54] = self.ip6
+            return
         if self.ip_src is not None:
             buf[26:30] = self.ip_src
         if self.ip_dst is not None:

@@ -72,7 +72,11 @@ def rewrites(entry: Any, hdr: bytes, out: bytes) -> None:
                 entry.l4_src = bytes(out[l4 + 4 : l4 + 6])
                 entry.l4_off_src = 4
                 entry.l4_csum = 2
+    # IPv6 addresses rewritten (NPTv6): checksum-neutral, so the addresses alone, keyed per flow.
+    entry.ip6 = None
+    if hdr[12] == 0x86 and hdr[13] == 0xDD and len(out) >= 54 and out[22:54] != hdr[22:54]:
+        entry.ip6 = bytes(out[22:54])
     entry.nat = None
-    entry.fields = any(x is not None for x in (entry.ip_src, entry.ip_dst, entry.l4_src, entry.l4_dst))
+    entry.fields = any(x is not None for x in (entry.ip_src, entry.ip_dst, entry.l4_src, entry.l4_dst, entry.ip6))
     if entry.fields and entry.mask == L4 and hdr[23] in (IPPROTO_TCP, IPPROTO_UDP) and len(out) >= 38:
         entry.nat = bytes(out[26:38])

@@ -58,6 +58,10 @@ def describe_action(entry: Any, port: Any, vlan: int | None) -> str:
         parts.append(f"eth {mac_str(entry.eth[6:12])} > {mac_str(entry.eth[0:6])}")
     if entry.ttl_dec:
         parts.append(f"{'hop limit' if entry.ttl_at == 21 else 'ttl'} -{entry.ttl_dec}")
+    if entry.ip6 is not None:
+        parts.append(
+            f"ip6 {ip6_str(int.from_bytes(entry.ip6[:16], 'big'))} > {ip6_str(int.from_bytes(entry.ip6[16:], 'big'))}"
+        )
     if entry.ip_src is not None:
         parts.append(f"ip src {ip_str(entry.ip_src)}")
     if entry.ip_dst is not None:

@@ -38,6 +38,8 @@ class RouterHalf:
     routes: list[RouteConfig]
     nat: NatConfig | None = None
     firewall: FirewallConfig | None = None
+    # NPTv6 (RFC 6296) on an SR: (name, inside prefix, outside prefix), same lengths.
+    nptv6: list[tuple[str, ipaddress.IPv6Network, ipaddress.IPv6Network]] = field(default_factory=list)
 
 
 @dataclass
@@ -119,7 +121,7 @@ def parse_half(
     kind: str,
     port_owner: dict[str, list[tuple[str, int, bytes]]],
 ) -> RouterHalf:
-    services = ("nat", "firewall") if kind == "sr" else ()
+    services = ("nat", "firewall", "nptv6") if kind == "sr" else ()
     body = r.mapping(value, path, ("ports",), ("routes", *services))
     ports = []
     for j, pval in enumerate(r.sequence(body["ports"], f"{path}.ports")):
@@ -163,7 +165,31 @@ def parse_half(
         ]
         unique_names(r, rules, f"{path}.firewall.rules")
         firewall = FirewallConfig(rules)
-    return RouterHalf(ports, routes, nat, firewall)
+    half = RouterHalf(ports, routes, nat, firewall)
+    if body.get("nptv6") is not None:
+        half.nptv6 = parse_nptv6(r, body["nptv6"], f"{path}.nptv6")
+    return half
+
+
+def parse_nptv6(r: Reader, value: Any, path: str) -> list[tuple[str, ipaddress.IPv6Network, ipaddress.IPv6Network]]:
+    out: list[tuple[str, ipaddress.IPv6Network, ipaddress.IPv6Network]] = []
+    for i, rv in enumerate(r.sequence(value, path)):
+        rpath = f"{path}[{i}]"
+        rb = r.mapping(rv, rpath, ("inside", "outside"), ("name",))
+        nets = []
+        for key in ("inside", "outside"):
+            net = r.route_prefix(rb[key], f"{rpath}.{key}")
+            if net.version != 6 or net.prefixlen % 16 or not 16 <= net.prefixlen <= 64:
+                raise r.fail(f"{rpath}.{key}", f"{net} is not an IPv6 prefix of length 16, 32, 48 or 64")
+            nets.append(net)
+        inside, outside = nets
+        if inside.prefixlen != outside.prefixlen:
+            raise r.fail(f"{rpath}.outside", f"{outside} is not as long as the inside prefix {inside}")
+        for name, other_in, other_out in out:
+            if inside.overlaps(other_in) or outside.overlaps(other_out):
+                raise r.fail(rpath, f"overlaps rule {name!r}")
+        out.append((r.name(rb.get("name", f"npt-{i + 1}"), f"{rpath}.name"), inside, outside))  # type: ignore[arg-type]
+    return out
 
 
 def parse_transit(

@@ -7,7 +7,7 @@ calls :func:`handle`; it never raises.  A request is an object with ``cmd``:
 cmd        fields
 =========  ==========================================================================
 ping       -
-show       what: ports | instances | mac | arp | nd | fib | counters | drops | traces | summary
+show       what: ports | instances | mac | arp | nd | npt | fib | counters | drops | traces | summary
                  | cache | ha | nat | conntrack | firewall   (router: NAME, optional)
 trace      action: start (count) | show | clear | inject (port, frame: hex)
 route      action: add | del, router, half: dr | sr, prefix, via (add only; a list: ECMP)
@@ -48,6 +48,7 @@ SHOW: dict[str, Callable[[Datapath], Any]] = {
     "ports": lambda dp: [p.to_dict() for p in dp.model.ports.values()],
     "instances": lambda dp: [i.to_dict() for i in dp.model.instances.values()],
     "arp": lambda dp: [dict(row, router=r.label) for r in dp.model.routers for row in r.arp.dump(time.monotonic())],
+    "npt": lambda dp: {r.label: r.npt.show() for r in dp.model.routers if r.npt is not None},
     "nd": lambda dp: [
         dict(row, router=r.label) for r in dp.model.routers if r.nd is not None for row in r.nd.dump(time.monotonic())
     ],

@@ -21,14 +21,17 @@ from __future__ import annotations
 
 from time import monotonic
 
+from gateway.effects import L3_6
 from gateway.evi import EVI_PORT, IPPROTO_GRE
 from gateway.headers import IPPROTO_TCP, IPPROTO_UDP, Icmp, checksum, ipv4_check, pseudo_header
+from gateway.headers6 import IPPROTO_ICMPV6, ip6_str
 from gateway.io.service import REPLY_DIRECTION
 from gateway.l3v6 import DEST_UNREACH6
 from gateway.l4 import flow_tuple
 from gateway.packet import Packet
 from gateway.services import DROPS as SERVICE_DROPS
 from gateway.services import Verdict, seqadj
+from gateway.services.npt import Npt
 from gateway.stages.base import DONE
 from gateway.stages.forward import is_ipv6
 from gateway.stages.routing import RouterStage
@@ -40,7 +43,7 @@ WAIT_FOR_PEER = frozenset({"nat-no-session", "ct-invalid"})
 
 class ServiceRouter(RouterStage):
     name = "sr"
-    DROPS = RouterStage.DROPS + SERVICE_DROPS
+    DROPS = RouterStage.DROPS + SERVICE_DROPS + ("npt-unmappable",)
     NEXT = ("egress", "transit", "sr", "evi_decap")
 
     def local_input(self, pkt: Packet, ihl: int, total: int) -> str:
@@ -65,7 +68,12 @@ class ServiceRouter(RouterStage):
         if pkt.fx is not None:
             # Which SR owns which address may move (HA takeover): flows through an SR depend on it.
             pkt.fx.depend(self.ctx.model, "ownership_generation")
-        svc = pkt.router.services  # type: ignore[union-attr]
+        router = pkt.router
+        if router.npt is not None and is_ipv6(pkt):  # type: ignore[union-attr]
+            refused = self._npt_in(pkt, router.npt)  # type: ignore[union-attr]
+            if refused is not None:
+                return refused
+        svc = router.services  # type: ignore[union-attr]
         if svc is None:
             return None
         if is_ipv6(pkt):
@@ -85,11 +93,18 @@ class ServiceRouter(RouterStage):
         return self._refused(pkt, verdict)
 
     def after_route(self, pkt: Packet, route: Route) -> str | None:
-        svc = pkt.router.services  # type: ignore[union-attr]
-        if svc is None or pkt.originated:
+        router = pkt.router
+        svc = router.services  # type: ignore[union-attr]
+        if pkt.originated:
             return None
         if is_ipv6(pkt):
-            return self._refused(pkt, svc.outbound6(pkt, route.transit, monotonic()))
+            refused = self._refused(pkt, svc.outbound6(pkt, route.transit, monotonic())) if svc else None
+            npt = router.npt  # type: ignore[union-attr]
+            if refused is None and npt is not None and not route.transit and route.port is not router.transit_port:  # type: ignore[union-attr]
+                return self._npt_out(pkt, npt)
+            return refused
+        if svc is None:
+            return None
         refused = self._refused(pkt, svc.outbound(pkt, route.transit, monotonic()))
         if refused is not None or pkt.conn is None or pkt.conn.alg is None:
             return refused
@@ -125,6 +140,51 @@ class ServiceRouter(RouterStage):
         if pkt.trace is not None:
             pkt.note(self.name, f"payload of #{conn.id} to {conn.alg}")
         return DONE
+
+    # -- NPTv6 (services/npt.py) -----------------------------------------------------------
+    def _npt_in(self, pkt: Packet, npt: Npt) -> str | None:
+        """A destination in an outside prefix becomes the inside address; in an ICMPv6 error,
+        so does the quoted packet's source (checksum-neutral: no checksum changes)."""
+        buf = pkt.buf
+        if pkt.fx is not None:
+            pkt.fx.read(L3_6)
+        dst = int.from_bytes(buf[38:54], "big")
+        rule = npt.inbound_rule(dst)
+        if rule is None:
+            return None
+        new = rule.map(dst, to_outside=False)
+        if new is None:
+            npt.unmappable += 1
+            return self.drop(pkt, "npt-unmappable", f"{ip6_str(dst)} ({rule.name})")
+        buf[38:54] = new.to_bytes(16, "big")
+        rule.hits_in += 1
+        if buf[20] == IPPROTO_ICMPV6 and len(buf) >= 54 + 8 + 40 and buf[54] < 128:
+            quoted = int.from_bytes(buf[70:86], "big")  # the quoted packet's source
+            if quoted & rule.mask == rule.outside:
+                back = rule.map(quoted, to_outside=False)
+                if back is not None:
+                    buf[70:86] = back.to_bytes(16, "big")
+        if pkt.trace is not None:
+            pkt.note(self.name, f"nptv6 {ip6_str(dst)} -> {ip6_str(new)} ({rule.name})")
+        return None
+
+    def _npt_out(self, pkt: Packet, npt: Npt) -> str | None:
+        buf = pkt.buf
+        if pkt.fx is not None:
+            pkt.fx.read(L3_6)
+        src = int.from_bytes(buf[22:38], "big")
+        rule = npt.outbound_rule(src)
+        if rule is None:
+            return None
+        new = rule.map(src, to_outside=True)
+        if new is None:
+            npt.unmappable += 1
+            return self.drop(pkt, "npt-unmappable", f"{ip6_str(src)} ({rule.name})")
+        buf[22:38] = new.to_bytes(16, "big")
+        rule.hits_out += 1
+        if pkt.trace is not None:
+            pkt.note(self.name, f"nptv6 {ip6_str(src)} -> {ip6_str(new)} ({rule.name})")
+        return None
 
     def _refused(self, pkt: Packet, verdict: Verdict | None) -> str | None:
         if verdict is None:

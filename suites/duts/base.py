@@ -79,6 +79,8 @@ CAPABILITIES: dict[str, str] = {
     "address) and their on-link prefix from them",
     "ipv6.fw": "the stateful firewall for IPv6: tenant-initiated flows allowed and untranslated, unsolicited "
     "inbound dropped, ICMPv6 packet too big about a tenant's flow reaches it (path MTU discovery works)",
+    "ipv6.nptv6": "NPTv6 (RFC 6296) on the SR: a tenant prefix leaves as another of the same length, stateless and "
+    "checksum-neutral (the far side sees the mapped address, the transfer arrives whole); replies come back",
     "internals.show": "the reference gateway's show output (drop names, MAC/ARP/FIB tables)",
     "internals.trace": "per-packet traces through the stages",
     "internals.cache": "datapath cache entries and counters",

@@ -125,6 +125,8 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
             router["sr"]["nat"] = copy.deepcopy(intent["nat"])
         if "firewall" in intent:
             router["sr"]["firewall"] = {"rules": copy.deepcopy(intent["firewall"])}
+        if "nptv6" in intent:
+            router["sr"]["nptv6"] = copy.deepcopy(intent["nptv6"])
         if "ha" in intent:
             router["ha"] = copy.deepcopy(intent["ha"])
         cfg["routers"].append(router)

@@ -88,6 +88,29 @@ def test_topology_plan_config_is_valid():
             ),
             "firewall.rules[0].proto: icmp is not a protocol of IPv6",
         ),
+        (
+            lambda r: r["routers"][0]["sr"].update(nptv6=[{"inside": "fd00:1::/48", "outside": "2001:db8:1::/64"}]),
+            "routers[0].sr.nptv6[0].outside: 2001:db8:1::/64 is not as long as the inside prefix fd00:1::/48",
+        ),
+        (
+            lambda r: r["routers"][0]["sr"].update(nptv6=[{"inside": "fd00:1::/56", "outside": "2001:db8:1::/56"}]),
+            "routers[0].sr.nptv6[0].inside: fd00:1::/56 is not an IPv6 prefix of length 16, 32, 48 or 64",
+        ),
+        (
+            lambda r: r["routers"][0]["sr"].update(
+                nptv6=[
+                    {"name": "a", "inside": "fd00:1::/48", "outside": "2001:db8:1::/48"},
+                    {"inside": "fd00:1::/48", "outside": "2001:db8:2::/48"},
+                ]
+            ),
+            "routers[0].sr.nptv6[1]: overlaps rule 'a'",
+        ),
+        (
+            lambda r: r["routers"][0]["transit"].update(
+                subnet6="fd00:a9fe::/64", dr6="fd00:a9fe::1", sr6="fd00:a9fe::2"
+            ),
+            "transit.subnet6: IPv6 on the transit needs a real transit segment ('instance')",
+        ),
         (lambda r: r["routers"][0]["dr"]["ports"][0].update(mac="01:00:5e:00:00:01"), "is a multicast MAC"),
         (lambda r: r["routers"][0]["dr"]["ports"][0].update(mac="zz:00"), "is not a MAC address"),
         (
