@@ -64,22 +64,15 @@ def build(cfg: Config, epoch: Epoch) -> Model:
             # A real transit segment: each half here gets a router port on it, and
             # routes over it like over any other segment.
             seg = instances[tr.instance]
-            plen = tr.subnet.prefixlen
-            plen6 = tr.subnet6.prefixlen if tr.subnet6 is not None else 0
-            if dr is not None:
-                mac = tr.dr_mac or derived_mac(cfg.node, rc.name, "dr", "transit")
-                dr.transit_port = RouterPort(dr, seg, int(tr.dr), plen, mac)
-                if tr.dr6 is not None and dr.fib6 is not None:
-                    dr.transit_port.ip6, dr.transit_port.plen6 = int(tr.dr6), plen6
-                seg.add_router_port(dr.transit_port)
-                dr.add_port(dr.transit_port)
-            if sr is not None and tr.sr is not None:
-                mac = tr.sr_mac or derived_mac(cfg.node, rc.name, "sr", "transit")
-                sr.transit_port = RouterPort(sr, seg, int(tr.sr), plen, mac)
-                if tr.sr6 is not None and sr.fib6 is not None:
-                    sr.transit_port.ip6, sr.transit_port.plen6 = int(tr.sr6), plen6
-                seg.add_router_port(sr.transit_port)
-                sr.add_port(sr.transit_port)
+            for half, ip, ip6, mac in ((dr, tr.dr, tr.dr6, tr.dr_mac), (sr, tr.sr, tr.sr6, tr.sr_mac)):
+                if half is None or ip is None:
+                    continue
+                mac = mac or derived_mac(cfg.node, rc.name, half.kind, "transit")
+                port = half.transit_port = RouterPort(half, seg, int(ip), tr.subnet.prefixlen, mac)
+                if ip6 is not None and tr.subnet6 is not None and half.fib6 is not None:
+                    port.ip6, port.plen6 = int(ip6), tr.subnet6.prefixlen
+                seg.add_router_port(port)
+                half.add_port(port)
             if dr is not None and rc.dr is not None:
                 _add_routes(model, dr, rc.dr, f"{path}.dr", cfg)
                 if not any(route.plen == 0 for route in dr.fib.routes()):

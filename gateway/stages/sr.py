@@ -145,45 +145,36 @@ class ServiceRouter(RouterStage):
     def _npt_in(self, pkt: Packet, npt: Npt) -> str | None:
         """A destination in an outside prefix becomes the inside address; in an ICMPv6 error,
         so does the quoted packet's source (checksum-neutral: no checksum changes)."""
-        buf = pkt.buf
-        if pkt.fx is not None:
-            pkt.fx.read(L3_6)
-        dst = int.from_bytes(buf[38:54], "big")
-        rule = npt.inbound_rule(dst)
-        if rule is None:
-            return None
-        new = rule.map(dst, to_outside=False)
-        if new is None:
-            npt.unmappable += 1
-            return self.drop(pkt, "npt-unmappable", f"{ip6_str(dst)} ({rule.name})")
-        buf[38:54] = new.to_bytes(16, "big")
-        rule.hits_in += 1
-        if buf[20] == IPPROTO_ICMPV6 and len(buf) >= 54 + 8 + 40 and buf[54] < 128:
-            quoted = int.from_bytes(buf[70:86], "big")  # the quoted packet's source
-            if quoted & rule.mask == rule.outside:
-                back = rule.map(quoted, to_outside=False)
-                if back is not None:
-                    buf[70:86] = back.to_bytes(16, "big")
-        if pkt.trace is not None:
-            pkt.note(self.name, f"nptv6 {ip6_str(dst)} -> {ip6_str(new)} ({rule.name})")
-        return None
+        return self._npt(pkt, npt, 38, inbound=True)
 
     def _npt_out(self, pkt: Packet, npt: Npt) -> str | None:
+        """An inside source becomes the outside address."""
+        return self._npt(pkt, npt, 22, inbound=False)
+
+    def _npt(self, pkt: Packet, npt: Npt, at: int, inbound: bool) -> str | None:
         buf = pkt.buf
         if pkt.fx is not None:
             pkt.fx.read(L3_6)
-        src = int.from_bytes(buf[22:38], "big")
-        rule = npt.outbound_rule(src)
+        addr = int.from_bytes(buf[at : at + 16], "big")
+        rule = npt.inbound_rule(addr) if inbound else npt.outbound_rule(addr)
         if rule is None:
             return None
-        new = rule.map(src, to_outside=True)
+        new = rule.map(addr, to_outside=not inbound)
         if new is None:
             npt.unmappable += 1
-            return self.drop(pkt, "npt-unmappable", f"{ip6_str(src)} ({rule.name})")
-        buf[22:38] = new.to_bytes(16, "big")
-        rule.hits_out += 1
+            return self.drop(pkt, "npt-unmappable", f"{ip6_str(addr)} ({rule.name})")
+        buf[at : at + 16] = new.to_bytes(16, "big")
+        if inbound:
+            rule.hits_in += 1
+            if buf[20] == IPPROTO_ICMPV6 and len(buf) >= 54 + 8 + 40 and buf[54] < 128:
+                quoted = int.from_bytes(buf[70:86], "big")  # the quoted packet's source
+                back = rule.map(quoted, to_outside=False) if quoted & rule.mask == rule.outside else None
+                if back is not None:
+                    buf[70:86] = back.to_bytes(16, "big")
+        else:
+            rule.hits_out += 1
         if pkt.trace is not None:
-            pkt.note(self.name, f"nptv6 {ip6_str(src)} -> {ip6_str(new)} ({rule.name})")
+            pkt.note(self.name, f"nptv6 {ip6_str(addr)} -> {ip6_str(new)} ({rule.name})")
         return None
 
     def _refused(self, pkt: Packet, verdict: Verdict | None) -> str | None:

@@ -200,9 +200,9 @@ class LinuxGateway(GatewayHandle):
     def _nft(self, *words: str) -> None:
         self._run(["nft", *words])
 
-    def _handles(self, chain: str) -> list[tuple[int, str]]:
+    def _handles(self, chain: str, family: str = "ip", table: str = TABLE) -> list[tuple[int, str]]:
         """(handle, comment) of each rule of ``chain``, in order."""
-        data = json.loads(self._run(["nft", "-j", "-a", "list", "chain", "ip", TABLE, chain]))
+        data = json.loads(self._run(["nft", "-j", "-a", "list", "chain", family, table, chain]))
         return [
             (int(item["rule"]["handle"]), str(item["rule"].get("comment", "")))
             for item in data.get("nftables", [])
@@ -218,16 +218,30 @@ class LinuxGateway(GatewayHandle):
                     removed += 1
         return removed
 
+    def _fw_tables(self) -> list[tuple[int, str, str]]:
+        """(family, nft family, table) of the firewall's tables: ip, and ip6 on a dual stack."""
+        return [(4, "ip", TABLE)] + ([(6, "ip6", TABLE6)] if self.spec.get("ipv6") is not None else [])
+
     def add_firewall_rule(self, rule: dict[str, Any], position: int | None = None, router: str = "t1") -> None:
-        text = fw_rule(rule, self.spec["uplink"])
-        rules = self._handles("fw_rules")
-        if position is None or position >= len(rules):
-            self._nft(f"add rule ip {TABLE} fw_rules {text}")
-        else:
-            self._nft(f"insert rule ip {TABLE} fw_rules position {rules[position][0]} {text}")
+        """Into the table of each family the rule applies to (a rule naming no address: both)."""
+        for family, nft_family, table in self._fw_tables():
+            text = fw_rule(rule, self.spec["uplink"], family)
+            if text is None:
+                continue
+            rules = self._handles("fw_rules", nft_family, table)
+            if position is None or position >= len(rules):
+                self._nft(f"add rule {nft_family} {table} fw_rules {text}")
+            else:
+                self._nft(f"insert rule {nft_family} {table} fw_rules position {rules[position][0]} {text}")
 
     def del_firewall_rule(self, name: str, router: str = "t1") -> None:
-        if not self._delete_named(("fw_rules",), name):
+        removed = 0
+        for _family, nft_family, table in self._fw_tables():
+            for handle, comment in self._handles("fw_rules", nft_family, table):
+                if comment == name:
+                    self._nft("delete", "rule", nft_family, table, "fw_rules", "handle", str(handle))
+                    removed += 1
+        if not removed:
             raise NodeCommandError(f"{self.name}: no firewall rule named {name!r}")
 
     def add_nat_rule(self, kind: str, rule: dict[str, Any], router: str = "t1") -> None:

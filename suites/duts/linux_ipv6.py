@@ -27,6 +27,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from suites.duts.linux_fw import fw_rule
+
 TABLE6 = "edgelab6"
 RA_INTERVAL = 10  # seconds, at most, between unsolicited router advertisements
 RA_LIFETIME = 1800
@@ -34,36 +36,6 @@ RA_LIFETIME = 1800
 
 def _bridge(instance: str) -> str:
     return f"br-{instance}"[:15]
-
-
-def _v6_rule(rule: dict[str, Any], uplink: str) -> str | None:
-    """A firewall rule as an ip6-table rule, or None for a rule of IPv4 only."""
-    addrs = [rule.get(k) for k in ("src", "dst") if rule.get(k) not in (None, "any")]
-    if any(ipaddress.ip_network(a).version == 4 for a in addrs) or rule.get("proto") == "icmp":
-        return None
-    parts: list[str] = []
-    direction = rule.get("direction", "any")
-    if direction == "out":
-        parts.append(f'iifname != "{uplink}" oifname "{uplink}"')
-    elif direction == "in":
-        parts.append(f'iifname "{uplink}"')
-    for field, key in (("saddr", "src"), ("daddr", "dst")):
-        if rule.get(key) not in (None, "any"):
-            parts.append(f"ip6 {field} {rule[key]}")
-    proto = rule.get("proto", "any")
-    dport = rule.get("dport")
-    if proto in ("tcp", "udp") and dport not in (None, "any"):
-        parts.append(f"{proto} dport {dport}")
-    elif proto == "icmpv6":
-        parts.append("meta l4proto ipv6-icmp")
-    elif proto != "any":
-        parts.append(f"meta l4proto {proto}")
-    action = rule["action"]
-    verdict = {
-        "allow": "accept",
-        "reject": 'counter name "fw" reject with icmpv6 type admin-prohibited',
-    }.get(action, 'counter name "fw" drop')
-    return f'{" ".join(parts)} {verdict} comment "{rule.get("name", "rule")}"'.strip()
 
 
 def render6(gw: dict[str, Any], uplink: str | None) -> dict[str, Any] | None:
@@ -104,7 +76,7 @@ def render6(gw: dict[str, Any], uplink: str | None) -> dict[str, Any] | None:
 def _nft6(rules: list[dict[str, Any]], uplink: str | None) -> str:
     if uplink is None:
         return f"table ip6 {TABLE6} {{\n  counter fw {{ }}\n}}\n"
-    fw = [r for r in (_v6_rule(rule, uplink) for rule in rules) if r is not None]
+    fw = [r for r in (fw_rule(rule, uplink, 6) for rule in rules) if r is not None]
     return (
         "\n".join(
             [

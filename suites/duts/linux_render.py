@@ -60,10 +60,10 @@ import json
 import re
 from typing import Any
 
+from suites.duts.linux_fw import fw_rule
 from suites.duts.linux_ipv6 import render6
 
 TABLE = "edgelab"
-PROTO = {"tcp": "tcp", "udp": "udp", "icmp": "icmp"}
 
 
 def bridge(instance: str) -> str:
@@ -101,34 +101,6 @@ def publics(router: dict[str, Any]) -> list[str]:
     out += [r["public"] for r in nat.get("dnat", [])]
     out += [r["public"] for r in nat.get("one_to_one", [])]
     return sorted(set(out), key=lambda a: ipaddress.IPv4Address(a))
-
-
-def fw_rule(rule: dict[str, Any], uplink: str) -> str:
-    """One firewall rule of the intent as an nftables rule (with its name as the comment)."""
-    parts: list[str] = []
-    direction = rule.get("direction", "any")
-    if direction == "out":
-        parts.append(f'iifname != "{uplink}" oifname "{uplink}"')
-    elif direction == "in":
-        parts.append(f'iifname "{uplink}"')
-    for field, key in (("saddr", "src"), ("daddr", "dst")):
-        if rule.get(key) not in (None, "any"):
-            parts.append(f"ip {field} {rule[key]}")
-    proto = rule.get("proto", "any")
-    dport = rule.get("dport")
-    if proto in ("tcp", "udp") and dport not in (None, "any"):
-        parts.append(f"{proto} dport {dport}")
-    elif proto != "any":
-        parts.append(f"ip protocol {PROTO[proto]}")
-    action = rule["action"]
-    if action == "allow":
-        verdict = "accept"
-    elif action == "reject":
-        verdict = 'counter name "fw" reject with icmp type admin-prohibited'
-    else:
-        verdict = 'counter name "fw" drop'
-    name = rule.get("name", "rule")
-    return f'{" ".join(parts)} {verdict} comment "{name}"'.strip()
 
 
 def snat_rules(rule: dict[str, Any], uplink: str) -> list[str]:
@@ -486,7 +458,9 @@ def nftables(gw: dict[str, Any], uplink: str | None, router_publics: list[str]) 
                 f'ct status dnat ip saddr {rule["source"]} oifname != "{uplink}" snat to {to} comment "hairpin"'
             )
         for rule in router.get("firewall", []):
-            fw.append(fw_rule(rule, uplink))
+            text = fw_rule(rule, uplink)
+            if text is not None:  # (an IPv6 rule is the ip6 table's: linux_ipv6.py)
+                fw.append(text)
     publics_set = "{ " + ", ".join(router_publics) + " }" if router_publics else ""
     ftp = (gw.get("ftp_alg") or {}).get("ports", [])
     helpers = [
