@@ -48,7 +48,14 @@ def test_recovery_without_preemption(ha_no_preempt):
     lab.start_gateway("edge1")
     poll(lambda: both_up(lab), timeout=15, what="BFD up with the recovered edge1")
     time.sleep(2.0)  # past the claim wait of the recovered agent
-    edge1_own = {"169.254.0.2", plan["uplinks"]["edge1"], *PUBLICS}  # its public NAT addresses too
+    # Its public NAT addresses too, and its IPv6 addresses (uplink, transit).
+    edge1_own = {
+        "169.254.0.2",
+        plan["uplinks"]["edge1"],
+        plan["uplinks6"]["edge1"],
+        plan["transit"]["sr6"]["edge1"],
+        *PUBLICS,
+    }
     assert set(lab.gateway("edge2").show("ha")["owned"]["t1-sr"]) == edge1_own, "edge2 keeps what it took"
     assert set(lab.gateway("edge1").show("ha")["yielded"]["t1-sr"]) >= edge1_own
     assert dr_neighbour(lab, "169.254.0.2") == plan["transit"]["mac"]["edge2"]
