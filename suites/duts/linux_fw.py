@@ -48,3 +48,23 @@ def fw_rule(rule: dict[str, Any], uplink: str, family: int = 4) -> str | None:
         verdict = 'counter name "fw" drop'
     name = rule.get("name", "rule")
     return f'{" ".join(parts)} {verdict} comment "{name}"'.strip()
+
+
+def fw_chains(rules: list[str], uplink: str, dnat: bool) -> list[str]:
+    """The firewall's two chains: the configured rules, then the stateful forward chain
+    (established and related in, tenant-initiated out, with ``dnat`` what NAT forwards in;
+    the rest dropped and counted)."""
+    return [
+        "  chain fw_rules {",
+        *(f"    {r}" for r in rules),
+        "  }",
+        "  chain forward {",
+        "    type filter hook forward priority filter; policy drop;",
+        "    jump fw_rules",
+        "    ct state established,related accept",
+        '    ct state invalid counter name "fw" drop',
+        f'    iifname != "{uplink}" accept',
+        *(["    ct status dnat accept"] if dnat else []),
+        '    counter name "fw" drop',
+        "  }",
+    ]

@@ -27,7 +27,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from suites.duts.linux_fw import fw_rule
+from suites.duts.linux_fw import fw_chains, fw_rule
 
 TABLE6 = "edgelab6"
 RA_INTERVAL = 10  # seconds, at most, between unsolicited router advertisements
@@ -82,17 +82,7 @@ def _nft6(rules: list[dict[str, Any]], uplink: str | None) -> str:
             [
                 f"table ip6 {TABLE6} {{",
                 '  counter fw { comment "firewall drops and rejects (IPv6)" }',
-                "  chain fw_rules {",
-                *(f"    {r}" for r in fw),
-                "  }",
-                "  chain forward {",
-                "    type filter hook forward priority filter; policy drop;",
-                "    jump fw_rules",
-                "    ct state established,related accept",
-                '    ct state invalid counter name "fw" drop',
-                f'    iifname != "{uplink}" accept',
-                '    counter name "fw" drop',
-                "  }",
+                *fw_chains(fw, uplink, dnat=False),
                 "}",
             ]
         )

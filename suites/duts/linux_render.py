@@ -60,7 +60,7 @@ import json
 import re
 from typing import Any
 
-from suites.duts.linux_fw import fw_rule
+from suites.duts.linux_fw import fw_chains, fw_rule
 from suites.duts.linux_ipv6 import render6
 
 TABLE = "edgelab"
@@ -491,18 +491,7 @@ def nftables(gw: dict[str, Any], uplink: str | None, router_publics: list[str]) 
             else []
         ),
         "  }",
-        "  chain fw_rules {",
-        *(f"    {r}" for r in fw),
-        "  }",
-        "  chain forward {",
-        "    type filter hook forward priority filter; policy drop;",
-        "    jump fw_rules",
-        "    ct state established,related accept",
-        '    ct state invalid counter name "fw" drop',
-        f'    iifname != "{uplink}" accept',
-        "    ct status dnat accept",
-        '    counter name "fw" drop',
-        "  }",
+        *fw_chains(fw, uplink, dnat=True),
         "}",
     ]
     return "\n".join(lines) + "\n"
