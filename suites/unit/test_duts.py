@@ -211,3 +211,21 @@ def test_linux_conntrackd_render_of_edge_ha():
         assert f"IPv4_address {c1['address']}" in text and f"IPv4_address {c2['address']}" in text
     assert linux(plan, "hv1")["conntrackd"] is None, "the DR node has no HA"
     assert linux(topologies.plan("edge-basic"), "edge1")["conntrackd"] is None
+
+
+def test_the_linux_dut_renders_ipv6_beside_ipv4():
+    """Dual-stack intent: the bridges' IPv6 addresses, radvd on the DR's tenant segments only,
+    an ip6 table with the firewall rules of IPv6 (a rule of one family in its table only)."""
+    from suites.duts.linux_fw import fw_rule
+    from suites.duts.linux_render import render as linux
+
+    spec = linux(topologies.plan("edge-basic"), "edge1")
+    v6 = spec["ipv6"]
+    assert v6["addresses"]["br-web"] == ["2001:db8:0:10::1/64"] and "br-provider" in v6["addresses"]
+    assert v6["ra"] == {"br-web": "2001:db8:0:10::/64", "br-app": "2001:db8:0:20::/64"}, "not on the uplink"
+    assert ("::/0", "2001:db8:cb::10") in v6["routes"] and all(":" not in p for p, _v in spec["routes"])
+    assert "reject with icmpv6 type admin-prohibited" in v6["nft"] and "ct status dnat" not in v6["nft"]
+    rule6 = {"name": "x", "action": "drop", "dst": "2001:db8::/32"}
+    rule4 = {"name": "y", "action": "drop", "proto": "icmp"}
+    assert fw_rule(rule6, "br-provider", 4) is None and "ip6 daddr 2001:db8::/32" in fw_rule(rule6, "br-provider", 6)
+    assert fw_rule(rule4, "br-provider", 6) is None and "meta l4proto icmp" in fw_rule(rule4, "br-provider", 4)
