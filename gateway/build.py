@@ -22,7 +22,7 @@ from gateway.tables.fib import Fib, Route
 
 def build(cfg: Config, epoch: Epoch) -> Model:
     """Turn a validated config into run-time objects (no I/O is opened here)."""
-    ports = {name: Port(name, p.ifname, p.role) for name, p in cfg.ports.items()}
+    ports = {name: Port(name, p.ifname, p.role, p.mtu) for name, p in cfg.ports.items()}
     instances: dict[str, Instance] = {}
     records: dict[tuple[str, int | None], Instance] = {}
     for name, ic in cfg.instances.items():

@@ -32,12 +32,15 @@ PUNTS = {(IPPROTO_UDP, BFD_PORT): "ha", (IPPROTO_UDP, HELLO_PORT): "ha"}
 
 
 class Port:
-    __slots__ = ("name", "ifname", "role", "io", "rx", "tx", "tx_errors", "errors", "last_error", "mirror")
+    __slots__ = ("name", "ifname", "role", "io", "rx", "tx", "tx_errors", "errors", "last_error", "mirror", "mtu")
 
-    def __init__(self, name: str, ifname: str, role: str) -> None:
+    def __init__(self, name: str, ifname: str, role: str, mtu: int | None = None) -> None:
         self.name = name
         self.ifname = ifname
         self.role = role
+        # The largest IP packet it sends, if configured: a routed IPv6 packet past it is
+        # answered with ICMPv6 packet too big (routers never fragment IPv6).
+        self.mtu = mtu
         self.io: Transport | None = None
         self.rx = 0
         self.tx = 0
@@ -134,7 +137,7 @@ class RouterPort:
     which its router advertisements come from and hosts use as their default router.
     """
 
-    __slots__ = ("router", "instance", "ip", "plen", "mac", "label", "ip6", "plen6", "ll6")
+    __slots__ = ("router", "instance", "ip", "plen", "mac", "label", "ip6", "plen6", "ll6", "mtu")
 
     def __init__(self, router: Router, instance: Instance | None, ip: int, plen: int, mac: bytes) -> None:
         self.router = router
@@ -146,6 +149,9 @@ class RouterPort:
         self.ip6: int | None = None
         self.plen6 = 0
         self.ll6 = link_local(mac)
+        # The smallest MTU of the ports its segment leaves through (None: none configured).
+        mtus = [p.mtu for p, _vlan in instance.members if p.mtu] if instance is not None else []
+        self.mtu: int | None = min(mtus) if mtus else None
 
     @property
     def network(self) -> int:

@@ -398,8 +398,8 @@ class Cache:
             if (entry.checked != self.epoch.value or self.verify) and not self._unchanged(entry):
                 self._stale(entry, buf, b"")
                 return None
-            if entry.ttl_dec and buf[21] <= entry.ttl_dec:
-                self.bypass += 1
+            if (entry.ttl_dec and buf[21] <= entry.ttl_dec) or (entry.max_len and n > entry.max_len):
+                self.bypass += 1  # (a hop limit that expires, a packet too big: the stages answer)
                 return None
             return entry
         self.misses += 1

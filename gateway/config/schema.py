@@ -65,6 +65,7 @@ class PortConfig:
     name: str
     ifname: str
     role: str
+    mtu: int | None = None  # the largest IP packet it sends (routed IPv6 past it: packet too big)
 
 
 @dataclass
@@ -156,7 +157,7 @@ def build(raw: Any, source: str = "<config>") -> Config:
     for pname, pval in r.named(top["ports"], "ports").items():
         path = f"ports.{pname}"
         r.name(pname, path)
-        body = r.mapping(pval, path, ("ifname",), ("role",))
+        body = r.mapping(pval, path, ("ifname",), ("role", "mtu"))
         ifname = r.name(body["ifname"], f"{path}.ifname")
         if len(ifname) > 15:
             raise r.fail(f"{path}.ifname", f"{ifname!r} is longer than the kernel's 15-character interface names")
@@ -169,7 +170,8 @@ def build(raw: Any, source: str = "<config>") -> Config:
             PORT_ROLES,
             f"a port role; expected one of: {', '.join(PORT_ROLES)}",
         )
-        ports[pname] = PortConfig(pname, ifname, role)
+        mtu = r.integer(body["mtu"], f"{path}.mtu", 1280, 9000) if body.get("mtu") is not None else None
+        ports[pname] = PortConfig(pname, ifname, role, mtu)
     if not ports:
         raise r.fail("ports", "at least one port is required")
 

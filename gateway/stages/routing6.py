@@ -19,9 +19,9 @@ rewrite) is ``forward.py``'s, shared with IPv4.  The walk::
     before_route, FIB lookup -> none: ICMPv6 no route (no-route)
     hop limit - 1, output    -> forward.py (ND miss: queued, NS sent)
 
-An IPv6 router never fragments: a packet too big for its next link is
-answered with ICMPv6 packet too big (``PACKET_TOO_BIG``) by whoever has that
-link.  The tick sends periodic router advertisements on DR tenant segments
+An IPv6 router never fragments: a packet too big for its next link (a port
+with ``mtu`` configured) is answered with ICMPv6 packet too big and dropped
+(``packet-too-big``).  The tick sends periodic router advertisements on DR tenant segments
 (and at start), retries solicitations and gives up with ICMPv6 address
 unreachable (``nd-unresolved``).  Routed IPv6 is not cached yet: every packet
 takes these stages (``fx.no_cache("ipv6")``).
@@ -53,6 +53,7 @@ from gateway.headers6 import (
 )
 from gateway.l3v6 import (
     DEST_UNREACH6,
+    PACKET_TOO_BIG,
     TIME_EXCEEDED6,
     decrement_hop_limit,
     echo_reply6,
@@ -90,6 +91,7 @@ DROPS6 = (
     "nd-unresolved",
     "ra-from-host",  # a router advertisement from a host: only the router advertises
     "hop-limit-expired",
+    "packet-too-big",  # larger than the next link's MTU: ICMPv6 packet too big sent (never fragmented)
 )
 
 
@@ -170,6 +172,15 @@ class Ipv6Walk(Forwarding):
         if route is None:
             self.send_error6(pkt, DEST_UNREACH6, 0)
             return self.drop(pkt, "no-route", ip6_str(dst))
+        out = route.port if not route.transit else None
+        mtu = out.mtu if out is not None else None
+        if mtu is not None:
+            if len(buf) - 14 > mtu:
+                # IPv6 routers never fragment: the sender learns the path MTU from this.
+                self.send_error6(pkt, PACKET_TOO_BIG, 0, mtu)
+                return self.drop(pkt, "packet-too-big", f"{len(buf) - 14} bytes, MTU {mtu} on {out.label}")  # type: ignore[union-attr]
+            if fx is not None:
+                fx.max_len = 14 + mtu  # a larger packet of the flow meets this check, not the cache
         decrement_hop_limit(buf)
         if fx is not None:
             fx.ttl_dec += 1
@@ -327,7 +338,7 @@ class Ipv6Walk(Forwarding):
         return True
 
     # -- errors -----------------------------------------------------------------------------
-    def send_error6(self, pkt: Packet, icmp_type: int, code: int) -> None:
+    def send_error6(self, pkt: Packet, icmp_type: int, code: int, param: int = 0) -> None:
         if pkt.fx is not None:
             pkt.fx.no_cache("icmp-error")
         router: Router = pkt.router  # type: ignore[assignment]
@@ -337,7 +348,7 @@ class Ipv6Walk(Forwarding):
             src = next((p.ip6 for p in router.ports if p.ip6 is not None), None)
         if src is None:
             return
-        frame = icmp6_error(pkt.buf, src, icmp_type, code)
+        frame = icmp6_error(pkt.buf, src, icmp_type, code, param)
         if frame is None:
             return
         err = Packet(frame, None, None)

@@ -111,6 +111,7 @@ def test_topology_plan_config_is_valid():
             ),
             "transit.subnet6: IPv6 on the transit needs a real transit segment ('instance')",
         ),
+        (lambda r: r["ports"]["uplink"].update(mtu=1000), "ports.uplink.mtu: 1000 is not an integer in 1280..9000"),
         (lambda r: r["routers"][0]["dr"]["ports"][0].update(mac="01:00:5e:00:00:01"), "is a multicast MAC"),
         (lambda r: r["routers"][0]["dr"]["ports"][0].update(mac="zz:00"), "is not a MAC address"),
         (

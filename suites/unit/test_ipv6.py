@@ -25,6 +25,7 @@ from scapy.layers.inet6 import (
     ICMPv6NDOptDstLLAddr,
     ICMPv6NDOptPrefixInfo,
     ICMPv6NDOptSrcLLAddr,
+    ICMPv6PacketTooBig,
     ICMPv6TimeExceeded,
     IPerror6,
     IPv6,
@@ -389,3 +390,31 @@ def test_a_yielded_ipv6_address_is_neither_answered_nor_used_as_a_source():
     own.claim("t1", "2001:db8:cb::1", True)
     (una,) = [f for f in parsed(rig.take("uplink")) if f.haslayer(ICMPv6ND_NA)]
     assert una[ICMPv6ND_NA].tgt == "2001:db8:cb::1" and una[ICMPv6ND_NA].O == 1
+
+
+def test_a_packet_too_big_for_the_next_link_is_answered_never_fragmented_cached_or_not():
+    """An uplink with an MTU of 1400: a 1452-byte IPv6 packet to the provider is answered with
+    ICMPv6 packet too big (MTU 1400, from the SR that owns that link) and dropped; small packets of
+    the same flow go on, also as cache hits, and a big one after them meets the check again."""
+    text = DUAL_YAML.replace(
+        "uplink: {ifname: edge1-eth1, role: uplink}", "uplink: {ifname: edge1-eth1, role: uplink, mtu: 1400}"
+    )
+    assert "mtu: 1400" in text
+    for cache in (True, False):
+        rig = Rig(text)
+        rig.dp.cache.enabled = cache
+        learn_h1(rig)
+        rig.send("uplink", na(EXT_IP, EXT, "2001:db8:cb::1", UP_GW, None))
+        rig.take("uplink")
+        small = tenant(10, IPv6(src=H1_IP, dst="2001:db8:77::5") / UDP(sport=1, dport=2) / (b"s" * 100))
+        big = tenant(10, IPv6(src=H1_IP, dst="2001:db8:77::5") / UDP(sport=1, dport=2) / (b"b" * 1404))
+        for frame in (small, small, big, small):
+            rig.send("trunk", frame)
+        sent = parsed(rig.take("uplink"))
+        assert [len(f[IPv6]) for f in sent] == [148, 148, 148], "the small ones, never the big one"
+        (ptb,) = [f for f in parsed(rig.take("trunk")) if f.haslayer(ICMPv6PacketTooBig)]
+        assert ptb[ICMPv6PacketTooBig].mtu == 1400 and ptb[IPv6].src == "2001:db8:cb::1" and ptb[IPv6].dst == H1_IP
+        assert ptb[IPerror6].dst == "2001:db8:77::5" and checksum_ok(ptb)
+        assert rig.drops() == {"sr/packet-too-big": 1}
+        if cache:
+            assert rig.dp.cache.hits >= 2 and rig.dp.cache.bypass >= 1
