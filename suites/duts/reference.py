@@ -109,7 +109,10 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
     gw = plan["gateways"][gateway]
     cfg: dict[str, Any] = {
         "node": gateway,
-        "ports": {name: {"ifname": p["ifname"], "role": p.get("role", "tenant")} for name, p in gw["ports"].items()},
+        "ports": {
+            name: {"ifname": p["ifname"], "role": p.get("role", "tenant"), **({"mtu": p["mtu"]} if "mtu" in p else {})}
+            for name, p in gw["ports"].items()
+        },
         "instances": {name: {"records": [dict(r) for r in recs]} for name, recs in gw["instances"].items()},
         "routers": [],
     }
