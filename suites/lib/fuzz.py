@@ -30,6 +30,21 @@ from collections.abc import Callable
 from typing import Any
 
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, UDPerror
+from scapy.layers.inet6 import (
+    ICMPv6EchoReply,
+    ICMPv6EchoRequest,
+    ICMPv6ND_NA,
+    ICMPv6ND_NS,
+    ICMPv6ND_RA,
+    ICMPv6ND_RS,
+    ICMPv6NDOptDstLLAddr,
+    ICMPv6NDOptSrcLLAddr,
+    ICMPv6PacketTooBig,
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrFragment,
+    IPv6ExtHdrHopByHop,
+)
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
@@ -37,6 +52,14 @@ MACS = ["02:00:00:10:00:11", "02:00:00:10:00:12", "02:00:00:20:00:13", "02:00:00
 GW_MACS = ["02:00:00:10:00:01", "02:00:00:20:00:01", "02:00:00:cb:00:01"]
 ADDRS = ["172.16.10.11", "172.16.10.12", "172.16.20.13", "203.0.113.10", "203.0.113.1", "203.0.113.80",
          "203.0.113.90", "203.0.113.64", "198.51.100.10", "172.16.10.1", "10.1.2.3", "255.255.255.255"]  # fmt: skip
+
+
+# Dual stack (edge-basic carries IPv6): tenants, router and provider addresses, link-local,
+# multicast and the unspecified address.
+ADDRS6 = ["2001:db8:0:10::11", "2001:db8:0:10::12", "2001:db8:0:20::13", "2001:db8:0:10::14", "2001:db8:cb::10",
+          "2001:db8:c6::10", "2001:db8:0:10::1", "2001:db8:cb::1", "fe80::ff:fe10:1", "ff02::1", "ff02::1:ff00:1",
+          "::", "2001:db8:77::5", "::ffff:10.1.2.3"]  # fmt: skip
+V6_MACS = ["33:33:00:00:00:01", "33:33:00:00:00:02", "33:33:ff:00:00:01"]
 
 
 class FuzzFailure(AssertionError):
@@ -112,6 +135,36 @@ def _l4(rng: random.Random) -> Any:
     return Raw(bytes(rng.randrange(256) for _ in range(rng.randrange(30))))
 
 
+def _l4_6(rng: random.Random, src: str, dst: str) -> Any:
+    kind = rng.randrange(7)
+    if kind == 0:
+        return UDP(sport=rng.choice([53, 1000]), dport=rng.choice([53, 9])) / Raw(b"u" * rng.randrange(40))
+    if kind == 1:
+        return TCP(
+            sport=rng.choice([80, 4000]), dport=rng.choice([80, 23]), flags=rng.choice(["S", "SA", "A", "R", ""])
+        )
+    if kind == 2:
+        return rng.choice([ICMPv6EchoRequest, ICMPv6EchoReply])(id=rng.randrange(4))
+    if kind == 3:
+        ns = ICMPv6ND_NS(tgt=rng.choice(ADDRS6))
+        return ns / ICMPv6NDOptSrcLLAddr(lladdr=rng.choice(MACS)) if rng.random() < 0.7 else ns
+    if kind == 4:
+        na = ICMPv6ND_NA(tgt=rng.choice(ADDRS6), S=rng.randrange(2), O=rng.randrange(2))
+        return na / ICMPv6NDOptDstLLAddr(lladdr=rng.choice(MACS)) if rng.random() < 0.7 else na
+    if kind == 5:
+        return rng.choice([ICMPv6ND_RS(), ICMPv6ND_RA()])
+    quoted = IPv6(src=dst, dst=rng.choice(ADDRS6)) / UDP(sport=53, dport=rng.choice([53, 1000]))
+    return ICMPv6PacketTooBig(mtu=rng.choice([1280, 1400])) / bytes(quoted)
+
+
+def _ipv6(rng: random.Random) -> Any:
+    src, dst = rng.choice(ADDRS6), rng.choice(ADDRS6)
+    ip = IPv6(src=src, dst=dst, hlim=rng.choice([255, 64, 64, 2, 1, 0]))
+    for _ in range(rng.choice([0, 0, 0, 0, 1, 2, 9])):  # extension headers: none, a few, too many
+        ip = ip / rng.choice([IPv6ExtHdrDestOpt(), IPv6ExtHdrHopByHop(), IPv6ExtHdrFragment(offset=rng.randrange(2))])
+    return ip / _l4_6(rng, src, dst)
+
+
 # Valid flows between hosts the datapaths have learned: repeated, so the cache serves them.
 FLOWS = [
     ("trunk", Ether(src="02:00:00:10:00:11", dst="02:00:00:10:00:01") / Dot1Q(vlan=10) / IP(src="172.16.10.11", dst="203.0.113.10") / UDP(sport=4000, dport=53) / Raw(b"q" * 20)),
@@ -122,6 +175,9 @@ FLOWS = [
     ("uplink", Ether(src="02:00:00:cb:00:10", dst="02:00:00:cb:00:01") / IP(src="198.51.100.10", dst="203.0.113.90") / UDP(sport=5001, dport=53)),
     ("trunk", Ether(src="02:00:00:10:00:11", dst="02:00:00:10:00:14") / Dot1Q(vlan=10) / IP(src="172.16.10.11", dst="172.16.10.14") / UDP() / Raw(b"pad")),
     ("access", Ether(src="02:00:00:10:00:14", dst="02:00:00:10:00:11") / IP(src="172.16.10.14", dst="172.16.10.11") / UDP()),
+    ("trunk", Ether(src="02:00:00:10:00:11", dst="02:00:00:10:00:01") / Dot1Q(vlan=10) / IPv6(src="2001:db8:0:10::11", dst="2001:db8:c6::10") / UDP(sport=4003, dport=53)),
+    ("trunk", Ether(src="02:00:00:10:00:11", dst="02:00:00:10:00:01") / Dot1Q(vlan=10) / IPv6(src="2001:db8:0:10::11", dst="2001:db8:0:20::13") / UDP(sport=4004, dport=53)),
+    ("uplink", Ether(src="02:00:00:cb:00:10", dst="02:00:00:cb:00:01") / IPv6(src="2001:db8:c6::10", dst="2001:db8:0:10::11") / UDP(sport=53, dport=4003)),
 ]  # fmt: skip
 # ARP from every host first, so routed flows find their neighbours.
 WARMUP = [
@@ -134,6 +190,17 @@ WARMUP = [
 ] + [
     ("access", Ether(src="02:00:00:10:00:14", dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc="02:00:00:10:00:14", psrc="172.16.10.14", pdst="172.16.10.1")),
     ("uplink", Ether(src="02:00:00:cb:00:10", dst="02:00:00:cb:00:01") / ARP(op=2, hwsrc="02:00:00:cb:00:10", psrc="203.0.113.10", hwdst="02:00:00:cb:00:01", pdst="203.0.113.1")),
+    # IPv6 neighbours: an NS from each tenant to its router, an NA from the provider router.
+    *(
+        ("trunk", Ether(src=mac, dst="33:33:ff:00:00:01") / Dot1Q(vlan=vlan) / IPv6(src=ip, dst="ff02::1:ff00:1", hlim=255)
+         / ICMPv6ND_NS(tgt=gw) / ICMPv6NDOptSrcLLAddr(lladdr=mac))
+        for mac, vlan, ip, gw in (
+            ("02:00:00:10:00:11", 10, "2001:db8:0:10::11", "2001:db8:0:10::1"),
+            ("02:00:00:20:00:13", 20, "2001:db8:0:20::13", "2001:db8:0:20::1"),
+        )
+    ),
+    ("uplink", Ether(src="02:00:00:cb:00:10", dst="02:00:00:cb:00:01") / IPv6(src="2001:db8:cb::10", dst="2001:db8:cb::1", hlim=255)
+     / ICMPv6ND_NA(tgt="2001:db8:cb::10", S=1, O=1) / ICMPv6NDOptDstLLAddr(lladdr="02:00:00:cb:00:10")),
 ]  # fmt: skip
 
 
@@ -146,10 +213,12 @@ def _frame(rng: random.Random) -> tuple[str, bytes]:
     port = rng.choice(["trunk", "uplink", "access"])
     if rng.random() < 0.1:
         return port, bytes(rng.randrange(256) for _ in range(rng.randrange(80)))
-    eth = Ether(src=rng.choice(MACS[:-1]), dst=rng.choice(GW_MACS + MACS))
+    eth = Ether(src=rng.choice(MACS[:-1]), dst=rng.choice(GW_MACS + MACS + V6_MACS))
     if port == "trunk" or rng.random() < 0.05:
         eth = eth / Dot1Q(vlan=rng.choice([10, 20, 99, 0]))
-    if rng.random() < 0.15:
+    if rng.random() < 0.3:
+        layer = _ipv6(rng)
+    elif rng.random() < 0.15:
         layer = ARP(op=rng.choice([1, 2]), hwsrc=eth.src, psrc=rng.choice(ADDRS), pdst=rng.choice(ADDRS))
     else:
         ip = IP(src=rng.choice(ADDRS), dst=rng.choice(ADDRS), ttl=rng.choice([64, 64, 2, 1, 0]))
