@@ -59,7 +59,7 @@ class Effects:
         # front of the frame as it was switched (encapsulation); the rewrites are the inner frame's.
         self.strip = 0
         self.push = 0
-        self.max_len = 0  # with push: the largest frame that fits the tunnel
+        self.max_len = 0  # the largest frame a hit may send (a tunnel's, an IPv6 next link's MTU); 0: any
 
     def read(self, mask: int) -> None:
         if mask > self.mask:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from gateway.headers import HeaderError, checksum
 
-ETH_P_IPV6 = 0x86DD
 IPPROTO_ICMPV6 = 58
 IPV6_LEN = 40
 # Extension headers a router walks past (RFC 8200 4.1); ESP (50) ends the walk: what follows is opaque.

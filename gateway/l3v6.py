@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import struct
 
-from gateway.headers import ZERO_MAC, Ethernet, HeaderError
+from gateway.headers import ETH_P_IPV6, ZERO_MAC, Ethernet, HeaderError
 from gateway.headers6 import (
     ECHO_REPLY6,
-    ETH_P_IPV6,
     IPPROTO_ICMPV6,
     IPV6_LEN,
     ND_NA,
@@ -39,7 +38,7 @@ DEST_UNREACH6, PACKET_TOO_BIG, TIME_EXCEEDED6, PARAM_PROBLEM = 1, 2, 3, 4
 RA_HOP_LIMIT = 64
 PREFIX_ON_LINK = 0x80
 PREFIX_LIFETIME = 86400
-OPT_PREFIX, OPT_MTU = 3, 5
+OPT_PREFIX = 3
 
 
 def _frame(dst_mac: bytes, src_mac: bytes, ip: IPv6, payload: bytes) -> bytearray:
@@ -61,15 +60,11 @@ def neighbour_advert(
     return _frame(dst_mac, mac, IPv6(src, dst, IPPROTO_ICMPV6, 255), msg)
 
 
-def router_advert(
-    mac: bytes, src: int, dst: int, prefixes: list[tuple[int, int]], lifetime: int, mtu: int | None = None
-) -> bytearray:
+def router_advert(mac: bytes, src: int, dst: int, prefixes: list[tuple[int, int]], lifetime: int) -> bytearray:
     """An RA from link-local ``src``: this router as a default router for ``lifetime`` seconds,
     the on-link ``prefixes`` (no autoconfiguration: addresses are the plan's) and its MAC."""
     body = struct.pack("!BBHII", RA_HOP_LIMIT, 0, lifetime, 0, 0)
     body += bytes((OPT_SOURCE_LL, 1)) + mac
-    if mtu is not None:
-        body += struct.pack("!BBHI", OPT_MTU, 1, 0, mtu)
     for prefix, plen in prefixes:
         body += struct.pack("!BBBBII4x", OPT_PREFIX, 4, plen, PREFIX_ON_LINK, PREFIX_LIFETIME, PREFIX_LIFETIME)
         body += prefix.to_bytes(16, "big")

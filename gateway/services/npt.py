@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.headers6 import ip6_str
+
 
 def _fold(x: int) -> int:
     while x >> 16:
@@ -87,8 +89,6 @@ class Npt:
         return next((r for r in self.rules if dst & r.mask == r.outside), None)
 
     def show(self) -> list[dict[str, object]]:
-        from gateway.headers6 import ip6_str
-
         return [
             {
                 "name": r.name,

@@ -20,7 +20,7 @@ from gateway.l3 import arp_request
 from gateway.l3v6 import neighbour_solicit
 from gateway.model import Router, RouterPort
 from gateway.packet import Packet
-from gateway.stages.base import DONE, Stage
+from gateway.stages.base import DONE, Context, Stage
 from gateway.tables.arp import ArpTable
 from gateway.tables.fib import Route
 
@@ -40,8 +40,8 @@ def is_ipv6(pkt: Packet) -> bool:
 class Forwarding(Stage):
     """Hooks, next hop, neighbour, rewrite: what both families' walks end with."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
         self.arp_requests = 0
         self.nd_solicits = 0
         self.arp_misses = 0  # packets queued behind a resolution (ARP or ND)

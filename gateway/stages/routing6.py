@@ -63,7 +63,7 @@ from gateway.l3v6 import (
 )
 from gateway.model import Router, RouterPort
 from gateway.packet import Packet
-from gateway.stages.base import DONE
+from gateway.stages.base import DONE, Context
 from gateway.stages.forward import Forwarding
 
 RA_INTERVAL = 10.0  # seconds between unsolicited router advertisements
@@ -100,8 +100,8 @@ def _link_local(addr: int) -> bool:
 
 
 class Ipv6Walk(Forwarding):
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
         self.nd_adverts = 0  # neighbour advertisements sent
         self.nd_learned = 0
         self.nd_other = 0  # NDP not aimed at us (only refreshes known entries)
@@ -131,8 +131,6 @@ class Ipv6Walk(Forwarding):
         if router.kind == "dr" and rport is not None and rport is not router.transit_port:
             if src != 0 and not rport.on_link6(src):
                 return self.drop(pkt, "urpf", f"{ip6_str(src)} on {rport.label}")
-        if fx is not None and l4 != 54:
-            fx.no_cache("ip6-extension-headers")  # the cache keys only what follows the header directly
         if nh == IPPROTO_ICMPV6 and (dst in router.local_ips6 or dst >> 120 == 0xFF):
             if fx is not None:
                 fx.no_cache("local")
