@@ -14,7 +14,8 @@ rewrite) is ``forward.py``'s, shared with IPv4.  The walk::
                                 learn; NA: learn; RS: answer with an RA; RA from
                                 anyone: dropped (ra-from-host: only the router
                                 advertises); echo request: reply
-    multicast, link-local    -> never forwarded (not-routable)
+    multicast, link-local,   -> never forwarded (not-routable)
+    ::/96, ::ffff:0:0/96
     hop limit <= 1           -> ICMPv6 time exceeded (hop-limit-expired)
     before_route, FIB lookup -> none: ICMPv6 no route (no-route)
     hop limit - 1, output    -> forward.py (ND miss: queued, NS sent)
@@ -99,6 +100,13 @@ def _link_local(addr: int) -> bool:
     return addr >> 118 == 0x3FA
 
 
+def _embeds_ipv4(addr: int) -> bool:
+    """::/96 (the unspecified and loopback addresses among them) and ::ffff:0:0/96: never on the
+    wire (RFC 4291 2.5.5); refused, an IPv6 address the gateway forwards is past 32 bits, which
+    is how one table holds both families' connections (``headers6.addr_str``)."""
+    return addr >> 32 == 0 or addr >> 32 == 0xFFFF
+
+
 class Ipv6Walk(Forwarding):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -141,6 +149,8 @@ class Ipv6Walk(Forwarding):
             if icmp_type in (ND_NS, ND_NA):
                 return self.nd_input(pkt, l4, end, src, dst)
             if icmp_type == ND_RS:
+                if buf[21] != 255:  # RFC 4861 6.1.1: from a neighbour on the link
+                    return self.drop(pkt, "nd-bad-hop-limit", f"router solicitation with hop limit {buf[21]}")
                 return self.solicited_ra(pkt, src)
             if icmp_type == ND_RA:
                 return self.drop(pkt, "ra-from-host", f"from {ip6_str(src)} ({mac_str(bytes(buf[6:12]))})")
@@ -154,7 +164,7 @@ class Ipv6Walk(Forwarding):
             return self.drop(pkt, "local-unsupported", f"next header {nh} to {ip6_str(dst)}")
         if not router.forwards:
             return self.drop(pkt, "not-forwarding", f"{ip6_str(dst)}: {router.label} only terminates")
-        if dst >> 120 == 0xFF or _link_local(dst) or _link_local(src) or src == 0 or dst == 0:
+        if dst >> 120 == 0xFF or _link_local(dst) or _link_local(src) or _embeds_ipv4(src) or _embeds_ipv4(dst):
             return self.drop(pkt, "not-routable", f"{ip6_str(src)} -> {ip6_str(dst)}")
         if buf[21] <= 1:
             self.send_error6(pkt, TIME_EXCEEDED6, 0)

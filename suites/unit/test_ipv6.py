@@ -418,3 +418,18 @@ def test_a_packet_too_big_for_the_next_link_is_answered_never_fragmented_cached_
         assert rig.drops() == {"sr/packet-too-big": 1}
         if cache:
             assert rig.dp.cache.hits >= 2 and rig.dp.cache.bypass >= 1
+
+
+def test_addresses_that_embed_ipv4_are_never_routed_and_solicitations_must_come_from_the_link():
+    """::/96 and ::ffff:0:0/96 never appear on the wire (RFC 4291): refused, so no IPv6 tuple can
+    look like an IPv4 one in the connection table; a router solicitation with a hop limit below
+    255 was routed to us and is not answered (RFC 4861 6.1.1)."""
+    rig = dual()
+    rig.send("uplink", bytes(Ether(src=EXT, dst=UP_GW) / IPv6(src="::10.1.2.3", dst=H1_IP) / UDP()))
+    rig.send("trunk", tenant(10, IPv6(src=H1_IP, dst="::ffff:10.1.2.3") / UDP()))
+    rig.send("trunk", tenant(10, IPv6(src=H1_IP, dst="::1") / UDP()))
+    rs = IPv6(src=H1_IP, dst="ff02::2", hlim=64) / ICMPv6ND_RS() / ICMPv6NDOptSrcLLAddr(lladdr=H1)
+    rig.send("trunk", bytes(Ether(src=H1, dst="33:33:00:00:00:02") / Dot1Q(vlan=10) / rs))
+    assert rig.drops() == {"sr/not-routable": 1, "dr/not-routable": 2, "dr/nd-bad-hop-limit": 1}
+    assert not [f for f in parsed(rig.take("trunk")) if f.haslayer(ICMPv6ND_RA)]
+    assert not rig.take("uplink")
