@@ -433,3 +433,16 @@ def test_addresses_that_embed_ipv4_are_never_routed_and_solicitations_must_come_
     assert rig.drops() == {"sr/not-routable": 1, "dr/not-routable": 2, "dr/nd-bad-hop-limit": 1}
     assert not [f for f in parsed(rig.take("trunk")) if f.haslayer(ICMPv6ND_RA)]
     assert not rig.take("uplink")
+
+
+def test_the_neighbour_queue_is_bounded():
+    """Packets waiting for one IPv6 next hop queue as behind ARP, up to tables.arp_queue; the next
+    is dropped by name and only one solicitation goes out."""
+    rig = Rig(DUAL_YAML + "tables: {arp_queue: 3}\n")
+    learn_h1(rig)
+    for sport in range(5):
+        rig.send("trunk", tenant(10, IPv6(src=H1_IP, dst=H3_IP) / UDP(sport=1000 + sport, dport=9)))
+    sols = [f for f in parsed(rig.take("trunk")) if f.haslayer(ICMPv6ND_NS)]
+    assert len(sols) == 1 and rig.drops() == {"dr/nd-queue-full": 2}
+    rig.send("trunk", na(H3_IP, H3, "2001:db8:20::1", APP_GW, 20))
+    assert len([f for f in parsed(rig.take("trunk")) if f.haslayer(UDP)]) == 3, "the three queued go on"
