@@ -91,7 +91,6 @@ class Channel:
         self.resent = 0
         self.dumps = 0
         self.journal_dropped = 0
-        self.not_replicated = 0  # IPv6 connections: the record format carries IPv4 addresses only
         self.installs = 0  # entries installed from peers since StateSync last looked
         self.corrupt = 0  # messages whose UDP checksum is wrong
         self.refused: Counter[str] = Counter()  # from no peer
@@ -114,30 +113,22 @@ class Channel:
         assert gone is not None and changed is not None
         while gone and len(out) < budget:
             _id, conn = gone.popitem()
-            if self._carried(conn):
-                out.append(wire.encode(wire.DELETE, conn, now))
+            out.append(wire.encode(wire.DELETE, conn, now))
         while changed and len(out) < budget:
             _id, conn = changed.popitem()
-            if not conn.released and self._carried(conn):
+            if not conn.released:
                 out.append(wire.encode(wire.UPSERT, conn, now))
         dump = self.dump
         if dump is None:
             return out, False
         while dump and len(out) < budget:
             conn = dump.popleft()
-            if not conn.released and self._carried(conn):
+            if not conn.released:
                 out.append(wire.encode(wire.UPSERT, conn, now))
         if dump:
             return out, False
         self.dump = None
         return out, True
-
-    def _carried(self, conn: Conn) -> bool:
-        """Can a record carry this connection?  Not an IPv6 one (counted, never an error)."""
-        if conn.orig.src > 0xFFFFFFFF:
-            self.not_replicated += 1
-            return False
-        return True
 
     def flush(self, now: float, send: Sender) -> None:
         ct = self.ct
@@ -296,6 +287,8 @@ class Channel:
         op, orig, reply, state, tclass, fin, rflags, idle, snat, dnat, rule, alg = rec
         if op not in (wire.UPSERT, wire.DELETE) or state >= len(wire.STATES) or tclass >= len(wire.CLASSES):
             return "bad-record"
+        if rflags & wire.IPV6 and min(orig.src, orig.dst, reply.src, reply.dst) <= wire.V4_MAX:
+            return "bad-record"  # it would be taken for an IPv4 connection (never routed: ::/96)
         ct = self.ct
         conn, _direction = ct.lookup(orig)
         if op == wire.DELETE:
@@ -328,7 +321,6 @@ class Channel:
             "seq": self.seq,
             "sent": {"messages": self.sent_messages, "records": self.sent_records, "resent": self.resent},
             "dumps": self.dumps,
-            "not_replicated_ipv6": self.not_replicated,
             "dumping": len(self.dump) if self.dump is not None else None,
             "waiting": {"changed": len(ct.changed or ()), "gone": len(ct.gone or ())},
             "journal_dropped": self.journal_dropped,

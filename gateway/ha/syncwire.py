@@ -10,7 +10,8 @@ Record (an UPDATE holds ``count`` of them)::
     orig: source (u32), source port (u16), destination (u32), destination port (u16),
     reply: the same four,
     state (u8, index of STATES), timeout class (u8, index of CLASSES), FIN bits (u8),
-    flags (u8: bit 0 inbound), idle (u32, ms),
+    flags (u8: bit 0 inbound, bit 1 IPv6), idle (u32, ms),
+    with bit 1: the four addresses again as IPv6 (4 x 16 bytes; the u32 fields 0),
     four names (u8 length + UTF-8): SNAT rule, DNAT rule, firewall rule, ALG
 
 Kinds: UPDATE (``count`` records; the last of a full dump has the DUMP_END
@@ -29,16 +30,19 @@ from gateway.l4 import FlowTuple
 from gateway.services.conntrack import DEFAULT_TIMEOUTS, Conn
 
 MAGIC = b"ELct"
-VERSION = 1
+VERSION = 2  # 2: IPv6 connections too
 UPDATE, HELLO, RESYNC, NACK = 1, 2, 3, 4
 KINDS = {UPDATE: "update", HELLO: "hello", RESYNC: "resync", NACK: "nack"}
 DUMP_END = 0x01
 UPSERT, DELETE = 1, 2
 INBOUND = 0x01
+IPV6 = 0x02
 
 HEADER = struct.Struct("!4sBBBIIH")
 RECORD = struct.Struct("!BBIHIHIHIHBBBBI")
 RANGE = struct.Struct("!II")
+ADDRS6 = struct.Struct("!16s16s16s16s")
+V4_MAX = 0xFFFFFFFF  # (the connection table tells the families apart by this)
 STATES = ("new", "syn-sent", "syn-recv", "established", "fin-wait", "time-wait", "closed")
 CLASSES = tuple(DEFAULT_TIMEOUTS)
 STATE_INDEX = {s: i for i, s in enumerate(STATES)}
@@ -56,11 +60,17 @@ def _name(rule: Any) -> bytes:
 def encode(op: int, conn: Conn, now: float) -> bytes:
     o, r = conn.orig, conn.reply
     idle = 0 if op == DELETE else min(max(0, int((now - conn.last) * 1000)), 2**32 - 1)
+    flags = INBOUND if conn.inbound else 0
+    v6 = o.src > V4_MAX
+    if v6:
+        flags |= IPV6
     fixed = RECORD.pack(
-        op, o.proto, o.src, o.sport, o.dst, o.dport, r.src, r.sport, r.dst, r.dport,
-        STATE_INDEX.get(conn.state, 0), CLASS_INDEX.get(conn.tclass, 0), conn.fin,
-        INBOUND if conn.inbound else 0, idle,
+        op, o.proto, 0 if v6 else o.src, o.sport, 0 if v6 else o.dst, o.dport,
+        0 if v6 else r.src, r.sport, 0 if v6 else r.dst, r.dport,
+        STATE_INDEX.get(conn.state, 0), CLASS_INDEX.get(conn.tclass, 0), conn.fin, flags, idle,
     )  # fmt: skip
+    if v6:
+        fixed += ADDRS6.pack(*(a.to_bytes(16, "big") for a in (o.src, o.dst, r.src, r.dst)))
     if op == DELETE:
         return fixed + b"\0\0\0\0"
     alg = (conn.alg or "").encode()[:255]
@@ -77,6 +87,9 @@ def decode(body: bytes, count: int) -> list[tuple[Any, ...]] | None:
                 body, off
             )
             off += RECORD.size
+            if flags & IPV6:
+                os_, od, rs, rd = (int.from_bytes(a, "big") for a in ADDRS6.unpack_from(body, off))
+                off += ADDRS6.size
             names = []
             for _n in range(4):
                 n = body[off]
@@ -102,7 +115,7 @@ REFUSALS = (
     "replayed",  # a seq already applied, or a boot the peer had before
     "unconfirmed-boot",  # the first message of what may be a new life of the peer (believed at the second)
     "stash-full",  # too many early messages: dropped, a full resync asked for
-    "bad-record",  # a state, class or op out of range
+    "bad-record",  # a state, class or op out of range; an IPv6 record with an address in ::/96
     "unknown-rule",  # a rule name this SR does not have (the peers' configs differ)
     "table-full",  # the table's quota or the node's bound is reached
 )

@@ -76,9 +76,7 @@ class ServiceRouter(RouterStage):
         svc = router.services  # type: ignore[union-attr]
         if svc is None:
             return None
-        if is_ipv6(pkt):
-            return self._refused(pkt, svc.inbound6(pkt, monotonic()))
-        verdict = svc.inbound(pkt, monotonic())
+        verdict = svc.inbound6(pkt, monotonic()) if is_ipv6(pkt) else svc.inbound(pkt, monotonic())
         if verdict is not None and verdict.reason in WAIT_FOR_PEER and pkt.in_port is not None:
             # No connection for it here yet, but a peer SR may be replicating it right now (a
             # reply that came back through this SR, active/active): the replication holds it

@@ -103,3 +103,18 @@ Failback When The Active SR Returns
     And edge2 holds no address of another SR
     And the DR reaches 169.254.0.2 at the MAC of edge1
     And t1 reaches ext1 through 3 routed hop(s)
+
+An IPv6 Transfer Goes On Whole
+    [Documentation]    IPv6 connections are replicated too (tracked, not translated): a transfer
+    ...    over IPv6 through the active SR goes on through its peer after a crash.
+    [Tags]    needs:ha.stateful    needs:fault.crash    needs:ipv6.routing    needs:ipv6.ra
+    Given edge1 comes back
+    And the gateways have settled
+    And t1 has an IPv6 default route from t1-dr:web
+    And t1 reaches ext1 over IPv6 through 3 routed hop(s)
+    And pr reaches 2001:db8:cb::1 at the uplink MAC of edge1
+    When t1 streams to ext1 over IPv6 for 6 s
+    And the SRs have had 2 s to catch up
+    And edge1 crashes
+    Then the IPv6 stream from t1 to ext1 arrived whole
+    [Teardown]    Run Keywords    The streams are stopped    AND    edge1 comes back    AND    the gateways have settled

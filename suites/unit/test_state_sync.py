@@ -3,6 +3,7 @@ two datapaths built from the plan, their transit ports wired to each other in me
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 import pytest
@@ -251,7 +252,7 @@ def sync_frame(_pair: Pair, payload: bytes, src: str = "169.254.0.2", ttl: int =
 
 def update(channel, seq: int, records: list[bytes], boot: int | None = None) -> bytes:
     return sync_mod.HEADER.pack(
-        sync_mod.MAGIC, 1, sync_mod.UPDATE, 0, channel.boot if boot is None else boot, seq, len(records)
+        sync_mod.MAGIC, sync_mod.VERSION, sync_mod.UPDATE, 0, channel.boot if boot is None else boot, seq, len(records)
     ) + b"".join(records)
 
 
@@ -387,15 +388,118 @@ def test_fuzzed_replication_messages_never_raise_and_leave_the_table_whole(pair)
     assert sum(peer.refused.values()) > 0 and peer.applied > 0
 
 
-def test_an_ipv6_connection_is_counted_not_replicated_and_breaks_nothing(pair):
-    """The record carries IPv4 addresses: an IPv6 connection (which edge-ha does not carry yet)
-    is left out and counted, and the IPv4 ones beside it still go."""
-    from gateway.l4 import FlowTuple
+def ns_from(edge: Edge, port: str, src: str, mac: str, target: str) -> None:
+    """A neighbour solicitation for ``target`` from ``src``: the SR learns the solicitor."""
+    from socket import AF_INET6, inet_ntop, inet_pton
 
-    v6 = FlowTuple(17, 0x20010DB8000000100000000000000011, 4000, 0x20010DB800C60000000000000000000A, 53)
-    pair.e1.ct.add(v6, v6.inverse(), pair.now, False)
-    establish(pair)
+    from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, IPv6, in6_getnsma, in6_getnsmac
+
+    group = inet_ntop(AF_INET6, in6_getnsma(inet_pton(AF_INET6, target)))
+    frame = (
+        Ether(src=mac, dst=in6_getnsmac(inet_pton(AF_INET6, group)))
+        / IPv6(src=src, dst=group, hlim=255)
+        / ICMPv6ND_NS(tgt=target)
+        / ICMPv6NDOptSrcLLAddr(lladdr=mac)
+    )
+    edge.recv(port, frame)
+    edge.take(port)
+
+
+def test_an_ipv6_connection_is_replicated_and_continues_on_the_standby_after_takeover(pair):
+    """An IPv6 TCP connection t1 -> ext1 (tracked, not translated) is on the standby with its
+    state, and after the takeover of edge1's IPv6 addresses the far side's next segment is let
+    in by edge2: without the replication it would be ct-invalid (no SYN, no connection)."""
+    from scapy.layers.inet6 import IPv6
+
+    t1, ext1 = "2001:db8:0:10::11", "2001:db8:c6::10"
+    for e in (pair.e1, pair.e2):
+        ns_from(e, "transit", "fd00:a9fe::1", DR_MAC, PLAN["transit"]["sr6"][e.name])
+        ns_from(e, "uplink", "2001:db8:cb::fe", PR_MAC, PLAN["uplinks6"][e.name])
+
+    def out6(edge: str, flags: str, seq: int, ack: int = 0):
+        return (
+            Ether(src=DR_MAC, dst=TRANSIT_MAC[edge])
+            / IPv6(src=t1, dst=ext1, hlim=63)
+            / TCP(sport=41000, dport=80, flags=flags, seq=seq, ack=ack)
+        )
+
+    def in6(edge: str, flags: str, seq: int, ack: int, payload: bytes = b""):
+        return (
+            Ether(src=PR_MAC, dst=UPLINK_MAC[edge])
+            / IPv6(src=ext1, dst=t1, hlim=63)
+            / TCP(sport=80, dport=41000, flags=flags, seq=seq, ack=ack)
+            / payload
+        )
+
+    e1, e2 = pair.e1, pair.e2
+    e1.recv("transit", out6("edge1", "S", 1000))
+    (syn,) = e1.take("uplink")
+    assert IPv6(syn[14:]).src == t1, "untranslated"
+    e1.recv("uplink", in6("edge1", "SA", 5000, 1001))
+    assert len(e1.take("transit")) == 1
+    e1.recv("transit", out6("edge1", "A", 1001, 5001))
+    assert len(e1.take("uplink")) == 1
     pair.exchange()
-    pair.tick()
-    assert [c.orig.sport for c in pair.e2.ct.conns()] == [40000]
-    assert pair.e1.channel.show(pair.now)["not_replicated_ipv6"] >= 1
+    (conn,) = [c for c in e2.ct.conns() if c.orig.sport == 41000]
+    assert conn.state == "established" and conn.orig.src == int(ipaddress.IPv6Address(t1))
+    assert conn.peer == ip_int("169.254.0.2")
+    for ip in ("169.254.0.2", "203.0.113.1", "fd00:a9fe::2", "2001:db8:cb::1"):
+        e2.dp.ownership.takeover("t1", ip)
+    e2.take("uplink")
+    e2.take("transit")
+    e2.recv("uplink", in6("edge2", "PA", 5001, 1001, b"hello"))
+    (down,) = e2.take("transit")
+    assert IPv6(down[14:]).dst == t1 and bytes(IPv6(down[14:])[TCP].payload) == b"hello", e2.drops()
+    # Its end and its removal go too.
+    e1.recv("uplink", in6("edge1", "R", 5006, 0))
+    pair.exchange()
+    assert [c.state for c in e2.ct.conns() if c.orig.sport == 41000] == ["closed"]
+    e1.ct.expire(time.monotonic() + 1e6)
+    pair.exchange()
+    assert not [c for c in e2.ct.conns() if c.orig.sport == 41000]
+
+
+def test_an_ipv6_record_whose_addresses_fit_in_32_bits_is_refused(pair):
+    """An IPv6 record with an address in ::/96 would be taken for an IPv4 connection by the
+    table (which tells the families apart by width): refused as a bad record, nothing added."""
+    e1, e2 = pair.e1, pair.e2
+    peer = e2.channel.peers[ip_int("169.254.0.2")]
+    fixed = sync_mod.RECORD.pack(sync_mod.UPSERT, 6, 0, 42100, 0, 80, 0, 80, 0, 42100, 3, 0, 0, sync_mod.IPV6, 0)
+    addrs = [x.to_bytes(16, "big") for x in (ip_int(T1), 1 << 100, 1 << 100, ip_int(T1))]
+    rec = fixed + b"".join(addrs) + b"\0\0\0\0"
+    before = len(e2.ct)
+    e2.recv("transit", sync_frame(pair, update(e1.channel, peer.expected, [rec])))
+    assert peer.refused["bad-record"] == 1 and len(e2.ct) == before
+
+
+def test_an_ipv6_reply_through_the_other_sr_waits_for_the_replication_then_crosses(pair):
+    """Active/active over IPv6: the SYN-ACK of a connection edge2 opened comes back through
+    edge1 before edge2's message about it; edge1 holds it (not ct-invalid) and lets it in."""
+    from scapy.layers.inet6 import IPv6
+
+    t1, ext1 = "2001:db8:0:10::11", "2001:db8:c6::10"
+    e1, e2 = pair.e1, pair.e2
+    for e in (e1, e2):
+        ns_from(e, "transit", "fd00:a9fe::1", DR_MAC, PLAN["transit"]["sr6"][e.name])
+        ns_from(e, "uplink", "2001:db8:cb::fe", PR_MAC, PLAN["uplinks6"][e.name])
+    e2.recv(
+        "transit",
+        Ether(src=DR_MAC, dst=TRANSIT_MAC["edge2"]) / IPv6(src=t1, dst=ext1) / TCP(sport=41500, dport=80, flags="S"),
+    )
+    assert len(e2.take("uplink")) == 1
+    e1.recv(
+        "uplink",
+        Ether(src=PR_MAC, dst=UPLINK_MAC["edge1"])
+        / IPv6(src=ext1, dst=t1)
+        / TCP(sport=80, dport=41500, flags="SA", ack=1),
+    )
+    assert e1.take("transit") == [] and e1.drops().get("sr/ct-invalid", 0) == 0
+    assert e1.sync.waiting.show()["waiting"] == 1
+    now = time.monotonic()
+    e2.sync.flush(now)
+    for f in e2.take("transit"):  # edge2's message arrives ...
+        e1.recv("transit", f)
+    e1.sync.flush(now)  # ... and the held reply runs again
+    (down,) = [f for f in e1.take("transit") if f[12:14] == b"\x86\xdd" and IPv6(f[14:]).dst == t1]
+    assert IPv6(down[14:])[TCP].dport == 41500
+    assert e1.sync.waiting.show()["released"] == 1

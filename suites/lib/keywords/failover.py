@@ -18,6 +18,7 @@ from robotlibcore import keyword
 from suites.lib import traffic
 from suites.lib.expect import poll
 from suites.lib.keywords.context import Context
+from suites.lib.plans import addr6
 
 STREAM_BYTES = 2 << 20
 STREAM_PORT = 5701
@@ -101,11 +102,25 @@ class FailoverKeywords:
             listen_port=fwd["to_port"],
         )  # fmt: skip
 
+    @keyword("${client:[\\w-]+} streams to ${server:[\\w-]+} over IPv6 for ${s:\\d+} s")
+    def stream6(self, client: str, server: str, s: str) -> None:
+        lab = self.ctx.lab
+        self.streams[f"{client}>{server}/6"] = traffic.TcpStream(
+            lab.host(client), lab.host(server), addr6(self.ctx.plan, server), STREAM_PORT + 1, float(s), STREAM_BYTES
+        )
+
     @keyword("the stream from ${client:[\\w-]+} to ${server:[\\w-]+} arrived whole")
     def stream_whole(self, client: str, server: str) -> None:
-        stream = self.streams.pop(f"{client}>{server}", None)
+        self._whole(f"{client}>{server}")
+
+    @keyword("the IPv6 stream from ${client:[\\w-]+} to ${server:[\\w-]+} arrived whole")
+    def stream6_whole(self, client: str, server: str) -> None:
+        self._whole(f"{client}>{server}/6")
+
+    def _whole(self, key: str) -> None:
+        stream = self.streams.pop(key, None)
         if stream is None:
-            raise AssertionError(f"no stream from {client} to {server} was started")
+            raise AssertionError(f"no stream {key} was started")
         res = stream.result()
         logger.info(str(res))
         cli, srv = res["client"], res["server"]
