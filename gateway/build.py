@@ -83,7 +83,10 @@ def build(cfg: Config, epoch: Epoch) -> Model:
                     dr.fib.add(default)
                 hops6 = tr.peers6 or ([tr.sr6] if tr.sr6 is not None else [])
                 if dr.fib6 is not None and hops6 and dr.fib6.get(0, 0) is None:
-                    dr.fib6.add(Route(0, 0, int(hops6[0]), dr.transit_port, origin="transit"))
+                    default = Route(0, 0, int(hops6[0]), dr.transit_port, origin="transit")
+                    if len(hops6) > 1:
+                        default.ecmp = [(int(h), dr.transit_port) for h in hops6]  # type: ignore[misc]
+                    dr.fib6.add(default)
             if sr is not None and rc.sr is not None:
                 _add_routes(model, sr, rc.sr, f"{path}.sr", cfg)
             continue

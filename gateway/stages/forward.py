@@ -13,9 +13,9 @@ from __future__ import annotations
 import zlib
 from time import monotonic
 
-from gateway.effects import L4
+from gateway.effects import L4, L4_6
 from gateway.headers import ip_str, mac_str
-from gateway.headers6 import ip6_str
+from gateway.headers6 import ip6_str, upper_layer
 from gateway.l3 import arp_request
 from gateway.l3v6 import neighbour_solicit
 from gateway.model import Router, RouterPort
@@ -26,7 +26,12 @@ from gateway.tables.fib import Route
 
 
 def flow_hash(buf: bytearray) -> int:
-    """A hash of the IPv4 5-tuple (ports when present), the same for every packet of a flow."""
+    """A hash of the 5-tuple (ports when present), the same for every packet of a flow.  An
+    IPv6 packet's ports are past its extension headers (walked already: the chain is sound)."""
+    if buf[12] == 0x86 and buf[13] == 0xDD:
+        nh, l4, fragment = upper_layer(buf, 14)
+        ports = bytes(buf[l4 : l4 + 4]) if nh in (6, 17) and not fragment and len(buf) >= l4 + 4 else b""
+        return zlib.crc32(bytes((nh,)) + bytes(buf[22:54]) + ports)
     ihl = (buf[14] & 0x0F) * 4
     l4 = 14 + ihl
     ports = bytes(buf[l4 : l4 + 4]) if buf[23] in (6, 17) and len(buf) >= l4 + 4 else b""
@@ -69,10 +74,10 @@ class Forwarding(Stage):
                 text = ip6_str if v6 else ip_str
                 pkt.note(self.name, f"{text(dst)} via transit {ip_str(route.via)}")  # type: ignore[arg-type]
             return "transit"
-        if route.ecmp and not v6:
+        if route.ecmp:
             nh, rport = route.pick(flow_hash(pkt.buf))
             if pkt.fx is not None:
-                pkt.fx.read(L4)  # the next hop depends on the whole 5-tuple
+                pkt.fx.read(L4_6 if v6 else L4)  # the next hop depends on the whole 5-tuple
         else:
             rport = route.port  # type: ignore[assignment]
             nh = route.via if route.via is not None else dst

@@ -318,12 +318,19 @@ def test_only_bfd_cut_on_transit_is_no_split_brain(ha):
 
 @pytest.mark.needs("ha.ecmp", "fault.crash", "internals.ha", "internals.show")
 def test_active_active_ecmp_spread_and_survival(ha):
-    """The DR spreads flows over both SRs (equal-cost default route); one SR dies, every flow survives."""
+    """The DR spreads flows over both SRs (equal-cost default routes, IPv4 and IPv6); one SR
+    dies, every flow survives.  The provider sends every IPv6 reply to edge1: a reply to a
+    flow that left through edge2 waits there for edge2's replication of its connection."""
     poll(lambda: both_up(ha), timeout=15, what="BFD up before switching to active/active")
     hv1 = ha.gateway("hv1")
     default = {"cmd": "route", "router": "t1", "half": "dr", "prefix": "0.0.0.0/0"}
+    default6 = {**default, "prefix": "::/0"}
     hv1.request({**default, "action": "del"})
     hv1.request({**default, "action": "add", "via": ["169.254.0.2", "169.254.0.3"]})
+    hv1.request({**default6, "action": "del"})
+    hv1.request({**default6, "action": "add", "via": ["fd00:a9fe::2", "fd00:a9fe::3"]})
+    ext6 = ha.plan["hosts"]["ext1"]["ip6"].split("/")[0]
+    ra_route(ha.host("t1"))
 
     # Which SR carried each tenant flow, seen on the wire: the provider router receives
     # it from that SR's uplink MAC (BFD and hellos are not UDP 9990: they do not count).
@@ -336,16 +343,19 @@ def test_active_active_ecmp_spread_and_survival(ha):
         cap = traffic.Capture(pr, pr_intf, seconds=30, max_frames=2000)
         try:
             spread = [traffic.udp_probe(ha.host("t1"), EXT, 9990, sport=26000 + i, timeout=1) for i in range(24)]
+            spread6 = [traffic.udp_probe(ha.host("t1"), ext6, 9990, sport=27000 + i, timeout=1) for i in range(24)]
         finally:
             frames = cap.stop()
             echo.stop()
         assert all(a["ok"] for a in spread), spread
-        carried: dict[str, set[int]] = {"edge1": set(), "edge2": set()}
-        for f in frames:
-            if UDP in f and f[UDP].dport == 9990 and f.src in uplink_macs:
-                carried[uplink_macs[f.src]].add(f[UDP].sport)
-        assert carried["edge1"] and carried["edge2"], f"tenant flows must use both SRs: {carried}"
-        assert not carried["edge1"] & carried["edge2"], "a flow must stay on one SR"
+        assert all(a["ok"] for a in spread6), spread6
+        for family, ports in (("IPv4", range(26000, 26024)), ("IPv6", range(27000, 27024))):
+            carried: dict[str, set[int]] = {"edge1": set(), "edge2": set()}
+            for f in frames:
+                if UDP in f and f[UDP].dport == 9990 and f[UDP].sport in ports and f.src in uplink_macs:
+                    carried[uplink_macs[f.src]].add(f[UDP].sport)
+            assert carried["edge1"] and carried["edge2"], f"{family} tenant flows must use both SRs: {carried}"
+            assert not carried["edge1"] & carried["edge2"], f"an {family} flow must stay on one SR"
         ha.gateway("edge1").crash()
         poll(
             lambda: "169.254.0.2" in ha.gateway("edge2").show("ha")["owned"]["t1-sr"],
@@ -355,12 +365,15 @@ def test_active_active_ecmp_spread_and_survival(ha):
         echo = traffic.UdpEcho(ha.host("ext1"), 9990)
         try:
             survived = [traffic.udp_probe(ha.host("t1"), EXT, 9990, sport=26000 + i, timeout=1) for i in range(24)]
+            survived += [traffic.udp_probe(ha.host("t1"), ext6, 9990, sport=27000 + i, timeout=1) for i in range(24)]
         finally:
             echo.stop()
         assert all(a["ok"] for a in survived), "a flow was lost with one SR down"
     finally:
         hv1.request({**default, "action": "del"})
         hv1.request({**default, "action": "add", "via": "169.254.0.2"})
+        hv1.request({**default6, "action": "del"})
+        hv1.request({**default6, "action": "add", "via": "fd00:a9fe::2"})
         ha.stop_gateway("edge1")
         ha.start_gateway("edge1")
         poll(lambda: both_up(ha), timeout=15, what="BFD up after edge1 restarted")

@@ -280,10 +280,11 @@ def udp_hold_client(addr: str, port: int, timeout: float) -> int:
 def _serve_udp(port: int, seconds: float, handle: Callable[[socket.socket], None], rcvbuf: int = 0) -> None:
     """A UDP socket on ``port``: READY, then ``handle(sock)`` whenever it is readable, until
     stdin closes or ``seconds`` pass."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)  # both families
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     if rcvbuf:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.bind(("0.0.0.0", port))
+    sock.bind(("::", port))
     print("READY", flush=True)
     deadline = time.monotonic() + seconds
     watch = [sock, sys.stdin]
@@ -300,7 +301,8 @@ def udp_echo(port: int, seconds: float) -> int:
 
     def echo(sock: socket.socket) -> None:
         data, peer = sock.recvfrom(65535)
-        peers.append([peer[0], peer[1]])
+        addr = peer[0]
+        peers.append([addr[7:] if addr.startswith("::ffff:") else addr, peer[1]])  # an IPv4 peer as IPv4
         sock.sendto(data, peer)
 
     _serve_udp(port, seconds, echo)
@@ -347,9 +349,10 @@ def udp_sink(port: int, seconds: float) -> int:
 
 
 def udp_probe(addr: str, port: int, sport: int, timeout: float) -> int:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    v6 = ":" in addr
+    sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("0.0.0.0", sport))
+    sock.bind(("::" if v6 else "0.0.0.0", sport))
     sock.settimeout(timeout)
     payload = f"probe-{sport}".encode()
     sock.sendto(payload, (addr, port))

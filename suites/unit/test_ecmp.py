@@ -149,3 +149,65 @@ def test_an_sr_on_a_transit_segment_tracks_tenant_traffic_as_outbound():
     )
     r.send("uplink", bytes(unsolicited / b"x"))
     assert r.take("transit") == [] and r.drops().get("sr/fw-unsolicited") == 1
+
+
+# -- IPv6: the same equal-cost choice over the SRs' IPv6 transit addresses ----------------
+HV6_YAML = HV_YAML.replace(
+    'ip: 172.16.10.1/24, mac: "02:00:01:10:00:01"',
+    'ip: 172.16.10.1/24, ip6: "2001:db8:0:10::1/64", mac: "02:00:01:10:00:01"',
+).replace(
+    'dr_mac: "02:00:01:a9:00:01"}',
+    'dr_mac: "02:00:01:a9:00:01", subnet6: "fd00:a9fe::/64", dr6: "fd00:a9fe::1", peers6: ["fd00:a9fe::2", "fd00:a9fe::3"]}',
+)
+
+
+def rig6(cache: bool = True) -> Rig:
+    from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, IPv6
+
+    r = Rig(HV6_YAML)
+    r.dp.cache.enabled = cache
+    for mac, ip in ((SR1, "fd00:a9fe::2"), (SR2, "fd00:a9fe::3")):  # each SR asks for the DR: it is learnt
+        r.send(
+            "transit",
+            bytes(
+                Ether(src=mac, dst="33:33:ff:00:00:01")
+                / IPv6(src=ip, dst="ff02::1:ff00:1", hlim=255)
+                / ICMPv6ND_NS(tgt="fd00:a9fe::1")
+                / ICMPv6NDOptSrcLLAddr(lladdr=mac)
+            ),
+        )
+    r.take("transit")
+    return r
+
+
+def flow6(sport: int) -> bytes:
+    from scapy.layers.inet6 import IPv6
+
+    return bytes(
+        Ether(src=T1, dst="02:00:01:10:00:01")
+        / IPv6(src="2001:db8:0:10::11", dst="2001:db8:c6::10")
+        / UDP(sport=sport, dport=9)
+        / b"x"
+    )
+
+
+def test_ipv6_flows_spread_over_both_srs_and_stick():
+    r = rig6()
+    chosen = {}
+    for sport in range(2000, 2040):
+        for _ in range(3):  # first packet through the stages, then cache hits
+            r.send("web", flow6(sport))
+        macs = {Ether(f).dst for f in r.take("transit")}
+        assert len(macs) == 1, f"flow {sport} split over {macs} ({r.drops()})"
+        chosen[sport] = macs.pop()
+    assert set(chosen.values()) == {SR1, SR2}, "40 flows must use both SRs"
+    assert r.dp.cache.hits == 80
+
+
+def test_ipv6_ecmp_choice_is_the_same_with_and_without_cache():
+    a, b = rig6(True), rig6(False)
+    for sport in range(3000, 3020):
+        for _ in range(2):
+            a.send("web", flow6(sport))
+            b.send("web", flow6(sport))
+        assert a.take("transit") == b.take("transit")
