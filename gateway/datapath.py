@@ -35,6 +35,7 @@ from gateway.evi.control import EviControl
 from gateway.ha.ownership import Ownership
 from gateway.ha.sync import StateSync
 from gateway.headers import ETH_P_8021Q, describe, ipv4_check
+from gateway.headers6 import ipv6_check
 from gateway.io import Transport, open_port
 from gateway.io.ipc import IpcServer
 from gateway.io.service import RESUMABLE, ServiceServer
@@ -191,11 +192,12 @@ class Datapath:
         self._emit_frame(bytearray(mac + rport.mac + b"\x08\x00" + ip_packet), rport.instance.members)
 
     def send_from(self, router: Router, ip_packet: bytes) -> None:
-        """Route an IPv4 packet a process built as if ``router`` had built it."""
-        reason = ipv4_check(ip_packet, 0)
+        """Route an IPv4 or IPv6 packet a process built as if ``router`` had built it."""
+        v6 = bool(ip_packet) and ip_packet[0] >> 4 == 6
+        reason = ipv6_check(ip_packet, 0) if v6 else ipv4_check(ip_packet, 0)
         if reason is not None:
-            raise ValueError(f"not a valid IPv4 packet ({reason})")
-        pkt = Packet(bytearray(b"\x00" * 12 + b"\x08\x00" + ip_packet), None, None)
+            raise ValueError(f"not a valid {'IPv6' if v6 else 'IPv4'} packet ({reason})")
+        pkt = Packet(bytearray(b"\x00" * 12 + (b"\x86\xdd" if v6 else b"\x08\x00") + ip_packet), None, None)
         pkt.router = router
         pkt.rport = router.transit_port or router.ports[0]
         pkt.originated = True
@@ -206,14 +208,6 @@ class Datapath:
         pkt = Packet(frame, None, None)
         pkt.outputs = outputs
         self.pipeline.run(pkt, "egress")
-
-    def remove_evi_link(self, address: int) -> bool:
-        """Remove the EVI link to ``address`` and the MACs learned behind it."""
-        link = self.model.evi.remove_link(address) if self.model.evi is not None else None
-        if link is None:
-            return False
-        self.macs.forget_port(link)
-        return True
 
     # -- packets -----------------------------------------------------------------------
     def receive(self, port: Port, frame: bytearray, vlan: int | None, now: float | None = None) -> Packet | None:

@@ -9,7 +9,7 @@ header — version 1, type 1 = netlink, length — then the netlink message).
 The messages are parsed with pyroute2.
 
 A route with a next hop (or several: equal-cost) on a segment of the SR goes
-into its FIB with origin ``bgp``; a deletion removes it; routes without a
+into its FIB (IPv4 or IPv6: the message's family) with origin ``bgp``; a deletion removes it; routes without a
 next hop (connected) are left to the config.  When zebra connects, every
 ``bgp`` route is dropped first (zebra resends all of them: a full resync);
 when it goes away they are dropped too (nobody vouches for them any more).
@@ -184,10 +184,12 @@ class FpmServer:
             msg = self._rtmsg(message)
             msg.decode()
             mtype = msg["header"]["type"]
-            if msg["family"] != socket.AF_INET or mtype not in (RTM_NEWROUTE, RTM_DELROUTE):
+            family = msg["family"]
+            if family not in (socket.AF_INET, socket.AF_INET6) or mtype not in (RTM_NEWROUTE, RTM_DELROUTE):
                 return
-            dst = msg.get_attr("RTA_DST") or "0.0.0.0"
-            prefix = ipaddress.IPv4Network(f"{dst}/{msg['dst_len']}")
+            v6 = family == socket.AF_INET6
+            dst = msg.get_attr("RTA_DST") or ("::" if v6 else "0.0.0.0")
+            prefix = ipaddress.ip_network(f"{dst}/{msg['dst_len']}")
             hops = []
             gateway = msg.get_attr("RTA_GATEWAY")
             if gateway:
@@ -198,7 +200,11 @@ class FpmServer:
         except Exception as exc:  # noqa: BLE001 - whatever pyroute2 makes of garbage: counted
             self._reject(f"cannot decode a route message: {type(exc).__name__}: {exc}")
             return
-        fib = self.router.fib
+        fib = self.router.fib6 if v6 else self.router.fib
+        if fib is None:
+            if mtype == RTM_NEWROUTE and hops:
+                self._reject(f"{prefix}: {self.router.label} has no IPv6 address on any segment")
+            return
         net, plen = int(prefix.network_address), prefix.prefixlen
         if mtype == RTM_DELROUTE:
             current = fib.get(net, plen)
@@ -209,7 +215,14 @@ class FpmServer:
         if not hops:
             return  # connected or blackhole: the config's business
         try:
-            route = add_route(self.model, self.router, prefix, [int(ipaddress.IPv4Address(h)) for h in hops])
+            addrs = [ipaddress.ip_address(h) for h in hops]
+            if any(a.version != prefix.version for a in addrs):
+                raise ValueError("of the other address family")
+            if any(a.is_link_local for a in addrs):
+                # Which segment a link-local next hop is on, the namespace's one interface cannot
+                # say: bgpd's route-map prefers the global one (io/frr.py).
+                raise ValueError("is link-local (use the peer's global address)")
+            route = add_route(self.model, self.router, prefix, [int(a) for a in addrs])
         except ValueError as exc:
             self._reject(f"{prefix}: next hop {exc}")
             return
@@ -221,10 +234,12 @@ class FpmServer:
         self.errors.append(why)
 
     def flush_bgp(self) -> None:
-        fib = self.router.fib
-        for route in [r for r in fib.routes() if r.origin == "bgp"]:
-            fib.remove(route.prefix, route.plen)
-            self.removed += 1
+        for fib in (self.router.fib, self.router.fib6):
+            if fib is None:
+                continue
+            for route in [r for r in fib.routes() if r.origin == "bgp"]:
+                fib.remove(route.prefix, route.plen)
+                self.removed += 1
 
     def listener_counters(self) -> dict[str, Any]:
         return self.counters()

@@ -11,13 +11,16 @@ datapath does not consume itself (``routing.RouterStage.to_kernel``); it
 leaves on the TAP as an Ethernet frame to the namespace's MAC, tagged with
 the namespace's tag.
 
-Up (kernel -> datapath): a frame from a namespace, tagged.  An ARP request is
-answered here, with this side's MAC, whatever it asks for: the namespaces
-send everything to the datapath (their routes point at their one interface)
-and the datapath stays the one owner of ARP on the wire.  An IPv4 packet
-re-enters the pipeline as the SR's own traffic and is routed like any packet
-that SR sends.  Anything else (no tag, an unknown tag, another EtherType, a
-malformed header) is dropped and counted.
+Up (kernel -> datapath): a frame from a namespace, tagged.  An ARP request, or
+an IPv6 neighbour solicitation, is answered here with this side's MAC,
+whatever it asks for: the namespaces send everything to the datapath (their
+routes point at their one interface) and the datapath stays the one owner of
+ARP and neighbour discovery on the wire.  An IPv4 or IPv6 packet re-enters the
+pipeline as the SR's own traffic and is routed like any packet that SR sends.
+What only makes sense on the namespace's own link (IPv6 multicast and
+link-local: MLD reports, router solicitations, duplicate-address probes) stays
+there (``link-scoped``).  Anything else (no tag, an unknown tag, another
+EtherType, a malformed header) is dropped and counted.
 """
 
 from __future__ import annotations
@@ -29,19 +32,31 @@ from typing import Any
 
 from gateway.config.kernel import MANAGEMENT_TAG, KernelConfig
 from gateway.config.reader import derived_mac
-from gateway.headers import ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, Arp, HeaderError, ip_str, ipv4_check
+from gateway.headers import ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, Arp, HeaderError, ip_str, ipv4_check
+from gateway.headers6 import (
+    IPPROTO_ICMPV6,
+    NA_OVERRIDE,
+    NA_ROUTER,
+    NA_SOLICITED,
+    ND_NS,
+    Neighbour,
+    icmp6_check,
+    ip6_str,
+    ipv6_check,
+)
 from gateway.l3 import arp_reply
+from gateway.l3v6 import neighbour_advert
 from gateway.model import Model, Router
 
 BATCH = 64
-DROPS = ("no-tag", "unknown-tag", "not-ipv4", "malformed")
+DROPS = ("no-tag", "unknown-tag", "not-ip", "malformed", "link-scoped", "ip6-not-enabled")
 
 
 class Kernel:
     def __init__(self, cfg: KernelConfig, node: str, model: Model, send_from: Callable[[Router, bytes], None]) -> None:
         self.cfg = cfg
         self.node = node
-        self.send_from = send_from  # route an IPv4 packet as the router's own (the datapath's)
+        self.send_from = send_from  # route an IP packet as the router's own (the datapath's)
         self.mac = derived_mac(node, "kernel")  # this side's MAC: the namespaces' next hop
         # tag -> the SR whose namespace it is
         self.routers: dict[int, Router] = {r.kernel_tag: r for r in model.routers if r.kernel_tag is not None}
@@ -51,6 +66,7 @@ class Kernel:
         self.down = 0
         self.up = 0
         self.arp_answered = 0
+        self.nd_answered = 0
         self.drops = dict.fromkeys(DROPS, 0)
         self._ep: Any = None
         self.lost = False  # the TAP was deleted under us
@@ -70,7 +86,9 @@ class Kernel:
                 name, addresses = f"{self.node}-mgmt", [str(mc.address)]
             else:
                 name = f"{self.node}-tlr{tag}"
-                addresses = [f"{ip_str(p.ip)}/{p.plen}" for p in router.ports if p.instance is not None]
+                ports = [p for p in router.ports if p.instance is not None]
+                addresses = [f"{ip_str(p.ip)}/{p.plen}" for p in ports]
+                addresses += [f"{ip6_str(p.ip6)}/{p.plen6}" for p in ports if p.ip6 is not None]
             out.append({"name": name, "tag": tag, "mac": self.namespace_mac(tag), "addresses": addresses})
         return out
 
@@ -78,7 +96,8 @@ class Kernel:
     def deliver(self, tag: int, ip_packet: bytes) -> bool:
         if self.tap is None or self.tap.gone or tag not in self.routers:
             return False  # (the stage drops the packet and counts it: no-punt-client)
-        frame = self.namespace_mac(tag) + self.mac + _tag(tag) + b"\x08\x00" + ip_packet
+        ethertype = b"\x86\xdd" if ip_packet[:1] and ip_packet[0] >> 4 == 6 else b"\x08\x00"
+        frame = self.namespace_mac(tag) + self.mac + _tag(tag) + ethertype + ip_packet
         self.tap.send(frame)
         self.down += 1
         return True
@@ -121,8 +140,11 @@ class Kernel:
         if ethertype == ETH_P_ARP:
             self._arp(tag, frame, payload)
             return
+        if ethertype == ETH_P_IPV6:
+            self._ipv6(tag, router, frame, payload)
+            return
         if ethertype != ETH_P_IP:
-            self.drops["not-ipv4"] += 1
+            self.drops["not-ip"] += 1
             return
         if len(payload) < 20 or ipv4_check(payload, 0) is not None:
             self.drops["malformed"] += 1
@@ -130,6 +152,36 @@ class Kernel:
         total = (payload[2] << 8) | payload[3]
         self.up += 1
         self.send_from(router, payload[:total])
+
+    def _ipv6(self, tag: int, router: Router, frame: bytearray, payload: bytes) -> None:
+        if router.fib6 is None:
+            self.drops["ip6-not-enabled"] += 1  # (its namespace has no IPv6 address either)
+            return
+        if ipv6_check(payload, 0) is not None:
+            self.drops["malformed"] += 1
+            return
+        packet = payload[: 40 + ((payload[4] << 8) | payload[5])]
+        src, dst = int.from_bytes(packet[8:24], "big"), int.from_bytes(packet[24:40], "big")
+        if packet[6] == IPPROTO_ICMPV6 and len(packet) > 40 and packet[40] == ND_NS and src != 0:
+            msg = packet[40:]
+            try:
+                if icmp6_check(src, dst, msg) is not None:
+                    raise HeaderError("icmp6-bad-checksum")
+                ns = Neighbour.parser(packet[7], msg)
+            except HeaderError:
+                self.drops["malformed"] += 1
+                return
+            # Whatever it asks for is this side (the namespace's next hop for everything).
+            flags = NA_ROUTER | NA_SOLICITED | NA_OVERRIDE
+            answer = neighbour_advert(self.mac, ns.target, bytes(frame[6:12]), src, ns.target, flags)
+            self.tap.send(bytes(answer[:12]) + _tag(tag) + bytes(answer[12:]))
+            self.nd_answered += 1
+            return
+        if dst >> 120 == 0xFF or dst >> 118 == 0x3FA or src >> 118 == 0x3FA or src == 0:
+            self.drops["link-scoped"] += 1  # multicast or link-local: the namespace's link only
+            return
+        self.up += 1
+        self.send_from(router, packet)
 
     def _arp(self, tag: int, frame: bytearray, payload: bytes) -> None:
         try:
@@ -176,6 +228,7 @@ class Kernel:
             "to_kernel": self.down,
             "from_kernel": self.up,
             "arp_answered": self.arp_answered,
+            "nd_answered": self.nd_answered,
             "drops": dict(self.drops),
             "namespaces": {ns["name"]: ns["tag"] for ns in self.namespaces()},
         }

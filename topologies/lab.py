@@ -145,7 +145,8 @@ class Lab:
     def _configure_ipv6(self, name: str, h: dict[str, Any]) -> None:
         """A dual-stack host: IPv6 back on where the plan gives it an address (``ip6``; a router's
         second link ``ip6_2``).  Addresses skip duplicate address detection (the plan's are
-        unique); a host without ``gw6`` learns its default router from router advertisements."""
+        unique); a host without ``gw6`` learns its default router from router advertisements;
+        ``lo6`` is an address on its loopback."""
         host = self.net.get(name)  # type: ignore[union-attr]
         intfs = [i for i in host.intfList() if i.name != "lo"]
         addrs = [(intfs[0].name, h["ip6"])] + ([(intfs[1].name, h["ip6_2"])] if h.get("ip6_2") else [])
@@ -159,6 +160,9 @@ class Lab:
             run(host, ["ip", "-6", "addr", "add", addr, "dev", ifname, "nodad"])
         if h.get("gw6"):
             run(host, ["ip", "-6", "route", "replace", "default", "via", h["gw6"]])
+        if h.get("lo6"):  # an address to reach behind a router (a provider's announced prefix)
+            run(host, ["sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=0"])
+            run(host, ["ip", "-6", "addr", "add", h["lo6"], "dev", "lo", "nodad"])
 
     def stop_gateway(self, name: str) -> None:
         """Stop the gateway software on ``name`` (the node and its links stay)."""

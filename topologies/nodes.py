@@ -107,10 +107,12 @@ class UserOVS(OVSSwitch):
 class FrrRouter(TestHost):
     """A provider router: Linux forwarding with FRR (zebra + staticd, and bgpd) holding its routes.
 
-    ``frr_routes`` (prefix -> next hop) become ``ip route`` lines of staticd;
+    ``frr_routes`` (prefix -> next hop) become ``ip route`` (``ipv6 route``) lines of staticd;
     ``frr_bgp`` ({asn, neighbors: [{address, asn}], networks, loopback}) makes
     it a BGP speaker announcing ``networks`` (``loopback``: an address on
-    ``lo`` inside them, so there is something to reach); ``frr_bfd`` ({local,
+    ``lo`` inside them, so there is something to reach; a dual-stack host's
+    ``lo6`` is the IPv6 one, ``lab.py``); an IPv6 neighbor carries the IPv6
+    networks; ``frr_bfd`` ({local,
     peers, interval_ms, mult}) runs bfdd with a single-hop session to each peer.  The daemons run in
     the node's namespace with their own config and vty socket directory, and
     stop with the node.
@@ -131,11 +133,13 @@ class FrrRouter(TestHost):
         self.cmd("sysctl -qw net.ipv4.ip_forward=1")
         self.frr_dir = tempfile.mkdtemp(prefix=f"edgelab-frr-{self.name}-")
         lines = ["frr defaults traditional", f"hostname {self.name}"]
-        lines += [f"ip route {prefix} {via}" for prefix, via in (frr_routes or {}).items()]
+        lines += [f"{'ipv6' if ':' in p else 'ip'} route {p} {via}" for p, via in (frr_routes or {}).items()]
         self.frr_daemons = ["zebra", "staticd"]
         if frr_bgp:
             if frr_bgp.get("loopback"):
                 self.cmd(f"ip addr add {frr_bgp['loopback']} dev lo")
+            v6 = [n["address"] for n in frr_bgp["neighbors"] if ":" in n["address"]]
+            nets = frr_bgp.get("networks", [])
             lines += [
                 f"router bgp {frr_bgp['asn']}",
                 " no bgp ebgp-requires-policy",
@@ -143,9 +147,20 @@ class FrrRouter(TestHost):
                 " timers bgp 1 3",
                 *(f" neighbor {n['address']} remote-as {n['asn']}" for n in frr_bgp["neighbors"]),
                 " address-family ipv4 unicast",
-                *(f"  network {net}" for net in frr_bgp.get("networks", [])),
+                *(f"  network {net}" for net in nets if ":" not in net),
+                *(f"  no neighbor {a} activate" for a in v6),
                 " exit-address-family",
             ]
+            if v6:  # IPv6 neighbors carry IPv6, the global next hop preferred (not the link-local)
+                lines += [
+                    " address-family ipv6 unicast",
+                    *(f"  network {net}" for net in nets if ":" in net),
+                    *(f"  neighbor {a} activate" for a in v6),
+                    *(f"  neighbor {a} route-map PREFER-GLOBAL in" for a in v6),
+                    " exit-address-family",
+                    "route-map PREFER-GLOBAL permit 10",
+                    " set ipv6 next-hop prefer-global",
+                ]
             self.frr_daemons.append("bgpd")
         if frr_bfd:
             ms, mult = frr_bfd.get("interval_ms", 100), frr_bfd.get("mult", 3)

@@ -9,8 +9,8 @@ so it can name them.  Schema::
       bgp:                           # FRR in a TLR namespace: its routes reach the SR's FIB by FPM
         - router: t1                 # (a router of tlrs)
           asn: 64501
-          neighbors: [{address: 203.0.113.10, asn: 64500}]
-          announce: [203.0.113.64/31]
+          neighbors: [{address: 203.0.113.10, asn: 64500}, {address: "2001:db8:cb::fe", asn: 64500}]
+          announce: [203.0.113.64/31, "2001:db8::/56"]   # either family; an IPv6 neighbor carries IPv6
           med: 100                   # optional: the MED it announces with (an HA standby: a higher one)
           timers: {keepalive: 1, hold: 3}
       management:                    # in-band management on an SR's segment
@@ -48,8 +48,8 @@ class ManagementConfig:
 class BgpConfig:
     router: str
     asn: int
-    neighbors: list[tuple[ipaddress.IPv4Address, int]]
-    announce: list[ipaddress.IPv4Network]
+    neighbors: list[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]]  # either family
+    announce: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
     keepalive: int = 1
     hold: int = 3
     med: int | None = None
@@ -120,12 +120,12 @@ def _bgp(r: Reader, value: Any, path: str, tlrs: list[str]) -> BgpConfig:
         nb = r.mapping(nv, f"{path}.neighbors[{j}]", ("address", "asn"))
         neighbors.append(
             (
-                r.address(nb["address"], f"{path}.neighbors[{j}].address"),
+                r.any_address(nb["address"], f"{path}.neighbors[{j}].address"),
                 r.integer(nb["asn"], f"{path}.neighbors[{j}].asn", 1, 4294967295),
             )
         )
     announce = [
-        r.network(a, f"{path}.announce[{j}]")
+        r.route_prefix(a, f"{path}.announce[{j}]")
         for j, a in enumerate(r.sequence(b.get("announce") or [], f"{path}.announce"))
     ]
     cfg = BgpConfig(router, asn, neighbors, announce)

@@ -94,7 +94,7 @@ class EviControl:
         changed = []
         for address, link in list(evi.links.items()):
             if link.origin == "discovery" and address not in wanted:
-                self._remove(address)
+                self.remove_link(address)
                 changed.append(f"-{ip_str(address)}")
         for address, (site, mtu, ids) in wanted.items():
             old = evi.links.get(address)
@@ -112,7 +112,8 @@ class EviControl:
             changed.append(f"+{ip_str(address)}")
         return {"type": "ok", "result": {"changed": changed, "links": len(evi.links)}}
 
-    def _remove(self, address: int) -> None:
+    def remove_link(self, address: int) -> None:
+        """Remove the EVI link to ``address`` and the MACs learned behind it."""
         link = self.evi.remove_link(address)
         if link is not None:
             self.macs.forget_port(link)

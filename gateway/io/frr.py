@@ -32,6 +32,11 @@ def state_dir(netns: str) -> Path:
 
 
 def render(bgp: BgpConfig, hostname: str, router_id: str, fpm_port: int) -> str:
+    """bgpd's config: each neighbor in the address family of its address (an IPv6 neighbor
+    carries IPv6 routes only), the announced prefixes in theirs."""
+    v4 = [addr for addr, _asn in bgp.neighbors if addr.version == 4]
+    v6 = [addr for addr, _asn in bgp.neighbors if addr.version == 6]
+    med = bgp.med is not None
     lines = [
         "frr defaults traditional",
         f"hostname {hostname}",
@@ -44,11 +49,25 @@ def render(bgp: BgpConfig, hostname: str, router_id: str, fpm_port: int) -> str:
         f" timers bgp {bgp.keepalive} {bgp.hold}",
         *(f" neighbor {addr} remote-as {asn}" for addr, asn in bgp.neighbors),
         " address-family ipv4 unicast",
-        *(f"  network {net}" for net in bgp.announce),
-        *(f"  neighbor {addr} route-map EDGELAB-OUT out" for addr, _asn in bgp.neighbors if bgp.med is not None),
+        *(f"  network {net}" for net in bgp.announce if net.version == 4),
+        *(f"  neighbor {addr} route-map EDGELAB-OUT out" for addr in v4 if med),
+        *(f"  no neighbor {addr} activate" for addr in v6),
         " exit-address-family",
     ]
-    if bgp.med is not None:
+    if v6:
+        lines += [
+            " address-family ipv6 unicast",
+            *(f"  network {net}" for net in bgp.announce if net.version == 6),
+            *(f"  neighbor {addr} activate" for addr in v6),
+            *(f"  neighbor {addr} route-map EDGELAB-OUT out" for addr in v6 if med),
+            # The peer's global address as the next hop, not its link-local one: the FIB must
+            # know the segment (gateway/fpm.py).
+            *(f"  neighbor {addr} route-map EDGELAB-IN6 in" for addr in v6),
+            " exit-address-family",
+            "route-map EDGELAB-IN6 permit 10",
+            " set ipv6 next-hop prefer-global",
+        ]
+    if med:
         # The MED it announces with: of two SRs of one router, the provider prefers the lower.
         lines += ["route-map EDGELAB-OUT permit 10", f" set metric {bgp.med}"]
     return "\n".join(lines) + "\n"

@@ -14,7 +14,8 @@ namespace, so the TAP is moved there (its descriptor keeps working); the
 bridge, the root-side veth ends and the TAP carry no address.
 
 A namespace holds its addresses on its one interface ``kni`` (with the MAC
-the datapath sends to), a default route through that interface (so the
+the datapath sends to; IPv6 ones too, for a dual-stack SR, with IPv6 on
+``kni`` only), a default route through that interface (so the
 kernel asks the datapath, by ARP, for every destination: the datapath
 answers and routes), and IP forwarding off.
 """
@@ -99,9 +100,17 @@ def _setup(node: str, tap: str, namespaces: list[dict[str, Any]]) -> None:
         _run([*inside, "ip", "link", "set", "kni", "address", mac_str(ns["mac"])])
         _run([*inside, "ip", "link", "set", "lo", "up"])
         _run([*inside, "ip", "link", "set", "kni", "up"])
+        v6 = [a for a in ns["addresses"] if ":" in a]
+        if v6:
+            # IPv6 on kni only: no duplicate-address probes, no router solicitations, no RAs
+            # taken (the datapath owns neighbour discovery on the wire).
+            for key in ("disable_ipv6=0", "accept_dad=0", "accept_ra=0", "router_solicitations=0"):
+                _run([*inside, "sysctl", "-qw", f"net.ipv6.conf.kni.{key}"])
         for address in ns["addresses"]:
-            _run([*inside, "ip", "addr", "add", address, "dev", "kni"])
+            _run([*inside, "ip", "addr", "add", address, "dev", "kni", *(["nodad"] if ":" in address else [])])
         _run([*inside, "ip", "route", "replace", "default", "dev", "kni"])
+        if v6:
+            _run([*inside, "ip", "-6", "route", "replace", "default", "dev", "kni"])
 
 
 def teardown(node: str, namespaces: list[dict[str, Any]] | None = None) -> list[str]:

@@ -52,6 +52,7 @@ class Forwarding(Stage):
         self.arp_misses = 0  # packets queued behind a resolution (ARP or ND)
         self.echo_replies = 0
         self.icmp_errors = 0
+        self.punted = 0  # to the kernel (a TLR or the management namespace) or to a process
 
     # -- hooks for the SR's services -------------------------------------------------
     def before_route(self, pkt: Packet) -> str | None:
@@ -61,6 +62,19 @@ class Forwarding(Stage):
     def after_route(self, pkt: Packet, route: Route) -> str | None:
         """Runs after the FIB lookup, towards a segment (the SR's firewall and SNAT)."""
         return None
+
+    def to_kernel(self, pkt: Packet, tag: int, total: int, where: str) -> str:
+        """A packet for an SR address the datapath does not answer itself, of either family: to
+        the namespace tagged ``tag`` (``gateway/kernel.py``)."""
+        if pkt.fx is not None:
+            pkt.fx.no_cache("local")
+        meta = {"tag": tag, "router": pkt.router.label}  # type: ignore[union-attr]
+        if not self.ctx.punt("kernel", meta, bytes(pkt.buf[14 : 14 + total])):
+            return self.drop(pkt, "no-punt-client", f"no kernel transport for {where}")
+        self.punted += 1
+        if pkt.trace is not None:
+            pkt.note(self.name, f"to the kernel, tag {tag} ({where})")
+        return DONE
 
     # -- output ------------------------------------------------------------------------
     def output(self, pkt: Packet, route: Route, dst: int) -> str:

@@ -83,7 +83,6 @@ class RouterStage(Ipv6Walk):
         self.arp_other = 0  # ARP received that was not for us (only refreshes known entries)
         self.arp_learned = 0  # ARP replies (and gratuitous ARPs) for our addresses, learned from
         self.arp_probes = 0  # ARP probes (sender 0.0.0.0) for our addresses, answered
-        self.punted = 0
 
     # -- the walk ------------------------------------------------------------------------
     def process(self, pkt: Packet) -> str:
@@ -278,15 +277,6 @@ class RouterStage(Ipv6Walk):
             return self.drop(pkt, "service-unavailable", "its process is gone, late or full (fail-closed)")
         self.punted += 1
         pkt.note(self.name, "to a data-plane service")
-        return DONE
-
-    def to_kernel(self, pkt: Packet, tag: int, total: int, where: str) -> str:
-        meta = {"tag": tag, "router": pkt.router.label}  # type: ignore[union-attr]
-        if not self.ctx.punt("kernel", meta, bytes(pkt.buf[14 : 14 + total])):
-            return self.drop(pkt, "no-punt-client", f"no kernel transport for {where}")
-        self.punted += 1
-        if pkt.trace is not None:
-            pkt.note(self.name, f"to the kernel, tag {tag} ({where})")
         return DONE
 
     def send_error(self, pkt: Packet, icmp_type: int, code: int) -> None:

@@ -161,6 +161,8 @@ class Ipv6Walk(Forwarding):
                 pkt.note(self.name, "echo request for us: reply")
                 return self.deliver6(pkt)
         if dst in router.local_ips6:
+            if router.kernel_tag is not None and not _link_local(dst):
+                return self.to_kernel(pkt, router.kernel_tag, end - 14, "the TLR namespace")
             return self.drop(pkt, "local-unsupported", f"next header {nh} to {ip6_str(dst)}")
         if not router.forwards:
             return self.drop(pkt, "not-forwarding", f"{ip6_str(dst)}: {router.label} only terminates")

@@ -19,6 +19,7 @@ from topologies.lab import TopologyError
 from topologies.nodes import run
 
 EXT = "198.51.100.10"
+TENANTS6, PROVIDER6 = "2001:db8::/56", "2001:db8:100::/48"
 PROBE_INTERVAL = 0.01
 PUBLICS = ("203.0.113.10", "203.0.113.11")  # edge1's public NAT addresses (edge2's peer publics)
 
@@ -394,9 +395,10 @@ def _vtysh_json(node: Any, command: str) -> Any:
     return json.loads(run(node, ["vtysh", "--vty_socket", node.frr_dir, "-c", command]).stdout or "{}")
 
 
-def _provider_best(pr: Any) -> str | None:
+def _provider_best(pr: Any, prefix: str = "172.16.0.0/16") -> str | None:
     """The next hop the provider router uses for the tenant prefixes, and by which protocol."""
-    for path in _vtysh_json(pr, "show ip route 172.16.0.0/16 json").get("172.16.0.0/16", []):
+    family = "ipv6" if ":" in prefix else "ip"
+    for path in _vtysh_json(pr, f"show {family} route {prefix} json").get(prefix, []):
         if path.get("selected"):
             return f"{path['protocol']} via {path['nexthops'][0]['ip']}"
     return None
@@ -452,6 +454,17 @@ def test_both_srs_speak_bgp_and_the_standby_is_ready_before_a_failover(ha):
     poll(lambda: _provider_best(pr) == "bgp via 203.0.113.1", timeout=15, what="the provider preferring the active")
     poll(lambda: "192.0.2.0/24" in _bgp_routes(edge1) and "192.0.2.0/24" in _bgp_routes(edge2), timeout=15,
          what="both SRs holding the learned provider prefix")  # fmt: skip
+    # The same over IPv6: sessions between the SRs' and the provider's IPv6 addresses, through
+    # the kernel transport (the TLR namespaces hold the SRs' IPv6 addresses).
+    peers6 = lambda: _vtysh_json(pr, "show bgp ipv6 unicast summary json").get("peers", {})  # noqa: E731
+    poll(lambda: {a for a, p in peers6().items() if p.get("state") == "Established"} == {"2001:db8:cb::1", "2001:db8:cb::2"},
+         timeout=30, what="both SRs' IPv6 BGP sessions Established")  # fmt: skip
+    poll(lambda: _provider_best(pr, TENANTS6) == "bgp via 2001:db8:cb::1", timeout=15,
+         what="the provider preferring the active over IPv6")  # fmt: skip
+    poll(lambda: PROVIDER6 in _bgp_routes(edge1) and PROVIDER6 in _bgp_routes(edge2), timeout=15,
+         what="both SRs holding the provider's IPv6 prefix (FPM)")  # fmt: skip
+    ra_route(ha.host("t1"))
+    assert traffic.ping(ha.host("t1"), "2001:db8:100::1", count=3).ok, "t1 reaching the provider's IPv6 prefix"
     poll(lambda: both_up(ha), timeout=10, what="BFD up before the failover")
     try:
         stream = probe(ha, 600)
@@ -464,6 +477,9 @@ def test_both_srs_speak_bgp_and_the_standby_is_ready_before_a_failover(ha):
         assert window < 0.5, f"loss window {window * 1000:.0f} ms (BFD moves the address; BGP follows later)"
         assert "192.0.2.0/24" in _bgp_routes(edge2)
         assert traffic.ping(ha.host("t1"), "192.0.2.1", count=3).ok
+        poll(lambda: _provider_best(pr, TENANTS6) == "bgp via 2001:db8:cb::2", timeout=10,
+             what="the provider routing IPv6 by the standby's announcement")  # fmt: skip
+        assert traffic.ping(ha.host("t1"), "2001:db8:100::1", count=3).ok
     finally:
         ha.stop_gateway("edge1")
         ha.start_gateway("edge1")

@@ -280,7 +280,7 @@ def test_removing_a_link_invalidates_the_flows_through_it():
         core.run()
     assert s[2].dp.cache.counters()["hits"] >= 1
     core.seen.clear()
-    s[2].dp.remove_evi_link(int.from_bytes(bytes([10, 255, 0, 1]), "big"))
+    s[2].dp.evi_control.remove_link(int.from_bytes(bytes([10, 255, 0, 1]), "big"))
     macs = s[2].handle({"cmd": "show", "what": "mac"})["result"]
     assert not any(m["port"] == "evi-10.255.0.1" for m in macs)  # forgotten with their link
     s[2].send("trunk", host_frame(2, HOST[1]))

@@ -15,7 +15,7 @@ from suites.unit.conftest import Rig
 def route_msg(kind: int, dst: str, plen: int, *hops: str) -> bytes:
     m = rtmsg()
     m["header"]["type"] = kind
-    m["family"] = 2
+    m["family"] = 10 if ":" in dst else 2
     m["dst_len"] = plen
     m["table"] = 254
     attrs = [("RTA_DST", dst)]
@@ -154,3 +154,72 @@ def test_a_route_message_imports_nothing_in_the_loop(server, monkeypatch):
     finally:
         monkeypatch.undo()
     assert (ip_int("192.0.2.0"), 24) in bgp_routes(server)
+
+
+# -- IPv6 routes (a dual-stack SR) -----------------------------------------------------------
+@pytest.fixture
+def server6():
+    from suites.unit.test_ipv6 import DUAL_YAML
+
+    rig = Rig(DUAL_YAML)
+    srv = FpmServer(rig.dp.model, rig.dp.model.router("t1", "sr"), FakeSock())
+    srv.rig = rig  # type: ignore[attr-defined]
+    return srv
+
+
+def bgp_routes6(srv) -> dict:
+    return {(r.prefix, r.plen): r for r in srv.router.fib6.routes() if r.origin == "bgp"}
+
+
+def test_an_ipv6_route_lands_in_the_ipv6_fib_and_goes(server6):
+    from gateway.headers6 import ip6_int
+
+    server6.feed(fpm(route_msg(RTM_NEWROUTE, "2001:db8:100::", 48, "2001:db8:cb::fe")))
+    route = bgp_routes6(server6)[(ip6_int("2001:db8:100::"), 48)]
+    assert route.via == ip6_int("2001:db8:cb::fe") and route.port.label == "t1-sr:provider"
+    assert server6.router.fib6.lookup(ip6_int("2001:db8:100::1")) is route
+    assert not bgp_routes(server6), "nothing in the IPv4 FIB"
+    server6.feed(fpm(route_msg(RTM_NEWROUTE, "2001:db8:200::", 48, "2001:db8:cb::fe", "2001:db8:cb::fd")))
+    assert len(bgp_routes6(server6)[(ip6_int("2001:db8:200::"), 48)].ecmp) == 2
+    server6.feed(fpm(route_msg(RTM_DELROUTE, "2001:db8:100::", 48)))
+    assert (ip6_int("2001:db8:100::"), 48) not in bgp_routes6(server6)
+    server6.flush_bgp()
+    assert not bgp_routes6(server6)
+
+
+def test_a_link_local_or_off_segment_ipv6_next_hop_is_rejected_by_name(server6):
+    server6.feed(fpm(route_msg(RTM_NEWROUTE, "2001:db8:100::", 48, "fe80::1")))
+    server6.feed(fpm(route_msg(RTM_NEWROUTE, "2001:db8:300::", 48, "2001:db8:99::1")))
+    assert not bgp_routes6(server6) and server6.rejected == 2
+    assert "link-local" in server6.errors[0] and "2001:db8:300::/48" in server6.errors[1]
+
+
+def test_an_ipv6_route_for_an_sr_without_ipv6_is_rejected(server):
+    server.feed(fpm(route_msg(RTM_NEWROUTE, "2001:db8:100::", 48, "2001:db8:cb::fe")))
+    server.feed(fpm(route_msg(RTM_NEWROUTE, "2001:db8:cb::", 64)))  # connected: nothing to say
+    assert server.rejected == 1 and "no IPv6" in server.errors[0]
+    assert server.rig.dp.pipeline.internal_errors == 0
+
+
+def test_frr_puts_each_neighbor_in_its_family():
+    """An IPv6 neighbor carries IPv6 (not IPv4) with the peer's global next hop; the IPv6
+    prefixes are announced in their family."""
+    import ipaddress
+
+    from gateway.config.kernel import BgpConfig
+    from gateway.io.frr import render
+
+    v4, v6 = ipaddress.IPv4Address("203.0.113.254"), ipaddress.IPv6Address("2001:db8:cb::fe")
+    nets = [ipaddress.IPv4Network("172.16.0.0/16"), ipaddress.IPv6Network("2001:db8::/56")]
+    text = render(BgpConfig("t1", 64501, [(v4, 64500), (v6, 64500)], nets, med=100), "edge1", "203.0.113.1", 2620)
+    v4_af = text[text.index(" address-family ipv4") : text.index(" exit-address-family")]
+    v6_af = text[text.index(" address-family ipv6") :]
+    v6_af = v6_af[: v6_af.index(" exit-address-family")]
+    assert "network 172.16.0.0/16" in v4_af and "no neighbor 2001:db8:cb::fe activate" in v4_af
+    assert "network 2001:db8::/56" in v6_af and "neighbor 2001:db8:cb::fe activate" in v6_af
+    assert "neighbor 2001:db8:cb::fe route-map EDGELAB-IN6 in" in v6_af and "2001:db8::/56" not in v4_af
+    assert "neighbor 2001:db8:cb::fe route-map EDGELAB-OUT out" in v6_af
+    assert "set ipv6 next-hop prefer-global" in text
+    assert "address-family ipv6" not in render(
+        BgpConfig("t1", 64501, [(v4, 64500)], nets[:1]), "edge1", "203.0.113.1", 2620
+    )

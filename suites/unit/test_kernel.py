@@ -3,11 +3,13 @@
 Down: what a router does not consume itself goes to the TAP, tagged with the
 namespace's tag; management admits only its prefixes and ports.  Up: ARP is
 answered by the datapath, IPv4 is routed as the SR's own, anything else is
-dropped and counted.
+dropped and counted.  The same for IPv6 on a dual-stack SR (neighbour
+solicitations answered, the rest of the namespace's link kept there).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
 import pytest
@@ -148,12 +150,15 @@ def test_garbage_from_the_kernel_is_dropped_and_counted(krig):
     k = krig.dp.kernel
     k.receive(bytearray(bytes(Ether() / IP())))  # no tag
     k.receive(bytearray(bytes(Ether() / Dot1Q(vlan=77) / IP())))  # no namespace has tag 77
-    k.receive(bytearray(bytes(Ether() / Dot1Q(vlan=1, type=0x86DD) / (b"x" * 40))))
+    k.receive(bytearray(bytes(Ether() / Dot1Q(vlan=1, type=0x88CC) / (b"x" * 40))))  # LLDP
+    k.receive(bytearray(bytes(Ether() / Dot1Q(vlan=1, type=0x86DD) / (b"x" * 40))))  # t1 has no IPv6
     bad = bytearray(bytes(IP(src="203.0.113.1", dst="198.51.100.10") / ICMP()))
     bad[10] ^= 0xFF
     k.receive(bytearray(bytes(Ether() / Dot1Q(vlan=1, type=0x0800)) + bad))
     k.receive(bytearray(bytes(Ether() / Dot1Q(vlan=1))[:-2] + b"\x08\x06\x00\x01"))
-    assert k.drops == {"no-tag": 1, "unknown-tag": 1, "not-ipv4": 1, "malformed": 2}
+    assert k.drops == {
+        "no-tag": 1, "unknown-tag": 1, "not-ip": 1, "malformed": 2, "link-scoped": 0, "ip6-not-enabled": 1,
+    }  # fmt: skip
     assert krig.dp.pipeline.internal_errors == 0
 
 
@@ -214,3 +219,79 @@ def test_a_deleted_namespace_is_said_once_and_shown(krig, capsys, monkeypatch):
 def test_kernel_config_errors(text, error):
     with pytest.raises(config.ConfigError, match=error):
         config.parse(EDGE_YAML + text + "\n", "edge1.yaml")
+
+
+# -- IPv6 over the transport: a dual-stack SR ------------------------------------------------
+def krig6() -> Rig:
+    from suites.unit.test_ipv6 import DUAL_YAML
+
+    rig = Rig(DUAL_YAML + "kernel:\n  tlrs: [t1]\n")
+    rig.dp.kernel.tap = FakeTap()
+    # The SR knows the provider router (2001:db8:cb::fe) as a neighbour.
+    sr = rig.dp.model.router("t1", "sr")
+    pr = int(ipaddress.IPv6Address("2001:db8:cb::fe"))
+    sr.nd.learn(sr.connected_port6(pr), pr, bytes.fromhex("02000000cbfe"), 0.0)
+    return rig
+
+
+def test_the_tlr_namespace_of_a_dual_stack_sr_gets_its_ipv6_addresses():
+    rig = krig6()
+    (ns,) = rig.dp.kernel.namespaces()
+    assert ns["addresses"] == ["203.0.113.1/24", "2001:db8:cb::1/64"]
+
+
+def test_ipv6_for_an_sr_address_goes_down_to_its_namespace_tagged():
+    from scapy.layers.inet6 import IPv6
+
+    rig = krig6()
+    k = rig.dp.kernel
+    syn = IPv6(src="2001:db8:cb::fe", dst="2001:db8:cb::1") / TCP(sport=40000, dport=179, flags="S")
+    rig.send("uplink", bytes(Ether(src="02:00:00:00:cb:fe", dst=UP_GW) / syn))
+    (down,) = [Ether(f) for f in k.tap.sent]
+    assert down[Dot1Q].vlan == 1 and down[Dot1Q].type == 0x86DD and down.dst == k.namespace_mac(1).hex(":")
+    assert down[IPv6].dst == "2001:db8:cb::1" and down[TCP].dport == 179
+    assert k.down == 1 and rig.drops() == {}
+
+
+def test_a_namespace_neighbour_solicitation_is_answered_with_the_datapaths_mac():
+    from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, IPv6
+
+    rig = krig6()
+    k = rig.dp.kernel
+    ns_mac = k.namespace_mac(1).hex(":")
+    ask = (
+        Ether(src=ns_mac, dst="33:33:ff:00:00:fe")
+        / Dot1Q(vlan=1)
+        / IPv6(src="2001:db8:cb::1", dst="ff02::1:ff00:fe", hlim=255)
+        / ICMPv6ND_NS(tgt="2001:db8:cb::fe")
+        / ICMPv6NDOptSrcLLAddr(lladdr=ns_mac)
+    )
+    k.receive(bytearray(bytes(ask)))
+    (reply,) = [Ether(f) for f in k.tap.sent]
+    assert reply[Dot1Q].vlan == 1 and reply.dst == ns_mac and reply.src == k.mac.hex(":")
+    na = reply[ICMPv6ND_NA]
+    assert na.tgt == "2001:db8:cb::fe" and na.S == 1 and na.R == 1 and reply[IPv6].dst == "2001:db8:cb::1"
+    assert k.nd_answered == 1 and rig.take("uplink") == [], "nothing on the wire: the datapath owns ND there"
+
+
+def test_ipv6_from_a_namespace_is_routed_as_the_srs_own_and_its_link_stays_there():
+    from scapy.layers.inet6 import ICMPv6MLReport2, ICMPv6ND_RS, IPv6
+
+    rig = krig6()
+    k = rig.dp.kernel
+    ns_mac = k.namespace_mac(1).hex(":")
+    up = IPv6(src="2001:db8:cb::1", dst="2001:db8:cb::fe") / TCP(sport=179, dport=40000, flags="SA")
+    k.receive(bytearray(bytes(Ether(src=ns_mac, dst=k.mac.hex(":")) / Dot1Q(vlan=1) / up)))
+    (out,) = [Ether(f) for f in rig.take("uplink")]
+    assert out.dst == "02:00:00:00:cb:fe" and out.src == UP_GW and out[IPv6].src == "2001:db8:cb::1"
+    assert out[IPv6].hlim == 64, "the SR's own packet: no hop spent"
+    for link in (
+        IPv6(src="fe80::1", dst="ff02::16", hlim=1) / ICMPv6MLReport2(),
+        IPv6(src="fe80::1", dst="ff02::2", hlim=255) / ICMPv6ND_RS(),
+        IPv6(src="2001:db8:cb::1", dst="fe80::ff:fe00:cbfe") / TCP(),
+    ):
+        k.receive(bytearray(bytes(Ether(src=ns_mac, dst="33:33:00:00:00:16") / Dot1Q(vlan=1) / link)))
+    assert k.drops["link-scoped"] == 3 and rig.take("uplink") == [] and k.up == 1
+    truncated = bytes(Ether(src=ns_mac) / Dot1Q(vlan=1) / up)[:-10]
+    k.receive(bytearray(truncated))
+    assert k.drops["malformed"] == 1 and rig.dp.pipeline.internal_errors == 0

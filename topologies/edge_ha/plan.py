@@ -96,8 +96,8 @@ def _sr(
         "bgp": {
             "router": "t1",
             "asn": 64501,
-            "neighbors": [{"address": "203.0.113.254", "asn": 64500}],
-            "announce": ["172.16.0.0/16"],
+            "neighbors": [{"address": "203.0.113.254", "asn": 64500}, {"address": "2001:db8:cb::fe", "asn": 64500}],
+            "announce": ["172.16.0.0/16", "2001:db8::/56"],
             "med": med,
         },
         "dut": {"reference": {"kernel": {"tlrs": ["t1"]}}},
@@ -138,18 +138,23 @@ PLAN: dict[str, Any] = {
             "ip2": "198.51.100.1/24",
             "ip6": "2001:db8:cb::fe/64",
             "ip6_2": "2001:db8:c6::1/64",
-            # IPv6 is routed, not translated: the tenants' prefixes to edge1's uplink address
-            # (edge2's while it holds it).
-            "routes": {"2001:db8::/56": "2001:db8:cb::1"},
-            # FRR on the provider router (zebra, staticd, bgpd). The tenant prefixes are learned by BGP from both SRs (the active's MED is lower);
-            # a floating static (distance 250) stands in for a gateway that speaks no BGP.
-            "frr_routes": {"172.16.0.0/16": "203.0.113.1 250"},
+            # FRR on the provider router (zebra, staticd, bgpd). The tenant prefixes are learned by
+            # BGP from both SRs, over IPv4 and over IPv6 (the active's MED is lower); a floating
+            # static (distance 250) stands in for a gateway that speaks no BGP.  IPv6 is routed,
+            # not translated: 2001:db8::/56 to edge1's uplink address (edge2's while it holds it).
+            "frr_routes": {"172.16.0.0/16": "203.0.113.1 250", "2001:db8::/56": "2001:db8:cb::1 250"},
             "bgp": {
                 "asn": 64500,
-                "neighbors": [{"address": "203.0.113.1", "asn": 64501}, {"address": "203.0.113.2", "asn": 64501}],
-                "networks": ["192.0.2.0/24"],
+                "neighbors": [
+                    {"address": "203.0.113.1", "asn": 64501},
+                    {"address": "203.0.113.2", "asn": 64501},
+                    {"address": "2001:db8:cb::1", "asn": 64501},
+                    {"address": "2001:db8:cb::2", "asn": 64501},
+                ],
+                "networks": ["192.0.2.0/24", "2001:db8:100::/48"],
                 "loopback": "192.0.2.1/24",
             },
+            "lo6": "2001:db8:100::1/48",  # inside the IPv6 prefix it announces
             # FRR's bfdd watches both SRs' uplink addresses (their HA agents answer through
             # their datapaths, as they do for each other).
             "bfd": {"local": "203.0.113.254", "peers": ["203.0.113.1", "203.0.113.2"], "interval_ms": 100, "mult": 3},
