@@ -112,8 +112,8 @@ class FrrRouter(TestHost):
     it a BGP speaker announcing ``networks`` (``loopback``: an address on
     ``lo`` inside them, so there is something to reach; a dual-stack host's
     ``lo6`` is the IPv6 one, ``lab.py``); an IPv6 neighbor carries the IPv6
-    networks; ``frr_bfd`` ({local,
-    peers, interval_ms, mult}) runs bfdd with a single-hop session to each peer.  The daemons run in
+    networks; ``frr_bfd`` ({local, local6, peers, interval_ms, mult}) runs bfdd
+    with a single-hop session to each peer (from ``local6`` to an IPv6 one).  The daemons run in
     the node's namespace with their own config and vty socket directory, and
     stop with the node.
     """
@@ -167,7 +167,7 @@ class FrrRouter(TestHost):
             lines.append("bfd")
             for peer in frr_bfd["peers"]:
                 lines += [
-                    f" peer {peer} local-address {frr_bfd['local']}",
+                    f" peer {peer} local-address {frr_bfd['local6' if ':' in peer else 'local']}",
                     f"  receive-interval {ms}",
                     f"  transmit-interval {ms}",
                     f"  detect-multiplier {mult}",

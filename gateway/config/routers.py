@@ -98,7 +98,7 @@ class HaConfig:
     socket: str = ""
     sync: SyncConfig | None = field(default_factory=SyncConfig)
     # Routers on the SR's segments to run BFD with too (the provider's): watched, never taken over.
-    neighbors: list[ipaddress.IPv4Address] = field(default_factory=list)
+    neighbors: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = field(default_factory=list)  # BFD, either family
 
 
 @dataclass
@@ -294,7 +294,7 @@ def parse_ha(r: Reader, value: Any, path: str, node: str, router: str) -> HaConf
     if hb.get("bfd") is not None:
         bb = r.mapping(hb["bfd"], f"{path}.bfd", (), ("tx_ms", "rx_ms", "mult", "neighbors"))
         ha.neighbors = [
-            r.address(a, f"{path}.bfd.neighbors[{j}]")
+            r.any_address(a, f"{path}.bfd.neighbors[{j}]")
             for j, a in enumerate(r.sequence(bb.get("neighbors") or [], f"{path}.bfd.neighbors"))
         ]
         ha.tx_ms = r.integer(bb.get("tx_ms", 100), f"{path}.bfd.tx_ms", 10, 60000)

@@ -50,8 +50,8 @@ from typing import Any
 
 from gateway import config
 from gateway.ha.bfd import BFD_PORT, DOWN, HELLO_PORT, UP, Session
-from gateway.headers import IPPROTO_UDP, IPv4, Udp
-from gateway.headers6 import addr_str
+from gateway.headers import IPPROTO_UDP, IPv4, Udp, checksum
+from gateway.headers6 import IPv6, addr_str, pseudo_header6
 from gateway.io import ipc
 
 STATUS_EVERY = 1.0
@@ -99,6 +99,31 @@ def link_up(ifname: str) -> bool:
     return bool(flags & IFF_UP and flags & IFF_RUNNING)
 
 
+def _udp_packet(src: int, dst: int, sport: int, dport: int, payload: bytes) -> bytes:
+    """A UDP datagram from ``src`` to ``dst`` (IPv4 or IPv6), TTL/hop limit 255: RFC 5881 sends
+    with 255 and checks it on receive (GTSM)."""
+    if dst > 0xFFFFFFFF:
+        dgram = bytearray(struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload)
+        csum = checksum(pseudo_header6(src, dst, len(dgram), IPPROTO_UDP) + dgram) or 0xFFFF
+        struct.pack_into("!H", dgram, 6, csum)
+        return IPv6(src, dst, IPPROTO_UDP, 255).serialize(len(dgram)) + bytes(dgram)
+    udp = Udp(sport, dport).serialize(payload, src, dst)
+    return IPv4(src=src, dst=dst, proto=IPPROTO_UDP, ttl=255).serialize(len(udp)) + udp
+
+
+def _udp_in(packet: bytes) -> tuple[int, int, int] | None:
+    """Source, destination and UDP offset of a datagram that came with TTL/hop limit 255 (None:
+    not one; an IPv6 packet with extension headers is none either)."""
+    if packet[:1] and packet[0] >> 4 == 6:
+        if len(packet) < 48 or packet[6] != IPPROTO_UDP or packet[7] != 255:
+            return None
+        return int.from_bytes(packet[8:24], "big"), int.from_bytes(packet[24:40], "big"), 40
+    ihl = (packet[0] & 0x0F) * 4 if packet else 0
+    if len(packet) < max(28, ihl + 8) or packet[9] != IPPROTO_UDP or packet[8] != 255:
+        return None
+    return int.from_bytes(packet[12:16], "big"), int.from_bytes(packet[16:20], "big"), ihl
+
+
 def _path(mine: list[tuple[int, Any]], remote: Any, ha: config.HaConfig, what: str) -> Path:
     """A BFD session to ``remote`` from our address on its segment (``mine``: (address, network))."""
     local = next((ip for ip, net in mine if remote in net), None)
@@ -126,12 +151,13 @@ class Agent:
             self.preempt[rc.name] = rc.ha.preempt
             # Our address on each segment: the transit one and the SR's port addresses.
             mine = [(int(rc.transit.sr), rc.transit.subnet), *((int(p.ip.ip), p.ip.network) for p in rc.sr.ports)]
+            mine6 = [(int(p.ip6.ip), p.ip6.network) for p in rc.sr.ports if p.ip6 is not None]
+            if rc.transit.sr6 is not None and rc.transit.subnet6 is not None:
+                mine6.append((int(rc.transit.sr6), rc.transit.subnet6))
             theirs = {int(a) for hp in rc.ha.peers for a in hp.publics}
             publics = sorted(rc.sr.nat.publics() - theirs) if rc.sr.nat is not None else []
-            # (IPv6: our addresses move with the IPv4 ones; BFD runs over IPv4 alone.)
-            mine6 = [int(p.ip6.ip) for p in rc.sr.ports if p.ip6 is not None]
-            mine6 += [int(rc.transit.sr6)] if rc.transit.sr6 is not None else []
-            self.own[rc.name] = [ip for ip, _net in mine] + mine6 + publics  # and our public NAT addresses
+            # (IPv6: our addresses move with the IPv4 ones; the peers' BFD runs over IPv4.)
+            self.own[rc.name] = [ip for ip, _net in mine + mine6] + publics  # and our public NAT addresses
             # Mirrors the datapath: without preemption it starts claiming none of them.
             self.yielded[rc.name] = set() if rc.ha.preempt else set(self.own[rc.name])
             for hp in rc.ha.peers:
@@ -142,7 +168,7 @@ class Agent:
                 self.peers.append(Peer(rc.name, int(hp.transit), held, paths))
             # BFD with a router on our segments: watched, never taken over.
             self.neighbors += [
-                (rc.name, _path(mine, nb, rc.ha, f"{cfg.source}: BFD neighbor")) for nb in rc.ha.neighbors
+                (rc.name, _path(mine + mine6, nb, rc.ha, f"{cfg.source}: BFD neighbor")) for nb in rc.ha.neighbors
             ]
             names = {p.name: p.ifname for p in cfg.ports.values()}
             used = {inst.records[0].port for inst in cfg.instances.values() if inst.records}
@@ -163,22 +189,18 @@ class Agent:
         print(json.dumps(event), flush=True)
 
     def bfd_packet(self, path: Path, payload: bytes) -> bytes:
-        udp = Udp(path.sport, BFD_PORT).serialize(payload, path.local, path.remote)
-        # RFC 5881: TTL 255 on send, checked on receive (GTSM).
-        return IPv4(src=path.local, dst=path.remote, proto=IPPROTO_UDP, ttl=255).serialize(len(udp)) + udp
+        return _udp_packet(path.local, path.remote, path.sport, BFD_PORT, payload)
 
     def hello_packet(self, path: Path, peer: Peer) -> bytes:
         held = [addr_str(a) for p in self.peers if p.router == peer.router and p.held for a in p.addresses]
         body = json.dumps({"holding": held}).encode()
-        udp = Udp(HELLO_PORT, HELLO_PORT).serialize(body, path.local, path.remote)
-        return IPv4(src=path.local, dst=path.remote, proto=IPPROTO_UDP, ttl=255).serialize(len(udp)) + udp
+        return _udp_packet(path.local, path.remote, HELLO_PORT, HELLO_PORT, body)
 
     def on_packet(self, meta: dict[str, object], payload: bytes, now: float) -> None:
-        if len(payload) < 28 or payload[9] != IPPROTO_UDP or payload[8] != 255:
+        parsed = _udp_in(payload)
+        if parsed is None:
             return
-        src = int.from_bytes(payload[12:16], "big")
-        dst = int.from_bytes(payload[16:20], "big")
-        ihl = (payload[0] & 0x0F) * 4
+        src, dst, ihl = parsed
         dport = (payload[ihl + 2] << 8) | payload[ihl + 3]
         for router, path in self.neighbors:
             if (

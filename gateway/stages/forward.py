@@ -63,6 +63,23 @@ class Forwarding(Stage):
         """Runs after the FIB lookup, towards a segment (the SR's firewall and SNAT)."""
         return None
 
+    def to_process(self, pkt: Packet, client: str, total: int) -> str:
+        """For a process (BFD and hellos: the HA agent), through the unix-socket transport; or
+        for the state replication (ha/sync.py), which answers at the sender's MAC."""
+        buf = pkt.buf
+        meta = {
+            "type": "packet",
+            "router": pkt.router.label,  # type: ignore[union-attr]
+            "port": pkt.rport.label if pkt.rport else None,
+            "src_mac": buf[6:12].hex(),
+        }
+        if not self.ctx.punt(client, meta, bytes(buf[14 : 14 + total])):
+            return self.drop(pkt, "no-punt-client", f"for the {client} process, which is not connected")
+        self.punted += 1
+        if pkt.trace is not None:
+            pkt.note(self.name, f"punted to the {client} process")
+        return DONE
+
     def to_kernel(self, pkt: Packet, tag: int, total: int, where: str) -> str:
         """A packet for an SR address the datapath does not answer itself, of either family: to
         the namespace tagged ``tag`` (``gateway/kernel.py``)."""

@@ -227,20 +227,7 @@ class RouterStage(Ipv6Walk):
         if buf[23] == IPPROTO_UDP and total - ihl >= 8 and punts:
             client = punts.get((IPPROTO_UDP, buf[14 + ihl + 2] << 8 | buf[14 + ihl + 3]))
             if client is not None:
-                # For a process (BFD and hellos: the HA agent), through the unix-socket transport;
-                # or for the state replication (ha/sync.py), which answers at the sender's MAC.
-                meta = {
-                    "type": "packet",
-                    "router": pkt.router.label,  # type: ignore[union-attr]
-                    "port": pkt.rport.label if pkt.rport else None,
-                    "src_mac": buf[6:12].hex(),
-                }
-                if not self.ctx.punt(client, meta, bytes(buf[14 : 14 + total])):
-                    return self.drop(pkt, "no-punt-client", f"for the {client} process, which is not connected")
-                self.punted += 1
-                if pkt.trace is not None:
-                    pkt.note(self.name, f"punted to the {client} process")
-                return DONE
+                return self.to_process(pkt, client, total)
         if buf[23] == IPPROTO_ICMP:
             if total - ihl < 8:
                 return self.drop(pkt, "icmp-truncated")

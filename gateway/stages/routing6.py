@@ -33,7 +33,7 @@ from __future__ import annotations
 from time import monotonic
 
 from gateway.effects import L3_6
-from gateway.headers import HeaderError, mac_str
+from gateway.headers import IPPROTO_UDP, HeaderError, mac_str
 from gateway.headers6 import (
     ALL_NODES,
     ECHO_REQUEST6,
@@ -161,6 +161,12 @@ class Ipv6Walk(Forwarding):
                 pkt.note(self.name, "echo request for us: reply")
                 return self.deliver6(pkt)
         if dst in router.local_ips6:
+            if fx is not None:
+                fx.no_cache("local")
+            if nh == IPPROTO_UDP and end - l4 >= 8 and self.ctx.model.punts:
+                # BFD with a neighbor over IPv6: the HA agent's (the replication runs over IPv4).
+                if self.ctx.model.punts.get((IPPROTO_UDP, buf[l4 + 2] << 8 | buf[l4 + 3])) == "ha":
+                    return self.to_process(pkt, "ha", end - 14)
             if router.kernel_tag is not None and not _link_local(dst):
                 return self.to_kernel(pkt, router.kernel_tag, end - 14, "the TLR namespace")
             return self.drop(pkt, "local-unsupported", f"next header {nh} to {ip6_str(dst)}")

@@ -416,28 +416,34 @@ def _bfd_peers(pr: Any) -> dict[str, dict[str, Any]]:
 def test_the_provider_routers_bfdd_watches_both_srs_through_their_datapaths(ha):
     """FRR's bfdd on the provider router runs a session to each SR's uplink address; the SRs'
     HA agents answer through their datapaths (punted BFD, their packets routed as the SR's).
-    Both come up with the 100 ms timers agreed; when edge1 dies bfdd sees its session go
-    down within a few detection times, and the session to edge2 stays up.  (The reference
-    gateway's own BFD against FRR's, as edge-ha runs it: no DUT is judged here.)"""
+    The same over IPv6, between the SRs' and the provider's IPv6 addresses.  All come up with
+    the 100 ms timers agreed; when edge1 dies bfdd sees its sessions go down within a few
+    detection times, and edge2's stay up.  (The reference gateway's own BFD against FRR's,
+    as edge-ha runs it: no DUT is judged here.)"""
     pr = ha.host("pr")
+    srs = ("203.0.113.1", "203.0.113.2", "2001:db8:cb::1", "2001:db8:cb::2")
     poll(lambda: both_up(ha), timeout=15, what="BFD up between the SRs")
-    poll(lambda: all(_bfd_peers(pr).get(a, {}).get("status") == "up" for a in ("203.0.113.1", "203.0.113.2")),
-         timeout=20, what="bfdd's sessions to both SRs up")  # fmt: skip
-    one = _bfd_peers(pr)["203.0.113.1"]
-    assert one["receive-interval"] == 100 and one["transmit-interval"] == 100, one
-    assert ha.gateway("edge1").show("ha")["agent"]["neighbors"]["203.0.113.254"]["state"] == "up"
+    poll(lambda: all(_bfd_peers(pr).get(a, {}).get("status") == "up" for a in srs),
+         timeout=20, what="bfdd's sessions to both SRs up, IPv4 and IPv6")  # fmt: skip
+    for addr in ("203.0.113.1", "2001:db8:cb::1"):
+        one = _bfd_peers(pr)[addr]
+        assert one["receive-interval"] == 100 and one["transmit-interval"] == 100, one
+    neighbors = ha.gateway("edge1").show("ha")["agent"]["neighbors"]
+    assert neighbors["203.0.113.254"]["state"] == neighbors["2001:db8:cb::fe"]["state"] == "up", neighbors
     try:
         t0 = time.monotonic()
         ha.gateway("edge1").crash()
-        poll(lambda: _bfd_peers(pr)["203.0.113.1"]["status"] == "down", timeout=3, what="bfdd seeing edge1 down")
+        poll(lambda: all(_bfd_peers(pr)[a]["status"] == "down" for a in srs[::2]), timeout=3,
+             what="bfdd seeing edge1 down, over IPv4 and IPv6")  # fmt: skip
         took = time.monotonic() - t0
-        assert _bfd_peers(pr)["203.0.113.2"]["status"] == "up", "edge2's session must stay up"
+        assert all(_bfd_peers(pr)[a]["status"] == "up" for a in srs[1::2]), "edge2's sessions must stay up"
         assert took < 2.0, f"bfdd took {took:.2f} s to see edge1 down"
     finally:
         ha.stop_gateway("edge1")
         ha.start_gateway("edge1")
     poll(lambda: both_up(ha), timeout=15, what="BFD up again after edge1 restarted")
-    poll(lambda: _bfd_peers(pr)["203.0.113.1"]["status"] == "up", timeout=20, what="bfdd's session to edge1 up again")
+    poll(lambda: all(_bfd_peers(pr)[a]["status"] == "up" for a in srs[::2]), timeout=20,
+         what="bfdd's sessions to edge1 up again")  # fmt: skip
 
 
 @pytest.mark.needs("bgp", "ha.failover", "fault.crash", "internals.show")

@@ -117,7 +117,7 @@ def test_a_bfd_neighbor_is_watched_from_our_address_on_its_segment_and_never_tak
     from gateway.headers import IPv4, Udp
 
     agent, dp, _ = ha_agent
-    ((router, path),) = agent.neighbors
+    (router, path), _v6 = agent.neighbors
     assert (router, agent_mod.addr_str(path.local), agent_mod.addr_str(path.remote)) == (
         "t1",
         "203.0.113.2",
@@ -134,3 +134,32 @@ def test_a_bfd_neighbor_is_watched_from_our_address_on_its_segment_and_never_tak
     (peer,) = agent.peers
     agent.react(peer, 2.0)
     assert not [m for m in messages(dp) if m["type"] == "takeover"], "a neighbor is never taken over"
+
+
+def test_a_bfd_neighbor_over_ipv6_runs_from_our_ipv6_address_with_hop_limit_255(ha_agent):
+    """The provider router is a BFD neighbor over IPv6 too: the session runs between the SR's
+    IPv6 uplink address and the neighbor's, its packets leave with hop limit 255 and a UDP
+    checksum (mandatory in IPv6), and one that came with another hop limit is not taken."""
+    from scapy.layers.inet import UDP
+    from scapy.layers.inet6 import IPv6
+
+    from gateway.ha.bfd import Packet
+
+    agent, _dp, _ = ha_agent
+    _v4, (router, path) = agent.neighbors
+    assert (router, agent_mod.addr_str(path.local), agent_mod.addr_str(path.remote)) == (
+        "t1",
+        "2001:db8:cb::2",
+        "2001:db8:cb::fe",
+    )
+    out = IPv6(agent.bfd_packet(path, b"x" * 24))
+    assert out.hlim == 255 and out.src == "2001:db8:cb::2" and out[UDP].dport == agent_mod.BFD_PORT
+    sent = out[UDP].chksum
+    del out[UDP].chksum
+    assert IPv6(bytes(out))[UDP].chksum == sent != 0
+    body = Packet(state=DOWN, diag=0, mult=3, my_disc=99, your_disc=0, min_tx=100_000, min_rx=100_000).serialize()
+    for hlim, disc in ((254, 0), (255, 99)):
+        pkt = IPv6(src="2001:db8:cb::fe", dst="2001:db8:cb::2", hlim=hlim) / UDP(sport=49300, dport=3784) / body
+        agent.on_packet({"type": "packet", "router": "t1-sr"}, bytes(pkt), 1.0)
+        assert path.session.remote_disc == disc, f"hop limit {hlim}"
+    assert "2001:db8:cb::fe" in agent.status()["neighbors"]

@@ -86,7 +86,7 @@ def _sr(
                         }
                     ],
                     # BFD with the provider router too: it learns at once when this SR dies.
-                    "bfd": {"tx_ms": 100, "rx_ms": 100, "mult": 3, "neighbors": ["203.0.113.254"]},
+                    "bfd": {"tx_ms": 100, "rx_ms": 100, "mult": 3, "neighbors": ["203.0.113.254", "2001:db8:cb::fe"]},
                     "preempt": True,
                 },
             }
@@ -155,9 +155,15 @@ PLAN: dict[str, Any] = {
                 "loopback": "192.0.2.1/24",
             },
             "lo6": "2001:db8:100::1/48",  # inside the IPv6 prefix it announces
-            # FRR's bfdd watches both SRs' uplink addresses (their HA agents answer through
-            # their datapaths, as they do for each other).
-            "bfd": {"local": "203.0.113.254", "peers": ["203.0.113.1", "203.0.113.2"], "interval_ms": 100, "mult": 3},
+            # FRR's bfdd watches both SRs' uplink addresses, IPv4 and IPv6 (their HA agents
+            # answer through their datapaths, as they do for each other).
+            "bfd": {
+                "local": "203.0.113.254",
+                "local6": "2001:db8:cb::fe",
+                "peers": ["203.0.113.1", "203.0.113.2", "2001:db8:cb::1", "2001:db8:cb::2"],
+                "interval_ms": 100,
+                "mult": 3,
+            },
         },
         "ext1": {
             "ip": "198.51.100.10/24",
