@@ -59,6 +59,7 @@ def build(cfg: Config, epoch: Epoch) -> Model:
                 sr.peer_publics = frozenset(int(a) for p in rc.ha.peers for a in p.publics)
                 if rc.ha.sync is not None:
                     model.punts[(IPPROTO_UDP, rc.ha.sync.port)] = "sync"  # state replication (ha/sync.py)
+                    sr.replicates = True
             routers.append(sr)
         if tr is not None and tr.instance is not None:
             # A real transit segment: each half here gets a router port on it, and

@@ -1,5 +1,6 @@
 """Packets a router builds itself: ARP requests and replies, ICMP echo replies
-and ICMP errors; and the in-place TTL decrement of a forwarded packet.
+and ICMP errors, the fragments of a datagram too big for the next link; and the
+in-place TTL decrement of a forwarded packet.
 
 Where this sits: used by the router stages (``dr``, ``sr``); no state here.
 Every function returns a complete untagged Ethernet frame (``bytearray``).
@@ -56,7 +57,7 @@ def echo_reply(frame: bytearray, ihl: int, total: int) -> bytearray:
     return bytearray(Ethernet(ZERO_MAC, ZERO_MAC, ETH_P_IP).serialize() + ip.serialize(len(icmp)) + icmp)
 
 
-def icmp_error(frame: bytearray, src_ip: int, icmp_type: int, code: int) -> bytearray | None:
+def icmp_error(frame: bytearray, src_ip: int, icmp_type: int, code: int, rest: int = 0) -> bytearray | None:
     """An ICMP error about the IPv4 packet in ``frame``, from ``src_ip``.
 
     Returns None where RFC 1122 3.2.2 / RFC 1812 4.3.2.7 forbid an error: about
@@ -80,9 +81,43 @@ def icmp_error(frame: bytearray, src_ip: int, icmp_type: int, code: int) -> byte
             return None
     total = (frame[l3 + 2] << 8) | frame[l3 + 3]
     quote = bytes(frame[l3 : l3 + min(total, ICMP_ERROR_MAX - 28)])
-    icmp = Icmp(icmp_type, code).serialize(quote)
+    icmp = Icmp(icmp_type, code, rest.to_bytes(4, "big")).serialize(quote)  # (rest: a next-hop MTU)
     ip = IPv4(src=src_ip, dst=orig_src, proto=IPPROTO_ICMP, ttl=64)
     return bytearray(Ethernet(ZERO_MAC, ZERO_MAC, ETH_P_IP).serialize() + ip.serialize(len(icmp)) + icmp)
+
+
+def fragments(frame: bytearray, mtu: int) -> list[bytearray]:
+    """The IPv4 datagram in ``frame`` cut into fragments of at most ``mtu`` bytes (RFC 791
+    3.2): data in multiples of 8 bytes, each offset from the datagram's own (it may be a
+    fragment already), more-fragments on all but the last (which keeps the datagram's), the
+    options marked "copied" in every fragment but the first's whole set in the first."""
+    ihl = (frame[14] & 0x0F) * 4
+    total = (frame[16] << 8) | frame[17]
+    head, data = frame[14 : 14 + ihl], frame[14 + ihl : 14 + total]
+    copied, at = bytearray(), 20
+    while at < ihl and head[at] != 0:  # (0: end of options list)
+        size = 1 if head[at] == 1 else max(2, head[at + 1] if at + 1 < ihl else 2)
+        if head[at] & 0x80:
+            copied += head[at : at + size]
+        at += size
+    copied += bytes(-len(copied) % 4)
+    flags_off = (head[6] << 8) | head[7]
+    offset, last_mf = flags_off & 0x1FFF, flags_off & 0x2000
+    out: list[bytearray] = []
+    at = 0
+    while at < len(data):
+        h = bytearray(head if not out else head[:20] + copied)
+        room = max(8, (mtu - len(h)) & ~7)
+        piece = data[at : at + room]
+        more = 0x2000 if at + len(piece) < len(data) else last_mf
+        h[0] = 0x40 | len(h) // 4
+        h[2:4] = (len(h) + len(piece)).to_bytes(2, "big")
+        h[6:8] = ((flags_off & 0x4000) | more | (offset + at // 8)).to_bytes(2, "big")
+        h[10:12] = b"\0\0"
+        h[10:12] = checksum(h).to_bytes(2, "big")
+        out.append(bytearray(frame[:14]) + h + piece)
+        at += len(piece)
+    return out
 
 
 def decrement_ttl(buf: bytearray, l3: int = 14) -> None:

@@ -188,6 +188,7 @@ class Router:
     local_ips: dict[int, RouterPort] = field(default_factory=dict)
     # NAT, firewall and conntrack of an SR that has them configured.
     services: SrServices | None = None
+    replicates = False  # an SR whose connections its HA peers replicate (ha/sync.py)
     # Addresses of a failed peer SR this router has taken over, by the port they live on.
     owned: dict[int, RouterPort] = field(default_factory=dict)
     # Our own addresses we do not claim (HA without preemption: a peer may hold them).

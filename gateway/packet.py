@@ -37,6 +37,7 @@ class Packet:
         "flow",
         "nat_rule",
         "fx",
+        "frag_mtu",
     )
 
     def __init__(self, buf: bytearray, in_port: Port | None, vlan: int | None) -> None:
@@ -65,6 +66,8 @@ class Packet:
         # The cache's effects recorder (gateway/cache.py) on a slow-path packet
         # that may become a cache entry; None otherwise.
         self.fx: Any = None
+        # IPv4 past the next link's MTU without DF: egress sends it in fragments of this size.
+        self.frag_mtu = 0
 
     def note(self, stage: str, text: str) -> None:
         """A line of this packet's trace.  Callers build ``text`` only under

@@ -146,7 +146,7 @@ class Entry:
     strip: int  # outer headers removed first (decapsulation)
     push: bytes | None  # outer Ethernet + IPv4 + GRE put in front last (encapsulation)
     push_sum: int  # the outer IPv4 header's sum without its length and checksum
-    max_len: int  # with ``push``: the largest frame the tunnel takes (a larger one meets the stages)
+    max_len: int  # the largest frame the tunnel or next link takes, 0: any (a larger one meets the stages)
     conn: Any  # (conntrack table, entry) to touch
     conn_dir: int
     alg: Any  # a connection an ALG reads (FTP control): its payload takes the slow path, the rest its offsets
@@ -369,8 +369,8 @@ class Cache:
                 return None
             if pad and mask == L2:
                 buf += pad
-            if entry.push is not None and len(buf) > entry.max_len:
-                self.bypass += 1  # too big for its tunnel: the stages drop it by name
+            if entry.max_len and len(buf) > entry.max_len:
+                self.bypass += 1  # too big for its tunnel or next link: the stages drop or fragment it
                 return None
             if entry.alg is not None and n > 34 + (buf[46] >> 4) * 4:
                 self.bypass += 1  # payload of a connection an ALG reads: only the stages punt it

@@ -230,6 +230,18 @@ class SrServices(Ipv6Services):
         return None
 
     # -- helpers -----------------------------------------------------------------------------
+    def unsolicited(self, pkt: SrPacket) -> bool:
+        """A new flow from outside, untranslated, that no rule admits (the firewall refuses it
+        after routing): asked before routing, while the packet is as it came, so that a
+        replicating SR can hold it for its peers (a reply through the SR that did not see its
+        connection open: active/active SRs without NAT)."""
+        t, rport = pkt.flow, pkt.rport
+        if t is None or pkt.conn is not None or pkt.nat_rule is not None or pkt.conn_dir == UNTRACKED:
+            return False
+        if rport is None or rport.instance is None or rport is rport.router.transit_port:
+            return False
+        return self.fw.evaluate(True, t.proto, t.src, t.dst, t.dport, forwarded=False)[0] != "allow"
+
     def _record(self, pkt: SrPacket, conn: Any, direction: int) -> None:
         """Tell the cache: this flow is matched on its 5-tuple and touches ``conn``."""
         fx = pkt.fx

@@ -65,6 +65,7 @@ class RouterStage(Ipv6Walk):
         "local-unsupported",
         "ttl-expired",
         "no-route",
+        "frag-needed",  # past the next link's MTU with don't-fragment set (ICMP fragmentation needed sent)
         "arp-queue-full",
         "arp-unresolved",
         "no-punt-client",
@@ -140,6 +141,18 @@ class RouterStage(Ipv6Walk):
         if route is None:
             self.send_error(pkt, Icmp.DEST_UNREACH, 0)
             return self.drop(pkt, "no-route", ip_str(dst))
+        out = route.port if not route.transit else None
+        mtu = out.mtu if out is not None else None
+        if mtu is not None:
+            if total > mtu:
+                if buf[20] & 0x40:  # don't fragment: the sender learns the path MTU from this (RFC 1191)
+                    self.send_error(pkt, Icmp.DEST_UNREACH, 4, mtu)
+                    return self.drop(pkt, "frag-needed", f"{total} bytes, MTU {mtu} on {out.label}")  # type: ignore[union-attr]
+                pkt.frag_mtu = mtu  # egress sends its fragments
+                if fx is not None:
+                    fx.no_cache("fragmented")
+            elif fx is not None:
+                fx.max_len = 14 + mtu  # a larger packet of the flow meets this check, not the cache
         decrement_ttl(buf)
         if fx is not None:
             fx.ttl_dec += 1
@@ -266,12 +279,12 @@ class RouterStage(Ipv6Walk):
         pkt.note(self.name, "to a data-plane service")
         return DONE
 
-    def send_error(self, pkt: Packet, icmp_type: int, code: int) -> None:
+    def send_error(self, pkt: Packet, icmp_type: int, code: int, rest: int = 0) -> None:
         if pkt.fx is not None:
             pkt.fx.no_cache("icmp-error")
         router: Router = pkt.router  # type: ignore[assignment]
         src = pkt.rport.ip if pkt.rport is not None else router.ports[0].ip
-        frame = icmp_error(pkt.buf, src, icmp_type, code)
+        frame = icmp_error(pkt.buf, src, icmp_type, code, rest)
         if frame is None:
             return
         err = Packet(frame, None, None)

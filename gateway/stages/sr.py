@@ -77,17 +77,25 @@ class ServiceRouter(RouterStage):
         if svc is None:
             return None
         verdict = svc.inbound6(pkt, monotonic()) if is_ipv6(pkt) else svc.inbound(pkt, monotonic())
-        if verdict is not None and verdict.reason in WAIT_FOR_PEER and pkt.in_port is not None:
+        # (Not behind NPTv6: the held frame would be translated a second time when it runs again.)
+        if router.replicates and pkt.in_port is not None and not (router.npt is not None and is_ipv6(pkt)):  # type: ignore[union-attr]
             # No connection for it here yet, but a peer SR may be replicating it right now (a
             # reply that came back through this SR, active/active): the replication holds it
             # a moment and carries it on once the entry is in, or drops it then.
-            meta = {"router": pkt.router.label, "port": pkt.in_port, "vlan": pkt.vlan, "reason": verdict.reason}  # type: ignore[union-attr]
-            if self.ctx.punt("sync-hold", meta, bytes(pkt.buf)):
-                if pkt.fx is not None:
-                    pkt.fx.no_cache("held")
-                if pkt.trace is not None:
-                    pkt.note(self.name, f"{verdict.reason}: held for the peers' replication")
-                return DONE
+            if verdict is not None and verdict.reason in WAIT_FOR_PEER:
+                wait = verdict.reason
+            elif verdict is None and svc.unsolicited(pkt):
+                wait = "fw-unsolicited"  # (refused after routing: asked now, while it is as it came)
+            else:
+                wait = None
+            if wait is not None:
+                meta = {"router": pkt.router.label, "port": pkt.in_port, "vlan": pkt.vlan, "reason": wait}  # type: ignore[union-attr]
+                if self.ctx.punt("sync-hold", meta, bytes(pkt.buf)):
+                    if pkt.fx is not None:
+                        pkt.fx.no_cache("held")
+                    if pkt.trace is not None:
+                        pkt.note(self.name, f"{wait}: held for the peers' replication")
+                    return DONE
         return self._refused(pkt, verdict)
 
     def after_route(self, pkt: Packet, route: Route) -> str | None:

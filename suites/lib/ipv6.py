@@ -29,8 +29,10 @@ def ra_route(host: Any, via: str = "", timeout: float = 25.0) -> str:
 
 
 def path_mtu(host: Any, dst: str) -> int | None:
-    """The path MTU ``host`` has cached towards ``dst`` (from a packet too big), if any."""
-    m = re.search(r"mtu (\d+)", run(host, ["ip", "-6", "route", "get", dst], check=False).stdout)
+    """The path MTU ``host`` has cached towards ``dst`` (from a packet too big or ICMP
+    fragmentation needed), if any."""
+    family = ["-6"] if ":" in dst else ["-4"]
+    m = re.search(r"mtu (\d+)", run(host, ["ip", *family, "route", "get", dst], check=False).stdout)
     return int(m.group(1)) if m else None
 
 

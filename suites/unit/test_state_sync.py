@@ -503,3 +503,35 @@ def test_an_ipv6_reply_through_the_other_sr_waits_for_the_replication_then_cross
     (down,) = [f for f in e1.take("transit") if f[12:14] == b"\x86\xdd" and IPv6(f[14:]).dst == t1]
     assert IPv6(down[14:])[TCP].dport == 41500
     assert e1.sync.waiting.show()["released"] == 1
+
+
+def test_an_unsolicited_looking_ipv6_udp_reply_through_the_other_sr_waits_for_the_replication(pair):
+    """Active/active without NAT: t1's UDP flow left through edge2, its reply comes back through
+    edge1 before edge2's message about it.  Without a connection the firewall would drop it
+    as unsolicited (after routing); edge1 holds it before routing instead and lets it in once
+    the entry is in.  A datagram nobody sent first still ends as fw-unsolicited."""
+    from scapy.layers.inet6 import IPv6
+
+    t1, ext1 = "2001:db8:0:10::11", "2001:db8:c6::10"
+    e1, e2 = pair.e1, pair.e2
+    for e in (e1, e2):
+        ns_from(e, "transit", "fd00:a9fe::1", DR_MAC, PLAN["transit"]["sr6"][e.name])
+        ns_from(e, "uplink", "2001:db8:cb::fe", PR_MAC, PLAN["uplinks6"][e.name])
+    out = Ether(src=DR_MAC, dst=TRANSIT_MAC["edge2"]) / IPv6(src=t1, dst=ext1) / UDP(sport=41600, dport=53) / b"q"
+    e2.recv("transit", out)
+    assert len(e2.take("uplink")) == 1
+    back = Ether(src=PR_MAC, dst=UPLINK_MAC["edge1"]) / IPv6(src=ext1, dst=t1) / UDP(sport=53, dport=41600) / b"a"
+    e1.recv("uplink", back)
+    assert e1.take("transit") == [] and e1.drops().get("sr/fw-unsolicited", 0) == 0
+    assert e1.sync.waiting.show()["waiting"] == 1
+    now = time.monotonic()
+    e2.sync.flush(now)
+    for f in e2.take("transit"):
+        e1.recv("transit", f)
+    e1.sync.flush(now)
+    (down,) = [f for f in e1.take("transit") if f[12:14] == b"\x86\xdd" and IPv6(f[14:]).dst == t1]
+    assert bytes(IPv6(down[14:])[UDP].payload) == b"a"
+    stray = Ether(src=PR_MAC, dst=UPLINK_MAC["edge1"]) / IPv6(src=ext1, dst=t1) / UDP(sport=53, dport=41601) / b"x"
+    e1.recv("uplink", stray)
+    e1.sync.flush(time.monotonic() + 0.06)  # past its wait
+    assert e1.drops()["sr/fw-unsolicited"] == 1 and e1.sync.waiting.show()["dropped"] == 1

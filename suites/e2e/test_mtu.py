@@ -1,0 +1,75 @@
+"""The next link's MTU, end to end: edge-basic with an uplink MTU of 1400 on the gateway
+(a module of its own: one edge-basic at a time).  IPv6: the gateway's own packet too big,
+never a fragment.  IPv4: fragmentation needed when the sender set don't-fragment, else
+fragments the far side reassembles."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from suites.e2e.conftest import running
+from suites.lib import traffic
+from suites.lib.ipv6 import path_mtu, ra_route, send_big
+from suites.lib.plans import addr6
+from topologies.nodes import run
+
+
+def mtu_plan() -> dict[str, Any]:
+    import topologies
+
+    plan = copy.deepcopy(topologies.plan("edge-basic"))
+    plan["gateways"]["edge1"]["ports"]["uplink"]["mtu"] = 1400
+    return plan
+
+
+@pytest.fixture(scope="module")
+def small_uplink(request: pytest.FixtureRequest) -> Iterator[Any]:
+    with running(request, "edge-basic", plan=mtu_plan()) as up:
+        yield up
+
+
+@pytest.mark.needs("ipv6.routing", "ipv6.ra")
+def test_the_gateway_answers_a_packet_too_big_for_its_uplink(small_uplink):
+    """An uplink MTU of 1400 on the gateway: t1's 1452-byte packet to ext1 is answered with a
+    packet too big from the SR, and t1's own kernel caches the path MTU (never fragmented)."""
+    lab = small_uplink
+    t1 = lab.host("t1")
+    dst = addr6(lab.plan, "ext1")
+    ra_route(t1)
+    run(t1, ["ip", "-6", "route", "flush", "cache"], check=False)
+    said = send_big(t1, dst, 1404)
+    assert path_mtu(t1, dst) == 1400, f"t1 learned no path MTU of 1400 towards {dst}; ping said {said}"
+    assert traffic.ping(t1, dst, count=1).ok, "small packets go on"
+
+
+@pytest.mark.needs("routing")
+def test_ipv4_with_dont_fragment_gets_fragmentation_needed_and_the_sender_learns_the_mtu(small_uplink):
+    """t1's 1500-byte datagram with DF to ext2 is answered with ICMP fragmentation needed
+    carrying 1400: t1's kernel caches a path MTU of 1400 towards ext2."""
+    lab = small_uplink
+    t1 = lab.host("t1")
+    dst = lab.plan["hosts"]["ext2"]["ip"].split("/")[0]
+    run(t1, ["ip", "route", "flush", "cache"], check=False)
+    said = send_big(t1, dst, 1472)
+    assert path_mtu(t1, dst) == 1400, f"t1 learned no path MTU of 1400 towards {dst}; ping said {said}"
+    assert traffic.ping(t1, dst, count=1).ok, "small packets go on"
+
+
+@pytest.mark.needs("routing")
+def test_ipv4_without_dont_fragment_crosses_in_fragments(small_uplink):
+    """t1's 1500-byte pings with DF clear cross the 1400-byte uplink in fragments (seen on
+    ext1's side of it, none larger than 1400) and ext2 answers each: it reassembled them."""
+    from scapy.layers.inet import IP
+
+    lab = small_uplink
+    t1, ext1 = lab.host("t1"), lab.host("ext1")
+    dst = lab.plan["hosts"]["ext2"]["ip"].split("/")[0]
+    with traffic.capture(ext1, lab.intf_towards("ext1", "edge1"), seconds=5) as cap:
+        res = run(t1, ["ping", "-n", "-c", "3", "-i", "0.3", "-W", "1", "-M", "dont", "-s", "1472", dst], check=False)
+    assert " 0% packet loss" in res.stdout, res.stdout + res.stderr
+    frags = [f[IP] for f in cap.frames if IP in f and f[IP].dst == dst and (f[IP].flags.MF or f[IP].frag)]
+    assert len(frags) >= 6 and max(f.len for f in frags) <= 1400, [(f.len, f.frag, f.flags) for f in frags]
