@@ -3,6 +3,7 @@ active/active SRs (a flow stays on one SR, flows spread), takeover GARP."""
 
 from __future__ import annotations
 
+import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
@@ -55,25 +56,27 @@ def flow(sport: int) -> bytes:
     )
 
 
-def test_flows_spread_over_both_srs_and_stick():
-    r = rig()
+@pytest.mark.parametrize("family", [4, 6])
+def test_flows_spread_over_both_srs_and_stick(family):
+    r, make = (rig(), flow) if family == 4 else (rig6(), flow6)
     chosen = {}
     for sport in range(2000, 2040):
         for _ in range(3):  # first packet through the stages, then cache hits
-            r.send("web", flow(sport))
+            r.send("web", make(sport))
         macs = {Ether(f).dst for f in r.take("transit")}
-        assert len(macs) == 1, f"flow {sport} split over {macs}"
+        assert len(macs) == 1, f"flow {sport} split over {macs} ({r.drops()})"
         chosen[sport] = macs.pop()
     assert set(chosen.values()) == {SR1, SR2}, "40 flows must use both SRs"
     assert r.dp.cache.hits == 80
 
 
-def test_ecmp_choice_is_the_same_with_and_without_cache():
-    a, b = rig(True), rig(False)
+@pytest.mark.parametrize("family", [4, 6])
+def test_ecmp_choice_is_the_same_with_and_without_cache(family):
+    (a, b), make = ((rig(True), rig(False)), flow) if family == 4 else ((rig6(True), rig6(False)), flow6)
     for sport in range(3000, 3020):
         for _ in range(2):
-            a.send("web", flow(sport))
-            b.send("web", flow(sport))
+            a.send("web", make(sport))
+            b.send("web", make(sport))
         assert a.take("transit") == b.take("transit")
 
 
@@ -189,25 +192,3 @@ def flow6(sport: int) -> bytes:
         / UDP(sport=sport, dport=9)
         / b"x"
     )
-
-
-def test_ipv6_flows_spread_over_both_srs_and_stick():
-    r = rig6()
-    chosen = {}
-    for sport in range(2000, 2040):
-        for _ in range(3):  # first packet through the stages, then cache hits
-            r.send("web", flow6(sport))
-        macs = {Ether(f).dst for f in r.take("transit")}
-        assert len(macs) == 1, f"flow {sport} split over {macs} ({r.drops()})"
-        chosen[sport] = macs.pop()
-    assert set(chosen.values()) == {SR1, SR2}, "40 flows must use both SRs"
-    assert r.dp.cache.hits == 80
-
-
-def test_ipv6_ecmp_choice_is_the_same_with_and_without_cache():
-    a, b = rig6(True), rig6(False)
-    for sport in range(3000, 3020):
-        for _ in range(2):
-            a.send("web", flow6(sport))
-            b.send("web", flow6(sport))
-        assert a.take("transit") == b.take("transit")
