@@ -14,7 +14,7 @@ import zlib
 from time import monotonic
 
 from gateway.effects import L4, L4_6
-from gateway.headers import ip_str, mac_str
+from gateway.headers import HeaderError, ip_str, mac_str
 from gateway.headers6 import ip6_str, upper_layer
 from gateway.l3 import arp_request
 from gateway.l3v6 import neighbour_solicit
@@ -29,7 +29,10 @@ def flow_hash(buf: bytearray) -> int:
     """A hash of the 5-tuple (ports when present), the same for every packet of a flow.  An
     IPv6 packet's ports are past its extension headers (walked already: the chain is sound)."""
     if buf[12] == 0x86 and buf[13] == 0xDD:
-        nh, l4, fragment = upper_layer(buf, 14)
+        try:
+            nh, l4, fragment = upper_layer(buf, 14)
+        except HeaderError:  # (an own packet, never walked: the addresses alone)
+            return zlib.crc32(bytes(buf[22:54]))
         ports = bytes(buf[l4 : l4 + 4]) if nh in (6, 17) and not fragment and len(buf) >= l4 + 4 else b""
         return zlib.crc32(bytes((nh,)) + bytes(buf[22:54]) + ports)
     ihl = (buf[14] & 0x0F) * 4
