@@ -377,14 +377,14 @@ class LinuxDriver(DutDriver):
         path = lab.rundir / f"{gateway}-linux.nft"
         path.write_text(spec["nft"])
         run(node, ["nft", "-f", str(path)])
+        if spec["ipv6"] is not None:  # (before keepalived: the IPv6 VIPs need IPv6 on their bridges)
+            self._radvd[gateway] = start6(node, spec["ipv6"], lab.rundir, gateway, run)
         if spec["conntrackd"] is not None:
             self._start_conntrackd(gateway, node, spec["conntrackd"])
         if vrrp is not None:
             self._start_keepalived(gateway, node, vrrp)
         if spec["dhcp_relay"] is not None:
             self._start_dhcrelay(gateway, node, spec["dhcp_relay"])
-        if spec["ipv6"] is not None:
-            self._radvd[gateway] = start6(node, spec["ipv6"], lab.rundir, gateway, run)
         return LinuxGateway(self, gateway, spec)
 
     def _start_dhcrelay(self, gateway: str, node: Any, relay: dict[str, Any]) -> None:

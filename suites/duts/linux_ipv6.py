@@ -8,7 +8,10 @@ node's one routing table.
 - a router port's ``ip6`` is an address of its instance's bridge (no duplicate
   address detection: the plan's addresses are unique), and the kernel forwards
   IPv6 (``net.ipv6.conf.all.forwarding``); the kernel answers neighbour
-  discovery for them;
+  discovery for them; an HA SR's own addresses are keepalived's instead
+  (``vips6``: moved with its IPv4 ones, ``linux_render.vrrp``), and routes name
+  their bridge (``onlink``: the next hop's segment may hold no address of this
+  node just now);
 - router advertisements on the DR's tenant segments are radvd's: every 10 s
   at most, router lifetime 1800 s, the segment's prefix on-link, no
   autoconfiguration (the plan gives the addresses), as the intent says;
@@ -41,6 +44,7 @@ def _bridge(instance: str) -> str:
 def render6(gw: dict[str, Any], uplink: str | None) -> dict[str, Any] | None:
     """The IPv6 part of the Linux gateway on one node, None where the intent has no IPv6."""
     addresses: dict[str, list[str]] = {}
+    vips6: dict[str, list[str]] = {}  # an HA SR's own addresses: keepalived's (linux_render.vrrp)
     ra: dict[str, str] = {}
     routes: list[tuple[str, str]] = []
     for router in gw.get("routers", []):
@@ -49,7 +53,8 @@ def render6(gw: dict[str, Any], uplink: str | None) -> dict[str, Any] | None:
             for rp in (router.get(half) or {}).get("ports", []):
                 if rp.get("ip6"):
                     br = _bridge(rp["instance"])
-                    addresses.setdefault(br, []).append(rp["ip6"])
+                    addresses.setdefault(br, [])
+                    (vips6 if half == "sr" and router.get("ha") else addresses).setdefault(br, []).append(rp["ip6"])
                     if half == "dr" and rp["instance"] != transit:
                         ra[br] = str(ipaddress.IPv6Interface(rp["ip6"]).network)
             for route in (router.get(half) or {}).get("routes", []):
@@ -62,7 +67,9 @@ def render6(gw: dict[str, Any], uplink: str | None) -> dict[str, Any] | None:
             plen = ipaddress.IPv6Network(tr["subnet6"]).prefixlen
             half_addr = tr.get("sr6") if "sr" in router else tr.get("dr6")
             if half_addr:
-                addresses.setdefault(_bridge(transit), []).append(f"{half_addr}/{plen}")
+                ha_sr = "sr" in router and router.get("ha")
+                addresses.setdefault(_bridge(transit), [])
+                (vips6 if ha_sr else addresses).setdefault(_bridge(transit), []).append(f"{half_addr}/{plen}")
             if "sr" not in router and "dr" in router and not any(p == "::/0" for p, _ in routes):
                 peers = tr.get("peers6") or [tr.get("sr6")]
                 if peers and peers[0]:
@@ -70,7 +77,13 @@ def render6(gw: dict[str, Any], uplink: str | None) -> dict[str, Any] | None:
     if not addresses:
         return None
     rules = [r for router in gw.get("routers", []) for r in router.get("firewall", [])]
-    return {"addresses": addresses, "routes": routes, "ra": ra, "nft": _nft6(rules, uplink)}
+    # Each route out the bridge whose segment holds its next hop ("onlink": an HA SR's own
+    # address there may be on its peer just now).
+    nets = {br: ipaddress.IPv6Interface(a).network for br, addrs in (*addresses.items(), *vips6.items()) for a in addrs}
+    routed = [
+        (p, via, next((br for br, n in nets.items() if ipaddress.IPv6Address(via) in n), None)) for p, via in routes
+    ]
+    return {"addresses": addresses, "vips6": vips6, "routes": routed, "ra": ra, "nft": _nft6(rules, uplink)}
 
 
 def _nft6(rules: list[dict[str, Any]], uplink: str | None) -> str:
@@ -109,11 +122,13 @@ def start6(node: Any, spec6: dict[str, Any], rundir: Path, name: str, run: Any) 
     """Addresses, forwarding, routes, the ip6 table; radvd where the DR advertises (its process)."""
     run(node, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.all.forwarding=1"])
     for br, addrs in spec6["addresses"].items():
-        run(node, ["sysctl", "-qw", f"net.ipv6.conf.{br}.disable_ipv6=0", f"net.ipv6.conf.{br}.accept_dad=0"])
+        # (accept_dad first: the link-local address made when IPv6 comes on is then no tentative
+        # one for a second, which held neighbour discovery, and the node's IPv6, up that long)
+        run(node, ["sysctl", "-qw", f"net.ipv6.conf.{br}.accept_dad=0", f"net.ipv6.conf.{br}.disable_ipv6=0"])
         for addr in addrs:
             run(node, ["ip", "-6", "addr", "add", addr, "dev", br, "nodad"])
-    for prefix, via in spec6["routes"]:
-        run(node, ["ip", "-6", "route", "replace", prefix, "via", via])
+    for prefix, via, br in spec6["routes"]:
+        run(node, ["ip", "-6", "route", "replace", prefix, "via", via, *(["dev", br, "onlink"] if br else [])])
     path = rundir / f"{name}-linux6.nft"
     path.write_text(spec6["nft"])
     run(node, ["nft", "-f", str(path)])

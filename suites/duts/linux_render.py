@@ -193,7 +193,7 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
     return {
         "dhcp_relay": dhcp_relay(gw),
         "evi": evi(plan, gateway),
-        "vrrp": (vr := vrrp(plan, gateway, bridges, vips)),
+        "vrrp": (vr := vrrp(plan, gateway, bridges, vips, (v6 := render6(gw, uplink)))),
         "conntrackd": conntrackd(plan, gateway, bridges, vr),
         "node": gateway,
         "bridges": bridges,
@@ -202,7 +202,7 @@ def render(plan: dict[str, Any], gateway: str) -> dict[str, Any]:
         "uplink": uplink,
         "publics": router_publics,
         "nft": nftables(gw, uplink, router_publics),
-        "ipv6": render6(gw, uplink),
+        "ipv6": v6,
     }
 
 
@@ -287,9 +287,16 @@ def base_address(plan: dict[str, Any], gateway: str, cidr: str) -> str:
 
 
 def vrrp(
-    plan: dict[str, Any], gateway: str, bridges: dict[str, dict[str, Any]], vips: dict[str, list[str]]
+    plan: dict[str, Any],
+    gateway: str,
+    bridges: dict[str, dict[str, Any]],
+    vips: dict[str, list[str]],
+    v6: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """keepalived's configuration for an SR with ``ha`` (None without)."""
+    """keepalived's configuration for an SR with ``ha`` (None without).  A dual-stack SR's IPv6
+    addresses (``v6["vips6"]``) move with its IPv4 ones: the same VRRP instance (IPv4, VRRP v3)
+    holds them as ``virtual_ipaddress_excluded`` (keepalived announces them with unsolicited
+    neighbour advertisements); its peer's are in the peer's instance."""
     gw = plan["gateways"][gateway]
     router = next((r for r in _routers(gw) if r.get("ha")), None)
     if router is None:
@@ -302,17 +309,23 @@ def vrrp(
     owners = sorted([transit["sr"], *(p["transit"] for p in ha["peers"])], key=ipaddress.IPv4Address)
     peer_addrs = {p["transit"]: p.get("addresses", []) for p in ha["peers"]}
     peer_publics = {p["transit"]: p.get("publics", []) for p in ha["peers"]}
+    own6 = [(a, br) for br, addrs in ((v6 or {}).get("vips6") or {}).items() for a in addrs]
     instances = []
     for vrid, owner in enumerate(owners, start=1):
         mine = owner == transit["sr"]
+        addrs6 = []
         if mine:
             addrs = [(a, bridges[inst]["name"]) for inst, ips in vips.items() for a in ips]
+            addrs6 = own6
         else:
             plen = ipaddress.IPv4Network(transit["subnet"]).prefixlen
             addrs = [(f"{owner}/{plen}", tr_bridge)]
             for a in peer_addrs.get(owner, []):
-                if ":" in a:
-                    continue  # IPv6 stays where it is configured: keepalived moves the IPv4 addresses
+                if ":" in a:  # on the bridge of our own address in its subnet, with its length
+                    ours = [(i, br) for i, br in own6 if ipaddress.IPv6Address(a) in ipaddress.IPv6Interface(i).network]
+                    if ours:
+                        addrs6.append((f"{a}/{ipaddress.IPv6Interface(ours[0][0]).network.prefixlen}", ours[0][1]))
+                    continue
                 inst = next(i for i, ips in vips.items() if any(_same_net(a, ip) for ip in ips))
                 plen_up = ipaddress.IPv4Interface(vips[inst][0]).network.prefixlen
                 addrs.append((f"{a}/{plen_up}", bridges[inst]["name"]))
@@ -326,6 +339,7 @@ def vrrp(
                 "interface": tr_bridge,
                 "priority": 200 if mine else 100,
                 "addresses": addrs,
+                "addresses6": addrs6,
             }
         )
     base = {bridges[inst]["name"]: base_address(plan, gateway, ips[0]) for inst, ips in vips.items()}
@@ -352,6 +366,9 @@ def vrrp(
             "  virtual_ipaddress {",
             *(f"    {addr} dev {dev}" for addr, dev in inst["addresses"]),
             "  }",
+            *(["  virtual_ipaddress_excluded {"] if inst["addresses6"] else []),
+            *(f"    {addr} dev {dev}" for addr, dev in inst["addresses6"]),
+            *(["  }"] if inst["addresses6"] else []),
             "}",
         ]
     return {"base": base, "config": "\n".join(lines) + "\n", "instances": instances}

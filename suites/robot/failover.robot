@@ -111,7 +111,7 @@ An IPv6 Transfer Goes On Whole
     Given edge1 comes back
     And the gateways have settled
     And t1 has an IPv6 default route from t1-dr:web
-    And t1 reaches ext1 over IPv6 through 3 routed hop(s)
+    And t1 reaches ext1 over IPv6 within 5 s
     And pr reaches 2001:db8:cb::1 at the uplink MAC of edge1
     When t1 streams to ext1 over IPv6 for 6 s
     And the SRs have had 2 s to catch up

@@ -56,10 +56,20 @@ IPv6 Moves To The Standby With Its Addresses
     [Tags]    needs:fault.crash    needs:ipv6.routing    needs:ipv6.ra
     Given the gateways have settled
     And t1 has an IPv6 default route from t1-dr:web
-    And t1 reaches ext1 over IPv6 through 3 routed hop(s)
+    And t1 reaches ext1 over IPv6 within 5 s
     And pr reaches 2001:db8:cb::1 at the uplink MAC of edge1
     When an IPv6 probe flow from t1 to ext1 runs while edge1 crashes
     Then the probe lost at most 500 ms of traffic
     And pr reaches 2001:db8:cb::1 at the uplink MAC of edge2
+
+The Recovered SR Takes Its IPv6 Addresses Back
+    [Documentation]    When the SR comes back and takes its addresses back, IPv6 goes on
+    ...    through it as IPv4 does: a ping -6 flow across the failback loses at most 500 ms.
+    [Tags]    needs:fault.crash    needs:ha.preempt    needs:ipv6.routing    needs:ipv6.ra
+    Given pr reaches 2001:db8:cb::1 at the uplink MAC of edge2
+    And t1 reaches ext1 over IPv6 within 5 s
+    When an IPv6 probe flow from t1 to ext1 runs while edge1 comes back
+    Then pr reaches 2001:db8:cb::1 at the uplink MAC of edge1
+    And the probe lost at most 500 ms of traffic
     [Teardown]    Run Keywords    edge1 comes back    AND    the gateways have settled
 

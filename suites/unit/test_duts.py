@@ -223,9 +223,30 @@ def test_the_linux_dut_renders_ipv6_beside_ipv4():
     v6 = spec["ipv6"]
     assert v6["addresses"]["br-web"] == ["2001:db8:0:10::1/64"] and "br-provider" in v6["addresses"]
     assert v6["ra"] == {"br-web": "2001:db8:0:10::/64", "br-app": "2001:db8:0:20::/64"}, "not on the uplink"
-    assert ("::/0", "2001:db8:cb::10") in v6["routes"] and all(":" not in p for p, _v in spec["routes"])
+    assert ("::/0", "2001:db8:cb::10", "br-provider") in v6["routes"] and all(":" not in p for p, _v in spec["routes"])
     assert "reject with icmpv6 type admin-prohibited" in v6["nft"] and "ct status dnat" not in v6["nft"]
     rule6 = {"name": "x", "action": "drop", "dst": "2001:db8::/32"}
     rule4 = {"name": "y", "action": "drop", "proto": "icmp"}
     assert fw_rule(rule6, "br-provider", 4) is None and "ip6 daddr 2001:db8::/32" in fw_rule(rule6, "br-provider", 6)
     assert fw_rule(rule4, "br-provider", 6) is None and "meta l4proto icmp" in fw_rule(rule4, "br-provider", 4)
+
+
+def test_the_linux_dut_moves_an_ha_srs_ipv6_addresses_with_its_ipv4_ones():
+    """edge-ha dual stack: each SR's own IPv6 addresses are keepalived's, in the VRRP instance of
+    its IPv4 ones (virtual_ipaddress_excluded), its peer's in the peer's instance with the
+    same prefix lengths; none is a static address of either node, and routes name their
+    bridge (the next hop's segment may hold no address of the node while it stands by)."""
+    from suites.duts.linux_render import render as linux
+
+    plan = topologies.plan("edge-ha")
+    for node, own, peer in (
+        ("edge1", {"2001:db8:cb::1/64", "fd00:a9fe::2/64"}, {"2001:db8:cb::2/64", "fd00:a9fe::3/64"}),
+        ("edge2", {"2001:db8:cb::2/64", "fd00:a9fe::3/64"}, {"2001:db8:cb::1/64", "fd00:a9fe::2/64"}),
+    ):
+        spec = linux(plan, node)
+        by_prio = {i["priority"]: {a for a, _br in i["addresses6"]} for i in spec["vrrp"]["instances"]}
+        assert by_prio == {200: own, 100: peer}, by_prio
+        assert not any(spec["ipv6"]["addresses"].values()), "no static IPv6 address on an HA SR"
+        assert "virtual_ipaddress_excluded {" in spec["vrrp"]["config"]
+        assert ("::/0", "2001:db8:cb::fe", "br-provider") in spec["ipv6"]["routes"]
+    assert linux(plan, "hv1")["ipv6"]["addresses"]["br-transit"] == ["fd00:a9fe::1/64"], "the DR's stay static"

@@ -128,12 +128,38 @@ class HaKeywords:
 
     @keyword("a probe flow from ${src:[\\w-]+} to ${dst:[\\w-]+} runs while ${edge:[\\w-]+} crashes")
     def probe_while_crash(self, src: str, dst: str, edge: str, family: int = 4) -> None:
+        self._probe_while(src, dst, lambda: self.ctx.lab.gateway(edge).crash(), family, 300)
+
+    @keyword("an IPv6 probe flow from ${src:[\\w-]+} to ${dst:[\\w-]+} runs while ${edge:[\\w-]+} comes back")
+    def probe6_while_back(self, src: str, dst: str, edge: str) -> None:
+        """Ten seconds of probes: the SR starts, learns its peer's state and takes its addresses
+        back within them (the next step says it did)."""
+        import time
+
+        lab = self.ctx.lab
+        ra_route(lab.host(src))
+        took = []
+
+        def back() -> None:
+            t0 = time.monotonic()
+            lab.stop_gateway(edge)
+            lab.start_gateway(edge)
+            took.append(time.monotonic() - t0)
+
+        self._probe_while(src, dst, back, 6, 1000)
+        logger.info(f"{edge} was back in {took[0]:.1f} s of the probe's 10")
+        if took[0] > 6.0:
+            raise AssertionError(
+                f"{edge} took {took[0]:.1f} s to come back: the probe may have ended before the failback"
+            )
+
+    def _probe_while(self, src: str, dst: str, event: Any, family: int, count: int) -> None:
         import subprocess
         import time
 
         from suites.lib.traffic import probe_gap
 
-        interval, count = 0.01, 300
+        interval = 0.01
         target = addr6(self.ctx.plan, dst) if family == 6 else self.ctx.resolve(dst)
         stream = self.ctx.lab.host(src).popen(
             ["ping", "-n", "-D", "-i", str(interval), "-c", str(count), "-W", "1", target],
@@ -141,7 +167,7 @@ class HaKeywords:
             stderr=subprocess.PIPE,
         )
         time.sleep(1.0)
-        self.ctx.lab.gateway(edge).crash()
+        event()
         out, _ = stream.communicate(timeout=60)
         self.window, seqs = probe_gap(out, interval)
         self.answered = len(set(seqs))

@@ -6,6 +6,7 @@ from robot.api import logger
 from robotlibcore import keyword
 
 from suites.lib import traffic
+from suites.lib.expect import poll
 from suites.lib.ipv6 import path_mtu, ra_route, send_big
 from suites.lib.keywords.context import Context
 from suites.lib.plans import addr6, link_local
@@ -54,6 +55,18 @@ class Ipv6Keywords:
             raise AssertionError(f"ping -6 failed:\n{result.text}")
         if not result.ttls or any(t != 64 - int(hops) for t in result.ttls):
             raise AssertionError(f"expected every reply with hop limit {64 - int(hops)}, got {result.ttls}")
+
+    @keyword("${src:[\\w-]+} reaches ${dst:[\\w.:-]+} over IPv6 within ${s:\\d+} s")
+    def reaches6_within(self, src: str, dst: str, s: str) -> None:
+        """A precondition, not a measurement: ping -6 until three in a row are answered (a
+        gateway that just took its addresses back may need a moment; the tests that measure
+        such moments say so themselves)."""
+
+        def answered() -> bool:
+            self.pings6(src, dst)
+            return self.ctx.last_ping is not None and self.ctx.last_ping.ok
+
+        poll(answered, timeout=int(s), what=f"{src} reaching {dst} over IPv6")
 
     @keyword("Hop limit ${n:\\d+} from ${src:[\\w-]+} to ${dst:[\\w.:-]+} expires at ${router:[\\w.:-]+}")
     def hop_limit_expires(self, n: str, src: str, dst: str, router: str) -> None:
