@@ -47,12 +47,17 @@ from gateway.services.conntrack import (
 from gateway.services.expect import Expectation, Expectations
 from gateway.services.firewall import DROP, REJECT, Firewall
 from gateway.services.nat import Nat
+from gateway.services.reasm import Reassembly
 from gateway.services.rules import FirewallConfig, NatConfig, SnatRule
 from gateway.services.sr6 import Ipv6Services
 from gateway.services.verdict import SrPacket, Verdict
 
 DROPS = (
-    "untrackable",  # non-first fragment or cut-short L4 header: no ports to track or translate
+    "untrackable",  # an IPv6 fragment, or a cut-short L4 header: no ports to track or translate
+    "frag-table-full",  # IPv4 fragments: too many datagrams waiting to be whole (reasm.py)
+    "frag-too-big",  # ... one past 65,535 bytes
+    "frag-bad-length",  # ... a fragment but the last whose data is no multiple of 8 bytes
+    "frag-overlap",  # ... fragments that overlap (the datagram is dropped)
     "ct-invalid",  # TCP without a SYN and no connection; an echo reply nobody asked for
     "nat-no-session",  # to a public NAT address, matching no session and no DNAT rule
     "fw-drop",  # a firewall rule said drop (also an existing flow after a rule change)
@@ -80,6 +85,7 @@ class SrServices(Ipv6Services):
         # TCP server port -> the application-level gateway reading those connections' payload.
         self.alg_ports = dict(alg_ports or {})
         self.expects = Expectations(self.nat)
+        self.reasm = Reassembly()  # IPv4 fragments, whole before conntrack and NAT see them
         self.related = 0
         self.related_admitted = 0  # new connections an ALG announced, admitted as related
         self.revalidated = 0
@@ -302,6 +308,8 @@ class SrServices(Ipv6Services):
 
     def expire(self, now: float) -> None:
         self.ct.expire(now)
+        if self.reasm.pending:
+            self.reasm.expire(now)
         if self.expects:
             self.expects.expire(now)
 

@@ -37,7 +37,7 @@ class Egress(Stage):
             return self.drop(pkt, "no-output")
         buf = pkt.buf
         trace = pkt.trace
-        if pkt.frag_mtu:
+        if pkt.frag_mtu and len(buf) - 14 > pkt.frag_mtu:
             return self._fragmented(pkt, outputs)
         for port, vlan in outputs:
             if port.role == "evi":
@@ -59,7 +59,8 @@ class Egress(Stage):
         return DONE
 
     def _fragmented(self, pkt: Packet, outputs: list[Any]) -> str:
-        """An IPv4 datagram too big for its next link, DF clear: its fragments go out instead."""
+        """An IPv4 datagram too big for its next link, DF clear, or one the SR put together from
+        fragments: its fragments go out instead."""
         frames = fragments(pkt.buf, pkt.frag_mtu)
         self.fragmented += 1
         self.fragments_sent += len(frames)

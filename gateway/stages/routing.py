@@ -134,6 +134,7 @@ class RouterStage(Ipv6Walk):
         if verdict is not None:
             return verdict
         dst = int.from_bytes(buf[30:34], "big")
+        total = (buf[16] << 8) | buf[17]  # (the SR may have made a datagram of its fragments)
         route = router.fib.lookup(dst)
         if fx is not None:
             fx.read(L3)
@@ -148,7 +149,7 @@ class RouterStage(Ipv6Walk):
                 if buf[20] & 0x40:  # don't fragment: the sender learns the path MTU from this (RFC 1191)
                     self.send_error(pkt, Icmp.DEST_UNREACH, 4, mtu)
                     return self.drop(pkt, "frag-needed", f"{total} bytes, MTU {mtu} on {out.label}")  # type: ignore[union-attr]
-                pkt.frag_mtu = mtu  # egress sends its fragments
+                pkt.frag_mtu = min(mtu, pkt.frag_mtu or mtu)  # egress sends its fragments
                 if fx is not None:
                     fx.no_cache("fragmented")
             elif fx is not None:

@@ -20,6 +20,7 @@ drops: the router's (``routing.RouterStage.DROPS``) and the services'
 from __future__ import annotations
 
 from time import monotonic
+from typing import Any
 
 from gateway.effects import L3_6
 from gateway.evi import EVI_PORT, IPPROTO_GRE
@@ -76,6 +77,11 @@ class ServiceRouter(RouterStage):
         svc = router.services  # type: ignore[union-attr]
         if svc is None:
             return None
+        buf = pkt.buf
+        if (buf[20] & 0x3F or buf[21]) and not is_ipv6(pkt):  # more fragments, or an offset
+            held = self._fragment(pkt, svc)
+            if held is not None:
+                return held
         verdict = svc.inbound6(pkt, monotonic()) if is_ipv6(pkt) else svc.inbound(pkt, monotonic())
         # (Not behind NPTv6: the held frame would be translated a second time when it runs again.)
         if router.replicates and pkt.in_port is not None and not (router.npt is not None and is_ipv6(pkt)):  # type: ignore[union-attr]
@@ -97,6 +103,25 @@ class ServiceRouter(RouterStage):
                         pkt.note(self.name, f"{wait}: held for the peers' replication")
                     return DONE
         return self._refused(pkt, verdict)
+
+    def _fragment(self, pkt: Packet, svc: Any) -> str | None:
+        """An IPv4 fragment: held until its datagram is whole (DONE), dropped by name, or (None)
+        the last one, now the whole datagram, which goes on; egress cuts it again."""
+        if pkt.fx is not None:
+            pkt.fx.no_cache("fragment")
+        got = svc.reasm.add(pkt.buf, monotonic())
+        if got is None:
+            if pkt.trace is not None:
+                pkt.note(self.name, "IPv4 fragment held until its datagram is whole")
+            return DONE
+        if isinstance(got, str):
+            return self.drop(pkt, got)
+        whole, largest = got
+        pkt.buf[14:] = whole  # (in place: the walk holds this buffer)
+        pkt.frag_mtu = largest
+        if pkt.trace is not None:
+            pkt.note(self.name, f"IPv4 datagram reassembled: {len(whole)} bytes")
+        return None
 
     def after_route(self, pkt: Packet, route: Route) -> str | None:
         router = pkt.router

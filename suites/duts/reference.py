@@ -68,6 +68,9 @@ DROP_CATEGORY = {
                     "icmp-truncated",
                     "arp-truncated",
                     "ip6-truncated",
+                    "frag-overlap",
+                    "frag-bad-length",
+                    "frag-too-big",
                     "ip6-bad-version",
                     "ip6-bad-length",
                     "ip6-ext-truncated",
@@ -97,7 +100,7 @@ DROP_CATEGORY = {
                 "firewall",
                 ("fw-drop", "fw-reject", "fw-unsolicited", "ct-invalid", "untrackable", "mgmt-refused", "urpf"),
             ),
-            ("nat", ("nat-no-session", "nat-table-full", "nat-pool-exhausted", "ct-clash")),
+            ("nat", ("nat-no-session", "nat-table-full", "nat-pool-exhausted", "ct-clash", "frag-table-full")),
         )
         for reason in reasons
     },

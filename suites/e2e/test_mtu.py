@@ -61,19 +61,41 @@ def test_ipv4_with_dont_fragment_gets_fragmentation_needed_and_the_sender_learns
 
 @pytest.mark.needs("routing")
 def test_ipv4_without_dont_fragment_crosses_in_fragments(small_uplink):
-    """t1's 1500-byte pings with DF clear cross the 1400-byte uplink in fragments (seen on
-    ext1's side of it, none larger than 1400) and ext1 answers each: it reassembled them.
-    (ext1 itself: behind it the ext1-ext2 link has an MTU of 1400 too, so ext2's answers
-    would come back in fragments, which the SR cannot track through its NAT.)"""
+    """t1's 1500-byte pings with DF clear to ext2 cross the 1400-byte uplink in fragments the
+    gateway made (seen on ext1's side of it, none larger than 1400), and ext2 answers each."""
+    lab = small_uplink
+    t1 = lab.host("t1")
+    dst = lab.plan["hosts"]["ext2"]["ip"].split("/")[0]
+    run(t1, ["ip", "route", "flush", "cache"], check=False)  # (no path MTU from a test before: t1 sends 1500)
+    out = _fragmented_pings(lab, dst)
+    assert max(f.len for f in out) <= 1400, [(f.len, f.frag, f.flags) for f in out]
+
+
+@pytest.mark.needs("routing", "nat.snat")
+def test_a_tenants_own_fragments_cross_the_nat(small_uplink):
+    """t1 knows the path MTU (1400) and cuts its 1500-byte pings itself: the SR puts each
+    datagram together for its NAT (only the first fragment has the ports) and sends it on in
+    fragments from its pool address; ext2 answers each."""
+    lab = small_uplink
+    t1 = lab.host("t1")
+    dst = lab.plan["hosts"]["ext2"]["ip"].split("/")[0]
+    send_big(t1, dst, 1472)
+    assert path_mtu(t1, dst) == 1400, "t1 must know the path MTU to cut its datagrams itself"
+    out = _fragmented_pings(lab, dst)
+    pool = {p.src for p in out}
+    assert max(f.len for f in out) <= 1400 and not pool & {"172.16.10.11"}, pool
+
+
+def _fragmented_pings(lab: Any, dst: str) -> list[Any]:
+    """Three 1500-byte pings from t1 with DF clear, answered; the fragments on ext1's side of
+    the uplink."""
     from scapy.layers.inet import IP
 
-    lab = small_uplink
     t1, ext1 = lab.host("t1"), lab.host("ext1")
-    dst = lab.plan["hosts"]["ext1"]["ip"].split("/")[0]
-    run(t1, ["ip", "route", "flush", "cache"], check=False)  # (no path MTU from the test before: t1 sends 1500)
     with traffic.capture(ext1, lab.intf_towards("ext1", "edge1"), seconds=5) as cap:
         res = run(t1, ["ping", "-n", "-c", "3", "-i", "0.3", "-W", "1", "-M", "dont", "-s", "1472", dst], check=False)
     assert " 0% packet loss" in res.stdout, res.stdout + res.stderr
     frames = [IP(bytes(f.payload)) for f in cap.frames if f.type == 0x0800]
-    frags = [p for p in frames if p.dst == dst and (p.flags.MF or p.frag)]
-    assert len(frags) >= 6 and max(f.len for f in frags) <= 1400, [(f.len, f.frag, f.flags) for f in frags]
+    out = [p for p in frames if p.dst == dst and (p.flags.MF or p.frag)]
+    assert len(out) >= 6, "the pings crossed in fragments"
+    return out

@@ -15,10 +15,33 @@ def web(l3, src=H1):
     return bytes(Ether(src=src, dst=WEB_GW) / Dot1Q(vlan=10) / l3)
 
 
-def test_non_first_fragment_through_the_sr_is_untrackable():
+def test_fragments_that_overlap_through_the_sr_are_dropped():
     rig = nat_rig()
-    rig.send("trunk", web(IP(src="172.16.10.11", dst="203.0.113.10", frag=100, proto=17) / Raw(b"x" * 16)))
-    assert rig.drops() == {"sr/untrackable": 1}
+    rig.send("trunk", web(IP(src="172.16.10.11", dst="203.0.113.10", frag=100, flags="MF", proto=17) / Raw(b"x" * 16)))
+    rig.send("trunk", web(IP(src="172.16.10.11", dst="203.0.113.10", frag=101, proto=17) / Raw(b"x" * 16)))
+    assert rig.drops() == {"sr/frag-overlap": 1}
+
+
+def test_a_fragment_but_the_last_with_data_no_multiple_of_8_is_dropped():
+    rig = nat_rig()
+    rig.send("trunk", web(IP(src="172.16.10.11", dst="203.0.113.10", flags="MF", proto=17) / Raw(b"x" * 13)))
+    assert rig.drops() == {"sr/frag-bad-length": 1}
+
+
+def test_a_fragment_past_65535_bytes_is_dropped():
+    rig = nat_rig()
+    rig.send("trunk", web(IP(src="172.16.10.11", dst="203.0.113.10", frag=8189, proto=17) / Raw(b"x" * 16)))
+    assert rig.drops() == {"sr/frag-too-big": 1}
+
+
+def test_fragments_beyond_the_waiting_bound_are_dropped():
+    from gateway.services.reasm import MAX_DATAGRAMS
+
+    rig = nat_rig()
+    for ident in range(MAX_DATAGRAMS + 1):
+        frag = IP(src="172.16.10.11", dst="203.0.113.10", id=ident, frag=10, flags="MF", proto=17) / Raw(b"x" * 16)
+        rig.send("trunk", web(frag))
+    assert rig.drops() == {"sr/frag-table-full": 1}
 
 
 def test_host_to_its_own_one_to_one_address_is_a_clash():
