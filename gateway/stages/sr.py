@@ -83,8 +83,10 @@ class ServiceRouter(RouterStage):
             if held is not None:
                 return held
         verdict = svc.inbound6(pkt, monotonic()) if is_ipv6(pkt) else svc.inbound(pkt, monotonic())
-        # (Not behind NPTv6: the held frame would be translated a second time when it runs again.)
-        if router.replicates and pkt.in_port is not None and not (router.npt is not None and is_ipv6(pkt)):  # type: ignore[union-attr]
+        # (Not behind NPTv6: the held frame would be translated a second time when it runs again;
+        # nor a datagram put together from fragments: it would run again whole, never cut.)
+        held_ok = not pkt.frag_mtu and not (router.npt is not None and is_ipv6(pkt))  # type: ignore[union-attr]
+        if router.replicates and pkt.in_port is not None and held_ok:  # type: ignore[union-attr]
             # No connection for it here yet, but a peer SR may be replicating it right now (a
             # reply that came back through this SR, active/active): the replication holds it
             # a moment and carries it on once the entry is in, or drops it then.
