@@ -311,8 +311,11 @@ class Udp:
     def serialize(self, payload: bytes, src: int, dst: int) -> bytes:
         length = UDP_LEN + len(payload)
         raw = bytearray(self._PACK.pack(self.sport, self.dport, length, 0)) + payload
-        s, d = src.to_bytes(4, "big"), dst.to_bytes(4, "big")
-        csum = checksum(pseudo_header(s, d, IPPROTO_UDP, length) + raw) or 0xFFFF
+        if dst > 0xFFFFFFFF:  # IPv6 (RFC 8200 8.1): 128-bit addresses, a 32-bit length
+            pseudo = src.to_bytes(16, "big") + dst.to_bytes(16, "big") + struct.pack("!I3xB", length, IPPROTO_UDP)
+        else:
+            pseudo = pseudo_header(src.to_bytes(4, "big"), dst.to_bytes(4, "big"), IPPROTO_UDP, length)
+        csum = checksum(pseudo + raw) or 0xFFFF
         struct.pack_into("!H", raw, 6, csum)
         return bytes(raw)
 

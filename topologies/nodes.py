@@ -13,12 +13,25 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Sequence
+from typing import Any
 
 from mininet.node import Host, Node, OVSSwitch
 
 
 class NodeCommandError(RuntimeError):
     pass
+
+
+def stop_process(proc: subprocess.Popen[Any] | None, timeout: float = 5.0) -> None:
+    """End a daemon a driver started: SIGTERM, then SIGKILL after ``timeout`` s; never raises."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
 
 
 def run(node: Node, argv: Sequence[str], check: bool = True, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:

@@ -50,8 +50,8 @@ from typing import Any
 
 from gateway import config
 from gateway.ha.bfd import BFD_PORT, DOWN, HELLO_PORT, UP, Session
-from gateway.headers import IPPROTO_UDP, IPv4, Udp, checksum
-from gateway.headers6 import IPv6, addr_str, pseudo_header6
+from gateway.headers import IPPROTO_UDP, IPv4, Udp
+from gateway.headers6 import IPv6, addr_str
 from gateway.io import ipc
 
 STATUS_EVERY = 1.0
@@ -102,12 +102,9 @@ def link_up(ifname: str) -> bool:
 def _udp_packet(src: int, dst: int, sport: int, dport: int, payload: bytes) -> bytes:
     """A UDP datagram from ``src`` to ``dst`` (IPv4 or IPv6), TTL/hop limit 255: RFC 5881 sends
     with 255 and checks it on receive (GTSM)."""
-    if dst > 0xFFFFFFFF:
-        dgram = bytearray(struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload)
-        csum = checksum(pseudo_header6(src, dst, len(dgram), IPPROTO_UDP) + dgram) or 0xFFFF
-        struct.pack_into("!H", dgram, 6, csum)
-        return IPv6(src, dst, IPPROTO_UDP, 255).serialize(len(dgram)) + bytes(dgram)
     udp = Udp(sport, dport).serialize(payload, src, dst)
+    if dst > 0xFFFFFFFF:
+        return IPv6(src, dst, IPPROTO_UDP, 255).serialize(len(udp)) + udp
     return IPv4(src=src, dst=dst, proto=IPPROTO_UDP, ttl=255).serialize(len(udp)) + udp
 
 

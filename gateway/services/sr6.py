@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateway.effects import L4_6
 from gateway.headers import IPPROTO_TCP
 from gateway.l4 import ICMP6_ECHO_REPLY, ICMP_ERROR, UNTRACKABLE, FlowTuple, flow_tuple6, inner_tuple6
 from gateway.services.conntrack import ACK, CLOSED, ORIG, RST, SYN, TIME_WAIT, UNTRACKED, ConnTable, tuple_str
@@ -29,6 +28,7 @@ class Ipv6Services:
     fw: Firewall
     related: int
     _revalidate: Callable[[Any], bool]  # SrServices's: would a changed rule still allow it?
+    _record: Callable[..., None]  # SrServices's: tell the cache what the flow's entry depends on
 
     def inbound6(self, pkt: SrPacket, now: float) -> Verdict | None:
         buf = pkt.buf
@@ -61,7 +61,7 @@ class Ipv6Services:
                 self.ct.remove(conn)
                 conn = None
         if conn is not None:
-            self._record6(pkt, conn, direction)
+            self._record(pkt, conn, direction, v6=True)
             self.ct.touch(conn, direction, len(buf) - 14, now, flags)
             pkt.conn, pkt.conn_dir = conn, direction
             if pkt.trace is not None:
@@ -102,18 +102,7 @@ class Ipv6Services:
         flags = pkt.buf[l4 + 13] if t.proto == IPPROTO_TCP else 0
         self.ct.touch(conn, ORIG, len(pkt.buf) - 14, conn.created, flags)
         pkt.conn, pkt.conn_dir = conn, ORIG
-        self._record6(pkt, conn, ORIG)
+        self._record(pkt, conn, ORIG, v6=True)
         if pkt.trace is not None:
             pkt.note("sr", f"conntrack new #{conn.id} {tuple_str(t)} ({rule.name if rule else 'default policy'})")
         return None
-
-    def _record6(self, pkt: SrPacket, conn: Any, direction: int) -> None:
-        """Tell the cache: this flow is matched on its 5-tuple and touches ``conn``."""
-        fx = pkt.fx
-        if fx is None:
-            return
-        fx.read(L4_6)
-        fx.conn = (self.ct, conn)
-        fx.conn_dir = direction
-        fx.depend(conn, "released")
-        fx.depend(self.fw, "generation")

@@ -25,7 +25,7 @@ from typing import Any
 from suites.duts.base import DROP_CATEGORIES, DutDriver, GatewayHandle
 from suites.duts.linux_ipv6 import TABLE6, start6, stop6
 from suites.duts.linux_render import TABLE, dnat_rule, fw_rule, one_to_one_rules, render, snat_rules
-from topologies.nodes import OFFLOADS, GatewayNode, NodeCommandError, run, run_root
+from topologies.nodes import OFFLOADS, GatewayNode, NodeCommandError, run, run_root, stop_process
 
 NO_INSTANCE_COOKIE = "0x99"
 
@@ -554,13 +554,7 @@ class LinuxDriver(DutDriver):
         node = self.lab.host(gateway)
         self.kill_keepalived(gateway, signal.SIGTERM)
         self.stop_conntrackd(gateway, signal.SIGTERM)
-        relay = self._dhcrelay.pop(gateway, None)
-        if relay is not None and relay.poll() is None:
-            relay.terminate()
-            try:
-                relay.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                relay.kill()
+        stop_process(self._dhcrelay.pop(gateway, None))
         run(node, ["nft", "delete", "table", "ip", TABLE], check=False)
         if spec["ipv6"] is not None:
             stop6(node, self._radvd.pop(gateway, None), run)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from suites.duts.linux_fw import fw_chains, fw_rule
+from topologies.nodes import stop_process
 
 TABLE6 = "edgelab6"
 RA_INTERVAL = 10  # seconds, at most, between unsolicited router advertisements
@@ -146,12 +147,6 @@ def start6(node: Any, spec6: dict[str, Any], rundir: Path, name: str, run: Any) 
 
 
 def stop6(node: Any, radvd: subprocess.Popen[bytes] | None, run: Any) -> None:
-    if radvd is not None and radvd.poll() is None:
-        radvd.terminate()
-        try:
-            radvd.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            radvd.kill()
-            radvd.wait()
+    stop_process(radvd)
     run(node, ["nft", "delete", "table", "ip6", TABLE6], check=False)
     run(node, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"], check=False)

@@ -26,7 +26,7 @@ from typing import Any
 from suites.duts.base import DROP_CATEGORIES, DutDriver, GatewayHandle
 from suites.duts.ovs_render import render
 from suites.duts.ovsken.flows import DROP_KINDS
-from topologies.nodes import OFFLOADS, GatewayNode, NodeCommandError, run, run_root
+from topologies.nodes import OFFLOADS, GatewayNode, NodeCommandError, run, run_root, stop_process
 
 START_TIMEOUT = 30.0
 
@@ -233,13 +233,7 @@ class OvsDriver(DutDriver):
         handle = self._running.pop(gateway, None)
         if handle is None:
             return
-        if handle.proc.poll() is None:
-            handle.proc.terminate()
-            try:
-                handle.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                handle.proc.kill()
-                handle.proc.wait(timeout=5)
+        stop_process(handle.proc)
         node = self.lab.host(gateway)
         run_root(["ovs-vsctl", "--if-exists", "del-br", handle.spec["bridge"]], check=False)
         for ifname in handle.spec["ifnames"]:
