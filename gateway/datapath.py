@@ -304,8 +304,8 @@ class Datapath:
         verdict = pkt.drop_reason or ("forwarded" if pkt.outputs else "consumed")
         return _trace(pkt.in_port.name if pkt.in_port else None, pkt.vlan, summary, pkt.trace, verdict)
 
-    def poll_port(self, port: Port) -> int:
-        batch = port.io.recv_batch(BATCH)  # type: ignore[union-attr]
+    def poll_port(self, port: Port, readable: bool = True) -> int:
+        batch = port.io.recv_batch(BATCH) if readable else port.io.recv_batch(BATCH, False)  # type: ignore[union-attr]
         if batch:
             self.process(port, batch, time.monotonic())
         return len(batch)
@@ -371,8 +371,11 @@ class Datapath:
                     continue
                 woke = time.monotonic()
                 backlog = False
+                # A polled port's socket is read only when epoll reported it (its empty
+                # read is a system call and an exception on every round).
+                readable = {by_fd[fd] for fd, _mask in events if fd in by_fd} if events else ()
                 for port in polled:
-                    if poll_port(port) >= BATCH:
+                    if poll_port(port, port in readable) >= BATCH:
                         backlog = True
                 for fd, mask in events:
                     ready = by_fd.get(fd)

@@ -174,8 +174,8 @@ class Mirrored:
     def filenos(self) -> tuple[int, ...]:
         return tuple(self.inner.filenos())
 
-    def recv_batch(self, limit: int) -> list[tuple[bytearray, int | None]]:
-        return list(self.inner.recv_batch(limit))
+    def recv_batch(self, limit: int, readable: bool = True) -> list[tuple[bytearray, int | None]]:
+        return list(self.inner.recv_batch(limit) if readable else self.inner.recv_batch(limit, False))
 
     def flush(self) -> None:
         self.inner.flush()

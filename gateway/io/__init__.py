@@ -26,8 +26,11 @@ class Transport(Protocol):
         an error on any is read through :meth:`take_error`)."""
         ...
 
-    def recv_batch(self, limit: int) -> list[tuple[bytearray, int | None]]:
-        """Up to ``limit`` received frames (untagged) with their VLAN, without blocking."""
+    def recv_batch(self, limit: int, readable: bool = True) -> list[tuple[bytearray, int | None]]:
+        """Up to ``limit`` received frames (untagged) with their VLAN, without blocking.
+
+        ``readable=False``: epoll did not report the port's descriptors readable (a
+        polled port read on the loop's schedule): read only what needs no system call."""
         ...
 
     def send(self, frame: bytes | bytearray) -> None:

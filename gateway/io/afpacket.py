@@ -117,8 +117,10 @@ class AfPacket:
     def counters(self) -> dict[str, int]:
         return {"rx_dropped": self.kernel_drops(), "tx_dropped": 0, "rx_resyncs": 0}
 
-    def recv_batch(self, limit: int) -> list[tuple[bytearray, int | None]]:
+    def recv_batch(self, limit: int, readable: bool = True) -> list[tuple[bytearray, int | None]]:
         out: list[tuple[bytearray, int | None]] = []
+        if not readable:
+            return out
         recvmsg = self.sock.recvmsg
         for _ in range(limit):
             try:

@@ -124,18 +124,24 @@ class BlockRingPort(AfPacket):
         quiet = self.quiet.kernel_drops() if self.quiet is not None else 0
         return super().kernel_drops() + quiet
 
-    def recv_batch(self, limit: int) -> list[tuple[bytearray, int | None]]:
+    def recv_batch(self, limit: int, readable: bool = True) -> list[tuple[bytearray, int | None]]:
+        """``readable=False``: the quiet socket is not read (an empty read is a system call
+        and an exception; epoll reports the socket when it has a frame).  Quiet, one frame
+        is read per call: a second read would almost always come back empty, and epoll
+        reports the socket again at once while it holds more (at most ``TO_BLOCKS`` per
+        ``WINDOW`` before the port moves to its blocks)."""
         quiet = self.quiet
         if quiet is None:
             return self._blocks_batch(limit)
         if self.on_blocks:
-            out = quiet.recv_batch(limit)  # what came before the switch (and stragglers) first
+            # What came before the switch (and stragglers) first.
+            out = quiet.recv_batch(limit) if readable else []
             if len(out) < limit:
                 out += self._blocks_batch(limit - len(out))
         else:
             out = self._blocks_batch(limit)  # what the blocks took before the switch first
-            if len(out) < limit and not self._block_open():
-                got = quiet.recv_batch(limit - len(out))
+            if len(out) < limit and readable and not self._block_open():
+                got = quiet.recv_batch(1)
                 self.rx_by_frame += len(got)
                 out += got
         self._judge(len(out))
