@@ -1,12 +1,12 @@
 """The datapath: ports, tables, pipeline and the run-to-completion loop.
 
-Where this sits: ``python -m gateway`` builds one :class:`Datapath` and calls
-:meth:`Datapath.run`.  One thread does everything: it waits on the port
-sockets, the unix listeners (control socket, the process transport) and the
-timer with one ``epoll``; for a readable port it takes a batch of frames and
-carries each through the cache or the whole pipeline (and out) before taking
-the next.  Control requests and timers are serviced between batches, so they
-never block forwarding for longer than one batch.
+Where this sits: ``python -m gateway`` builds one :class:`Datapath` and runs
+the loop over it (``loop.py``).  One thread does everything: it
+waits on the port sockets, the unix listeners (control socket, the process
+transport) and the timers with one ``epoll``; for a readable port it takes a
+batch of frames and carries each through the cache or the whole pipeline (and
+out) before taking the next.  Control requests and timers are serviced between
+batches, so they never block forwarding for longer than one batch.
 
 The datapath owns what every part below it shares: the model, the MAC table,
 the invalidation epoch (``epoch.py``), the pipeline and the cache.  Address
@@ -20,8 +20,6 @@ Tests build a Datapath with in-memory transports (``attach``) and call
 from __future__ import annotations
 
 import os
-import select
-import signal
 import time
 from collections import deque
 from typing import Any
@@ -44,11 +42,14 @@ from gateway.model import Port, Router
 from gateway.monitor import Monitor, monitor_tap
 from gateway.packet import Packet
 from gateway.pipeline import STAGE_ORDER, Pipeline
-from gateway.stalls import FLOOR, Stalls
+from gateway.stalls import Stalls
 from gateway.tables.mac import MacTable
 
-BATCH = 64
-TICK = 1.0
+BATCH = 64  # frames taken from a port at once
+# Expiry (connections, cache entries) runs in slices: at most SWEEP_SLICE entries of each
+# table at a time (``loop.py`` calls :meth:`Datapath.sweep` every 10 ms, and again at once
+# while a slice came back full).
+SWEEP_SLICE = 256
 
 
 def _trace(port: str | None, vlan: int | None, packet: str, steps: Any, verdict: str) -> dict[str, Any]:
@@ -310,8 +311,17 @@ class Datapath:
             self.process(port, batch, time.monotonic())
         return len(batch)
 
+    def sweep(self, now: float, limit: int | None = SWEEP_SLICE) -> bool:
+        """Expire connections and cache entries, at most ``limit`` of each table; True when a
+        table had more (the loop comes back at once)."""
+        more = self.cache.expire(now, limit) == limit
+        for router in self.model.routers:
+            if router.services is not None and router.services.expire(now, limit) == limit:
+                more = True
+        return more
+
     def tick(self, now: float) -> None:
-        self.cache.expire(now)
+        self.sweep(now)
         self.macs.age(now)
         if self.model.evi is not None:
             self.model.evi.age(now)
@@ -321,90 +331,7 @@ class Datapath:
         for listener in self.listeners:
             listener.tick()
 
-    # -- the loop ----------------------------------------------------------------------
-    def run(self) -> None:
-        """Serve ports, unix listeners (control socket, ipc) and timers until SIGTERM/SIGINT.
-
-        A socket port is read when epoll says it is readable.  A ring port
-        (``io: block``) is registered too, but is also read after every
-        wake-up, and the wait is capped at its ``poll_interval`` (1 ms: a
-        thousand cheap status reads a second when idle): once, while a ring
-        overflowed, epoll was seen to sleep 0.45 s with frames arriving, and a
-        missed wake-up must not cost more than a millisecond.
-        """
-        ep = select.epoll()
-        handlers: dict[int, Any] = {}
-        ports: list[tuple[Port, Transport]] = [(p, p.io) for p in self.model.ports.values() if p.io is not None]
-        transports = [io for _p, io in ports]
-        polled = [p for p, io in ports if io.poll_interval]
-        polled_set = set(polled)
-        waits = [io.poll_interval for _p, io in ports if io.poll_interval]
-        max_wait = min(waits) if waits else None
-        by_fd = {}
-        for port, io in ports:
-            for fd in io.filenos():
-                by_fd[fd] = port
-                ep.register(fd, select.EPOLLIN)
-        for listener in self.listeners:
-            listener.attach(ep, handlers)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._stop)
-        signal.signal(signal.SIGHUP, self._hup)
-        next_tick = time.monotonic() + TICK
-        backlog = False
-        poll_port = self.poll_port
-        sync = self.sync
-        stalls = self.stalls
-        try:
-            while not self.stopping:
-                # A port that filled a whole batch may hold more: look again at once.
-                timeout = 0.0 if backlog else max(0.0, next_tick - time.monotonic())
-                if max_wait is not None and timeout > max_wait:
-                    timeout = max_wait
-                if sync is not None:
-                    wait = sync.wait(time.monotonic())  # replication held back by its rate
-                    if wait is not None and wait < timeout:
-                        timeout = wait
-                try:
-                    events = ep.poll(timeout)
-                except InterruptedError:
-                    continue
-                woke = time.monotonic()
-                backlog = False
-                # A polled port's socket is read only when epoll reported it (its empty
-                # read is a system call and an exception on every round).
-                readable = {by_fd[fd] for fd, _mask in events if fd in by_fd} if events else ()
-                for port in polled:
-                    if poll_port(port, port in readable) >= BATCH:
-                        backlog = True
-                for fd, mask in events:
-                    ready = by_fd.get(fd)
-                    if ready is not None:
-                        if mask & select.EPOLLERR:
-                            self.port_error(ready)
-                        if ready not in polled_set and poll_port(ready) >= BATCH:
-                            backlog = True
-                        continue
-                    handler = handlers.get(fd)
-                    if handler is not None:
-                        handler()
-                now = time.monotonic()
-                if now >= next_tick:
-                    self.tick(now)
-                    next_tick = now + TICK
-                    if self.hup_pending and self.on_hup is not None:
-                        self.hup_pending = False
-                        self.on_hup()  # SIGHUP: the config read again (its owner says how it went)
-                if sync is not None:
-                    sync.flush(now)  # what this round of packets created or changed, to the peers
-                for io in transports:
-                    io.flush()
-                busy = time.monotonic() - woke
-                if busy >= FLOOR:
-                    stalls.note(busy, woke + busy)
-        finally:
-            ep.close()
-
+    # -- for the loop (loop.py) ---------------------------------------------------------
     def port_error(self, port: Port) -> None:
         """A socket error on a port (its interface went down or away): read it, which clears
         it (else epoll reports it again at once, for ever), count it, say it once per kind."""
@@ -415,12 +342,6 @@ class Datapath:
         if err != port.last_error:
             port.last_error = err
             print(f"gateway: port {port.name} ({port.ifname}): {os.strerror(err)}", flush=True)
-
-    def _stop(self, signum: int, _frame: Any) -> None:
-        self.stopping = True
-
-    def _hup(self, signum: int, _frame: Any) -> None:
-        self.hup_pending = True
 
     # -- state for ``show`` ------------------------------------------------------------
     def counters(self) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """How long the run-to-completion loop went without looking at its ports.
 
-Where this sits: :meth:`gateway.datapath.Datapath.run` times each round of
+Where this sits: :func:`gateway.loop.run` times each round of
 its loop (from epoll's return to the last flush) and hands this meter every
 round longer than :data:`FLOOR`; ``show counters`` reports it as ``loop``.
 A long round delays every frame behind it, BFD's included: a round of 150 ms

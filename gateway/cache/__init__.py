@@ -509,9 +509,10 @@ class Cache:
         self._l2_only = (L2,) if self._tables[L2] else ()
 
     # -- maintenance ------------------------------------------------------------------------
-    def expire(self, now: float) -> int:
+    def expire(self, now: float, limit: int | None = None) -> int:
+        """Remove entries idle past the timeout, at most ``limit`` (None: all); how many went."""
         n = 0
-        while self._lru:
+        while self._lru and n != limit:
             entry = next(iter(self._lru.values()))
             if now - entry.last <= self.idle_timeout:
                 break

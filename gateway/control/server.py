@@ -1,6 +1,6 @@
 """The control socket: a unix stream socket speaking JSON lines.
 
-Where this sits: polled by the datapath loop (``Datapath.run``) with the
+Where this sits: polled by the datapath loop (``loop.py``) with the
 ports; never blocks.  Each line a client sends is one request; each answer is
 one line.  A line that is not JSON, nests too deep, or is longer than
 ``MAX_LINE`` gets an error answer and is counted; a client that vanishes

@@ -58,7 +58,7 @@ class BlockRingPort(AfPacket):
     has blocks; with 64 blocks it overflowed at 20-50 kpps while the daemon
     idled, with 256 blocks of 64 KiB (16 MiB, ~115k 64-byte frames) it does
     not.  The loop also reads the ring at least every ``poll_interval``
-    instead of relying on epoll alone (see ``Datapath.run``).
+    instead of relying on epoll alone (see ``loop.py``).
 
     Quiet and busy: frames go to a plain socket (``quiet``, one ``recvmsg``
     each, read as soon as epoll says so) while fewer than ``TO_BLOCKS`` arrive

@@ -298,11 +298,12 @@ class ConnTable:
         if self.on_release is not None:
             self.on_release(conn)
 
-    def expire(self, now: float) -> int:
+    def expire(self, now: float, limit: int | None = None) -> int:
+        """Remove entries past their timeout, at most ``limit`` (None: all); how many went."""
         n = 0
         for cls, bucket in self._classes.items():
             timeout = self.timeouts[cls]
-            while bucket:
+            while bucket and n != limit:
                 conn = next(iter(bucket.values()))
                 if now - conn.last <= timeout:
                     break

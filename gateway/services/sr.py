@@ -308,12 +308,15 @@ class SrServices(Ipv6Services):
         """An ALG read an endpoint announced on ``conn``: what to write instead (``expect.py``)."""
         return self.expects.announce(conn, direction, addr, port, monotonic())
 
-    def expire(self, now: float) -> None:
-        self.ct.expire(now)
+    def expire(self, now: float, limit: int | None = None) -> int:
+        """Connections past their timeout (at most ``limit``, how many went), stale fragments
+        and expectations (few: bounded tables)."""
+        n = self.ct.expire(now, limit)
         if self.reasm.pending:
             self.reasm.expire(now)
         if self.expects:
             self.expects.expire(now)
+        return n
 
     # -- show --------------------------------------------------------------------------------
     def show_nat(self, now: float) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
+from gateway import loop
 from gateway.packet import Packet
 from suites.unit.conftest import Rig
 from suites.unit.test_nat import EXT, H1, H2, H3, UP_GW, WEB_GW, nat_rig
@@ -148,7 +149,7 @@ def test_a_port_socket_error_is_read_counted_and_does_not_spin():
     stopper = threading.Timer(0.3, lambda: setattr(rig.dp, "stopping", True))
     stopper.start()
     try:
-        rig.dp.run()
+        loop.run(rig.dp)
     finally:
         stopper.cancel()
         signal.signal(signal.SIGINT, signal.default_int_handler)

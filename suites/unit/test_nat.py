@@ -382,3 +382,22 @@ def test_bad_runtime_rules_are_refused(nrig):
         resp = nrig.handle(req)
         assert resp["ok"] is False, req
     assert nrig.control.errors == len(bad)
+
+
+def test_expiry_runs_in_slices_and_finishes():
+    """The loop's sweep expires at most a slice of each table at a time (a second's closed
+    connections expiring together stalled the loop for 100+ ms) and says when more are due."""
+    from gateway.datapath import SWEEP_SLICE
+
+    rig = nat_rig(max_sessions=2000)
+    n = SWEEP_SLICE + 40
+    for sport in range(1000, 1000 + n):
+        rig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / UDP(sport=sport, dport=53)))
+    assert len(rig.take("uplink")) == n
+    ct = rig.dp.model.router("t1", "sr").services.ct
+    assert len(ct) == n and len(rig.dp.cache) == n
+    later = time.monotonic() + 1000
+    assert rig.dp.sweep(later) is True, "a full slice: more are due"
+    assert len(ct) == 40 and len(rig.dp.cache) == 40
+    assert rig.dp.sweep(later) is False
+    assert len(ct) == 0 and len(rig.dp.cache) == 0 and ct.expired == n
