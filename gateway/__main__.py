@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from gateway import config, loop
+from gateway import config, gcpolicy, loop
 from gateway.control.server import ControlServer
 from gateway.datapath import Datapath
 from gateway.fpm import FPM_PORT, FpmError, FpmServer, listen_in
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     dp.on_hup = lambda: _reload_on_hup(control)
     print(f"gateway: {cfg.node} running, control socket {cfg.control_socket}", flush=True)
     try:
+        gcpolicy.collect_young_only()
         loop.run(dp)
     finally:
         for listener in dp.listeners:

@@ -31,6 +31,7 @@ import struct
 from collections import deque
 from typing import Any
 
+from gateway.gcpolicy import young_garbage
 from gateway.model import Model, Router, add_route
 
 FPM_PORT = 2620
@@ -155,26 +156,28 @@ class FpmServer:
 
     # -- the stream ----------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
-        """Take bytes of the FPM stream; apply every whole message."""
+        """Take bytes of the FPM stream; apply every whole message.  A parsed message is a
+        cycle of pyroute2 objects: a read is applied under ``young_garbage``."""
         buf = self.buf
         buf += data
         at, end = 0, len(buf)
         view = memoryview(buf)
         try:
-            while end - at >= _HDR.size:
-                version, kind, length = _HDR.unpack_from(buf, at)
-                if version != 1 or length < _HDR.size:
-                    self.errors.append(f"bad FPM header (version {version}, length {length}): connection closed")
-                    self.rejected += 1
-                    at = end
-                    self._drop_conn()
-                    return
-                if end - at < length:
-                    return  # the rest of the message is still on its way
-                message = bytes(view[at + _HDR.size : at + length])
-                at += length
-                if kind == 1:
-                    self.apply(message)
+            with young_garbage():
+                while end - at >= _HDR.size:
+                    version, kind, length = _HDR.unpack_from(buf, at)
+                    if version != 1 or length < _HDR.size:
+                        self.errors.append(f"bad FPM header (version {version}, length {length}): connection closed")
+                        self.rejected += 1
+                        at = end
+                        self._drop_conn()
+                        return
+                    if end - at < length:
+                        return  # the rest of the message is still on its way
+                    message = bytes(view[at + _HDR.size : at + length])
+                    at += length
+                    if kind == 1:
+                        self.apply(message)
         finally:
             view.release()
             del buf[:at]  # once per read, not once per message (a full table is a million of them)

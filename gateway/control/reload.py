@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from gateway import config
 from gateway.build import build
 from gateway.epoch import Epoch
+from gateway.gcpolicy import young_garbage
 from gateway.model import add_route
 from gateway.services.conntrack import DEFAULT_TIMEOUTS
 from gateway.services.rules import FirewallConfig, NatConfig
@@ -75,7 +76,10 @@ def _merge(old: list[Any], new: list[Any]) -> tuple[list[Any], list[str], list[s
 def reload(dp: Datapath, path: str | None = None) -> dict[str, Any]:
     source = path or dp.cfg.source
     new = config.load(source)  # ConfigError: refused with its located message
-    build(new, Epoch())  # what only the model checks (next hops on connected subnets ...)
+    # What only the model checks (next hops on connected subnets ...), on a model built on
+    # the side: its objects refer to each other, and the daemon never runs a full collection.
+    with young_garbage():
+        build(new, Epoch())
     old_fixed, new_fixed = _fixed(dp.cfg), _fixed(new)
     differ = [name for name in old_fixed if old_fixed[name] != new_fixed[name]]
     if differ:

@@ -1,0 +1,91 @@
+"""The daemon never runs a full garbage collection (``gateway/gcpolicy.py``): that is sound
+only while what it drops is freed by reference counting, or dies young.  Each test runs a
+kind of churn with automatic collection off, as if none would ever come, and finds none of
+the churn's objects left: connections and their cache entries, the model a reload builds
+on the side, zebra's route messages."""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Iterator
+
+import pytest
+from pyroute2.netlink.rtnl.rtmsg import nh, rtmsg
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+
+from gateway.cache import Entry
+from gateway.effects import Effects
+from gateway.fpm import RTM_DELROUTE, RTM_NEWROUTE, FpmServer
+from gateway.headers import ip_int
+from gateway.packet import Packet
+from gateway.services.conntrack import Conn
+from gateway.tables.fib import Fib
+from suites.unit.conftest import Rig
+from suites.unit.test_fpm import FakeSock, fpm, route_msg
+from suites.unit.test_nat import nat_rig, out_frame
+from suites.unit.test_reload import edit, rig_from_file, sr
+
+
+def alive(*kinds: type) -> int:
+    return sum(1 for o in gc.get_objects() if type(o) in kinds)
+
+
+@pytest.fixture
+def no_collection() -> Iterator[None]:
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def test_connections_and_their_cache_entries_are_freed_without_a_collection(no_collection):
+    rig = nat_rig(max_sessions=2000)
+    before = alive(Conn, Entry, Packet, Effects)
+    for sport in range(2000, 2200):
+        for flags in ("S", "A", "R"):
+            tcp = TCP(sport=sport, dport=80, flags=flags)
+            rig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / tcp))
+        rig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / UDP(sport=sport, dport=53)))
+    rig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / ICMP(id=7)))
+    rig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10", ttl=1) / UDP(sport=9, dport=9)))
+    assert len(rig.take("uplink")) == 801
+    assert alive(Conn) + alive(Entry) == before + 802
+    for what in ("conntrack", "cache", "counters", "nat"):
+        assert rig.handle({"cmd": "show", "what": what})["ok"]
+    while rig.dp.sweep(time.monotonic() + 1000):
+        pass
+    assert alive(Conn, Entry, Packet, Effects) == before
+
+
+def test_the_model_a_reload_builds_on_the_side_is_freed(tmp_path):
+    rig, path = rig_from_file(tmp_path)
+    gc.collect()
+    gc.disable()
+    try:
+        before = alive(Fib)
+        edit(path, lambda r: sr(r)["routes"].append({"prefix": "192.0.2.0/24", "via": "203.0.113.10"}))
+        assert rig.handle({"cmd": "reload"})["ok"]
+        edit(path, lambda r: r.setdefault("tables", {}).update(mac_aging=77))
+        answer = rig.handle({"cmd": "reload"})
+        assert not answer["ok"] and "need a restart" in answer["error"], answer  # after its model was built
+        assert alive(Fib) == before, "the side models' FIBs are still there"
+    finally:
+        gc.enable()
+
+
+def test_route_messages_from_zebra_are_freed(no_collection):
+    rig = Rig()
+    srv = FpmServer(rig.dp.model, rig.dp.model.router("t1", "sr"), FakeSock())
+    nets = [f"10.{i // 256}.{i % 256}.0" for i in range(300)]
+    add = b"".join(fpm(route_msg(RTM_NEWROUTE, n, 24, "203.0.113.10", "203.0.113.11")) for n in nets)
+    withdraw = b"".join(fpm(route_msg(RTM_DELROUTE, n, 24)) for n in nets)
+    gc.collect()
+    before = alive(rtmsg, nh)
+    srv.feed(add)
+    assert srv.router.fib.lookup(ip_int("10.1.7.9")).origin == "bgp"
+    srv.feed(withdraw)
+    assert srv.removed == 300
+    assert alive(rtmsg, nh) == before
