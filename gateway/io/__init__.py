@@ -23,7 +23,9 @@ class Transport(Protocol):
 
     def filenos(self) -> tuple[int, ...]:
         """Every descriptor whose readiness means frames to read (epoll watches them all;
-        an error on any is read through :meth:`take_error`)."""
+        an error on any is read through :meth:`take_error`).  A polled port's first is the
+        one the loop reads every round anyway (its ring); ``recv_batch``'s ``readable`` says
+        whether epoll reported one of the others."""
         ...
 
     def recv_batch(self, limit: int, readable: bool = True) -> list[tuple[bytearray, int | None]]:

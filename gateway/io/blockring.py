@@ -126,10 +126,11 @@ class BlockRingPort(AfPacket):
 
     def recv_batch(self, limit: int, readable: bool = True) -> list[tuple[bytearray, int | None]]:
         """``readable=False``: the quiet socket is not read (an empty read is a system call
-        and an exception; epoll reports the socket when it has a frame).  Quiet, one frame
-        is read per call: a second read would almost always come back empty, and epoll
-        reports the socket again at once while it holds more (at most ``TO_BLOCKS`` per
-        ``WINDOW`` before the port moves to its blocks)."""
+        and an exception; epoll reports the socket when it has a frame).  While the window
+        has brought fewer than ``TO_FRAMES`` frames, one frame is read per call: a second
+        read would almost always come back empty, and epoll reports the socket again at
+        once while it holds more.  Past that, as many as there are: the window counts the
+        frames read, and a burst must be judged one within the window it came in."""
         quiet = self.quiet
         if quiet is None:
             return self._blocks_batch(limit)
@@ -141,7 +142,7 @@ class BlockRingPort(AfPacket):
         else:
             out = self._blocks_batch(limit)  # what the blocks took before the switch first
             if len(out) < limit and readable and not self._block_open():
-                got = quiet.recv_batch(1)
+                got = quiet.recv_batch(1 if self._window_n < TO_FRAMES else limit - len(out))
                 self.rx_by_frame += len(got)
                 out += got
         self._judge(len(out))
