@@ -14,6 +14,7 @@ every DUT in turn.
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import statistics
 import time
@@ -54,12 +55,13 @@ class ConnBench(bf.Bench):
 def in_process(pairs: int = 5000) -> float:
     """Microseconds per new connection through the reference's stages, in this process, no I/O:
     the same SYN + RST pairs as on the wire (each pair a tuple of its own) through the ``bench``
-    topology's ``nat`` path (DR, SR, conntrack entry, SNAT session).  ``bench pipeline`` prints it."""
+    topology's ``nat`` path (DR, SR, conntrack entry, SNAT session), garbage collected as in
+    the daemon.  ``bench pipeline`` prints it."""
     from scapy.layers.inet import IP, TCP
     from scapy.layers.l2 import ARP, Ether
 
     from edgelab.bench import _NullWire
-    from gateway import config
+    from gateway import config, gcpolicy
     from gateway.datapath import Datapath
     from suites.duts.reference import render
     from topologies import bench as bench_topology
@@ -90,10 +92,17 @@ def in_process(pairs: int = 5000) -> float:
         dp.receive(left, f, None)
     todo = frames(2048, pairs)
     sent = sum(p.tx for p in dp.model.ports.values())
-    t0 = time.perf_counter()
-    for f in todo:
-        dp.receive(left, f, None)
-    cost = (time.perf_counter() - t0) / pairs * 1e6
+    # Garbage collected as the daemon does it (gateway/gcpolicy.py), restored after.
+    thresholds = gc.get_threshold()
+    gcpolicy.collect_young_only()
+    try:
+        t0 = time.perf_counter()
+        for f in todo:
+            dp.receive(left, f, None)
+        cost = (time.perf_counter() - t0) / pairs * 1e6
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
     if sum(p.tx for p in dp.model.ports.values()) - sent != 2 * pairs:
         raise RuntimeError("bench pipeline: not every SYN and RST of the new connections left the gateway")
     return cost
