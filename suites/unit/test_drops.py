@@ -6,7 +6,6 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
-from gateway import loop
 from gateway.packet import Packet
 from suites.unit.conftest import Rig
 from suites.unit.test_nat import EXT, H1, H2, H3, UP_GW, WEB_GW, nat_rig
@@ -107,11 +106,10 @@ def test_a_port_socket_error_is_read_counted_and_does_not_spin():
     EPOLLERR until the error is read.  The loop reads it, counts it, says it once,
     and goes on: here a real socket with a pending error (ECONNREFUSED) stands in
     for the port's socket."""
-    import signal
     import socket
-    import threading
 
     from suites.unit.conftest import FakeWire
+    from suites.unit.test_loop import run_loop
 
     class ErrorWire(FakeWire):
         def __init__(self) -> None:
@@ -146,14 +144,9 @@ def test_a_port_socket_error_is_read_counted_and_does_not_spin():
         if name != "uplink":
             quiet.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
             other.fileno = quiet[-1].fileno  # type: ignore[method-assign]
-    stopper = threading.Timer(0.3, lambda: setattr(rig.dp, "stopping", True))
-    stopper.start()
     try:
-        loop.run(rig.dp)
+        run_loop(rig, 0.3)
     finally:
-        stopper.cancel()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         wire.sock.close()
         for sock in quiet:
             sock.close()

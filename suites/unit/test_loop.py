@@ -51,7 +51,9 @@ class PolledWire(FakeWire):
             s.close()
 
 
-def _run(rig: Rig, seconds: float, during: object = None) -> None:
+def run_loop(rig: Rig, seconds: float, during: object = None) -> None:
+    """The loop over ``rig``'s datapath for ``seconds`` (``during`` called halfway), then
+    the signal handlers it set back as they were."""
     stopper = threading.Timer(seconds, lambda: setattr(rig.dp, "stopping", True))
     stopper.start()
     if during is not None:
@@ -88,7 +90,7 @@ def polled() -> Iterator[tuple[Rig, PolledWire, list[socket.socket]]]:
 def test_a_polled_port_is_read_every_round_and_its_socket_only_when_reported(polled):
     rig, wire, _idle = polled
     wire.ring_peer.send(b"x")  # the ring's descriptor stays readable (never read): not the socket's
-    _run(rig, 0.2, lambda: wire.sock_peer.send(b"frame"))
+    run_loop(rig, 0.2, lambda: wire.sock_peer.send(b"frame"))
     assert len(wire.calls) > 20, "read every round (a round at least every millisecond)"
     assert wire.calls.count(True) == 1, wire.calls.count(True)
     assert wire.calls.index(True) > 5, "not before the socket had a frame"
@@ -120,7 +122,7 @@ def test_expiry_runs_in_the_loop_a_slice_at_a_time():
         wire.filenos = lambda s=s: (s.fileno(),)  # type: ignore[method-assign]
     try:
         t0 = time.monotonic()
-        _run(rig, 0.1)
+        run_loop(rig, 0.1)
     finally:
         for s in idle:
             s.close()
