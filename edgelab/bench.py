@@ -38,7 +38,7 @@ class _NullWire:
     def counters(self) -> dict[str, int]:
         return {"rx_dropped": 0, "tx_dropped": 0, "rx_resyncs": 0}
 
-    def recv_batch(self, limit: int) -> list[tuple[bytearray, int | None]]:
+    def recv_batch(self, limit: int, readable: bool = True) -> list[tuple[bytearray, int | None]]:
         return []
 
     def send(self, frame: bytes | bytearray) -> None:

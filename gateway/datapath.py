@@ -306,7 +306,7 @@ class Datapath:
         return _trace(pkt.in_port.name if pkt.in_port else None, pkt.vlan, summary, pkt.trace, verdict)
 
     def poll_port(self, port: Port, readable: bool = True) -> int:
-        batch = port.io.recv_batch(BATCH) if readable else port.io.recv_batch(BATCH, False)  # type: ignore[union-attr]
+        batch = port.io.recv_batch(BATCH, readable)  # type: ignore[union-attr]
         if batch:
             self.process(port, batch, time.monotonic())
         return len(batch)
@@ -316,12 +316,11 @@ class Datapath:
         table had more (the loop comes back at once)."""
         more = self.cache.expire(now, limit) == limit
         for router in self.model.routers:
-            if router.services is not None and router.services.expire(now, limit) == limit:
+            if router.services is not None and router.services.ct.expire(now, limit) == limit:
                 more = True
         return more
 
     def tick(self, now: float) -> None:
-        self.sweep(now)
         self.macs.age(now)
         if self.model.evi is not None:
             self.model.evi.age(now)

@@ -175,7 +175,7 @@ class Mirrored:
         return tuple(self.inner.filenos())
 
     def recv_batch(self, limit: int, readable: bool = True) -> list[tuple[bytearray, int | None]]:
-        return list(self.inner.recv_batch(limit) if readable else self.inner.recv_batch(limit, False))
+        return list(self.inner.recv_batch(limit, readable))
 
     def flush(self) -> None:
         self.inner.flush()

@@ -56,9 +56,11 @@ class Tap:
     def filenos(self) -> tuple[int, ...]:
         return (self.fd,)
 
-    def recv_batch(self, limit: int) -> list[bytearray]:
+    def recv_batch(self, limit: int, readable: bool = True) -> list[bytearray]:
         """Up to ``limit`` frames the kernel sent, without blocking (tags inline)."""
         out: list[bytearray] = []
+        if not readable:
+            return out
         for _ in range(limit):
             try:
                 data = os.read(self.fd, MAX_FRAME)

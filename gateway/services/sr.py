@@ -308,15 +308,13 @@ class SrServices(Ipv6Services):
         """An ALG read an endpoint announced on ``conn``: what to write instead (``expect.py``)."""
         return self.expects.announce(conn, direction, addr, port, monotonic())
 
-    def expire(self, now: float, limit: int | None = None) -> int:
-        """Connections past their timeout (at most ``limit``, how many went), stale fragments
-        and expectations (few: bounded tables)."""
-        n = self.ct.expire(now, limit)
+    def age(self, now: float) -> None:
+        """Stale fragments and expectations (small tables, once a second); connections
+        expire in the loop's slices (``Datapath.sweep``)."""
         if self.reasm.pending:
             self.reasm.expire(now)
         if self.expects:
             self.expects.expire(now)
-        return n
 
     # -- show --------------------------------------------------------------------------------
     def show_nat(self, now: float) -> dict[str, Any]:

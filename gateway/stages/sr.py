@@ -219,6 +219,12 @@ class ServiceRouter(RouterStage):
             self.send_error(pkt, Icmp.DEST_UNREACH, 13)  # communication administratively prohibited
         return self.drop(pkt, verdict.reason, verdict.detail)
 
+    def tick(self, now: float) -> None:
+        super().tick(now)
+        for router in self.ctx.model.routers:
+            if router.kind == self.name and router.services is not None:
+                router.services.age(now)
+
 
 class AlgHold:
     """A segment in an ALG's hands: what the datapath keeps to check and carry on what returns.

@@ -78,7 +78,7 @@ class _Wire:
     def filenos(self) -> tuple[int, ...]:
         return (self.fileno(),)
 
-    def recv_batch(self, limit: int) -> list[Any]:
+    def recv_batch(self, limit: int, readable: bool = True) -> list[Any]:
         return []
 
     def send(self, frame: bytes | bytearray) -> None:

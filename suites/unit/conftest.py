@@ -64,7 +64,7 @@ class FakeWire:
     def counters(self) -> dict[str, int]:
         return {"rx_dropped": 0, "tx_dropped": 0, "rx_resyncs": 0}
 
-    def recv_batch(self, limit: int) -> list:
+    def recv_batch(self, limit: int, readable: bool = True) -> list:
         return []
 
     def send(self, frame: bytes | bytearray) -> None:

@@ -359,7 +359,7 @@ def test_idle_entries_expire():
     rig = nat_rig()
     send(rig, "t1", frame("t1", "203.0.113.10", UDP(sport=1, dport=2)))
     assert len(rig.dp.cache) == 1
-    rig.dp.tick(time.monotonic() + rig.dp.cache.idle_timeout + 1)
+    rig.dp.sweep(time.monotonic() + rig.dp.cache.idle_timeout + 1)
     assert len(rig.dp.cache) == 0 and rig.dp.cache.expirations == 1
 
 

@@ -129,7 +129,7 @@ def test_a_port_socket_error_is_read_counted_and_does_not_spin():
         def filenos(self) -> tuple[int, ...]:
             return (self.sock.fileno(),)
 
-        def recv_batch(self, limit: int) -> list:
+        def recv_batch(self, limit: int, readable: bool = True) -> list:
             self.polls += 1
             return []
 

@@ -43,7 +43,7 @@ class FakeTap:
     def send(self, frame: bytes) -> None:
         self.sent.append(bytes(frame))
 
-    def recv_batch(self, limit: int) -> list[bytearray]:
+    def recv_batch(self, limit: int, readable: bool = True) -> list[bytearray]:
         return []
 
     def fileno(self) -> int:

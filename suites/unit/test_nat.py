@@ -349,7 +349,7 @@ def test_session_table_limit():
 def test_udp_session_times_out_and_frees_its_port(nrig):
     nrig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / UDP(sport=5555, dport=53)))
     out = one(nrig.take("uplink"))
-    nrig.dp.tick(time.monotonic() + 31)
+    nrig.dp.sweep(time.monotonic() + 31)
     assert nrig.handle({"cmd": "show", "what": "conntrack"})["result"]["t1"]["count"] == 0
     nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst=out[IP].src) / UDP(sport=53, dport=5555)))
     assert nrig.take("trunk") == []

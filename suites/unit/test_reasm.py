@@ -63,7 +63,7 @@ def test_an_incomplete_datagram_is_dropped_after_its_timeout_and_counted():
     assert svc.reasm.show()["waiting"] == 1
     import time
 
-    svc.expire(time.monotonic() + 10)
+    svc.age(time.monotonic() + 10)
     assert svc.reasm.show() == {"waiting": 0, "reassembled": 0, "timeouts": 1}
 
 
