@@ -142,8 +142,8 @@ FAULTS: tuple[Fault, ...] = (
     Fault(
         "bad-checksum-accepted",
         "gateway/headers.py",
-        '    if checksum(buf[off : off + ihl]) != 0:\n        return "ip-bad-checksum"',
-        '    if False:\n        return "ip-bad-checksum"',
+        '        if s != 0xFFFF:\n            return "ip-bad-checksum"',
+        '        if False:\n            return "ip-bad-checksum"',
         "IPv4 packets with a bad header checksum are routed",
         ("forwarding",),
     ),

@@ -48,6 +48,7 @@ IPV4_AT = struct.Struct("!BBHHHBBH4s4s")
 U16_AT = struct.Struct("!H")
 U32_AT = struct.Struct("!I")
 PORTS_AT = struct.Struct("!HH")
+IPV4_WORDS = struct.Struct("!10H")  # an option-less IPv4 header as 16-bit words (its checksum)
 
 
 class HeaderError(ValueError):
@@ -393,7 +394,13 @@ def ipv4_check(buf: bytes | bytearray | memoryview, off: int) -> str | None:
     total = (buf[off + 2] << 8) | buf[off + 3]
     if total < ihl or total > avail:
         return "ip-bad-length"
-    if checksum(buf[off : off + ihl]) != 0:
+    if ihl == IPV4_MIN:  # no options (nearly every packet): the words summed in one unpack
+        s = sum(IPV4_WORDS.unpack_from(buf, off))
+        s = (s & 0xFFFF) + (s >> 16)
+        s = (s & 0xFFFF) + (s >> 16)
+        if s != 0xFFFF:
+            return "ip-bad-checksum"
+    elif checksum(buf[off : off + ihl]) != 0:
         return "ip-bad-checksum"
     return None
 

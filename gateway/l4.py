@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, checksum, csum_update16, csum_update32
+from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, checksum
 from gateway.headers6 import IPPROTO_ICMPV6, upper_layer
 
 
@@ -95,12 +95,12 @@ def inner_tuple(buf: bytearray, l3: int = 14) -> tuple[FlowTuple, int] | None:
     return _new(FlowTuple, (proto, src, 0, dst, 0)), inner
 
 
-def _l4_csum_offset(proto: int) -> int:
-    return 16 if proto == IPPROTO_TCP else 6 if proto == IPPROTO_UDP else 2
-
-
 def rewrite(buf: bytearray, l3: int, src: bool, new_ip: int, new_port: int) -> None:
-    """Set the source (``src``) or destination address and port of the packet at ``l3``."""
+    """Set the source (``src``) or destination address and port of the packet at ``l3``.
+
+    Checksums are updated incrementally (RFC 1624 eqn. 3), the address's two words then the
+    port, as ``csum_update16`` would in turn; written out here because every translated
+    packet on the slow path comes through (a UDP checksum of 0, none, stays 0)."""
     ihl = (buf[l3] & 0x0F) * 4
     proto = buf[l3 + 9]
     a_off = l3 + (12 if src else 16)
@@ -108,22 +108,37 @@ def rewrite(buf: bytearray, l3: int, src: bool, new_ip: int, new_port: int) -> N
     l4 = l3 + ihl
     whole = len(buf) - l4
     frag_first = not (((buf[l3 + 6] << 8) | buf[l3 + 7]) & 0x1FFF)
+    if proto == IPPROTO_TCP:
+        co = l4 + 16
+    elif proto == IPPROTO_UDP:
+        co = l4 + 6
+    else:
+        co = l4 + 2
+    l4_csum = frag_first and (proto == IPPROTO_TCP or proto == IPPROTO_UDP) and whole >= co - l4 + 2
     if old_ip != new_ip:
         buf[a_off : a_off + 4] = new_ip.to_bytes(4, "big")
-        csum = csum_update32((buf[l3 + 10] << 8) | buf[l3 + 11], old_ip, new_ip)
-        buf[l3 + 10], buf[l3 + 11] = csum >> 8, csum & 0xFF
-        if frag_first and proto in (IPPROTO_TCP, IPPROTO_UDP):
-            co = l4 + _l4_csum_offset(proto)
-            if whole >= co - l4 + 2:
-                old = (buf[co] << 8) | buf[co + 1]
-                if not (proto == IPPROTO_UDP and old == 0):
-                    c = csum_update32(old, old_ip, new_ip)
-                    if proto == IPPROTO_UDP and c == 0:
-                        c = 0xFFFF
-                    buf[co], buf[co + 1] = c >> 8, c & 0xFF
+        # The address's words out (one's complement: ~old), the new ones in.
+        delta = (~old_ip >> 16 & 0xFFFF) + (old_ip & 0xFFFF ^ 0xFFFF) + (new_ip >> 16) + (new_ip & 0xFFFF)
+        t = (((buf[l3 + 10] << 8) | buf[l3 + 11]) ^ 0xFFFF) + delta
+        t = (t & 0xFFFF) + (t >> 16)
+        t = (t & 0xFFFF) + (t >> 16)
+        t = (t & 0xFFFF) + (t >> 16)
+        c = t ^ 0xFFFF
+        buf[l3 + 10], buf[l3 + 11] = c >> 8, c & 0xFF
+        if l4_csum:
+            old = (buf[co] << 8) | buf[co + 1]
+            if not (proto == IPPROTO_UDP and old == 0):
+                t = (old ^ 0xFFFF) + delta
+                t = (t & 0xFFFF) + (t >> 16)
+                t = (t & 0xFFFF) + (t >> 16)
+                t = (t & 0xFFFF) + (t >> 16)
+                c = t ^ 0xFFFF
+                if proto == IPPROTO_UDP and c == 0:
+                    c = 0xFFFF
+                buf[co], buf[co + 1] = c >> 8, c & 0xFF
     if not frag_first:
         return
-    if proto in (IPPROTO_TCP, IPPROTO_UDP):
+    if proto == IPPROTO_TCP or proto == IPPROTO_UDP:
         p_off = l4 + (0 if src else 2)
         if whole < p_off - l4 + 2:
             return
@@ -135,13 +150,15 @@ def rewrite(buf: bytearray, l3: int, src: bool, new_ip: int, new_port: int) -> N
     if old_port == new_port:
         return
     buf[p_off], buf[p_off + 1] = new_port >> 8, new_port & 0xFF
-    co = l4 + _l4_csum_offset(proto)
     if whole < co - l4 + 2:
         return
     old = (buf[co] << 8) | buf[co + 1]
     if proto == IPPROTO_UDP and old == 0:
         return
-    c = csum_update16(old, old_port, new_port)
+    t = (old ^ 0xFFFF) + (old_port ^ 0xFFFF) + new_port
+    t = (t & 0xFFFF) + (t >> 16)
+    t = (t & 0xFFFF) + (t >> 16)
+    c = t ^ 0xFFFF
     if proto == IPPROTO_UDP and c == 0:
         c = 0xFFFF
     buf[co], buf[co + 1] = c >> 8, c & 0xFF

@@ -486,24 +486,32 @@ class Cache:
                 return None
             self._remove(old)
         entry = compose(key, fx, pkt.buf, pkt.outputs[0], now)
+        refresh = not table  # a subtable the lookups skip until now
         while len(self._lru) >= self.capacity:
             _eid, victim = self._lru.popitem(last=False)
-            self._tables[victim.mask].pop(victim.key, None)
+            emptied = self._tables[victim.mask]
+            emptied.pop(victim.key, None)
+            refresh = refresh or not emptied
             self.evictions += 1
         self._ids += 1
         entry.id = self._ids
         table[key] = entry
         self._lru[entry.id] = entry
-        self._refresh_masks()
+        if refresh:
+            self._refresh_masks()
         self.installs += 1
         return entry
 
     def _remove(self, entry: Entry) -> None:
-        self._tables[entry.mask].pop(entry.key, None)
+        table = self._tables[entry.mask]
+        table.pop(entry.key, None)
         self._lru.pop(entry.id, None)
+        if not table:
+            self._refresh_masks()
 
     def _refresh_masks(self) -> None:
-        # Most specific first: a 5-tuple flow is the common case on an edge.
+        # The subtables a lookup probes: those with entries (the set changes only when one
+        # fills or empties).  Most specific first: a 5-tuple flow is the common case on an edge.
         self._masks_in_use = tuple(m for m in (L4, L3, L2) if self._tables[m])
         self._masks6 = tuple(m for m in (L4_6, L3_6, L2) if self._tables[m])
         self._l2_only = (L2,) if self._tables[L2] else ()
@@ -518,9 +526,7 @@ class Cache:
                 break
             self._remove(entry)
             n += 1
-        if n:
-            self.expirations += n
-            self._refresh_masks()
+        self.expirations += n
         return n
 
     def flush(self) -> int:

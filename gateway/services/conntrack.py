@@ -187,6 +187,7 @@ class ConnTable:
         self._by_tuple: dict[FlowTuple, Conn] = {}
         self._classes: dict[str, OrderedDict[int, Conn]] = {c: OrderedDict() for c in self.timeouts}
         self._ids = itertools.count(1)
+        self._count = 0  # connections in the table (len: asked before every new one)
         self.generation = 0
         self.created = 0
         self.expired = 0
@@ -197,7 +198,7 @@ class ConnTable:
         self.gone: dict[int, Conn] | None = None
 
     def __len__(self) -> int:
-        return sum(len(c) for c in self._classes.values())
+        return self._count
 
     def lookup(self, t: FlowTuple) -> tuple[Conn | None, int]:
         conn = self._by_tuple.get(t)
@@ -225,6 +226,7 @@ class ConnTable:
         self._by_tuple[orig] = conn
         self._by_tuple[reply] = conn
         self._classes[conn.tclass][conn.id] = conn
+        self._count += 1
         self.created += 1
         self.budget.used += 1
         self.generation += 1
@@ -245,6 +247,7 @@ class ConnTable:
             self._by_tuple[orig] = conn
             self._by_tuple[reply] = conn
             self._classes[tclass][conn.id] = conn
+            self._count += 1
             self.budget.used += 1
             self.generation += 1
             self.epoch.bump()  # a cached drop of this flow (unsolicited, say) must be looked at again
@@ -289,6 +292,7 @@ class ConnTable:
             self.changed.pop(conn.id, None)
             self.gone[conn.id] = conn  # type: ignore[index]
         self.budget.used -= 1
+        self._count -= 1
         self.epoch.bump()
         self._classes[conn.tclass].pop(conn.id, None)
         for t in (conn.orig, conn.reply):

@@ -68,6 +68,18 @@ def test_ipv4_check_names_each_defect(mutate, reason):
     assert h.ipv4_check(mutate(good), 0) == reason
 
 
+@pytest.mark.parametrize("options", [b"", b"\x01" * 4, b"\x07\x07\x04" + b"\0" * 5])
+def test_ipv4_check_verifies_the_checksum_of_every_header_length(options):
+    # (an option-less header takes a path of its own)
+    good = bytes(IP(src="10.0.0.1", dst="10.0.0.2", options=options) / UDP())
+    assert (good[0] & 0x0F) * 4 == 20 + len(options)
+    assert h.ipv4_check(good, 0) is None
+    for at in (1, 10, 11, 19, (good[0] & 0x0F) * 4 - 1):
+        bad = bytearray(good)
+        bad[at] ^= 0x01
+        assert h.ipv4_check(bad, 0) == "ip-bad-checksum", at
+
+
 @given(st.binary(min_size=20, max_size=60).filter(lambda b: len(b) % 2 == 0), st.integers(0, 9), st.integers(0, 0xFFFF))
 def test_incremental_checksum_equals_recompute(data, word, new):
     word = min(word, len(data) // 2 - 1)
@@ -90,3 +102,39 @@ def test_ttl_decrement_keeps_header_valid(ttl):
 def test_describe_never_raises_on_garbage():
     assert "unparsable" in h.describe(b"\x01\x02")
     assert "malformed" in h.describe(bytes(Ether(type=0x0800)) + b"\x45\x00")
+
+
+@given(
+    st.sampled_from(["tcp", "udp", "udp-no-checksum", "icmp-echo"]),
+    st.booleans(),
+    st.integers(0, 0xFFFFFFFF),
+    st.integers(0, 0xFFFF),
+    st.binary(max_size=21),
+)
+def test_a_translation_leaves_every_checksum_valid(kind, src, new_ip, new_port, payload):
+    """``l4.rewrite`` (NAT) updates the checksums incrementally: the header's and the
+    segment's (its pseudo-header included) must verify as if computed afresh."""
+    from gateway.l4 import rewrite
+
+    ip = IP(src="192.0.2.2", dst="203.0.113.9", ttl=64)
+    l4 = {
+        "tcp": TCP(sport=40000, dport=80, flags="S"),
+        "udp": UDP(sport=40000, dport=53),
+        "udp-no-checksum": UDP(sport=40000, dport=53, chksum=0),
+        "icmp-echo": ICMP(type=8, id=40000, seq=1),
+    }[kind]
+    buf = bytearray(bytes(ip / l4 / payload))
+    rewrite(buf, 0, src, new_ip, new_port)
+    assert h.ipv4_check(buf, 0) is None
+    assert int.from_bytes(buf[12:16] if src else buf[16:20], "big") == new_ip
+    seg = bytes(buf[20:])
+    if kind == "icmp-echo":
+        assert int.from_bytes(seg[4:6], "big") == new_port  # the identifier, either direction
+        assert h.checksum(seg) == 0
+    else:
+        assert int.from_bytes(seg[0:2] if src else seg[2:4], "big") == new_port
+        proto = h.IPPROTO_TCP if kind == "tcp" else h.IPPROTO_UDP
+        if kind == "udp-no-checksum":
+            assert seg[6:8] == b"\0\0"  # none stays none
+        else:
+            assert h.checksum(h.pseudo_header(bytes(buf[12:16]), bytes(buf[16:20]), proto, len(seg)) + seg) == 0

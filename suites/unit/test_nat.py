@@ -401,3 +401,36 @@ def test_expiry_runs_in_slices_and_finishes():
     assert len(ct) == 40 and len(rig.dp.cache) == 40
     assert rig.dp.sweep(later) is False
     assert len(ct) == 0 and len(rig.dp.cache) == 0 and ct.expired == n
+
+
+def test_the_table_counts_what_it_holds_through_every_change():
+    """The connection count (asked before every new connection: the quota) is kept as
+    entries come and go, not recounted; it must match the entries through each way in
+    and out: a new connection, one a peer replicated, a removal, an expiry, a flush."""
+    from gateway.epoch import Epoch
+    from gateway.l4 import FlowTuple
+    from gateway.services.conntrack import ConnTable
+
+    ct = ConnTable(100, Epoch())
+
+    def pair(port):
+        return FlowTuple(17, 1, port, 2, 53), FlowTuple(17, 2, 53, 3, port)
+
+    def held():
+        assert len(ct) == len(ct.conns())
+        return len(ct)
+
+    conns = [ct.add(*pair(p), 0.0, False) for p in range(1000, 1010)]
+    assert held() == 10
+    ct.install(*pair(2000), 0.0, False, "established", "udp")  # replicated by a peer
+    ct.install(*pair(2000), 1.0, False, "established", "udp")  # ... updated in place
+    assert held() == 11
+    ct.install(*pair(1000), 0.0, False, "established", "udp")  # replaces ours: the peer's wins
+    assert held() == 11
+    ct.remove(conns[1])
+    ct.remove(conns[1])  # (twice: counted once)
+    assert held() == 10
+    ct.touch(conns[2], 1, 64, 5.0)
+    assert ct.expire(1000.0, limit=3) == 3 and held() == 7
+    ct.flush()
+    assert held() == 0
