@@ -25,7 +25,7 @@ from collections import deque
 from typing import Any
 
 from gateway import build
-from gateway.cache import Cache
+from gateway.cache import KEPT, Cache
 from gateway.config import Config
 from gateway.effects import Effects
 from gateway.epoch import Epoch
@@ -237,10 +237,13 @@ class Datapath:
             if mirror is not None:
                 mirror.copy(port, frame, vlan, True)
             summary = describe(frame) if self.trace_budget else None
+            record = True
             if lookup is not None:
                 try:
                     entry = lookup(port, vlan, frame)
-                    if entry is not None:
+                    if entry is KEPT:
+                        record = False  # a TCP control frame of a cached flow: its entry stays
+                    elif entry is not None:
                         entry.out_port.send(hit(entry, frame, now))
                         if summary is not None:
                             self._trace_hit(port, vlan, summary, entry)
@@ -252,18 +255,24 @@ class Datapath:
                     self.pipeline.report_internal_error("cache", None)
                     pkt = None
                     continue
-            pkt = self._walk(port, frame, vlan, now, summary)
+            pkt = self._walk(port, frame, vlan, now, summary, record)
         return pkt
 
-    def _walk(self, port: Port, frame: bytearray, vlan: int | None, now: float, summary: str | None) -> Packet:
-        """The slow path: the stages, recording their effects for the cache."""
+    def _walk(
+        self, port: Port, frame: bytearray, vlan: int | None, now: float, summary: str | None, record: bool = True
+    ) -> Packet:
+        """The slow path: the stages, recording their effects for the cache (unless ``record``
+        is False: the frame's flow keeps the entry it has)."""
         cache = self.cache
         pkt = Packet(frame, port, vlan)
-        fx = Effects(bytes(frame[:128]), self.epoch.value, port, vlan) if cache.enabled else None
+        fx = Effects(bytes(frame[:128]), self.epoch.value, port, vlan) if cache.enabled and record else None
         pkt.fx = fx
         if summary is not None:
             self.trace_budget -= 1
-            pkt.trace = ["cache: miss" if fx is not None else "cache: disabled"]
+            why = (
+                "miss" if fx is not None else "disabled" if not cache.enabled else "tcp control, the flow's entry kept"
+            )
+            pkt.trace = [f"cache: {why}"]
         self.pipeline.run(pkt)
         if fx is not None and pkt.drop_reason is None:
             try:

@@ -238,6 +238,12 @@ class Entry:
             buf[36:38] = self.l4_dst
 
 
+# Lookup's answer for a TCP SYN, FIN or RST whose flow has an entry: the frame walks the stages
+# (they see every set-up and tear-down), the entry stays, so the walk records nothing.
+KEPT = Entry()
+KEPT.id, KEPT.key, KEPT.mask = 0, (), -1  # in no subtable
+
+
 def compose(key: tuple[Any, ...], fx: Effects, out: bytearray, output: tuple[Any, int | None], now: float) -> Entry:
     """One entry from the effects of a slow-path walk: ``out`` is the frame as it left
     through ``output`` (port, VLAN); ``fx.header`` is the frame as it came in.  Through a
@@ -329,7 +335,7 @@ class Cache:
             proto = h[4] & 0xFF
             if proto == IPPROTO_TCP and (n < 48 or buf[47] & TCP_SLOW):
                 self.bypass += 1
-                return None
+                return self._control(port, vlan, buf) if n >= 48 else None
             if n > 14 + total:
                 # Ethernet padding: the router stages trim it, the switch keeps it (restored
                 # below unless an l3/l4 entry routes the frame: cache on and off send the
@@ -381,6 +387,21 @@ class Cache:
         self.misses += 1
         if pad:
             buf += pad  # the stages see the frame as it came
+        return None
+
+    def _control(self, port: Port, vlan: int | None, buf: bytearray) -> Entry | None:
+        """A TCP SYN, FIN or RST (always the stages): ``KEPT`` when its flow has an entry, which
+        stays (a FIN or RST of a cached flow, a SYN's retransmission), so the walk need not
+        record for a new one; None otherwise (a SYN: its walk makes the flow's entry)."""
+        pidx = self.port_index.get(port)
+        if pidx is None:
+            return None
+        tables = self._tables
+        for mask in self._masks_in_use:
+            key = (pidx, vlan, *KEY_L4.unpack_from(buf)) if mask == L4 else key_for(mask, pidx, vlan, buf)
+            if key in tables[mask]:
+                self.uncacheable["tcp-control-kept"] = self.uncacheable.get("tcp-control-kept", 0) + 1
+                return KEPT
         return None
 
     def _lookup6(self, port: Port, vlan: int | None, buf: bytearray, n: int) -> Entry | None:

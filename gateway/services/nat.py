@@ -127,11 +127,13 @@ class Nat:
     def _take(self, proto: int, ip: int, want: int, lo: int, hi: int, skip: frozenset[int] = frozenset()) -> int | None:
         """A free port of ``lo``..``hi`` on ``ip``, marked used: ``want`` when it is free (port
         preservation), else the next free one from a rotating cursor; ``skip``: never these."""
-        used = self._used.setdefault((proto, ip), set())
+        key = (proto, ip)
+        used = self._used.get(key)
+        if used is None:
+            used = self._used[key] = set()
         if lo <= want <= hi and want not in used and want not in skip:
             used.add(want)
             return want
-        key = (proto, ip)
         span = hi - lo + 1
         start = self._cursor.get(key, lo)
         for i in range(span):

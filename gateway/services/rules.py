@@ -30,8 +30,13 @@ class SnatRule:
     hits: int = 0
     active: bool = True
 
+    def __post_init__(self) -> None:
+        # The source network as two ints (read for every new outbound connection).
+        self._mask = int(self.source.netmask)
+        self._net = int(self.source.network_address)
+
     def matches(self, src: int) -> bool:
-        return src & int(self.source.netmask) == int(self.source.network_address)
+        return src & self._mask == self._net
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -168,7 +168,8 @@ class SrServices(Ipv6Services):
         # router's transit port, which has an instance like any other).
         rport = pkt.rport
         inbound = rport is not None and rport.instance is not None and rport is not rport.router.transit_port
-        cur, _kind = flow_tuple(buf)  # after DNAT: what the firewall judges
+        # After DNAT: what the firewall judges (untranslated: the tuple inbound took).
+        cur = t if pkt.nat_rule is None else flow_tuple(buf)[0]
         related = pkt.nat_rule if isinstance(pkt.nat_rule, Expectation) else None
         if related is not None:
             action, rule = "allow", None  # admitted as related to its control connection

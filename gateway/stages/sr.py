@@ -70,7 +70,8 @@ class ServiceRouter(RouterStage):
             # Which SR owns which address may move (HA takeover): flows through an SR depend on it.
             pkt.fx.depend(self.ctx.model, "ownership_generation")
         router = pkt.router
-        if router.npt is not None and is_ipv6(pkt):  # type: ignore[union-attr]
+        v6 = is_ipv6(pkt)
+        if router.npt is not None and v6:  # type: ignore[union-attr]
             refused = self._npt_in(pkt, router.npt)  # type: ignore[union-attr]
             if refused is not None:
                 return refused
@@ -78,14 +79,14 @@ class ServiceRouter(RouterStage):
         if svc is None:
             return None
         buf = pkt.buf
-        if (buf[20] & 0x3F or buf[21]) and not is_ipv6(pkt):  # more fragments, or an offset
+        if (buf[20] & 0x3F or buf[21]) and not v6:  # more fragments, or an offset
             held = self._fragment(pkt, svc)
             if held is not None:
                 return held
-        verdict = svc.inbound6(pkt, monotonic()) if is_ipv6(pkt) else svc.inbound(pkt, monotonic())
+        verdict = svc.inbound6(pkt, monotonic()) if v6 else svc.inbound(pkt, monotonic())
         # (Not behind NPTv6: the held frame would be translated a second time when it runs again;
         # nor a datagram put together from fragments: it would run again whole, never cut.)
-        held_ok = not pkt.frag_mtu and not (router.npt is not None and is_ipv6(pkt))  # type: ignore[union-attr]
+        held_ok = not pkt.frag_mtu and not (router.npt is not None and v6)  # type: ignore[union-attr]
         if router.replicates and pkt.in_port is not None and held_ok:  # type: ignore[union-attr]
             # No connection for it here yet, but a peer SR may be replicating it right now (a
             # reply that came back through this SR, active/active): the replication holds it

@@ -292,6 +292,27 @@ def test_tcp_set_up_and_tear_down_take_the_slow_path():
     assert c.installs == 1 and c.uncacheable.get("tcp-control-kept") == 2
 
 
+@pytest.mark.parametrize("dst", ["203.0.113.10", "172.16.20.13"], ids=["north-south", "east-west"])
+def test_the_tear_down_of_a_cached_flow_walks_without_recording(dst):
+    """A FIN or RST of a flow that has its entry (l4 through the SR, l3 through the DR alone)
+    meets every stage (conntrack sees it close) but records nothing for the cache: its entry
+    stays, so recording would be thrown away (a third of a short connection's cost).  A SYN
+    with no entry records its flow's."""
+    rig = nat_rig()
+    syn = send(rig, "t1", frame("t1", dst, TCP(sport=9, dport=80, flags="S")))
+    assert syn.fx is not None and rig.dp.cache.installs == 1
+    send(rig, "t1", frame("t1", dst, TCP(sport=9, dport=80, flags="A")))
+    fin = send(rig, "t1", frame("t1", dst, TCP(sport=9, dport=80, flags="FA")))
+    rst = send(rig, "t1", frame("t1", dst, TCP(sport=9, dport=80, flags="R")))
+    assert fin.fx is None and rst.fx is None, "recorded for an entry that stays"
+    assert fin.drop_reason is None and rst.drop_reason is None
+    if dst == "203.0.113.10":
+        assert rst.conn is not None and rst.conn.state == "closed"
+    assert rig.dp.cache.installs == 1 and len(rig.take("uplink" if dst == "203.0.113.10" else "trunk")) == 4
+    other = send(rig, "t1", frame("t1", "203.0.113.10", TCP(sport=10, dport=80, flags="S")))
+    assert other.fx is not None and rig.dp.cache.installs == 2, "another flow: recorded as ever"
+
+
 def test_a_stale_entry_kept_by_a_syn_walk_is_replaced_at_its_next_hit():
     rig = nat_rig()
     flow = ("t1", "203.0.113.10")
