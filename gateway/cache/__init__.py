@@ -25,7 +25,9 @@ Criteria: a walk is cacheable only if no stage said otherwise (floods,
 ARP, punts, ICMP generated, ARP misses, TTL expiry, drops).  Before any
 lookup the fast path sends TCP SYN/FIN/RST, fragments, IP options, TTL too
 small to survive the walk and IPv4 headers that fail the checks to the slow
-path, so they meet the stages and their counters.
+path, so they meet the stages and their counters.  A SYN, FIN or RST whose
+flow has an entry walks them without a recorder (lookup answers ``KEPT``): the
+entry stays, and what the walk would record could only be thrown away.
 
 Invalidation: an entry keeps (object, attribute, value) triples for what it
 depends on (``effects.Effects.depend``) — the FIB generation of each router crossed, the exact MAC and ARP
