@@ -159,15 +159,15 @@ FAULTS: tuple[Fault, ...] = (
     Fault(
         "snat-pool-off-by-one",
         "gateway/services/nat.py",
-        "        span = hi - lo + 1",
-        "        span = hi - lo",
+        "        while self.fresh <= hi:",
+        "        while self.fresh < hi:",
         "the last port of an SNAT range is never used",
         ("nat",),
     ),
     Fault(
         "snat-port-never-freed",
         "gateway/services/nat.py",
-        "            self._used.get((reply.proto, reply.dst), set()).discard(reply.dport)\n",
+        "            self._free(reply.proto, reply.dst, reply.dport)\n",
         "",
         "a closed connection's public port is never given back to the pool",
         ("nat",),
