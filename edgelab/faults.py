@@ -175,8 +175,8 @@ FAULTS: tuple[Fault, ...] = (
     Fault(
         "dnat-any-protocol",
         "gateway/services/nat.py",
-        "if rule.public == dst and rule.proto == proto and rule.port == dport:",
-        "if rule.public == dst and rule.port == dport:",
+        "rule = self._forwards.get((dst, proto, dport))",
+        "rule = self._forwards.get((dst, proto, dport)) or self._forwards.get((dst, 6, dport)) or self._forwards.get((dst, 17, dport))",
         "a port forward also forwards the other protocol's traffic to that port",
         ("nat",),
     ),
@@ -199,7 +199,7 @@ FAULTS: tuple[Fault, ...] = (
     Fault(
         "one-to-one-outbound-pool",
         "gateway/services/nat.py",
-        "        for one in self.one_to_one:\n            if one.private == src:\n                return one, one.public, sport\n",
+        "        if one is not None:\n            return one, one.public, sport\n",
         "",
         "a host with a 1:1 address leaves through the SNAT pool instead",
         ("nat",),

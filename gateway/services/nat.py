@@ -79,6 +79,16 @@ class Nat:
     # -- rules ---------------------------------------------------------------------------
     def _refresh(self) -> None:
         self._publics = frozenset(NatConfig(self.snat, self.dnat, self.one_to_one).publics())
+        # What a new connection's first packet looks up, by key rather than by a walk over
+        # the rules (thousands of port forwards are one probe); the first rule in order wins.
+        self._forwards: dict[tuple[int, int, int], DnatRule] = {}
+        for rule in self.dnat:
+            self._forwards.setdefault((rule.public, rule.proto, rule.port), rule)
+        self._by_public: dict[int, OneToOne] = {}
+        self._by_private: dict[int, OneToOne] = {}
+        for one in self.one_to_one:
+            self._by_public.setdefault(one.public, one)
+            self._by_private.setdefault(one.private, one)
         self.generation += 1
         self.epoch.bump()
 
@@ -123,21 +133,21 @@ class Nat:
         proto, _src, _sport, dst, dport = t
         if dst not in self._publics:
             return None
-        for rule in self.dnat:
-            if rule.public == dst and rule.proto == proto and rule.port == dport:
-                return rule, rule.to, rule.to_port
-        for one in self.one_to_one:
-            if one.public == dst:
-                return one, one.private, dport
+        rule = self._forwards.get((dst, proto, dport))
+        if rule is not None:
+            return rule, rule.to, rule.to_port
+        one = self._by_public.get(dst)
+        if one is not None:
+            return one, one.private, dport
         return None
 
     def choose_snat(self, t: FlowTuple) -> tuple[SnatRule | OneToOne, int, int] | str | None:
         """For a new outbound connection: the rule and the public source, EXHAUSTED, or None."""
         proto, src, sport, dst, dport = t
-        for one in self.one_to_one:
-            if one.private == src:
-                return one, one.public, sport
-        for rule in self.snat:
+        one = self._by_private.get(src)
+        if one is not None:
+            return one, one.public, sport
+        for rule in self.snat:  # (in order: each a source prefix, a handful per router)
             if rule.matches(src):
                 got = self._allocate(rule, proto, sport)
                 if got is None:
