@@ -102,19 +102,28 @@ def _services(dp: Datapath, req: dict[str, Any] | None = None) -> list[Any]:
 MAC_PAGE = 4096  # ``show mac`` answers at most this many entries unless asked for a page
 
 
-def _mac_page(dp: Datapath, req: dict[str, Any]) -> list[dict[str, Any]]:
-    """``show mac`` in pages: ``offset`` (default 0) and ``limit`` (default and most MAC_PAGE)."""
+def _page(req: dict[str, Any]) -> tuple[int, int]:
+    """A request's page of a large table: ``offset`` (default 0) and ``limit`` (default and
+    most MAC_PAGE; 0: the counts alone)."""
     offset, limit = req.get("offset", 0), req.get("limit", MAC_PAGE)
     for name, value in (("offset", offset), ("limit", limit)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise CommandError(f"field '{name}' must be a non-negative integer, got {value!r}")
-    return dp.macs.dump(time.monotonic(), offset, min(limit, MAC_PAGE))
+    return offset, min(limit, MAC_PAGE)
+
+
+def _mac_page(dp: Datapath, req: dict[str, Any]) -> list[dict[str, Any]]:
+    """``show mac`` in pages (``offset``, ``limit``)."""
+    return dp.macs.dump(time.monotonic(), *_page(req))
 
 
 SHOW_WITH_REQUEST: dict[str, Callable[[Datapath, dict[str, Any]], Any]] = {
     "mac": _mac_page,
-    "nat": lambda dp, req: {r.name: r.services.show_nat(time.monotonic()) for r in _services(dp, req)},
-    "conntrack": lambda dp, req: {r.name: r.services.show_conntrack(time.monotonic()) for r in _services(dp, req)},
+    # (sessions and connections in pages as MACs are: a million of them took seconds)
+    "nat": lambda dp, req: {r.name: r.services.show_nat(time.monotonic(), *_page(req)) for r in _services(dp, req)},
+    "conntrack": lambda dp, req: {
+        r.name: r.services.show_conntrack(time.monotonic(), *_page(req)) for r in _services(dp, req)
+    },
     "firewall": lambda dp, req: {r.name: r.services.fw.show() for r in _services(dp, req)},
 }
 

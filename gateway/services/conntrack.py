@@ -337,6 +337,13 @@ class ConnTable:
     def dump(self, now: float) -> list[dict[str, Any]]:
         return [c.to_dict(now, self.timeouts) for c in self.conns()]
 
+    def page(self, offset: int, limit: int, keep: Any = None) -> list[Conn]:
+        """Connections oldest first from the ``offset``-th (of those ``keep`` admits), at most
+        ``limit``: a page costs what comes before it, never a sort of the whole table (a
+        million connections took seconds to list, the datapath stalled meanwhile)."""
+        conns = (c for t, c in self._by_tuple.items() if t is c.orig and (keep is None or keep(c)))
+        return list(itertools.islice(conns, offset, offset + limit))
+
 
 def _initial_class(proto: int) -> str:
     if proto == IPPROTO_TCP:

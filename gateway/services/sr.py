@@ -318,11 +318,13 @@ class SrServices(Ipv6Services):
             self.expects.expire(now)
 
     # -- show --------------------------------------------------------------------------------
-    def show_nat(self, now: float) -> dict[str, Any]:
-        sessions = [c.to_dict(now, self.ct.timeouts) for c in self.ct.conns() if c.translated]
+    def show_nat(self, now: float, offset: int = 0, limit: int = 4096) -> dict[str, Any]:
+        """The NAT sessions in pages, oldest first (``offset``, at most ``limit`` of them), and
+        the whole table's counts."""
+        page = self.ct.page(offset, limit, _translated)
         return {
-            "sessions": sessions,
-            "session_count": len(sessions),
+            "sessions": [c.to_dict(now, self.ct.timeouts) for c in page],
+            "session_count": sum(1 for c in self.ct.page(0, len(self.ct)) if c.translated),
             "table": {
                 "entries": len(self.ct),
                 "limit": self.ct.limit,
@@ -335,9 +337,10 @@ class SrServices(Ipv6Services):
             "public_addresses": self.nat.public_list(),
         }
 
-    def show_conntrack(self, now: float) -> dict[str, Any]:
+    def show_conntrack(self, now: float, offset: int = 0, limit: int = 4096) -> dict[str, Any]:
+        """The connections in pages, oldest first (``offset``, at most ``limit``), and their count."""
         return {
-            "entries": self.ct.dump(now),
+            "entries": [c.to_dict(now, self.ct.timeouts) for c in self.ct.page(offset, limit)],
             "count": len(self.ct),
             "limit": self.ct.limit,
             "timeouts": self.ct.timeouts,
@@ -347,3 +350,7 @@ class SrServices(Ipv6Services):
             "expectation_counts": dict(self.expects.counts),
             "revalidated": self.revalidated,
         }
+
+
+def _translated(conn: Any) -> bool:
+    return bool(conn.translated)

@@ -507,3 +507,28 @@ def test_port_allocation_matches_a_model(ops):
         else:
             nat.hold(17, ip, port)
             held.add(port)
+
+
+def test_connections_and_sessions_are_shown_in_pages():
+    """``show conntrack`` and ``show nat`` answer a page (``offset``, ``limit``, at most 4096;
+    0: the counts alone), oldest first, with the whole table's counts: listing a million
+    connections at once took seconds, the datapath stalled meanwhile."""
+    rig = nat_rig(max_sessions=2000)
+    for sport in range(1000, 1010):
+        rig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / UDP(sport=sport, dport=53)))
+
+    def show(what, **page):
+        resp = rig.handle({"cmd": "show", "what": what, "router": "t1", **page})
+        assert resp["ok"], resp
+        return resp["result"]["t1"]
+
+    ct = show("conntrack", offset=2, limit=3)
+    assert ct["count"] == 10 and [e["orig"].split(" > ")[0] for e in ct["entries"]] == [
+        f"172.16.10.11:{p}" for p in (1002, 1003, 1004)
+    ]
+    assert show("conntrack", limit=0)["entries"] == [] and show("conntrack", limit=0)["count"] == 10
+    assert len(show("conntrack")["entries"]) == 10, "no page asked for: the first 4096"
+    nat = show("nat", offset=8)
+    assert nat["session_count"] == 10 and len(nat["sessions"]) == 2
+    bad = rig.handle({"cmd": "show", "what": "conntrack", "limit": -1})
+    assert not bad["ok"] and "limit" in bad["error"]
