@@ -227,6 +227,47 @@ def _scale(bench: dict[str, Any]) -> str:
     )
 
 
+def _scale_wire(bench: dict[str, Any]) -> str:
+    """The same tables grown in the running gateway, on the wire (``edgelab bench scale --wire``):
+    per dimension the rate against size, and the daemon's memory."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = {d: rows for d, rows in bench.get("results", {}).items() if rows}
+    if not results:
+        return ""
+    fig, axes = plt.subplots(1, len(results), figsize=(2.8 * len(results), 2.8), squeeze=False)
+    rows_html = []
+    for ax, (dim, rows) in zip(axes[0], results.items(), strict=True):
+        key, unit = ("kpps", "kpps cached") if dim == "sessions" else ("kcps", "k new conn/s")
+        sizes = [r.get("held", r["size"]) for r in rows]
+        ax.plot(sizes, [r[key] for r in rows], marker="o", label=unit)
+        ax.set_xscale("log")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"{dim} ({unit})", fontsize=9)
+        ax2 = ax.twinx()
+        ax2.plot(sizes, [r["rss_mb"] for r in rows], color="tab:orange", marker="s", label="daemon MB")
+        ax2.set_ylim(bottom=0)
+        ratio = rows[-1][key] / rows[0][key] if rows[0][key] else float("nan")
+        rows_html.append(
+            f"<tr><td>{_esc(dim)}</td><td>{sizes[0]:,}-{sizes[-1]:,}</td><td>{rows[0][key]:.1f} / {rows[-1][key]:.1f} "
+            f"{unit}</td><td>{ratio:.2f}x</td><td>{rows[-1]['rss_mb']:.0f}</td></tr>"
+        )
+    fig.tight_layout()
+    img = _png(fig)
+    plt.close(fig)
+    return (
+        "<h3>At scale on the wire (<code>edgelab bench scale --wire</code>, reference gateway)</h3>"
+        '<p class="small">the no-loss rate (blue) and the daemon\'s resident memory (orange) as each table grows '
+        "in the running gateway: sessions held while the cached path forwards, firewall rules and routes while "
+        "new connections are made.</p>"
+        f"{img}<table><tr><th>dimension</th><th>sizes</th><th>rate, smallest / largest</th>"
+        f"<th>largest / smallest</th><th>daemon MB at the largest</th></tr>{''.join(rows_html)}</table>"
+    )
+
+
 def _failover(bench: dict[str, Any]) -> str:
     s = bench["summary"]
     dut = s.get("dut", "reference")
@@ -274,6 +315,7 @@ def write(outputs: list[Path], out_dir: Path, bench_dir: Path | None = None) -> 
     benches = [(bench_dir / "bench-forwarding.json", _forwarding)]
     benches += [(p, _failover) for p in sorted(bench_dir.glob("bench-failover*.json"))]  # one per DUT
     benches.append((bench_dir / "bench-scale.json", _scale))
+    benches.append((bench_dir / "bench-scale-wire.json", _scale_wire))
     for path, render in benches:
         if path.exists():
             perf.append(render(json.loads(path.read_text())))

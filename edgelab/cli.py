@@ -223,6 +223,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         dut = (args.dut or ["reference"])[0]
         return bench_topology.main(tenants=args.tenants, hosts=args.hosts, edges=args.edges, dut=dut, out_dir=args.out)
     if args.what == "scale":
+        if args.wire:
+            from edgelab import bench_scale_wire
+
+            return bench_scale_wire.main(out_dir=args.out, seconds=args.seconds, steps=args.steps)
         from edgelab import bench_scale
 
         return bench_scale.main(out_dir=args.out)
@@ -349,6 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--loss", type=float, default=0.001, help="loss tolerated by the no-loss search (fraction)")
     be.add_argument("--steps", type=int, default=6, help="binary search steps for the no-loss rate")
     be.add_argument("--out", default="results", help="directory for the JSON and the plot")
+    be.add_argument(
+        "--wire",
+        action="store_true",
+        help="scale: the tables grown in the running gateway, measured on the wire (as root, ~10 min)",
+    )
     be.add_argument(
         "--io",
         default="block",

@@ -154,3 +154,36 @@ def test_each_family_has_its_classifier_and_never_matches_the_others_rules(rules
         assert found is scan(rules, inbound, proto, src, dst, dport)
         if found is not None:
             assert found.family in (None, 6 if six else 4)
+
+
+def test_bench_scale_wire_builds_the_gateway_it_measures():
+    """``bench scale --wire``'s gateways, as the daemon builds them: N firewall rules (none
+    admitting or refusing the bench's traffic), N routes (the traffic's still its own), and a
+    pool with room for a million sessions."""
+    import ipaddress
+
+    from edgelab import bench_scale_wire as wire
+    from gateway import config
+    from gateway.datapath import Datapath
+    from gateway.l4 import FlowTuple
+    from suites.duts.reference import render
+
+    for dimension, n in (("firewall rules", 300), ("routes", 300), ("sessions", 0)):
+        dp = Datapath(config.build(render(wire._plan(dimension, n), "dut"), "bench"))
+        sr = dp.model.router("r1", "sr")
+        svc = sr.services
+        if dimension == "firewall rules":
+            assert len(svc.fw.rules) == n
+            for dst in ("203.0.113.1", "203.0.113.250"):
+                action, rule = svc.fw.evaluate(False, 6, int(ipaddress.IPv4Address("192.0.2.2")),
+                                               int(ipaddress.IPv4Address(dst)), 80, forwarded=False)  # fmt: skip
+                assert rule is None, f"{dst}:80 met rule {rule.name}"
+        if dimension == "routes":
+            assert len(sr.fib.routes()) >= n
+            route = sr.fib.lookup(int(ipaddress.IPv4Address("203.0.113.9")))
+            assert route is not None and str(ipaddress.IPv4Address(route.via)) == "198.51.100.2"
+        if dimension == "sessions":
+            assert svc.ct.limit >= 1_000_000 and svc.ct.budget.limit >= 1_000_000
+            rule = svc.nat.snat[0]
+            assert len(rule.pool) * (rule.port_hi - rule.port_lo + 1) >= 1_000_000
+            assert svc.nat.choose_snat(FlowTuple(17, int(ipaddress.IPv4Address("192.0.2.3")), 1024, 1, 9)) is not None

@@ -107,6 +107,11 @@ def _bench(tmp: Path) -> None:
         for n in (1000, 1000000)
     ]
     (tmp / "bench-scale.json").write_text(__import__("json").dumps({"sessions": curve, "routes": curve}))
+    wire = {
+        "sessions": [{"size": n, "held": n, "kpps": 70.0, "rss_mb": 70 + n / 1e3} for n in (1000, 1000000)],
+        "routes": [{"size": n, "kcps": 18.0 - n / 1e5, "rss_mb": 76.0} for n in (1000, 100000)],
+    }
+    (tmp / "bench-scale-wire.json").write_text(__import__("json").dumps({"meta": {}, "results": wire}))
     (tmp / "bench-forwarding.json").write_text(
         __import__("json").dumps({"meta": {"path": "nat", "path_description": "synthetic"}, "results": results})
     )
@@ -159,6 +164,10 @@ def test_comparison_page_in_a_browser(runs, tmp_path):
         latency = browser.find_element(By.ID, "latency").text
         assert "1% p50 / p99 ms" in latency and "0.061 / 0.200" in latency, latency
         assert browser.find_elements(By.XPATH, "//h3[starts-with(., 'Cost at scale')]"), "the scale curves"
+        wire = browser.find_element(
+            By.XPATH, "//h3[starts-with(., 'At scale on the wire')]/following-sibling::table[1]"
+        )
+        assert "sessions" in wire.text and "1,000-1,000,000" in wire.text and "17.0" in wire.text, wire.text
         failovers = [h.text for h in browser.find_elements(By.XPATH, "//h3[starts-with(., 'Failover')]")]
         assert any("--dut linux" in h for h in failovers) and any("--dut reference" in h for h in failovers), failovers
         assert all(
