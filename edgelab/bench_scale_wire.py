@@ -23,7 +23,6 @@ curves of ``bench_scale``).  It writes ``results/bench-scale-wire.json`` and
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 import json
 import time
