@@ -22,8 +22,8 @@ grown by the table, per entry (at the small sizes below the allocator's
 granularity: not shown).  Target for sessions: 1M in under 1 GiB.
 
 It writes ``results/bench-scale.json`` and ``results/bench-scale.png`` (cost and
-bytes per entry against size, log scale, one panel per table).  Not measured
-yet: the cost on the wire.
+bytes per entry against size, log scale, one panel per table).  The same tables
+grown in the running gateway, on the wire: ``bench_scale_wire`` (``--wire``).
 """
 
 from __future__ import annotations
