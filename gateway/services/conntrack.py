@@ -341,8 +341,14 @@ class ConnTable:
         """Connections oldest first from the ``offset``-th (of those ``keep`` admits), at most
         ``limit``: a page costs what comes before it, never a sort of the whole table (a
         million connections took seconds to list, the datapath stalled meanwhile)."""
-        conns = (c for t, c in self._by_tuple.items() if t is c.orig and (keep is None or keep(c)))
-        return list(itertools.islice(conns, offset, offset + limit))
+        return list(itertools.islice(self._each(keep), offset, offset + limit))
+
+    def count(self, keep: Any) -> int:
+        """How many connections ``keep`` admits (a walk over the table, nothing built)."""
+        return sum(1 for _c in self._each(keep))
+
+    def _each(self, keep: Any = None) -> Any:
+        return (c for t, c in self._by_tuple.items() if t is c.orig and (keep is None or keep(c)))
 
 
 def _initial_class(proto: int) -> str:

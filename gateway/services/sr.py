@@ -324,7 +324,7 @@ class SrServices(Ipv6Services):
         page = self.ct.page(offset, limit, _translated)
         return {
             "sessions": [c.to_dict(now, self.ct.timeouts) for c in page],
-            "session_count": sum(1 for c in self.ct.page(0, len(self.ct)) if c.translated),
+            "session_count": self.ct.count(_translated),
             "table": {
                 "entries": len(self.ct),
                 "limit": self.ct.limit,
