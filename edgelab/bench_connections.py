@@ -119,23 +119,16 @@ def main(seconds: float = 1.0, loss: float = 0.001, steps: int = 6, trials: int 
     plan["gateways"]["dut"]["routers"][0]["nat"]["max_sessions"] = 2_000_000
     bf.log(f"connections: {trials} trial(s) of {', '.join(CONFIGS)}; {seconds:.0f} s per trial")
     per: dict[str, list[dict[str, Any]]] = {c: [] for c in CONFIGS}
-    saved = {key: (bf.SYSCTL / key).read_text().strip() for key in bf.BENCH_SYSCTLS}
     t0 = time.monotonic()
     with topologies.start("bench", dut="reference", plan=plan) as lab:
         bench = ConnBench(lab, seconds, loss, steps)
-        try:
-            for key, value in bf.BENCH_SYSCTLS.items():
-                (bf.SYSCTL / key).write_text(str(value))
+        with bf.raised(bench):
             for n in range(trials):
                 for config in CONFIGS:
                     bench.configure(config)
                     r = bench.measure_connections()
                     bf.log(f"trial {n + 1}: {config}: {r['no_loss_cps'] / 1000:.1f} k connections/s without loss")
                     per[config].append(r)
-        finally:
-            for key, value in saved.items():
-                (bf.SYSCTL / key).write_text(value)
-            bench.leave()
     results = {
         c: {
             "no_loss_cps": statistics.median(r["no_loss_cps"] for r in per[c]),

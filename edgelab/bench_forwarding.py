@@ -49,6 +49,7 @@ only ratios within one run mean anything; absolute numbers move between runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -56,6 +57,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -415,6 +417,21 @@ class Bench:
             self.run(node, ["ip", "neigh", "flush", "all"], check=False)
 
 
+@contextlib.contextmanager
+def raised(bench: Bench) -> Iterator[None]:
+    """While a bench runs: the machine-wide settings it needs raised (``BENCH_SYSCTLS``, each one
+    value for every namespace), restored after, and the dut node handed back as the lab left it."""
+    saved = {key: (SYSCTL / key).read_text().strip() for key in BENCH_SYSCTLS}
+    try:
+        for key, value in BENCH_SYSCTLS.items():
+            (SYSCTL / key).write_text(str(value))
+        yield
+    finally:
+        for key, text in saved.items():
+            (SYSCTL / key).write_text(text)
+        bench.leave()
+
+
 def _pidof(name: str) -> int | None:
     res = subprocess.run(["pidof", name], capture_output=True, text=True, check=False)
     return int(res.stdout.split()[0]) if res.returncode == 0 and res.stdout.split() else None
@@ -575,12 +592,9 @@ def main(
     # the default backlog (5,000) drops them even where the DUT keeps up, and the frames
     # queued there hold the sender's socket memory until trafgen's send fails (EAGAIN).
     # Both settings are one value for every namespace: raised while the bench runs, restored after.
-    saved = {key: (SYSCTL / key).read_text().strip() for key in BENCH_SYSCTLS}
     with topologies.start("bench", dut="reference", plan=plan) as lab:
         bench = Bench(lab, seconds, loss, steps)
-        try:
-            for key, value in BENCH_SYSCTLS.items():
-                (SYSCTL / key).write_text(str(value))
+        with raised(bench):
             for n in range(trials):
                 for config in configs:
                     log(f"trial {n + 1}/{trials}: {config}")
@@ -588,10 +602,6 @@ def main(
                     per_config[config].append(bench.measure(config))
                     if config == "cached":
                         results["cache_counters"] = bench.gateway.show("cache")["counters"]
-        finally:
-            for key, value in saved.items():
-                (SYSCTL / key).write_text(value)
-            bench.leave()
     for config in configs:
         results[config] = summarize(per_config[config])
     meta = {

@@ -184,25 +184,18 @@ def main(out_dir: str = "results", seconds: float = 1.0, steps: int = 6, quick: 
     import topologies
 
     sizes = {k: v[:2] for k, v in SIZES.items()} if quick else SIZES
-    saved = {key: (bf.SYSCTL / key).read_text().strip() for key in bf.BENCH_SYSCTLS}
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in sizes}
     t0 = time.monotonic()
     bf.log("scale on the wire: " + "; ".join(f"{k} {', '.join(f'{n:,}' for n in v)}" for k, v in sizes.items()))
     with topologies.start("bench", dut="reference", plan=_plan("sessions", 0)) as lab:
         bench = ScaleBench(lab, seconds, 0.001, steps)
-        try:
-            for key, value in bf.BENCH_SYSCTLS.items():
-                (bf.SYSCTL / key).write_text(str(value))
+        with bf.raised(bench):
             for name, ns in sizes.items():
                 for n in ns:
                     bf.log(f"{name}: {n:,} ...")
                     row = measure(bench, lab, name, n)
                     bf.log(f"{name}: {n:,}: {json.dumps({k: v for k, v in row.items() if k != 'trials'})}")
                     results[name].append(row)
-        finally:
-            for key, value in saved.items():
-                (bf.SYSCTL / key).write_text(value)
-            bench.leave()
     outp = Path(out_dir)
     outp.mkdir(parents=True, exist_ok=True)
     meta = {"seconds_per_trial": seconds, "search_steps": steps, "steering": bench.steering,
