@@ -120,8 +120,7 @@ def rewrite(buf: bytearray, l3: int, src: bool, new_ip: int, new_port: int) -> N
         # The address's words out (one's complement: ~old), the new ones in.
         delta = (~old_ip >> 16 & 0xFFFF) + (old_ip & 0xFFFF ^ 0xFFFF) + (new_ip >> 16) + (new_ip & 0xFFFF)
         t = (((buf[l3 + 10] << 8) | buf[l3 + 11]) ^ 0xFFFF) + delta
-        t = (t & 0xFFFF) + (t >> 16)
-        t = (t & 0xFFFF) + (t >> 16)
+        t = (t & 0xFFFF) + (t >> 16)  # (five words at most: two folds carry everything)
         t = (t & 0xFFFF) + (t >> 16)
         c = t ^ 0xFFFF
         buf[l3 + 10], buf[l3 + 11] = c >> 8, c & 0xFF
@@ -129,7 +128,6 @@ def rewrite(buf: bytearray, l3: int, src: bool, new_ip: int, new_port: int) -> N
             old = (buf[co] << 8) | buf[co + 1]
             if not (proto == IPPROTO_UDP and old == 0):
                 t = (old ^ 0xFFFF) + delta
-                t = (t & 0xFFFF) + (t >> 16)
                 t = (t & 0xFFFF) + (t >> 16)
                 t = (t & 0xFFFF) + (t >> 16)
                 c = t ^ 0xFFFF
