@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgelab import pacing
+
 FLOWS = "ipv4(sa=10.100.0.1, da=10.100.0.2, ttl=64), udp(sp=dinc(1024, 2023), dp=9)"
 LOSS = 0.001
 QUEUED = 0.05
@@ -53,6 +55,7 @@ class EviBench:
         cfg = Path(lab.rundir) / "trafgen-evi.cfg"
         cfg.write_text(f"{{ eth(da={plan['sink']['mac']}, sa={plan['gen']['mac']}), {FLOWS}, fill(0x00, 18) }}\n")
         self.cfg = cfg
+        self.size: int | None = None  # bytes of a frame, for the pace
         rules = (
             "table netdev edgelab_sink {\n"
             f" chain ingress {{ type filter hook ingress device {self.sink_if} priority 0; policy accept;\n"
@@ -78,10 +81,13 @@ class EviBench:
 
     def trial(self, rate: float | None) -> dict[str, float]:
         argv = ["timeout", "-s", "INT", f"{self.seconds}", "trafgen", "-o", self.gen_if, "-i", str(self.cfg)]
-        argv += ["--cpus", "1", "-q"] + (["-b", f"{int(max(rate, 1))}pps"] if rate else [])
+        argv += ["--cpus", "1", "-q"]
+        if rate and self.size is None:
+            self.size = pacing.frame_bytes(self.run, self.gen, self.gen_if, str(self.cfg))
         self.drain()
         sent0, recv0 = self.count(self.gen, self.gen_if, "tx"), self.count(self.sink, self.sink_if, "rx")
-        res = self.run(self.gen, argv, check=False, timeout=self.seconds + 30)
+        with pacing.paced(self.run, self.gen, self.gen_if, rate or None, self.size or 0):  # an even rate
+            res = self.run(self.gen, argv, check=False, timeout=self.seconds + 30)
         if res.returncode not in (0, 124, 130):
             raise RuntimeError(f"trafgen failed (exit {res.returncode}): {res.stderr.strip()}")
         in_window = self.count(self.sink, self.sink_if, "rx") - recv0

@@ -61,6 +61,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from edgelab import pacing
+
 CONFIGS = ("kernel", "uncached", "cached", "ovs")
 DUT_CONFIGS = {"linux": ("kernel",), "reference": ("uncached", "cached"), "ovs": ("ovs",)}
 GEN_CPU, DUT_CPU = 0, 1
@@ -117,6 +119,7 @@ class Bench:
         self.ovs: Any = None  # the ovs DUT's driver, in configuration (d)
         self.steering = "none"
         self.kernel_macs: dict[str, str] = {}  # the dut's interfaces' own MACs while the kernel is the DUT
+        self._sizes: dict[str, int] = {}  # bytes of a frame of each traffic, for the pace
 
     def _sink_drops_bench_flows(self) -> None:
         """The sink counts the bench frames on its interface and drops them at ingress
@@ -148,7 +151,8 @@ class Bench:
         path.write_text(f"{{ eth(da={self.dut_mac}, sa={gen_mac}), {body} }}\n")
         return path
 
-    def _trafgen(self, flows: str, rate_pps: float | None, seconds: float) -> list[str]:
+    def _trafgen(self, flows: str, seconds: float) -> list[str]:
+        """trafgen unthrottled for ``seconds`` (a rate is set by :meth:`paced`)."""
         cfg = self._trafgen_cfg(flows)
         argv = [
             "taskset",
@@ -167,18 +171,27 @@ class Bench:
             "1",
             "-q",
         ]
-        if rate_pps is not None:
-            argv += ["-b", f"{int(max(rate_pps, 1))}pps"]
         return argv
+
+    def paced(self, flows: str, rate_pps: float | None) -> contextlib.AbstractContextManager[None]:
+        """The generator's interface held to ``rate_pps`` frames a second, evenly (``pacing.py``:
+        trafgen's own rate is a second's frames in one burst); None: trafgen's full speed."""
+        size = self._sizes.get(flows)
+        if size is None and rate_pps is not None:
+            size = self._sizes[flows] = pacing.frame_bytes(
+                self.run, self.gen, self.gen_if, str(self._trafgen_cfg(flows))
+            )
+        return pacing.paced(self.run, self.gen, self.gen_if, rate_pps, size or 0)
 
     def trial(self, flows: str, rate_pps: float | None) -> dict[str, float]:
         """Offer traffic for ``seconds``; return sent/received packets and rates."""
-        argv = self._trafgen(flows, rate_pps, self.seconds)
+        argv = self._trafgen(flows, self.seconds)
         self.drain()
         dut0 = self._dut_counters()
         sent0 = self._count(self.gen, self.gen_if, "tx")
         recv0 = self._count(self.sink, self.sink_if, "rx")
-        res = self.run(self.gen, argv, check=False, timeout=self.seconds + 30)
+        with self.paced(flows, rate_pps):
+            res = self.run(self.gen, argv, check=False, timeout=self.seconds + 30)
         if res.returncode not in (0, 124, 130) and "trafgen" not in res.stdout + res.stderr:
             raise RuntimeError(f"trafgen failed (exit {res.returncode}): {res.stderr.strip()}")
         # Delivered rate: what reached the sink while trafgen ran.  Loss: what never
@@ -247,21 +260,26 @@ class Bench:
         ``load_pps`` (started 0.3 s before the first ping, running past the last)."""
         self.drain()
         load = None
-        if load_pps > 0:
-            argv = self._trafgen("many", load_pps, 2.0)
-            load = self.gen.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(0.3)
-        try:
-            res = self.run(
-                self.gen, ["ping", "-n", "-i", "0.005", "-c", "200", "-W", "1", self.probe], check=False, timeout=60
-            )
-        finally:
-            if load is not None:
-                try:
-                    load.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    load.kill()
-                    load.wait()
+        # The ping shares the paced queue with the load: what it measures is the path's, and
+        # the queue's, at that load (a queue of pacing.QUEUE frames: 0.2 ms at 300 kpps).
+        with self.paced("many", load_pps if load_pps > 0 else None):
+            if load_pps > 0:
+                argv = self._trafgen("many", 2.0)
+                load = self.gen.popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+                time.sleep(0.3)
+            try:
+                res = self.run(
+                    self.gen, ["ping", "-n", "-i", "0.005", "-c", "200", "-W", "1", self.probe], check=False, timeout=60
+                )
+            finally:
+                if load is not None:
+                    try:
+                        load.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        load.kill()
+                        load.wait()
         rtts = [float(x) for x in re.findall(r"time=([\d.]+) ms", res.stdout)]
         if len(rtts) < 10:
             return {"p50_ms": float("nan"), "p99_ms": float("nan"), "replies": len(rtts)}

@@ -57,10 +57,11 @@ class ScaleBench(ConnBench):
 
     def fill(self, n: int) -> int:
         """``n`` new UDP flows through the gateway (paced); the connections its table holds then."""
-        argv = self._trafgen("fill", FILL_PPS, n / FILL_PPS + 60)
+        argv = self._trafgen("fill", n / FILL_PPS + 60)
         cut = argv.index("trafgen")
         argv[cut + 1 : cut + 1] = ["-n", str(n)]
-        self.run(self.gen, argv, check=False, timeout=n / FILL_PPS + 90)
+        with self.paced("fill", FILL_PPS):
+            self.run(self.gen, argv, check=False, timeout=n / FILL_PPS + 90)
         self.drain()
         return self.sessions()
 
