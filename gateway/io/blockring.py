@@ -32,10 +32,34 @@ _BLK_NUM = 12  # ... num_pkts
 _BLK_FIRST = 16  # ... offset_to_first_pkt
 _T3 = struct.Struct("IIIIIIHHIIH")  # tpacket3_hdr up to tp_vlan_tpid
 WINDOW = 0.01  # the receive rate is judged over windows of this many seconds
-TO_BLOCKS = 32  # frames in one window (3,200/s) that move a quiet port to blocks
-TO_FRAMES = 4  # at most this many in each of QUIET_WINDOWS windows (400/s): back to frames
+TO_BLOCKS = 400  # frames in one window (40,000/s) that move a port to blocks
+TO_FRAMES = 200  # at most this many in each of QUIET_WINDOWS windows (20,000/s): back to frames
+ONE_BY_ONE = 4  # the first frames of a window are read one per call
 QUIET_WINDOWS = 10
 SETTLE = 0.005  # after a switch to frames, wait at most this long for the open block
+
+
+RING_BYTES = 16 << 20  # the receive ring, whatever its blocks' size
+_SIOCGIFMTU = 0x8921
+_FRAME_ROOM = 18 + 128  # beyond the MTU: Ethernet header and a VLAN tag; the ring's own header, aligned
+
+
+def size_blocks(ifname: str) -> int:
+    """The smallest receive block (a power of two, a page at least) that holds the largest frame
+    ``ifname`` can receive: its MTU, an Ethernet header and a VLAN tag, and the ring's header.
+    (A frame that would not fit is cut short by the kernel and dropped here: ``rx_truncated``.)"""
+    import fcntl
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            req = fcntl.ioctl(sock, _SIOCGIFMTU, struct.pack("16si12x", ifname.encode()[:15], 0))
+            mtu = struct.unpack_from("i", req, 16)[0]
+        except OSError:
+            mtu = 9000  # unknown: room for a jumbo frame
+    size = 4096
+    while size < mtu + _FRAME_ROOM:
+        size *= 2
+    return size
 
 
 class _Muted(AfPacket):
@@ -52,32 +76,40 @@ class BlockRingPort(AfPacket):
     Blocks are owned by one side at a time, so the reader can never wait on a slot
     the kernel skipped; a block is handed over when full or after ``retire_ms``.
 
-    The default (``io: block``).  Sized for bursts: paced traffic (trafgen)
-    arrives in bursts of a few hundred frames, and the kernel retires a block
-    after each burst (``retire_ms``), so the ring holds as many bursts as it
-    has blocks; with 64 blocks it overflowed at 20-50 kpps while the daemon
-    idled, with 256 blocks of 64 KiB (16 MiB, ~115k 64-byte frames) it does
-    not.  The loop also reads the ring at least every ``poll_interval``
-    instead of relying on epoll alone (see ``loop.py``).
+    The default (``io: block``).  The ring is :data:`RING_BYTES` (16 MiB, some
+    115k 64-byte frames) of the smallest blocks that hold the largest frame
+    the interface can receive (:func:`size_blocks`: 4 KiB, some 28 small
+    frames, up to an MTU of 3,950; 16 KiB for 9,000).  Small blocks because a
+    block is handed over when full or after the kernel's timeout (1 ms at the
+    least): with 64 KiB blocks (455 small frames) every frame below 455 kpps
+    waited for the timeout, and a ping beside 65 kpps of paced traffic took
+    0.66-0.86 ms through the gateway; with 4 KiB blocks 0.41-0.51 ms, with the
+    no-loss rate unchanged (``edgelab bench forwarding``'s paced load, three
+    runs each, 2026-12-05).  The ring's size is for bursts: with 64 blocks of
+    64 KiB it overflowed at 20-50 kpps of trafgen's bursty load while the
+    daemon idled.  The loop also reads the ring at least every
+    ``poll_interval`` instead of relying on epoll alone (see ``loop.py``).
 
     Quiet and busy: frames go to a plain socket (``quiet``, one ``recvmsg``
     each, read as soon as epoll says so) while fewer than ``TO_BLOCKS`` arrive
-    in a ``WINDOW``, and to the blocks above that, until ``QUIET_WINDOWS``
-    windows in a row bring ``TO_FRAMES`` or fewer.  The kernel sends each frame
-    to one of the two (a fanout group), so a switch loses and repeats nothing;
-    and order is kept across it: after a switch to blocks the socket's queue is
-    read first, after a switch to frames the blocks are (the block the kernel
-    is filling is waited for, up to ``SETTLE``).  Without fanout in the kernel
-    the port reads blocks only.
+    in a ``WINDOW`` (40,000/s), and to the blocks above that, until
+    ``QUIET_WINDOWS`` windows in a row bring ``TO_FRAMES`` or fewer
+    (20,000/s).  The frame-by-frame side keeps up to about 85,000/s here and
+    waits for no block: with the switch back at 400/s, as it was, a port that
+    a burst had moved to blocks stayed there at 1,300/s, and a ping beside
+    that load took 0.37-0.78 ms instead of 0.04-0.05.  The kernel sends each
+    frame to one of the two (a fanout group), so a switch loses and repeats
+    nothing; and order is kept across it: after a switch to blocks the
+    socket's queue is read first, after a switch to frames the blocks are (the
+    block the kernel is filling is waited for, up to ``SETTLE``).  Without
+    fanout in the kernel the port reads blocks only.
     """
 
     poll_interval: float | None = 0.001
 
-    def __init__(
-        self, ifname: str, block_size: int = 1 << 16, blocks: int = 256, retire_ms: int = 1, adaptive: bool = True
-    ) -> None:
-        self._block_size = block_size
-        self._blocks = blocks
+    def __init__(self, ifname: str, block_size: int | None = None, retire_ms: int = 1, adaptive: bool = True) -> None:
+        self._block_size = block_size or size_blocks(ifname)
+        self._blocks = RING_BYTES // self._block_size
         self._retire_ms = retire_ms
         super().__init__(ifname)
         self.blk = 0
@@ -127,7 +159,7 @@ class BlockRingPort(AfPacket):
     def recv_batch(self, limit: int, readable: bool = True) -> list[tuple[bytearray, int | None]]:
         """``readable=False``: the quiet socket is not read (an empty read is a system call
         and an exception; epoll reports the socket when it has a frame).  While the window
-        has brought fewer than ``TO_FRAMES`` frames, one frame is read per call: a second
+        has brought fewer than ``ONE_BY_ONE`` frames, one frame is read per call: a second
         read would almost always come back empty, and epoll reports the socket again at
         once while it holds more.  Past that, as many as there are: the window counts the
         frames read, and a burst must be judged one within the window it came in."""
@@ -142,7 +174,7 @@ class BlockRingPort(AfPacket):
         else:
             out = self._blocks_batch(limit)  # what the blocks took before the switch first
             if len(out) < limit and readable and not self._block_open():
-                got = quiet.recv_batch(1 if self._window_n < TO_FRAMES else limit - len(out))
+                got = quiet.recv_batch(1 if self._window_n < ONE_BY_ONE else limit - len(out))
                 self.rx_by_frame += len(got)
                 out += got
         self._judge(len(out))
@@ -256,6 +288,7 @@ class BlockRingPort(AfPacket):
             "rx_resyncs": self.rx_resyncs,
             "rx_by_frame": self.rx_by_frame,
             "rx_switches": self.rx_switches,
+            "rx_truncated": self.rx_truncated,
         }
 
     def close(self) -> None:

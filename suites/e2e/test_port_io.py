@@ -78,3 +78,18 @@ def test_the_transmit_ring_keeps_step_with_the_kernel_after_a_queue_dropped_fram
     r = json.loads(res.stdout)
     assert r["overload"]["dropped"] + r["overload"]["refused"] > 0, ("the qdisc made the kernel fail frames", r)
     assert all(x == {"received": 200, "dropped": 0, "refused": 0} for x in r["after"]), r
+
+
+def test_receive_blocks_are_sized_to_the_link_mtu_and_a_jumbo_frame_comes_whole(veth_ns):
+    # Blocks as small as the largest frame allows (a block is handed over when full or after
+    # the kernel's 1 ms: small blocks wait less); a frame too big for a block would be cut.
+    res = subprocess.run(
+        ["ip", "netns", "exec", veth_ns, sys.executable, "-m", "suites.lib.portio", "--jumbo", "io0", "io1"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    r = json.loads(res.stdout)
+    assert (r["block_1500"], r["block_9000"]) == (4096, 16384), r
+    assert r["counters"]["rx_switches"] >= 1, ("the burst went through the blocks", r)
+    assert r["counters"]["rx_truncated"] == 0 and r["counters"]["rx_dropped"] == 0, r
+    assert r["sent"] > 1000 and r["whole"] == r["sent"], r

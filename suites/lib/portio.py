@@ -82,6 +82,40 @@ def main(tx_if: str, rx_if: str) -> int:
     return 0
 
 
+def jumbo(tx_if: str, rx_if: str) -> int:
+    """Frames as large as the link's MTU (9,000) through an ``io: block`` port, a burst of them
+    (through the blocks): the block size the port chose, and how many came whole."""
+    import subprocess
+
+    from gateway.io import open_port
+
+    small = open_port(rx_if, "block")
+    report: dict[str, object] = {"block_1500": small._block_size}  # type: ignore[attr-defined]
+    small.close()
+    for ifname in (tx_if, rx_if):
+        subprocess.run(["ip", "link", "set", ifname, "mtu", "9000"], check=True)
+    port = open_port(rx_if, "block")
+    report["block_9000"] = port._block_size  # type: ignore[attr-defined]
+    tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    tx.bind((tx_if, 0))
+    big = [frame(i)[:18] + bytes([i % 251]) * (9014 - 18) for i in range(64)]
+    sent, whole, end = 0, 0, time.monotonic() + 0.3
+    while time.monotonic() < end:
+        for f in big:
+            tx.send(f)
+            sent += 1
+        for data, _vlan in port.recv_batch(64):
+            whole += data[12:14] == ETHERTYPE and len(data) == 9014 and data == big[data[17] % 64]
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        for data, _vlan in port.recv_batch(64):
+            whole += data[12:14] == ETHERTYPE and len(data) == 9014 and data == big[data[17] % 64]
+    report.update(sent=sent, whole=whole, counters=port.counters())
+    port.close()
+    print(json.dumps(report))
+    return 0
+
+
 def transmit_after_drops(tx_if: str, rx_if: str) -> int:
     """The transmit ring behind a qdisc that drops (ENOBUFS), then with the qdisc gone: how
     many frames of each later round of 200 arrive."""
@@ -139,4 +173,6 @@ def transmit_after_drops(tx_if: str, rx_if: str) -> int:
 if __name__ == "__main__":
     if sys.argv[1] == "--transmit-after-drops":
         sys.exit(transmit_after_drops(*sys.argv[2:4]))
+    if sys.argv[1] == "--jumbo":
+        sys.exit(jumbo(*sys.argv[2:4]))
     sys.exit(main(*sys.argv[1:3]))

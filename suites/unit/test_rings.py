@@ -174,3 +174,27 @@ def test_a_block_the_kernel_passed_by_does_not_stop_the_reader():
 def test_a_block_being_filled_is_waited_for():
     port = block_ring()
     assert port.recv_batch(64) == [] and port.blk == 0 and port.rx_resyncs == 0
+
+
+@pytest.mark.parametrize(
+    ("per_second", "on_blocks_after"),
+    [(1_300, False), (15_000, False), (30_000, True), (100_000, True)],
+)
+def test_a_port_moved_to_blocks_goes_back_to_frames_below_the_frame_side_s_comfort(
+    monkeypatch, per_second, on_blocks_after
+):
+    # After a burst moved it to blocks, a port under a steady load goes back to reading frame by
+    # frame (no wait for a block's timeout) where that side keeps up with ease: with the
+    # old bound of 400/s it stayed on blocks at 1,300/s, and a ping beside it waited ~0.8 ms.
+    from gateway.io import blockring
+
+    port = block_ring()
+    port.on_blocks, port._quiet_windows, port._window_n, port._window_end, port.rx_switches = True, 0, 0, 0.0, 0
+    monkeypatch.setattr(blockring.fanout, "choose", lambda sock, i: None)
+    port.sock = None
+    clock = [100.0]
+    monkeypatch.setattr(blockring.time, "monotonic", lambda: clock[0])
+    for _ in range(300):  # 0.3 s in reads of 1 ms
+        clock[0] += 0.001
+        port._judge(per_second // 1000)
+    assert port.on_blocks is on_blocks_after
