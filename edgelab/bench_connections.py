@@ -3,7 +3,7 @@ firewall, for the kernel, the reference gateway and the ovs DUT on the same veth
 
 Method: the ``bench`` topology's ``nat`` path (DR -> SR with SNAT), the forwarding bench's
 steering (generator on CPU 0, the DUT on CPU 1) and search (the highest rate with at most
-0.1 % lost and 5 % still queued).  The traffic is connections: trafgen alternates a SYN
+0.1 % lost and 1 % still queued).  The traffic is connections: trafgen alternates a SYN
 and a RST of the same 5-tuple, each pair a tuple of its own (250 destinations x 64,512
 source ports), so every SYN is a connection's first packet -- through the slow path,
 conntrack entry and NAT session created -- and its RST closes it.  The sink drops both at
