@@ -32,9 +32,10 @@ _BLK_NUM = 12  # ... num_pkts
 _BLK_FIRST = 16  # ... offset_to_first_pkt
 _T3 = struct.Struct("IIIIIIHHIIH")  # tpacket3_hdr up to tp_vlan_tpid
 WINDOW = 0.01  # the receive rate is judged over windows of this many seconds
-TO_BLOCKS = 400  # frames in one window (40,000/s) that move a port to blocks
-TO_FRAMES = 200  # at most this many in each of QUIET_WINDOWS windows (20,000/s): back to frames
+TO_BLOCKS = 80  # frames in one window (8,000/s) that move a port to blocks
+TO_FRAMES = 40  # at most this many in each of QUIET_WINDOWS windows (4,000/s): back to frames
 ONE_BY_ONE = 4  # the first frames of a window are read one per call
+BEHIND = 32  # a read of the socket that brings this many, all it asked for: to blocks at once
 QUIET_WINDOWS = 10
 SETTLE = 0.005  # after a switch to frames, wait at most this long for the open block
 
@@ -92,12 +93,17 @@ class BlockRingPort(AfPacket):
 
     Quiet and busy: frames go to a plain socket (``quiet``, one ``recvmsg``
     each, read as soon as epoll says so) while fewer than ``TO_BLOCKS`` arrive
-    in a ``WINDOW`` (40,000/s), and to the blocks above that, until
-    ``QUIET_WINDOWS`` windows in a row bring ``TO_FRAMES`` or fewer
-    (20,000/s).  The frame-by-frame side keeps up to about 85,000/s here and
-    waits for no block: with the switch back at 400/s, as it was, a port that
-    a burst had moved to blocks stayed there at 1,300/s, and a ping beside
-    that load took 0.37-0.78 ms instead of 0.04-0.05.  The kernel sends each
+    in a ``WINDOW`` (8,000/s) and the socket keeps up (a read that brings
+    ``BEHIND`` frames, all it asked for, moves the port at once), and to the
+    blocks above that, until ``QUIET_WINDOWS`` windows in a row bring
+    ``TO_FRAMES`` or fewer (4,000/s).  The frame-by-frame side waits for no
+    block, but costs a system call a frame: with the switch back at 400/s, as
+    it was, a port that a burst had moved to blocks stayed there at 1,300/s,
+    and a ping beside that load took 0.37-0.78 ms instead of 0.04-0.05; with
+    the switch to blocks at 40,000/s, new connections (two frames each, 25 µs
+    a frame) were read frame by frame at 20,000-30,000/s, and the rate
+    sustained fell from 13.8k to 11.2k connections/s (``edgelab bench
+    connections``, paced, 2026-12-05).  The kernel sends each
     frame to one of the two (a fanout group), so a switch loses and repeats
     nothing; and order is kept across it: after a switch to blocks the
     socket's queue is read first, after a switch to frames the blocks are (the
@@ -174,9 +180,12 @@ class BlockRingPort(AfPacket):
         else:
             out = self._blocks_batch(limit)  # what the blocks took before the switch first
             if len(out) < limit and readable and not self._block_open():
-                got = quiet.recv_batch(1 if self._window_n < ONE_BY_ONE else limit - len(out))
+                want = 1 if self._window_n < ONE_BY_ONE else limit - len(out)
+                got = quiet.recv_batch(want)
                 self.rx_by_frame += len(got)
                 out += got
+                if want >= BEHIND and len(got) == want:
+                    self._switch(True)  # the socket holds more than a read: the frame side is behind
         self._judge(len(out))
         return out
 

@@ -178,7 +178,7 @@ def test_a_block_being_filled_is_waited_for():
 
 @pytest.mark.parametrize(
     ("per_second", "on_blocks_after"),
-    [(1_300, False), (15_000, False), (30_000, True), (100_000, True)],
+    [(1_300, False), (3_000, False), (6_000, True), (100_000, True)],
 )
 def test_a_port_moved_to_blocks_goes_back_to_frames_below_the_frame_side_s_comfort(
     monkeypatch, per_second, on_blocks_after
@@ -198,3 +198,28 @@ def test_a_port_moved_to_blocks_goes_back_to_frames_below_the_frame_side_s_comfo
         clock[0] += 0.001
         port._judge(per_second // 1000)
     assert port.on_blocks is on_blocks_after
+
+
+def test_a_frame_side_that_falls_behind_moves_to_blocks_at_once(monkeypatch):
+    # Below the rate bound, a port reads frame by frame; a read that brings all it asked for
+    # means the socket holds more: the frame side is behind (slow frames: new connections),
+    # and the port moves to its blocks without waiting for the window's end.
+    from gateway.io import blockring
+
+    class Socket:
+        def __init__(self, held):
+            self.held = held
+
+        def recv_batch(self, limit, readable=True):
+            n = min(limit, self.held)
+            self.held -= n
+            return [(bytearray(60), None)] * n
+
+    monkeypatch.setattr(blockring.fanout, "choose", lambda sock, i: None)
+    for held, to_blocks in ((10, False), (64, True)):
+        port = block_ring()
+        port.sock, port.quiet, port.on_blocks = None, Socket(held), False
+        port._window_n, port._window_end, port._settle_until = blockring.ONE_BY_ONE, 1e18, 0.0
+        port._quiet_windows = port.rx_switches = port.rx_by_frame = 0
+        got = port.recv_batch(64)
+        assert len(got) == min(held, 64) and port.on_blocks is to_blocks
