@@ -265,8 +265,8 @@ class Bench:
         ``load_pps`` (started 0.3 s before the first ping, running past the last)."""
         self.drain()
         load = None
-        # The ping shares the paced queue with the load: what it measures is the path's, and
-        # the queue's, at that load (a queue of pacing.QUEUE frames: 0.2 ms at 300 kpps).
+        # The load paced; the pings go by in a class of their own (pacing.py), so they wait in
+        # the DUT's queues at that load, not behind the load in the generator's.
         with self.paced("many", load_pps if load_pps > 0 else None):
             if load_pps > 0:
                 argv = self._trafgen("many", 2.0)
