@@ -220,12 +220,18 @@ class Bench:
 
     def _dut_counters(self) -> dict[str, int]:
         """The gateway's own view: frames read, sent, lost at its receive ring and
-        dropped at its transmit ring, summed over its ports."""
+        dropped at its transmit ring, summed over its ports, its switches between frames
+        and blocks, and its loop's rounds that took over 10, 50 and 100 ms (a trial's
+        difference: what stalled the daemon in that trial)."""
         if self.gateway is None or self.mode != "reference":
             return {}
-        ports = self.gateway.show("counters")["ports"].values()
-        keys = ("rx", "tx", "rx_dropped", "tx_dropped", "tx_errors", "rx_resyncs")
-        return {k: sum(int(p.get(k, 0)) for p in ports) for k in keys}
+        counters = self.gateway.show("counters")
+        ports = counters["ports"].values()
+        keys = ("rx", "tx", "rx_dropped", "tx_dropped", "tx_errors", "rx_resyncs", "rx_switches")
+        out = {k: sum(int(p.get(k, 0)) for p in ports) for k in keys}
+        loop = counters.get("loop", {})
+        out.update({k: int(v) for k, v in loop.items() if k.startswith("rounds_over_")})
+        return out
 
     def drain(self, quiet: float = 0.3, limit: float = 15.0) -> int:
         """Wait until nothing more arrives at the sink (the dut's queues are empty);
