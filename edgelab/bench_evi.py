@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from edgelab import pacing
+from edgelab.bench_forwarding import QUEUED
 
 FLOWS = "ipv4(sa=10.100.0.1, da=10.100.0.2, ttl=64), udp(sp=dinc(1024, 2023), dp=9)"
 LOSS = 0.001
-QUEUED = 0.01  # as bench_forwarding.QUEUED
 
 
 def log(msg: str) -> None:
