@@ -62,7 +62,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgelab import pacing
+from edgelab import corestat, pacing
 
 CONFIGS = ("kernel", "uncached", "cached", "ovs")
 DUT_CONFIGS = {"linux": ("kernel",), "reference": ("uncached", "cached"), "ovs": ("ovs",)}
@@ -196,7 +196,9 @@ class Bench:
         sent0 = self._count(self.gen, self.gen_if, "tx")
         recv0 = self._count(self.sink, self.sink_if, "rx")
         with self.paced(flows, rate_pps):
+            core0 = corestat.ticks(DUT_CPU)
             res = self.run(self.gen, argv, check=False, timeout=self.seconds + 30)
+            core1 = corestat.ticks(DUT_CPU)
         if res.returncode not in (0, 124, 130) and "trafgen" not in res.stdout + res.stderr:
             raise RuntimeError(f"trafgen failed (exit {res.returncode}): {res.stderr.strip()}")
         # Delivered rate: what reached the sink while trafgen ran.  Loss: what never
@@ -216,6 +218,8 @@ class Bench:
             "loss": 0.0 if sent == 0 else max(0.0, (sent - recv) / sent),
             # Still queued in the dut when the generator stopped (delivered afterwards).
             "queued": 0.0 if sent == 0 else max(0, recv - in_window) / sent,
+            # The DUT's core while trafgen ran, per frame delivered then (corestat.py).
+            "core": corestat.per_frame(core0, core1, in_window),
         }
 
     def _dut_counters(self) -> dict[str, int]:
@@ -264,7 +268,7 @@ class Bench:
                 lo, best = mid, t
             else:
                 hi = mid
-        return {"pps": best["sent_pps"] if best else 0.0, "trials": trials}
+        return {"pps": best["sent_pps"] if best else 0.0, "core": best["core"] if best else {}, "trials": trials}
 
     def latency(self, load_pps: float = 0.0) -> dict[str, float]:
         """200 pings 5 ms apart through the dut, alone or beside ``many``-flow traffic at
@@ -476,7 +480,10 @@ def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
         top = {k: med(g["max"][k] for g in got) for k in ("delivered_pps", "sent_pps")}
         out[flows] = {
             "max": top,
-            "no_loss": {"pps": med(g["no_loss"]["pps"] for g in got)},
+            "no_loss": {
+                "pps": med(g["no_loss"]["pps"] for g in got),
+                "core": corestat.median([g["no_loss"].get("core", {}) for g in got]),
+            },
             "generator_bound": all(g["max"]["delivered_pps"] >= GENERATOR_BOUND * g["max"]["sent_pps"] for g in got),
         }
     out["latency"] = {}
@@ -556,6 +563,20 @@ def latency_table(results: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True))) for r in rows
+    ).rstrip()
+
+
+def core_table(results: dict[str, Any]) -> str:
+    """Where each configuration's core went at its no-loss rate: microseconds per frame (user,
+    system, softirq), and how busy it was (corestat.py)."""
+    rows = [("config", "flows", "user", "system", "softirq", "total us/frame", "busy")]
+    for c in (c for c in CONFIGS if c in results):
+        for flows in FLOWS:
+            rows.append((c, flows, *corestat.row(results[c][flows]["no_loss"].get("core", {}))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(v.rjust(w) if i > 1 else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
+        for r in rows
     ).rstrip()
 
 
@@ -666,6 +687,9 @@ def main(
     print()
     print("round-trip time through the dut (ms), idle and beside many-flow traffic at a share of its no-loss rate:")
     print(latency_table(results))
+    print()
+    print(f"the DUT's core (CPU {DUT_CPU}) at its no-loss rate, microseconds per frame (corestat.py):")
+    print(core_table(results))
     print()
     print(f"written: {outp / 'bench-forwarding.json'}" + (f", {outp / 'bench-forwarding.png'}" if plotted else ""))
     print()
