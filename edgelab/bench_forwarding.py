@@ -196,9 +196,9 @@ class Bench:
         sent0 = self._count(self.gen, self.gen_if, "tx")
         recv0 = self._count(self.sink, self.sink_if, "rx")
         with self.paced(flows, rate_pps):
-            core0 = corestat.ticks(DUT_CPU)
+            core0 = corestat.read(DUT_CPU)
             res = self.run(self.gen, argv, check=False, timeout=self.seconds + 30)
-            core1 = corestat.ticks(DUT_CPU)
+            core1 = corestat.read(DUT_CPU)
         if res.returncode not in (0, 124, 130) and "trafgen" not in res.stdout + res.stderr:
             raise RuntimeError(f"trafgen failed (exit {res.returncode}): {res.stderr.strip()}")
         # Delivered rate: what reached the sink while trafgen ran.  Loss: what never
@@ -567,12 +567,12 @@ def latency_table(results: dict[str, Any]) -> str:
 
 
 def core_table(results: dict[str, Any]) -> str:
-    """Where each configuration's core went at its no-loss rate: microseconds per frame (user,
-    system, softirq), and how busy it was (corestat.py)."""
-    rows = [("config", "flows", "user", "system", "softirq", "total us/frame", "busy")]
+    """What a frame cost each configuration's core at its no-loss rate (busy microseconds per
+    frame), and how busy the core was (corestat.py)."""
+    rows = [("config", "flows", "us/frame", "busy")]
     for c in (c for c in CONFIGS if c in results):
         for flows in FLOWS:
-            rows.append((c, flows, *corestat.row(results[c][flows]["no_loss"].get("core", {}))))
+            rows.append((c, flows, *corestat.cells(results[c][flows]["no_loss"].get("core", {}))))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(v.rjust(w) if i > 1 else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
@@ -688,7 +688,7 @@ def main(
     print("round-trip time through the dut (ms), idle and beside many-flow traffic at a share of its no-loss rate:")
     print(latency_table(results))
     print()
-    print(f"the DUT's core (CPU {DUT_CPU}) at its no-loss rate, microseconds per frame (corestat.py):")
+    print(f"the DUT's core (CPU {DUT_CPU}) at its no-loss rate: busy microseconds per frame (corestat.py):")
     print(core_table(results))
     print()
     print(f"written: {outp / 'bench-forwarding.json'}" + (f", {outp / 'bench-forwarding.png'}" if plotted else ""))
