@@ -17,7 +17,7 @@ import struct
 
 import pytest
 
-from gateway.io.txring import TP_STATUS_AVAILABLE, TP_STATUS_SEND_REQUEST, TxRing
+from gateway.io.txring import TP_STATUS_AVAILABLE, TP_STATUS_SEND_REQUEST, VNET, TxRing
 
 SLOT = 64
 DATA = 32
@@ -29,8 +29,9 @@ class KernelTx:
     """tpacket_snd as a model: ``fail`` maps the n-th frame handed to the kernel
     (counting from 0 over the whole test) to a failure kind."""
 
-    def __init__(self, mm: bytearray) -> None:
+    def __init__(self, mm: bytearray, vnet: int) -> None:
         self.mm = mm
+        self.vnet = vnet  # a virtio_net_hdr before each frame (PACKET_VNET_HDR), or none
         self.head = 0
         self.seen = 0
         self.fail: dict[int, str] = {}
@@ -55,18 +56,22 @@ class KernelTx:
                 if total == 0:
                     raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
                 return total  # no buffer after some frames: a short count, no error
-            self.wire.append(bytes(self.mm[off + DATA : off + DATA + length]))
+            frame = bytes(self.mm[off + DATA + self.vnet : off + DATA + length])
+            if self.vnet:
+                flags, gso, copy, _size, _start, _offset = VNET.unpack_from(self.mm, off + DATA)
+                assert (flags, gso, copy) == (0, 0, len(frame)), "the whole frame copied, no offload asked"
+            self.wire.append(frame)
             _HDR.pack_into(self.mm, off, TP_STATUS_AVAILABLE, length)  # sent and freed
             self.head = (self.head + 1) % NFRAMES
-            total += length
+            total += length - self.vnet  # what send() reports: the frames' bytes
 
 
-def ring() -> tuple[TxRing, KernelTx]:
+def ring(vnet: int = VNET.size) -> tuple[TxRing, KernelTx]:
     port = TxRing.__new__(TxRing)  # no socket: the model stands in for the kernel
     port.mm = bytearray(SLOT * NFRAMES)
-    port.frame_size, port.nframes, port.tx_base = SLOT, NFRAMES, 0
+    port.frame_size, port.nframes, port.tx_base, port.vnet = SLOT, NFRAMES, 0, vnet
     port.tx_i = port.tx_pending = port.tx_bytes = port.tx_dropped = port.tx_ring_full = 0
-    kernel = KernelTx(port.mm)
+    kernel = KernelTx(port.mm, vnet)
     port.sock = kernel  # type: ignore[assignment]
     return port, kernel
 
@@ -87,8 +92,9 @@ def frames(first: int, n: int) -> list[bytes]:
         {1: "nobufs", 7: "nomem", 12: "nobufs"},
     ],
 )
-def test_no_stall_and_every_frame_accounted(fail: dict[int, str]) -> None:
-    port, kernel = ring()
+@pytest.mark.parametrize("vnet", [VNET.size, 0], ids=["vnet-header", "older-kernel"])
+def test_no_stall_and_every_frame_accounted(fail: dict[int, str], vnet: int) -> None:
+    port, kernel = ring(vnet)
     kernel.fail = dict(fail)
     sent: list[bytes] = []
     for batch in range(8):  # 40 frames through an 8-slot ring, 5 per flush
