@@ -147,7 +147,11 @@ def _forwarding(bench: dict[str, Any]) -> str:
         ax.set_ylabel("kpps")
         for c, t, n in zip(configs, top, nl, strict=True):
             bound = " (generator-bound)" if results[c][f].get("generator_bound") else ""
-            rows.append(f"<tr><td>{_esc(c)}</td><td>{_esc(f)}</td><td>{t:.1f}{bound}</td><td>{n:.1f}</td></tr>")
+            core = results[c][f]["no_loss"].get("core") or {}  # (a run before edgelab/corestat.py has none)
+            cost = f"{core['us_per_frame']:.2f} ({core['busy']:.0%} busy)" if core else "-"
+            rows.append(
+                f"<tr><td>{_esc(c)}</td><td>{_esc(f)}</td><td>{t:.1f}{bound}</td><td>{n:.1f}</td><td>{cost}</td></tr>"
+            )
     fig.tight_layout()
     img = _png(fig)
     plt.close(fig)
@@ -160,7 +164,8 @@ def _forwarding(bench: dict[str, Any]) -> str:
     return (
         f"<h3>Forwarding (<code>edgelab bench forwarding</code>, path {_esc(meta.get('path', '?'))})</h3>"
         f'<p class="small">{_esc(meta.get("path_description", ""))}; {how}.</p>'
-        f"{img}<table><tr><th>config</th><th>flows</th><th>max kpps</th><th>no-loss kpps</th></tr>{''.join(rows)}</table>"
+        f"{img}<table><tr><th>config</th><th>flows</th><th>max kpps</th><th>no-loss kpps</th>"
+        f"<th>DUT core, us per frame at no loss</th></tr>{''.join(rows)}</table>"
         f"{_latency(results, configs)}"
     )
 

@@ -89,12 +89,14 @@ def test_missing_output_is_an_error(tmp_path):
 # -- the comparison page, in a real browser --------------------------------------------------
 def _bench(tmp: Path) -> None:
     one = {"max": {"delivered_pps": 150000.0, "sent_pps": 300000.0}, "no_loss": {"pps": 120000.0}}
+    cost = {"max": one["max"], "no_loss": {"pps": 120000.0, "core": {"us_per_frame": 7.98, "busy": 0.95}}}
     # every DUT of the bench, five trials each: the page draws box plots of them
     probe = {"idle": {"p50_ms": 0.061, "p99_ms": 0.2}, "1%": {"p50_ms": 0.07, "p99_ms": 0.3}}
     results = {
         c: {"many": one, "few": one, "trials": [{"many": one, "few": one}] * 5, "latency": probe}
         for c in ("kernel", "uncached", "cached", "ovs")
     }
+    results["cached"]["many"] = cost  # what a frame cost its core (a run before that has none: "-")
     for dut, name in (("reference", "bench-failover.json"), ("linux", "bench-failover-linux.json")):
         rounds = [{"round": 1, "detection_ms": 250.0, "loss_window_ms": 280.0, "connection_survived": dut == "linux"}]
         summary = {
@@ -161,6 +163,14 @@ def test_comparison_page_in_a_browser(runs, tmp_path):
             )
         ]
         assert "ovs" in cells, cells
+        costs = [
+            tr.text
+            for tr in browser.find_elements(
+                By.XPATH, "//h3[starts-with(., 'Forwarding')]/following-sibling::table[1]//tr"
+            )
+        ]
+        assert any(r.startswith("cached many") and r.endswith("7.98 (95% busy)") for r in costs), costs
+        assert any(r.startswith("ovs many") and r.endswith("-") for r in costs), costs
         latency = browser.find_element(By.ID, "latency").text
         assert "1% p50 / p99 ms" in latency and "0.061 / 0.200" in latency, latency
         assert browser.find_elements(By.XPATH, "//h3[starts-with(., 'Cost at scale')]"), "the scale curves"
