@@ -30,8 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgelab import pacing
-from edgelab.bench_forwarding import QUEUED
+from edgelab.offered import Offered
 
 FLOWS = "ipv4(sa=10.100.0.1, da=10.100.0.2, ttl=64), udp(sp=dinc(1024, 2023), dp=9)"
 LOSS = 0.001
@@ -41,65 +40,22 @@ def log(msg: str) -> None:
     print(f"[bench evi] {msg}", file=sys.stderr, flush=True)
 
 
-class EviBench:
+class EviBench(Offered):
+    """The forwarding bench's trials and search (``offered.py``) across two sites.  Nothing is
+    steered here (four nodes on two CPUs): trafgen runs where the kernel puts it, and the
+    DUT's core is not read."""
+
     def __init__(self, lab: Any, seconds: float, steps: int) -> None:
-        from topologies.nodes import run
-
-        self.lab = lab
-        self.run = run
-        self.seconds = seconds
-        self.steps = steps
-        self.gen, self.sink = lab.host("gen"), lab.host("sink")
-        self.gen_if, self.sink_if = self.gen.defaultIntf().name, self.sink.defaultIntf().name
-        plan = lab.plan["hosts"]
-        cfg = Path(lab.rundir) / "trafgen-evi.cfg"
-        cfg.write_text(f"{{ eth(da={plan['sink']['mac']}, sa={plan['gen']['mac']}), {FLOWS}, fill(0x00, 18) }}\n")
-        self.cfg = cfg
-        self.size: int | None = None  # bytes of a frame, for the pace
-        rules = (
-            "table netdev edgelab_sink {\n"
-            f" chain ingress {{ type filter hook ingress device {self.sink_if} priority 0; policy accept;\n"
-            "  udp dport 9 counter drop\n }\n}\n"
+        gen, sink = lab.host("gen"), lab.host("sink")
+        super().__init__(
+            lab, seconds, LOSS, steps, gen.defaultIntf().name, sink.defaultIntf().name, gen_cpu=None, core_cpu=None
         )
-        (Path(lab.rundir) / "sink.nft").write_text(rules)
-        self.run(self.sink, ["nft", "-f", str(Path(lab.rundir) / "sink.nft")])
 
-    def count(self, node: Any, ifname: str, key: str) -> int:
-        out = self.run(node, ["ip", "-s", "-j", "link", "show", ifname]).stdout
-        return int(json.loads(out)[0]["stats64"][key]["packets"])
-
-    def drain(self, quiet: float = 0.3, limit: float = 15.0) -> int:
-        last = self.count(self.sink, self.sink_if, "rx")
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            time.sleep(quiet)
-            now = self.count(self.sink, self.sink_if, "rx")
-            if now == last:
-                return now
-            last = now
-        return last
-
-    def trial(self, rate: float | None) -> dict[str, float]:
-        argv = ["timeout", "-s", "INT", f"{self.seconds}", "trafgen", "-o", self.gen_if, "-i", str(self.cfg)]
-        argv += ["--cpus", "1", "-q"]
-        if rate and self.size is None:
-            self.size = pacing.frame_bytes(self.run, self.gen, self.gen_if, str(self.cfg))
-        self.drain()
-        sent0, recv0 = self.count(self.gen, self.gen_if, "tx"), self.count(self.sink, self.sink_if, "rx")
-        with pacing.paced(self.run, self.gen, self.gen_if, rate or None, self.size or 0):  # an even rate
-            res = self.run(self.gen, argv, check=False, timeout=self.seconds + 30)
-        if res.returncode not in (0, 124, 130):
-            raise RuntimeError(f"trafgen failed (exit {res.returncode}): {res.stderr.strip()}")
-        in_window = self.count(self.sink, self.sink_if, "rx") - recv0
-        sent = self.count(self.gen, self.gen_if, "tx") - sent0
-        recv = self.drain() - recv0
-        return {
-            "offered_pps": rate or 0.0,
-            "sent_pps": sent / self.seconds,
-            "delivered_pps": in_window / self.seconds,
-            "loss": 0.0 if sent == 0 else max(0.0, (sent - recv) / sent),
-            "queued": 0.0 if sent == 0 else max(0, recv - in_window) / sent,
-        }
+    def _trafgen_cfg(self, flows: str) -> Path:
+        plan = self.lab.plan["hosts"]
+        cfg = self.cfg_dir / "trafgen-evi.cfg"
+        cfg.write_text(f"{{ eth(da={plan['sink']['mac']}, sa={plan['gen']['mac']}), {FLOWS}, fill(0x00, 18) }}\n")
+        return cfg
 
     def caches(self, enabled: bool) -> None:
         for name in self.lab.plan["gateways"]:
@@ -108,21 +64,12 @@ class EviBench:
     def forwarding(self, config: str) -> dict[str, Any]:
         self.caches(config == "cached")
         self.run(self.gen, ["ping", "-n", "-c", "2", "-i", "0.2", "10.100.0.2"], check=False)
-        self.trial(20000)  # warm-up
-        top = self.trial(None)
+        self.trial("evi", 20000)  # warm-up
+        top = self.trial("evi", None)
         log(f"{config}: delivered {top['delivered_pps'] / 1000:.1f} kpps of {top['sent_pps'] / 1000:.1f} sent")
-        lo, hi, best = 0.0, max(top["sent_pps"], 1.0), 0.0
-        trials = []
-        for _ in range(self.steps):
-            mid = (lo + hi) / 2
-            t = self.trial(mid)
-            trials.append(t)
-            if t["loss"] <= LOSS and t["queued"] <= QUEUED:
-                lo, best = mid, t["sent_pps"]
-            else:
-                hi = mid
-        log(f"{config}: no-loss {best / 1000:.1f} kpps")
-        return {"max": top, "no_loss_pps": best, "trials": trials}  # every trial, to recompute from
+        nl = self.no_loss_rate("evi", max(top["sent_pps"], 1.0))
+        log(f"{config}: no-loss {nl['pps'] / 1000:.1f} kpps")
+        return {"max": top, "no_loss_pps": nl["pps"], "trials": nl["trials"]}  # every trial, to recompute from
 
 
 def takeover(lab: Any) -> dict[str, Any]:

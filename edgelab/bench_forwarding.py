@@ -56,17 +56,16 @@ import os
 import re
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgelab import corestat, pacing
+from edgelab import corestat
+from edgelab.offered import DUT_CPU, GEN_CPU, QUEUED, Offered, log
 
 CONFIGS = ("kernel", "uncached", "cached", "ovs")
 DUT_CONFIGS = {"linux": ("kernel",), "reference": ("uncached", "cached"), "ovs": ("ovs",)}
-GEN_CPU, DUT_CPU = 0, 1
 SYSCTL = Path("/proc/sys")
 BENCH_SYSCTLS = {
     "net/core/netdev_max_backlog": 100_000,
@@ -75,11 +74,6 @@ BENCH_SYSCTLS = {
 }  # see main
 GENERATOR_BOUND = 0.97  # delivered / sent at full speed above which the generator, not the DUT, set the figure
 LOADS = {"idle": 0.0, "1%": 0.01, "50%": 0.5, "90%": 0.9}  # latency probed alone and beside this share of no-loss
-# Share of a trial's frames that may still be in the dut when the generator stops.  A DUT that
-# keeps up holds only what is in flight (0-0.1 % seen at paced rates within reach, every DUT);
-# at 5 %, as it was, a DUT 5 % short of a rate passed it, and a ping beside 90 % of the uncached
-# path's "no-loss" rate waited 41-627 ms in its queue.
-QUEUED = 0.01
 FLOWS = {
     # 250 destinations x 8 source ports, both stepped each frame: 1000 distinct flows.
     "many": "ipv4(sa=192.0.2.2, da=203.0.113.1, da[3]=dinc(1, 250), ttl=64), udp(sp=dinc(1024, 1031), dp=9)",
@@ -92,60 +86,25 @@ FLOWS6 = {
 }
 
 
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-class Bench:
-    SINK_MATCH = "meta l4proto udp th dport 9"  # the bench frames (either family), dropped at the sink's ingress
+class Bench(Offered):
+    """The forwarding bench's trials (``offered.py``) on the ``bench`` topology, and what runs
+    on its dut node: the kernel, the reference gateway, the ovs DUT."""
 
     def __init__(self, lab: Any, seconds: float, loss: float, search_steps: int) -> None:
-        from topologies.nodes import run
-
-        self.lab = lab
-        self.run = run
-        self.seconds = seconds
-        self.loss = loss
-        self.search_steps = search_steps
-        self.gen = lab.host("gen")
-        self.sink = lab.host("sink")
+        super().__init__(
+            lab, seconds, loss, search_steps, lab.intf_towards("gen", "dut"), lab.intf_towards("sink", "dut")
+        )
         self.dut = lab.host("dut")
-        self.gen_if = lab.intf_towards("gen", "dut")
-        self.sink_if = lab.intf_towards("sink", "dut")
         plan = lab.plan
         self.dut_mac = plan["gateways"]["dut"]["kernel"]["interfaces"]["dut-eth0"]["mac"]
         self.v6 = plan.get("family") == 6
         # The ping probe (latency, warm-up) crosses the same path as the bench frames.
         self.probe = plan["hosts"]["sink"]["ip6" if self.v6 else "ip"].split("/")[0]
-        self.cfg_dir = Path(lab.rundir)
-        self._sink_drops_bench_flows()
         self.gateway: Any = lab.gateway("dut")  # the running reference gateway, in configurations (b) and (c)
         self.mode = "reference"  # what runs on the dut node: kernel | reference | ovs (the lab starts the reference)
         self.ovs: Any = None  # the ovs DUT's driver, in configuration (d)
         self.steering = "none"
         self.kernel_macs: dict[str, str] = {}  # the dut's interfaces' own MACs while the kernel is the DUT
-        self._sizes: dict[str, int] = {}  # bytes of a frame of each traffic, for the pace
-
-    def _sink_drops_bench_flows(self) -> None:
-        """The sink counts the bench frames on its interface and drops them at ingress
-        (an nftables netdev hook, before its IP stack): taking each one through UDP
-        to an ICMP port-unreachable would cost a CPU that the kernel baseline takes
-        from the generator and the gateway from itself.  Ping still gets answered."""
-        rules = (
-            "table netdev edgelab_sink {\n"
-            f" chain ingress {{ type filter hook ingress device {self.sink_if} priority 0; policy accept;\n"
-            f"  {self.SINK_MATCH} counter drop\n"
-            " }\n}\n"
-        )
-        path = self.cfg_dir / "sink.nft"
-        path.write_text(rules)
-        self.run(self.sink, ["nft", "-f", str(path)])
-
-    # -- counters and traffic ----------------------------------------------------------
-    def _count(self, node: Any, ifname: str, key: str) -> int:
-        out = self.run(node, ["ip", "-s", "-j", "link", "show", ifname]).stdout
-        stats = json.loads(out)[0]["stats64"]
-        return int(stats[key]["packets"])
 
     def _trafgen_cfg(self, flows: str) -> Path:
         path = self.cfg_dir / f"trafgen-{flows}.cfg"
@@ -155,72 +114,6 @@ class Bench:
         body = f"{FLOWS6[flows]}" if self.v6 else f"{FLOWS[flows]}, fill(0x00, 18)"
         path.write_text(f"{{ eth(da={self.dut_mac}, sa={gen_mac}), {body} }}\n")
         return path
-
-    def _trafgen(self, flows: str, seconds: float) -> list[str]:
-        """trafgen unthrottled for ``seconds`` (a rate is set by :meth:`paced`)."""
-        cfg = self._trafgen_cfg(flows)
-        argv = [
-            "taskset",
-            "-c",
-            str(GEN_CPU),
-            "timeout",
-            "-s",
-            "INT",
-            f"{seconds}",
-            "trafgen",
-            "-o",
-            self.gen_if,
-            "-i",
-            str(cfg),
-            "--cpus",
-            "1",
-            "-q",
-        ]
-        return argv
-
-    def paced(self, flows: str, rate_pps: float | None) -> contextlib.AbstractContextManager[None]:
-        """The generator's interface held to ``rate_pps`` frames a second, evenly (``pacing.py``:
-        trafgen's own rate is a second's frames in one burst); None: trafgen's full speed."""
-        size = self._sizes.get(flows)
-        if size is None and rate_pps is not None:
-            size = self._sizes[flows] = pacing.frame_bytes(
-                self.run, self.gen, self.gen_if, str(self._trafgen_cfg(flows))
-            )
-        return pacing.paced(self.run, self.gen, self.gen_if, rate_pps, size or 0)
-
-    def trial(self, flows: str, rate_pps: float | None) -> dict[str, float]:
-        """Offer traffic for ``seconds``; return sent/received packets and rates."""
-        argv = self._trafgen(flows, self.seconds)
-        self.drain()
-        dut0 = self._dut_counters()
-        sent0 = self._count(self.gen, self.gen_if, "tx")
-        recv0 = self._count(self.sink, self.sink_if, "rx")
-        with self.paced(flows, rate_pps):
-            core0 = corestat.read(DUT_CPU)
-            res = self.run(self.gen, argv, check=False, timeout=self.seconds + 30)
-            core1 = corestat.read(DUT_CPU)
-        if res.returncode not in (0, 124, 130) and "trafgen" not in res.stdout + res.stderr:
-            raise RuntimeError(f"trafgen failed (exit {res.returncode}): {res.stderr.strip()}")
-        # Delivered rate: what reached the sink while trafgen ran.  Loss: what never
-        # reached it, counted once the dut has emptied its queues.
-        in_window = self._count(self.sink, self.sink_if, "rx") - recv0
-        sent = self._count(self.gen, self.gen_if, "tx") - sent0
-        recv = self.drain() - recv0
-        dut = self._dut_counters()
-        return {
-            # Where the frames went inside the gateway (reference gateway only).
-            "dut": {k: dut[k] - dut0[k] for k in dut} if dut else {},
-            "offered_pps": rate_pps or 0.0,
-            "sent": sent,
-            "received": recv,
-            "sent_pps": sent / self.seconds,
-            "delivered_pps": in_window / self.seconds,
-            "loss": 0.0 if sent == 0 else max(0.0, (sent - recv) / sent),
-            # Still queued in the dut when the generator stopped (delivered afterwards).
-            "queued": 0.0 if sent == 0 else max(0, recv - in_window) / sent,
-            # The DUT's core while trafgen ran, per frame delivered then (corestat.py).
-            "core": corestat.per_frame(core0, core1, in_window),
-        }
 
     def _dut_counters(self) -> dict[str, int]:
         """The gateway's own view: frames read, sent, lost at its receive ring and
@@ -236,39 +129,6 @@ class Bench:
         loop = counters.get("loop", {})
         out.update({k: int(v) for k, v in loop.items() if k.startswith("rounds_over_")})
         return out
-
-    def drain(self, quiet: float = 0.3, limit: float = 15.0) -> int:
-        """Wait until nothing more arrives at the sink (the dut's queues are empty);
-        return the sink's receive counter.  A userspace datapath behind a deep receive
-        ring may still be forwarding seconds after the generator stopped."""
-        deadline = time.monotonic() + limit
-        last = self._count(self.sink, self.sink_if, "rx")
-        while time.monotonic() < deadline:
-            time.sleep(quiet)
-            now = self._count(self.sink, self.sink_if, "rx")
-            if now == last:
-                return now
-            last = now
-        log(f"the dut was still forwarding {limit:.0f} s after the generator stopped")
-        return last
-
-    def no_loss_rate(self, flows: str, ceiling: float) -> dict[str, Any]:
-        """Binary search for the highest rate the dut sustains: at most ``loss`` of the
-        frames lost, and at most ``QUEUED`` of them still queued in the dut when the
-        generator stopped (a deep receive ring can swallow a whole trial of a rate the
-        dut cannot keep up with and deliver it late: buffered, not sustained)."""
-        lo, hi = 0.0, ceiling
-        best: dict[str, float] | None = None
-        trials = []
-        for _ in range(self.search_steps):
-            mid = (lo + hi) / 2
-            t = self.trial(flows, mid)
-            trials.append(t)
-            if t["loss"] <= self.loss and t["queued"] <= QUEUED:
-                lo, best = mid, t
-            else:
-                hi = mid
-        return {"pps": best["sent_pps"] if best else 0.0, "core": best["core"] if best else {}, "trials": trials}
 
     def latency(self, load_pps: float = 0.0) -> dict[str, float]:
         """200 pings 5 ms apart through the dut, alone or beside ``many``-flow traffic at

@@ -1,6 +1,6 @@
 """Where a DUT's core goes: its busy time per forwarded frame.
 
-Where this sits: ``bench_forwarding.Bench.trial`` reads the DUT's core (``DUT_CPU``,
+Where this sits: ``offered.Offered.trial`` reads the DUT's core (``DUT_CPU``,
 where its daemon and its receive work are steered) just before trafgen starts and
 just after it stops, and divides the core's busy time by the frames the sink
 received in between.  The benches print it at each DUT's no-loss rate, as CSIT
