@@ -387,6 +387,15 @@ def plot(results: dict[str, Any], path: Path, title: str = "") -> bool:
     return True
 
 
+def _aligned(rows: list[tuple[str, ...]], right: range) -> str:
+    """Rows as text columns, the columns in ``right`` aligned right (figures), the rest left."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
+        for r in rows
+    ).rstrip()
+
+
 def table(results: dict[str, Any]) -> str:
     rows = [("config", "flows", "max kpps", "sent kpps", "no-loss kpps", "min-max", "p50 ms", "p99 ms", "")]
     for c in (c for c in CONFIGS if c in results):
@@ -407,11 +416,7 @@ def table(results: dict[str, Any]) -> str:
                     "generator-bound" if r["generator_bound"] else "",
                 )
             )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(v.rjust(w) if 1 < i < 8 else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
-        for r in rows
-    ).rstrip()
+    return _aligned(rows, range(2, 8))
 
 
 def latency_table(results: dict[str, Any]) -> str:
@@ -420,10 +425,7 @@ def latency_table(results: dict[str, Any]) -> str:
     for c in (c for c in CONFIGS if c in results):
         lat = results[c]["latency"]
         rows.append((c, *(f"{lat[load]['p50_ms']:.3f} / {lat[load]['p99_ms']:.3f}" for load in LOADS)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True))) for r in rows
-    ).rstrip()
+    return _aligned(rows, range(1, len(rows[0])))
 
 
 def core_table(results: dict[str, Any]) -> str:
@@ -433,11 +435,7 @@ def core_table(results: dict[str, Any]) -> str:
     for c in (c for c in CONFIGS if c in results):
         for flows in FLOWS:
             rows.append((c, flows, *corestat.cells(results[c][flows]["no_loss"].get("core", {}))))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(v.rjust(w) if i > 1 else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
-        for r in rows
-    ).rstrip()
+    return _aligned(rows, range(2, len(rows[0])))
 
 
 def ratios(results: dict[str, Any]) -> list[str]:

@@ -43,9 +43,11 @@ class Reading(NamedTuple):
     ticks: tuple[int, ...]  # user, nice, system, idle, iowait, irq, softirq, steal
 
 
-def read(cpu: int) -> Reading | None:
-    """The CPU's time so far, and when it was read (None on a machine without that CPU:
+def read(cpu: int | None) -> Reading | None:
+    """The CPU's time so far, and when it was read (None for no CPU, or one this machine lacks:
     nothing was steered there)."""
+    if cpu is None:
+        return None
     prefix = f"cpu{cpu} "
     with open("/proc/stat") as fh:
         for line in fh:

@@ -125,9 +125,9 @@ class Offered:
         sent0 = self._count(self.gen, self.gen_if, "tx")
         recv0 = self._count(self.sink, self.sink_if, "rx")
         with self.paced(flows, rate_pps):
-            core0 = corestat.read(self.core_cpu) if self.core_cpu is not None else None
+            core0 = corestat.read(self.core_cpu)
             res = self.run(self.gen, argv, check=False, timeout=self.seconds + 30)
-            core1 = corestat.read(self.core_cpu) if self.core_cpu is not None else None
+            core1 = corestat.read(self.core_cpu)
         if res.returncode not in (0, 124, 130) and "trafgen" not in res.stdout + res.stderr:
             raise RuntimeError(f"trafgen failed (exit {res.returncode}): {res.stderr.strip()}")
         # Delivered rate: what reached the sink while trafgen ran.  Loss: what never

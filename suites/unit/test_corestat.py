@@ -9,7 +9,7 @@ from edgelab import corestat
 def test_a_cpu_reading_has_its_eight_fields_and_a_missing_cpu_none():
     got = corestat.read(0)
     assert got is not None and len(got.ticks) == 8 and all(x >= 0 for x in got.ticks)
-    assert corestat.read(100_000) is None
+    assert corestat.read(100_000) is None and corestat.read(None) is None
 
 
 def _reading(at, busy_ticks=0.0, idle=0.0, iowait=0.0, steal=0.0):
