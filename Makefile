@@ -10,10 +10,14 @@ DUTS ?= reference linux ovs
 
 N ?= 5
 
-.PHONY: bootstrap conformance compare soak mutants test unit e2e robot lint clean
+.PHONY: bootstrap native conformance compare soak mutants test unit e2e robot lint clean
 
 bootstrap:
 	@bash ci/bootstrap.sh
+
+# The per-packet modules compiled with mypyc (the bootstrap does it too); EDGELAB_INTERPRETED=1 runs the sources.
+native:
+	@.venv/bin/python -P gateway/native.py build
 
 conformance: bootstrap
 	@bash ci/conformance.sh --dut $(DUT) --out results
@@ -46,4 +50,5 @@ lint: bootstrap
 
 clean:
 	@.venv/bin/python -m edgelab clean || true
+	@.venv/bin/python -P gateway/native.py clean
 	rm -rf results artifacts

@@ -11,7 +11,7 @@ fi
 
 PKGS=(mininet openvswitch-switch ethtool iputils-ping tcpdump iproute2 netsniff-ng nftables frr
       python3-venv python3-pip procps make chromium chromium-driver keepalived isc-dhcp-client dnsmasq-base
-      isc-dhcp-relay curl conntrackd radvd)
+      isc-dhcp-relay curl conntrackd radvd gcc python3-dev)
 missing=()
 for pkg in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -35,6 +35,9 @@ if [ ! -f "$stamp" ]; then
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
+
+# The per-packet modules compiled with mypyc (gateway/native.py): rebuilt when their sources changed.
+.venv/bin/python -P gateway/native.py build
 
 if ! ovs-vsctl --timeout=5 show >/dev/null 2>&1; then
     echo "bootstrap: starting Open vSwitch (userspace datapath only; the kernel module warning is expected)"

@@ -8,6 +8,9 @@ mkdir -p results/test
 py=.venv/bin/python
 status=0
 
+# What the tests run on: the per-packet modules as the bootstrap compiled them (gateway/native.py).
+$py -P gateway/native.py check || status=1
+
 echo "== lint (ruff check, ruff format --check, mypy gateway) =="
 $py -m ruff check . || status=1
 $py -m ruff format --check . || status=1

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from gateway.cache.compose import KEEP, fold, rewrites
 from gateway.cache.describe import describe_action, describe_key
@@ -283,7 +283,7 @@ def compose(key: tuple[Any, ...], fx: Effects, out: bytearray, output: tuple[Any
 class Cache:
     # Tests set this: every hit checks the dependencies anyway and fails loudly if one
     # changed without an epoch bump (a change site that forgot to say so).
-    verify = False
+    verify: ClassVar[bool] = False
 
     def __init__(self, epoch: Epoch, enabled: bool = True, capacity: int = 65536, idle_timeout: float = 10.0) -> None:
         self.epoch = epoch
@@ -362,7 +362,7 @@ class Cache:
             if mask == L4 and (proto == IPPROTO_UDP or proto == IPPROTO_TCP) and n >= 38:
                 key = (pidx, vlan, *KEY_L4.unpack_from(buf))  # the common case, inline
             else:
-                key = key_for(mask, pidx, vlan, buf)  # type: ignore[arg-type]
+                key = key_for(mask, pidx, vlan, buf)
             entry = tables[mask].get(key)
             if entry is None:
                 continue
@@ -415,7 +415,7 @@ class Cache:
         masks = self._masks6
         pidx = self.port_index.get(port)
         for mask in masks:
-            entry = self._tables[mask].get(key_for(mask, pidx, vlan, buf))  # type: ignore[arg-type]
+            entry = self._tables[mask].get(key_for(mask, pidx, vlan, buf))
             if entry is None:
                 continue
             if (entry.checked != self.epoch.value or self.verify) and not self._unchanged(entry):

@@ -33,7 +33,7 @@ IPPROTO_ICMPV6 = 58
 UPPER6 = frozenset((IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6))  # what an IPv6 key may follow
 
 
-def key_for(mask: int, port: int, vlan: int | None, buf: bytes | bytearray) -> tuple[Any, ...]:
+def key_for(mask: int, port: int | None, vlan: int | None, buf: bytes | bytearray) -> tuple[Any, ...]:
     """The match key of ``buf`` for one field set."""
     if mask == L2:
         return (port, vlan, *KEY_L2.unpack_from(buf))

@@ -30,12 +30,12 @@ def test_frames_target_finds_a_cache_that_drops_padding(monkeypatch):
 
 
 def test_control_target_finds_a_show_that_raises(monkeypatch):
-    from gateway import cache as cache_mod
+    from gateway.services.firewall import Firewall
 
-    def broken(entry, port_index):
+    def broken(self):
         raise IndexError("planted")
 
-    monkeypatch.setattr(cache_mod, "describe_key", broken)
+    monkeypatch.setattr(Firewall, "show", broken)
     with pytest.raises(fuzz.FuzzFailure, match="tripped a bug"):
         fuzz.fuzz_control(5000, 1)
 

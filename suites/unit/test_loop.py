@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from scapy.layers.inet import IP, UDP
@@ -96,7 +97,7 @@ def test_a_polled_port_is_read_every_round_and_its_socket_only_when_reported(pol
     assert wire.calls.index(True) > 5, "not before the socket had a frame"
 
 
-def test_expiry_runs_in_the_loop_a_slice_at_a_time():
+def test_expiry_runs_in_the_loop_a_slice_at_a_time(monkeypatch):
     from gateway.datapath import SWEEP_SLICE
 
     rig = nat_rig(max_sessions=2000)
@@ -108,14 +109,15 @@ def test_expiry_runs_in_the_loop_a_slice_at_a_time():
     for conn in ct.conns():
         conn.last -= 1000  # long idle: all due
     sizes = []
-    real = rig.dp.sweep
+    real = type(rig.dp).sweep
 
-    def sweep(now: float, limit: int | None = SWEEP_SLICE) -> bool:
-        more = real(now, limit)
+    def sweep(dp: Any, now: float, limit: int | None = SWEEP_SLICE) -> bool:
+        more = real(dp, now, limit)
         sizes.append(len(ct))
         return more
 
-    rig.dp.sweep = sweep  # type: ignore[method-assign]
+    # On the class: the compiled Datapath's methods are not an instance's to replace.
+    monkeypatch.setattr(type(rig.dp), "sweep", sweep)
     idle = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in rig.wires]
     for s, wire in zip(idle, rig.wires.values(), strict=True):
         wire.fileno = s.fileno  # type: ignore[method-assign]

@@ -1,0 +1,61 @@
+"""The compiled per-packet modules (gateway/native.py): a build older than its sources is refused,
+and EDGELAB_INTERPRETED=1 runs the sources beside a build."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway import native
+
+SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
+
+
+@pytest.fixture
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "gateway" / "cache").mkdir(parents=True)
+    (tmp_path / "gateway" / "cache" / "__init__.py").write_text("X = 1\n")
+    (tmp_path / "gateway" / "epoch.py").write_text("Y = 2\n")
+    monkeypatch.setattr(native, "ROOT", tmp_path)
+    monkeypatch.setattr(native, "STAMP", tmp_path / "gateway" / "native.stamp")
+    monkeypatch.setattr(native, "MODULES", ("gateway/cache/__init__.py", "gateway/epoch.py"))
+    monkeypatch.delenv("EDGELAB_INTERPRETED", raising=False)
+    return tmp_path
+
+
+def test_a_build_older_than_its_sources_is_refused(tree: Path) -> None:
+    native.check()  # nothing compiled: the sources run, nothing to refuse
+    (tree / "gateway" / "epoch").with_suffix(SUFFIX).write_bytes(b"")
+    with pytest.raises(native.StaleBuild, match="make native"):
+        native.check()  # compiled, no stamp
+    native.STAMP.write_text(native.digest() + "\n")
+    native.check()  # the stamp is the sources'
+    (tree / "gateway" / "cache" / "__init__.py").write_text("X = 3\n")
+    with pytest.raises(native.StaleBuild, match="older than their sources"):
+        native.check()
+
+
+def test_clean_takes_every_compiled_module_and_the_stamp(tree: Path) -> None:
+    gone = tree / "gateway" / "tables" / "old.cpython-311-x86_64-linux-gnu.so"  # a module since taken off the list
+    gone.parent.mkdir()
+    gone.write_bytes(b"")
+    (tree / "gateway" / "cache" / "__init__").with_suffix(SUFFIX).write_bytes(b"")
+    native.STAMP.write_text("x\n")
+    native.clean()
+    assert not list(tree.rglob("*.so")) and not native.STAMP.exists()
+
+
+def test_interpreted_runs_the_sources_beside_a_build() -> None:
+    probe = "import gateway.cache, gateway.datapath as d; print(gateway.cache.__file__); print(d.__file__)"
+    env = {**os.environ, "EDGELAB_INTERPRETED": "1"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert [Path(p).suffix for p in out.stdout.split()] == [".py", ".py"]
+    if native.built():  # what the bootstrap built is what the tests ran on
+        env.pop("EDGELAB_INTERPRETED")
+        out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+        assert [Path(p).suffix for p in out.stdout.split()] == [".so", ".so"]
