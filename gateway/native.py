@@ -13,7 +13,7 @@ slots and unboxed integer arithmetic; the hit, the ring reads and writes and
 the connection table are where a frame spends its Python time.
 
 A ``.so`` older than its source would run the old code without a word, so the
-build writes a stamp (the sources' hash, :data:`STAMP`) and :func:`check`, called
+build writes a stamp (the hash of the sources and of mypyc's version, :data:`STAMP`) and :func:`check`, called
 when the package is imported, refuses a stale build with one sentence saying
 what to run.  ``EDGELAB_INTERPRETED=1`` runs the source instead (the ``.so``
 files are left alone): for a quick edit-and-try without rebuilding.
@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import importlib.abc
 import importlib.machinery
+import importlib.metadata
 import importlib.util
 import os
 import subprocess
@@ -57,8 +58,16 @@ class StaleBuild(ImportError):
     pass
 
 
+def compiler() -> str:
+    """mypyc's version (it is mypy's): another compiler may build the same source otherwise."""
+    try:
+        return importlib.metadata.version("mypy")
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
 def digest() -> str:
-    h = hashlib.sha256()
+    h = hashlib.sha256(compiler().encode())
     for rel in MODULES:
         h.update(rel.encode())
         h.update((ROOT / rel).read_bytes())

@@ -28,7 +28,7 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_a_build_older_than_its_sources_is_refused(tree: Path) -> None:
+def test_a_build_older_than_its_sources_is_refused(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     native.check()  # nothing compiled: the sources run, nothing to refuse
     (tree / "gateway" / "epoch").with_suffix(SUFFIX).write_bytes(b"")
     with pytest.raises(native.StaleBuild, match="make native"):
@@ -38,6 +38,10 @@ def test_a_build_older_than_its_sources_is_refused(tree: Path) -> None:
     (tree / "gateway" / "cache" / "__init__.py").write_text("X = 3\n")
     with pytest.raises(native.StaleBuild, match="older than their sources"):
         native.check()
+    native.STAMP.write_text(native.digest() + "\n")
+    monkeypatch.setattr(native, "compiler", lambda: "0.0-another")
+    with pytest.raises(native.StaleBuild):
+        native.check()  # the same sources, built by another mypyc
 
 
 def test_clean_takes_every_compiled_module_and_the_stamp(tree: Path) -> None:
