@@ -1,22 +1,24 @@
 """The per-packet modules compiled to C extensions with mypyc, from this same source.
 
 Where this sits: beside the datapath, not in it.  ``make native`` (and the
-bootstrap) runs ``python -m gateway.native build``, which hands :data:`MODULES`
-to mypyc: each becomes a ``.so`` beside its ``.py``, and Python imports the
-``.so`` first.  The source stays the one truth: the same code runs compiled or
-interpreted, and the tests run on what the bootstrap built.
+bootstrap) runs ``python -P gateway/native.py build``, which hands
+:data:`MODULES` to mypyc: each becomes a ``.so`` beside its ``.py``, and Python
+imports the ``.so`` first.  The source stays the one truth: the same code runs
+compiled or interpreted, and the tests run on what the bootstrap built.
 
-Why: a cached frame costs the reference's core about 2.6 us of interpreted
+Why: a cached frame cost the reference's core about 2.6 us of interpreted
 Python against Open vSwitch's 1 us of C (``edgelab bench forwarding``, its
 third table).  mypyc turns the typed code into C calls, native attribute
-slots and unboxed integer arithmetic; the hit, the ring reads and writes and
-the connection table are where a frame spends its Python time.
+slots and unboxed integer arithmetic.  Compiled are the hit, the walk's
+driver and the tables a hit touches; the stages, the services and the rings
+run interpreted (README, "Compiled per-packet modules", says why).
 
 A ``.so`` older than its source would run the old code without a word, so the
-build writes a stamp (the hash of the sources and of mypyc's version, :data:`STAMP`) and :func:`check`, called
-when the package is imported, refuses a stale build with one sentence saying
-what to run.  ``EDGELAB_INTERPRETED=1`` runs the source instead (the ``.so``
-files are left alone): for a quick edit-and-try without rebuilding.
+build writes a stamp (the hash of the sources and of mypyc's version,
+:data:`STAMP`) and :func:`check`, called when the package is imported, refuses
+a stale build with one sentence saying what to run.  ``EDGELAB_INTERPRETED=1``
+runs the sources instead (the ``.so`` files are left alone): for a quick
+edit-and-try, and to measure one against the other.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 STAMP = ROOT / "gateway" / "native.stamp"
 
-# The cache hit, the rings, the walk's driver and the tables a hit touches.  A class
-# that one of these subclasses (or that subclasses one) must be compiled with it.
+# The cache hit, the walk's driver and the tables a hit touches.  A class that one of
+# these subclasses (or that subclasses one) must be compiled with it.
 MODULES = (
     "gateway/cache/__init__.py",
     "gateway/cache/keys.py",
@@ -142,7 +144,11 @@ def build() -> int:
         if res.returncode != 0:
             clean()
             sys.stderr.write(res.stdout[-4000:] + res.stderr[-4000:])
-            print("native: the build failed; the gateway runs interpreted", file=sys.stderr)
+            print(
+                "native: mypyc could not compile the modules (its output above); nothing compiled is left, "
+                "so the gateway runs interpreted until 'make native' succeeds",
+                file=sys.stderr,
+            )
             return 1
         STAMP.write_text(digest() + "\n")
     print(f"native: {len(built())} modules compiled, current")
