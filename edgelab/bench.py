@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gateway import native
+
 
 def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
@@ -164,6 +166,7 @@ def pipeline_main(packets: int = 20000, runs: int = 1, out_dir: str = "results")
                 if not cache and name.startswith("north-south"):
                     profile_dp = (dp, raw)
             measured[name].append(costs)
+    print(f"the reference gateway's per-packet modules: {native.describe()}")
     print(f"{'flow':42} {'slow path us/pkt':>17} {'cache hit us/pkt':>17} {'ratio':>7}")
     for name, runs_of in measured.items():
         slow = statistics.median(c[0] for c in runs_of)
@@ -187,6 +190,7 @@ def pipeline_main(packets: int = 20000, runs: int = 1, out_dir: str = "results")
                 "packets": packets,
                 "runs": {n: [{"slow_us": c[0], "hit_us": c[1]} for c in r] for n, r in measured.items()},
                 "new_connection_us": conn_us,
+                "reference_modules": native.describe(),
             },
             indent=2,
         )  # fmt: skip

@@ -23,6 +23,7 @@ from typing import Any
 
 from edgelab import bench_forwarding as bf
 from edgelab import corestat
+from gateway import native
 
 CONNECT = (
     "ipv4(sa=192.0.2.2, da=203.0.113.1, da[3]=dinc(1, 250), ttl=64), tcp(sp=dinc(1024, 65535), dp=80, seq=1000, {flag})"
@@ -143,7 +144,7 @@ def main(seconds: float = 1.0, loss: float = 0.001, steps: int = 6, trials: int 
     outp = Path(out_dir)
     outp.mkdir(parents=True, exist_ok=True)
     meta = {"seconds_per_trial": seconds, "trials": trials, "steering": bench.steering,
-            "duration_s": round(time.monotonic() - t0, 1)}  # fmt: skip
+            "duration_s": round(time.monotonic() - t0, 1), "reference_modules": native.describe()}  # fmt: skip
     (outp / "bench-connections.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     print()
     print(f"{'config':8} {'no-loss k conn/s':>17} {'min-max':>10} {'at full speed':>14}")

@@ -63,6 +63,7 @@ from typing import Any
 
 from edgelab import corestat
 from edgelab.offered import DUT_CPU, GEN_CPU, QUEUED, Offered, log
+from gateway import native
 
 CONFIGS = ("kernel", "uncached", "cached", "ovs")
 DUT_CONFIGS = {"linux": ("kernel",), "reference": ("uncached", "cached"), "ovs": ("ovs",)}
@@ -527,12 +528,13 @@ def main(
         "path_description": bench_topology.PATHS[path],
         "flows": {"many": 1000, "few": 4},
         "configs": configs,
+        "reference_modules": native.describe(),
     }
     report = {"meta": meta, "results": results}
     (outp / "bench-forwarding.json").write_text(json.dumps(report, indent=2))
     plotted = plot(results, outp / "bench-forwarding.png", f"path {path}, gateway io {io}, {trials} trials")
     print()
-    print(f"path {path}: {bench_topology.PATHS[path]}; gateway io: {io}")
+    print(f"path {path}: {bench_topology.PATHS[path]}; gateway io: {io}; reference: {native.describe()}")
     print(f"steering: {bench.steering}")
     print(table(results))
     print()

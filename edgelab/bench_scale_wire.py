@@ -31,6 +31,7 @@ from typing import Any
 
 from edgelab import bench_forwarding as bf
 from edgelab.bench_connections import ConnBench
+from gateway import native
 
 POOL = [f"198.51.100.{100 + i}" for i in range(20)]  # 20 x 64,512 ports: room for 1M sessions per protocol
 FILL = "ipv4(sa=192.0.2.3, da=203.0.113.1, da[3]=dinc(1, 250), ttl=64), udp(sp=dinc(1024, 65535), dp=9), fill(0x00, 18)"  # 250 x 64,512 stepped together: 8,064,000 distinct tuples before one repeats
@@ -200,7 +201,8 @@ def main(out_dir: str = "results", seconds: float = 1.0, steps: int = 6, quick: 
     outp = Path(out_dir)
     outp.mkdir(parents=True, exist_ok=True)
     meta = {"seconds_per_trial": seconds, "search_steps": steps, "steering": bench.steering,
-            "fill_pps": FILL_PPS, "duration_s": round(time.monotonic() - t0, 1)}  # fmt: skip
+            "fill_pps": FILL_PPS, "duration_s": round(time.monotonic() - t0, 1),
+            "reference_modules": native.describe()}  # fmt: skip
     (outp / "bench-scale-wire.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     print(
         f"\n{'table':<15} {'size':>10} {'held':>10} {'rate':>18} {'vs smallest':>12} {'daemon MB':>10} {'start s':>8}"

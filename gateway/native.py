@@ -89,6 +89,13 @@ def interpreted() -> bool:
     return os.environ.get("EDGELAB_INTERPRETED", "") not in ("", "0")
 
 
+def describe() -> str:
+    """How the reference gateway's per-packet modules run here, for a benchmark's figures."""
+    if interpreted() or not built():
+        return "interpreted"
+    return f"{len(built())} modules compiled (mypyc {compiler()})"
+
+
 def check() -> None:
     """Refuse compiled modules that are not those of the current sources."""
     if not built():
@@ -121,7 +128,10 @@ def activate() -> None:
         if not any(isinstance(f, _Sources) for f in sys.meta_path):
             sys.meta_path.insert(0, _Sources())
         return
-    check()
+    try:
+        check()
+    except StaleBuild as exc:
+        raise SystemExit(str(exc)) from None  # one sentence, not a traceback: a user can cause it
 
 
 def clean() -> None:
@@ -162,8 +172,12 @@ def main(argv: list[str]) -> int:
         clean()
         return 0
     if argv[1:] == ["check"]:
-        check()
-        print("native: " + ("interpreted" if interpreted() or not built() else f"{len(built())} modules compiled"))
+        try:
+            check()
+        except StaleBuild as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(f"native: {describe()}")
         return 0
     print("usage: python -P gateway/native.py build|clean|check", file=sys.stderr)
     return 2

@@ -44,6 +44,13 @@ def test_a_build_older_than_its_sources_is_refused(tree: Path, monkeypatch: pyte
         native.check()  # the same sources, built by another mypyc
 
 
+def test_a_stale_build_stops_an_import_with_one_sentence(tree: Path) -> None:
+    (tree / "gateway" / "epoch").with_suffix(SUFFIX).write_bytes(b"")
+    with pytest.raises(SystemExit, match="run 'make native'"):
+        native.activate()  # the daemon and the edgelab command print it and exit, no traceback
+    assert native.main(["native.py", "check"]) == 1
+
+
 def test_clean_takes_every_compiled_module_and_the_stamp(tree: Path) -> None:
     gone = tree / "gateway" / "tables" / "old.cpython-311-x86_64-linux-gnu.so"  # a module since taken off the list
     gone.parent.mkdir()
