@@ -173,12 +173,25 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def stop_orphan_gateways(run_root: str = "/run/edgelab/") -> list[str]:
+    """Reference gateways still running from a lab's run directory whose run died (a test run
+    killed before its teardown): the lab is gone, so nothing else would stop them."""
+    pids = subprocess.run(
+        ["pgrep", "-f", "--", f"-m gateway --config {run_root}"], capture_output=True, text=True
+    ).stdout.split()
+    stopped = []
+    for pid in pids:
+        if int(pid) != os.getpid() and subprocess.run(["kill", pid], capture_output=True).returncode == 0:
+            stopped.append(f"process {pid} (a reference gateway of a dead run)")
+    return stopped
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     import topologies
     from gateway.io import kernel_side
     from topologies.lab import clean_leftovers
 
-    removed = []
+    removed = stop_orphan_gateways()
     # A private Open vSwitch the EVI interop tests ran in a node (suites/lib/ovs_peer.py).
     peers = subprocess.run(["pgrep", "-f", "edgelab-ovs-peer-"], capture_output=True, text=True).stdout.split()
     for pid in peers:
