@@ -173,17 +173,22 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def stop_orphan_gateways(run_root: str = "/run/edgelab/") -> list[str]:
-    """Reference gateways still running from a lab's run directory whose run died (a test run
-    killed before its teardown): the lab is gone, so nothing else would stop them."""
-    pids = subprocess.run(
-        ["pgrep", "-f", "--", f"-m gateway --config {run_root}"], capture_output=True, text=True
-    ).stdout.split()
+def stop_processes(pattern: str, what: str) -> list[str]:
+    """Stop the processes whose command line matches ``pattern`` (not this one)."""
+    pids = subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True).stdout.split()
     stopped = []
     for pid in pids:
         if int(pid) != os.getpid() and subprocess.run(["kill", pid], capture_output=True).returncode == 0:
-            stopped.append(f"process {pid} (a reference gateway of a dead run)")
+            stopped.append(f"process {pid} ({what})")
     return stopped
+
+
+def stop_orphan_gateways(run_root: str | None = None) -> list[str]:
+    """Reference gateways still running from a lab's run directory whose run died (a test run
+    killed before its teardown): the lab is gone, so nothing else would stop them."""
+    from topologies.lab import RUN_ROOT
+
+    return stop_processes(f"-m gateway --config {run_root or f'{RUN_ROOT}/'}", "a reference gateway of a dead run")
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
@@ -193,11 +198,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
     removed = stop_orphan_gateways()
     # A private Open vSwitch the EVI interop tests ran in a node (suites/lib/ovs_peer.py).
-    peers = subprocess.run(["pgrep", "-f", "edgelab-ovs-peer-"], capture_output=True, text=True).stdout.split()
-    for pid in peers:
-        if int(pid) != os.getpid():
-            subprocess.run(["kill", pid], check=False)
-            removed.append(f"process {pid} (an EVI interop peer)")
+    removed += stop_processes("edgelab-ovs-peer-", "an EVI interop peer")
     for name in topologies.names():
         removed += clean_leftovers(topologies.module(name))
         for node in topologies.plan(name).get("gateways", {}):

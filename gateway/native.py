@@ -91,16 +91,18 @@ def interpreted() -> bool:
 
 def describe() -> str:
     """How the reference gateway's per-packet modules run here, for a benchmark's figures."""
-    if interpreted() or not built():
-        return "interpreted"
-    return f"{len(built())} modules compiled (mypyc {compiler()})"
+    found = [] if interpreted() else built()
+    return f"{len(found)} modules compiled (mypyc {compiler()})" if found else "interpreted"
+
+
+def current() -> bool:
+    """The stamp is that of these sources and this mypyc."""
+    return STAMP.exists() and STAMP.read_text().strip() == digest()
 
 
 def check() -> None:
     """Refuse compiled modules that are not those of the current sources."""
-    if not built():
-        return
-    if not STAMP.exists() or STAMP.read_text().strip() != digest():
+    if built() and not current():
         raise StaleBuild(
             "gateway: the compiled modules are older than their sources: run 'make native' "
             "(or set EDGELAB_INTERPRETED=1 to run the sources)"
@@ -145,7 +147,7 @@ def clean() -> None:
 
 def build() -> int:
     """Compile :data:`MODULES` in place; a failed build leaves no compiled module behind."""
-    if not STAMP.exists() or STAMP.read_text().strip() != digest() or len(built()) != len(MODULES):
+    if not current() or len(built()) != len(MODULES):
         clean()
         print(f"native: compiling {len(MODULES)} modules with mypyc ...", flush=True)
         res = subprocess.run(
