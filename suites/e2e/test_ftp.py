@@ -86,6 +86,7 @@ def test_a_third_host_cannot_take_the_announced_port(lab: Any, servers: dict[str
 def test_a_killed_alg_fails_closed_and_is_restarted(lab: Any, gw: Any, servers: dict[str, ftp.Server]) -> None:
     import os
     import signal
+    from concurrent.futures import ThreadPoolExecutor
 
     from suites.lib.expect import poll
 
@@ -98,12 +99,26 @@ def test_a_killed_alg_fails_closed_and_is_restarted(lab: Any, gw: Any, servers: 
     server = servers["outside"]
     before_counts = gw.show("services")["ftp-alg"]
     before = alg()
-    os.kill(before["pid"], signal.SIGKILL)
-    poll(lambda: not gw.show("services")["ftp-alg"]["connected"] or None, timeout=5, what="the ALG gone")
-    # While it is gone, the control connection's payload is dropped (fail-closed) and counted;
-    # the client's retransmissions get through once the supervisor has started it again.
-    got, log = ftp.download(lab, "t1", f"ftp://{server.address}/small.bin", "eprt")
-    poll(lambda: alg()["restarts"] == before["restarts"] + 1, timeout=10, what="the ALG restarted")
+    # The ALG is frozen first: the supervisor sees it running and leaves it, so the control
+    # connection's first payload is punted to it and waits there.  Then it is killed with that
+    # punt in hand.  (Killing it outright would race the supervisor's one-second tick: a
+    # restart landing before the client's first payload leaves nothing to fail closed.)
+    os.kill(before["pid"], signal.SIGSTOP)
+    killed = False
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            fetch = pool.submit(ftp.download, lab, "t1", f"ftp://{server.address}/small.bin", "eprt")
+            poll(lambda: gw.show("services")["ftp-alg"]["sent"] > before_counts["sent"], timeout=10,
+                 interval=0.02, what="the control connection's payload punted to the ALG")  # fmt: skip
+            os.kill(before["pid"], signal.SIGKILL)
+            killed = True
+            # The held payload is dropped (fail-closed) and counted; the client's
+            # retransmissions get through once the supervisor has started the ALG again.
+            poll(lambda: alg()["restarts"] == before["restarts"] + 1, timeout=10, what="the ALG restarted")
+            got, log = fetch.result(timeout=60)
+    finally:
+        if not killed:  # (a failed wait must not leave the ALG frozen for the tests after)
+            os.kill(before["pid"], signal.SIGKILL)
     after = gw.show("services")["ftp-alg"]
     assert after["failed_closed"] > before_counts["failed_closed"], after
     assert got == server.sums["small.bin"], f"the download after the ALG's restart failed:\n{log[-1500:]}"
