@@ -35,6 +35,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STAMP = ROOT / "gateway" / "native.stamp"
+# The runtime the compiled modules share is a module of the package (``gateway.compiled__mypyc``),
+# not mypyc's default, a top-level module named by a hash: that one is found only from the
+# repository's root, so ``edgelab`` run from anywhere else could not import the gateway.
+GROUP = "gateway.compiled"
+SETUP = """
+import sys
+from setuptools import setup
+from mypyc.build import mypycify
+setup(name="edgelab-native", ext_modules=mypycify(sys.argv[1:], opt_level="3", group_name={group!r}),
+      script_args=["build_ext", "--inplace"])
+"""
 
 # The cache hit, the walk's driver and the tables a hit touches.  A class that one of
 # these subclasses (or that subclasses one) must be compiled with it.
@@ -70,6 +81,7 @@ def compiler() -> str:
 
 def digest() -> str:
     h = hashlib.sha256(compiler().encode())
+    h.update(SETUP.format(group=GROUP).encode())  # (how it was built: a new recipe rebuilds)
     for rel in MODULES:
         h.update(rel.encode())
         h.update((ROOT / rel).read_bytes())
@@ -83,6 +95,11 @@ def built() -> list[Path]:
         src = ROOT / rel
         found += [p for s in importlib.machinery.EXTENSION_SUFFIXES for p in [src.with_suffix(s)] if p.exists()]
     return found
+
+
+def runtime() -> list[Path]:
+    """The library the compiled modules share (``gateway/compiled__mypyc.*.so``)."""
+    return sorted((ROOT / "gateway").glob(GROUP.rpartition(".")[2] + "__mypyc.*"))
 
 
 def interpreted() -> bool:
@@ -140,18 +157,22 @@ def clean() -> None:
     """Every compiled module under ``gateway/`` (also of a module since taken off the list)."""
     for path in (ROOT / "gateway").rglob("*.so"):
         path.unlink()
-    for path in ROOT.glob("*__mypyc*.so"):
+    for path in ROOT.glob("*__mypyc*.so"):  # (mypyc's default place, used by earlier builds)
         path.unlink()
     STAMP.unlink(missing_ok=True)
 
 
 def build() -> int:
     """Compile :data:`MODULES` in place; a failed build leaves no compiled module behind."""
-    if not current() or len(built()) != len(MODULES):
+    if not current() or len(built()) != len(MODULES) or not runtime():
         clean()
         print(f"native: compiling {len(MODULES)} modules with mypyc ...", flush=True)
         res = subprocess.run(
-            [sys.executable, "-m", "mypyc", *MODULES], cwd=ROOT, capture_output=True, text=True, check=False
+            [sys.executable, "-c", SETUP.format(group=GROUP), *MODULES],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if res.returncode != 0:
             clean()

@@ -70,3 +70,16 @@ def test_interpreted_runs_the_sources_beside_a_build() -> None:
         env.pop("EDGELAB_INTERPRETED")
         out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
         assert [Path(p).suffix for p in out.stdout.split()] == [".so", ".so"]
+
+
+def test_a_build_imports_from_outside_the_repository(tmp_path: Path) -> None:
+    """The runtime the compiled modules share lives in the package, so ``edgelab`` and the
+    daemon import them from any working directory, not only from the repository's root."""
+    if not native.built():
+        pytest.skip("nothing compiled here (make native): the sources run, from anywhere")
+    assert native.runtime(), "compiled modules without their shared runtime in gateway/"
+    probe = "import gateway.datapath as d, gateway.cache.keys as k; print(d.__file__); print(k.__file__)"
+    env = {k: v for k, v in os.environ.items() if k not in ("EDGELAB_INTERPRETED", "PYTHONPATH")}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-800:]
+    assert [Path(p).suffix for p in out.stdout.split()] == [".so", ".so"]
