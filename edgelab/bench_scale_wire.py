@@ -33,7 +33,6 @@ from edgelab import bench_forwarding as bf
 from edgelab.bench_connections import ConnBench
 from gateway import native
 
-POOL = [f"198.51.100.{100 + i}" for i in range(20)]  # 20 x 64,512 ports: room for 1M sessions per protocol
 FILL = "ipv4(sa=192.0.2.3, da=203.0.113.1, da[3]=dinc(1, 250), ttl=64), udp(sp=dinc(1024, 65535), dp=9), fill(0x00, 18)"  # 250 x 64,512 stepped together: 8,064,000 distinct tuples before one repeats
 FILL_PPS = 20_000
 SIZES = {
@@ -119,11 +118,9 @@ def _routes(n: int) -> list[dict[str, Any]]:
 def _plan(dimension: str, n: int) -> dict[str, Any]:
     from topologies import bench as bench_topology
 
-    plan = bench_topology.plan_for("nat", "block")
+    plan = bench_topology.with_room_for_sessions(bench_topology.plan_for("nat", "block"))
     dut = plan["gateways"]["dut"]
     router = dut["routers"][0]
-    router["nat"]["snat"][0]["pool"] = list(POOL)
-    router["nat"]["max_sessions"] = 2_000_000
     router["nat"]["timeouts"] = {"udp": 1800}  # the filled sessions outlive the measurement
     dut["dut"]["reference"]["tables"] = {"sessions_max": 2_000_000}
     if dimension == "firewall rules":

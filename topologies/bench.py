@@ -114,6 +114,23 @@ PATHS = {
 }
 
 
+# The reference gives each session a public (address, port) of its own (``nat.snat``), and a
+# connection closed by an RST keeps its port for ``tcp_closed`` (10 s): one address holds
+# 64,512 sessions.  Benches that make sessions by the million use this pool instead (the
+# kernel and Open vSwitch reuse a port towards other destinations: one address is room enough
+# for them, and the ovs DUT takes the same range from the plan).
+ROOMY_POOL = [f"198.51.100.{100 + i}" for i in range(20)]  # 20 x 64,512 ports: 1M sessions a protocol
+
+
+def with_room_for_sessions(plan: dict[str, Any], sessions: int = 2_000_000) -> dict[str, Any]:
+    """The ``nat`` path's plan with room for ``sessions`` in the reference's table and pool, so
+    that a bench measures a rate, not the table's or the pool's size (changed in place)."""
+    router = plan["gateways"]["dut"]["routers"][0]
+    router["nat"]["snat"][0]["pool"] = list(ROOMY_POOL)
+    router["nat"]["max_sessions"] = sessions
+    return plan
+
+
 def plan_for(path: str, io: str = "socket") -> dict[str, Any]:
     """The bench plan for one path (see ``PATHS``) and gateway port I/O, as a new dict.
 
