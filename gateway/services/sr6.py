@@ -13,7 +13,6 @@ never in ::/96, so the two never share a tuple.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from gateway.headers import IPPROTO_TCP
@@ -27,8 +26,14 @@ class Ipv6Services:
     ct: ConnTable
     fw: Firewall
     related: int
-    _revalidate: Callable[[Any], bool]  # SrServices's: would a changed rule still allow it?
-    _record: Callable[..., None]  # SrServices's: tell the cache what the flow's entry depends on
+
+    def _revalidate(self, conn: Any) -> bool:
+        """SrServices's: would a changed rule still allow it?"""
+        raise NotImplementedError
+
+    def _record(self, pkt: SrPacket, conn: Any, direction: int, v6: bool = False) -> None:
+        """SrServices's: tell the cache what the flow's entry depends on."""
+        raise NotImplementedError
 
     def inbound6(self, pkt: SrPacket, now: float) -> Verdict | None:
         buf = pkt.buf

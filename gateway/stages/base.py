@@ -17,8 +17,7 @@ process.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from gateway.model import Model
@@ -29,22 +28,29 @@ DONE = "done"
 DROP = "drop"
 
 
-@dataclass(frozen=True)
 class Context:
-    """What a stage may read and do."""
+    """What a stage may read and do.  (A plain class: compiled, a dataclass would look up the
+    names imported for the checker alone.)"""
 
-    model: Model
-    macs: MacTable
-    # emit(pkt, stage): run a packet the stage created from ``stage``, after the current walk.
-    emit: Callable[[Packet, str], None]
-    # punt(client, meta, payload) -> False when no such process is connected.
-    punt: Callable[[str, dict[str, Any], bytes], bool]
+    def __init__(
+        self,
+        model: Model,
+        macs: MacTable,
+        emit: Callable[[Packet, str], None],
+        punt: Callable[[str, dict[str, Any], bytes], bool],
+    ) -> None:
+        self.model = model
+        self.macs = macs
+        # emit(pkt, stage): run a packet the stage created from ``stage``, after the current walk.
+        self.emit = emit
+        # punt(client, meta, payload) -> False when no such process is connected.
+        self.punt = punt
 
 
 class Stage:
-    name = "stage"
-    DROPS: tuple[str, ...] = ()
-    NEXT: tuple[str, ...] = ()
+    name: ClassVar[str] = "stage"
+    DROPS: ClassVar[tuple[str, ...]] = ()
+    NEXT: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

@@ -25,6 +25,7 @@ with ``originated`` set and skip straight to the FIB lookup.
 from __future__ import annotations
 
 from time import monotonic
+from typing import ClassVar
 
 from gateway.config.kernel import MANAGEMENT_TAG
 from gateway.effects import L3
@@ -51,7 +52,7 @@ from gateway.tables.fib import mask
 
 
 class RouterStage(Ipv6Walk):
-    DROPS: tuple[str, ...] = (
+    DROPS: ClassVar[tuple[str, ...]] = (
         "not-ip",
         "ip-truncated",
         "ip-bad-version",
