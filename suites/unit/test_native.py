@@ -78,8 +78,12 @@ def test_a_build_imports_from_outside_the_repository(tmp_path: Path) -> None:
     if not native.built():
         pytest.skip("nothing compiled here (make native): the sources run, from anywhere")
     assert native.runtime(), "compiled modules without their shared runtime in gateway/"
-    probe = "import gateway.datapath as d, gateway.cache.keys as k; print(d.__file__); print(k.__file__)"
     env = {k: v for k, v in os.environ.items() if k not in ("EDGELAB_INTERPRETED", "PYTHONPATH")}
+    where = "import importlib.util; print(importlib.util.find_spec('gateway').submodule_search_locations[0])"
+    found = subprocess.run([sys.executable, "-c", where], cwd=tmp_path, env=env, capture_output=True, text=True)
+    if Path(found.stdout.strip()).resolve() != native.ROOT / "gateway":
+        pytest.skip(f"this interpreter's install of edgelab is another checkout's ({found.stdout.strip()})")
+    probe = "import gateway.datapath as d, gateway.cache.keys as k; print(d.__file__); print(k.__file__)"
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-800:]
     assert [Path(p).suffix for p in out.stdout.split()] == [".so", ".so"]
