@@ -141,7 +141,7 @@ FAULTS: tuple[Fault, ...] = (
     ),
     Fault(
         "bad-checksum-accepted",
-        "gateway/headers.py",
+        "gateway/checksums.py",
         '        if s != 0xFFFF:\n            return "ip-bad-checksum"',
         '        if False:\n            return "ip-bad-checksum"',
         "IPv4 packets with a bad header checksum are routed",

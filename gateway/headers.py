@@ -18,6 +18,15 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+# The checksums and the IPv4 header check live in a module of their own, which is compiled
+# (gateway/native.py): every routed packet takes them.  Named here too, where they belong.
+from gateway.checksums import IPV4_MIN as IPV4_MIN
+from gateway.checksums import IPV4_WORDS as IPV4_WORDS
+from gateway.checksums import checksum as checksum
+from gateway.checksums import csum_update16 as csum_update16
+from gateway.checksums import csum_update32 as csum_update32
+from gateway.checksums import ipv4_check as ipv4_check
+
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
 ETH_P_8021Q = 0x8100
@@ -37,7 +46,6 @@ ZERO_MAC = b"\x00" * 6
 ETH_LEN = 14
 VLAN_LEN = 4
 ARP_LEN = 28
-IPV4_MIN = 20
 ICMP_LEN = 8
 UDP_LEN = 8
 TCP_MIN = 20
@@ -48,7 +56,6 @@ IPV4_AT = struct.Struct("!BBHHHBBH4s4s")
 U16_AT = struct.Struct("!H")
 U32_AT = struct.Struct("!I")
 PORTS_AT = struct.Struct("!HH")
-IPV4_WORDS = struct.Struct("!10H")  # an option-less IPv4 header as 16-bit words (its checksum)
 
 
 class HeaderError(ValueError):
@@ -82,30 +89,6 @@ def ip_str(addr: int | bytes) -> str:
 
 def ip_int(text: str) -> int:
     return int(ipaddress.IPv4Address(text))
-
-
-def checksum(data: bytes | bytearray | memoryview) -> int:
-    """RFC 1071 Internet checksum of ``data``."""
-    if len(data) % 2:
-        data = bytes(data) + b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def csum_update16(csum: int, old: int, new: int) -> int:
-    """RFC 1624 eqn. 3: the checksum after one 16-bit word changed old -> new."""
-    total = (~csum & 0xFFFF) + (~old & 0xFFFF) + new
-    total = (total & 0xFFFF) + (total >> 16)
-    total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def csum_update32(csum: int, old: int, new: int) -> int:
-    """The checksum after one 32-bit field (an address) changed old -> new."""
-    csum = csum_update16(csum, old >> 16, new >> 16)
-    return csum_update16(csum, old & 0xFFFF, new & 0xFFFF)
 
 
 def pseudo_header(src: bytes, dst: bytes, proto: int, length: int) -> bytes:
@@ -372,37 +355,6 @@ class Tcp:
         s, d = src.to_bytes(4, "big"), dst.to_bytes(4, "big")
         struct.pack_into("!H", raw, 16, checksum(pseudo_header(s, d, IPPROTO_TCP, len(raw)) + raw))
         return bytes(raw)
-
-
-def ipv4_check(buf: bytes | bytearray | memoryview, off: int) -> str | None:
-    """Validate the IPv4 header at ``off``; return a drop reason or None.
-
-    Checks what a router must (RFC 1812 5.2.2): length, version, IHL, total
-    length against what arrived, header checksum.
-    """
-    avail = len(buf) - off
-    if avail < IPV4_MIN:
-        return "ip-truncated"
-    vihl = buf[off]
-    if vihl >> 4 != 4:
-        return "ip-bad-version"
-    ihl = (vihl & 0x0F) * 4
-    if ihl < IPV4_MIN:
-        return "ip-bad-ihl"
-    if ihl > avail:
-        return "ip-truncated"
-    total = (buf[off + 2] << 8) | buf[off + 3]
-    if total < ihl or total > avail:
-        return "ip-bad-length"
-    if ihl == IPV4_MIN:  # no options (nearly every packet): the words summed in one unpack
-        s = sum(IPV4_WORDS.unpack_from(buf, off))
-        s = (s & 0xFFFF) + (s >> 16)
-        s = (s & 0xFFFF) + (s >> 16)
-        if s != 0xFFFF:
-            return "ip-bad-checksum"
-    elif checksum(buf[off : off + ihl]) != 0:
-        return "ip-bad-checksum"
-    return None
 
 
 def describe(frame: bytes | bytearray | memoryview) -> str:
