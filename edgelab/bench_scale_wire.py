@@ -119,10 +119,8 @@ def _plan(dimension: str, n: int) -> dict[str, Any]:
     from topologies import bench as bench_topology
 
     plan = bench_topology.with_room_for_sessions(bench_topology.plan_for("nat", "block"))
-    dut = plan["gateways"]["dut"]
-    router = dut["routers"][0]
+    router = plan["gateways"]["dut"]["routers"][0]
     router["nat"]["timeouts"] = {"udp": 1800}  # the filled sessions outlive the measurement
-    dut["dut"]["reference"]["tables"] = {"sessions_max": 2_000_000}
     if dimension == "firewall rules":
         router["firewall"] = _rules(n)
     elif dimension == "routes":

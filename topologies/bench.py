@@ -123,11 +123,14 @@ ROOMY_POOL = [f"198.51.100.{100 + i}" for i in range(20)]  # 20 x 64,512 ports: 
 
 
 def with_room_for_sessions(plan: dict[str, Any], sessions: int = 2_000_000) -> dict[str, Any]:
-    """The ``nat`` path's plan with room for ``sessions`` in the reference's table and pool, so
-    that a bench measures a rate, not the table's or the pool's size (changed in place)."""
-    router = plan["gateways"]["dut"]["routers"][0]
+    """The ``nat`` path's plan with room for ``sessions`` in the reference's pool, its router's
+    quota and the node's bound, so that a bench measures a rate, not the table's or the
+    pool's size (changed in place)."""
+    dut = plan["gateways"]["dut"]
+    router = dut["routers"][0]
     router["nat"]["snat"][0]["pool"] = list(ROOMY_POOL)
     router["nat"]["max_sessions"] = sessions
+    dut["dut"]["reference"].setdefault("tables", {})["sessions_max"] = sessions
     return plan
 
 
