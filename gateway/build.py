@@ -11,7 +11,8 @@ from gateway.config import Config, ConfigError, RouterHalf, derived_mac
 from gateway.epoch import Epoch
 from gateway.evi import Evi
 from gateway.headers import IPPROTO_UDP
-from gateway.model import Instance, MgmtAccess, Model, Port, Router, RouterPort, add_route
+from gateway.model import Instance, MgmtAccess, Model, Router, RouterPort, add_route
+from gateway.port import Port
 from gateway.services import SrServices
 from gateway.services.conntrack import SessionBudget
 from gateway.services.npt import Npt, NptRule

@@ -38,10 +38,11 @@ from gateway.io import Transport, open_port
 from gateway.io.ipc import IpcServer
 from gateway.io.service import RESUMABLE, ServiceServer
 from gateway.kernel import Kernel
-from gateway.model import Port, Router
+from gateway.model import Router
 from gateway.monitor import Monitor, monitor_tap
 from gateway.packet import Packet
 from gateway.pipeline import STAGE_ORDER, Pipeline
+from gateway.port import Port
 from gateway.stalls import Stalls
 from gateway.tables.mac import MacTable
 

@@ -37,7 +37,7 @@ from gateway.stalls import FLOOR
 if TYPE_CHECKING:
     from gateway.datapath import Datapath
     from gateway.io import Transport
-    from gateway.model import Port
+    from gateway.port import Port
 
 TICK = 1.0  # ageing, ARP retries, advertisements, listeners' timers
 SWEEP = 0.01  # expiry of connections and cache entries, a slice at a time

@@ -3,7 +3,8 @@
 Where this sits: built once from a validated :class:`gateway.config.Config`;
 the stages hold references to these objects, never to config dataclasses.
 
-- A :class:`Port` is a NIC with a transport (``io.Transport``) behind it.
+- A :class:`~gateway.port.Port` is a NIC with a transport (``io.Transport``) behind it
+  (``gateway/port.py``; an EVI link is a port too).
 - An :class:`Instance` is an L2 broadcast domain; ``members`` are the
   (port, VLAN) pairs its records name, the flood list.
 - A :class:`Router` is one half of a logical router: the DR or the SR.  Its
@@ -20,7 +21,7 @@ from typing import Any
 from gateway.evi import Evi
 from gateway.headers import BFD_PORT, HELLO_PORT, IPPROTO_UDP, ip_str, mac_str
 from gateway.headers6 import ALL_NODES, ALL_ROUTERS, multicast_mac, solicited_node
-from gateway.io import Transport
+from gateway.port import Port
 from gateway.services import SrServices
 from gateway.services.npt import Npt
 from gateway.tables.arp import ArpTable
@@ -29,48 +30,6 @@ from gateway.tables.fib import Fib, Route, mask
 # (protocol, port) of packets for a router address that go to a process, by its name:
 # BFD, and the HA agents' hellos to each other, to the HA agent.
 PUNTS = {(IPPROTO_UDP, BFD_PORT): "ha", (IPPROTO_UDP, HELLO_PORT): "ha"}
-
-
-class Port:
-    __slots__ = ("name", "ifname", "role", "io", "rx", "tx", "tx_errors", "errors", "last_error", "mirror", "mtu")
-
-    def __init__(self, name: str, ifname: str, role: str, mtu: int | None = None) -> None:
-        self.name = name
-        self.ifname = ifname
-        self.role = role
-        # The largest IP packet it sends, if configured: a routed IPv6 packet past it is
-        # answered with ICMPv6 packet too big (routers never fragment IPv6).
-        self.mtu = mtu
-        self.io: Transport | None = None
-        self.rx = 0
-        self.tx = 0
-        self.tx_errors = 0
-        self.errors = 0  # socket errors (interface down or gone)
-        self.last_error = 0
-        # monitor.Monitor while a mirror session watches this port (receive side; the transmit
-        # side is a wrapper around ``io``, so an unwatched port's send costs nothing extra).
-        self.mirror: Any = None
-
-    def send(self, frame: bytes | bytearray) -> None:
-        try:
-            self.io.send(frame)  # type: ignore[union-attr]
-            self.tx += 1
-        except OSError:
-            # A full socket buffer or a link going down costs this frame, not the daemon.
-            self.tx_errors += 1
-
-    def counters(self) -> dict[str, int]:
-        """The port's counters and its transport's (``io.Transport.counters``)."""
-        io = self.io.counters() if self.io is not None else {"rx_dropped": 0, "tx_dropped": 0, "rx_resyncs": 0}
-        return {"rx": self.rx, "tx": self.tx, "tx_errors": self.tx_errors, "errors": self.errors, **io}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "ifname": self.ifname,
-            "role": self.role,
-            **self.counters(),
-        }
 
 
 class Instance:
@@ -188,7 +147,7 @@ class Router:
     local_ips: dict[int, RouterPort] = field(default_factory=dict)
     # NAT, firewall and conntrack of an SR that has them configured.
     services: SrServices | None = None
-    replicates = False  # an SR whose connections its HA peers replicate (ha/sync.py)
+    replicates: bool = False  # an SR whose connections its HA peers replicate (ha/sync.py)
     # Addresses of a failed peer SR this router has taken over, by the port they live on.
     owned: dict[int, RouterPort] = field(default_factory=dict)
     # Our own addresses we do not claim (HA without preemption: a peer may hold them).

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.headers import ETH_P_8021Q
-from gateway.model import Model, Port
+from gateway.model import Model
+from gateway.port import Port
 
 DIRECTIONS = ("rx", "tx", "both")
 _TAG = struct.Struct("!HH")

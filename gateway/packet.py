@@ -16,7 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gateway.model import Instance, Port, Router, RouterPort
+    from gateway.effects import Effects
+    from gateway.model import Instance, Router, RouterPort
+    from gateway.port import Port
 
 
 class Packet:
@@ -65,7 +67,7 @@ class Packet:
         self.nat_rule: Any = None
         # The cache's effects recorder (gateway/cache.py) on a slow-path packet
         # that may become a cache entry; None otherwise.
-        self.fx: Any = None
+        self.fx: Effects | None = None
         # IPv4 past the next link's MTU without DF: egress sends it in fragments of this size.
         self.frag_mtu = 0
 

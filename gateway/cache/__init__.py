@@ -76,8 +76,8 @@ from gateway.headers import ETH_P_8021Q, IPPROTO_TCP, IPPROTO_UDP
 from gateway.services.seqadj import adjust as adjust_sequence
 
 if TYPE_CHECKING:
-    from gateway.model import Port
     from gateway.packet import Packet
+    from gateway.port import Port
 
 
 _TAG = struct.Struct("!HH")

@@ -20,6 +20,7 @@ import struct
 from typing import Any
 
 from gateway.epoch import Epoch
+from gateway.evi.link import EviLink
 from gateway.headers import ip_str
 
 IPPROTO_GRE = 47
@@ -29,70 +30,6 @@ ETH_P_TEB = 0x6558
 GRE = struct.Struct("!HHI")  # flags+version, protocol, key
 OUTER_IP = 20
 OVERHEAD = OUTER_IP + GRE.size  # on top of the inner frame; the outer Ethernet header is the core's
-
-
-class EviLink:
-    """The EVI link to one remote edge: a member of the instances both sites extend.
-
-    It stands where a ``model.Port`` stands in a member (port, VLAN) and in a
-    MAC entry, so it has a port's name, role and counters; it has no NIC
-    (``io`` is None): frames for it are encapsulated by ``evi_encap``.
-    ``valid`` turns False when the link is removed, which invalidates the
-    cache entries through it.
-    """
-
-    __slots__ = (
-        "name",
-        "ifname",
-        "role",
-        "io",
-        "mirror",
-        "site",
-        "address",
-        "mtu",
-        "netids",
-        "origin",
-        "valid",
-        "rx",
-        "tx",
-        "tx_errors",
-        "errors",
-        "last_error",
-        "mtu_drops",
-    )
-
-    def __init__(self, site: int, address: int, mtu: int, netids: frozenset[int], origin: str) -> None:
-        self.name = f"evi-{ip_str(address)}"
-        self.ifname = ""
-        self.role = "evi"
-        self.io = None
-        self.mirror = None
-        self.site = site
-        self.address = address
-        self.mtu = mtu  # the smaller of the two sites' core MTUs
-        self.netids = netids
-        self.origin = origin  # "static" or "discovery"
-        self.valid = True
-        self.rx = self.tx = self.tx_errors = self.errors = self.last_error = self.mtu_drops = 0
-
-    def send(self, frame: bytes | bytearray) -> None:
-        # Never called: egress hands frames for a link to evi_encap.  A frame that got here
-        # anyway is lost and counted, never raised into the loop.
-        self.tx_errors += 1
-
-    def counters(self) -> dict[str, int]:
-        return {"rx": self.rx, "tx": self.tx, "tx_errors": self.tx_errors, "mtu_drops": self.mtu_drops}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "site": self.site,
-            "address": ip_str(self.address),
-            "mtu": self.mtu,
-            "network_ids": sorted(self.netids),
-            "origin": self.origin,
-            **self.counters(),
-        }
 
 
 class Evi:

@@ -1,6 +1,6 @@
 """Port I/O: how frames get in and out of the datapath.
 
-Where this sits: under every :class:`gateway.model.Port`.  A port's transport
+Where this sits: under every :class:`gateway.port.Port`.  A port's transport
 is one of ``afpacket.AfPacket`` (``io: socket``: one system call per frame)
 or ``blockring.BlockRingPort`` (``io: block``, the default: PACKET_MMAP
 rings), or a test double.  :class:`Transport` is everything the datapath

@@ -1,6 +1,6 @@
 """AF_PACKET port (``io: socket``): one raw socket per NIC, polled by the datapath loop.
 
-Where this sits: under a :class:`gateway.model.Port`, an ``io.Transport``.
+Where this sits: under a :class:`gateway.port.Port`, an ``io.Transport``.
 ``recv_batch`` drains up to ``limit`` frames without blocking (one
 ``recvmsg`` each); ``send`` writes one frame.  The ring transports
 (``blockring.py``, ``txring.py``) build on its socket set-up.

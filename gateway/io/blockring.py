@@ -1,6 +1,6 @@
 """The default port transport (``io: block``): TPACKET_V3 receive blocks, a V2 transmit ring.
 
-Where this sits: under a :class:`gateway.model.Port`, an ``io.Transport``.
+Where this sits: under a :class:`gateway.port.Port`, an ``io.Transport``.
 The kernel writes received frames (and their VLAN tags) into shared memory
 that the datapath reads without a system call, a whole block at a time;
 outgoing frames go through ``txring.TxRing``, one ``send`` per batch.  A

@@ -26,7 +26,8 @@ from __future__ import annotations
 from time import monotonic
 
 from gateway.effects import TUN
-from gateway.evi import ETH_P_TEB, GRE, GRE_FLAGS_KEY, IPPROTO_GRE, OUTER_IP, OVERHEAD, EviLink
+from gateway.evi import ETH_P_TEB, GRE, GRE_FLAGS_KEY, IPPROTO_GRE, OUTER_IP, OVERHEAD
+from gateway.evi.link import EviLink
 from gateway.headers import ETH_LEN, checksum, ip_str
 from gateway.packet import Packet
 from gateway.stages.base import Stage
@@ -50,11 +51,11 @@ class EviEncap(Stage):
             return self.drop(pkt, "no-link", link.name)
         inner = pkt.buf
         size = OVERHEAD + len(inner)
-        if size > link.mtu:
+        mtu = link.mtu
+        assert mtu is not None  # a link always has one: the smaller of the two sites' core MTUs
+        if size > mtu:
             link.mtu_drops += 1
-            return self.drop(
-                pkt, "mtu-exceeded", f"{len(inner)}-byte frame + {OVERHEAD} > MTU {link.mtu} to {link.name}"
-            )
+            return self.drop(pkt, "mtu-exceeded", f"{len(inner)}-byte frame + {OVERHEAD} > MTU {mtu} to {link.name}")
         netid = pkt.instance.netid  # type: ignore[union-attr]
         ip = bytearray(OUTER_IP)
         ip[0] = 0x45
@@ -72,7 +73,7 @@ class EviEncap(Stage):
         fx = pkt.fx
         if fx is not None:
             fx.push = ETH_LEN + OVERHEAD
-            fx.max_len = link.mtu - OVERHEAD
+            fx.max_len = mtu - OVERHEAD
             fx.depend(link, "valid")
         pkt.router = evi.router
         pkt.rport = evi.rport

@@ -11,7 +11,7 @@ from gateway.cache import Cache
 from gateway.control.commands import Control
 from gateway.datapath import Datapath
 from gateway.headers import ETH_P_8021Q
-from gateway.model import Port
+from gateway.port import Port
 
 EDGE_YAML = """
 node: edge1

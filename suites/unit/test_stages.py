@@ -278,10 +278,20 @@ def test_trace_names_every_stage(rig):
 
 def test_stage_exception_costs_one_packet(rig, monkeypatch):
     # A bug planted in what l2switch reads (a compiled stage's methods cannot be replaced):
-    # each instance's router MACs, which it looks every frame's destination up in, broken.
+    # each instance's router MACs, which it looks every frame's destination up in, hold a key
+    # that raises when the lookup compares it with this frame's destination.
+    dst = "02:00:00:00:00:77"
+
+    class Poison:
+        def __hash__(self):
+            return hash(bytes.fromhex(dst.replace(":", "")))
+
+        def __eq__(self, other):
+            raise RuntimeError("a planted bug")
+
     for inst in rig.dp.model.records.values():
-        monkeypatch.setattr(inst, "router_macs", None)
-    rig.send("trunk", bytes(web(Raw(b"x" * 40))))
+        monkeypatch.setitem(inst.router_macs, Poison(), None)
+    rig.send("trunk", bytes(web(Raw(b"x" * 40), dst=dst)))
     assert rig.dp.pipeline.internal_errors == 1
     assert rig.dp.pipeline.drops()["pipeline/internal-error"] == 1
     monkeypatch.undo()
