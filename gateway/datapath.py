@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Final
 
 from gateway import build
 from gateway.cache import KEPT, Cache
@@ -46,11 +46,11 @@ from gateway.port import Port
 from gateway.stalls import Stalls
 from gateway.tables.mac import MacTable
 
-BATCH = 64  # frames taken from a port at once
+BATCH: Final = 64  # frames taken from a port at once
 # Expiry (connections, cache entries) runs in slices: at most SWEEP_SLICE entries of each
 # table at a time (``loop.py`` calls :meth:`Datapath.sweep` every 10 ms, and again at once
 # while a slice came back full).
-SWEEP_SLICE = 256
+SWEEP_SLICE: Final = 256
 
 
 def _trace(port: str | None, vlan: int | None, packet: str, steps: Any, verdict: str) -> dict[str, Any]:

@@ -11,15 +11,15 @@ the cache.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 # Field sets a stage may read, and the subtables they make.
-L2 = 0  # in port, VLAN, both MACs, EtherType
-L3 = 1  # + IPv4 source and destination (the DR's uRPF check reads the source)
-L4 = 2  # + IPv4 source, protocol, ports (or ICMP echo id)
-TUN = 3  # a tunnel packet: outer MACs, outer addresses, the GRE header, inner MACs and EtherType
-L3_6 = 4  # IPv6: + source and destination (no extension headers: others take the stages)
-L4_6 = 5  # IPv6: + next header, addresses, ports (or ICMPv6 echo id)
+L2: Final = 0  # in port, VLAN, both MACs, EtherType
+L3: Final = 1  # + IPv4 source and destination (the DR's uRPF check reads the source)
+L4: Final = 2  # + IPv4 source, protocol, ports (or ICMP echo id)
+TUN: Final = 3  # a tunnel packet: outer MACs, outer addresses, the GRE header, inner MACs and EtherType
+L3_6: Final = 4  # IPv6: + source and destination (no extension headers: others take the stages)
+L4_6: Final = 5  # IPv6: + next header, addresses, ports (or ICMPv6 echo id)
 MASK_NAMES = ("l2", "l3", "l4", "tunnel", "l3v6", "l4v6")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass
+from typing import Final
 
 # The checksums and the IPv4 header check live in a module of their own, which is compiled
 # (gateway/native.py): every routed packet takes them.  Named here too, where they belong.
@@ -27,28 +28,28 @@ from gateway.checksums import csum_update16 as csum_update16
 from gateway.checksums import csum_update32 as csum_update32
 from gateway.checksums import ipv4_check as ipv4_check
 
-ETH_P_IP = 0x0800
-ETH_P_ARP = 0x0806
-ETH_P_8021Q = 0x8100
-ETH_P_IPV6 = 0x86DD
+ETH_P_IP: Final = 0x0800
+ETH_P_ARP: Final = 0x0806
+ETH_P_8021Q: Final = 0x8100
+ETH_P_IPV6: Final = 0x86DD
 
-IPPROTO_ICMP = 1
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
+IPPROTO_ICMP: Final = 1
+IPPROTO_TCP: Final = 6
+IPPROTO_UDP: Final = 17
 
 # UDP ports of the protocols the gateway itself speaks.
-BFD_PORT = 3784  # RFC 5881 single-hop BFD control
-HELLO_PORT = 3799  # not BFD: the HA agents' hellos to each other (which addresses each holds)
+BFD_PORT: Final = 3784  # RFC 5881 single-hop BFD control
+HELLO_PORT: Final = 3799  # not BFD: the HA agents' hellos to each other (which addresses each holds)
 
 BROADCAST = b"\xff" * 6
 ZERO_MAC = b"\x00" * 6
 
-ETH_LEN = 14
-VLAN_LEN = 4
-ARP_LEN = 28
-ICMP_LEN = 8
-UDP_LEN = 8
-TCP_MIN = 20
+ETH_LEN: Final = 14
+VLAN_LEN: Final = 4
+ARP_LEN: Final = 28
+ICMP_LEN: Final = 8
+UDP_LEN: Final = 8
+TCP_MIN: Final = 20
 
 # In-place accessors for the forwarding path.
 ETHERTYPE_AT = struct.Struct("!H")  # at offset 12
@@ -215,7 +216,7 @@ class IPv4:
     @classmethod
     def parser(cls, buf: bytes | bytearray | memoryview) -> tuple[IPv4, memoryview]:
         mv = memoryview(buf)
-        reason = ipv4_check(mv, 0)
+        reason = ipv4_check(buf if not isinstance(buf, memoryview) else bytes(buf), 0)
         if reason:
             raise HeaderError(reason)
         vihl, tos, total, ident, ff, ttl, proto, csum, src, dst = cls._PACK.unpack_from(mv)

@@ -15,15 +15,16 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass
+from typing import Final
 
 from gateway.headers import HeaderError, checksum
 
-IPPROTO_ICMPV6 = 58
-IPV6_LEN = 40
+IPPROTO_ICMPV6: Final = 58
+IPV6_LEN: Final = 40
 # Extension headers a router walks past (RFC 8200 4.1); ESP (50) ends the walk: what follows is opaque.
 HOPOPTS, ROUTING, FRAGMENT, DSTOPTS, AH, NO_NEXT = 0, 43, 44, 60, 51, 59
 EXTENSIONS = frozenset((HOPOPTS, ROUTING, FRAGMENT, DSTOPTS, AH))
-MAX_EXTENSIONS = 8  # a longer chain is refused: the walk is bounded whatever the packet says
+MAX_EXTENSIONS: Final = 8  # a longer chain is refused: the walk is bounded whatever the packet says
 
 ND_NS, ND_NA, ND_RS, ND_RA = 135, 136, 133, 134
 ECHO_REQUEST6, ECHO_REPLY6 = 128, 129
@@ -45,8 +46,8 @@ def addr_str(addr: int) -> str:
     return str(ipaddress.IPv4Address(addr)) if addr <= 0xFFFFFFFF else ip6_str(addr)
 
 
-ALL_NODES = 0xFF02 << 112 | 1
-ALL_ROUTERS = 0xFF02 << 112 | 2
+ALL_NODES: Final = 0xFF02 << 112 | 1
+ALL_ROUTERS: Final = 0xFF02 << 112 | 2
 
 
 def solicited_node(addr: int) -> int:

@@ -8,6 +8,8 @@ Every function returns a complete untagged Ethernet frame (``bytearray``).
 
 from __future__ import annotations
 
+from typing import Final
+
 from gateway.headers import (
     BROADCAST,
     ETH_P_ARP,
@@ -24,7 +26,7 @@ from gateway.headers import (
 
 # RFC 1812 4.3.2.3: an ICMP error carries as much of the offending datagram as
 # fits in 576 bytes.
-ICMP_ERROR_MAX = 576
+ICMP_ERROR_MAX: Final = 576
 
 
 def arp_request(src_mac: bytes, src_ip: int, target_ip: int) -> bytearray:

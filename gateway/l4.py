@@ -13,7 +13,7 @@ header, ICMP's does not.  A UDP checksum of 0 means "none" and stays 0.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, checksum
 from gateway.headers6 import IPPROTO_ICMPV6, upper_layer
@@ -36,14 +36,14 @@ class FlowTuple(NamedTuple):
 _new = tuple.__new__
 
 
-ICMP_ECHO_REQUEST = 8
-ICMP_ECHO_REPLY = 0
+ICMP_ECHO_REQUEST: Final = 8
+ICMP_ECHO_REPLY: Final = 0
 ICMP_ERRORS = frozenset({3, 4, 5, 11, 12})
 
 # What a tuple extraction found.
-NORMAL = 0
-ICMP_ERROR = 1
-UNTRACKABLE = 2  # a non-first fragment, or an L4 header cut short
+NORMAL: Final = 0
+ICMP_ERROR: Final = 1
+UNTRACKABLE: Final = 2  # a non-first fragment, or an L4 header cut short
 
 
 def flow_tuple(buf: bytearray, l3: int = 14) -> tuple[FlowTuple, int]:

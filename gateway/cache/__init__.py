@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from gateway.cache.compose import KEEP, fold, rewrites
 from gateway.cache.describe import describe_action, describe_key
@@ -81,7 +81,7 @@ if TYPE_CHECKING:
 
 
 _TAG = struct.Struct("!HH")
-GRE_OUTER = 28  # outer IPv4 + GRE with key, what an encapsulating entry adds in front of the frame
+GRE_OUTER: Final = 28  # outer IPv4 + GRE with key, what an encapsulating entry adds in front of the frame
 
 
 class Entry:

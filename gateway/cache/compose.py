@@ -10,12 +10,12 @@ and reset (SYN, RST) costs ~10 us less, about a seventh of it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from gateway.effects import L4
 from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 
-KEEP = 160  # bytes of the frame as it left that the rewrites read (tunnel headers and L4 included)
+KEEP: Final = 160  # bytes of the frame as it left that the rewrites read (tunnel headers and L4 included)
 
 
 def fold(x: int) -> int:

@@ -12,14 +12,14 @@ by TCP, UDP or ICMPv6 (a packet with extension headers takes the stages).
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, Final
 
 from gateway.effects import L2, L3, L3_6, L4, L4_6, TUN
 from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 from gateway.headers import IPV4_WORDS as H10  # (the header checks' one unpack)
 
 # TCP flags that always take the slow path (connection set-up and tear-down).
-TCP_SLOW = 0x01 | 0x02 | 0x04
+TCP_SLOW: Final = 0x01 | 0x02 | 0x04
 
 KEY_L2 = struct.Struct("14s")
 KEY_L3 = struct.Struct("14s12x8s")  # MACs+type, source and destination (uRPF reads the source)
@@ -28,8 +28,8 @@ KEY_L4 = struct.Struct("14s9xs2x8s4s")  # MACs+type, protocol, addresses, ports 
 KEY_TUN = struct.Struct("14s12x8s8s14s")
 KEY_L3_6 = struct.Struct("14s8x32s")  # MACs+type, source and destination
 KEY_L4_6 = struct.Struct("14s6xs1x32s4s")  # MACs+type, next header, addresses, ports
-IPPROTO_GRE = 47
-IPPROTO_ICMPV6 = 58
+IPPROTO_GRE: Final = 47
+IPPROTO_ICMPV6: Final = 58
 UPPER6 = frozenset((IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6))  # what an IPv6 key may follow
 
 

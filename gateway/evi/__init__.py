@@ -17,18 +17,18 @@ network id and an 8-bit flow id (0 here: no entropy is generated).
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, Final
 
 from gateway.epoch import Epoch
 from gateway.evi.link import EviLink
 from gateway.headers import ip_str
 
-IPPROTO_GRE = 47
-EVI_PORT = 3801  # UDP: the EVI control protocol between edges (discovery, MAC advertisement)
-GRE_FLAGS_KEY = 0x2000  # K bit only: no checksum, no sequence number, version 0
-ETH_P_TEB = 0x6558
+IPPROTO_GRE: Final = 47
+EVI_PORT: Final = 3801  # UDP: the EVI control protocol between edges (discovery, MAC advertisement)
+GRE_FLAGS_KEY: Final = 0x2000  # K bit only: no checksum, no sequence number, version 0
+ETH_P_TEB: Final = 0x6558
 GRE = struct.Struct("!HHI")  # flags+version, protocol, key
-OUTER_IP = 20
+OUTER_IP: Final = 20
 OVERHEAD = OUTER_IP + GRE.size  # on top of the inner frame; the outer Ethernet header is the core's
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Final
 
 from gateway.epoch import Epoch
 from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ip_str
@@ -31,20 +31,20 @@ from gateway.l4 import FlowTuple
 
 _new = tuple.__new__
 
-ORIG = 0
-REPLY = 1
-UNTRACKED = 2  # a packet the SR lets through (or not) without an entry: unrelated ICMP errors
+ORIG: Final = 0
+REPLY: Final = 1
+UNTRACKED: Final = 2  # a packet the SR lets through (or not) without an entry: unrelated ICMP errors
 
 # TCP flag bits
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 
 # TCP states (a compact version of RFC 9293's, as a middlebox sees them)
-SYN_SENT = "syn-sent"
-SYN_RECV = "syn-recv"
-ESTABLISHED = "established"
-FIN_WAIT = "fin-wait"  # one side sent FIN
-TIME_WAIT = "time-wait"  # both sides sent FIN
-CLOSED = "closed"  # RST seen
+SYN_SENT: Final = "syn-sent"
+SYN_RECV: Final = "syn-recv"
+ESTABLISHED: Final = "established"
+FIN_WAIT: Final = "fin-wait"  # one side sent FIN
+TIME_WAIT: Final = "time-wait"  # both sides sent FIN
+CLOSED: Final = "closed"  # RST seen
 
 DEFAULT_TIMEOUTS = {
     "tcp_established": 7440.0,  # RFC 5382 REQ-5: at least 2 h 4 min

@@ -18,12 +18,12 @@ last; a retransmitted one gets the same answer), bounded in time
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from gateway.headers import IPPROTO_TCP, ip_str
 
-LIFETIME = 120.0  # s an announced connection is waited for
-FIRST_PORT = 1024  # announcements of a privileged port are refused (FTP bounce)
+LIFETIME: Final = 120.0  # s an announced connection is waited for
+FIRST_PORT: Final = 1024  # announcements of a privileged port are refused (FTP bounce)
 
 
 class Expectation:

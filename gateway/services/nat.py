@@ -17,14 +17,14 @@ first (:class:`Ports`).  ICMP echo identifiers are allocated like ports.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, Final
 
 from gateway.epoch import Epoch
 from gateway.headers import ip_str
 from gateway.l4 import FlowTuple
 from gateway.services.rules import DnatRule, NatConfig, OneToOne, SnatRule
 
-EXHAUSTED = "exhausted"
+EXHAUSTED: Final = "exhausted"
 
 
 class Ports:

@@ -20,12 +20,13 @@ is dropped and counted (``timeouts``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 from gateway.headers import checksum
 
-MAX_DATAGRAMS = 256
-TIMEOUT = 2.0
-MAX_SIZE = 65535
+MAX_DATAGRAMS: Final = 256
+TIMEOUT: Final = 2.0
+MAX_SIZE: Final = 65535
 
 
 @dataclass

@@ -18,11 +18,11 @@ was, and the point only moves forward.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from gateway.headers import csum_update32
 
-MOD = 1 << 32
+MOD: Final = 1 << 32
 
 
 def after(a: int, b: int) -> bool:

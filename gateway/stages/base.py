@@ -17,15 +17,15 @@ process.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 if TYPE_CHECKING:
     from gateway.model import Model
     from gateway.packet import Packet
     from gateway.tables.mac import MacTable
 
-DONE = "done"
-DROP = "drop"
+DONE: Final = "done"
+DROP: Final = "drop"
 
 
 class Context:

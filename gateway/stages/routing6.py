@@ -31,6 +31,7 @@ takes these stages (``fx.no_cache("ipv6")``).
 from __future__ import annotations
 
 from time import monotonic
+from typing import Final
 
 from gateway.effects import L3_6
 from gateway.headers import IPPROTO_UDP, HeaderError, mac_str
@@ -67,8 +68,8 @@ from gateway.packet import Packet
 from gateway.stages.base import DONE, Context
 from gateway.stages.forward import Forwarding
 
-RA_INTERVAL = 10.0  # seconds between unsolicited router advertisements
-RA_LIFETIME = 1800  # seconds hosts keep us as a default router (RFC 4861's 3 x MaxRtrAdvInterval)
+RA_INTERVAL: Final = 10.0  # seconds between unsolicited router advertisements
+RA_LIFETIME: Final = 1800  # seconds hosts keep us as a default router (RFC 4861's 3 x MaxRtrAdvInterval)
 
 DROPS6 = (
     "ip6-not-enabled",  # IPv6 to a router with no IPv6 address

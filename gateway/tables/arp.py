@@ -15,14 +15,14 @@ Aging, replacement and flush are ``aging.py``'s.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, Final
 
 from gateway.epoch import Epoch
 from gateway.headers import ip_str, mac_str
 from gateway.headers6 import ip6_str
 from gateway.tables.aging import AgingEntry, AgingTable
 
-RETRY_INTERVAL = 1.0
+RETRY_INTERVAL: Final = 1.0
 
 
 # A model.RouterPort: not imported, the tables sit below the model (an entry shows its ``label``).
