@@ -217,9 +217,9 @@ class Datapath:
 
         Returns the slow-path packet (for traces and tests), None for a cache hit.
         """
-        return self.process(port, ((frame, vlan),), time.monotonic() if now is None else now)
+        return self.process(port, [(frame, vlan)], time.monotonic() if now is None else now)
 
-    def process(self, port: Port, batch: Any, now: float) -> Packet | None:
+    def process(self, port: Port, batch: list[tuple[bytearray, int | None]], now: float) -> Packet | None:
         """Carry a batch of frames received on ``port`` through the cache or the pipeline.
 
         The loop is the cached fast path, kept flat: a hit is a lookup, the
@@ -229,8 +229,7 @@ class Datapath:
         packet, None if the last frame was a cache hit.
         """
         cache = self.cache
-        lookup = cache.lookup if cache.enabled else None
-        hit = cache.hit
+        cached = cache.enabled
         mirror = port.mirror
         pkt = None
         for frame, vlan in batch:
@@ -239,13 +238,13 @@ class Datapath:
                 mirror.copy(port, frame, vlan, True)
             summary = describe(frame) if self.trace_budget else None
             record = True
-            if lookup is not None:
+            if cached:
                 try:
-                    entry = lookup(port, vlan, frame)
+                    entry = cache.lookup(port, vlan, frame)
                     if entry is KEPT:
                         record = False  # a TCP control frame of a cached flow: its entry stays
                     elif entry is not None:
-                        entry.out_port.send(hit(entry, frame, now))
+                        entry.out_port.send(cache.hit(entry, frame, now))
                         if summary is not None:
                             self._trace_hit(port, vlan, summary, entry)
                         pkt = None

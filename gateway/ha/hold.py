@@ -58,7 +58,7 @@ class WaitForPeers:
             self.deadline, self.final = deadline, deadline <= now
             try:
                 before = len(self.held)
-                pkt = self.rerun(port, ((frame, vlan),), now)
+                pkt = self.rerun(port, [(frame, vlan)], now)
                 if len(self.held) == before:
                     if pkt is not None and pkt.drop_reason is not None:
                         self.expired += 1

@@ -272,7 +272,9 @@ def _feed(dps: tuple[Any, ...], port: str, data: bytes) -> None:
         dp.receive(dp.model.ports[port], bytearray(buf), vlan)
 
 
-def fuzz_frames(budget: int, seed: int) -> dict[str, int]:
+def fuzz_frames(budget: int, seed: int, plant: Callable[[Any], None] | None = None) -> dict[str, int]:
+    """Frames through two datapaths of one config, cache on and off: they must send the same
+    bytes.  ``plant`` (the tests' planted faults) is called with the cached one after each frame."""
     from gateway.cache import Cache
     from gateway.control.commands import Control
 
@@ -293,6 +295,8 @@ def fuzz_frames(budget: int, seed: int) -> dict[str, int]:
                 continue
             port, data = _frame(rng)
             _feed((a, b), port, data)
+            if plant is not None:
+                plant(a)
             for name in wa:
                 if wa[name].sent != wb[name].sent:
                     raise FuzzFailure(

@@ -12,21 +12,29 @@ def test_short_fuzz_run_finds_nothing(target):
     fuzz.TARGETS[target](3000 if target == "frames" else 1500, 20261125)
 
 
-def test_frames_target_finds_a_cache_that_drops_padding(monkeypatch):
-    """A planted fault: cache hits on switched frames lose their Ethernet padding."""
+def test_frames_target_finds_a_cache_that_drops_padding():
+    """A planted fault: cache hits on switched frames lose their Ethernet padding (each L2
+    entry's output is a port that sends the first 60 bytes of a frame)."""
     from gateway import cache as cache_mod
+    from gateway.port import Port
 
-    real = cache_mod.Cache.lookup
+    class Cutting:
+        def __init__(self, io):
+            self.io = io
 
-    def lossy(self, port, vlan, buf):
-        entry = real(self, port, vlan, buf)
-        if entry is not None and entry.mask == cache_mod.L2 and len(buf) > 60:
-            del buf[60:]
-        return entry
+        def send(self, frame):
+            self.io.send(frame[:60])
 
-    monkeypatch.setattr(cache_mod.Cache, "lookup", lossy)
+    def lossy(dp):
+        for entry in dp.cache._lru.values():
+            out = entry.out_port
+            if entry.mask == cache_mod.L2 and not isinstance(out.io, Cutting):
+                cut = Port(out.name, out.ifname, out.role, out.mtu)
+                cut.io = Cutting(out.io)
+                entry.out_port = cut
+
     with pytest.raises(fuzz.FuzzFailure, match="cache on and off sent different bytes"):
-        fuzz.fuzz_frames(20000, 1)
+        fuzz.fuzz_frames(20000, 1, plant=lossy)
 
 
 def test_control_target_finds_a_show_that_raises(monkeypatch):
