@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Final, NamedTuple
 
+from gateway.fields import u32
 from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, checksum
 from gateway.headers6 import IPPROTO_ICMPV6, upper_layer
 
@@ -50,8 +51,8 @@ def flow_tuple(buf: bytearray, l3: int = 14) -> tuple[FlowTuple, int]:
     """The 5-tuple of the IPv4 packet at ``l3`` and what kind of packet it is."""
     ihl = (buf[l3] & 0x0F) * 4
     proto = buf[l3 + 9]
-    src = int.from_bytes(buf[l3 + 12 : l3 + 16], "big")
-    dst = int.from_bytes(buf[l3 + 16 : l3 + 20], "big")
+    src = u32(buf, l3 + 12)
+    dst = u32(buf, l3 + 16)
     if ((buf[l3 + 6] << 8) | buf[l3 + 7]) & 0x1FFF:
         return _new(FlowTuple, (proto, src, 0, dst, 0)), UNTRACKABLE
     l4 = l3 + ihl
@@ -84,8 +85,8 @@ def inner_tuple(buf: bytearray, l3: int = 14) -> tuple[FlowTuple, int] | None:
     if iihl < 20 or len(buf) < inner + iihl:
         return None  # the quoted header is malformed or cut short: nothing to relate it to
     proto = buf[inner + 9]
-    src = int.from_bytes(buf[inner + 12 : inner + 16], "big")
-    dst = int.from_bytes(buf[inner + 16 : inner + 20], "big")
+    src = u32(buf, inner + 12)
+    dst = u32(buf, inner + 16)
     l4 = inner + iihl
     if proto in (IPPROTO_TCP, IPPROTO_UDP) and len(buf) >= l4 + 4:
         return _new(FlowTuple, (proto, src, (buf[l4] << 8) | buf[l4 + 1], dst, (buf[l4 + 2] << 8) | buf[l4 + 3])), inner
@@ -104,7 +105,7 @@ def rewrite(buf: bytearray, l3: int, src: bool, new_ip: int, new_port: int) -> N
     ihl = (buf[l3] & 0x0F) * 4
     proto = buf[l3 + 9]
     a_off = l3 + (12 if src else 16)
-    old_ip = int.from_bytes(buf[a_off : a_off + 4], "big")
+    old_ip = u32(buf, a_off)
     l4 = l3 + ihl
     whole = len(buf) - l4
     frag_first = not (((buf[l3 + 6] << 8) | buf[l3 + 7]) & 0x1FFF)

@@ -73,6 +73,7 @@ MODULES = (
     "gateway/port.py",
     "gateway/evi/link.py",
     "gateway/model.py",
+    "gateway/fields.py",
     "gateway/checksums.py",
     "gateway/l3.py",
     "gateway/stages/base.py",

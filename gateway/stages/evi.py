@@ -28,6 +28,7 @@ from time import monotonic
 from gateway.effects import TUN
 from gateway.evi import ETH_P_TEB, GRE, GRE_FLAGS_KEY, IPPROTO_GRE, OUTER_IP, OVERHEAD
 from gateway.evi.link import EviLink
+from gateway.fields import u32
 from gateway.headers import ETH_LEN, checksum, ip_str
 from gateway.packet import Packet
 from gateway.stages.base import Stage
@@ -111,7 +112,7 @@ class EviDecap(Stage):
     def process(self, pkt: Packet) -> str:
         evi = self.ctx.model.evi
         buf = pkt.buf
-        src = int.from_bytes(buf[26:30], "big")
+        src = u32(buf, 26)
         link = evi.links.get(src) if evi is not None else None
         if link is None:
             return self.drop(pkt, "not-a-neighbour", ip_str(src))

@@ -29,6 +29,7 @@ from typing import ClassVar
 
 from gateway.config.kernel import MANAGEMENT_TAG
 from gateway.effects import L3
+from gateway.fields import u32
 from gateway.headers import (
     ETH_P_ARP,
     ETH_P_IP,
@@ -107,7 +108,7 @@ class RouterStage(Ipv6Walk):
         total = (buf[16] << 8) | buf[17]
         if len(buf) > 14 + total:
             del buf[14 + total :]  # Ethernet padding is not part of the datagram
-        dst = int.from_bytes(buf[30:34], "big")
+        dst = u32(buf, 30)
         router: Router = pkt.router  # type: ignore[assignment]
         rport = pkt.rport
         if self.ctx.model.service_ports and buf[23] == IPPROTO_UDP and (dst in router.local_ips or dst == 0xFFFFFFFF):
@@ -118,7 +119,7 @@ class RouterStage(Ipv6Walk):
                 return self.to_service(pkt, total)
         if router.kind == "dr" and rport is not None and rport is not router.transit_port:
             # uRPF on a tenant segment: its hosts send from its subnet, nothing else.
-            src = int.from_bytes(buf[26:30], "big")
+            src = u32(buf, 26)
             if src & mask(rport.plen) != rport.network:
                 return self.drop(pkt, "urpf", f"{ip_str(src)} on {rport.label}")
             # (the cache's l3 match includes the source address: a hit cannot skip this check)
@@ -134,7 +135,7 @@ class RouterStage(Ipv6Walk):
         verdict = self.before_route(pkt)
         if verdict is not None:
             return verdict
-        dst = int.from_bytes(buf[30:34], "big")
+        dst = u32(buf, 30)
         total = (buf[16] << 8) | buf[17]  # (the SR may have made a datagram of its fragments)
         route = router.fib.lookup(dst)
         if fx is not None:
@@ -162,7 +163,7 @@ class RouterStage(Ipv6Walk):
 
     def deliver(self, pkt: Packet) -> str:
         """Route a packet this router built (no TTL checks, no hooks on the way in)."""
-        dst = int.from_bytes(pkt.buf[30:34], "big")
+        dst = u32(pkt.buf, 30)
         route = pkt.router.fib.lookup(dst)  # type: ignore[union-attr]
         if pkt.fx is not None:  # (an encapsulated frame: the only own packet that may be cached)
             pkt.fx.depend(pkt.router.fib, "generation")  # type: ignore[union-attr]
@@ -263,7 +264,7 @@ class RouterStage(Ipv6Walk):
         port = None
         if proto in (IPPROTO_TCP, IPPROTO_UDP) and total - ihl >= 4:
             port = (buf[14 + ihl + 2] << 8) | buf[14 + ihl + 3]
-        src = int.from_bytes(buf[26:30], "big")
+        src = u32(buf, 26)
         if not access.admits(src, proto, port):
             what = f"protocol {proto}" + (f" port {port}" if port is not None else "")
             return self.drop(pkt, "mgmt-refused", f"{what} from {ip_str(src)}")
