@@ -20,7 +20,7 @@ L4: Final = 2  # + IPv4 source, protocol, ports (or ICMP echo id)
 TUN: Final = 3  # a tunnel packet: outer MACs, outer addresses, the GRE header, inner MACs and EtherType
 L3_6: Final = 4  # IPv6: + source and destination (no extension headers: others take the stages)
 L4_6: Final = 5  # IPv6: + next header, addresses, ports (or ICMPv6 echo id)
-MASK_NAMES = ("l2", "l3", "l4", "tunnel", "l3v6", "l4v6")
+MASK_NAMES: Final = ("l2", "l3", "l4", "tunnel", "l3v6", "l4v6")
 
 
 class Effects:

@@ -41,8 +41,8 @@ IPPROTO_UDP: Final = 17
 BFD_PORT: Final = 3784  # RFC 5881 single-hop BFD control
 HELLO_PORT: Final = 3799  # not BFD: the HA agents' hellos to each other (which addresses each holds)
 
-BROADCAST = b"\xff" * 6
-ZERO_MAC = b"\x00" * 6
+BROADCAST: Final = b"\xff\xff\xff\xff\xff\xff"
+ZERO_MAC: Final = b"\x00\x00\x00\x00\x00\x00"
 
 ETH_LEN: Final = 14
 VLAN_LEN: Final = 4

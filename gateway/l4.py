@@ -34,12 +34,12 @@ class FlowTuple(NamedTuple):
 
 # Per packet, a tuple is built with tuple.__new__ (a C call): the generated
 # FlowTuple(...) constructor is a Python function and costs several times more.
-_new = tuple.__new__
+_new: Final = tuple.__new__
 
 
 ICMP_ECHO_REQUEST: Final = 8
 ICMP_ECHO_REPLY: Final = 0
-ICMP_ERRORS = frozenset({3, 4, 5, 11, 12})
+ICMP_ERRORS: Final = frozenset({3, 4, 5, 11, 12})
 
 # What a tuple extraction found.
 NORMAL: Final = 0
@@ -182,7 +182,7 @@ def tcp_flags(buf: bytearray, l3: int = 14) -> int:
 
 
 ICMP6_ECHO_REQUEST, ICMP6_ECHO_REPLY = 128, 129
-ICMP6_ERRORS = frozenset({1, 2, 3, 4})
+ICMP6_ERRORS: Final = frozenset({1, 2, 3, 4})
 
 
 def flow_tuple6(buf: bytearray, l3: int = 14) -> tuple[FlowTuple, int, int]:

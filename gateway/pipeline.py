@@ -27,7 +27,7 @@ from __future__ import annotations
 import traceback
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from gateway.bugs import report_bug
 from gateway.packet import Packet
@@ -54,7 +54,7 @@ STAGES: tuple[type[Stage], ...] = (
     EviDecap,
     Egress,
 )
-STAGE_ORDER = tuple(s.name for s in STAGES)
+STAGE_ORDER: Final = tuple(s.name for s in STAGES)
 
 
 class UndeclaredExit(Exception):

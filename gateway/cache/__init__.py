@@ -80,7 +80,7 @@ if TYPE_CHECKING:
     from gateway.port import Port
 
 
-_TAG = struct.Struct("!HH")
+_TAG: Final = struct.Struct("!HH")
 GRE_OUTER: Final = 28  # outer IPv4 + GRE with key, what an encapsulating entry adds in front of the frame
 
 
@@ -243,7 +243,7 @@ class Entry:
 
 # Lookup's answer for a TCP SYN, FIN or RST whose flow has an entry: the frame walks the stages
 # (they see every set-up and tear-down), the entry stays, so the walk records nothing.
-KEPT = Entry()
+KEPT: Final = Entry()
 KEPT.id, KEPT.key, KEPT.mask = 0, (), -1  # in no subtable
 
 

@@ -21,16 +21,16 @@ from gateway.headers import IPV4_WORDS as H10  # (the header checks' one unpack)
 # TCP flags that always take the slow path (connection set-up and tear-down).
 TCP_SLOW: Final = 0x01 | 0x02 | 0x04
 
-KEY_L2 = struct.Struct("14s")
-KEY_L3 = struct.Struct("14s12x8s")  # MACs+type, source and destination (uRPF reads the source)
-KEY_L4 = struct.Struct("14s9xs2x8s4s")  # MACs+type, protocol, addresses, ports (or ICMP type..id)
+KEY_L2: Final = struct.Struct("14s")
+KEY_L3: Final = struct.Struct("14s12x8s")  # MACs+type, source and destination (uRPF reads the source)
+KEY_L4: Final = struct.Struct("14s9xs2x8s4s")  # MACs+type, protocol, addresses, ports (or ICMP type..id)
 # Outer MACs+type, outer addresses, the GRE header with its key, inner MACs+type (MAC-in-GRE).
-KEY_TUN = struct.Struct("14s12x8s8s14s")
-KEY_L3_6 = struct.Struct("14s8x32s")  # MACs+type, source and destination
-KEY_L4_6 = struct.Struct("14s6xs1x32s4s")  # MACs+type, next header, addresses, ports
+KEY_TUN: Final = struct.Struct("14s12x8s8s14s")
+KEY_L3_6: Final = struct.Struct("14s8x32s")  # MACs+type, source and destination
+KEY_L4_6: Final = struct.Struct("14s6xs1x32s4s")  # MACs+type, next header, addresses, ports
 IPPROTO_GRE: Final = 47
 IPPROTO_ICMPV6: Final = 58
-UPPER6 = frozenset((IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6))  # what an IPv6 key may follow
+UPPER6: Final = frozenset((IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6))  # what an IPv6 key may follow
 
 
 def key_for(mask: int, port: int | None, vlan: int | None, buf: bytes | bytearray) -> tuple[Any, ...]:

@@ -29,7 +29,7 @@ from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ip_str
 from gateway.headers6 import IPPROTO_ICMPV6, addr_str
 from gateway.l4 import FlowTuple
 
-_new = tuple.__new__
+_new: Final = tuple.__new__
 
 ORIG: Final = 0
 REPLY: Final = 1
@@ -46,7 +46,7 @@ FIN_WAIT: Final = "fin-wait"  # one side sent FIN
 TIME_WAIT: Final = "time-wait"  # both sides sent FIN
 CLOSED: Final = "closed"  # RST seen
 
-DEFAULT_TIMEOUTS = {
+DEFAULT_TIMEOUTS: Final = {
     "tcp_established": 7440.0,  # RFC 5382 REQ-5: at least 2 h 4 min
     "tcp_transitory": 240.0,  # RFC 5382: 4 min for partially open or closing
     "tcp_closed": 10.0,

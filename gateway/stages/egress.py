@@ -12,14 +12,14 @@ The last stage: no exit but ``done``; drops: ``no-output``.
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, Final
 
 from gateway.headers import ETH_P_8021Q
 from gateway.l3 import fragments
 from gateway.packet import Packet
 from gateway.stages.base import DONE, Context, Stage
 
-_TAG = struct.Struct("!HH")
+_TAG: Final = struct.Struct("!HH")
 
 
 class Egress(Stage):

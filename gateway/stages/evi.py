@@ -24,6 +24,7 @@ GRE (DF is set, nothing is fragmented).
 from __future__ import annotations
 
 from time import monotonic
+from typing import Final
 
 from gateway.effects import TUN
 from gateway.evi import ETH_P_TEB, GRE, GRE_FLAGS_KEY, IPPROTO_GRE, OUTER_IP, OVERHEAD
@@ -33,7 +34,7 @@ from gateway.headers import ETH_LEN, checksum, ip_str
 from gateway.packet import Packet
 from gateway.stages.base import Stage
 
-_ETH_IP = b"\x00" * 12 + b"\x08\x00"  # the routing walk writes the MACs
+_ETH_IP: Final = b"\x00" * 12 + b"\x08\x00"  # the routing walk writes the MACs
 
 
 class EviEncap(Stage):

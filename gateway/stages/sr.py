@@ -20,7 +20,7 @@ drops: the router's (``routing.RouterStage.DROPS``) and the services'
 from __future__ import annotations
 
 from time import monotonic
-from typing import Any
+from typing import Any, Final
 
 from gateway.effects import L3_6
 from gateway.evi import EVI_PORT, IPPROTO_GRE
@@ -39,7 +39,7 @@ from gateway.stages.routing import RouterStage
 from gateway.tables.fib import Route
 
 # Refusals a peer's replication may undo (no entry yet), before any rewrite of the packet.
-WAIT_FOR_PEER = frozenset({"nat-no-session", "ct-invalid"})
+WAIT_FOR_PEER: Final = frozenset({"nat-no-session", "ct-invalid"})
 
 
 class ServiceRouter(RouterStage):
