@@ -28,7 +28,7 @@ from __future__ import annotations
 from time import monotonic
 from typing import Any
 
-from gateway.effects import L4, L4_6
+from gateway.effects import L4, L4_6, Effects
 from gateway.epoch import Epoch
 from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, Icmp, ip_str
 from gateway.l4 import ICMP_ERROR, UNTRACKABLE, FlowTuple, fix_icmp_error, flow_tuple, inner_tuple, rewrite, tcp_flags
@@ -252,7 +252,7 @@ class SrServices(Ipv6Services):
     def _record(self, pkt: SrPacket, conn: Any, direction: int, v6: bool = False) -> None:
         """Tell the cache: this flow is matched on its 5-tuple and touches ``conn`` (an IPv6
         flow is never translated: its entry does not depend on the NAT rules)."""
-        fx = pkt.fx
+        fx: Effects | None = pkt.fx  # (declared: a native call, not a lookup by name)
         if fx is None:
             return
         fx.read(L4_6 if v6 else L4)

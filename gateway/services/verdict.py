@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Protocol
 
+from gateway.effects import Effects
 from gateway.l4 import FlowTuple
 
 
@@ -24,7 +25,7 @@ class SrPacket(Protocol):
 
     buf: bytearray
     rport: Any
-    fx: Any
+    fx: Effects | None
     conn: Any
     conn_dir: int
     flow: FlowTuple | None
