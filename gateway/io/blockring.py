@@ -15,29 +15,32 @@ import socket
 import struct
 import sys
 import time
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from gateway.io import fanout
 from gateway.io.afpacket import SOL_PACKET, TP_STATUS_VLAN_VALID, AfPacket
 from gateway.io.netdev import PortError
 from gateway.io.txring import PACKET_VERSION, TxRing
 
-PACKET_RX_RING = 5
-TP_STATUS_KERNEL = 0
-TP_STATUS_USER = 1
-_U32 = struct.Struct("I")
-_LOW = 0 if sys.byteorder == "little" else 3  # where a native u32's low byte is
-TPACKET_V3 = 2
+PACKET_RX_RING: Final = 5
+TP_STATUS_KERNEL: Final = 0
+TP_STATUS_USER: Final = 1
+_U32: Final = struct.Struct("I")
+_LOW: Final = 0 if sys.byteorder == "little" else 3  # where a native u32's low byte is
+TPACKET_V3: Final = 2
 _BLK_STATUS = 8  # tpacket_block_desc.hdr.bh1.block_status
 _BLK_NUM = 12  # ... num_pkts
 _BLK_FIRST = 16  # ... offset_to_first_pkt
-_T3 = struct.Struct("IIIIIIHHIIH")  # tpacket3_hdr up to tp_vlan_tpid
-WINDOW = 0.01  # the receive rate is judged over windows of this many seconds
-TO_BLOCKS = 80  # frames in one window (8,000/s) that move a port to blocks
-TO_FRAMES = 40  # at most this many in each of QUIET_WINDOWS windows (4,000/s): back to frames
-ONE_BY_ONE = 4  # the first frames of a window are read one per call
-BEHIND = 32  # a read of the socket that brings this many, all it asked for: to blocks at once
-QUIET_WINDOWS = 10
-SETTLE = 0.005  # after a switch to frames, wait at most this long for the open block
+_T3: Final = struct.Struct("IIIIIIHHIIH")  # tpacket3_hdr up to tp_vlan_tpid
+WINDOW: Final = 0.01  # the receive rate is judged over windows of this many seconds
+TO_BLOCKS: Final = 80  # frames in one window (8,000/s) that move a port to blocks
+TO_FRAMES: Final = 40  # at most this many in each of QUIET_WINDOWS windows (4,000/s): back to frames
+ONE_BY_ONE: Final = 4  # the first frames of a window are read one per call
+BEHIND: Final = 32  # a read of the socket that brings this many, all it asked for: to blocks at once
+QUIET_WINDOWS: Final = 10
+SETTLE: Final = 0.005  # after a switch to frames, wait at most this long for the open block
 
 
 RING_BYTES = 16 << 20  # the receive ring, whatever its blocks' size
@@ -70,6 +73,8 @@ class _Muted(AfPacket):
         fanout.mute(sock)
 
 
+# Compiled (native.py); the ring tests subclass it with a model of the kernel in place of the socket.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class BlockRingPort(AfPacket):
     """Receive through a TPACKET_V3 ring (whole blocks handed over at once), transmit
     through a TPACKET_V2 ring on a second, receive-nothing socket.
@@ -133,8 +138,12 @@ class BlockRingPort(AfPacket):
             self._join_quiet(ifname)
         # TX: a second, transmit-only socket with a V2 ring.
         self.tx = TxRing(ifname, frames=4096)
-        self.send = self.tx.send  # type: ignore[method-assign]
-        self.flush = self.tx.flush  # type: ignore[method-assign]
+
+    def send(self, frame: bytes | bytearray) -> None:
+        self.tx.send(frame)
+
+    def flush(self) -> None:
+        self.tx.flush()
 
     def _join_quiet(self, ifname: str) -> None:
         try:
@@ -239,7 +248,8 @@ class BlockRingPort(AfPacket):
                 0,
             )
             sock.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
-            self.mm = mmap.mmap(
+            # The ring's memory (an mmap; declared Any: the ring tests hand it a bytearray).
+            self.mm: Any = mmap.mmap(
                 sock.fileno(), self._block_size * self._blocks, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
             )
         except OSError as exc:

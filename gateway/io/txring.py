@@ -25,27 +25,32 @@ from __future__ import annotations
 import socket
 import struct
 import sys
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from gateway.io.afpacket import SOL_PACKET, AfPacket
 from gateway.io.netdev import PortError
 
-PACKET_VERSION = 10
-PACKET_TX_RING = 13
-PACKET_VNET_HDR = 15
-TPACKET_V2 = 1
-TP_STATUS_AVAILABLE = 0
-TP_STATUS_SEND_REQUEST = 1
-TP_STATUS_SENDING = 2
-TP_STATUS_WRONG_FORMAT = 4
-_U32 = struct.Struct("I")
-_STATUS_LEN = struct.Struct("II")  # tp_status, tp_len: the head of a tpacket2_hdr
-_LOW = 0 if sys.byteorder == "little" else 3  # where a native u32's low byte is
+PACKET_VERSION: Final = 10
+PACKET_TX_RING: Final = 13
+PACKET_VNET_HDR: Final = 15
+TPACKET_V2: Final = 1
+TP_STATUS_AVAILABLE: Final = 0
+TP_STATUS_SEND_REQUEST: Final = 1
+TP_STATUS_SENDING: Final = 2
+TP_STATUS_WRONG_FORMAT: Final = 4
+_U32: Final = struct.Struct("I")
+_STATUS_LEN: Final = struct.Struct("II")  # tp_status, tp_len: the head of a tpacket2_hdr
+_LOW: Final = 0 if sys.byteorder == "little" else 3  # where a native u32's low byte is
 _TX_DATA = 32  # TPACKET_ALIGN(sizeof(struct tpacket2_hdr)): where a TX frame's data starts
 # struct virtio_net_hdr: flags, gso_type, hdr_len (the bytes copied, not referenced), gso_size,
 # csum_start, csum_offset; little-endian (virtio 1.0, as the kernel reads it on this side).
-VNET = struct.Struct("<BBHHHH")
+VNET: Final = struct.Struct("<BBHHHH")
 
 
+# Compiled (native.py); the ring tests subclass it with a model of the kernel in place of the socket.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class TxRing(AfPacket):
     """Queue frames in the ring (:meth:`send`), hand them to the kernel in one call (:meth:`flush`)."""
 
@@ -74,7 +79,8 @@ class TxRing(AfPacket):
                 self.vnet = 0  # the frame's payload stays a fragment the kernel may copy again
             req = struct.pack("IIII", block, blocks, self.frame_size, blocks * per_block)
             sock.setsockopt(SOL_PACKET, PACKET_TX_RING, req)
-            self.mm = mmap.mmap(sock.fileno(), block * blocks, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            # The ring's memory (an mmap; declared Any: the ring tests hand it a bytearray).
+            self.mm: Any = mmap.mmap(sock.fileno(), block * blocks, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         except OSError as exc:
             sock.close()
             raise PortError(f"cannot set up a PACKET_MMAP transmit ring on {self.ifname!r}: {exc.strerror}") from None

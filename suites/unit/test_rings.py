@@ -66,14 +66,19 @@ class KernelTx:
             total += length - self.vnet  # what send() reports: the frames' bytes
 
 
+class ModelTxRing(TxRing):
+    """A transmit ring with no socket: ``KernelTx`` stands in for the kernel."""
+
+    def __init__(self, vnet: int) -> None:  # (not TxRing's: it would open a socket)
+        self.mm = bytearray(SLOT * NFRAMES)
+        self.frame_size, self.nframes, self.tx_base, self.vnet = SLOT, NFRAMES, 0, vnet
+        self.tx_i = self.tx_pending = self.tx_bytes = self.tx_dropped = self.tx_ring_full = 0
+        self.sock = KernelTx(self.mm, vnet)
+
+
 def ring(vnet: int = VNET.size) -> tuple[TxRing, KernelTx]:
-    port = TxRing.__new__(TxRing)  # no socket: the model stands in for the kernel
-    port.mm = bytearray(SLOT * NFRAMES)
-    port.frame_size, port.nframes, port.tx_base, port.vnet = SLOT, NFRAMES, 0, vnet
-    port.tx_i = port.tx_pending = port.tx_bytes = port.tx_dropped = port.tx_ring_full = 0
-    kernel = KernelTx(port.mm, vnet)
-    port.sock = kernel  # type: ignore[assignment]
-    return port, kernel
+    port = ModelTxRing(vnet)
+    return port, port.sock
 
 
 def frames(first: int, n: int) -> list[bytes]:
@@ -133,12 +138,16 @@ _BLK = struct.Struct("III")  # block_status, num_pkts, offset_to_first_pkt (at b
 def block_ring():
     from gateway.io.blockring import BlockRingPort
 
-    port = BlockRingPort.__new__(BlockRingPort)  # no socket: the test plays the kernel
-    port.mm = bytearray(BLOCK * BLOCKS)
-    port._block_size, port._blocks = BLOCK, BLOCKS
-    port.blk = port.rx_truncated = port.rx_resyncs = 0
-    port.quiet = None  # blocks only
-    return port
+    class ModelBlockRing(BlockRingPort):
+        """A receive ring with no socket: the test plays the kernel."""
+
+        def __init__(self) -> None:  # (not BlockRingPort's: it would open sockets)
+            self.mm = bytearray(BLOCK * BLOCKS)
+            self._block_size, self._blocks = BLOCK, BLOCKS
+            self.blk = self.rx_truncated = self.rx_resyncs = 0
+            self.quiet = None  # blocks only
+
+    return ModelBlockRing()
 
 
 def hand_over(port, block: int, payloads: list[bytes]) -> None:
@@ -211,9 +220,12 @@ def test_a_frame_side_that_falls_behind_moves_to_blocks_at_once(monkeypatch):
     # means the socket holds more: the frame side is behind (slow frames: new connections),
     # and the port moves to its blocks without waiting for the window's end.
     from gateway.io import blockring
+    from gateway.io.afpacket import AfPacket
 
-    class Socket:
-        def __init__(self, held):
+    class Socket(AfPacket):
+        """The quiet side, holding ``held`` frames."""
+
+        def __init__(self, held):  # (not AfPacket's: it would open a socket)
             self.held = held
 
         def recv_batch(self, limit, readable=True):
