@@ -10,12 +10,14 @@ Why: a cached frame cost the reference's core about 2.6 us of interpreted
 Python against Open vSwitch's 1 us of C (``edgelab bench forwarding``, its
 third table).  mypyc turns the typed code into C calls, native attribute
 slots and unboxed integer arithmetic.  Compiled are the hit, the walk's
-driver and the tables a hit touches, and the slow path's stages and SR
-services, the checksums and ``l3.py`` (a new connection: 33 us in process
-with the first alone compiled, 16 with all); the header classes, the rarer
-services and the rings run interpreted (README, "Compiled per-packet modules", says why).  A compiled
-class's methods cannot be replaced on an instance: a test plants a fault in
-what a stage reads, not in the stage.
+driver and the tables a hit touches, the model the stages read, the slow
+path's stages and SR services, the checksums, ``l3.py``, the field reads
+and the rings (a new connection: 33 us in process with the first alone
+compiled, 12 with all); the header classes and the rarer services run
+interpreted (README, "Compiled per-packet modules", says why and what the
+source must declare for the compiler to make it fast).  A compiled class's
+methods cannot be replaced on an instance: a test plants a fault in what a
+stage reads, not in the stage.
 
 A ``.so`` older than its source would run the old code without a word, so the
 build writes a stamp (the hash of the sources and of mypyc's version,
