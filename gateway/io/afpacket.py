@@ -47,7 +47,7 @@ _AUX_SPACE: Final = socket.CMSG_SPACE(_AUX.size)
 MAX_FRAME: Final = 65535 + 18
 
 
-# Compiled (native.py); its ring subclasses let the ring tests subclass them in turn.
+# Compiled (native.py); interpreted subclasses allowed: the ring tests stand models of the kernel in this way.
 @mypyc_attr(allow_interpreted_subclasses=True)
 class AfPacket:
     poll_interval: float | None = None  # read when epoll says so
