@@ -93,8 +93,8 @@ def in_process(pairs: int = 5000) -> float:
     todo = frames(2048, pairs)
     sent = sum(p.tx for p in dp.model.ports.values())
     # Garbage collected as the daemon does it (gateway/gcpolicy.py), restored after.
-    thresholds = gc.get_threshold()
-    gcpolicy.collect_young_only()
+    enabled = gc.isenabled()
+    gcpolicy.reference_counting_only()
     try:
         t0 = time.perf_counter()
         for f in todo:
@@ -102,7 +102,8 @@ def in_process(pairs: int = 5000) -> float:
         cost = (time.perf_counter() - t0) / pairs * 1e6
     finally:
         gc.unfreeze()
-        gc.set_threshold(*thresholds)
+        if enabled:
+            gc.enable()
     if sum(p.tx for p in dp.model.ports.values()) - sent != 2 * pairs:
         raise RuntimeError("bench pipeline: not every SYN and RST of the new connections left the gateway")
     return cost

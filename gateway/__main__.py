@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     dp.on_hup = lambda: _reload_on_hup(control)
     print(f"gateway: {cfg.node} running, control socket {cfg.control_socket}", flush=True)
     try:
-        gcpolicy.collect_young_only()
+        gcpolicy.reference_counting_only()
         loop.run(dp)
     finally:
         for listener in dp.listeners:
