@@ -1,8 +1,8 @@
-"""The daemon never runs a full garbage collection (``gateway/gcpolicy.py``): that is sound
-only while what it drops is freed by reference counting, or dies young.  Each test runs a
-kind of churn with automatic collection off, as if none would ever come, and finds none of
-the churn's objects left: connections and their cache entries, the model a reload builds
-on the side, zebra's route messages."""
+"""The daemon runs with automatic garbage collection off (``gateway/gcpolicy.py``): that is
+sound only while what it drops is freed by reference counting, or is collected by the
+``young_garbage`` block that made it.  Each test runs a kind of churn with automatic
+collection off, as the daemon does, and finds none of the churn's objects left: connections
+and their cache entries, the model a reload builds on the side, zebra's route messages."""
 
 from __future__ import annotations
 
