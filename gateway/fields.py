@@ -1,4 +1,4 @@
-"""Big-endian fields of a frame, read in place.
+"""Big-endian fields of a frame, read in place (the 16-bit ones are read inline: two bytes).
 
 Where this sits: below the stages, ``l4.py`` and the services, which read
 addresses out of every slow-path packet.  ``int.from_bytes(buf[a:b], "big")``
@@ -12,8 +12,3 @@ from __future__ import annotations
 def u32(buf: bytes | bytearray, off: int) -> int:
     """The 32-bit field at ``off`` (an IPv4 address)."""
     return (buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]
-
-
-def u16(buf: bytes | bytearray, off: int) -> int:
-    """The 16-bit field at ``off`` (a port, a length)."""
-    return (buf[off] << 8) | buf[off + 1]
