@@ -30,9 +30,9 @@ TP_STATUS_USER: Final = 1
 _U32: Final = struct.Struct("I")
 _LOW: Final = 0 if sys.byteorder == "little" else 3  # where a native u32's low byte is
 TPACKET_V3: Final = 2
-_BLK_STATUS = 8  # tpacket_block_desc.hdr.bh1.block_status
-_BLK_NUM = 12  # ... num_pkts
-_BLK_FIRST = 16  # ... offset_to_first_pkt
+_BLK_STATUS: Final = 8  # tpacket_block_desc.hdr.bh1.block_status
+_BLK_NUM: Final = 12  # ... num_pkts
+_BLK_FIRST: Final = 16  # ... offset_to_first_pkt
 _T3: Final = struct.Struct("IIIIIIHHIIH")  # tpacket3_hdr up to tp_vlan_tpid
 WINDOW: Final = 0.01  # the receive rate is judged over windows of this many seconds
 TO_BLOCKS: Final = 80  # frames in one window (8,000/s) that move a port to blocks
@@ -43,9 +43,9 @@ QUIET_WINDOWS: Final = 10
 SETTLE: Final = 0.005  # after a switch to frames, wait at most this long for the open block
 
 
-RING_BYTES = 16 << 20  # the receive ring, whatever its blocks' size
-_SIOCGIFMTU = 0x8921
-_FRAME_ROOM = 18 + 128  # beyond the MTU: Ethernet header and a VLAN tag; the ring's own header, aligned
+RING_BYTES: Final = 16 << 20  # the receive ring, whatever its blocks' size
+_SIOCGIFMTU: Final = 0x8921
+_FRAME_ROOM: Final = 18 + 128  # beyond the MTU: Ethernet header and a VLAN tag; the ring's own header, aligned
 
 
 def size_blocks(ifname: str) -> int:

@@ -43,7 +43,7 @@ TP_STATUS_WRONG_FORMAT: Final = 4
 _U32: Final = struct.Struct("I")
 _STATUS_LEN: Final = struct.Struct("II")  # tp_status, tp_len: the head of a tpacket2_hdr
 _LOW: Final = 0 if sys.byteorder == "little" else 3  # where a native u32's low byte is
-_TX_DATA = 32  # TPACKET_ALIGN(sizeof(struct tpacket2_hdr)): where a TX frame's data starts
+_TX_DATA: Final = 32  # TPACKET_ALIGN(sizeof(struct tpacket2_hdr)): where a TX frame's data starts
 # struct virtio_net_hdr: flags, gso_type, hdr_len (the bytes copied, not referenced), gso_size,
 # csum_start, csum_offset; little-endian (virtio 1.0, as the kernel reads it on this side).
 VNET: Final = struct.Struct("<BBHHHH")
