@@ -81,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         gcpolicy.reference_counting_only()
         loop.run(dp)
     finally:
+        found = gcpolicy.cycles()
+        if found["unreachable"]:
+            print(
+                f"gateway: {found['unreachable']} objects in reference cycles were never freed (a leak): {found['kinds']}"
+            )
         for listener in dp.listeners:
             listener.close()
         dp.close_ports()

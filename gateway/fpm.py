@@ -23,6 +23,7 @@ time of ``bind``), so zebra reaches it at 127.0.0.1 there.
 from __future__ import annotations
 
 import ctypes
+import functools
 import ipaddress
 import os
 import select
@@ -31,7 +32,7 @@ import struct
 from collections import deque
 from typing import Any
 
-from gateway.gcpolicy import young_garbage
+from gateway.gcpolicy import acyclic, young_garbage
 from gateway.model import Model, Router, add_route
 
 FPM_PORT = 2620
@@ -45,9 +46,15 @@ class FpmError(Exception):
     pass
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library, loaded once: a ``CDLL`` builds a class of its own, a reference cycle that
+    the daemon's collector-less memory would keep for each one dropped (``gcpolicy``)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _setns(fd: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.setns(fd, CLONE_NEWNET) != 0:
+    if _libc().setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise FpmError(f"setns: {os.strerror(err)}")
 
@@ -192,7 +199,7 @@ class FpmServer:
                 return
             v6 = family == socket.AF_INET6
             dst = msg.get_attr("RTA_DST") or ("::" if v6 else "0.0.0.0")
-            prefix = ipaddress.ip_network(f"{dst}/{msg['dst_len']}")
+            prefix = acyclic(ipaddress.ip_network(f"{dst}/{msg['dst_len']}"))
             hops = []
             gateway = msg.get_attr("RTA_GATEWAY")
             if gateway:

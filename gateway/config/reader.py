@@ -13,6 +13,7 @@ import hashlib
 import ipaddress
 from typing import Any
 
+from gateway.gcpolicy import acyclic
 from gateway.headers import mac_bytes
 
 
@@ -84,7 +85,7 @@ class Reader:
         try:
             if not isinstance(value, str) or "/" not in value:
                 raise ValueError
-            return ipaddress.IPv4Interface(value)
+            return acyclic(ipaddress.IPv4Interface(value))
         except ValueError:
             raise self.fail(
                 path, f"{show_value(value)} is not an IPv4 address with a prefix length (like 172.16.10.1/24)"
@@ -94,7 +95,7 @@ class Reader:
         try:
             if not isinstance(value, str):
                 raise ValueError
-            return ipaddress.IPv4Network(value)
+            return acyclic(ipaddress.IPv4Network(value))
         except ValueError:
             raise self.fail(
                 path, f"{show_value(value)} is not an IPv4 prefix with host bits zero (like 10.0.0.0/8)"
@@ -112,7 +113,7 @@ class Reader:
         try:
             if not isinstance(value, str) or "/" not in value:
                 raise ValueError
-            iface = ipaddress.IPv6Interface(value)
+            iface = acyclic(ipaddress.IPv6Interface(value))
         except ValueError:
             raise self.fail(
                 path, f"{show_value(value)} is not an IPv6 address with a prefix length (like 2001:db8:10::1/64)"
@@ -126,7 +127,7 @@ class Reader:
         try:
             if not isinstance(value, str):
                 raise ValueError
-            return ipaddress.ip_network(value)
+            return acyclic(ipaddress.ip_network(value))
         except ValueError:
             raise self.fail(
                 path, f"{show_value(value)} is not an IPv4 or IPv6 prefix with host bits zero (like 10.0.0.0/8)"

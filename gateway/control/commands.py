@@ -17,6 +17,7 @@ firewall   action: add (router, rule: {...}, position) | del (router, name)
 ha         action: takeover | release, router, ip   (what the HA agent asks, by hand)
 mirror     action: add (name, port | instance | router, direction: rx | tx | both) | del (name)
 reload     -   (the config file read again: routes, firewall, NAT, cache; ``reload.py``)
+gc         -   (a full collection: objects found in reference cycles, by type; a leak if any)
 =========  ==========================================================================
 
 Response: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "one sentence"}``.
@@ -33,6 +34,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from gateway import gcpolicy
 from gateway.bugs import report_bug
 from gateway.model import add_route
 
@@ -259,7 +261,7 @@ def _route(ctl: Control, req: dict[str, Any]) -> Any:
     if not isinstance(raw_prefix, str):
         raise CommandError(f"bad prefix: {raw_prefix!r} is not a string like 10.0.0.0/8 or 2001:db8::/32")
     try:
-        prefix = ipaddress.ip_network(raw_prefix)
+        prefix = gcpolicy.acyclic(ipaddress.ip_network(raw_prefix))
     except ValueError as exc:
         raise CommandError(f"bad prefix: {exc}") from None
     fib = router.fib6 if prefix.version == 6 else router.fib
@@ -350,6 +352,12 @@ def _reload(ctl: Control, req: dict[str, Any]) -> Any:
         raise CommandError(f"reload refused, the running config stays: {exc}") from None
 
 
+def _gc(ctl: Control, req: dict[str, Any]) -> Any:
+    """A full garbage collection: the objects found in reference cycles (with automatic collection
+    off, a leak; ``gcpolicy.cycles``).  It walks every object made since the start."""
+    return gcpolicy.cycles()
+
+
 def _ping(ctl: Control, req: dict[str, Any]) -> Any:
     dp = ctl.dp
     return {"node": dp.cfg.node, "uptime": round(time.time() - dp.started, 1)}
@@ -366,6 +374,7 @@ COMMANDS: dict[str, Callable[[Control, dict[str, Any]], Any]] = {
     "ha": _ha,
     "mirror": _mirror,
     "reload": _reload,
+    "gc": _gc,
 }
 
 

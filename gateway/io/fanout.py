@@ -39,17 +39,17 @@ SO_DETACH_FILTER = 27
 BPF_RET_K = 0x06
 
 
-def _program(ret: int) -> tuple[bytes, ctypes.Array[ctypes.c_char]]:
-    """A one-instruction classic BPF program returning ``ret``, as a ``struct sock_fprog``
-    (the buffer it points into is returned too: it must live until the call is made)."""
-    insn = ctypes.create_string_buffer(struct.pack("HBBI", BPF_RET_K, 0, 0, ret), 8)
-    return struct.pack("HP", 1, ctypes.addressof(insn)), insn
+# The one-instruction classic BPF programs returning 0 and 1, each a ``struct sock_fprog``
+# pointing at its instruction.  Built once: the instructions live as long as the module,
+# and a switch allocates nothing (a ctypes buffer made per call also made its array type,
+# a reference cycle, garbage the daemon's collector-less memory would keep).
+_INSNS = [ctypes.create_string_buffer(struct.pack("HBBI", BPF_RET_K, 0, 0, ret), 8) for ret in (0, 1)]
+PROGRAMS = [struct.pack("HP", 1, ctypes.addressof(insn)) for insn in _INSNS]
 
 
 def mute(sock: socket.socket) -> None:
     """Drop every frame at this socket (before it is bound), until :func:`join`."""
-    prog, _insn = _program(0)  # _insn: the instruction ``prog`` points to, alive through the call
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, PROGRAMS[0])
 
 
 def join(first: socket.socket, second: socket.socket) -> None:
@@ -64,5 +64,4 @@ def join(first: socket.socket, second: socket.socket) -> None:
 
 def choose(sock: socket.socket, member: int) -> None:
     """Every frame from now on to ``member`` (0 or 1) of the group ``sock`` is in."""
-    prog, _insn = _program(member)
-    sock.setsockopt(SOL_PACKET, PACKET_FANOUT_DATA, prog)
+    sock.setsockopt(SOL_PACKET, PACKET_FANOUT_DATA, PROGRAMS[member])

@@ -164,6 +164,11 @@ class GatewayHandle:
         """The gateway's logs by name (kept as artifacts when a test fails)."""
         return {}
 
+    def leaks(self) -> dict[str, Any] | None:
+        """Memory the gateway holds for nothing, if it can tell (the reference: objects in
+        reference cycles, found by a full collection); None if it cannot."""
+        return None
+
     def show(self, what: str = "summary") -> Any:
         """The reference gateway's own state (capability ``internals.show``)."""
         raise NotImplementedError(f"this gateway cannot show {what!r}")

@@ -193,6 +193,11 @@ class ReferenceGateway(GatewayHandle):
     def show(self, what: str = "summary") -> Any:
         return self.client.show(what)
 
+    def leaks(self) -> dict[str, Any] | None:
+        """The daemon's ``gc`` command: it runs without automatic garbage collection, so an
+        object in a reference cycle is never freed (``gateway/gcpolicy.py``)."""
+        return self.request({"cmd": "gc"})  # type: ignore[no-any-return]
+
     def config_text(self) -> str:
         return self.config.read_text()
 

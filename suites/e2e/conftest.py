@@ -8,6 +8,10 @@ Capabilities: a test names what it needs with ``@pytest.mark.needs("nat.snat",
 ...)`` (names in ``suites/duts/base.py``); for a DUT whose driver does not
 declare one the test is skipped as *n/a* with the reason, never passed.
 
+Leaks: before a module's topology stops, each gateway still running is asked for memory held
+for nothing (``no_leaks``); the reference gateway's daemon runs without automatic garbage
+collection, and an object it left in a reference cycle fails the module.
+
 Artifacts: when a test fails, the gateway's logs, its normalized counters and
 (for the reference gateway) its ``show`` output go to ``artifacts/e2e/<test>/``.
 """
@@ -82,6 +86,19 @@ def running(
 
     with topologies.start(name, dut=request.config.getoption("--dut"), plan=plan) as lab:
         yield lab
+        no_leaks(lab)
+
+
+def no_leaks(lab: Any) -> None:
+    """Before the topology stops: each gateway still running is asked what memory it holds for
+    nothing (``GatewayHandle.leaks``).  The reference gateway runs without automatic garbage
+    collection, so an object its daemon left in a reference cycle during the module's tests
+    (a bug of the kind ``gateway/gcpolicy.py`` warns of) was never freed: the module errors."""
+    from suites.lib.gateway import leaked
+
+    found = leaked(lab)
+    if found:
+        pytest.fail(f"objects in reference cycles, never freed, in the gateways' daemons: {found}")
 
 
 @pytest.fixture(scope="module")
