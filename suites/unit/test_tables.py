@@ -96,6 +96,80 @@ def test_fib_ipv6_lookup_is_the_longest_matching_prefix(routes, dsts):
         assert (got.via if got else None) == (best[1] if best else None)
 
 
+# Prefixes drawn near each other so that they nest: a few /8s, the lengths at the trie's
+# level boundaries (8, 16, 24 and one past each) among them.
+_V4_PREFIX = st.tuples(
+    st.sampled_from([0x0A000000, 0x0A010000, 0x0A010200, 0x0A0102F0, 0xC0000000]),
+    st.integers(0, 0x3F),
+    st.sampled_from([0, 1, 7, 8, 9, 12, 15, 16, 17, 20, 23, 24, 25, 28, 31, 32]),
+).map(lambda t: ((t[0] | (t[1] << 4 if t[2] > 24 else t[1] << 12)) & 0xFFFFFFFF, t[2]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.booleans(), _V4_PREFIX), min_size=1, max_size=40),
+    st.lists(st.integers(0, 0xFFFFFFFF), min_size=1, max_size=8),
+)
+def test_fib_ipv4_lookup_is_the_longest_matching_prefix_through_adds_and_removes(ops, dsts):
+    """The trie against the definition, after every add and remove (a re-add replaces)."""
+    from gateway.tables.fib import mask
+
+    fib = Fib(Epoch())
+    table: dict[tuple[int, int], int] = {}
+    probes = dsts + [p | 0x55 for (_add, (p, _plen)) in ops]
+    for n, (add, (prefix, plen)) in enumerate(ops):
+        key = (prefix & mask(plen), plen)
+        if add:
+            fib.add(Route(prefix, plen, n, None))
+            table[key] = n
+        else:
+            got = fib.remove(prefix, plen)
+            assert (got.via if got else None) == table.pop(key, None)
+        for dst in probes:
+            best = max(((pl, via) for (p, pl), via in table.items() if dst & mask(pl) == p), default=None)
+            got = fib.lookup(dst)
+            assert (got.via if got else None) == (best[1] if best else None), (hex(dst), table)
+    for prefix, plen in list(table):
+        fib.remove(prefix, plen)
+    assert fib.lookup(0x0A010203) is None
+    assert not any(isinstance(slot, list) for slot in fib._root), "a level below the root outlived its prefixes"
+    assert not fib._below
+
+
+def test_fib_ipv4_a_short_prefix_under_a_million_longer_ones_fills_only_what_they_leave():
+    fib = Fib(Epoch())
+    for i in range(4096):  # /24s under 10.0.0.0/12 .. and a /28 in one of them
+        fib.add(Route(0x0A000000 + (i << 8), 24, 1, None))
+    fib.add(Route(ip_int("10.0.5.16"), 28, 2, None))
+    fib.add(Route(ip_int("10.0.0.0"), 8, 3, None))
+    fib.add(Route(0, 0, 4, None))
+    assert fib.lookup(ip_int("10.0.5.17")).via == 2
+    assert fib.lookup(ip_int("10.0.5.33")).via == 1
+    assert fib.lookup(ip_int("10.16.0.1")).via == 3  # past the /24s, inside the /8
+    assert fib.lookup(ip_int("11.0.0.1")).via == 4
+    fib.remove(ip_int("10.0.5.0"), 24)
+    assert fib.lookup(ip_int("10.0.5.33")).via == 3
+    assert fib.lookup(ip_int("10.0.5.17")).via == 2
+    fib.remove(ip_int("10.0.0.0"), 8)
+    assert fib.lookup(ip_int("10.0.5.33")).via == 4
+    assert fib.lookup(ip_int("10.0.6.1")).via == 1
+
+
+def test_fib_ipv4_a_level_given_back_keeps_the_routes_of_its_parents_length():
+    fib = Fib(Epoch())
+    for prefix, plen, via in (("10.0.0.0", 8, 0), ("10.0.0.0", 16, 1), ("10.0.5.0", 24, 2), ("10.0.5.128", 25, 3)):
+        fib.add(Route(ip_int(prefix), plen, via, None))
+    fib.remove(ip_int("10.0.5.128"), 25)  # the /24's level below goes: its slot is the /24 again
+    assert fib.lookup(ip_int("10.0.5.200")).via == 2
+    assert not isinstance(fib._root[10][0][5], list)
+    fib.remove(ip_int("10.0.5.0"), 24)  # the /16's level below goes: the slot is the /16 again
+    assert fib.lookup(ip_int("10.0.5.200")).via == 1
+    assert not isinstance(fib._root[10][0], list)
+    fib.remove(ip_int("10.0.0.0"), 16)  # the /8's: the root slot is the /8
+    assert fib.lookup(ip_int("10.0.5.200")).via == 0
+    assert not isinstance(fib._root[10], list) and not fib._below
+
+
 def test_show_everything(rig):
     for what in ("ports", "instances", "mac", "arp", "fib", "counters", "drops", "traces", "summary"):
         resp = rig.handle({"cmd": "show", "what": what})
