@@ -44,7 +44,10 @@ Net = TypeVar(
 
 
 def reference_counting_only() -> None:
-    """Automatic collection off; what exists now (configuration, model) frozen out of reach."""
+    """Automatic collection off; what exists now (configuration, model) frozen out of reach,
+    after one full collection of what the start left (an import's discarded classes: pyroute2's
+    decoder leaves some), which freezing would otherwise keep."""
+    gc.collect()
     gc.freeze()
     gc.disable()
 
@@ -89,7 +92,7 @@ def cycles() -> dict[str, Any]:
     gc.set_debug(flags | gc.DEBUG_SAVEALL)  # what it finds kept in gc.garbage, to be named
     try:
         found = gc.collect()
-        kinds = Counter(type(o).__name__ for o in gc.garbage)
+        kinds = Counter(_kind(o) for o in gc.garbage)
     finally:
         gc.garbage.clear()
         gc.set_debug(flags)
@@ -99,3 +102,10 @@ def cycles() -> dict[str, Any]:
         "kinds": dict(kinds.most_common(10)),
         "ms": round((time.perf_counter() - t0) * 1e3, 1),
     }
+
+
+def _kind(obj: object) -> str:
+    """A found object's type; a class found is named (one made at run time is the usual culprit)."""
+    if isinstance(obj, type):
+        return f"class {obj.__module__}.{obj.__qualname__}"
+    return type(obj).__name__

@@ -219,3 +219,20 @@ def test_the_gc_command_finds_a_cycle_and_frees_it(rig):
         assert rig.handle({"cmd": "gc"})["result"]["unreachable"] == 0
     finally:
         gc.enable()
+
+
+def test_what_the_start_left_in_cycles_is_collected_before_the_freeze():
+    """The daemon freezes what exists when its loop starts; garbage among it (an import's
+    discarded classes) would be kept for good, so a full collection comes first."""
+    from gateway import gcpolicy
+
+    a, b = Planted(), Planted()
+    a.other, b.other = b, a  # type: ignore[attr-defined]
+    gone = weakref.ref(a)
+    del a, b
+    try:
+        gcpolicy.reference_counting_only()
+        assert gone() is None
+    finally:
+        gc.unfreeze()
+        gc.enable()
