@@ -88,6 +88,7 @@ def cycles() -> dict[str, Any]:
     since the start (a million sessions: some 300 ms), so it runs only when asked: the
     ``gc`` control command, and once at the daemon's stop (its log says what it found)."""
     t0 = time.perf_counter()
+    gc.unfreeze()  # (what the start froze is looked at too: some of it may have been dropped since)
     flags = gc.get_debug()
     gc.set_debug(flags | gc.DEBUG_SAVEALL)  # what it finds kept in gc.garbage, to be named
     try:
