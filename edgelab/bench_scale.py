@@ -66,14 +66,15 @@ def _row(n: int, rss0: int, fn: Any, keys: list[Any], fresh: Any = None) -> dict
 def _fresh_tuple(t: tuple[int, ...]) -> Any:
     """An equal 5-tuple of new objects, as the datapath builds one from a packet's bytes: a lookup
     by the stored key itself would skip the comparison (identity), which no packet's does."""
-    from gateway.l4 import FlowTuple
+    from gateway.l4 import PORTS, FlowTuple
 
-    return FlowTuple(*(int.from_bytes(v.to_bytes(5, "big"), "big") for v in t))
+    fresh = [int.from_bytes(v.to_bytes(5, "big"), "big") for v in t]
+    return FlowTuple(fresh[0], fresh[1], PORTS[t[2]], fresh[3], PORTS[t[4]])  # (ports: l4.flow_tuple's)
 
 
 def sessions(n: int) -> dict[str, Any]:
     from gateway.epoch import Epoch
-    from gateway.l4 import FlowTuple
+    from gateway.l4 import PORTS, FlowTuple
     from gateway.services.conntrack import ConnTable
 
     gc.collect()
@@ -83,8 +84,8 @@ def sessions(n: int) -> dict[str, Any]:
     now = time.monotonic()
     for i in range(n):
         src, sport = 0xAC100000 + (i >> 14), 1024 + (i & 0x3FFF)
-        orig = FlowTuple(6, src, sport, 0xC6336410, 443)
-        reply = FlowTuple(6, 0xC6336410, 443, 0xCB007140 + (i >> 16), 1024 + (i & 0xFFFF) % 64000)
+        orig = FlowTuple(6, src, PORTS[sport], 0xC6336410, PORTS[443])  # (as the datapath makes them)
+        reply = FlowTuple(6, 0xC6336410, PORTS[443], 0xCB007140 + (i >> 16), PORTS[1024 + (i & 0xFFFF) % 64000])
         ct.add(orig, reply, now, False)
         keys.append(orig)
     random.Random(3).shuffle(keys)

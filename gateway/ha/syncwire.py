@@ -26,7 +26,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from gateway.l4 import FlowTuple
+from gateway.l4 import PORTS, FlowTuple
 from gateway.services.conntrack import DEFAULT_TIMEOUTS, Conn
 
 MAGIC = b"ELct"
@@ -97,8 +97,8 @@ def decode(body: bytes, count: int) -> list[tuple[Any, ...]] | None:
                     return None
                 names.append(body[off + 1 : off + 1 + n].decode())
                 off += 1 + n
-            orig = FlowTuple(proto, os_, osp, od, odp)
-            reply = FlowTuple(proto, rs, rsp, rd, rdp)
+            orig = FlowTuple(proto, os_, PORTS[osp], od, PORTS[odp])
+            reply = FlowTuple(proto, rs, PORTS[rsp], rd, PORTS[rdp])
             out.append((op, orig, reply, state, tclass, fin, flags, idle, *names))
     except (struct.error, IndexError, UnicodeDecodeError):
         return None

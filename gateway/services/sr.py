@@ -31,7 +31,17 @@ from typing import Any
 from gateway.effects import L4, L4_6, Effects
 from gateway.epoch import Epoch
 from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, Icmp, ip_str
-from gateway.l4 import ICMP_ERROR, UNTRACKABLE, FlowTuple, fix_icmp_error, flow_tuple, inner_tuple, rewrite, tcp_flags
+from gateway.l4 import (
+    ICMP_ERROR,
+    PORTS,
+    UNTRACKABLE,
+    FlowTuple,
+    fix_icmp_error,
+    flow_tuple,
+    inner_tuple,
+    rewrite,
+    tcp_flags,
+)
 from gateway.services.conntrack import (
     ACK,
     CLOSED,
@@ -211,7 +221,8 @@ class SrServices(Ipv6Services):
                 snat_rule, new_src, new_sport = choice
                 snat_rule.hits += 1
         # An echo identifier is both "ports" of an ICMP tuple: a translated one is too.
-        reply = FlowTuple(t.proto, cur.dst, new_sport if t.proto == IPPROTO_ICMP else cur.dport, new_src, new_sport)
+        back = PORTS[new_sport if t.proto == IPPROTO_ICMP else cur.dport]
+        reply = FlowTuple(t.proto, cur.dst, back, new_src, PORTS[new_sport])
         # reply == t: a host reaching itself through its own 1:1 address; both
         # directions would look the same, so it cannot be tracked.
         if reply == t or self.ct.taken(reply) or self.ct.taken(t):

@@ -532,3 +532,18 @@ def test_connections_and_sessions_are_shown_in_pages():
     assert nat["session_count"] == 10 and len(nat["sessions"]) == 2
     bad = rig.handle({"cmd": "show", "what": "conntrack", "limit": -1})
     assert not bad["ok"] and "limit" in bad["error"]
+
+
+def test_a_connections_tuples_share_the_port_objects():
+    """Both tuples of a connection, from the packet and from the SNAT choice, refer to the
+    shared port objects (``l4.PORTS``), compiled as interpreted: a tuple of its own ports would
+    cost a connection 128 bytes and each lookup the reads of its ports."""
+    from gateway.l4 import PORTS
+
+    rig = nat_rig()
+    rig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / TCP(sport=40001, dport=8443, flags="S")))
+    assert len(rig.take("uplink")) == 1
+    (conn,) = rig.dp.model.router("t1", "sr").services.ct.conns()
+    for t in (conn.orig, conn.reply, conn.target(0), conn.target(1), conn.orig.inverse()):
+        assert t.sport is PORTS[t.sport] and t.dport is PORTS[t.dport], t
+    assert conn.orig.sport == 40001 and conn.reply.dport != 0
