@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from gateway.epoch import Epoch
 from gateway.headers import ip_str
-from gateway.l4 import FlowTuple
+from gateway.l4 import PORTS, FlowTuple
 from gateway.services.rules import DnatRule, NatConfig, OneToOne, SnatRule
 
 EXHAUSTED: Final = "exhausted"
@@ -47,7 +47,7 @@ class Ports:
             port = self.fresh
             self.fresh += 1
             if port not in used and port not in skip:
-                used.add(port)
+                used.add(PORTS[port])  # (the shared object: l4.PORTS)
                 return port
         freed = self.freed
         for _ in range(len(freed)):
@@ -55,9 +55,9 @@ class Ports:
             if port in used:
                 continue  # taken again since (a tenant's own port): given back again, listed again
             if port in skip:
-                freed.append(port)  # (a port forward's: not for this caller)
+                freed.append(PORTS[port])  # (a port forward's: not for this caller)
                 continue
-            used.add(port)
+            used.add(PORTS[port])
             return port
         return None
 
@@ -84,6 +84,14 @@ class Nat:
         self._forwards: dict[tuple[int, int, int], DnatRule] = {}
         for rule in self.dnat:
             self._forwards.setdefault((rule.public, rule.proto, rule.port), rule)
+        # Each public address as one object, which every connection's reply tuple names (the
+        # compiler boxes an int anew wherever it leaves native code: 32 bytes a connection).
+        self._addresses: dict[int, Any] = {}
+        for snat in self.snat:
+            for a in snat.pool:
+                self._addresses.setdefault(a, a)
+        for one in self.one_to_one:
+            self._addresses.setdefault(one.public, one.public)
         self._by_public: dict[int, OneToOne] = {}
         self._by_private: dict[int, OneToOne] = {}
         for one in self.one_to_one:
@@ -141,6 +149,10 @@ class Nat:
             return one, one.private, dport
         return None
 
+    def address(self, ip: int) -> Any:
+        """The one object of public address ``ip`` (``ip`` itself if it is none of the pools')."""
+        return self._addresses.get(ip, ip)
+
     def choose_snat(self, t: FlowTuple) -> tuple[SnatRule | OneToOne, int, int] | str | None:
         """For a new outbound connection: the rule and the public source, EXHAUSTED, or None."""
         proto, src, sport, dst, dport = t
@@ -180,7 +192,7 @@ class Nat:
         if used is None:
             used = self._used[key] = set()
         if lo <= want <= hi and want not in used and want not in skip:
-            used.add(want)
+            used.add(PORTS[want])
             return want
         ranges = self._ports.get(key)
         if ranges is None:
@@ -198,11 +210,11 @@ class Nat:
         used.discard(port)
         for ports in self._ports.get((proto, ip), {}).values():
             if ports.lo <= port <= ports.hi and port < ports.fresh:
-                ports.freed.append(port)
+                ports.freed.append(PORTS[port])
 
     def hold(self, proto: int, ip: int, port: int) -> None:
         """A public port a peer SR's session uses (replicated, ``ha/sync.py``): taken here too."""
-        self._used.setdefault((proto, ip), set()).add(port)
+        self._used.setdefault((proto, ip), set()).add(PORTS[port])
 
     def unreserve(self, proto: int, ip: int, port: int) -> None:
         self._free(proto, ip, port)

@@ -222,7 +222,11 @@ class SrServices(Ipv6Services):
                 snat_rule.hits += 1
         # An echo identifier is both "ports" of an ICMP tuple: a translated one is too.
         back = PORTS[new_sport if t.proto == IPPROTO_ICMP else cur.dport]
-        reply = FlowTuple(t.proto, cur.dst, back, new_src, PORTS[new_sport])
+        # The objects the packet's tuple and the pool hold, read as such (an int read by the
+        # compiled code would be boxed anew: 32 bytes a connection each).
+        objs: tuple[Any, ...] = cur
+        dst = self.nat.address(new_src) if snat_rule is not None else objs[1]
+        reply = FlowTuple(t.proto, objs[3], back, dst, PORTS[new_sport])
         # reply == t: a host reaching itself through its own 1:1 address; both
         # directions would look the same, so it cannot be tracked.
         if reply == t or self.ct.taken(reply) or self.ct.taken(t):

@@ -534,16 +534,26 @@ def test_connections_and_sessions_are_shown_in_pages():
     assert not bad["ok"] and "limit" in bad["error"]
 
 
-def test_a_connections_tuples_share_the_port_objects():
-    """Both tuples of a connection, from the packet and from the SNAT choice, refer to the
-    shared port objects (``l4.PORTS``), compiled as interpreted: a tuple of its own ports would
-    cost a connection 128 bytes and each lookup the reads of its ports."""
+def test_a_connections_tuples_share_their_objects():
+    """Compiled as interpreted, a connection holds no int objects of its own where one exists:
+    its tuples' ports are the shared ones (``l4.PORTS``), its reply's source the packet's
+    destination, its reply's destination the pool address every connection names, and the
+    NAT's port books hold the shared ports too (each a new int would cost a connection 32
+    bytes: the compiler boxes an int anew wherever one leaves native code)."""
     from gateway.l4 import PORTS
 
     rig = nat_rig()
-    rig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / TCP(sport=40001, dport=8443, flags="S")))
-    assert len(rig.take("uplink")) == 1
-    (conn,) = rig.dp.model.router("t1", "sr").services.ct.conns()
-    for t in (conn.orig, conn.reply, conn.target(0), conn.target(1), conn.orig.inverse()):
-        assert t.sport is PORTS[t.sport] and t.dport is PORTS[t.dport], t
-    assert conn.orig.sport == 40001 and conn.reply.dport != 0
+    for sport in (40001, 40002):
+        tcp = TCP(sport=sport, dport=8443, flags="S")
+        rig.send("trunk", out_frame(IP(src="172.16.10.11", dst="203.0.113.10") / tcp))
+    assert len(rig.take("uplink")) == 2
+    sr = rig.dp.model.router("t1", "sr").services
+    one, two = sr.ct.conns()
+    for conn in (one, two):
+        for t in (conn.orig, conn.reply, conn.target(0), conn.target(1), conn.orig.inverse()):
+            assert t.sport is PORTS[t.sport] and t.dport is PORTS[t.dport], t
+        assert conn.reply.src is conn.orig.dst
+        assert conn.orig.dport == 8443 and conn.reply.dst != conn.orig.src  # (translated)
+    assert one.reply.dst is two.reply.dst, "the pool address: one object"
+    for ports in sr.nat._used.values():
+        assert all(p is PORTS[p] for p in ports)
