@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from gateway.config.kernel import BgpConfig
@@ -93,15 +94,41 @@ def start(netns: str, conf: str) -> None:
             raise FrrError(f"{daemon} in {netns} did not start: {res.stderr.strip() or res.stdout.strip()}")
 
 
-def stop(netns: str) -> list[str]:
-    """Stop the daemons of ``netns`` (never raises); what was stopped."""
-    stopped = []
+def stop(netns: str, grace: float = 2.0) -> list[str]:
+    """Stop the daemons of ``netns`` (never raises); what was stopped.
+
+    Each gets SIGTERM, then SIGKILL if it is still there after ``grace`` seconds: zebra can
+    hang in its own shutdown (its main thread and ``dplane_fpm_nl`` both waiting on a futex,
+    seen after a suite's gateway stopped), and a hung one outlived every teardown."""
     d = state_dir(netns)
+    running: list[tuple[str, int]] = []
     for daemon in reversed(DAEMONS):
         try:
             pid = int((d / f"{daemon}.pid").read_text().strip())
-            os.kill(pid, signal.SIGTERM)
-            stopped.append(f"{daemon} of {netns}")
+            if _ours(pid, d):
+                os.kill(pid, signal.SIGTERM)
+                running.append((daemon, pid))
         except (OSError, ValueError):
             pass
+    stopped = [f"{daemon} of {netns}" for daemon, _pid in running]
+    deadline = time.monotonic() + grace
+    while running and time.monotonic() < deadline:
+        time.sleep(0.02)
+        running = [(daemon, pid) for daemon, pid in running if _ours(pid, d)]
+    for _daemon, pid in running:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
     return stopped
+
+
+def _ours(pid: int, d: Path) -> bool:
+    """Process ``pid`` is alive and one of ours: its command line names state dir ``d`` (a
+    pid file outlives its process, and the pid may be another's since)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return str(d).encode() in cmdline and state != "Z"
