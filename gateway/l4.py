@@ -29,7 +29,7 @@ class FlowTuple(NamedTuple):
 
     def inverse(self) -> FlowTuple:
         """The tuple of a packet of the other direction."""
-        return _new(FlowTuple, (self[0], self[3], PORTS[self[4]], self[1], PORTS[self[2]]))
+        return invert(self)
 
 
 # Per packet, a tuple is built with tuple.__new__ (a C call): the generated
@@ -43,6 +43,12 @@ _new: Final = tuple.__new__
 # built with ``PORTS[port]`` and ``tuple.__new__``: typed Any (an object to the compiler,
 # which would unbox an int read from a list and box a new one).
 PORTS: Final[list[Any]] = list(range(65536))
+
+
+def invert(t: FlowTuple) -> FlowTuple:
+    """The tuple of a packet of the other direction (``FlowTuple.inverse``; a plain function
+    is a native call from compiled code, a NamedTuple's method is not)."""
+    return _new(FlowTuple, (t[0], t[3], PORTS[t[4]], t[1], PORTS[t[2]]))
 
 
 ICMP_ECHO_REQUEST: Final = 8

@@ -27,9 +27,7 @@ from typing import Any, Final
 from gateway.epoch import Epoch
 from gateway.headers import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ip_str
 from gateway.headers6 import IPPROTO_ICMPV6, addr_str
-from gateway.l4 import PORTS, FlowTuple
-
-_new: Final = tuple.__new__
+from gateway.l4 import FlowTuple, invert
 
 ORIG: Final = 0
 REPLY: Final = 1
@@ -140,7 +138,7 @@ class Conn:
         other direction's tuple (made when asked: a million connections would hold 230 MB of
         precomputed ones)."""
         t = self.reply if direction == ORIG else self.orig
-        return _new(FlowTuple, (t[0], t[3], PORTS[t[4]], t[1], PORTS[t[2]]))
+        return invert(t)
 
     def to_dict(self, now: float, timeouts: dict[str, float]) -> dict[str, Any]:
         return {
