@@ -95,7 +95,7 @@ def start(netns: str, conf: str) -> None:
 
 
 def stop(netns: str, grace: float = 2.0) -> list[str]:
-    """Stop the daemons of ``netns`` (never raises); what was stopped.
+    """Stop the daemons of ``netns`` and remove their state dir (never raises); what was stopped.
 
     Each gets SIGTERM, then SIGKILL if it is still there after ``grace`` seconds: zebra can
     hang in its own shutdown (its main thread and ``dplane_fpm_nl`` both waiting on a futex,
@@ -120,6 +120,7 @@ def stop(netns: str, grace: float = 2.0) -> list[str]:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+    shutil.rmtree(d, ignore_errors=True)  # (their pid files, sockets and config)
     return stopped
 
 

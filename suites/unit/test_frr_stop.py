@@ -33,6 +33,7 @@ def test_a_daemon_hung_in_its_shutdown_is_killed(tmp_path, monkeypatch):
         assert polite.wait(timeout=5) == -15  # SIGTERM was enough
         assert hung.wait(timeout=5) == -9  # it ignored SIGTERM: killed after the grace
         assert time.monotonic() - t0 < 3
+        assert not d.exists(), "their pid files and sockets are gone too"
     finally:
         for proc in (hung, polite):
             proc.kill()
