@@ -94,6 +94,8 @@ def test_bench_scale_runs_small():
     ):
         row = bench_scale._isolated(fn, n)
         assert row["size"] == n and row["working_set_ns"] > 0 and row["random_ns"] > 0
+        if fn is not bench_scale.rules:  # (the baseline: the same keys in a plain dict)
+            assert row["floor_working_set_ns"] > 0 and row["floor_random_ns"] > 0
 
 
 ADDRS6 = [0x20010DB8_0010_0000_0000_0000_0000_0011, 0x20010DB8_0010_0000_0000_0000_0000_0012,

@@ -105,9 +105,10 @@ def _bench(tmp: Path) -> None:
         }  # fmt: skip
         (tmp / name).write_text(__import__("json").dumps({"rounds": rounds, "summary": summary}))
     curve = [
-        {"size": n, "working_set_ns": 100.0 + n / 1e4, "bytes_per_entry": 800, "rss_mb": n / 1e3}
+        {"size": n, "working_set_ns": 100.0 + n / 1e4, "bytes_per_entry": 800, "rss_mb": n / 1e3,
+         "floor_working_set_ns": 50.0 + n / 1e4}
         for n in (1000, 1000000)
-    ]
+    ]  # fmt: skip
     (tmp / "bench-scale.json").write_text(__import__("json").dumps({"sessions": curve, "routes": curve}))
     wire = {
         "sessions": [{"size": n, "held": n, "kpps": 70.0, "rss_mb": 70 + n / 1e3} for n in (1000, 1000000)],
@@ -173,7 +174,10 @@ def test_comparison_page_in_a_browser(runs, tmp_path):
         assert any(r.startswith("ovs many") and r.endswith("-") for r in costs), costs
         latency = browser.find_element(By.ID, "latency").text
         assert "1% p50 / p99 ms" in latency and "0.061 / 0.200" in latency, latency
-        assert browser.find_elements(By.XPATH, "//h3[starts-with(., 'Cost at scale')]"), "the scale curves"
+        curves = browser.find_element(
+            By.XPATH, "//h3[starts-with(., 'Cost at scale')]/following-sibling::table[1]"
+        )  # (sessions: 100.1 -> 200 ns, 2.00x; the dict probe beside it 50.1 -> 150, 2.99x)
+        assert "dict probe" in curves.text and "2.00x not met 2.99x" in curves.text, curves.text
         wire = browser.find_element(
             By.XPATH, "//h3[starts-with(., 'At scale on the wire')]/following-sibling::table[1]"
         )
