@@ -12,6 +12,7 @@ show       what: ports | instances | mac | arp | nd | npt | fib | counters | dro
 trace      action: start (count) | show | clear | inject (port, frame: hex)
 route      action: add | del, router, half: dr | sr, prefix, via (add only; a list: ECMP)
 cache      action: enable | disable | flush | set (capacity, idle_timeout)
+conntrack  action: flush, router (optional: every SR's)   (connections and their NAT sessions ended)
 nat        action: add (router, kind: snat | dnat | one_to_one, rule: {...}) | del (router, name)
 firewall   action: add (router, rule: {...}, position) | del (router, name)
 ha         action: takeover | release, router, ip   (what the HA agent asks, by hand)
@@ -313,6 +314,21 @@ def _cache(ctl: Control, req: dict[str, Any]) -> Any:
     return {"enabled": dp.cache.enabled}
 
 
+def _conntrack(ctl: Control, req: dict[str, Any]) -> Any:
+    """``flush``: every connection of the SRs (or of ``router``'s) ended as an expiry ends it: its
+    NAT session and ports given back, the cache entries that used it dropped at their next hit,
+    an HA peer told.  Answers how many went, per router."""
+    action = _field(req, "action")
+    if action != "flush":
+        raise CommandError(f"unknown conntrack action {action!r}; choose flush")
+    out = {}
+    for r in _services(ctl.dp, req):
+        before = len(r.services.ct)
+        r.services.ct.flush()
+        out[r.name] = before - len(r.services.ct)
+    return {"flushed": out}
+
+
 def _ha(ctl: Control, req: dict[str, Any]) -> Any:
     dp = ctl.dp
     action = _field(req, "action")
@@ -371,6 +387,7 @@ COMMANDS: dict[str, Callable[[Control, dict[str, Any]], Any]] = {
     "nat": _nat,
     "firewall": _firewall,
     "cache": _cache,
+    "conntrack": _conntrack,
     "ha": _ha,
     "mirror": _mirror,
     "reload": _reload,

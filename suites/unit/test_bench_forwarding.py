@@ -4,6 +4,7 @@ generator-bound flag, ratios paired by trial, the table and the box plot."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from edgelab import bench_forwarding as bf
 
@@ -74,3 +75,31 @@ def test_the_connection_bench_pairs_each_syn_with_a_rst_of_its_tuple(tmp_path):
     # the same counters in both definitions: the nth RST closes the nth SYN's connection
     assert syn.replace("syn", "X").replace("seq=1000", "S") == rst.replace("rst", "X").replace("seq=1001", "S")
     assert "sp=dinc(1024, 65535)" in syn and "da[3]=dinc(1, 250)" in syn
+
+
+def test_each_connection_trial_starts_from_an_empty_table_on_every_dut():
+    """Before a trial the DUT's connection table is flushed, whichever DUT runs (the connections
+    of earlier, faster steps would otherwise expire inside the trials that decide the rate)."""
+    import sys
+    from types import SimpleNamespace
+
+    from edgelab.bench_connections import ConnBench
+
+    said: list[Any] = []
+    b = ConnBench.__new__(ConnBench)
+    b.dut = "dut"
+    b.run = lambda node, argv, **kw: said.append((node, argv))
+    b.gateway = SimpleNamespace(request=said.append)
+    for mode in ("reference", "kernel", "ovs"):
+        b.mode = mode
+        b.empty_connections()
+    assert said[:2] == [{"cmd": "conntrack", "action": "flush"}, {"cmd": "cache", "action": "flush"}]
+    assert said[2] == ("dut", [sys.executable, "-c", "from pyroute2 import Conntrack; Conntrack().flush()"])
+    assert said[3] == ("dut", ["ovs-appctl", "dpctl/flush-conntrack"]) and len(said) == 4
+
+
+def test_the_connection_cost_in_process_comes_with_its_expiry():
+    from edgelab.bench_connections import in_process
+
+    create, expiry = in_process(pairs=300)
+    assert create > 0 and expiry > 0

@@ -557,3 +557,23 @@ def test_a_connections_tuples_share_their_objects():
     assert one.reply.dst is two.reply.dst, "the pool address: one object"
     for ports in sr.nat._used.values():
         assert all(p is PORTS[p] for p in ports)
+
+
+def test_conntrack_flush_ends_connections_and_their_sessions(nrig):
+    """``conntrack flush``: the connection and its NAT session are gone (the reply finds none,
+    the drop is counted), and the same flow out again is a new connection."""
+    udp = IP(src="172.16.10.11", dst="203.0.113.10") / UDP(sport=5555, dport=9999) / b"q"
+    nrig.send("trunk", out_frame(udp))
+    out = one(nrig.take("uplink"))
+    assert nrig.handle({"cmd": "conntrack", "action": "flush"})["result"] == {"flushed": {"t1": 1}}
+    shown = nrig.handle({"cmd": "show", "what": "conntrack"})["result"]["t1"]
+    assert shown["count"] == 0 and shown["entries"] == []
+    nrig.send("uplink", in_frame(IP(src="203.0.113.10", dst=out[IP].src) / UDP(sport=9999, dport=5555) / b"a"))
+    assert nrig.take("trunk") == [] and nrig.drops() == {"sr/nat-no-session": 1}
+    nrig.send("trunk", out_frame(udp))  # (a new connection: the cache entry of the old one is stale)
+    again = one(nrig.take("uplink"))
+    assert (again[IP].src, again[UDP].sport) == (out[IP].src, out[UDP].sport)
+    assert nrig.handle({"cmd": "show", "what": "conntrack"})["result"]["t1"]["count"] == 1
+    bad = nrig.handle({"cmd": "conntrack", "action": "drop"})
+    assert bad["ok"] is False and "choose flush" in bad["error"]
+    assert nrig.handle({"cmd": "conntrack", "action": "flush", "router": "nope"})["ok"] is False
