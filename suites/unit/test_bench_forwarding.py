@@ -77,13 +77,15 @@ def test_the_connection_bench_pairs_each_syn_with_a_rst_of_its_tuple(tmp_path):
     assert "sp=dinc(1024, 65535)" in syn and "da[3]=dinc(1, 250)" in syn
 
 
-def test_each_connection_trial_starts_from_an_empty_table_on_every_dut():
-    """Before a trial the DUT's connection table is flushed, whichever DUT runs (the connections
-    of earlier, faster steps would otherwise expire inside the trials that decide the rate)."""
+def test_each_connection_trial_starts_from_an_empty_table_on_every_dut(monkeypatch):
+    """Before a trial of connections the DUT's connection table is flushed, whichever DUT runs
+    (the connections of earlier, faster steps would otherwise expire inside the trials that
+    decide the rate); a trial of other traffic keeps the table (bench scale --wire fills it)."""
     import sys
     from types import SimpleNamespace
 
     from edgelab.bench_connections import ConnBench
+    from edgelab.offered import Offered
 
     said: list[Any] = []
     b = ConnBench.__new__(ConnBench)
@@ -96,6 +98,11 @@ def test_each_connection_trial_starts_from_an_empty_table_on_every_dut():
     assert said[:2] == [{"cmd": "conntrack", "action": "flush"}, {"cmd": "cache", "action": "flush"}]
     assert said[2] == ("dut", [sys.executable, "-c", "from pyroute2 import Conntrack; Conntrack().flush()"])
     assert said[3] == ("dut", ["ovs-appctl", "dpctl/flush-conntrack"]) and len(said) == 4
+    monkeypatch.setattr(Offered, "trial", lambda self, flows, rate: {"flows": flows})
+    b.mode = "reference"
+    said.clear()
+    assert b.trial("many", 1000.0) == {"flows": "many"} and said == []
+    assert b.trial("connect", 1000.0) == {"flows": "connect"} and said[0]["cmd"] == "conntrack"
 
 
 def test_the_connection_cost_in_process_comes_with_its_expiry():
