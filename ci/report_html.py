@@ -233,7 +233,8 @@ def _scale(bench: dict[str, Any]) -> str:
         "<h3>Cost at scale (<code>edgelab bench scale</code>, reference gateway, in process)</h3>"
         '<p class="small">lookup cost of a working set (blue) and bytes per entry (orange) as each table grows; '
         "target: the largest size within 1.5x of the smallest. Dotted grey, the baseline of the same run: the "
-        "same keys probed in a plain dict of as many entries, one hash probe's cost at each size.</p>"
+        "same keys probed in a plain dict of as many keys, each to the entry the table finds: one hash probe's "
+        "cost at each size.</p>"
         f"{img}<table><tr><th>dimension</th><th>sizes</th><th>largest / smallest</th><th>1.5x target</th>"
         f"<th>dict probe, largest / smallest</th><th>MB at the largest</th></tr>{''.join(rows_html)}</table>"
     )

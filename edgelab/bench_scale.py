@@ -23,8 +23,8 @@ grown by the table, per entry (at the small sizes below the allocator's
 granularity: not shown).  Target for sessions: 1M in under 1 GiB.
 
 Beside sessions, routes and MACs, the baseline of the same run: the same keys probed in a
-plain ``dict`` of as many entries (for sessions and MACs the table's own key objects; for
-routes, ints, an exact match).  It is the floor of any table of Python objects that hashes:
+plain ``dict`` of as many keys, each to the entry the table finds for it (for sessions and
+MACs the table's own key objects; for routes, ints, an exact match).  It is the floor of any table of Python objects that hashes:
 one probe's cost, with no work of the table's own.  Where it grows as much as the table
 does, the table's growth is the memory hierarchy's (the working set's objects scattered over
 more pages as the heap grows), not its algorithm's.
@@ -54,10 +54,11 @@ def _row(n: int, rss0: int, fn: Any, keys: list[Any], fresh: Any = None, floor: 
     """The table's memory, then ``fn`` timed over its keys: each through ``fresh`` first where
     given (an equal key of new objects, as a packet's is), after the memory is read.
 
-    ``floor``: called after the table is timed, the keys of as many entries as the table holds
-    (the table's own objects where it stores them), put in a plain dict and probed with the same
-    keys: what one hash probe costs at this size, the floor of any table of Python objects that
-    finds an entry by hashing (``floor_working_set_ns``, ``floor_random_ns``)."""
+    ``floor``: called after the table is timed, a plain dict of as many keys as the table holds,
+    each to the entry the table finds for it (the table's own objects where it stores them),
+    probed with the same keys: what one hash probe costs at this size, reaching the entry, the
+    floor of any table of Python objects that finds an entry by hashing
+    (``floor_working_set_ns``, ``floor_random_ns``)."""
     gc.collect()
     grown = (rss_kb() - rss0) * 1024
     rnd = random.Random(5)
@@ -74,7 +75,7 @@ def _row(n: int, rss0: int, fn: Any, keys: list[Any], fresh: Any = None, floor: 
         "rss_mb": round(grown / (1 << 20), 1),
     }
     if floor is not None:
-        plain = dict.fromkeys(floor())  # (every value the one None: a probe reads no value's object)
+        plain = floor()
         row["floor_working_set_ns"] = round(best_ns(plain.get, working), 1)
         row["floor_random_ns"] = round(best_ns(plain.get, sample), 1)
     return row
@@ -106,7 +107,7 @@ def sessions(n: int) -> dict[str, Any]:
         ct.add(orig, reply, now, False)
         keys.append(orig)
     random.Random(3).shuffle(keys)
-    both = lambda: [t for c in ct.conns() for t in (c.orig, c.reply)]  # noqa: E731 - (as the table keys them)
+    both = lambda: {t: c for c in ct.conns() for t in (c.orig, c.reply)}  # noqa: E731 - (as the table keys them)
     return _row(n, rss0, ct.lookup, keys, _fresh_tuple, both)
 
 
@@ -147,7 +148,7 @@ def routes(n: int) -> dict[str, Any]:
         fib.add(Route(net, plen, 0xCB00710A, None, origin="bgp"))
     rnd = random.Random(4)
     keys = [net + rnd.randrange(1 << (32 - plen)) for net, plen in rnd.sample(nets, min(n, 200_000))]
-    return _row(n, rss0, fib.lookup, keys, _fresh_int, lambda: _hosts(keys, nets))
+    return _row(n, rss0, fib.lookup, keys, _fresh_int, lambda: {a: fib.lookup(a) for a in _hosts(keys, nets)})
 
 
 def _fresh_int(a: int) -> int:
@@ -183,7 +184,7 @@ def macs(n: int) -> dict[str, Any]:
         keys.append(mac)
     random.Random(6).shuffle(keys)
     fresh = lambda mac: bytes(bytearray(mac))  # noqa: E731 - (a new object, as a frame's slice is)
-    stored = lambda: [mac for (_seg, mac), _entry in table.entries()]  # noqa: E731
+    stored = lambda: {mac: entry for (_seg, mac), entry in table.entries()}  # noqa: E731
     return _row(n, rss0, lambda mac: table.lookup(seg, mac), keys, fresh, stored)  # type: ignore[arg-type]
 
 
@@ -324,7 +325,9 @@ def main(out_dir: str = "results", quick: bool = False) -> int:
             verdict += f"; a dict probe {rows[-1]['floor_working_set_ns'] / b['floor_working_set_ns']:.2f}x"
         verdicts.append(verdict + ")")
     print("\ntargets: working-set lookup at the largest size within 1.5x of the smallest: " + "; ".join(verdicts))
-    print("dict probe: the same keys in a plain dict of as many entries (the table's own key objects), the working set")
+    print(
+        "dict probe: the same keys in a plain dict of as many keys, each to the entry the table finds, the working set"
+    )
     big = results["sessions"][-1]
     if big["size"] >= 1_000_000:
         print(
