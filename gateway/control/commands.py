@@ -321,12 +321,7 @@ def _conntrack(ctl: Control, req: dict[str, Any]) -> Any:
     action = _field(req, "action")
     if action != "flush":
         raise CommandError(f"unknown conntrack action {action!r}; choose flush")
-    out = {}
-    for r in _services(ctl.dp, req):
-        before = len(r.services.ct)
-        r.services.ct.flush()
-        out[r.name] = before - len(r.services.ct)
-    return {"flushed": out}
+    return {"flushed": {r.name: r.services.ct.flush() for r in _services(ctl.dp, req)}}
 
 
 def _ha(ctl: Control, req: dict[str, Any]) -> Any:

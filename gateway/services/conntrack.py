@@ -314,10 +314,14 @@ class ConnTable:
         self.expired += n
         return n
 
-    def flush(self) -> None:
+    def flush(self) -> int:
+        """Every connection removed, as an expiry removes it; how many went."""
+        n = 0
         for bucket in self._classes.values():
             for conn in list(bucket.values()):
                 self.remove(conn)
+                n += 1
+        return n
 
     def used_since(self, since: float) -> list[Conn]:
         """Entries used at or after ``since`` (each class's newest first, where it stops)."""
